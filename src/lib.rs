@@ -1,0 +1,11 @@
+//! lassi: a captive-portal hotspot gateway.
+//!
+//! The crate is split as DESIGN.md describes: an I/O-free engine (`wire`,
+//! `dhcp`, `session`, `dataplane`) that takes bytes and the current time as
+//! arguments, and a thin I/O shell (`io`, `control`, `store`) around it.
+
+pub mod wire;
+
+/// Milliseconds since the Unix epoch. The engine never reads the clock: the
+/// shell passes `now` in, which keeps every decision reproducible in tests.
+pub type UnixMillis = u64;
