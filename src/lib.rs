@@ -9,3 +9,4 @@ pub mod wire;
 /// Milliseconds since the Unix epoch. The engine never reads the clock: the
 /// shell passes `now` in, which keeps every decision reproducible in tests.
 pub type UnixMillis = u64;
+pub mod config;

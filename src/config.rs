@@ -1,0 +1,655 @@
+//! lassi's configuration: one typed TOML file, validated completely at load.
+//!
+//! Every refusal names the key (`lan.gateway`) and the reason, so an operator
+//! can fix the file without reading source. `examples/lassi.toml` documents
+//! every key; keep the two in step.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::wire::MacAddr;
+
+/// An IPv4 network in CIDR form, e.g. `10.1.0.0/24`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Net {
+    /// The network address (host bits zero).
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0–32.
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    /// The netmask as an address (`255.255.255.0` for /24).
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.mask_bits())
+    }
+
+    fn mask_bits(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        }
+    }
+
+    /// True when `ip` lies inside this network.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask_bits() == u32::from(self.addr)
+    }
+
+    /// The directed broadcast address of the network.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask_bits())
+    }
+
+    /// First usable host address (network + 1).
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr).wrapping_add(1))
+    }
+
+    /// Last usable host address (broadcast − 1).
+    pub fn last_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.broadcast()).wrapping_sub(1))
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Ipv4Net {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not in CIDR form (like 10.1.0.0/24)"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("'{a}' is not an IPv4 address"))?;
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("'{p}' is not a prefix length between 0 and 32"))?;
+        let net = Ipv4Net { addr, prefix };
+        if u32::from(addr) & !net.mask_bits() != 0 {
+            return Err(format!(
+                "'{s}' has host bits set (did you mean {}/{prefix}?)",
+                Ipv4Addr::from(u32::from(addr) & net.mask_bits())
+            ));
+        }
+        Ok(net)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Net {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The whole configuration after validation.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The guest-facing side.
+    pub lan: LanConfig,
+    /// The TUN device and the way out.
+    pub uplink: UplinkConfig,
+    /// Forwarding engine settings.
+    pub dataplane: DataplaneConfig,
+    /// The local control socket.
+    pub control: ControlConfig,
+    /// Durable state (leases).
+    pub state: StateConfig,
+}
+
+/// `[lan]`: the interface lassi owns and what it hands out there.
+#[derive(Clone, Debug)]
+pub struct LanConfig {
+    /// Interface lassi owns through a raw socket; it carries no kernel IP.
+    pub interface: String,
+    /// The guest network.
+    pub network: Ipv4Net,
+    /// lassi's own address on the LAN (router, DHCP server id).
+    pub gateway: Ipv4Addr,
+    /// DNS servers handed out; unauthorized clients may reach only these.
+    pub dns: Vec<Ipv4Addr>,
+    /// First and last address of the dynamic pool, inclusive.
+    pub dhcp_range: (Ipv4Addr, Ipv4Addr),
+    /// Lease duration in seconds.
+    pub lease_time: u32,
+    /// Domain name handed out (option 15).
+    pub domain: Option<String>,
+    /// Interface MTU handed out (option 26).
+    pub mtu: Option<u16>,
+    /// Drop traffic between two clients (default true).
+    pub client_isolation: bool,
+    /// Captive portal API URI handed out in DHCP option 114 (RFC 8910).
+    pub captive_portal_uri: Option<String>,
+    /// Fixed MAC → IP assignments.
+    pub static_leases: Vec<(MacAddr, Ipv4Addr)>,
+}
+
+/// `[uplink]`: the TUN device to the kernel and NAT toward the WAN.
+#[derive(Clone, Debug)]
+pub struct UplinkConfig {
+    /// Name of the TUN device lassi creates.
+    pub tun_name: String,
+    /// The WAN interface, needed when `nat` is on.
+    pub wan_interface: Option<String>,
+    /// Masquerade guest traffic leaving through `wan_interface`.
+    pub nat: bool,
+    /// Turn on `net.ipv4.ip_forward` at start.
+    pub ip_forward: bool,
+}
+
+/// `[dataplane]`
+#[derive(Clone, Debug)]
+pub struct DataplaneConfig {
+    /// Carry virtio-net headers between LAN and TUN so GSO super-packets and
+    /// unfinished checksums pass through untouched (much faster).
+    pub offload: bool,
+    /// Frames read or written per system call at most.
+    pub batch: usize,
+}
+
+/// `[control]`
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    /// Path of the Unix control socket (created mode 0600).
+    pub socket: PathBuf,
+}
+
+/// `[state]`
+#[derive(Clone, Debug)]
+pub struct StateConfig {
+    /// Directory for durable state (leases.json …).
+    pub dir: PathBuf,
+}
+
+/// A configuration error: the key it concerns and why it was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `lan.dhcp_range`; empty when the file itself is unreadable.
+    pub key: String,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+// ---- the raw shape of the file, as serde reads it ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    lan: RawLan,
+    #[serde(default)]
+    uplink: RawUplink,
+    #[serde(default)]
+    dataplane: RawDataplane,
+    #[serde(default)]
+    control: RawControl,
+    #[serde(default)]
+    state: RawState,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLan {
+    interface: String,
+    network: Ipv4Net,
+    gateway: Option<Ipv4Addr>,
+    dns: Vec<Ipv4Addr>,
+    dhcp_range: Option<[Ipv4Addr; 2]>,
+    #[serde(default = "default_lease_time")]
+    lease_time: u32,
+    domain: Option<String>,
+    mtu: Option<u16>,
+    #[serde(default = "yes")]
+    client_isolation: bool,
+    captive_portal_uri: Option<String>,
+    #[serde(default)]
+    static_lease: Vec<RawStaticLease>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStaticLease {
+    mac: MacAddr,
+    ip: Ipv4Addr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUplink {
+    #[serde(default = "default_tun_name")]
+    tun_name: String,
+    wan_interface: Option<String>,
+    #[serde(default)]
+    nat: bool,
+    #[serde(default = "yes")]
+    ip_forward: bool,
+}
+
+impl Default for RawUplink {
+    fn default() -> Self {
+        RawUplink {
+            tun_name: default_tun_name(),
+            wan_interface: None,
+            nat: false,
+            ip_forward: true,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataplane {
+    #[serde(default = "yes")]
+    offload: bool,
+    #[serde(default = "default_batch")]
+    batch: usize,
+}
+
+impl Default for RawDataplane {
+    fn default() -> Self {
+        RawDataplane {
+            offload: true,
+            batch: default_batch(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    #[serde(default = "default_socket")]
+    socket: PathBuf,
+}
+
+impl Default for RawControl {
+    fn default() -> Self {
+        RawControl {
+            socket: default_socket(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    #[serde(default = "default_state_dir")]
+    dir: PathBuf,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        RawState {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_lease_time() -> u32 {
+    3600
+}
+fn default_tun_name() -> String {
+    "lassi0".into()
+}
+fn default_batch() -> usize {
+    32
+}
+/// Default path of the control socket.
+pub fn default_socket() -> PathBuf {
+    PathBuf::from("/run/lassi/control.sock")
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/lassi")
+}
+
+/// Linux interface names: 1–15 bytes, no '/', no whitespace, not "." or "..".
+fn check_ifname(key: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(err(
+            key,
+            format!("'{name}' must be 1 to 15 characters long"),
+        ));
+    }
+    if name == "." || name == ".." || name.chars().any(|c| c == '/' || c.is_whitespace()) {
+        return Err(err(key, format!("'{name}' is not a valid interface name")));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
+        Config::parse(&text)
+    }
+
+    /// Parse and validate config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(toml_error)?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let lan = raw.lan;
+        check_ifname("lan.interface", &lan.interface)?;
+        let net = lan.network;
+        if net.prefix > 30 {
+            return Err(err(
+                "lan.network",
+                format!("{net} is too small for a gateway and clients (use /30 or larger)"),
+            ));
+        }
+        let gateway = lan.gateway.unwrap_or_else(|| net.first_host());
+        if !net.contains(gateway) || gateway == net.addr || gateway == net.broadcast() {
+            return Err(err(
+                "lan.gateway",
+                format!("{gateway} is not a host address inside lan.network {net}"),
+            ));
+        }
+        if lan.dns.is_empty() {
+            return Err(err(
+                "lan.dns",
+                "at least one DNS server is required (clients need one before they can log in)",
+            ));
+        }
+        let in_net = |ip: Ipv4Addr| net.contains(ip) && ip != net.addr && ip != net.broadcast();
+        let dhcp_range = match lan.dhcp_range {
+            Some([a, b]) => {
+                if !in_net(a) || !in_net(b) {
+                    return Err(err(
+                        "lan.dhcp_range",
+                        format!("{a} – {b} must lie inside lan.network {net}"),
+                    ));
+                }
+                if u32::from(a) > u32::from(b) {
+                    return Err(err(
+                        "lan.dhcp_range",
+                        format!("the first address {a} is after the last {b}"),
+                    ));
+                }
+                if a == gateway && b == gateway {
+                    return Err(err(
+                        "lan.dhcp_range",
+                        "the range holds only the gateway address",
+                    ));
+                }
+                (a, b)
+            }
+            None => {
+                // Everything but the network, broadcast and gateway addresses.
+                let first = if gateway == net.first_host() {
+                    Ipv4Addr::from(u32::from(gateway) + 1)
+                } else {
+                    net.first_host()
+                };
+                (first, net.last_host())
+            }
+        };
+        if lan.lease_time < 60 {
+            return Err(err(
+                "lan.lease_time",
+                format!("{} s is too short (60 s at least)", lan.lease_time),
+            ));
+        }
+        if let Some(mtu) = lan.mtu {
+            if !(576..=9000).contains(&mtu) {
+                return Err(err(
+                    "lan.mtu",
+                    format!(
+                        "{mtu} is outside 576–9000 (RFC 2132 minimum is 68, but clients need 576)"
+                    ),
+                ));
+            }
+        }
+        if let Some(d) = &lan.domain {
+            if d.is_empty() || d.len() > 253 || d.chars().any(|c| c.is_whitespace()) {
+                return Err(err("lan.domain", format!("'{d}' is not a domain name")));
+            }
+        }
+        if let Some(uri) = &lan.captive_portal_uri {
+            if !(uri.starts_with("http://") || uri.starts_with("https://")) || uri.len() > 255 {
+                return Err(err(
+                    "lan.captive_portal_uri",
+                    format!("'{uri}' must be an http(s) URI of at most 255 bytes (it travels in one DHCP option)"),
+                ));
+            }
+        }
+        let mut static_leases: Vec<(MacAddr, Ipv4Addr)> = Vec::new();
+        for (i, s) in lan.static_lease.iter().enumerate() {
+            let key = format!("lan.static_lease[{i}]");
+            if !in_net(s.ip) || s.ip == gateway {
+                return Err(err(
+                    &key,
+                    format!("{} is not a client address inside lan.network {net}", s.ip),
+                ));
+            }
+            if s.mac.is_multicast() {
+                return Err(err(&key, format!("{} is a group address", s.mac)));
+            }
+            if let Some((m, ip)) = static_leases
+                .iter()
+                .find(|(m, ip)| *m == s.mac || *ip == s.ip)
+            {
+                return Err(err(
+                    &key,
+                    format!(
+                        "{} → {} clashes with an earlier static lease {m} → {ip}",
+                        s.mac, s.ip
+                    ),
+                ));
+            }
+            static_leases.push((s.mac, s.ip));
+        }
+
+        let up = raw.uplink;
+        check_ifname("uplink.tun_name", &up.tun_name)?;
+        if up.tun_name == lan.interface {
+            return Err(err("uplink.tun_name", "must differ from lan.interface"));
+        }
+        if let Some(w) = &up.wan_interface {
+            check_ifname("uplink.wan_interface", w)?;
+            if *w == lan.interface {
+                return Err(err(
+                    "uplink.wan_interface",
+                    "must differ from lan.interface (the LAN is guests only)",
+                ));
+            }
+        }
+        if up.nat && up.wan_interface.is_none() {
+            return Err(err(
+                "uplink.nat",
+                "nat = true needs uplink.wan_interface to masquerade through",
+            ));
+        }
+
+        let dp = raw.dataplane;
+        if !(1..=1024).contains(&dp.batch) {
+            return Err(err(
+                "dataplane.batch",
+                format!("{} is outside 1–1024", dp.batch),
+            ));
+        }
+
+        Ok(Config {
+            lan: LanConfig {
+                interface: lan.interface,
+                network: net,
+                gateway,
+                dns: lan.dns,
+                dhcp_range,
+                lease_time: lan.lease_time,
+                domain: lan.domain,
+                mtu: lan.mtu,
+                client_isolation: lan.client_isolation,
+                captive_portal_uri: lan.captive_portal_uri,
+                static_leases,
+            },
+            uplink: UplinkConfig {
+                tun_name: up.tun_name,
+                wan_interface: up.wan_interface,
+                nat: up.nat,
+                ip_forward: up.ip_forward,
+            },
+            dataplane: DataplaneConfig {
+                offload: dp.offload,
+                batch: dp.batch,
+            },
+            control: ControlConfig {
+                socket: raw.control.socket,
+            },
+            state: StateConfig { dir: raw.state.dir },
+        })
+    }
+}
+
+/// Turn toml's error into ours, keeping the key it names and the line.
+fn toml_error(e: toml::de::Error) -> ConfigError {
+    let msg = e.message().to_string();
+    // toml reports unknown and missing keys in its message ("unknown field
+    // `x`", "missing field `y`"); its Display adds the line and a caret.
+    let key = msg
+        .split('`')
+        .nth(1)
+        .filter(|_| msg.contains("field"))
+        .unwrap_or("")
+        .to_string();
+    let located = e.to_string();
+    ConfigError {
+        key,
+        reason: located.trim_end().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[lan]
+interface = "lan0"
+network = "10.1.0.0/24"
+dns = ["192.0.2.53"]
+"#;
+
+    #[test]
+    fn minimal_config_gets_sensible_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.lan.gateway, Ipv4Addr::new(10, 1, 0, 1));
+        assert_eq!(
+            c.lan.dhcp_range,
+            (Ipv4Addr::new(10, 1, 0, 2), Ipv4Addr::new(10, 1, 0, 254))
+        );
+        assert_eq!(c.lan.lease_time, 3600);
+        assert!(c.lan.client_isolation);
+        assert_eq!(c.uplink.tun_name, "lassi0");
+        assert!(c.dataplane.offload);
+        assert_eq!(c.control.socket, default_socket());
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../examples/lassi.toml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.lan.static_leases.len(), 1);
+    }
+
+    fn refused(text: &str) -> ConfigError {
+        Config::parse(text).expect_err("config should be refused")
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, &str)] = &[
+            ("gateway = \"10.2.0.1\"", "lan.gateway"),
+            (
+                "dhcp_range = [\"10.1.0.200\", \"10.1.0.10\"]",
+                "lan.dhcp_range",
+            ),
+            (
+                "dhcp_range = [\"10.1.0.10\", \"10.1.1.10\"]",
+                "lan.dhcp_range",
+            ),
+            ("lease_time = 5", "lan.lease_time"),
+            ("mtu = 100", "lan.mtu"),
+            ("captive_portal_uri = \"ftp://x\"", "lan.captive_portal_uri"),
+            ("colour = \"blue\"", "colour"),
+        ];
+        for (line, key) in cases {
+            let text = format!("{MINIMAL}{line}\n");
+            let e = refused(&text);
+            assert_eq!(e.key, *key, "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_values_and_sections() {
+        let e = refused(&MINIMAL.replace("10.1.0.0/24", "10.1.0.1/24"));
+        assert!(e.to_string().contains("host bits"), "{e}");
+        let e = refused(&MINIMAL.replace("dns = [\"192.0.2.53\"]", "dns = []"));
+        assert_eq!(e.key, "lan.dns");
+        let e = refused("[lan]\ninterface = \"lan0\"\ndns = [\"1.2.3.4\"]\n");
+        assert_eq!(e.key, "network", "{e}");
+        let e = refused(&format!("{MINIMAL}[uplink]\nnat = true\n"));
+        assert_eq!(e.key, "uplink.nat");
+        let e = refused(&format!(
+            "{MINIMAL}[uplink]\ntun_name = \"a-very-long-interface\"\n"
+        ));
+        assert_eq!(e.key, "uplink.tun_name");
+        let e = refused(&format!(
+            "{MINIMAL}[[lan.static_lease]]\nmac = \"02:00:00:00:00:01\"\nip = \"10.1.0.5\"\n[[lan.static_lease]]\nmac = \"02:00:00:00:00:02\"\nip = \"10.1.0.5\"\n"
+        ));
+        assert_eq!(e.key, "lan.static_lease[1]");
+        let e = refused(&format!(
+            "{MINIMAL}[[lan.static_lease]]\nmac = \"02:00:00:00:00\"\nip = \"10.1.0.5\"\n"
+        ));
+        assert!(e.to_string().contains("not a MAC address"), "{e}");
+        let e = refused("[lan\n");
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn cidr_helpers() {
+        let n: Ipv4Net = "10.1.0.0/24".parse().unwrap();
+        assert_eq!(n.netmask(), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(n.broadcast(), Ipv4Addr::new(10, 1, 0, 255));
+        assert!(n.contains(Ipv4Addr::new(10, 1, 0, 77)));
+        assert!(!n.contains(Ipv4Addr::new(10, 1, 1, 77)));
+        assert!("10.1.0.0/33".parse::<Ipv4Net>().is_err());
+        assert!("10.1.0.0".parse::<Ipv4Net>().is_err());
+    }
+}
