@@ -10,3 +10,4 @@ pub mod wire;
 /// shell passes `now` in, which keeps every decision reproducible in tests.
 pub type UnixMillis = u64;
 pub mod config;
+pub mod session;

@@ -1,0 +1,435 @@
+//! The session table: one entry per client that holds a lease, its state
+//! (not yet authorized → authorized), and its counters.
+//!
+//! The data plane thread owns the table; every packet of an authorized client
+//! costs one hash lookup (by source IP outbound, by destination IP inbound)
+//! and a few additions. Nothing here allocates on that path.
+
+mod fasthash;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+pub use fasthash::FastBuildHasher;
+
+use crate::wire::MacAddr;
+use crate::UnixMillis;
+
+/// Where a client stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Has a lease; reaches only DHCP, DNS and lassi itself.
+    Unauthorized,
+    /// Logged in: forwarded on the fast path and counted.
+    Authorized,
+}
+
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SessionState::Unauthorized => "unauthorized",
+            SessionState::Authorized => "authorized",
+        })
+    }
+}
+
+/// Octets and packets at the IP layer, RADIUS style: "in" is what the client
+/// sent, "out" what it received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// IP bytes sent by the client.
+    pub octets_in: u64,
+    /// IP bytes delivered to the client.
+    pub octets_out: u64,
+    /// Packets sent by the client.
+    pub packets_in: u64,
+    /// Packets delivered to the client.
+    pub packets_out: u64,
+}
+
+/// Why a session ended. Names follow RADIUS Acct-Terminate-Cause so the
+/// accounting issue can map them one to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// The guest logged out.
+    UserRequest,
+    /// An operator ended it (`lassi logout`).
+    AdminReset,
+    /// The DHCP lease ran out without renewal.
+    LeaseExpired,
+    /// The client released its lease.
+    LeaseReleased,
+    /// lassi is shutting down.
+    NasReboot,
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EndReason::UserRequest => "user-request",
+            EndReason::AdminReset => "admin-reset",
+            EndReason::LeaseExpired => "lease-expired",
+            EndReason::LeaseReleased => "lease-released",
+            EndReason::NasReboot => "nas-reboot",
+        })
+    }
+}
+
+/// One client of the gateway.
+#[derive(Clone, Debug, Serialize)]
+pub struct Client {
+    /// Hardware address (bound to `ip`).
+    pub mac: MacAddr,
+    /// Leased address.
+    pub ip: Ipv4Addr,
+    /// Authorization state.
+    pub state: SessionState,
+    /// Acct-Session-Id of the current (or next) authorized session.
+    pub session_id: String,
+    /// Who logged in, when authorized.
+    pub user: Option<String>,
+    /// When the client first got its lease.
+    pub leased_at: UnixMillis,
+    /// When the current session was authorized.
+    pub authorized_at: Option<UnixMillis>,
+    /// When the lease runs out.
+    pub lease_expires: UnixMillis,
+    /// Last packet seen from the client (authorized traffic).
+    pub last_active: UnixMillis,
+    /// Counters of the current authorized session.
+    pub counters: Counters,
+}
+
+/// A session that just ended, with everything accounting needs.
+#[derive(Clone, Debug, Serialize)]
+pub struct EndedSession {
+    /// Client hardware address.
+    pub mac: MacAddr,
+    /// Client address.
+    pub ip: Ipv4Addr,
+    /// Acct-Session-Id.
+    pub session_id: String,
+    /// Who was logged in.
+    pub user: Option<String>,
+    /// Authorized at.
+    pub started: UnixMillis,
+    /// Ended at.
+    pub ended: UnixMillis,
+    /// Final counters.
+    pub counters: Counters,
+    /// Why.
+    pub reason: EndReason,
+}
+
+/// Errors from table operations the control plane asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionError {
+    /// No client with that MAC holds a lease.
+    UnknownClient(MacAddr),
+    /// The client is already logged in.
+    AlreadyAuthorized(MacAddr),
+    /// The client is not logged in.
+    NotAuthorized(MacAddr),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::UnknownClient(m) => write!(f, "no client {m} holds a lease"),
+            SessionError::AlreadyAuthorized(m) => write!(f, "client {m} is already authorized"),
+            SessionError::NotAuthorized(m) => write!(f, "client {m} is not authorized"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// All clients, indexed by MAC and by IP.
+#[derive(Default)]
+pub struct SessionTable {
+    slots: Vec<Option<Client>>,
+    free: Vec<usize>,
+    by_mac: HashMap<MacAddr, usize, FastBuildHasher>,
+    by_ip: HashMap<Ipv4Addr, usize, FastBuildHasher>,
+    next_id: u32,
+}
+
+impl SessionTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of clients.
+    pub fn len(&self) -> usize {
+        self.by_mac.len()
+    }
+
+    /// True when no client holds a lease.
+    pub fn is_empty(&self) -> bool {
+        self.by_mac.is_empty()
+    }
+
+    fn new_session_id(&mut self, now: UnixMillis) -> String {
+        // CoovaChilli's shape: hex start time then a counter, unique across
+        // restarts because the time part moves on.
+        self.next_id = self.next_id.wrapping_add(1);
+        format!("{:08x}{:08x}", now / 1000, self.next_id)
+    }
+
+    /// A lease was bound or renewed: create the client (unauthorized) or
+    /// refresh it. A client whose address changed keeps its session but is
+    /// re-indexed under the new address.
+    pub fn lease_bound(
+        &mut self,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        expires: UnixMillis,
+        now: UnixMillis,
+    ) {
+        if let Some(&i) = self.by_mac.get(&mac) {
+            let c = self.slots[i].as_mut().expect("indexed slot is occupied");
+            c.lease_expires = expires;
+            if c.ip != ip {
+                let old = c.ip;
+                c.ip = ip;
+                self.by_ip.remove(&old);
+                self.by_ip.insert(ip, i);
+            }
+            return;
+        }
+        // An address held by someone else (a stale entry) is taken over: the
+        // DHCP server is the authority on who owns an address.
+        if let Some(&i) = self.by_ip.get(&ip) {
+            let other = self.slots[i].as_ref().map(|c| c.mac);
+            if let Some(other) = other {
+                self.remove(other, EndReason::LeaseExpired, now);
+            }
+        }
+        let session_id = self.new_session_id(now);
+        let client = Client {
+            mac,
+            ip,
+            state: SessionState::Unauthorized,
+            session_id,
+            user: None,
+            leased_at: now,
+            authorized_at: None,
+            lease_expires: expires,
+            last_active: now,
+            counters: Counters::default(),
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(client);
+                i
+            }
+            None => {
+                self.slots.push(Some(client));
+                self.slots.len() - 1
+            }
+        };
+        self.by_mac.insert(mac, i);
+        self.by_ip.insert(ip, i);
+    }
+
+    /// The client leaves the table (lease gone). Returns the ended session
+    /// if it was authorized.
+    pub fn remove(
+        &mut self,
+        mac: MacAddr,
+        reason: EndReason,
+        now: UnixMillis,
+    ) -> Option<EndedSession> {
+        let i = self.by_mac.remove(&mac)?;
+        let c = self.slots[i].take().expect("indexed slot is occupied");
+        self.free.push(i);
+        if self.by_ip.get(&c.ip) == Some(&i) {
+            self.by_ip.remove(&c.ip);
+        }
+        Self::ended(c, reason, now)
+    }
+
+    fn ended(c: Client, reason: EndReason, now: UnixMillis) -> Option<EndedSession> {
+        let started = c.authorized_at?;
+        Some(EndedSession {
+            mac: c.mac,
+            ip: c.ip,
+            session_id: c.session_id,
+            user: c.user,
+            started,
+            ended: now,
+            counters: c.counters,
+            reason,
+        })
+    }
+
+    /// Log the client in.
+    pub fn authorize(
+        &mut self,
+        mac: MacAddr,
+        user: Option<String>,
+        now: UnixMillis,
+    ) -> Result<&Client, SessionError> {
+        let i = *self
+            .by_mac
+            .get(&mac)
+            .ok_or(SessionError::UnknownClient(mac))?;
+        let c = self.slots[i].as_mut().expect("indexed slot is occupied");
+        if c.state == SessionState::Authorized {
+            return Err(SessionError::AlreadyAuthorized(mac));
+        }
+        c.state = SessionState::Authorized;
+        c.user = user;
+        c.authorized_at = Some(now);
+        c.last_active = now;
+        c.counters = Counters::default();
+        Ok(c)
+    }
+
+    /// End the client's authorized session; it keeps its lease and goes back
+    /// behind the portal with a fresh session id.
+    pub fn deauthorize(
+        &mut self,
+        mac: MacAddr,
+        reason: EndReason,
+        now: UnixMillis,
+    ) -> Result<EndedSession, SessionError> {
+        let i = *self
+            .by_mac
+            .get(&mac)
+            .ok_or(SessionError::UnknownClient(mac))?;
+        let next_id = self.new_session_id(now);
+        let c = self.slots[i].as_mut().expect("indexed slot is occupied");
+        if c.state != SessionState::Authorized {
+            return Err(SessionError::NotAuthorized(mac));
+        }
+        let snapshot = c.clone();
+        c.state = SessionState::Unauthorized;
+        c.user = None;
+        c.authorized_at = None;
+        c.counters = Counters::default();
+        c.session_id = next_id;
+        Ok(Self::ended(snapshot, reason, now).expect("authorized client has a start time"))
+    }
+
+    /// Hot path: the client owning `ip`.
+    #[inline]
+    pub fn by_ip_mut(&mut self, ip: Ipv4Addr) -> Option<&mut Client> {
+        let i = *self.by_ip.get(&ip)?;
+        self.slots[i].as_mut()
+    }
+
+    /// The client owning `ip`.
+    pub fn by_ip(&self, ip: Ipv4Addr) -> Option<&Client> {
+        let i = *self.by_ip.get(&ip)?;
+        self.slots[i].as_ref()
+    }
+
+    /// The client with hardware address `mac`.
+    pub fn by_mac(&self, mac: MacAddr) -> Option<&Client> {
+        let i = *self.by_mac.get(&mac)?;
+        self.slots[i].as_ref()
+    }
+
+    /// Every client, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Client> {
+        self.slots.iter().flatten()
+    }
+
+    /// MACs of every client (to end them all at shutdown).
+    pub fn macs(&self) -> Vec<MacAddr> {
+        self.by_mac.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(n: u8) -> MacAddr {
+        MacAddr([2, 0, 0, 0, 0, n])
+    }
+    fn ip(n: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 1, 0, n)
+    }
+
+    #[test]
+    fn lifecycle_lease_authorize_count_logout() {
+        let mut t = SessionTable::new();
+        t.lease_bound(mac(1), ip(10), 5_000_000, 1_000_000);
+        let c = t.by_mac(mac(1)).unwrap();
+        assert_eq!(c.state, SessionState::Unauthorized);
+        let first_id = c.session_id.clone();
+        assert_eq!(first_id.len(), 16);
+
+        assert!(t.deauthorize(mac(1), EndReason::UserRequest, 1).is_err());
+        t.authorize(mac(1), Some("alice".into()), 2_000_000)
+            .unwrap();
+        assert_eq!(
+            t.authorize(mac(1), None, 2_000_001).unwrap_err(),
+            SessionError::AlreadyAuthorized(mac(1))
+        );
+        {
+            let c = t.by_ip_mut(ip(10)).unwrap();
+            c.counters.octets_in += 1500;
+            c.counters.packets_in += 1;
+        }
+        let ended = t
+            .deauthorize(mac(1), EndReason::UserRequest, 3_000_000)
+            .unwrap();
+        assert_eq!(ended.counters.octets_in, 1500);
+        assert_eq!(ended.user.as_deref(), Some("alice"));
+        assert_eq!((ended.started, ended.ended), (2_000_000, 3_000_000));
+        assert_eq!(ended.session_id, first_id);
+        let c = t.by_mac(mac(1)).unwrap();
+        assert_eq!(c.state, SessionState::Unauthorized);
+        assert_eq!(c.counters, Counters::default());
+        assert_ne!(c.session_id, first_id, "next session gets a new id");
+    }
+
+    #[test]
+    fn removal_ends_authorized_sessions_only() {
+        let mut t = SessionTable::new();
+        t.lease_bound(mac(1), ip(10), 9, 1);
+        t.lease_bound(mac(2), ip(11), 9, 1);
+        t.authorize(mac(2), None, 2).unwrap();
+        assert!(t.remove(mac(1), EndReason::LeaseExpired, 3).is_none());
+        let e = t.remove(mac(2), EndReason::LeaseReleased, 3).unwrap();
+        assert_eq!(e.reason, EndReason::LeaseReleased);
+        assert!(t.is_empty());
+        assert!(t.by_ip(ip(10)).is_none() && t.by_ip(ip(11)).is_none());
+        // Slots are reused.
+        t.lease_bound(mac(3), ip(12), 9, 4);
+        assert_eq!(t.slots.len(), 2);
+    }
+
+    #[test]
+    fn address_change_and_takeover_keep_indices_consistent() {
+        let mut t = SessionTable::new();
+        t.lease_bound(mac(1), ip(10), 9, 1);
+        t.lease_bound(mac(1), ip(20), 9, 2);
+        assert!(t.by_ip(ip(10)).is_none());
+        assert_eq!(t.by_ip(ip(20)).unwrap().mac, mac(1));
+        // The DHCP server gave .20 to another MAC: the stale holder goes.
+        t.lease_bound(mac(2), ip(20), 9, 3);
+        assert!(t.by_mac(mac(1)).is_none());
+        assert_eq!(t.by_ip(ip(20)).unwrap().mac, mac(2));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn unknown_client_errors() {
+        let mut t = SessionTable::new();
+        assert_eq!(
+            t.authorize(mac(9), None, 0).unwrap_err(),
+            SessionError::UnknownClient(mac(9))
+        );
+        assert!(t.remove(mac(9), EndReason::AdminReset, 0).is_none());
+    }
+}
