@@ -1,1 +1,233 @@
-fn main() {}
+//! The `lassi` command: the gateway daemon and the operator's tools.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use lassi::config::{self, Config};
+use lassi::control::{client, Request};
+use lassi::wire::MacAddr;
+
+#[derive(Parser)]
+#[command(name = "lassi", version, about = "Captive-portal hotspot gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// Where to find a running lassi: an explicit socket, or the one named in a config.
+#[derive(clap::Args)]
+struct Target {
+    /// Control socket of the running lassi.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Read the control socket path from this config file.
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "control")]
+    config: Option<PathBuf>,
+}
+
+impl Target {
+    fn socket(&self) -> Result<PathBuf, String> {
+        match (&self.control, &self.config) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(c)) => Ok(Config::load(c).map_err(|e| format!("{}: {e}", c.display()))?.control.socket),
+            (None, None) => Ok(config::default_socket()),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway in the foreground (SIGTERM or Ctrl-C stops it cleanly).
+    Run {
+        /// Configuration file (see examples/lassi.toml).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Log level: error, warn, info, debug, trace.
+        #[arg(long, default_value = "info")]
+        log_level: String,
+    },
+    /// Validate a configuration file without starting anything.
+    CheckConfig {
+        /// Configuration file.
+        file: PathBuf,
+    },
+    /// List clients and their sessions.
+    Sessions {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Sessions plus drop counters, DHCP and device statistics (JSON).
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Log a client in by its MAC address (operator override).
+    Authorize {
+        /// Client MAC, aa:bb:cc:dd:ee:ff or AA-BB-CC-DD-EE-FF.
+        mac: MacAddr,
+        /// User name to record for the session.
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// End a client's session (it keeps its lease and sees the portal again).
+    Logout {
+        /// Client MAC.
+        mac: MacAddr,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run the self-contained demo lab in network namespaces (needs root).
+    Lab,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lassi: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::Run { config, log_level } => {
+            init_logging(&log_level)?;
+            let cfg = Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+            lassi::daemon::run(cfg)
+        }
+        Cmd::CheckConfig { file } => {
+            let cfg = Config::load(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            println!(
+                "{}: ok (LAN {} on {}, gateway {}, pool {}–{}, {} static lease(s))",
+                file.display(),
+                cfg.lan.network,
+                cfg.lan.interface,
+                cfg.lan.gateway,
+                cfg.lan.dhcp_range.0,
+                cfg.lan.dhcp_range.1,
+                cfg.lan.static_leases.len()
+            );
+            Ok(())
+        }
+        Cmd::Sessions { json, target } => {
+            let v = client::call(&target.socket()?, &Request::Status)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v["clients"]).unwrap_or_default());
+            } else {
+                print_sessions(&v);
+            }
+            Ok(())
+        }
+        Cmd::Status { target } => {
+            let mut v = client::call(&target.socket()?, &Request::Status)?;
+            if let Some(m) = v.as_object_mut() {
+                m.remove("ok");
+            }
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(())
+        }
+        Cmd::Authorize { mac, user, target } => {
+            let v = client::call(&target.socket()?, &Request::Authorize { mac, user })?;
+            println!(
+                "{mac} authorized (ip {}, session {})",
+                v["client"]["ip"].as_str().unwrap_or("?"),
+                v["client"]["session_id"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        Cmd::Logout { mac, target } => {
+            let v = client::call(&target.socket()?, &Request::Logout { mac })?;
+            let s = &v["session"];
+            println!(
+                "{mac} logged out after {} s ({} octets in, {} out)",
+                (s["ended"].as_u64().unwrap_or(0) - s["started"].as_u64().unwrap_or(0)) / 1000,
+                s["counters"]["octets_in"],
+                s["counters"]["octets_out"]
+            );
+            Ok(())
+        }
+        Cmd::Lab => {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
+            lassi::lab::demo::run_demo(Path::new(&exe))
+        }
+    }
+}
+
+fn init_logging(level: &str) -> Result<(), String> {
+    let level: tracing::Level = level
+        .parse()
+        .map_err(|_| format!("--log-level: '{level}' is not one of error, warn, info, debug, trace"))?;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    Ok(())
+}
+
+/// UTC `YYYY-MM-DD HH:MM:SS` from Unix milliseconds (no time-zone database
+/// on small routers; operators read UTC in logs anyway).
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn print_sessions(v: &Value) {
+    let empty = Vec::new();
+    let clients = v["clients"].as_array().unwrap_or(&empty);
+    println!(
+        "{:<17}  {:<15}  {:<12}  {:<12}  {:<19}  {:>12}  {:>12}  {:>9}  {:>9}",
+        "MAC", "IP", "STATE", "USER", "SESSION START (UTC)", "OCTETS IN", "OCTETS OUT", "PKTS IN", "PKTS OUT"
+    );
+    for c in clients {
+        let started = c["authorized_at"].as_u64().map(utc).unwrap_or_else(|| "-".into());
+        let k = &c["counters"];
+        println!(
+            "{:<17}  {:<15}  {:<12}  {:<12}  {:<19}  {:>12}  {:>12}  {:>9}  {:>9}",
+            c["mac"].as_str().unwrap_or("?"),
+            c["ip"].as_str().unwrap_or("?"),
+            c["state"].as_str().unwrap_or("?"),
+            c["user"].as_str().unwrap_or("-"),
+            started,
+            k["octets_in"],
+            k["octets_out"],
+            k["packets_in"],
+            k["packets_out"]
+        );
+    }
+    println!("{} client(s)", clients.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_795_359_600_000), "2026-11-22 15:00:00");
+    }
+}

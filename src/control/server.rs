@@ -1,0 +1,138 @@
+//! The control socket server (runs on the control-plane runtime).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::oneshot;
+
+use super::Request;
+use crate::io::dataplane::Command;
+use crate::io::sys::Waker;
+use crate::session::EndReason;
+
+/// Longest request line accepted.
+const MAX_LINE: usize = 4096;
+
+/// Handle to send commands to the data plane.
+#[derive(Clone)]
+pub struct DataplaneHandle {
+    /// Command queue.
+    pub commands: Sender<Command>,
+    /// Wakes the data-plane thread.
+    pub waker: Arc<Waker>,
+}
+
+impl DataplaneHandle {
+    fn send(&self, cmd: Command) -> Result<(), String> {
+        self.commands.send(cmd).map_err(|_| "the data plane has stopped".to_string())?;
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Answer one request.
+    pub async fn handle(&self, req: Request) -> Value {
+        let result: Result<Value, String> = async {
+            match req {
+                Request::Status => {
+                    let (tx, rx) = oneshot::channel();
+                    self.send(Command::Status { reply: tx })?;
+                    let status = rx.await.map_err(|_| "the data plane did not answer")?;
+                    serde_json::to_value(status).map_err(|e| e.to_string())
+                }
+                Request::Authorize { mac, user } => {
+                    let (tx, rx) = oneshot::channel();
+                    self.send(Command::Authorize { mac, user, reply: tx })?;
+                    let client = rx.await.map_err(|_| "the data plane did not answer")??;
+                    Ok(json!({ "client": client }))
+                }
+                Request::Logout { mac } => {
+                    let (tx, rx) = oneshot::channel();
+                    self.send(Command::Logout { mac, reason: EndReason::AdminReset, reply: tx })?;
+                    let ended = rx.await.map_err(|_| "the data plane did not answer")??;
+                    Ok(json!({ "session": ended }))
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(Value::Object(mut m)) => {
+                m.insert("ok".into(), Value::Bool(true));
+                Value::Object(m)
+            }
+            Ok(v) => json!({ "ok": true, "result": v }),
+            Err(e) => json!({ "ok": false, "error": e }),
+        }
+    }
+}
+
+/// The listening socket; the file is removed when dropped.
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlServer {
+    /// Bind `path` (replacing a stale socket) with mode 0600.
+    pub fn bind(path: &Path) -> std::io::Result<ControlServer> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if path.exists() {
+            // A live lassi would still answer: refuse to steal its socket.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("{} is in use by a running lassi", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(ControlServer { listener, path: path.to_path_buf() })
+    }
+
+    /// Serve until the runtime stops.
+    pub async fn serve(self, dp: DataplaneHandle) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, _)) => {
+                    let dp = dp.clone();
+                    tokio::spawn(async move { connection(stream, dp).await });
+                }
+                Err(e) => tracing::warn!("control socket accept: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn connection(stream: UnixStream, dp: DataplaneHandle) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read.take(64 * 1024)).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let reply = if line.len() > MAX_LINE {
+            json!({ "ok": false, "error": "request too long" })
+        } else {
+            match serde_json::from_str::<Request>(&line) {
+                Ok(req) => dp.handle(req).await,
+                Err(e) => json!({ "ok": false, "error": format!("bad request: {e}") }),
+            }
+        };
+        let mut out = reply.to_string();
+        out.push('\n');
+        if write.write_all(out.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+}

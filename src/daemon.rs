@@ -1,0 +1,196 @@
+//! `lassi run`: wires the engine to the devices and starts the threads.
+//!
+//! Threads: the data plane (owns the engine, LAN socket and TUN), a notice
+//! thread (logs events, writes the lease file), and the control-plane
+//! runtime on the main thread (control socket, signals).
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::control::server::{ControlServer, DataplaneHandle};
+use crate::dataplane::{Engine, EngineSettings, Event};
+use crate::dhcp::{DhcpServer, DhcpSettings};
+use crate::io::dataplane::{now_ms, Command, Dataplane, Notice};
+use crate::io::firewall::{Firewall, FirewallSpec};
+use crate::io::lan::LanPort;
+use crate::io::sys::{self, Waker};
+use crate::io::tun::Tun;
+use crate::store::LeaseStore;
+
+/// How long an offered address stays reserved for the client it was offered to.
+const OFFER_HOLD_SECS: u32 = 30;
+
+/// DHCP settings derived from the config.
+pub fn dhcp_settings(cfg: &Config) -> DhcpSettings {
+    let lan = &cfg.lan;
+    DhcpSettings {
+        server_ip: lan.gateway,
+        netmask: lan.network.netmask(),
+        dns: lan.dns.clone(),
+        domain: lan.domain.clone(),
+        mtu: lan.mtu,
+        lease_secs: lan.lease_time,
+        pool_start: lan.dhcp_range.0,
+        pool_end: lan.dhcp_range.1,
+        static_leases: lan.static_leases.clone(),
+        captive_portal_uri: lan.captive_portal_uri.clone(),
+        offer_hold_secs: OFFER_HOLD_SECS,
+    }
+}
+
+/// Prepare the LAN interface: up, and the kernel kept quiet on it (no IPv6
+/// autoconfiguration, no router advertisements accepted).
+fn prepare_lan(cfg: &Config) -> Result<(), String> {
+    let ifname = &cfg.lan.interface;
+    sys::set_link_up(ifname).map_err(|e| format!("lan.interface {ifname}: cannot bring it up: {e}"))?;
+    for (key, value) in [("disable_ipv6", "1"), ("accept_ra", "0"), ("autoconf", "0")] {
+        let path = format!("net/ipv6/conf/{ifname}/{key}");
+        if let Err(e) = sys::write_sysctl(&path, value) {
+            // IPv6 may be compiled out entirely; the firewall still drops it.
+            tracing::warn!("{e}");
+        }
+    }
+    if cfg.uplink.ip_forward {
+        sys::write_sysctl("net/ipv4/ip_forward", "1").map_err(|e| format!("uplink.ip_forward: {e}"))?;
+    }
+    Ok(())
+}
+
+fn log_event(ev: &Event) {
+    match ev {
+        Event::LeaseBound { mac, ip, expires } => {
+            tracing::info!(%mac, %ip, expires_in_s = expires.saturating_sub(now_ms()) / 1000, "lease bound")
+        }
+        Event::LeaseEnded { mac, ip, reason } => tracing::info!(%mac, %ip, %reason, "lease ended"),
+        Event::SessionStarted { mac, ip, session_id, user } => {
+            tracing::info!(%mac, %ip, session_id, user = user.as_deref().unwrap_or("-"), "session started")
+        }
+        Event::SessionEnded(s) => tracing::info!(
+            mac = %s.mac,
+            ip = %s.ip,
+            session_id = s.session_id,
+            reason = %s.reason,
+            seconds = (s.ended - s.started) / 1000,
+            octets_in = s.counters.octets_in,
+            octets_out = s.counters.octets_out,
+            packets_in = s.counters.packets_in,
+            packets_out = s.counters.packets_out,
+            "session ended"
+        ),
+    }
+}
+
+/// Run the gateway until SIGTERM or SIGINT.
+pub fn run(cfg: Config) -> Result<(), String> {
+    let store = LeaseStore::open(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
+    let restored = store.load();
+    let gateway_mac = sys::interface_mac(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
+    prepare_lan(&cfg)?;
+
+    // Firewall before the TUN exists: there is no moment in which the
+    // kernel could route LAN traffic around lassi.
+    let firewall = Firewall::install(FirewallSpec {
+        lan_interface: cfg.lan.interface.clone(),
+        lan_network: cfg.lan.network,
+        masquerade_out: cfg.uplink.nat.then(|| cfg.uplink.wan_interface.clone()).flatten(),
+    })?;
+    let tun = Tun::create(
+        &cfg.uplink.tun_name,
+        cfg.lan.gateway,
+        cfg.lan.network.prefix,
+        cfg.lan.mtu.unwrap_or(1500),
+    )
+    .map_err(|e| format!("uplink.tun_name: {e}"))?;
+    let lan = LanPort::open(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
+
+    let now = now_ms();
+    let restored_count = restored.len();
+    let dhcp = DhcpServer::new(dhcp_settings(&cfg), restored, now);
+    let engine = Engine::new(
+        EngineSettings {
+            gateway_ip: cfg.lan.gateway,
+            gateway_mac,
+            network: cfg.lan.network,
+            dns: cfg.lan.dns.clone(),
+            client_isolation: cfg.lan.client_isolation,
+        },
+        dhcp,
+        now,
+    );
+    tracing::info!(
+        lan = cfg.lan.interface,
+        gateway = %cfg.lan.gateway,
+        network = %cfg.lan.network,
+        tun = cfg.uplink.tun_name,
+        restored_leases = restored_count,
+        clients = engine.sessions().len(),
+        "lassi started"
+    );
+
+    let waker = Arc::new(Waker::new().map_err(|e| format!("eventfd: {e}"))?);
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let (notice_tx, notice_rx) = mpsc::channel::<Notice>();
+    let dataplane = Dataplane {
+        engine,
+        lan,
+        tun,
+        gateway_mac,
+        waker: waker.clone(),
+        commands: cmd_rx,
+        notices: notice_tx,
+        batch: cfg.dataplane.batch,
+    };
+    let dp_thread = std::thread::Builder::new()
+        .name("lassi-dataplane".into())
+        .spawn(move || dataplane.run())
+        .map_err(|e| format!("starting the data plane: {e}"))?;
+    let notice_thread = std::thread::Builder::new()
+        .name("lassi-notices".into())
+        .spawn(move || {
+            for notice in notice_rx {
+                match notice {
+                    Notice::Events(evs) => evs.iter().for_each(log_event),
+                    Notice::Leases(leases) => {
+                        if let Err(e) = store.save(&leases) {
+                            tracing::error!("saving leases: {e}");
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("starting the notice thread: {e}"))?;
+
+    let handle = DataplaneHandle { commands: cmd_tx, waker };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let served = rt.block_on(async {
+        let server = ControlServer::bind(&cfg.control.socket)
+            .map_err(|e| format!("control.socket {}: {e}", cfg.control.socket.display()))?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("signals: {e}"))?;
+        let serve = server.serve(handle.clone());
+        tokio::select! {
+            _ = serve => {}
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        }
+        Ok::<(), String>(())
+    });
+
+    // Orderly stop: sessions end (NAS-Reboot), leases are written, then the
+    // firewall tables go and the TUN device disappears with its descriptor.
+    let _ = handle.commands.send(Command::Shutdown);
+    handle.waker.wake();
+    drop(handle);
+    if dp_thread.join().is_err() {
+        tracing::error!("the data plane thread panicked");
+    }
+    let _ = notice_thread.join();
+    drop(firewall);
+    tracing::info!("lassi stopped");
+    served
+}

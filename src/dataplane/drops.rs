@@ -1,0 +1,75 @@
+//! Why packets were dropped, counted per reason. Every drop is counted
+//! somewhere so an operator can tell a misbehaving client from a bug.
+
+use serde::ser::SerializeMap;
+use serde::Serialize;
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal, $doc:literal;)*) => {
+        /// The reason a packet was dropped.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+
+            /// The reason's name in snapshots and logs.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    Malformed => "malformed", "Truncated or inconsistent headers.";
+    NotForUs => "not_for_us", "Unicast to another host's MAC, or DHCP to another server.";
+    NotIp => "not_ip", "An EtherType lassi does not handle.";
+    Ipv6 => "ipv6", "IPv6 (not routed yet; never allowed around the portal).";
+    ArpIgnored => "arp_ignored", "ARP that lassi does not answer.";
+    Broadcast => "broadcast", "IP multicast or broadcast from a client.";
+    NoLease => "no_lease", "Source address is not leased to anyone.";
+    Spoofed => "spoofed", "Source address leased to another MAC.";
+    Unauthorized => "unauthorized", "Client has not logged in.";
+    ClientToClient => "client_to_client", "Client isolation.";
+    UnknownDestination => "unknown_destination", "No client holds the destination address.";
+    RogueDhcpServer => "rogue_dhcp_server", "DHCP server messages sent by a client.";
+    DhcpRefused => "dhcp_refused", "DHCP message the server refused.";
+}
+
+/// One counter per [`DropReason`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters([u64; DropReason::ALL.len()]);
+
+impl DropCounters {
+    /// Count one drop.
+    #[inline]
+    pub fn count(&mut self, why: DropReason) {
+        self.0[why as usize] += 1;
+    }
+
+    /// The count for one reason.
+    pub fn get(&self, why: DropReason) -> u64 {
+        self.0[why as usize]
+    }
+
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl Serialize for DropCounters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for r in DropReason::ALL {
+            m.serialize_entry(r.name(), &self.get(*r))?;
+        }
+        m.end()
+    }
+}

@@ -1,0 +1,437 @@
+//! The forwarding engine: decides what happens to every frame from the LAN
+//! and every packet from the TUN device, answers ARP and DHCP, and counts.
+//!
+//! It is I/O-free: the shell (`io::dataplane`) hands it bytes, the virtio
+//! header and the time, and does what the returned action says. Replies the
+//! engine originates (ARP, DHCP) are queued in an outbox the shell drains;
+//! session and lease changes are queued as [`Event`]s.
+
+mod drops;
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+pub use drops::{DropCounters, DropReason};
+
+use crate::config::Ipv4Net;
+use crate::dhcp::{DhcpServer, DhcpStats, LeaseEvent, LeaseRecord};
+use crate::session::{Client, EndReason, EndedSession, SessionError, SessionState, SessionTable};
+use crate::wire::frame::{
+    self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6, ETH_HLEN, PROTO_TCP, PROTO_UDP,
+};
+use crate::wire::vnet::{wire_footprint, VnetHdr};
+use crate::wire::MacAddr;
+use crate::UnixMillis;
+
+const DHCP_SERVER_PORT: u16 = 67;
+const DHCP_CLIENT_PORT: u16 = 68;
+const DNS_PORT: u16 = 53;
+
+/// What the engine needs to know about the gateway.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// lassi's address on the LAN.
+    pub gateway_ip: Ipv4Addr,
+    /// lassi's hardware address on the LAN (the LAN interface's own).
+    pub gateway_mac: MacAddr,
+    /// The guest network.
+    pub network: Ipv4Net,
+    /// DNS servers unauthorized clients may reach.
+    pub dns: Vec<Ipv4Addr>,
+    /// Drop client-to-client traffic.
+    pub client_isolation: bool,
+}
+
+/// What to do with a frame received on the LAN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LanAction {
+    /// Strip the Ethernet header and write the IP packet to the TUN device
+    /// (vnet header shifted by −14).
+    ToTun,
+    /// Send the frame back out on the LAN to this client (client-to-client
+    /// traffic when isolation is off): rewrite the Ethernet header.
+    Hairpin(MacAddr),
+    /// The engine handled it (ARP, DHCP); replies are in the outbox.
+    Consumed,
+    /// Drop it; the reason has been counted.
+    Drop(DropReason),
+}
+
+/// What to do with an IP packet read from the TUN device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunAction {
+    /// Prepend an Ethernet header to this client and send it on the LAN.
+    ToLan(MacAddr),
+    /// Drop it; the reason has been counted.
+    Drop(DropReason),
+}
+
+/// Something the shell should know about (log, persist, later: account).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A lease was bound or renewed: persist the lease table.
+    LeaseBound {
+        /// Client.
+        mac: MacAddr,
+        /// Address.
+        ip: Ipv4Addr,
+        /// Expiry.
+        expires: UnixMillis,
+    },
+    /// A client lost its lease and left the table.
+    LeaseEnded {
+        /// Client.
+        mac: MacAddr,
+        /// Address.
+        ip: Ipv4Addr,
+        /// Why.
+        reason: EndReason,
+    },
+    /// A client logged in.
+    SessionStarted {
+        /// Client.
+        mac: MacAddr,
+        /// Address.
+        ip: Ipv4Addr,
+        /// Acct-Session-Id.
+        session_id: String,
+        /// Who.
+        user: Option<String>,
+    },
+    /// An authorized session ended.
+    SessionEnded(EndedSession),
+}
+
+/// A consistent copy of the engine's state for the control plane.
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    /// When it was taken.
+    pub now: UnixMillis,
+    /// Every client.
+    pub clients: Vec<Client>,
+    /// Drop counters by reason.
+    pub drops: DropCounters,
+    /// DHCP server counters.
+    pub dhcp: DhcpStats,
+}
+
+/// The engine.
+pub struct Engine {
+    settings: EngineSettings,
+    dhcp: DhcpServer,
+    sessions: SessionTable,
+    drops: DropCounters,
+    outbox: Vec<Vec<u8>>,
+    events: Vec<Event>,
+}
+
+impl Engine {
+    /// A new engine around a DHCP server (already loaded with saved leases).
+    /// Clients holding restored leases are put in the session table.
+    pub fn new(settings: EngineSettings, dhcp: DhcpServer, now: UnixMillis) -> Engine {
+        let mut sessions = SessionTable::new();
+        for l in dhcp.bound_leases() {
+            sessions.lease_bound(l.mac, l.ip, l.expires, now);
+        }
+        Engine {
+            settings,
+            dhcp,
+            sessions,
+            drops: DropCounters::default(),
+            outbox: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn drop_lan(&mut self, why: DropReason) -> LanAction {
+        self.drops.count(why);
+        LanAction::Drop(why)
+    }
+
+    fn drop_tun(&mut self, why: DropReason) -> TunAction {
+        self.drops.count(why);
+        TunAction::Drop(why)
+    }
+
+    /// Classify a frame received on the LAN (`frame` starts at the Ethernet
+    /// header; `vnet` describes its offload state).
+    pub fn from_lan(&mut self, now: UnixMillis, vnet: &VnetHdr, frame: &[u8]) -> LanAction {
+        let Some(eth) = EthHeader::parse(frame) else {
+            return self.drop_lan(DropReason::Malformed);
+        };
+        if eth.src.is_multicast() {
+            return self.drop_lan(DropReason::Malformed);
+        }
+        if eth.dst != self.settings.gateway_mac && !eth.dst.is_multicast() {
+            return self.drop_lan(DropReason::NotForUs);
+        }
+        match eth.ethertype {
+            ETHERTYPE_IPV4 => self.ipv4_from_lan(now, vnet, &eth, &frame[ETH_HLEN..]),
+            ETHERTYPE_ARP => self.arp_from_lan(&eth, &frame[ETH_HLEN..]),
+            // Router advertisements, DHCPv6 and everything else IPv6 stop
+            // here: lassi does not route IPv6 yet, and it must never get
+            // around the portal.
+            ETHERTYPE_IPV6 => self.drop_lan(DropReason::Ipv6),
+            _ => self.drop_lan(DropReason::NotIp),
+        }
+    }
+
+    fn arp_from_lan(&mut self, eth: &EthHeader, payload: &[u8]) -> LanAction {
+        let Some(arp) = Arp::parse(payload) else {
+            return self.drop_lan(DropReason::Malformed);
+        };
+        if arp.op != ARP_REQUEST || arp.sha != eth.src {
+            return self.drop_lan(DropReason::ArpIgnored);
+        }
+        let answer = if arp.tpa == self.settings.gateway_ip {
+            true
+        } else {
+            // With isolation off, answer for other clients too (proxy ARP)
+            // so their traffic comes through lassi and is counted.
+            !self.settings.client_isolation
+                && arp.tpa != arp.spa
+                && self.sessions.by_ip(arp.tpa).is_some_and(|c| c.mac != eth.src)
+        };
+        if !answer {
+            return self.drop_lan(DropReason::ArpIgnored);
+        }
+        let reply = Arp {
+            op: ARP_REPLY,
+            sha: self.settings.gateway_mac,
+            spa: arp.tpa,
+            tha: arp.sha,
+            tpa: arp.spa,
+        };
+        self.outbox
+            .push(reply.to_frame(arp.sha, self.settings.gateway_mac));
+        LanAction::Consumed
+    }
+
+    fn ipv4_from_lan(&mut self, now: UnixMillis, vnet: &VnetHdr, eth: &EthHeader, ip: &[u8]) -> LanAction {
+        let Ok(p) = frame::parse_ipv4(ip) else {
+            return self.drop_lan(DropReason::Malformed);
+        };
+        if p.proto == PROTO_UDP && !p.later_fragment {
+            if p.dst_port == DHCP_SERVER_PORT && p.src_port == DHCP_CLIENT_PORT {
+                return self.dhcp_from_lan(now, eth, &p, ip);
+            }
+            if p.src_port == DHCP_SERVER_PORT {
+                // A client running a DHCP server: never let it answer others.
+                return self.drop_lan(DropReason::RogueDhcpServer);
+            }
+        }
+        let gateway_ip = self.settings.gateway_ip;
+        let network = self.settings.network;
+        if p.dst.is_multicast() || p.dst.is_broadcast() || p.dst == network.broadcast() {
+            return self.drop_lan(DropReason::Broadcast);
+        }
+        // The source address must be the sender's own lease.
+        let Some(client) = self.sessions.by_ip_mut(p.src) else {
+            return self.drop_lan(DropReason::NoLease);
+        };
+        if client.mac != eth.src {
+            return self.drop_lan(DropReason::Spoofed);
+        }
+        let authorized = client.state == SessionState::Authorized;
+        if p.dst == gateway_ip {
+            // lassi's own services (portal, DNS relay later) are reachable
+            // whatever the state; not counted as the guest's internet use.
+            return LanAction::ToTun;
+        }
+        if !authorized {
+            let dns = self.settings.dns.contains(&p.dst)
+                && p.dst_port == DNS_PORT
+                && matches!(p.proto, PROTO_UDP | PROTO_TCP);
+            return if dns {
+                LanAction::ToTun
+            } else {
+                self.drop_lan(DropReason::Unauthorized)
+            };
+        }
+        let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+        client.counters.packets_in += packets;
+        client.counters.octets_in += octets;
+        client.last_active = now;
+        if !network.contains(p.dst) {
+            return LanAction::ToTun;
+        }
+        // Client to client.
+        if self.settings.client_isolation {
+            return self.drop_lan(DropReason::ClientToClient);
+        }
+        match self.sessions.by_ip_mut(p.dst) {
+            Some(peer) if peer.state == SessionState::Authorized => {
+                peer.counters.packets_out += packets;
+                peer.counters.octets_out += octets;
+                LanAction::Hairpin(peer.mac)
+            }
+            Some(_) => self.drop_lan(DropReason::Unauthorized),
+            None => self.drop_lan(DropReason::UnknownDestination),
+        }
+    }
+
+    fn dhcp_from_lan(&mut self, now: UnixMillis, eth: &EthHeader, p: &frame::Ipv4Summary, ip: &[u8]) -> LanAction {
+        let gw = self.settings.gateway_ip;
+        if !(p.dst.is_broadcast() || p.dst == gw) {
+            // Addressed to another server (a client renewing with its old
+            // network's server): not ours to answer.
+            return self.drop_lan(DropReason::NotForUs);
+        }
+        let payload = &ip[p.ihl + 8..p.total_len];
+        match self.dhcp.handle(now, eth.src, payload) {
+            Ok(outcome) => {
+                if let Some(reply) = outcome.reply {
+                    let addressing = UdpAddressing {
+                        src_mac: self.settings.gateway_mac,
+                        dst_mac: reply.dst_mac,
+                        src_ip: gw,
+                        dst_ip: reply.dst_ip,
+                        src_port: DHCP_SERVER_PORT,
+                        dst_port: reply.dst_port,
+                    };
+                    self.outbox.push(frame::udp_frame(&addressing, &reply.payload));
+                }
+                if let Some(ev) = outcome.event {
+                    self.apply_lease_event(ev, now);
+                }
+                LanAction::Consumed
+            }
+            // The DHCP server counts its own refusals by kind.
+            Err(_) => self.drop_lan(DropReason::DhcpRefused),
+        }
+    }
+
+    fn apply_lease_event(&mut self, ev: LeaseEvent, now: UnixMillis) {
+        let (mac, ip, reason) = match ev {
+            LeaseEvent::Bound { mac, ip, expires, .. } | LeaseEvent::Renewed { mac, ip, expires } => {
+                self.sessions.lease_bound(mac, ip, expires, now);
+                self.events.push(Event::LeaseBound { mac, ip, expires });
+                return;
+            }
+            LeaseEvent::Released { mac, ip } | LeaseEvent::Declined { mac, ip } => {
+                (mac, ip, EndReason::LeaseReleased)
+            }
+            LeaseEvent::Expired { mac, ip } => (mac, ip, EndReason::LeaseExpired),
+        };
+        if self.sessions.by_mac(mac).is_none() {
+            return;
+        }
+        if let Some(ended) = self.sessions.remove(mac, reason, now) {
+            self.events.push(Event::SessionEnded(ended));
+        }
+        self.events.push(Event::LeaseEnded { mac, ip, reason });
+    }
+
+    /// Classify an IP packet read from the TUN device (toward a client).
+    pub fn from_tun(&mut self, now: UnixMillis, vnet: &VnetHdr, packet: &[u8]) -> TunAction {
+        let _ = now;
+        if packet.first().map(|b| b >> 4) == Some(6) {
+            return self.drop_tun(DropReason::Ipv6);
+        }
+        let Ok(p) = frame::parse_ipv4(packet) else {
+            return self.drop_tun(DropReason::Malformed);
+        };
+        let gateway_ip = self.settings.gateway_ip;
+        let Some(client) = self.sessions.by_ip_mut(p.dst) else {
+            return self.drop_tun(DropReason::UnknownDestination);
+        };
+        if client.state == SessionState::Authorized {
+            let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+            client.counters.packets_out += packets;
+            client.counters.octets_out += octets;
+            return TunAction::ToLan(client.mac);
+        }
+        let mac = client.mac;
+        let from_dns = self.settings.dns.contains(&p.src)
+            && p.src_port == DNS_PORT
+            && matches!(p.proto, PROTO_UDP | PROTO_TCP);
+        if from_dns || p.src == gateway_ip {
+            TunAction::ToLan(mac)
+        } else {
+            self.drop_tun(DropReason::Unauthorized)
+        }
+    }
+
+    /// Frames the engine wants sent on the LAN (ARP and DHCP replies).
+    pub fn outbox(&mut self) -> &mut Vec<Vec<u8>> {
+        &mut self.outbox
+    }
+
+    /// Take the events queued since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Run timers: expire leases whose time has passed.
+    pub fn tick(&mut self, now: UnixMillis) {
+        for ev in self.dhcp.expire(now) {
+            self.apply_lease_event(ev, now);
+        }
+    }
+
+    /// When `tick` next has work, if ever.
+    pub fn next_deadline(&self) -> Option<UnixMillis> {
+        self.dhcp.next_expiry()
+    }
+
+    /// Log a client in (operator override now; portal and RADIUS later).
+    pub fn authorize(&mut self, mac: MacAddr, user: Option<String>, now: UnixMillis) -> Result<Client, SessionError> {
+        let c = self.sessions.authorize(mac, user, now)?.clone();
+        self.events.push(Event::SessionStarted {
+            mac,
+            ip: c.ip,
+            session_id: c.session_id.clone(),
+            user: c.user.clone(),
+        });
+        Ok(c)
+    }
+
+    /// End a client's session; it keeps its lease and is back behind the portal.
+    pub fn logout(&mut self, mac: MacAddr, reason: EndReason, now: UnixMillis) -> Result<EndedSession, SessionError> {
+        let ended = self.sessions.deauthorize(mac, reason, now)?;
+        self.events.push(Event::SessionEnded(ended.clone()));
+        Ok(ended)
+    }
+
+    /// End every authorized session (lassi is stopping). Leases are kept.
+    pub fn shutdown(&mut self, now: UnixMillis) {
+        for mac in self.sessions.macs() {
+            if let Ok(ended) = self.sessions.deauthorize(mac, EndReason::NasReboot, now) {
+                self.events.push(Event::SessionEnded(ended));
+            }
+        }
+    }
+
+    /// A copy of everything the control plane shows.
+    pub fn snapshot(&self, now: UnixMillis) -> Snapshot {
+        let mut clients: Vec<Client> = self.sessions.iter().cloned().collect();
+        clients.sort_by_key(|c| u32::from(c.ip));
+        Snapshot {
+            now,
+            clients,
+            drops: self.drops.clone(),
+            dhcp: self.dhcp.stats(),
+        }
+    }
+
+    /// The lease table to persist.
+    pub fn lease_records(&self) -> Vec<LeaseRecord> {
+        self.dhcp.records()
+    }
+
+    /// Read-only access to the sessions (tests, snapshots).
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    /// Drop counters.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+}
+
+#[cfg(test)]
+mod tests;

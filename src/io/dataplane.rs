@@ -1,0 +1,338 @@
+//! The data-plane thread: owns the engine and both packet devices, moves
+//! frames in batches, and talks to the control plane only by messages.
+//!
+//! Buffers are laid out so that no packet is copied: a LAN frame arrives as
+//! `[vnet 10][eth 14][ip …]`; for the TUN the shifted vnet header is written
+//! over the tail of the Ethernet header, directly before the IP packet, and
+//! that slice is written. A TUN packet is read 14 bytes into its buffer, so
+//! the vnet header and an Ethernet header can be laid in front of it.
+
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::lan::{LanPort, RecvBatch, SendBatch, MAX_FRAME};
+use super::sys::Waker;
+use super::tun::Tun;
+use crate::dataplane::{Engine, Event, LanAction, Snapshot, TunAction};
+use crate::dhcp::LeaseRecord;
+use crate::session::{Client, EndReason, EndedSession};
+use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETH_HLEN};
+use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
+use crate::wire::MacAddr;
+use crate::UnixMillis;
+
+/// The wall clock in milliseconds, read once per batch.
+pub fn now_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Requests from the control plane.
+pub enum Command {
+    /// Log a client in.
+    Authorize {
+        /// Client.
+        mac: MacAddr,
+        /// User name to record.
+        user: Option<String>,
+        /// Answer.
+        reply: oneshot::Sender<Result<Client, String>>,
+    },
+    /// End a client's session.
+    Logout {
+        /// Client.
+        mac: MacAddr,
+        /// Why (admin or the guest).
+        reason: EndReason,
+        /// Answer.
+        reply: oneshot::Sender<Result<EndedSession, String>>,
+    },
+    /// A copy of the state.
+    Status {
+        /// Answer.
+        reply: oneshot::Sender<Status>,
+    },
+    /// End sessions, save leases, stop the thread.
+    Shutdown,
+}
+
+/// What the data plane tells the rest of lassi.
+pub enum Notice {
+    /// Engine events, in order.
+    Events(Vec<Event>),
+    /// The lease table changed: persist this.
+    Leases(Vec<LeaseRecord>),
+}
+
+/// Packet I/O counters of the shell (the engine counts drops by reason).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IoStats {
+    /// Frames read from the LAN.
+    pub lan_rx: u64,
+    /// Frames written to the LAN.
+    pub lan_tx: u64,
+    /// Frames the LAN device would not take.
+    pub lan_tx_errors: u64,
+    /// Packets read from the TUN device.
+    pub tun_rx: u64,
+    /// Packets written to the TUN device.
+    pub tun_tx: u64,
+    /// Packets the TUN device would not take.
+    pub tun_tx_errors: u64,
+}
+
+/// Engine snapshot plus I/O counters.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// Sessions, drops, DHCP.
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+    /// Device counters.
+    pub io: IoStats,
+}
+
+/// Everything the thread owns.
+pub struct Dataplane {
+    /// The engine.
+    pub engine: Engine,
+    /// LAN raw socket.
+    pub lan: LanPort,
+    /// TUN device.
+    pub tun: Tun,
+    /// lassi's MAC on the LAN.
+    pub gateway_mac: MacAddr,
+    /// Wakes the poll when a command is queued.
+    pub waker: Arc<Waker>,
+    /// Control plane requests.
+    pub commands: Receiver<Command>,
+    /// Events and lease snapshots out.
+    pub notices: Sender<Notice>,
+    /// Frames per system call.
+    pub batch: usize,
+}
+
+const ZERO_VNET: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
+/// Room in front of a TUN packet for the LAN vnet + Ethernet headers.
+const TUN_HEADROOM: usize = ETH_HLEN;
+/// Batches handled per device before looking at the other one, so a flood
+/// in one direction cannot starve the other or the control plane.
+const BURST_BATCHES: usize = 8;
+/// Least time between two lease-file writes.
+const LEASE_SAVE_INTERVAL: u64 = 1000;
+
+impl Dataplane {
+    /// Run until a Shutdown command (or the command channel closes).
+    pub fn run(mut self) {
+        let mut rx = RecvBatch::new(self.batch);
+        let mut tun_bufs: Vec<Box<[u8]>> = (0..self.batch)
+            .map(|_| vec![0u8; TUN_HEADROOM + MAX_FRAME].into_boxed_slice())
+            .collect();
+        let mut tun_lens = vec![0usize; self.batch];
+        let mut tx = SendBatch::with_capacity(self.batch);
+        let mut outbox: Vec<Vec<u8>> = Vec::new();
+        let mut io = IoStats::default();
+        let mut leases_dirty = false;
+        let mut last_lease_save = 0u64;
+
+        loop {
+            let now = now_ms();
+            let timeout = self
+                .engine
+                .next_deadline()
+                .map(|d| d.saturating_sub(now))
+                .unwrap_or(1000)
+                .clamp(if leases_dirty { 0 } else { 1 }, 1000);
+            let mut fds = [
+                libc::pollfd { fd: self.lan.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.tun.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.waker.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            let timeout = if leases_dirty {
+                (last_lease_save + LEASE_SAVE_INTERVAL).saturating_sub(now).min(timeout)
+            } else {
+                timeout
+            };
+            // SAFETY: three valid pollfds.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout as i32) };
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!("poll: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            let now = now_ms();
+
+            if fds[2].revents != 0 {
+                self.waker.drain();
+            }
+            loop {
+                match self.commands.try_recv() {
+                    Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
+                        self.engine.shutdown(now);
+                        let _ = self.notices.send(Notice::Events(self.engine.take_events()));
+                        let _ = self.notices.send(Notice::Leases(self.engine.lease_records()));
+                        return;
+                    }
+                    Ok(cmd) => self.command(cmd, now, &io),
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+
+            if fds[0].revents & libc::POLLIN != 0 {
+                for _ in 0..BURST_BATCHES {
+                    let n = match self.lan.recv(&mut rx) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::error!("LAN receive: {e}");
+                            break;
+                        }
+                    };
+                    io.lan_rx += n as u64;
+                    for i in 0..n {
+                        let frame = rx.frame(i);
+                        self.lan_frame(now, frame, &mut tx, &mut io);
+                    }
+                    self.flush(&mut tx, &mut io);
+                    if n < rx.capacity() {
+                        break;
+                    }
+                }
+            }
+
+            if fds[1].revents & libc::POLLIN != 0 {
+                for _ in 0..BURST_BATCHES {
+                    let mut n = 0;
+                    while n < tun_bufs.len() {
+                        match self.tun.recv(&mut tun_bufs[n][TUN_HEADROOM..]) {
+                            Ok(Some(len)) => {
+                                tun_lens[n] = len;
+                                n += 1;
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::error!("TUN receive: {e}");
+                                break;
+                            }
+                        }
+                    }
+                    io.tun_rx += n as u64;
+                    for (buf, &len) in tun_bufs.iter_mut().zip(tun_lens.iter()).take(n) {
+                        if let Some(frame) = self.tun_packet(now, &mut buf[..TUN_HEADROOM + len]) {
+                            tx.push(frame, &[]);
+                        }
+                    }
+                    self.flush(&mut tx, &mut io);
+                    if n < tun_bufs.len() {
+                        break;
+                    }
+                }
+            }
+
+            // Replies the engine originated (ARP, DHCP).
+            std::mem::swap(&mut outbox, self.engine.outbox());
+            for chunk in outbox.chunks(self.batch) {
+                for f in chunk {
+                    tx.push(&ZERO_VNET, f);
+                }
+                self.flush(&mut tx, &mut io);
+            }
+            outbox.clear();
+
+            self.engine.tick(now);
+            let events = self.engine.take_events();
+            if !events.is_empty() {
+                leases_dirty |= events
+                    .iter()
+                    .any(|e| matches!(e, Event::LeaseBound { .. } | Event::LeaseEnded { .. }));
+                let _ = self.notices.send(Notice::Events(events));
+            }
+            if leases_dirty && now >= last_lease_save + LEASE_SAVE_INTERVAL {
+                let _ = self.notices.send(Notice::Leases(self.engine.lease_records()));
+                leases_dirty = false;
+                last_lease_save = now;
+            }
+        }
+    }
+
+    fn flush(&self, tx: &mut SendBatch, io: &mut IoStats) {
+        if tx.is_empty() {
+            return;
+        }
+        let (ok, failed) = self.lan.send(tx);
+        io.lan_tx += ok as u64;
+        io.lan_tx_errors += failed as u64;
+    }
+
+    /// One LAN frame: `[vnet][eth][ip]`.
+    fn lan_frame(&mut self, now: UnixMillis, frame: &mut [u8], tx: &mut SendBatch, io: &mut IoStats) {
+        let Some(vnet) = VnetHdr::parse(frame) else {
+            return;
+        };
+        match self.engine.from_lan(now, &vnet, &frame[VNET_HDR_LEN..]) {
+            LanAction::ToTun => {
+                // Lay the shifted header over the Ethernet header's tail,
+                // right in front of the IP packet, and write from there.
+                let start = VNET_HDR_LEN + ETH_HLEN - VNET_HDR_LEN;
+                vnet.shifted(-(ETH_HLEN as i32)).write(&mut frame[start..]);
+                match self.tun.send(&frame[start..]) {
+                    Ok(_) => io.tun_tx += 1,
+                    Err(e) => {
+                        io.tun_tx_errors += 1;
+                        tracing::debug!("TUN write: {e}");
+                    }
+                }
+            }
+            LanAction::Hairpin(dst) => {
+                EthHeader { dst, src: self.gateway_mac, ethertype: ETHERTYPE_IPV4 }
+                    .write(&mut frame[VNET_HDR_LEN..]);
+                if tx.is_full() {
+                    self.flush(tx, io);
+                }
+                tx.push(frame, &[]);
+            }
+            LanAction::Consumed | LanAction::Drop(_) => {}
+        }
+    }
+
+    /// One TUN packet at `buf[TUN_HEADROOM..]` (`[vnet][ip]`); returns the
+    /// LAN frame (`[vnet][eth][ip]`, built in place) to send, if any.
+    fn tun_packet<'a>(&mut self, now: UnixMillis, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+        let vnet = VnetHdr::parse(&buf[TUN_HEADROOM..])?;
+        let ip_start = TUN_HEADROOM + VNET_HDR_LEN;
+        match self.engine.from_tun(now, &vnet, &buf[ip_start..]) {
+            TunAction::ToLan(dst) => {
+                vnet.shifted(ETH_HLEN as i32).write(&mut buf[..VNET_HDR_LEN]);
+                EthHeader { dst, src: self.gateway_mac, ethertype: ETHERTYPE_IPV4 }
+                    .write(&mut buf[VNET_HDR_LEN..]);
+                Some(buf)
+            }
+            TunAction::Drop(_) => None,
+        }
+    }
+
+    fn command(&mut self, cmd: Command, now: UnixMillis, io: &IoStats) {
+        match cmd {
+            Command::Authorize { mac, user, reply } => {
+                let r = self.engine.authorize(mac, user, now).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            Command::Logout { mac, reason, reply } => {
+                let r = self.engine.logout(mac, reason, now).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(Status { snapshot: self.engine.snapshot(now), io: io.clone() });
+            }
+            Command::Shutdown => unreachable!("handled by the loop"),
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! lassi's own nftables tables, installed at start and removed at exit.
+//!
+//! lassi reads the LAN through a raw socket, which sees frames before the
+//! kernel's IP stack. Left alone, the kernel would *also* route or answer
+//! those frames (with ip_forward on, a client with a hand-set address and
+//! route would go straight past the portal). These tables make the kernel
+//! deaf and mute on the LAN interface, IPv4, IPv6 and ARP alike; lassi's
+//! raw socket is unaffected. Optionally they masquerade guest traffic
+//! toward the WAN.
+//!
+//! The rules travel as nft's JSON (`nft -j -f -`): structured, no quoting
+//! pitfalls with interface names.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::config::Ipv4Net;
+
+/// What the tables need to know.
+#[derive(Clone, Debug)]
+pub struct FirewallSpec {
+    /// The guest interface.
+    pub lan_interface: String,
+    /// The guest network (for masquerade).
+    pub lan_network: Ipv4Net,
+    /// Masquerade out of this interface, if set.
+    pub masquerade_out: Option<String>,
+}
+
+impl FirewallSpec {
+    fn table(&self) -> String {
+        format!("lassi-{}", self.lan_interface)
+    }
+
+    fn tables(&self) -> Vec<(&'static str, String)> {
+        let mut t = vec![("inet", self.table()), ("arp", self.table())];
+        if self.masquerade_out.is_some() {
+            t.push(("ip", format!("{}-nat", self.table())));
+        }
+        t
+    }
+
+    /// The nft JSON batch that (re)creates lassi's tables atomically.
+    pub fn install_json(&self) -> Value {
+        let lan = &self.lan_interface;
+        let name = self.table();
+        let mut cmds: Vec<Value> = Vec::new();
+        // add + delete + add: replaces a table left by a crashed run, and
+        // works whether or not one exists.
+        for (family, table) in self.tables() {
+            let t = json!({"table": {"family": family, "name": table}});
+            cmds.push(json!({"add": t}));
+            cmds.push(json!({"delete": t}));
+            cmds.push(json!({"add": t}));
+        }
+        let iif = json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": lan}});
+        let oif = json!({"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": lan}});
+        let chain = |family: &str, table: &str, chain: &str, hook: &str, prio: i32| {
+            json!({"add": {"chain": {"family": family, "table": table, "name": chain,
+                "type": "filter", "hook": hook, "prio": prio, "policy": "accept"}}})
+        };
+        let rule = |family: &str, table: &str, chain: &str, m: &Value| {
+            json!({"add": {"rule": {"family": family, "table": table, "chain": chain,
+                "expr": [m, {"counter": null}, {"drop": null}]}}})
+        };
+        // IPv4 and IPv6: nothing from the LAN is delivered to or routed by
+        // the kernel, and the kernel sends nothing onto the LAN itself.
+        for (c, hook, m) in [("input", "input", &iif), ("forward", "forward", &iif), ("forward_out", "forward", &oif), ("output", "output", &oif)] {
+            cmds.push(chain("inet", &name, c, hook, -300));
+            cmds.push(rule("inet", &name, c, m));
+        }
+        // ARP: lassi answers for the gateway itself; the kernel must not
+        // (it would answer for every local address, the uplink's included).
+        for (c, m) in [("input", &iif), ("output", &oif)] {
+            cmds.push(chain("arp", &name, c, c, 0));
+            cmds.push(rule("arp", &name, c, m));
+        }
+        if let Some(wan) = &self.masquerade_out {
+            let nat = format!("{name}-nat");
+            cmds.push(json!({"add": {"chain": {"family": "ip", "table": nat, "name": "postrouting",
+                "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}}));
+            cmds.push(json!({"add": {"rule": {"family": "ip", "table": nat, "chain": "postrouting", "expr": [
+                {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": wan}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                    "right": {"prefix": {"addr": self.lan_network.addr.to_string(), "len": self.lan_network.prefix}}}},
+                {"counter": null},
+                {"masquerade": null}
+            ]}}}));
+        }
+        json!({"nftables": cmds})
+    }
+
+    /// The nft JSON batch that removes lassi's tables (tolerates absence).
+    pub fn remove_json(&self) -> Value {
+        let mut cmds = Vec::new();
+        for (family, table) in self.tables() {
+            let t = json!({"table": {"family": family, "name": table}});
+            cmds.push(json!({"add": t}));
+            cmds.push(json!({"delete": t}));
+        }
+        json!({"nftables": cmds})
+    }
+}
+
+fn nft(batch: &Value) -> Result<(), String> {
+    let mut child = Command::new("nft")
+        .args(["-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run nft ({e}): install the nftables package"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(batch.to_string().as_bytes())
+        .map_err(|e| format!("writing to nft: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft refused lassi's rules: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The installed tables; removed when dropped.
+pub struct Firewall {
+    spec: FirewallSpec,
+}
+
+impl Firewall {
+    /// Install (or replace) lassi's tables.
+    pub fn install(spec: FirewallSpec) -> Result<Firewall, String> {
+        nft(&spec.install_json())?;
+        Ok(Firewall { spec })
+    }
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        if let Err(e) = nft(&self.spec.remove_json()) {
+            tracing::error!("removing nftables tables: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(nat: bool) -> FirewallSpec {
+        FirewallSpec {
+            lan_interface: "lan0".into(),
+            lan_network: "10.1.0.0/24".parse().unwrap(),
+            masquerade_out: nat.then(|| "wan0".to_string()),
+        }
+    }
+
+    #[test]
+    fn rules_drop_lan_traffic_in_every_direction() {
+        let j = spec(false).install_json();
+        let cmds = j["nftables"].as_array().unwrap();
+        let rules: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("rule")).collect();
+        // inet: input, forward (in), forward (out), output; arp: input, output.
+        assert_eq!(rules.len(), 6);
+        for r in &rules {
+            let expr = r["expr"].as_array().unwrap();
+            assert_eq!(expr[0]["match"]["right"], "lan0");
+            assert_eq!(expr.last().unwrap(), &json!({"drop": null}));
+        }
+        assert!(!j.to_string().contains("masquerade"));
+        // Every table is created fresh (add, delete, add).
+        let first: Vec<&str> = cmds.iter().take(3).map(|c| c.as_object().unwrap().keys().next().unwrap().as_str()).collect();
+        assert_eq!(first, ["add", "delete", "add"]);
+    }
+
+    #[test]
+    fn masquerade_only_when_asked_and_removal_covers_all_tables() {
+        let s = spec(true);
+        let text = s.install_json().to_string();
+        assert!(text.contains("\"masquerade\":null"));
+        assert!(text.contains("\"addr\":\"10.1.0.0\",\"len\":24"));
+        let rm = s.remove_json();
+        assert_eq!(rm["nftables"].as_array().unwrap().len(), 6);
+    }
+}

@@ -1,0 +1,270 @@
+//! The LAN port: an AF_PACKET raw socket bound to the guest interface,
+//! with virtio-net headers so GSO super-packets and unfinished checksums are
+//! visible (and can be passed on untouched), batched with recvmmsg/sendmmsg.
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::sys::{cvt, ifindex};
+use crate::wire::vnet::VNET_HDR_LEN;
+
+/// `PACKET_VNET_HDR` (linux/if_packet.h).
+const PACKET_VNET_HDR: libc::c_int = 15;
+/// `PACKET_IGNORE_OUTGOING` (Linux 4.20+): don't loop our own sends back.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+
+/// Largest frame we may receive: vnet header + Ethernet + a 64 KiB GSO packet.
+pub const MAX_FRAME: usize = VNET_HDR_LEN + 14 + 65535;
+
+/// The raw socket on the LAN interface.
+pub struct LanPort {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: fd is a valid socket, value lives across the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+impl LanPort {
+    /// Open the raw socket on `interface`, non-blocking.
+    pub fn open(interface: &str) -> io::Result<LanPort> {
+        let ifindex = ifindex(interface)?;
+        // Protocol 0 first, so nothing is queued from other interfaces
+        // before bind() narrows the socket to ours.
+        // SAFETY: plain socket(2) call.
+        let raw = cvt(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        })?;
+        // SAFETY: raw is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        setsockopt_int(raw, libc::SOL_PACKET, PACKET_VNET_HDR, 1).map_err(|e| {
+            io::Error::new(e.kind(), format!("PACKET_VNET_HDR on {interface}: {e}"))
+        })?;
+        if let Err(e) = setsockopt_int(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) {
+            // Older kernels: we would see our own frames; the engine drops
+            // them as not addressed to the gateway, so this is only a cost.
+            tracing::warn!("PACKET_IGNORE_OUTGOING unavailable ({e}); own frames will be read back");
+        }
+        // Big buffers absorb bursts while the thread is busy elsewhere.
+        for (opt, force) in [(libc::SO_RCVBUF, libc::SO_RCVBUFFORCE), (libc::SO_SNDBUF, libc::SO_SNDBUFFORCE)] {
+            if setsockopt_int(raw, libc::SOL_SOCKET, force, 4 << 20).is_err() {
+                let _ = setsockopt_int(raw, libc::SOL_SOCKET, opt, 4 << 20);
+            }
+        }
+        // SAFETY: zeroed sockaddr_ll is valid; we fill the fields bind needs.
+        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex;
+        // SAFETY: sll is a valid sockaddr_ll of the size given.
+        cvt(unsafe {
+            libc::bind(
+                raw,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })
+        .map_err(|e| io::Error::new(e.kind(), format!("bind raw socket to {interface}: {e}")))?;
+        Ok(LanPort { fd, ifindex })
+    }
+
+    /// The interface index the socket is bound to.
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+
+    /// Receive up to a batch of frames in one system call. Returns how many
+    /// arrived (0 when none are waiting); see [`RecvBatch::frame`].
+    pub fn recv(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        // SAFETY: msgs point at iovecs that point at the batch's own
+        // buffers; all live as long as `batch` and are not moved.
+        let got = unsafe {
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                batch.msgs.as_mut_ptr(),
+                batch.msgs.len() as _,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(e),
+            };
+        }
+        Ok(got as usize)
+    }
+
+    /// Send the frames queued in `batch` (each: vnet header + Ethernet
+    /// frame) in as few system calls as the kernel allows, then clear it.
+    /// Returns (sent, failed).
+    pub fn send(&self, batch: &mut SendBatch) -> (usize, usize) {
+        let total = batch.msgs.len();
+        let (mut pos, mut ok, mut retried) = (0usize, 0usize, false);
+        while pos < total {
+            // SAFETY: msgs[pos..] point at iovecs over frames the caller
+            // keeps alive until this call returns.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    batch.msgs[pos..].as_mut_ptr(),
+                    (total - pos) as _,
+                    0,
+                )
+            };
+            if r > 0 {
+                pos += r as usize;
+                ok += r as usize;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock if !retried => {
+                    // Queue full: give the device a moment, then once more.
+                    retried = true;
+                    super::sys::wait_writable(self.fd.as_raw_fd(), 2);
+                }
+                io::ErrorKind::WouldBlock => break,
+                _ => {
+                    // One frame the device refuses (EINVAL for a vnet header,
+                    // EMSGSIZE) must not block the rest: skip it.
+                    tracing::debug!("LAN send failed: {e}");
+                    pos += 1;
+                }
+            }
+        }
+        batch.clear();
+        (ok, total - ok)
+    }
+}
+
+/// Receive buffers and their scatter lists, allocated once.
+pub struct RecvBatch {
+    bufs: Vec<Box<[u8]>>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl RecvBatch {
+    /// `n` buffers of [`MAX_FRAME`] bytes.
+    pub fn new(n: usize) -> RecvBatch {
+        let mut bufs: Vec<Box<[u8]>> = (0..n).map(|_| vec![0u8; MAX_FRAME].into_boxed_slice()).collect();
+        let mut iovs: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let msgs = iovs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: an all-zero mmsghdr is a valid empty header.
+                let mut m: libc::mmsghdr = unsafe { mem::zeroed() };
+                m.msg_hdr.msg_iov = iov;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        RecvBatch { bufs, iovs, msgs }
+    }
+
+    /// Frame `i` of the last receive: vnet header then Ethernet frame.
+    pub fn frame(&mut self, i: usize) -> &mut [u8] {
+        let len = (self.msgs[i].msg_len as usize).min(self.bufs[i].len());
+        &mut self.bufs[i][..len]
+    }
+
+    /// Capacity in frames.
+    pub fn capacity(&self) -> usize {
+        self.iovs.len()
+    }
+}
+
+/// Scatter lists for one sendmmsg, reused between calls (no allocation
+/// once warmed up).
+#[derive(Default)]
+pub struct SendBatch {
+    iovs: Vec<[libc::iovec; 2]>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl SendBatch {
+    /// Empty batch with room for `n` frames.
+    pub fn with_capacity(n: usize) -> SendBatch {
+        SendBatch {
+            iovs: Vec::with_capacity(n),
+            msgs: Vec::with_capacity(n),
+        }
+    }
+
+    /// Queue a frame made of `head` followed by `body` (e.g. a zero vnet
+    /// header and an engine-built frame). The memory must stay valid and
+    /// unmoved until [`LanPort::send`] returns.
+    pub fn push(&mut self, head: &[u8], body: &[u8]) {
+        assert!(self.iovs.len() < self.iovs.capacity(), "SendBatch overfilled");
+        self.iovs.push([
+            libc::iovec {
+                iov_base: head.as_ptr() as *mut libc::c_void,
+                iov_len: head.len(),
+            },
+            libc::iovec {
+                iov_base: body.as_ptr() as *mut libc::c_void,
+                iov_len: body.len(),
+            },
+        ]);
+        // iovs never reallocates (capacity checked above), so the pointers
+        // taken here stay valid.
+        let iov = self.iovs.last_mut().expect("just pushed");
+        // SAFETY: an all-zero mmsghdr is a valid empty header.
+        let mut m: libc::mmsghdr = unsafe { mem::zeroed() };
+        m.msg_hdr.msg_iov = iov.as_mut_ptr();
+        m.msg_hdr.msg_iovlen = if body.is_empty() { 1 } else { 2 };
+        self.msgs.push(m);
+    }
+
+    /// Frames queued.
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// True when no more frames fit.
+    pub fn is_full(&self) -> bool {
+        self.iovs.len() == self.iovs.capacity()
+    }
+
+    fn clear(&mut self) {
+        self.iovs.clear();
+        self.msgs.clear();
+    }
+}
+
+impl AsRawFd for LanPort {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

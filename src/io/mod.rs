@@ -1,0 +1,7 @@
+//! The thin I/O shell: devices, sockets, firewall, the data-plane thread.
+
+pub mod dataplane;
+pub mod firewall;
+pub mod lan;
+pub mod sys;
+pub mod tun;

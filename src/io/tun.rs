@@ -1,0 +1,57 @@
+//! The TUN device toward the kernel: carries the gateway address, and the
+//! kernel routes (and NATs) between it and the WAN. Opened with virtio-net
+//! headers and TSO/checksum offload so the kernel hands lassi 64 KiB
+//! super-packets and accepts them back, instead of one MTU per syscall.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
+
+use tun_rs::{DeviceBuilder, SyncDevice};
+
+/// The open TUN device.
+pub struct Tun {
+    dev: SyncDevice,
+}
+
+impl Tun {
+    /// Create `name` with address `gateway/prefix`, offloads on, up, non-blocking.
+    pub fn create(name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u16) -> io::Result<Tun> {
+        let dev = DeviceBuilder::new()
+            .name(name)
+            .ipv4(gateway, prefix, None)
+            .mtu(mtu)
+            .offload(true)
+            .enable(true)
+            .build_sync()
+            .map_err(|e| io::Error::new(e.kind(), format!("create TUN device {name}: {e}")))?;
+        if !dev.tcp_gso() {
+            return Err(io::Error::other(format!(
+                "TUN device {name}: the kernel refused virtio-net headers/offloads"
+            )));
+        }
+        dev.set_nonblocking(true)?;
+        Ok(Tun { dev })
+    }
+
+    /// Read one packet (vnet header + IP packet) into `buf`; `Ok(None)` when
+    /// nothing is waiting.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self.dev.recv(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Write one packet (vnet header + IP packet).
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.dev.send(buf)
+    }
+}
+
+impl AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.dev.as_raw_fd()
+    }
+}
