@@ -998,3 +998,99 @@ fn validate_reports_mistakes() {
         assert!(st.validate().is_err(), "case {i}");
     }
 }
+
+/// Appends raw option bytes after a message's options (replacing its End).
+fn with_raw_options(mut payload: Vec<u8>, raw: &[u8]) -> Vec<u8> {
+    assert_eq!(payload.pop(), Some(255));
+    payload.extend_from_slice(raw);
+    payload.push(255);
+    payload
+}
+
+#[test]
+fn hostile_options_do_not_hide_the_ones_we_read() {
+    let mut s = server();
+    let m = mac(1);
+    // Options: a zero-length client FQDN (81) and a classless route with a
+    // bad prefix (121) before the message type, a host name split in two
+    // instances (RFC 3396) with junk characters, then DISCOVER.
+    let z = Ipv4Addr::UNSPECIFIED;
+    let header = Message::new_with_id(77, z, z, z, z, &m.0).to_vec().unwrap();
+    let mut p = header[..240].to_vec();
+    p.extend([81, 0]);
+    p.extend([121, 2, 40, 1]);
+    p.extend([12, 4, b'm', b'y', b' ', b'p']);
+    p.extend([12, 5, b'h', b'o', b'n', b'e', b';']);
+    p.extend([53, 1, 1]);
+    p.push(255);
+    let out = s.handle(T0, m, &p).unwrap();
+    assert_eq!(out.reply.unwrap().kind, ReplyKind::Offer);
+    assert_eq!(
+        s.slots[&ip("10.1.0.10")].lease.hostname.as_deref(),
+        Some("myphone")
+    );
+
+    // A host name that is not UTF-8 before the message type is ignored,
+    // the message still understood.
+    let m2 = mac(2);
+    let mut p = header[..240].to_vec();
+    p[28..34].copy_from_slice(&m2.0);
+    p.extend([12, 2, 0xff, 0xfe, 53, 1, 1, 255]);
+    let out = s.handle(T0, m2, &p).unwrap();
+    assert_eq!(out.reply.unwrap().kind, ReplyKind::Offer);
+
+    // Wrong-length requested address / server id are ignored, not trusted.
+    let m3 = mac(3);
+    let p = with_raw_options(discover(m3), &[50, 3, 10, 1, 0]);
+    let out = s.handle(T0, m3, &p).unwrap();
+    assert_eq!(out.reply.unwrap().kind, ReplyKind::Offer);
+    check_invariants(&s);
+}
+
+/// A NAK is short, so it also checks the padding to 300 bytes.
+#[test]
+fn nak_byte_vector() {
+    let mut s = server();
+    let m = MacAddr([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
+    let p = build(
+        MessageType::Request,
+        m,
+        0xcafe_f00d,
+        Ipv4Addr::UNSPECIFIED,
+        vec![DhcpOption::RequestedIpAddress(ip("172.16.0.9"))],
+    );
+    let reply = s.handle(T0, m, &p).unwrap().reply.unwrap();
+    let mut want: Vec<u8> = vec![2, 1, 6, 0, 0xca, 0xfe, 0xf0, 0x0d, 0, 0, 0, 0];
+    want.extend([0u8; 16]); // ciaddr, yiaddr, siaddr, giaddr
+    want.extend([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
+    want.extend([0u8; 10 + 64 + 128]);
+    want.extend([99, 130, 83, 99]);
+    want.extend([53, 1, 6]); // DHCPNAK
+    want.extend([54, 4, 10, 1, 0, 1]); // server id
+    want.push(255);
+    assert_eq!(want.len(), 250);
+    want.resize(300, 0);
+    assert_eq!(reply.payload, want);
+    assert_eq!(reply.payload[16..20], [0, 0, 0, 0]); // yiaddr
+    assert_eq!(reply.payload[240..243], [53, 1, 6]);
+}
+
+#[test]
+fn records_keep_affinity_across_restart() {
+    let mut s = server();
+    let (a, b) = (mac(1), mac(2));
+    let ip_a = dora(&mut s, T0, a);
+    let ip_b = dora(&mut s, T0, b);
+    s.release(b);
+    let recs = s.records();
+    assert_eq!(recs.len(), 2);
+    assert!(recs
+        .iter()
+        .any(|r| r.mac == b && r.ip == ip_b && r.expires <= T0));
+    // After a restart, A is still bound and B gets its address back first.
+    let mut s = DhcpServer::new(settings(), recs, T0 + SEC);
+    assert_eq!(s.owner_of(ip_a), Some(a));
+    assert_eq!(dora(&mut s, T0 + SEC, mac(3)), ip("10.1.0.12"));
+    assert_eq!(dora(&mut s, T0 + SEC, b), ip_b);
+    check_invariants(&s);
+}
