@@ -536,7 +536,13 @@ impl DhcpServer {
     }
 
     /// Handles a DHCP message (UDP payload to port 67) received from Ethernet
-    /// source `src_mac`. Errors mean the message was dropped (and counted).
+    /// source `src_mac`. Errors mean the message was dropped (and counted in
+    /// [`DhcpStats`]); they are routine on a hostile LAN, log them at debug.
+    ///
+    /// Leases and offers due at `now` are expired first, so the answer never
+    /// rests on stale state; their `Expired` events are kept for the next
+    /// [`expire`](Self::expire) call, which [`next_expiry`](Self::next_expiry)
+    /// then reports as due.
     pub fn handle(
         &mut self,
         now: UnixMillis,
