@@ -1,0 +1,1150 @@
+//! DHCPv4 server engine (RFC 2131/2132, option 114 of RFC 8910).
+//!
+//! I/O-free like the rest of the engine: [`DhcpServer::handle`] takes the
+//! UDP payload of a client's message, the Ethernet source MAC and the current
+//! time, and returns the encoded reply with its addressing plus a
+//! [`LeaseEvent`] for the session layer. The shell wraps the reply in
+//! UDP/IPv4/Ethernet (from `server_ip:67`), calls [`DhcpServer::expire`] when
+//! [`DhcpServer::next_expiry`] is due, and persists [`DhcpServer::records`].
+//!
+//! # Address state
+//!
+//! Every address the server knows about is in one *slot*, owned by one MAC:
+//! `Offered` (reserved for `offer_hold_secs`), `Bound` (leased), or `Free`
+//! (lease ended, but remembered as that client's address until another
+//! client needs it). Declined addresses are quarantined for
+//! [`DECLINE_QUARANTINE_SECS`]. A MAC has at most one slot and an address at
+//! most one owner, so every table is bounded by the pool size plus the static
+//! leases, whatever a flood of DISCOVERs from random MACs does. When no fresh
+//! address is left, a DISCOVER reclaims the oldest remembered address, then
+//! the oldest pending offer; bound leases and static addresses are never
+//! taken, so known clients always get their address back.
+//!
+//! Clients are identified by `chaddr`, which must equal the Ethernet source
+//! (the gateway binds IP to MAC). The server is authoritative for its
+//! network: a REQUEST for an address that is not the client's and not free is
+//! NAKed. Relayed messages (`giaddr != 0`) are out of scope and dropped.
+
+mod msg;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{DhcpOption, DhcpOptions, MessageType};
+use serde::{Deserialize, Serialize};
+
+use crate::wire::MacAddr;
+use crate::UnixMillis;
+use msg::Request;
+
+/// How long a declined address is kept out of the pool.
+pub const DECLINE_QUARANTINE_SECS: u32 = 600;
+/// Shortest lease the server hands out; shorter settings are raised to it.
+pub const MIN_LEASE_SECS: u32 = 60;
+/// UDP port replies go to (the client port; relays are not supported).
+pub const CLIENT_PORT: u16 = 68;
+
+/// DHCP server configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpSettings {
+    /// lassi's gateway address on the LAN; sent as server identifier (54) and router (3).
+    pub server_ip: Ipv4Addr,
+    /// Subnet mask (option 1); with `server_ip` it defines the network served.
+    pub netmask: Ipv4Addr,
+    /// DNS servers (option 6); omitted when empty.
+    pub dns: Vec<Ipv4Addr>,
+    /// Domain name (option 15).
+    pub domain: Option<String>,
+    /// Interface MTU (option 26).
+    pub mtu: Option<u16>,
+    /// Lease time in seconds (option 51); T1 (58) is 50 % and T2 (59) 87.5 % of it.
+    pub lease_secs: u32,
+    /// First address of the dynamic range (inclusive).
+    pub pool_start: Ipv4Addr,
+    /// Last address of the dynamic range (inclusive).
+    pub pool_end: Ipv4Addr,
+    /// Fixed MAC → address bindings, inside or outside the range but on the
+    /// network; never handed to another MAC.
+    pub static_leases: Vec<(MacAddr, Ipv4Addr)>,
+    /// Captive portal API URI (option 114, RFC 8910).
+    pub captive_portal_uri: Option<String>,
+    /// How long an offered address stays reserved for the client it was offered to.
+    pub offer_hold_secs: u32,
+}
+
+impl DhcpSettings {
+    /// Checks the settings for mistakes an operator should hear about.
+    /// [`DhcpServer::new`] accepts anything (it clamps the pool to the
+    /// network and skips unusable static leases); call this at config load.
+    pub fn validate(&self) -> Result<(), String> {
+        let mask = u32::from(self.netmask);
+        if mask.leading_ones() + mask.trailing_zeros() != 32 || mask.leading_ones() > 30 {
+            return Err(format!(
+                "netmask {} is not a contiguous mask of /30 or shorter",
+                self.netmask
+            ));
+        }
+        let net = Network::new(self.server_ip, self.netmask);
+        if !net.is_host(self.server_ip) {
+            return Err(format!(
+                "server address {} is the network or broadcast address",
+                self.server_ip
+            ));
+        }
+        for (what, ip) in [("pool start", self.pool_start), ("pool end", self.pool_end)] {
+            if !net.is_host(ip) {
+                return Err(format!(
+                    "{what} {ip} is not a host address of {}/{}",
+                    net.base(),
+                    mask.leading_ones()
+                ));
+            }
+        }
+        if u32::from(self.pool_start) > u32::from(self.pool_end) {
+            return Err(format!(
+                "pool start {} is after pool end {}",
+                self.pool_start, self.pool_end
+            ));
+        }
+        if self.lease_secs < MIN_LEASE_SECS {
+            return Err(format!(
+                "lease time {}s is shorter than {MIN_LEASE_SECS}s",
+                self.lease_secs
+            ));
+        }
+        if self.offer_hold_secs == 0 {
+            return Err("offer hold time must be at least 1s".into());
+        }
+        if let Some(mtu) = self.mtu {
+            if mtu < 68 {
+                return Err(format!("MTU {mtu} is below the IPv4 minimum of 68"));
+            }
+        }
+        for (what, s) in [
+            ("domain", &self.domain),
+            ("captive portal URI", &self.captive_portal_uri),
+        ] {
+            if let Some(s) = s {
+                if s.is_empty() || s.len() > 255 {
+                    return Err(format!("{what} must be 1 to 255 bytes long"));
+                }
+            }
+        }
+        let mut macs = BTreeSet::new();
+        let mut ips = BTreeSet::new();
+        for (mac, ip) in &self.static_leases {
+            if !net.is_host(*ip) || *ip == self.server_ip {
+                return Err(format!(
+                    "static lease {mac} → {ip}: not a client address of this network"
+                ));
+            }
+            if mac.is_multicast() || *mac == MacAddr::default() {
+                return Err(format!("static lease {mac}: not a unicast MAC"));
+            }
+            if !macs.insert(*mac) {
+                return Err(format!("static lease {mac} given twice"));
+            }
+            if !ips.insert(*ip) {
+                return Err(format!("static address {ip} given to two MACs"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An address leased (or offered) to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The client's MAC (its `chaddr`).
+    pub mac: MacAddr,
+    /// The leased address.
+    pub ip: Ipv4Addr,
+    /// When the lease ends.
+    pub expires: UnixMillis,
+    /// Host name from option 12, sanitized.
+    pub hostname: Option<String>,
+    /// Client identifier from option 61, echoed in replies.
+    pub client_id: Option<Vec<u8>>,
+}
+
+/// A lease as persisted across restarts. Records whose `expires` has passed
+/// only remember which address a client had (affinity).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// The client's MAC.
+    pub mac: MacAddr,
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// When the lease ends (or ended).
+    pub expires: UnixMillis,
+    /// Host name the client gave.
+    pub hostname: Option<String>,
+}
+
+/// Result of handling one message: maybe a reply, maybe a lease change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DhcpOutcome {
+    /// Message to send back, if any.
+    pub reply: Option<DhcpReply>,
+    /// Lease change for the session layer, if any.
+    pub event: Option<LeaseEvent>,
+}
+
+/// Which reply was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// DHCPOFFER
+    Offer,
+    /// DHCPACK (also the answer to INFORM)
+    Ack,
+    /// DHCPNAK
+    Nak,
+}
+
+/// An encoded reply and where to send it (RFC 2131 §4.1). The shell sends
+/// it from `server_ip:67`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpReply {
+    /// What kind of reply this is (for logs and counters).
+    pub kind: ReplyKind,
+    /// The encoded DHCP message (UDP payload).
+    pub payload: Vec<u8>,
+    /// Ethernet destination.
+    pub dst_mac: MacAddr,
+    /// IP destination; 255.255.255.255 when broadcast.
+    pub dst_ip: Ipv4Addr,
+    /// UDP destination port ([`CLIENT_PORT`]).
+    pub dst_port: u16,
+}
+
+/// A change of lease that the session layer acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseEvent {
+    /// A client got a new lease (create a session).
+    Bound {
+        /// Client MAC.
+        mac: MacAddr,
+        /// Leased address.
+        ip: Ipv4Addr,
+        /// Lease end.
+        expires: UnixMillis,
+        /// Host name the client gave.
+        hostname: Option<String>,
+    },
+    /// A client extended its lease on the same address.
+    Renewed {
+        /// Client MAC.
+        mac: MacAddr,
+        /// Leased address.
+        ip: Ipv4Addr,
+        /// New lease end.
+        expires: UnixMillis,
+    },
+    /// The client (or the operator) gave the lease up.
+    Released {
+        /// Client MAC.
+        mac: MacAddr,
+        /// Address given up.
+        ip: Ipv4Addr,
+    },
+    /// The lease ran out.
+    Expired {
+        /// Client MAC.
+        mac: MacAddr,
+        /// Address lost.
+        ip: Ipv4Addr,
+    },
+    /// The client found the address in use (DHCPDECLINE); it is quarantined.
+    Declined {
+        /// Client MAC.
+        mac: MacAddr,
+        /// Address declined.
+        ip: Ipv4Addr,
+    },
+}
+
+/// Why a message got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhcpError {
+    /// Not a well-formed DHCP request.
+    Malformed(String),
+    /// A well-formed message this server does not answer (a BOOTREPLY, or
+    /// one addressed to another server or network).
+    NotForUs,
+    /// `chaddr` differs from the Ethernet source address.
+    Spoofed {
+        /// The MAC claimed in the message.
+        chaddr: MacAddr,
+        /// The Ethernet source it came from.
+        src_mac: MacAddr,
+    },
+    /// Came through a relay agent (`giaddr` set); relays are not supported.
+    Relayed(Ipv4Addr),
+    /// A message type a server does not handle (e.g. an OFFER from a client).
+    Unsupported(u8),
+    /// No address could be offered: every one is bound, static or declined.
+    PoolExhausted,
+    /// The reply could not be encoded.
+    Encode(String),
+}
+
+impl fmt::Display for DhcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DhcpError::Malformed(why) => write!(f, "malformed DHCP message: {why}"),
+            DhcpError::NotForUs => f.write_str("DHCP message not for this server"),
+            DhcpError::Spoofed { chaddr, src_mac } => {
+                write!(
+                    f,
+                    "DHCP chaddr {chaddr} differs from Ethernet source {src_mac}"
+                )
+            }
+            DhcpError::Relayed(giaddr) => {
+                write!(f, "relayed DHCP message (giaddr {giaddr}) not supported")
+            }
+            DhcpError::Unsupported(t) => write!(f, "DHCP message type {t} not handled"),
+            DhcpError::PoolExhausted => f.write_str("DHCP pool exhausted"),
+            DhcpError::Encode(why) => write!(f, "cannot encode DHCP reply: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for DhcpError {}
+
+/// Counters since start, and the pool's current occupancy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DhcpStats {
+    /// DHCPDISCOVER received.
+    pub rx_discover: u64,
+    /// DHCPREQUEST received.
+    pub rx_request: u64,
+    /// DHCPDECLINE received.
+    pub rx_decline: u64,
+    /// DHCPRELEASE received.
+    pub rx_release: u64,
+    /// DHCPINFORM received.
+    pub rx_inform: u64,
+    /// Other message types received.
+    pub rx_other: u64,
+    /// DHCPOFFER sent.
+    pub tx_offer: u64,
+    /// DHCPACK sent (including answers to INFORM).
+    pub tx_ack: u64,
+    /// DHCPNAK sent.
+    pub tx_nak: u64,
+    /// Addresses quarantined after a DECLINE.
+    pub declines: u64,
+    /// REQUESTs that chose another server (our offer withdrawn).
+    pub other_server: u64,
+    /// Remembered addresses or pending offers taken for a new client because no fresh address was left.
+    pub reclaimed: u64,
+    /// Dropped: not a well-formed DHCP request.
+    pub dropped_malformed: u64,
+    /// Dropped: not for this server.
+    pub dropped_not_for_us: u64,
+    /// Dropped: `chaddr` ≠ Ethernet source.
+    pub dropped_spoofed: u64,
+    /// Dropped: relayed (`giaddr` set).
+    pub dropped_relayed: u64,
+    /// Dropped: message type not handled.
+    pub dropped_unsupported: u64,
+    /// Dropped: DISCOVER with no address left to offer.
+    pub dropped_exhausted: u64,
+    /// Dropped: reply could not be encoded.
+    pub dropped_encode: u64,
+    /// Addresses in the dynamic pool (range minus server and static addresses).
+    pub pool_size: u32,
+    /// Pool addresses offered, bound, remembered or quarantined.
+    pub pool_used: u32,
+    /// Bound leases (pool and static).
+    pub bound: u32,
+    /// Pending offers.
+    pub offered: u32,
+    /// Quarantined (declined) addresses.
+    pub quarantined: u32,
+}
+
+/// The network served, from `server_ip` and `netmask`.
+#[derive(Debug, Clone, Copy)]
+struct Network {
+    base: u32,
+    mask: u32,
+}
+
+impl Network {
+    fn new(ip: Ipv4Addr, mask: Ipv4Addr) -> Self {
+        let mask = u32::from(mask);
+        Network {
+            base: u32::from(ip) & mask,
+            mask,
+        }
+    }
+    fn base(&self) -> Ipv4Addr {
+        self.base.into()
+    }
+    fn broadcast(&self) -> u32 {
+        self.base | !self.mask
+    }
+    /// On the network and neither its network nor its broadcast address.
+    fn is_host(&self, ip: Ipv4Addr) -> bool {
+        let x = u32::from(ip);
+        x & self.mask == self.base && x != self.base && x != self.broadcast()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    /// Reserved for the owner until `lease.expires`.
+    Offered,
+    /// Leased until `lease.expires`.
+    Bound,
+    /// Lease ended at `lease.expires`; remembered for the owner until reused.
+    Free,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    lease: Lease,
+    state: SlotState,
+    /// The owner has been bound to this address before (an expiring offer
+    /// then falls back to `Free` instead of being forgotten).
+    bound_before: bool,
+}
+
+/// The DHCPv4 server state machine. See the module documentation.
+#[derive(Debug)]
+pub struct DhcpServer {
+    settings: DhcpSettings,
+    net: Network,
+    /// Dynamic range clamped to the network's host addresses.
+    lo: u32,
+    hi: u32,
+    statics: HashMap<MacAddr, Ipv4Addr>,
+    static_owner: HashMap<Ipv4Addr, MacAddr>,
+    pool_size: u32,
+    /// Dynamic addresses with a slot or in quarantine.
+    taken: u32,
+    /// Next-fit cursor for fresh addresses.
+    cursor: u32,
+    slots: HashMap<Ipv4Addr, Slot>,
+    by_mac: HashMap<MacAddr, Ipv4Addr>,
+    declined: HashMap<Ipv4Addr, UnixMillis>,
+    offer_q: BTreeSet<(UnixMillis, Ipv4Addr)>,
+    lease_q: BTreeSet<(UnixMillis, Ipv4Addr)>,
+    free_q: BTreeSet<(UnixMillis, Ipv4Addr)>,
+    decline_q: BTreeSet<(UnixMillis, Ipv4Addr)>,
+    /// Expiry events found while handling a message, returned by the next `expire`.
+    pending: Vec<LeaseEvent>,
+    stats: DhcpStats,
+    last_now: UnixMillis,
+}
+
+fn secs_ms(secs: u32) -> u64 {
+    u64::from(secs) * 1000
+}
+
+impl DhcpServer {
+    /// Builds the server and loads `restored` leases: records off the
+    /// network or the pool, for the server's address, or conflicting with a
+    /// static lease or with a later-expiring record are skipped; expired
+    /// records are kept only as address affinity.
+    pub fn new(mut settings: DhcpSettings, restored: Vec<LeaseRecord>, now: UnixMillis) -> Self {
+        settings.lease_secs = settings.lease_secs.max(MIN_LEASE_SECS);
+        settings.offer_hold_secs = settings.offer_hold_secs.max(1);
+        let net = Network::new(settings.server_ip, settings.netmask);
+        let lo = u32::from(settings.pool_start).max(net.base.saturating_add(1));
+        let hi = u32::from(settings.pool_end).min(net.broadcast().saturating_sub(1));
+        let mut statics = HashMap::new();
+        let mut static_owner = HashMap::new();
+        for &(mac, ip) in &settings.static_leases {
+            if net.is_host(ip)
+                && ip != settings.server_ip
+                && !mac.is_multicast()
+                && !statics.contains_key(&mac)
+                && !static_owner.contains_key(&ip)
+            {
+                statics.insert(mac, ip);
+                static_owner.insert(ip, mac);
+            }
+        }
+        let mut server = DhcpServer {
+            net,
+            lo,
+            hi,
+            statics,
+            static_owner,
+            pool_size: 0,
+            taken: 0,
+            cursor: lo,
+            slots: HashMap::new(),
+            by_mac: HashMap::new(),
+            declined: HashMap::new(),
+            offer_q: BTreeSet::new(),
+            lease_q: BTreeSet::new(),
+            free_q: BTreeSet::new(),
+            decline_q: BTreeSet::new(),
+            pending: Vec::new(),
+            stats: DhcpStats::default(),
+            last_now: now,
+            settings,
+        };
+        if lo <= hi {
+            let in_range = |ip: &Ipv4Addr| (lo..=hi).contains(&u32::from(*ip));
+            let excluded = server.static_owner.keys().filter(|ip| in_range(ip)).count() as u32
+                + u32::from(in_range(&server.settings.server_ip));
+            server.pool_size = hi - lo + 1 - excluded;
+        }
+        server.restore(restored, now);
+        server
+    }
+
+    fn restore(&mut self, mut records: Vec<LeaseRecord>, now: UnixMillis) {
+        records.sort_by_key(|r| std::cmp::Reverse(r.expires));
+        for r in records {
+            let usable = match self.statics.get(&r.mac) {
+                Some(&s) => s == r.ip && r.expires > now,
+                None => self.is_dynamic(r.ip),
+            };
+            if !usable
+                || r.mac.is_multicast()
+                || self.slots.contains_key(&r.ip)
+                || self.by_mac.contains_key(&r.mac)
+            {
+                continue;
+            }
+            let state = if r.expires > now {
+                SlotState::Bound
+            } else {
+                SlotState::Free
+            };
+            let lease = Lease {
+                mac: r.mac,
+                ip: r.ip,
+                expires: r.expires,
+                hostname: r.hostname,
+                client_id: None,
+            };
+            self.put_slot(Slot {
+                lease,
+                state,
+                bound_before: true,
+            });
+        }
+    }
+
+    /// Handles a DHCP message (UDP payload to port 67) received from Ethernet
+    /// source `src_mac`. Errors mean the message was dropped (and counted in
+    /// [`DhcpStats`]); they are routine on a hostile LAN, log them at debug.
+    ///
+    /// Leases and offers due at `now` are expired first, so the answer never
+    /// rests on stale state; their `Expired` events are kept for the next
+    /// [`expire`](Self::expire) call, which [`next_expiry`](Self::next_expiry)
+    /// then reports as due.
+    pub fn handle(
+        &mut self,
+        now: UnixMillis,
+        src_mac: MacAddr,
+        payload: &[u8],
+    ) -> Result<DhcpOutcome, DhcpError> {
+        self.last_now = now;
+        self.expire_into_pending(now);
+        let result = self.handle_inner(now, src_mac, payload);
+        if let Err(e) = &result {
+            let s = &mut self.stats;
+            match e {
+                DhcpError::Malformed(_) => s.dropped_malformed += 1,
+                DhcpError::NotForUs => s.dropped_not_for_us += 1,
+                DhcpError::Spoofed { .. } => s.dropped_spoofed += 1,
+                DhcpError::Relayed(_) => s.dropped_relayed += 1,
+                DhcpError::Unsupported(_) => s.dropped_unsupported += 1,
+                DhcpError::PoolExhausted => s.dropped_exhausted += 1,
+                DhcpError::Encode(_) => s.dropped_encode += 1,
+            }
+        }
+        result
+    }
+
+    fn handle_inner(
+        &mut self,
+        now: UnixMillis,
+        src_mac: MacAddr,
+        payload: &[u8],
+    ) -> Result<DhcpOutcome, DhcpError> {
+        let req = msg::parse(payload)?;
+        let s = &mut self.stats;
+        match req.kind {
+            MessageType::Discover => s.rx_discover += 1,
+            MessageType::Request => s.rx_request += 1,
+            MessageType::Decline => s.rx_decline += 1,
+            MessageType::Release => s.rx_release += 1,
+            MessageType::Inform => s.rx_inform += 1,
+            _ => s.rx_other += 1,
+        }
+        if req.chaddr.is_multicast() || req.chaddr == MacAddr::default() {
+            return Err(DhcpError::Malformed(format!("chaddr {}", req.chaddr)));
+        }
+        if req.chaddr != src_mac {
+            return Err(DhcpError::Spoofed {
+                chaddr: req.chaddr,
+                src_mac,
+            });
+        }
+        if !req.giaddr.is_unspecified() {
+            return Err(DhcpError::Relayed(req.giaddr));
+        }
+        match req.kind {
+            MessageType::Discover => self.discover(now, &req),
+            MessageType::Request => self.request(now, &req),
+            MessageType::Release => self.client_release(now, &req),
+            MessageType::Decline => self.decline(now, &req),
+            MessageType::Inform => self.inform(&req),
+            other => Err(DhcpError::Unsupported(other.into())),
+        }
+    }
+
+    fn discover(&mut self, now: UnixMillis, req: &Request) -> Result<DhcpOutcome, DhcpError> {
+        let mac = req.chaddr;
+        let ip = if let Some(&ip) = self.statics.get(&mac) {
+            ip
+        } else if let Some(&ip) = self.by_mac.get(&mac) {
+            ip
+        } else if let Some(ip) = req.requested_ip.filter(|&ip| self.is_fresh(ip)) {
+            ip
+        } else if let Some(ip) = self.next_fresh() {
+            ip
+        } else if let Some(ip) = self.reclaim() {
+            ip
+        } else {
+            return Err(DhcpError::PoolExhausted);
+        };
+        let until = now + secs_ms(self.settings.offer_hold_secs);
+        match self.slots.get(&ip) {
+            // Already leased to this client: keep the lease, offer it again.
+            Some(slot) if slot.state == SlotState::Bound => {}
+            Some(_) => self.restate(ip, SlotState::Offered, until),
+            None => self.put_slot(Slot {
+                lease: Lease {
+                    mac,
+                    ip,
+                    expires: until,
+                    hostname: None,
+                    client_id: None,
+                },
+                state: SlotState::Offered,
+                bound_before: false,
+            }),
+        }
+        if let Some(slot) = self.slots.get_mut(&ip) {
+            if req.hostname.is_some() {
+                slot.lease.hostname.clone_from(&req.hostname);
+            }
+            if req.client_id.is_some() {
+                slot.lease.client_id.clone_from(&req.client_id);
+            }
+        }
+        let reply = self.reply(req, ReplyKind::Offer, ip, true)?;
+        Ok(DhcpOutcome {
+            reply: Some(reply),
+            event: None,
+        })
+    }
+
+    fn request(&mut self, now: UnixMillis, req: &Request) -> Result<DhcpOutcome, DhcpError> {
+        let mac = req.chaddr;
+        let target = match req.server_id {
+            Some(sid) if sid != self.settings.server_ip => {
+                // The client took another server's offer: withdraw ours.
+                self.stats.other_server += 1;
+                if let Some(&ip) = self.by_mac.get(&mac) {
+                    if self.slots.get(&ip).map(|s| s.state) == Some(SlotState::Offered) {
+                        self.lapse_offer(ip);
+                    }
+                }
+                return Ok(DhcpOutcome::default());
+            }
+            // SELECTING: the address we offered.
+            Some(_) => req.requested_ip.or(nonzero(req.ciaddr)),
+            // RENEWING / REBINDING: the address in use.
+            None if !req.ciaddr.is_unspecified() => Some(req.ciaddr),
+            // INIT-REBOOT: the address remembered.
+            None => req.requested_ip,
+        };
+        let Some(ip) = target else {
+            return Err(DhcpError::Malformed("REQUEST names no address".into()));
+        };
+        if self.claim(now, mac, ip) {
+            let event = self.bind(now, req, ip);
+            let reply = self.reply(req, ReplyKind::Ack, ip, true)?;
+            Ok(DhcpOutcome {
+                reply: Some(reply),
+                event: Some(event),
+            })
+        } else {
+            let reply = self.reply(req, ReplyKind::Nak, Ipv4Addr::UNSPECIFIED, false)?;
+            Ok(DhcpOutcome {
+                reply: Some(reply),
+                event: None,
+            })
+        }
+    }
+
+    /// Decides whether `mac` may have `ip` and, if so, clears whatever stands
+    /// in the way (the client's other unbound address, another client's
+    /// remembered claim on `ip`).
+    fn claim(&mut self, now: UnixMillis, mac: MacAddr, ip: Ipv4Addr) -> bool {
+        if !self.net.is_host(ip) || ip == self.settings.server_ip {
+            return false;
+        }
+        let is_own_static = match self.statics.get(&mac) {
+            Some(&s) if s != ip => return false,
+            Some(_) => true,
+            None if self.static_owner.contains_key(&ip) => return false,
+            None => false,
+        };
+        let other = self.by_mac.get(&mac).copied().filter(|&o| o != ip);
+        if let Some(o) = other {
+            if let Some(slot) = self.slots.get(&o) {
+                if slot.state == SlotState::Bound && slot.lease.expires > now {
+                    return false;
+                }
+            }
+        }
+        let steal = match self.slots.get(&ip) {
+            Some(slot) if slot.lease.mac == mac => false,
+            Some(slot) if slot.state == SlotState::Free => true,
+            Some(_) => return false,
+            None => {
+                if !is_own_static && !self.is_fresh(ip) {
+                    return false;
+                }
+                false
+            }
+        };
+        if let Some(o) = other {
+            self.remove_slot(o);
+        }
+        if steal {
+            self.remove_slot(ip);
+        }
+        true
+    }
+
+    /// Binds `ip` (already claimed) to the requesting client.
+    fn bind(&mut self, now: UnixMillis, req: &Request, ip: Ipv4Addr) -> LeaseEvent {
+        let mac = req.chaddr;
+        let expires = now + secs_ms(self.settings.lease_secs);
+        let prev = self.remove_slot(ip);
+        let was_bound = prev.as_ref().is_some_and(|s| s.state == SlotState::Bound);
+        let (old_host, old_id) = prev
+            .map(|s| (s.lease.hostname, s.lease.client_id))
+            .unwrap_or_default();
+        let hostname = req.hostname.clone().or(old_host);
+        self.put_slot(Slot {
+            lease: Lease {
+                mac,
+                ip,
+                expires,
+                hostname: hostname.clone(),
+                client_id: req.client_id.clone().or(old_id),
+            },
+            state: SlotState::Bound,
+            bound_before: true,
+        });
+        if was_bound {
+            LeaseEvent::Renewed { mac, ip, expires }
+        } else {
+            LeaseEvent::Bound {
+                mac,
+                ip,
+                expires,
+                hostname,
+            }
+        }
+    }
+
+    fn client_release(&mut self, now: UnixMillis, req: &Request) -> Result<DhcpOutcome, DhcpError> {
+        if req.server_id.is_some_and(|s| s != self.settings.server_ip) {
+            return Err(DhcpError::NotForUs);
+        }
+        let ip = req.ciaddr;
+        let event = match self.slots.get(&ip) {
+            Some(slot) if slot.lease.mac == req.chaddr && slot.state == SlotState::Bound => {
+                self.end_lease(ip, now);
+                Some(LeaseEvent::Released {
+                    mac: req.chaddr,
+                    ip,
+                })
+            }
+            _ => None,
+        };
+        Ok(DhcpOutcome { reply: None, event })
+    }
+
+    fn decline(&mut self, now: UnixMillis, req: &Request) -> Result<DhcpOutcome, DhcpError> {
+        if req.server_id.is_some_and(|s| s != self.settings.server_ip) {
+            return Err(DhcpError::NotForUs);
+        }
+        let Some(ip) = req.requested_ip else {
+            return Err(DhcpError::Malformed("DECLINE names no address".into()));
+        };
+        let owned = self
+            .slots
+            .get(&ip)
+            .is_some_and(|s| s.lease.mac == req.chaddr && s.state != SlotState::Free);
+        if !owned {
+            return Ok(DhcpOutcome::default());
+        }
+        self.remove_slot(ip);
+        if self.is_dynamic(ip) {
+            let until = now + secs_ms(DECLINE_QUARANTINE_SECS);
+            self.declined.insert(ip, until);
+            self.decline_q.insert((until, ip));
+            self.taken += 1;
+        }
+        self.stats.declines += 1;
+        Ok(DhcpOutcome {
+            reply: None,
+            event: Some(LeaseEvent::Declined {
+                mac: req.chaddr,
+                ip,
+            }),
+        })
+    }
+
+    fn inform(&mut self, req: &Request) -> Result<DhcpOutcome, DhcpError> {
+        if !req.ciaddr.is_unspecified() && !self.net.is_host(req.ciaddr) {
+            return Err(DhcpError::NotForUs);
+        }
+        let reply = self.reply(req, ReplyKind::Ack, Ipv4Addr::UNSPECIFIED, false)?;
+        Ok(DhcpOutcome {
+            reply: Some(reply),
+            event: None,
+        })
+    }
+
+    /// Builds and addresses a reply. `with_lease` adds options 51/58/59.
+    fn reply(
+        &mut self,
+        req: &Request,
+        kind: ReplyKind,
+        yiaddr: Ipv4Addr,
+        with_lease: bool,
+    ) -> Result<DhcpReply, DhcpError> {
+        let st = &self.settings;
+        let mut opts = DhcpOptions::new();
+        let msg_type = match kind {
+            ReplyKind::Offer => MessageType::Offer,
+            ReplyKind::Ack => MessageType::Ack,
+            ReplyKind::Nak => MessageType::Nak,
+        };
+        opts.insert(DhcpOption::MessageType(msg_type));
+        opts.insert(DhcpOption::ServerIdentifier(st.server_ip));
+        if let Some(id) = &req.client_id {
+            opts.insert(DhcpOption::ClientIdentifier(id.clone()));
+        }
+        if kind != ReplyKind::Nak {
+            opts.insert(DhcpOption::SubnetMask(st.netmask));
+            opts.insert(DhcpOption::Router(vec![st.server_ip]));
+            if !st.dns.is_empty() {
+                opts.insert(DhcpOption::DomainNameServer(st.dns.clone()));
+            }
+            if let Some(d) = &st.domain {
+                opts.insert(DhcpOption::DomainName(d.clone()));
+            }
+            if let Some(mtu) = st.mtu {
+                opts.insert(DhcpOption::InterfaceMtu(mtu));
+            }
+            if with_lease {
+                let (lease, t1, t2) = lease_times(st.lease_secs);
+                opts.insert(DhcpOption::AddressLeaseTime(lease));
+                opts.insert(DhcpOption::Renewal(t1));
+                opts.insert(DhcpOption::Rebinding(t2));
+            }
+            if let Some(uri) = &st.captive_portal_uri {
+                opts.insert(DhcpOption::CaptivePortal(uri.clone()));
+            }
+        }
+        // RFC 2131 table 3: ciaddr is echoed in an ACK, zero in OFFER and NAK.
+        let ciaddr = if kind == ReplyKind::Ack {
+            req.ciaddr
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        };
+        let payload = msg::encode_reply(req, ciaddr, yiaddr, opts)?;
+        // RFC 2131 §4.1 (giaddr is always zero here).
+        let (dst_mac, dst_ip) = if kind == ReplyKind::Nak {
+            (MacAddr::BROADCAST, Ipv4Addr::BROADCAST)
+        } else if !req.ciaddr.is_unspecified() {
+            (req.chaddr, req.ciaddr)
+        } else if req.flags.broadcast() || yiaddr.is_unspecified() {
+            (MacAddr::BROADCAST, Ipv4Addr::BROADCAST)
+        } else {
+            (req.chaddr, yiaddr)
+        };
+        let s = &mut self.stats;
+        match kind {
+            ReplyKind::Offer => s.tx_offer += 1,
+            ReplyKind::Ack => s.tx_ack += 1,
+            ReplyKind::Nak => s.tx_nak += 1,
+        }
+        Ok(DhcpReply {
+            kind,
+            payload,
+            dst_mac,
+            dst_ip,
+            dst_port: CLIENT_PORT,
+        })
+    }
+
+    /// Expires leases, offers and quarantines due at `now`, and returns the
+    /// `Expired` events (including those noticed while handling messages).
+    pub fn expire(&mut self, now: UnixMillis) -> Vec<LeaseEvent> {
+        self.last_now = now;
+        self.expire_into_pending(now);
+        std::mem::take(&mut self.pending)
+    }
+
+    fn expire_into_pending(&mut self, now: UnixMillis) {
+        while let Some(&(t, ip)) = self.offer_q.first() {
+            if t > now {
+                break;
+            }
+            self.lapse_offer(ip);
+        }
+        while let Some(&(t, ip)) = self.lease_q.first() {
+            if t > now {
+                break;
+            }
+            let mac = self.slots.get(&ip).map(|s| s.lease.mac);
+            self.end_lease(ip, t);
+            if let Some(mac) = mac {
+                self.pending.push(LeaseEvent::Expired { mac, ip });
+            }
+        }
+        while let Some(&(t, ip)) = self.decline_q.first() {
+            if t > now {
+                break;
+            }
+            self.decline_q.remove(&(t, ip));
+            if self.declined.remove(&ip).is_some() {
+                self.taken -= 1;
+            }
+        }
+    }
+
+    /// Operator-driven release of `mac`'s lease; `Released` if it had one.
+    /// A pending offer is withdrawn too.
+    pub fn release(&mut self, mac: MacAddr) -> Option<LeaseEvent> {
+        let ip = *self.by_mac.get(&mac)?;
+        match self.slots.get(&ip)?.state {
+            SlotState::Bound => {
+                self.end_lease(ip, self.last_now);
+                Some(LeaseEvent::Released { mac, ip })
+            }
+            SlotState::Offered => {
+                self.lapse_offer(ip);
+                None
+            }
+            SlotState::Free => None,
+        }
+    }
+
+    /// The bound, unexpired lease of `mac` (as of the last `handle`/`expire`).
+    pub fn bound_lease(&self, mac: MacAddr) -> Option<&Lease> {
+        let ip = self.by_mac.get(&mac)?;
+        self.slots
+            .get(ip)
+            .filter(|s| s.state == SlotState::Bound && s.lease.expires > self.last_now)
+            .map(|s| &s.lease)
+    }
+
+    /// The MAC holding a bound lease on `ip`.
+    pub fn owner_of(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.slots
+            .get(&ip)
+            .filter(|s| s.state == SlotState::Bound && s.lease.expires > self.last_now)
+            .map(|s| s.lease.mac)
+    }
+
+    /// All bound, unexpired leases, in no particular order.
+    pub fn bound_leases(&self) -> impl Iterator<Item = &Lease> {
+        let now = self.last_now;
+        self.slots
+            .values()
+            .filter(move |s| s.state == SlotState::Bound && s.lease.expires > now)
+            .map(|s| &s.lease)
+    }
+
+    /// What to persist: bound leases, and ended ones still remembered as a
+    /// client's address (their `expires` is in the past).
+    pub fn records(&self) -> Vec<LeaseRecord> {
+        let mut out: Vec<LeaseRecord> = self
+            .slots
+            .values()
+            .filter(|s| s.state != SlotState::Offered)
+            .map(|s| LeaseRecord {
+                mac: s.lease.mac,
+                ip: s.lease.ip,
+                expires: s.lease.expires,
+                hostname: s.lease.hostname.clone(),
+            })
+            .collect();
+        out.sort_by_key(|r| u32::from(r.ip));
+        out
+    }
+
+    /// Earliest time `expire` has work; `Some(t <= now)` when events are
+    /// already waiting.
+    pub fn next_expiry(&self) -> Option<UnixMillis> {
+        if !self.pending.is_empty() {
+            return Some(self.last_now);
+        }
+        [&self.offer_q, &self.lease_q, &self.decline_q]
+            .iter()
+            .filter_map(|q| q.first().map(|&(t, _)| t))
+            .min()
+    }
+
+    /// Counters and pool occupancy.
+    pub fn stats(&self) -> DhcpStats {
+        DhcpStats {
+            pool_size: self.pool_size,
+            pool_used: self.taken,
+            bound: self.lease_q.len() as u32,
+            offered: self.offer_q.len() as u32,
+            quarantined: self.declined.len() as u32,
+            ..self.stats.clone()
+        }
+    }
+
+    /// The settings in force (lease time raised to [`MIN_LEASE_SECS`] if needed).
+    pub fn settings(&self) -> &DhcpSettings {
+        &self.settings
+    }
+
+    // --- slot bookkeeping: every change goes through these ---
+
+    /// In the dynamic range, not the server's and not a static address.
+    fn is_dynamic(&self, ip: Ipv4Addr) -> bool {
+        (self.lo..=self.hi).contains(&u32::from(ip))
+            && ip != self.settings.server_ip
+            && !self.static_owner.contains_key(&ip)
+    }
+
+    /// Dynamic, unclaimed and not quarantined.
+    fn is_fresh(&self, ip: Ipv4Addr) -> bool {
+        self.is_dynamic(ip) && !self.slots.contains_key(&ip) && !self.declined.contains_key(&ip)
+    }
+
+    /// Next fresh address after the cursor (next-fit, so addresses are
+    /// reused as late as possible).
+    fn next_fresh(&mut self) -> Option<Ipv4Addr> {
+        if self.taken >= self.pool_size {
+            return None;
+        }
+        for _ in self.lo..=self.hi {
+            let x = self.cursor;
+            self.cursor = if x >= self.hi { self.lo } else { x + 1 };
+            if self.is_fresh(x.into()) {
+                return Some(x.into());
+            }
+        }
+        None
+    }
+
+    /// Takes the longest-unused remembered address, else the oldest pending
+    /// offer of a dynamic address. Never a bound lease or a static address.
+    fn reclaim(&mut self) -> Option<Ipv4Addr> {
+        let ip = match self.free_q.first() {
+            Some(&(_, ip)) => ip,
+            None => self
+                .offer_q
+                .iter()
+                .map(|&(_, ip)| ip)
+                .find(|&ip| self.is_dynamic(ip))?,
+        };
+        self.remove_slot(ip);
+        self.stats.reclaimed += 1;
+        Some(ip)
+    }
+
+    fn queue(&mut self, state: SlotState) -> &mut BTreeSet<(UnixMillis, Ipv4Addr)> {
+        match state {
+            SlotState::Offered => &mut self.offer_q,
+            SlotState::Bound => &mut self.lease_q,
+            SlotState::Free => &mut self.free_q,
+        }
+    }
+
+    fn put_slot(&mut self, slot: Slot) {
+        let ip = slot.lease.ip;
+        if let Some(old) = self.slots.get(&ip) {
+            debug_assert!(false, "slot {ip} already held by {}", old.lease.mac);
+            self.remove_slot(ip);
+        }
+        self.queue(slot.state).insert((slot.lease.expires, ip));
+        self.by_mac.insert(slot.lease.mac, ip);
+        if self.is_dynamic(ip) {
+            self.taken += 1;
+        }
+        self.slots.insert(ip, slot);
+    }
+
+    fn remove_slot(&mut self, ip: Ipv4Addr) -> Option<Slot> {
+        let slot = self.slots.remove(&ip)?;
+        self.queue(slot.state).remove(&(slot.lease.expires, ip));
+        if self.by_mac.get(&slot.lease.mac) == Some(&ip) {
+            self.by_mac.remove(&slot.lease.mac);
+        }
+        if self.is_dynamic(ip) {
+            self.taken -= 1;
+        }
+        Some(slot)
+    }
+
+    fn restate(&mut self, ip: Ipv4Addr, state: SlotState, deadline: UnixMillis) {
+        if let Some(mut slot) = self.remove_slot(ip) {
+            slot.state = state;
+            slot.lease.expires = deadline;
+            slot.bound_before |= state == SlotState::Bound;
+            self.put_slot(slot);
+        }
+    }
+
+    /// A lease ends at `at`: the address is remembered for its owner
+    /// (static addresses need no memory).
+    fn end_lease(&mut self, ip: Ipv4Addr, at: UnixMillis) {
+        if self.is_dynamic(ip) {
+            self.restate(ip, SlotState::Free, at);
+        } else {
+            self.remove_slot(ip);
+        }
+    }
+
+    /// An offer lapses: back to remembered if the owner had it before, else forgotten.
+    fn lapse_offer(&mut self, ip: Ipv4Addr) {
+        let Some(slot) = self.slots.get(&ip) else {
+            return;
+        };
+        if slot.bound_before && self.is_dynamic(ip) {
+            let at = slot.lease.expires.min(self.last_now);
+            self.restate(ip, SlotState::Free, at);
+        } else {
+            self.remove_slot(ip);
+        }
+    }
+}
+
+/// Lease, T1 (50 %) and T2 (87.5 %) in seconds; T1 < T2 < lease for every
+/// lease of at least [`MIN_LEASE_SECS`].
+pub fn lease_times(lease_secs: u32) -> (u32, u32, u32) {
+    let l = u64::from(lease_secs);
+    (lease_secs, (l / 2) as u32, (l * 7 / 8) as u32)
+}
+
+fn nonzero(ip: Ipv4Addr) -> Option<Ipv4Addr> {
+    (!ip.is_unspecified()).then_some(ip)
+}
