@@ -4,6 +4,7 @@
 //! `dhcp`, `session`, `dataplane`) that takes bytes and the current time as
 //! arguments, and a thin I/O shell (`io`, `control`, `store`) around it.
 
+pub mod lab;
 pub mod wire;
 
 /// Milliseconds since the Unix epoch. The engine never reads the clock: the
