@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod dhcp;
 pub mod io;
+pub mod lab;
 pub mod session;
 pub mod store;
 pub mod wire;
