@@ -43,7 +43,8 @@ pub fn dhcp_settings(cfg: &Config) -> DhcpSettings {
 /// autoconfiguration, no router advertisements accepted).
 fn prepare_lan(cfg: &Config) -> Result<(), String> {
     let ifname = &cfg.lan.interface;
-    sys::set_link_up(ifname).map_err(|e| format!("lan.interface {ifname}: cannot bring it up: {e}"))?;
+    sys::set_link_up(ifname)
+        .map_err(|e| format!("lan.interface {ifname}: cannot bring it up: {e}"))?;
     for (key, value) in [("disable_ipv6", "1"), ("accept_ra", "0"), ("autoconf", "0")] {
         let path = format!("net/ipv6/conf/{ifname}/{key}");
         if let Err(e) = sys::write_sysctl(&path, value) {
@@ -52,7 +53,8 @@ fn prepare_lan(cfg: &Config) -> Result<(), String> {
         }
     }
     if cfg.uplink.ip_forward {
-        sys::write_sysctl("net/ipv4/ip_forward", "1").map_err(|e| format!("uplink.ip_forward: {e}"))?;
+        sys::write_sysctl("net/ipv4/ip_forward", "1")
+            .map_err(|e| format!("uplink.ip_forward: {e}"))?;
     }
     Ok(())
 }
@@ -63,7 +65,12 @@ fn log_event(ev: &Event) {
             tracing::info!(%mac, %ip, expires_in_s = expires.saturating_sub(now_ms()) / 1000, "lease bound")
         }
         Event::LeaseEnded { mac, ip, reason } => tracing::info!(%mac, %ip, %reason, "lease ended"),
-        Event::SessionStarted { mac, ip, session_id, user } => {
+        Event::SessionStarted {
+            mac,
+            ip,
+            session_id,
+            user,
+        } => {
             tracing::info!(%mac, %ip, session_id, user = user.as_deref().unwrap_or("-"), "session started")
         }
         Event::SessionEnded(s) => tracing::info!(
@@ -85,7 +92,8 @@ fn log_event(ev: &Event) {
 pub fn run(cfg: Config) -> Result<(), String> {
     let store = LeaseStore::open(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
     let restored = store.load();
-    let gateway_mac = sys::interface_mac(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
+    let gateway_mac =
+        sys::interface_mac(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
     prepare_lan(&cfg)?;
 
     // Firewall before the TUN exists: there is no moment in which the
@@ -93,7 +101,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let firewall = Firewall::install(FirewallSpec {
         lan_interface: cfg.lan.interface.clone(),
         lan_network: cfg.lan.network,
-        masquerade_out: cfg.uplink.nat.then(|| cfg.uplink.wan_interface.clone()).flatten(),
+        masquerade_out: cfg
+            .uplink
+            .nat
+            .then(|| cfg.uplink.wan_interface.clone())
+            .flatten(),
     })?;
     let tun = Tun::create(
         &cfg.uplink.tun_name,
@@ -161,7 +173,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
         })
         .map_err(|e| format!("starting the notice thread: {e}"))?;
 
-    let handle = DataplaneHandle { commands: cmd_tx, waker };
+    let handle = DataplaneHandle {
+        commands: cmd_tx,
+        waker,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()

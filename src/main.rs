@@ -32,7 +32,10 @@ impl Target {
     fn socket(&self) -> Result<PathBuf, String> {
         match (&self.control, &self.config) {
             (Some(p), _) => Ok(p.clone()),
-            (None, Some(c)) => Ok(Config::load(c).map_err(|e| format!("{}: {e}", c.display()))?.control.socket),
+            (None, Some(c)) => Ok(Config::load(c)
+                .map_err(|e| format!("{}: {e}", c.display()))?
+                .control
+                .socket),
             (None, None) => Ok(config::default_socket()),
         }
     }
@@ -123,7 +126,10 @@ fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Sessions { json, target } => {
             let v = client::call(&target.socket()?, &Request::Status)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v["clients"]).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v["clients"]).unwrap_or_default()
+                );
             } else {
                 print_sessions(&v);
             }
@@ -158,16 +164,17 @@ fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Lab => {
-            let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
+            let exe =
+                std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
             lassi::lab::demo::run_demo(Path::new(&exe))
         }
     }
 }
 
 fn init_logging(level: &str) -> Result<(), String> {
-    let level: tracing::Level = level
-        .parse()
-        .map_err(|_| format!("--log-level: '{level}' is not one of error, warn, info, debug, trace"))?;
+    let level: tracing::Level = level.parse().map_err(|_| {
+        format!("--log-level: '{level}' is not one of error, warn, info, debug, trace")
+    })?;
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
@@ -191,7 +198,12 @@ fn utc(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn print_sessions(v: &Value) {
@@ -199,10 +211,21 @@ fn print_sessions(v: &Value) {
     let clients = v["clients"].as_array().unwrap_or(&empty);
     println!(
         "{:<17}  {:<15}  {:<12}  {:<12}  {:<19}  {:>12}  {:>12}  {:>9}  {:>9}",
-        "MAC", "IP", "STATE", "USER", "SESSION START (UTC)", "OCTETS IN", "OCTETS OUT", "PKTS IN", "PKTS OUT"
+        "MAC",
+        "IP",
+        "STATE",
+        "USER",
+        "SESSION START (UTC)",
+        "OCTETS IN",
+        "OCTETS OUT",
+        "PKTS IN",
+        "PKTS OUT"
     );
     for c in clients {
-        let started = c["authorized_at"].as_u64().map(utc).unwrap_or_else(|| "-".into());
+        let started = c["authorized_at"]
+            .as_u64()
+            .map(utc)
+            .unwrap_or_else(|| "-".into());
         let k = &c["counters"];
         println!(
             "{:<17}  {:<15}  {:<12}  {:<12}  {:<19}  {:>12}  {:>12}  {:>9}  {:>9}",

@@ -13,20 +13,28 @@ use super::Request;
 /// (lassi not running, permission denied, or the error lassi answered).
 pub fn call(socket: &Path, req: &Request) -> Result<Value, String> {
     let mut s = UnixStream::connect(socket).map_err(|e| {
-        format!("cannot reach lassi at {} ({e}): is `lassi run` running?", socket.display())
+        format!(
+            "cannot reach lassi at {} ({e}): is `lassi run` running?",
+            socket.display()
+        )
     })?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
     line.push('\n');
-    s.write_all(line.as_bytes()).map_err(|e| format!("control socket: {e}"))?;
+    s.write_all(line.as_bytes())
+        .map_err(|e| format!("control socket: {e}"))?;
     let mut reply = String::new();
     BufReader::new(s)
         .read_line(&mut reply)
         .map_err(|e| format!("control socket: {e}"))?;
-    let v: Value = serde_json::from_str(&reply).map_err(|e| format!("bad reply from lassi: {e}"))?;
+    let v: Value =
+        serde_json::from_str(&reply).map_err(|e| format!("bad reply from lassi: {e}"))?;
     if v["ok"] == Value::Bool(true) {
         Ok(v)
     } else {
-        Err(v["error"].as_str().unwrap_or("lassi refused the request").to_string())
+        Err(v["error"]
+            .as_str()
+            .unwrap_or("lassi refused the request")
+            .to_string())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
 
@@ -29,7 +29,9 @@ pub struct DataplaneHandle {
 
 impl DataplaneHandle {
     fn send(&self, cmd: Command) -> Result<(), String> {
-        self.commands.send(cmd).map_err(|_| "the data plane has stopped".to_string())?;
+        self.commands
+            .send(cmd)
+            .map_err(|_| "the data plane has stopped".to_string())?;
         self.waker.wake();
         Ok(())
     }
@@ -46,13 +48,21 @@ impl DataplaneHandle {
                 }
                 Request::Authorize { mac, user } => {
                     let (tx, rx) = oneshot::channel();
-                    self.send(Command::Authorize { mac, user, reply: tx })?;
+                    self.send(Command::Authorize {
+                        mac,
+                        user,
+                        reply: tx,
+                    })?;
                     let client = rx.await.map_err(|_| "the data plane did not answer")??;
                     Ok(json!({ "client": client }))
                 }
                 Request::Logout { mac } => {
                     let (tx, rx) = oneshot::channel();
-                    self.send(Command::Logout { mac, reason: EndReason::AdminReset, reply: tx })?;
+                    self.send(Command::Logout {
+                        mac,
+                        reason: EndReason::AdminReset,
+                        reply: tx,
+                    })?;
                     let ended = rx.await.map_err(|_| "the data plane did not answer")??;
                     Ok(json!({ "session": ended }))
                 }
@@ -94,7 +104,10 @@ impl ControlServer {
         }
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        Ok(ControlServer { listener, path: path.to_path_buf() })
+        Ok(ControlServer {
+            listener,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Serve until the runtime stops.

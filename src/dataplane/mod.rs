@@ -193,7 +193,10 @@ impl Engine {
             // so their traffic comes through lassi and is counted.
             !self.settings.client_isolation
                 && arp.tpa != arp.spa
-                && self.sessions.by_ip(arp.tpa).is_some_and(|c| c.mac != eth.src)
+                && self
+                    .sessions
+                    .by_ip(arp.tpa)
+                    .is_some_and(|c| c.mac != eth.src)
         };
         if !answer {
             return self.drop_lan(DropReason::ArpIgnored);
@@ -210,7 +213,13 @@ impl Engine {
         LanAction::Consumed
     }
 
-    fn ipv4_from_lan(&mut self, now: UnixMillis, vnet: &VnetHdr, eth: &EthHeader, ip: &[u8]) -> LanAction {
+    fn ipv4_from_lan(
+        &mut self,
+        now: UnixMillis,
+        vnet: &VnetHdr,
+        eth: &EthHeader,
+        ip: &[u8],
+    ) -> LanAction {
         let Ok(p) = frame::parse_ipv4(ip) else {
             return self.drop_lan(DropReason::Malformed);
         };
@@ -273,7 +282,13 @@ impl Engine {
         }
     }
 
-    fn dhcp_from_lan(&mut self, now: UnixMillis, eth: &EthHeader, p: &frame::Ipv4Summary, ip: &[u8]) -> LanAction {
+    fn dhcp_from_lan(
+        &mut self,
+        now: UnixMillis,
+        eth: &EthHeader,
+        p: &frame::Ipv4Summary,
+        ip: &[u8],
+    ) -> LanAction {
         let gw = self.settings.gateway_ip;
         if !(p.dst.is_broadcast() || p.dst == gw) {
             // Addressed to another server (a client renewing with its old
@@ -292,7 +307,8 @@ impl Engine {
                         src_port: DHCP_SERVER_PORT,
                         dst_port: reply.dst_port,
                     };
-                    self.outbox.push(frame::udp_frame(&addressing, &reply.payload));
+                    self.outbox
+                        .push(frame::udp_frame(&addressing, &reply.payload));
                 }
                 if let Some(ev) = outcome.event {
                     self.apply_lease_event(ev, now);
@@ -306,7 +322,10 @@ impl Engine {
 
     fn apply_lease_event(&mut self, ev: LeaseEvent, now: UnixMillis) {
         let (mac, ip, reason) = match ev {
-            LeaseEvent::Bound { mac, ip, expires, .. } | LeaseEvent::Renewed { mac, ip, expires } => {
+            LeaseEvent::Bound {
+                mac, ip, expires, ..
+            }
+            | LeaseEvent::Renewed { mac, ip, expires } => {
                 self.sessions.lease_bound(mac, ip, expires, now);
                 self.events.push(Event::LeaseBound { mac, ip, expires });
                 return;
@@ -378,7 +397,12 @@ impl Engine {
     }
 
     /// Log a client in (operator override now; portal and RADIUS later).
-    pub fn authorize(&mut self, mac: MacAddr, user: Option<String>, now: UnixMillis) -> Result<Client, SessionError> {
+    pub fn authorize(
+        &mut self,
+        mac: MacAddr,
+        user: Option<String>,
+        now: UnixMillis,
+    ) -> Result<Client, SessionError> {
         let c = self.sessions.authorize(mac, user, now)?.clone();
         self.events.push(Event::SessionStarted {
             mac,
@@ -390,7 +414,12 @@ impl Engine {
     }
 
     /// End a client's session; it keeps its lease and is back behind the portal.
-    pub fn logout(&mut self, mac: MacAddr, reason: EndReason, now: UnixMillis) -> Result<EndedSession, SessionError> {
+    pub fn logout(
+        &mut self,
+        mac: MacAddr,
+        reason: EndReason,
+        now: UnixMillis,
+    ) -> Result<EndedSession, SessionError> {
         let ended = self.sessions.deauthorize(mac, reason, now)?;
         self.events.push(Event::SessionEnded(ended.clone()));
         Ok(ended)

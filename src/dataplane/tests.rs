@@ -9,7 +9,7 @@ use super::*;
 use crate::dhcp::{DhcpServer, DhcpSettings};
 use crate::wire::checksum;
 use crate::wire::frame::{udp_frame, UdpAddressing};
-use crate::wire::vnet::{GSO_TCPV4, F_NEEDS_CSUM};
+use crate::wire::vnet::{F_NEEDS_CSUM, GSO_TCPV4};
 
 const GW: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
@@ -86,25 +86,51 @@ fn decode_reply(frame: &[u8]) -> (EthHeader, frame::Ipv4Summary, Message) {
 
 /// Run DISCOVER/OFFER/REQUEST/ACK for `m` through the engine; returns the address.
 fn lease(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
-    let mut d = Message::new_with_id(7, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, &m.0);
-    d.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
-    assert_eq!(e.from_lan(T0, &plain(), &dhcp_frame(m, &d)), LanAction::Consumed);
+    let mut d = Message::new_with_id(
+        7,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &m.0,
+    );
+    d.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Discover));
+    assert_eq!(
+        e.from_lan(T0, &plain(), &dhcp_frame(m, &d)),
+        LanAction::Consumed
+    );
     let offer = e.outbox().pop().expect("an OFFER");
     let (eth, p, o) = decode_reply(&offer);
     assert_eq!(o.opts().msg_type(), Some(MessageType::Offer));
     assert_eq!(eth.dst, m, "unicast to the client's MAC");
     assert_eq!(p.dst, o.yiaddr());
     let ip = o.yiaddr();
-    let mut r = Message::new_with_id(8, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, &m.0);
+    let mut r = Message::new_with_id(
+        8,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &m.0,
+    );
     r.set_flags(Flags::default().set_broadcast());
-    r.opts_mut().insert(DhcpOption::MessageType(MessageType::Request));
+    r.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Request));
     r.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
     r.opts_mut().insert(DhcpOption::ServerIdentifier(GW));
-    assert_eq!(e.from_lan(T0, &plain(), &dhcp_frame(m, &r)), LanAction::Consumed);
+    assert_eq!(
+        e.from_lan(T0, &plain(), &dhcp_frame(m, &r)),
+        LanAction::Consumed
+    );
     let ack = e.outbox().pop().expect("an ACK");
     let (eth, p, a) = decode_reply(&ack);
     assert_eq!(a.opts().msg_type(), Some(MessageType::Ack));
-    assert_eq!((eth.dst, p.dst), (MacAddr::BROADCAST, Ipv4Addr::BROADCAST), "broadcast flag honoured");
+    assert_eq!(
+        (eth.dst, p.dst),
+        (MacAddr::BROADCAST, Ipv4Addr::BROADCAST),
+        "broadcast flag honoured"
+    );
     assert_eq!(a.yiaddr(), ip);
     ip
 }
@@ -113,7 +139,12 @@ fn lease(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
 fn tcp(src_mac: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, dport: u16, payload: usize) -> Vec<u8> {
     let total = 40 + payload;
     let mut f = vec![0u8; ETH_HLEN + total];
-    EthHeader { dst: gw_mac(), src: src_mac, ethertype: ETHERTYPE_IPV4 }.write(&mut f);
+    EthHeader {
+        dst: gw_mac(),
+        src: src_mac,
+        ethertype: ETHERTYPE_IPV4,
+    }
+    .write(&mut f);
     let ip = &mut f[ETH_HLEN..];
     ip[0] = 0x45;
     ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
@@ -130,7 +161,14 @@ fn tcp(src_mac: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, dport: u16, payload: usiz
 
 fn udp(src_mac: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
     udp_frame(
-        &UdpAddressing { src_mac, dst_mac: gw_mac(), src_ip: src, dst_ip: dst, src_port: sport, dst_port: dport },
+        &UdpAddressing {
+            src_mac,
+            dst_mac: gw_mac(),
+            src_ip: src,
+            dst_ip: dst,
+            src_port: sport,
+            dst_port: dport,
+        },
         b"query",
     )
 }
@@ -150,18 +188,33 @@ fn arp_answered_for_the_gateway_only() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
     let req = |tpa| {
-        Arp { op: ARP_REQUEST, sha: mac(1), spa: ip, tha: MacAddr::default(), tpa }
-            .to_frame(MacAddr::BROADCAST, mac(1))
+        Arp {
+            op: ARP_REQUEST,
+            sha: mac(1),
+            spa: ip,
+            tha: MacAddr::default(),
+            tpa,
+        }
+        .to_frame(MacAddr::BROADCAST, mac(1))
     };
     assert_eq!(e.from_lan(T0, &plain(), &req(GW)), LanAction::Consumed);
     let reply = e.outbox().pop().unwrap();
     let a = Arp::parse(&reply[ETH_HLEN..]).unwrap();
-    assert_eq!((a.op, a.sha, a.spa, a.tha, a.tpa), (ARP_REPLY, gw_mac(), GW, mac(1), ip));
+    assert_eq!(
+        (a.op, a.sha, a.spa, a.tha, a.tpa),
+        (ARP_REPLY, gw_mac(), GW, mac(1), ip)
+    );
     assert_eq!(EthHeader::parse(&reply).unwrap().dst, mac(1));
     // Another client's address, or the uplink's: lassi stays silent.
     let other = lease(&mut e, mac(2));
-    assert_eq!(e.from_lan(T0, &plain(), &req(other)), LanAction::Drop(DropReason::ArpIgnored));
-    assert_eq!(e.from_lan(T0, &plain(), &req(Ipv4Addr::new(192, 0, 2, 1))), LanAction::Drop(DropReason::ArpIgnored));
+    assert_eq!(
+        e.from_lan(T0, &plain(), &req(other)),
+        LanAction::Drop(DropReason::ArpIgnored)
+    );
+    assert_eq!(
+        e.from_lan(T0, &plain(), &req(Ipv4Addr::new(192, 0, 2, 1))),
+        LanAction::Drop(DropReason::ArpIgnored)
+    );
     assert!(e.outbox().is_empty());
 }
 
@@ -170,8 +223,14 @@ fn proxy_arp_for_clients_when_isolation_is_off() {
     let mut e = engine(false);
     let a = lease(&mut e, mac(1));
     let b = lease(&mut e, mac(2));
-    let f = Arp { op: ARP_REQUEST, sha: mac(1), spa: a, tha: MacAddr::default(), tpa: b }
-        .to_frame(MacAddr::BROADCAST, mac(1));
+    let f = Arp {
+        op: ARP_REQUEST,
+        sha: mac(1),
+        spa: a,
+        tha: MacAddr::default(),
+        tpa: b,
+    }
+    .to_frame(MacAddr::BROADCAST, mac(1));
     assert_eq!(e.from_lan(T0, &plain(), &f), LanAction::Consumed);
     let reply = Arp::parse(&e.outbox().pop().unwrap()[ETH_HLEN..]).unwrap();
     assert_eq!((reply.sha, reply.spa), (gw_mac(), b));
@@ -181,19 +240,47 @@ fn proxy_arp_for_clients_when_isolation_is_off() {
 fn unauthorized_clients_reach_dns_and_lassi_only() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    assert_eq!(e.from_lan(T0, &plain(), &udp(mac(1), ip, DNS, 5353, 53)), LanAction::ToTun);
-    assert_eq!(e.from_lan(T0, &plain(), &tcp(mac(1), ip, GW, 3990, 0)), LanAction::ToTun);
-    assert_eq!(e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 0)), LanAction::Drop(DropReason::Unauthorized));
-    assert_eq!(e.from_lan(T0, &plain(), &udp(mac(1), ip, WEB, 5353, 53)), LanAction::Drop(DropReason::Unauthorized));
-    assert_eq!(e.from_lan(T0, &plain(), &udp(mac(1), ip, DNS, 5353, 54)), LanAction::Drop(DropReason::Unauthorized));
+    assert_eq!(
+        e.from_lan(T0, &plain(), &udp(mac(1), ip, DNS, 5353, 53)),
+        LanAction::ToTun
+    );
+    assert_eq!(
+        e.from_lan(T0, &plain(), &tcp(mac(1), ip, GW, 3990, 0)),
+        LanAction::ToTun
+    );
+    assert_eq!(
+        e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    assert_eq!(
+        e.from_lan(T0, &plain(), &udp(mac(1), ip, WEB, 5353, 53)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    assert_eq!(
+        e.from_lan(T0, &plain(), &udp(mac(1), ip, DNS, 5353, 54)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
     // Way back: DNS answers and lassi's own replies pass, the web does not.
     let answer = udp(gw_mac(), DNS, ip, 53, 5353);
-    assert_eq!(e.from_tun(T0, &plain(), &answer[ETH_HLEN..]), TunAction::ToLan(mac(1)));
+    assert_eq!(
+        e.from_tun(T0, &plain(), &answer[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
     let web = tcp(gw_mac(), WEB, ip, 40000, 10);
-    assert_eq!(e.from_tun(T0, &plain(), &web[ETH_HLEN..]), TunAction::Drop(DropReason::Unauthorized));
+    assert_eq!(
+        e.from_tun(T0, &plain(), &web[ETH_HLEN..]),
+        TunAction::Drop(DropReason::Unauthorized)
+    );
     // Nothing was counted to the session.
-    assert_eq!(e.sessions().by_mac(mac(1)).unwrap().counters, Default::default());
-    assert_eq!(e.drops().get(DropReason::Unauthorized), 3);
+    assert_eq!(
+        e.sessions().by_mac(mac(1)).unwrap().counters,
+        Default::default()
+    );
+    assert_eq!(
+        e.drops().get(DropReason::Unauthorized),
+        4,
+        "three out, one back"
+    );
 }
 
 #[test]
@@ -204,7 +291,10 @@ fn authorized_traffic_is_forwarded_and_counted_at_the_ip_layer() {
     let out = tcp(mac(1), ip, WEB, 80, 1000);
     assert_eq!(e.from_lan(T0 + 5, &plain(), &out), LanAction::ToTun);
     let back = tcp(gw_mac(), WEB, ip, 40000, 300);
-    assert_eq!(e.from_tun(T0 + 6, &plain(), &back[ETH_HLEN..]), TunAction::ToLan(mac(1)));
+    assert_eq!(
+        e.from_tun(T0 + 6, &plain(), &back[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
     let c = e.sessions().by_mac(mac(1)).unwrap();
     assert_eq!(c.counters.octets_in, 1040);
     assert_eq!(c.counters.octets_out, 340);
@@ -219,7 +309,14 @@ fn gso_super_packets_count_what_they_stand_for() {
     e.authorize(mac(1), None, T0).unwrap();
     let payload = 1448 * 10 + 100;
     let f = tcp(mac(1), ip, WEB, 80, payload);
-    let vnet = VnetHdr { flags: F_NEEDS_CSUM, gso_type: GSO_TCPV4, hdr_len: 54, gso_size: 1448, csum_start: 34, csum_offset: 16 };
+    let vnet = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: GSO_TCPV4,
+        hdr_len: 54,
+        gso_size: 1448,
+        csum_start: 34,
+        csum_offset: 16,
+    };
     assert_eq!(e.from_lan(T0, &vnet, &f), LanAction::ToTun);
     let c = e.sessions().by_mac(mac(1)).unwrap();
     assert_eq!(c.counters.packets_in, 11);
@@ -234,10 +331,16 @@ fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
     e.authorize(mac(1), None, T0).unwrap();
     e.authorize(mac(2), None, T0).unwrap();
     // Client 2 forges client 1's address.
-    assert_eq!(e.from_lan(T0, &plain(), &tcp(mac(2), a, WEB, 80, 500)), LanAction::Drop(DropReason::Spoofed));
+    assert_eq!(
+        e.from_lan(T0, &plain(), &tcp(mac(2), a, WEB, 80, 500)),
+        LanAction::Drop(DropReason::Spoofed)
+    );
     // A hand-configured address nobody leased.
     let rogue = Ipv4Addr::new(10, 1, 0, 77);
-    assert_eq!(e.from_lan(T0, &plain(), &tcp(mac(3), rogue, WEB, 80, 500)), LanAction::Drop(DropReason::NoLease));
+    assert_eq!(
+        e.from_lan(T0, &plain(), &tcp(mac(3), rogue, WEB, 80, 500)),
+        LanAction::Drop(DropReason::NoLease)
+    );
     for m in [mac(1), mac(2)] {
         assert_eq!(e.sessions().by_mac(m).unwrap().counters, Default::default());
     }
@@ -251,17 +354,48 @@ fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
     let ip = lease(&mut e, mac(1));
     e.authorize(mac(1), None, T0).unwrap();
     let mut v6 = vec![0u8; 80];
-    EthHeader { dst: MacAddr([0x33, 0x33, 0, 0, 0, 1]), src: mac(1), ethertype: ETHERTYPE_IPV6 }.write(&mut v6);
+    EthHeader {
+        dst: MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+        src: mac(1),
+        ethertype: ETHERTYPE_IPV6,
+    }
+    .write(&mut v6);
     v6[ETH_HLEN] = 0x60;
-    assert_eq!(e.from_lan(T0, &plain(), &v6), LanAction::Drop(DropReason::Ipv6));
-    assert_eq!(e.from_lan(T0, &plain(), &udp(mac(1), ip, Ipv4Addr::BROADCAST, 67, 68)), LanAction::Drop(DropReason::RogueDhcpServer));
-    assert_eq!(e.from_lan(T0, &plain(), &udp(mac(1), ip, Ipv4Addr::new(224, 0, 0, 251), 5353, 5353)), LanAction::Drop(DropReason::Broadcast));
-    assert_eq!(e.from_lan(T0, &plain(), &udp(mac(1), ip, Ipv4Addr::new(10, 1, 0, 255), 137, 137)), LanAction::Drop(DropReason::Broadcast));
+    assert_eq!(
+        e.from_lan(T0, &plain(), &v6),
+        LanAction::Drop(DropReason::Ipv6)
+    );
+    assert_eq!(
+        e.from_lan(T0, &plain(), &udp(mac(1), ip, Ipv4Addr::BROADCAST, 67, 68)),
+        LanAction::Drop(DropReason::RogueDhcpServer)
+    );
+    assert_eq!(
+        e.from_lan(
+            T0,
+            &plain(),
+            &udp(mac(1), ip, Ipv4Addr::new(224, 0, 0, 251), 5353, 5353)
+        ),
+        LanAction::Drop(DropReason::Broadcast)
+    );
+    assert_eq!(
+        e.from_lan(
+            T0,
+            &plain(),
+            &udp(mac(1), ip, Ipv4Addr::new(10, 1, 0, 255), 137, 137)
+        ),
+        LanAction::Drop(DropReason::Broadcast)
+    );
     let mut other_host = tcp(mac(1), ip, WEB, 80, 0);
     other_host[0..6].copy_from_slice(&mac(9).0);
-    assert_eq!(e.from_lan(T0, &plain(), &other_host), LanAction::Drop(DropReason::NotForUs));
+    assert_eq!(
+        e.from_lan(T0, &plain(), &other_host),
+        LanAction::Drop(DropReason::NotForUs)
+    );
     let v6_from_tun = [0x60u8; 40];
-    assert_eq!(e.from_tun(T0, &plain(), &v6_from_tun), TunAction::Drop(DropReason::Ipv6));
+    assert_eq!(
+        e.from_tun(T0, &plain(), &v6_from_tun),
+        TunAction::Drop(DropReason::Ipv6)
+    );
 }
 
 #[test]
@@ -270,12 +404,25 @@ fn logout_cuts_the_client_off_and_reports_the_session() {
     let ip = lease(&mut e, mac(1));
     e.take_events();
     e.authorize(mac(1), Some("bob".into()), T0).unwrap();
-    assert_eq!(e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)), LanAction::ToTun);
-    let ended = e.logout(mac(1), EndReason::AdminReset, T0 + 60_000).unwrap();
-    assert_eq!((ended.counters.octets_in, ended.reason), (100, EndReason::AdminReset));
-    assert_eq!(e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)), LanAction::Drop(DropReason::Unauthorized));
+    assert_eq!(
+        e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)),
+        LanAction::ToTun
+    );
+    let ended = e
+        .logout(mac(1), EndReason::AdminReset, T0 + 60_000)
+        .unwrap();
+    assert_eq!(
+        (ended.counters.octets_in, ended.reason),
+        (100, EndReason::AdminReset)
+    );
+    assert_eq!(
+        e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
     let evs = e.take_events();
-    assert!(matches!(&evs[..], [Event::SessionStarted { .. }, Event::SessionEnded(s)] if s.user.as_deref() == Some("bob")));
+    assert!(
+        matches!(&evs[..], [Event::SessionStarted { .. }, Event::SessionEnded(s)] if s.user.as_deref() == Some("bob"))
+    );
     assert!(e.logout(mac(1), EndReason::AdminReset, T0).is_err());
 }
 
@@ -286,16 +433,29 @@ fn client_to_client_follows_isolation() {
     let b = lease(&mut iso, mac(2));
     iso.authorize(mac(1), None, T0).unwrap();
     iso.authorize(mac(2), None, T0).unwrap();
-    assert_eq!(iso.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)), LanAction::Drop(DropReason::ClientToClient));
+    assert_eq!(
+        iso.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        LanAction::Drop(DropReason::ClientToClient)
+    );
 
     let mut open = engine(false);
     let a = lease(&mut open, mac(1));
     let b = lease(&mut open, mac(2));
     open.authorize(mac(1), None, T0).unwrap();
-    assert_eq!(open.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)), LanAction::Drop(DropReason::Unauthorized), "peer not logged in");
+    assert_eq!(
+        open.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        LanAction::Drop(DropReason::Unauthorized),
+        "peer not logged in"
+    );
     open.authorize(mac(2), None, T0).unwrap();
-    assert_eq!(open.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)), LanAction::Hairpin(mac(2)));
-    assert_eq!(open.sessions().by_mac(mac(2)).unwrap().counters.octets_out, 40);
+    assert_eq!(
+        open.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        LanAction::Hairpin(mac(2))
+    );
+    assert_eq!(
+        open.sessions().by_mac(mac(2)).unwrap().counters.octets_out,
+        40
+    );
 }
 
 #[test]
@@ -312,7 +472,9 @@ fn lease_expiry_ends_the_session() {
     assert!(e.sessions().by_mac(mac(1)).is_none());
     assert!(e.sessions().by_ip(ip).is_none());
     let evs = e.take_events();
-    assert!(matches!(&evs[..], [Event::SessionEnded(s), Event::LeaseEnded { reason: EndReason::LeaseExpired, .. }] if s.reason == EndReason::LeaseExpired));
+    assert!(
+        matches!(&evs[..], [Event::SessionEnded(s), Event::LeaseEnded { reason: EndReason::LeaseExpired, .. }] if s.reason == EndReason::LeaseExpired)
+    );
 }
 
 #[test]

@@ -150,12 +150,26 @@ impl Dataplane {
                 .unwrap_or(1000)
                 .clamp(if leases_dirty { 0 } else { 1 }, 1000);
             let mut fds = [
-                libc::pollfd { fd: self.lan.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.tun.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.waker.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd {
+                    fd: self.lan.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.tun.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.waker.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             let timeout = if leases_dirty {
-                (last_lease_save + LEASE_SAVE_INTERVAL).saturating_sub(now).min(timeout)
+                (last_lease_save + LEASE_SAVE_INTERVAL)
+                    .saturating_sub(now)
+                    .min(timeout)
             } else {
                 timeout
             };
@@ -179,7 +193,9 @@ impl Dataplane {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
                         self.engine.shutdown(now);
                         let _ = self.notices.send(Notice::Events(self.engine.take_events()));
-                        let _ = self.notices.send(Notice::Leases(self.engine.lease_records()));
+                        let _ = self
+                            .notices
+                            .send(Notice::Leases(self.engine.lease_records()));
                         return;
                     }
                     Ok(cmd) => self.command(cmd, now, &io),
@@ -256,7 +272,9 @@ impl Dataplane {
                 let _ = self.notices.send(Notice::Events(events));
             }
             if leases_dirty && now >= last_lease_save + LEASE_SAVE_INTERVAL {
-                let _ = self.notices.send(Notice::Leases(self.engine.lease_records()));
+                let _ = self
+                    .notices
+                    .send(Notice::Leases(self.engine.lease_records()));
                 leases_dirty = false;
                 last_lease_save = now;
             }
@@ -273,7 +291,13 @@ impl Dataplane {
     }
 
     /// One LAN frame: `[vnet][eth][ip]`.
-    fn lan_frame(&mut self, now: UnixMillis, frame: &mut [u8], tx: &mut SendBatch, io: &mut IoStats) {
+    fn lan_frame(
+        &mut self,
+        now: UnixMillis,
+        frame: &mut [u8],
+        tx: &mut SendBatch,
+        io: &mut IoStats,
+    ) {
         let Some(vnet) = VnetHdr::parse(frame) else {
             return;
         };
@@ -292,8 +316,12 @@ impl Dataplane {
                 }
             }
             LanAction::Hairpin(dst) => {
-                EthHeader { dst, src: self.gateway_mac, ethertype: ETHERTYPE_IPV4 }
-                    .write(&mut frame[VNET_HDR_LEN..]);
+                EthHeader {
+                    dst,
+                    src: self.gateway_mac,
+                    ethertype: ETHERTYPE_IPV4,
+                }
+                .write(&mut frame[VNET_HDR_LEN..]);
                 if tx.is_full() {
                     self.flush(tx, io);
                 }
@@ -310,9 +338,14 @@ impl Dataplane {
         let ip_start = TUN_HEADROOM + VNET_HDR_LEN;
         match self.engine.from_tun(now, &vnet, &buf[ip_start..]) {
             TunAction::ToLan(dst) => {
-                vnet.shifted(ETH_HLEN as i32).write(&mut buf[..VNET_HDR_LEN]);
-                EthHeader { dst, src: self.gateway_mac, ethertype: ETHERTYPE_IPV4 }
-                    .write(&mut buf[VNET_HDR_LEN..]);
+                vnet.shifted(ETH_HLEN as i32)
+                    .write(&mut buf[..VNET_HDR_LEN]);
+                EthHeader {
+                    dst,
+                    src: self.gateway_mac,
+                    ethertype: ETHERTYPE_IPV4,
+                }
+                .write(&mut buf[VNET_HDR_LEN..]);
                 Some(buf)
             }
             TunAction::Drop(_) => None,
@@ -322,15 +355,24 @@ impl Dataplane {
     fn command(&mut self, cmd: Command, now: UnixMillis, io: &IoStats) {
         match cmd {
             Command::Authorize { mac, user, reply } => {
-                let r = self.engine.authorize(mac, user, now).map_err(|e| e.to_string());
+                let r = self
+                    .engine
+                    .authorize(mac, user, now)
+                    .map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
             Command::Logout { mac, reason, reply } => {
-                let r = self.engine.logout(mac, reason, now).map_err(|e| e.to_string());
+                let r = self
+                    .engine
+                    .logout(mac, reason, now)
+                    .map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
             Command::Status { reply } => {
-                let _ = reply.send(Status { snapshot: self.engine.snapshot(now), io: io.clone() });
+                let _ = reply.send(Status {
+                    snapshot: self.engine.snapshot(now),
+                    io: io.clone(),
+                });
             }
             Command::Shutdown => unreachable!("handled by the loop"),
         }

@@ -55,8 +55,10 @@ impl FirewallSpec {
             cmds.push(json!({"delete": t}));
             cmds.push(json!({"add": t}));
         }
-        let iif = json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": lan}});
-        let oif = json!({"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": lan}});
+        let iif =
+            json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": lan}});
+        let oif =
+            json!({"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": lan}});
         let chain = |family: &str, table: &str, chain: &str, hook: &str, prio: i32| {
             json!({"add": {"chain": {"family": family, "table": table, "name": chain,
                 "type": "filter", "hook": hook, "prio": prio, "policy": "accept"}}})
@@ -67,7 +69,12 @@ impl FirewallSpec {
         };
         // IPv4 and IPv6: nothing from the LAN is delivered to or routed by
         // the kernel, and the kernel sends nothing onto the LAN itself.
-        for (c, hook, m) in [("input", "input", &iif), ("forward", "forward", &iif), ("forward_out", "forward", &oif), ("output", "output", &oif)] {
+        for (c, hook, m) in [
+            ("input", "input", &iif),
+            ("forward", "forward", &iif),
+            ("forward_out", "forward", &oif),
+            ("output", "output", &oif),
+        ] {
             cmds.push(chain("inet", &name, c, hook, -300));
             cmds.push(rule("inet", &name, c, m));
         }
@@ -79,8 +86,10 @@ impl FirewallSpec {
         }
         if let Some(wan) = &self.masquerade_out {
             let nat = format!("{name}-nat");
-            cmds.push(json!({"add": {"chain": {"family": "ip", "table": nat, "name": "postrouting",
-                "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}}));
+            cmds.push(
+                json!({"add": {"chain": {"family": "ip", "table": nat, "name": "postrouting",
+                "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}}),
+            );
             cmds.push(json!({"add": {"rule": {"family": "ip", "table": nat, "chain": "postrouting", "expr": [
                 {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": wan}},
                 {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
@@ -176,7 +185,11 @@ mod tests {
         }
         assert!(!j.to_string().contains("masquerade"));
         // Every table is created fresh (add, delete, add).
-        let first: Vec<&str> = cmds.iter().take(3).map(|c| c.as_object().unwrap().keys().next().unwrap().as_str()).collect();
+        let first: Vec<&str> = cmds
+            .iter()
+            .take(3)
+            .map(|c| c.as_object().unwrap().keys().next().unwrap().as_str())
+            .collect();
         assert_eq!(first, ["add", "delete", "add"]);
     }
 

@@ -23,7 +23,12 @@ pub struct LanPort {
     ifindex: i32,
 }
 
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: fd is a valid socket, value lives across the call.
     cvt(unsafe {
         libc::setsockopt(
@@ -59,10 +64,15 @@ impl LanPort {
         if let Err(e) = setsockopt_int(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) {
             // Older kernels: we would see our own frames; the engine drops
             // them as not addressed to the gateway, so this is only a cost.
-            tracing::warn!("PACKET_IGNORE_OUTGOING unavailable ({e}); own frames will be read back");
+            tracing::warn!(
+                "PACKET_IGNORE_OUTGOING unavailable ({e}); own frames will be read back"
+            );
         }
         // Big buffers absorb bursts while the thread is busy elsewhere.
-        for (opt, force) in [(libc::SO_RCVBUF, libc::SO_RCVBUFFORCE), (libc::SO_SNDBUF, libc::SO_SNDBUFFORCE)] {
+        for (opt, force) in [
+            (libc::SO_RCVBUF, libc::SO_RCVBUFFORCE),
+            (libc::SO_SNDBUF, libc::SO_SNDBUFFORCE),
+        ] {
             if setsockopt_int(raw, libc::SOL_SOCKET, force, 4 << 20).is_err() {
                 let _ = setsockopt_int(raw, libc::SOL_SOCKET, opt, 4 << 20);
             }
@@ -167,7 +177,9 @@ pub struct RecvBatch {
 impl RecvBatch {
     /// `n` buffers of [`MAX_FRAME`] bytes.
     pub fn new(n: usize) -> RecvBatch {
-        let mut bufs: Vec<Box<[u8]>> = (0..n).map(|_| vec![0u8; MAX_FRAME].into_boxed_slice()).collect();
+        let mut bufs: Vec<Box<[u8]>> = (0..n)
+            .map(|_| vec![0u8; MAX_FRAME].into_boxed_slice())
+            .collect();
         let mut iovs: Vec<libc::iovec> = bufs
             .iter_mut()
             .map(|b| libc::iovec {
@@ -221,7 +233,10 @@ impl SendBatch {
     /// header and an engine-built frame). The memory must stay valid and
     /// unmoved until [`LanPort::send`] returns.
     pub fn push(&mut self, head: &[u8], body: &[u8]) {
-        assert!(self.iovs.len() < self.iovs.capacity(), "SendBatch overfilled");
+        assert!(
+            self.iovs.len() < self.iovs.capacity(),
+            "SendBatch overfilled"
+        );
         self.iovs.push([
             libc::iovec {
                 iov_base: head.as_ptr() as *mut libc::c_void,

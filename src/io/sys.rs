@@ -65,7 +65,11 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
     }
     // SAFETY: req is a valid ifreq for SIOCGIFFLAGS/SIOCSIFFLAGS.
     unsafe {
-        cvt(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req))?;
+        cvt(libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as _,
+            &mut req,
+        ))?;
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
         cvt(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req))?;
     }

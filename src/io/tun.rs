@@ -39,7 +39,14 @@ impl Tun {
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         match self.dev.recv(buf) {
             Ok(n) => Ok(Some(n)),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }

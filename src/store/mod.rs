@@ -31,7 +31,9 @@ impl LeaseStore {
     pub fn open(dir: &Path) -> io::Result<LeaseStore> {
         fs::create_dir_all(dir)
             .map_err(|e| io::Error::new(e.kind(), format!("state dir {}: {e}", dir.display())))?;
-        Ok(LeaseStore { path: dir.join("leases.json") })
+        Ok(LeaseStore {
+            path: dir.join("leases.json"),
+        })
     }
 
     /// Saved leases. A missing file is an empty table; a damaged one is set
@@ -41,7 +43,10 @@ impl LeaseStore {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
             Err(e) => {
-                tracing::warn!("cannot read {}: {e}; starting with no leases", self.path.display());
+                tracing::warn!(
+                    "cannot read {}: {e}; starting with no leases",
+                    self.path.display()
+                );
                 return Vec::new();
             }
         };
@@ -91,7 +96,10 @@ mod tests {
         s.save(std::slice::from_ref(&rec)).unwrap();
         let back = s.load();
         assert_eq!(back.len(), 1);
-        assert_eq!((back[0].mac, back[0].ip, back[0].expires), (rec.mac, rec.ip, rec.expires));
+        assert_eq!(
+            (back[0].mac, back[0].ip, back[0].expires),
+            (rec.mac, rec.ip, rec.expires)
+        );
         fs::write(dir.join("leases.json"), b"{not json").unwrap();
         assert!(s.load().is_empty());
         assert!(dir.join("leases.json.corrupt").exists());
