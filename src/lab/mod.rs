@@ -28,6 +28,8 @@
 //! - [`lassi`]: starting and driving `lassi run` inside the gateway namespace.
 //! - [`demo`]: the operator-facing walk-through behind `lassi lab`.
 
+#![warn(missing_docs)]
+
 pub mod demo;
 pub mod dns;
 pub mod lassi;
