@@ -87,9 +87,12 @@ fn demo(lassi_bin: &Path) -> LabResult<()> {
     let lease = client.udhcpc()?;
     say(&lease.to_string());
 
-    s.step("Before login: the client tries http://198.51.100.10/ (5 s limit)");
-    let r = client.curl(&["--max-time", "5", "http://198.51.100.10/"])?;
+    s.step("Before login: the client tries http://198.51.100.10/ (3 s limit)");
+    let r = client.curl(&["--max-time", "3", "http://198.51.100.10/"])?;
     say(&r.to_string());
+    if let Some(loc) = r.header("location") {
+        say(&format!("redirected to {loc}"));
+    }
     if r.ok() && r.text().contains(super::upstream::HOME_MARKER) {
         return Err(super::LabError::new(format!(
             "the unauthorized client reached the upstream page; lassi log:\n{}",
@@ -142,7 +145,7 @@ fn demo(lassi_bin: &Path) -> LabResult<()> {
         client.mac()
     ));
     say(lassi.logout(client.mac())?.stdout.trim());
-    let r = client.curl(&["--max-time", "5", "http://198.51.100.10/"])?;
+    let r = client.curl(&["--max-time", "3", "http://198.51.100.10/"])?;
     say(&r.to_string());
     if r.ok() && r.text().contains(super::upstream::HOME_MARKER) {
         return Err(super::LabError::new(
