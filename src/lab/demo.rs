@@ -40,7 +40,50 @@ pub fn run_demo(lassi_bin: &Path) -> Result<(), String> {
     demo(lassi_bin).map_err(|e| e.0)
 }
 
+/// Checks what the lab needs before building anything: root, and the peer
+/// programs on `PATH` (`programs`), naming the Debian package of any that
+/// is missing.
+pub fn check_prerequisites(programs: &[&str]) -> LabResult<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(super::LabError::new(
+            "the lab needs root: it creates network namespaces (run it with sudo, or as root in a container)",
+        ));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut missing = Vec::new();
+    for p in programs {
+        let found = std::env::split_paths(&path)
+            .chain([std::path::PathBuf::from("/usr/sbin"), "/sbin".into()])
+            .any(|d| d.join(p).is_file());
+        if !found {
+            let pkg = match *p {
+                "ip" => "iproute2",
+                "dhclient" => "isc-dhcp-client",
+                "dhcpcd" => "dhcpcd-base",
+                "nft" => "nftables",
+                other => other,
+            };
+            missing.push(format!("{p} (package {pkg})"));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(super::LabError::new(format!(
+            "the lab needs these programs: {}",
+            missing.join(", ")
+        )))
+    }
+}
+
 fn demo(lassi_bin: &Path) -> LabResult<()> {
+    check_prerequisites(&["ip", "dnsmasq", "udhcpc", "curl", "ethtool"])?;
+    if !lassi_bin.is_file() {
+        return Err(super::LabError::new(format!(
+            "no lassi binary at {}",
+            lassi_bin.display()
+        )));
+    }
     let mut s = Steps {
         n: 0,
         started: Instant::now(),

@@ -38,7 +38,7 @@ pub mod peers;
 pub mod topology;
 pub mod upstream;
 
-pub use demo::run_demo;
+pub use demo::{check_prerequisites, run_demo};
 pub use dns::{DhcpServerOptions, DnsServer};
 pub use lassi::LassiHandle;
 pub use netns::{unique_name, CmdOutput, ExecOptions, Netns, Proc};
