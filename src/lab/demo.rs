@@ -40,7 +40,50 @@ pub fn run_demo(lassi_bin: &Path) -> Result<(), String> {
     demo(lassi_bin).map_err(|e| e.0)
 }
 
+/// Checks what the lab needs before building anything: root, and the peer
+/// programs on `PATH` (`programs`), naming the Debian package of any that
+/// is missing.
+pub fn check_prerequisites(programs: &[&str]) -> LabResult<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(super::LabError::new(
+            "the lab needs root: it creates network namespaces (run it with sudo, or as root in a container)",
+        ));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut missing = Vec::new();
+    for p in programs {
+        let found = std::env::split_paths(&path)
+            .chain([std::path::PathBuf::from("/usr/sbin"), "/sbin".into()])
+            .any(|d| d.join(p).is_file());
+        if !found {
+            let pkg = match *p {
+                "ip" => "iproute2",
+                "dhclient" => "isc-dhcp-client",
+                "dhcpcd" => "dhcpcd-base",
+                "nft" => "nftables",
+                other => other,
+            };
+            missing.push(format!("{p} (package {pkg})"));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(super::LabError::new(format!(
+            "the lab needs these programs: {}",
+            missing.join(", ")
+        )))
+    }
+}
+
 fn demo(lassi_bin: &Path) -> LabResult<()> {
+    check_prerequisites(&["ip", "dnsmasq", "udhcpc", "curl", "ethtool"])?;
+    if !lassi_bin.is_file() {
+        return Err(super::LabError::new(format!(
+            "no lassi binary at {}",
+            lassi_bin.display()
+        )));
+    }
     let mut s = Steps {
         n: 0,
         started: Instant::now(),
@@ -87,9 +130,12 @@ fn demo(lassi_bin: &Path) -> LabResult<()> {
     let lease = client.udhcpc()?;
     say(&lease.to_string());
 
-    s.step("Before login: the client tries http://198.51.100.10/ (5 s limit)");
-    let r = client.curl(&["--max-time", "5", "http://198.51.100.10/"])?;
+    s.step("Before login: the client tries http://198.51.100.10/ (3 s limit)");
+    let r = client.curl(&["--max-time", "3", "http://198.51.100.10/"])?;
     say(&r.to_string());
+    if let Some(loc) = r.header("location") {
+        say(&format!("redirected to {loc}"));
+    }
     if r.ok() && r.text().contains(super::upstream::HOME_MARKER) {
         return Err(super::LabError::new(format!(
             "the unauthorized client reached the upstream page; lassi log:\n{}",
@@ -142,7 +188,7 @@ fn demo(lassi_bin: &Path) -> LabResult<()> {
         client.mac()
     ));
     say(lassi.logout(client.mac())?.stdout.trim());
-    let r = client.curl(&["--max-time", "5", "http://198.51.100.10/"])?;
+    let r = client.curl(&["--max-time", "3", "http://198.51.100.10/"])?;
     say(&r.to_string());
     if r.ok() && r.text().contains(super::upstream::HOME_MARKER) {
         return Err(super::LabError::new(

@@ -332,13 +332,26 @@ pub fn emit_toml(t: &toml::Table) -> String {
     out
 }
 
+/// Top-level sections in the order an operator reads them; others follow
+/// alphabetically.
+const SECTION_ORDER: &[&str] = &["lan", "uplink", "portal", "radius", "control", "state"];
+
 fn emit_table(out: &mut String, prefix: &str, t: &toml::Table) {
     for (k, v) in t {
         if !v.is_table() {
             out.push_str(&format!("{} = {}\n", toml_key(k), toml_value(v)));
         }
     }
-    for (k, v) in t {
+    let mut subs: Vec<(&String, &toml::Value)> = t.iter().collect();
+    if prefix.is_empty() {
+        subs.sort_by_key(|(k, _)| {
+            SECTION_ORDER
+                .iter()
+                .position(|s| s == k)
+                .unwrap_or(SECTION_ORDER.len())
+        });
+    }
+    for (k, v) in subs {
         if let toml::Value::Table(sub) = v {
             let name = if prefix.is_empty() {
                 toml_key(k)

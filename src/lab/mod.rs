@@ -28,6 +28,8 @@
 //! - [`lassi`]: starting and driving `lassi run` inside the gateway namespace.
 //! - [`demo`]: the operator-facing walk-through behind `lassi lab`.
 
+#![warn(missing_docs)]
+
 pub mod demo;
 pub mod dns;
 pub mod lassi;
@@ -36,7 +38,7 @@ pub mod peers;
 pub mod topology;
 pub mod upstream;
 
-pub use demo::run_demo;
+pub use demo::{check_prerequisites, run_demo};
 pub use dns::{DhcpServerOptions, DnsServer};
 pub use lassi::LassiHandle;
 pub use netns::{unique_name, CmdOutput, ExecOptions, Netns, Proc};

@@ -170,7 +170,7 @@ impl Drop for UpstreamServer {
 
 impl super::Lab {
     /// Starts the upstream HTTP server in the upstream namespace on
-    /// 198.51.100.10:80 (and [2001:db8:100::10]:80 when the lab has IPv6).
+    /// 198.51.100.10:80 (and `[2001:db8:100::10]:80` when the lab has IPv6).
     pub fn start_upstream(&self) -> LabResult<UpstreamServer> {
         use super::topology::addrs;
         let mut a = vec![SocketAddr::from((addrs::WEB, 80))];
