@@ -105,6 +105,8 @@ pub struct Config {
     pub uplink: UplinkConfig,
     /// Forwarding engine settings.
     pub dataplane: DataplaneConfig,
+    /// The captive portal.
+    pub portal: PortalConfig,
     /// The local control socket.
     pub control: ControlConfig,
     /// Durable state (leases).
@@ -149,6 +151,97 @@ pub struct UplinkConfig {
     pub nat: bool,
     /// Turn on `net.ipv4.ip_forward` at start.
     pub ip_forward: bool,
+}
+
+/// How guests are authenticated (`portal.auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthBackend {
+    /// Accept the terms, get online (no credentials).
+    ClickThrough,
+    /// A users file on the gateway.
+    Local,
+    /// A RADIUS server.
+    Radius,
+}
+
+/// One walled-garden entry: reachable before login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalledGarden {
+    /// An address or network.
+    Net(Ipv4Net),
+    /// A host name, resolved at start and refreshed.
+    Host(String),
+    /// `*.example.org`: every name under the suffix (and the suffix itself),
+    /// learnt from the DNS answers clients receive.
+    Suffix(String),
+}
+
+impl FromStr for WalledGarden {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(ip) = s.parse::<Ipv4Addr>() {
+            return Ok(WalledGarden::Net(Ipv4Net {
+                addr: ip,
+                prefix: 32,
+            }));
+        }
+        if s.contains('/') {
+            return s.parse().map(WalledGarden::Net);
+        }
+        let valid_name = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 253
+                && n.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        };
+        if let Some(suffix) = s.strip_prefix("*.") {
+            if valid_name(suffix) {
+                return Ok(WalledGarden::Suffix(suffix.to_ascii_lowercase()));
+            }
+        } else if valid_name(s) {
+            return Ok(WalledGarden::Host(s.to_ascii_lowercase()));
+        }
+        Err(format!(
+            "'{s}' is not an address, a CIDR network, a host name or *.domain"
+        ))
+    }
+}
+
+/// `[portal]`: the splash page, the login API and what is reachable before login.
+#[derive(Clone, Debug)]
+pub struct PortalConfig {
+    /// Port of lassi's own HTTP listener on the gateway address
+    /// (CoovaChilli's `uamport`).
+    pub port: u16,
+    /// External splash server (CoovaChilli's `uamserver`); lassi's own pages
+    /// when unset.
+    pub uam_server: Option<String>,
+    /// Secret shared with the splash server (`uamsecret`).
+    pub uam_secret: Option<String>,
+    /// How logins are checked.
+    pub auth: AuthBackend,
+    /// Users file for `auth = "local"`.
+    pub users_file: Option<PathBuf>,
+    /// Directory whose files override the embedded pages.
+    pub pages_dir: Option<PathBuf>,
+    /// Where a guest goes after login when there is no original URL.
+    pub success_url: Option<String>,
+    /// NAS identifier shown to portals (`nasid`).
+    pub nas_id: String,
+    /// Reachable before login.
+    pub walled_garden: Vec<WalledGarden>,
+    /// Let unauthorized clients query any DNS server, not only `lan.dns`.
+    pub any_dns: bool,
+    /// RFC 8908 `venue-info-url`.
+    pub venue_info_url: Option<String>,
+    /// Seconds a login challenge stays valid.
+    pub challenge_timeout: u32,
 }
 
 /// `[dataplane]`
@@ -213,6 +306,8 @@ struct RawConfig {
     uplink: RawUplink,
     #[serde(default)]
     dataplane: RawDataplane,
+    #[serde(default)]
+    portal: RawPortal,
     #[serde(default)]
     control: RawControl,
     #[serde(default)]
@@ -284,6 +379,62 @@ impl Default for RawDataplane {
             batch: default_batch(),
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPortal {
+    #[serde(default = "default_portal_port")]
+    port: u16,
+    uam_server: Option<String>,
+    uam_secret: Option<String>,
+    #[serde(default = "default_auth")]
+    auth: String,
+    users_file: Option<PathBuf>,
+    pages_dir: Option<PathBuf>,
+    success_url: Option<String>,
+    #[serde(default = "default_nas_id")]
+    nas_id: String,
+    #[serde(default)]
+    walled_garden: Vec<String>,
+    #[serde(default)]
+    any_dns: bool,
+    venue_info_url: Option<String>,
+    #[serde(default = "default_challenge_timeout")]
+    challenge_timeout: u32,
+}
+
+impl Default for RawPortal {
+    fn default() -> Self {
+        toml::from_str("").expect("every portal key has a default")
+    }
+}
+
+fn default_portal_port() -> u16 {
+    3990
+}
+fn default_auth() -> String {
+    "click-through".into()
+}
+fn default_nas_id() -> String {
+    "lassi".into()
+}
+fn default_challenge_timeout() -> u32 {
+    300
+}
+
+fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| err(key, format!("'{url}' must start with http:// or https://")))?;
+    if rest.is_empty()
+        || rest.starts_with('/')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(err(key, format!("'{url}' is not a valid URL")));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -497,6 +648,64 @@ impl Config {
             ));
         }
 
+        let p = raw.portal;
+        if p.port == 0 {
+            return Err(err("portal.port", "0 is not a port"));
+        }
+        let auth = match p.auth.as_str() {
+            "click-through" => AuthBackend::ClickThrough,
+            "local" => AuthBackend::Local,
+            "radius" => AuthBackend::Radius,
+            other => {
+                return Err(err(
+                    "portal.auth",
+                    format!("'{other}' is not one of click-through, local, radius"),
+                ))
+            }
+        };
+        if auth == AuthBackend::Local && p.users_file.is_none() {
+            return Err(err(
+                "portal.users_file",
+                "auth = \"local\" needs a users file",
+            ));
+        }
+        for (key, url) in [
+            ("portal.uam_server", &p.uam_server),
+            ("portal.success_url", &p.success_url),
+            ("portal.venue_info_url", &p.venue_info_url),
+        ] {
+            if let Some(u) = url {
+                check_url(key, u)?;
+            }
+        }
+        if p.uam_secret.as_deref() == Some("") {
+            return Err(err(
+                "portal.uam_secret",
+                "must not be empty (leave it out instead)",
+            ));
+        }
+        if p.nas_id.is_empty() || p.nas_id.len() > 253 {
+            return Err(err("portal.nas_id", "must be 1 to 253 characters"));
+        }
+        if !(10..=86_400).contains(&p.challenge_timeout) {
+            return Err(err(
+                "portal.challenge_timeout",
+                format!("{} s is outside 10–86400", p.challenge_timeout),
+            ));
+        }
+        let mut walled_garden = Vec::new();
+        for (i, entry) in p.walled_garden.iter().enumerate() {
+            walled_garden.push(
+                entry
+                    .parse()
+                    .map_err(|e: String| err(&format!("portal.walled_garden[{i}]"), e))?,
+            );
+        }
+        let captive_portal_uri = lan
+            .captive_portal_uri
+            .clone()
+            .or_else(|| Some(format!("http://{gateway}:{}/api", p.port)));
+
         let dp = raw.dataplane;
         if !(1..=1024).contains(&dp.batch) {
             return Err(err(
@@ -516,7 +725,7 @@ impl Config {
                 domain: lan.domain,
                 mtu: lan.mtu,
                 client_isolation: lan.client_isolation,
-                captive_portal_uri: lan.captive_portal_uri,
+                captive_portal_uri,
                 static_leases,
             },
             uplink: UplinkConfig {
@@ -528,6 +737,20 @@ impl Config {
             dataplane: DataplaneConfig {
                 offload: dp.offload,
                 batch: dp.batch,
+            },
+            portal: PortalConfig {
+                port: p.port,
+                uam_server: p.uam_server,
+                uam_secret: p.uam_secret,
+                auth,
+                users_file: p.users_file,
+                pages_dir: p.pages_dir,
+                success_url: p.success_url,
+                nas_id: p.nas_id,
+                walled_garden,
+                any_dns: p.any_dns,
+                venue_info_url: p.venue_info_url,
+                challenge_timeout: p.challenge_timeout,
             },
             control: ControlConfig {
                 socket: raw.control.socket,
@@ -640,6 +863,42 @@ dns = ["192.0.2.53"]
         assert!(e.to_string().contains("not a MAC address"), "{e}");
         let e = refused("[lan\n");
         assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn portal_defaults_and_walled_garden() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.portal.port, 3990);
+        assert_eq!(c.portal.auth, AuthBackend::ClickThrough);
+        assert_eq!(
+            c.lan.captive_portal_uri.as_deref(),
+            Some("http://10.1.0.1:3990/api")
+        );
+        let c = Config::parse(&format!(
+            "{MINIMAL}[portal]\nwalled_garden = [\"198.51.100.20\", \"203.0.113.0/24\", \"Example.ORG\", \"*.example.net\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.portal.walled_garden,
+            vec![
+                WalledGarden::Net("198.51.100.20/32".parse().unwrap()),
+                WalledGarden::Net("203.0.113.0/24".parse().unwrap()),
+                WalledGarden::Host("example.org".into()),
+                WalledGarden::Suffix("example.net".into()),
+            ]
+        );
+        let e = refused(&format!(
+            "{MINIMAL}[portal]\nwalled_garden = [\"ok.example\", \"bad host!\"]\n"
+        ));
+        assert_eq!(e.key, "portal.walled_garden[1]");
+        let e = refused(&format!("{MINIMAL}[portal]\nauth = \"local\"\n"));
+        assert_eq!(e.key, "portal.users_file");
+        let e = refused(&format!("{MINIMAL}[portal]\nauth = \"ldap\"\n"));
+        assert_eq!(e.key, "portal.auth");
+        let e = refused(&format!(
+            "{MINIMAL}[portal]\nuam_server = \"portal.example\"\n"
+        ));
+        assert_eq!(e.key, "portal.uam_server");
     }
 
     #[test]

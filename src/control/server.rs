@@ -13,7 +13,8 @@ use tokio::sync::oneshot;
 use super::Request;
 use crate::io::dataplane::Command;
 use crate::io::sys::Waker;
-use crate::session::EndReason;
+use crate::session::{Client, EndReason, EndedSession};
+use crate::wire::MacAddr;
 
 /// Longest request line accepted.
 const MAX_LINE: usize = 4096;
@@ -36,6 +37,38 @@ impl DataplaneHandle {
         Ok(())
     }
 
+    /// The client holding `ip`, if any.
+    pub async fn client_by_ip(&self, ip: std::net::Ipv4Addr) -> Result<Option<Client>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::ClientByIp { ip, reply: tx })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())
+    }
+
+    /// Log a client in.
+    pub async fn authorize(&self, mac: MacAddr, user: Option<String>) -> Result<Client, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Authorize {
+            mac,
+            user,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())?
+    }
+
+    /// End a client's session.
+    pub async fn logout(&self, mac: MacAddr, reason: EndReason) -> Result<EndedSession, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Logout {
+            mac,
+            reason,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())?
+    }
+
     /// Answer one request.
     pub async fn handle(&self, req: Request) -> Value {
         let result: Result<Value, String> = async {
@@ -47,23 +80,11 @@ impl DataplaneHandle {
                     serde_json::to_value(status).map_err(|e| e.to_string())
                 }
                 Request::Authorize { mac, user } => {
-                    let (tx, rx) = oneshot::channel();
-                    self.send(Command::Authorize {
-                        mac,
-                        user,
-                        reply: tx,
-                    })?;
-                    let client = rx.await.map_err(|_| "the data plane did not answer")??;
+                    let client = self.authorize(mac, user).await?;
                     Ok(json!({ "client": client }))
                 }
                 Request::Logout { mac } => {
-                    let (tx, rx) = oneshot::channel();
-                    self.send(Command::Logout {
-                        mac,
-                        reason: EndReason::AdminReset,
-                        reply: tx,
-                    })?;
-                    let ended = rx.await.map_err(|_| "the data plane did not answer")??;
+                    let ended = self.logout(mac, EndReason::AdminReset).await?;
                     Ok(json!({ "session": ended }))
                 }
             }

@@ -54,6 +54,14 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<Result<EndedSession, String>>,
     },
+    /// The client holding an address (the portal identifies guests by
+    /// their source address).
+    ClientByIp {
+        /// Address.
+        ip: std::net::Ipv4Addr,
+        /// Answer.
+        reply: oneshot::Sender<Option<Client>>,
+    },
     /// A copy of the state.
     Status {
         /// Answer.
@@ -367,6 +375,9 @@ impl Dataplane {
                     .logout(mac, reason, now)
                     .map_err(|e| e.to_string());
                 let _ = reply.send(r);
+            }
+            Command::ClientByIp { ip, reply } => {
+                let _ = reply.send(self.engine.sessions().by_ip(ip).cloned());
             }
             Command::Status { reply } => {
                 let _ = reply.send(Status {
