@@ -37,6 +37,11 @@ impl DataplaneHandle {
         Ok(())
     }
 
+    /// Replace the walled garden's resolved host addresses.
+    pub fn set_walled_garden_hosts(&self, ips: Vec<std::net::Ipv4Addr>) -> Result<(), String> {
+        self.send(Command::SetWalledGardenHosts(ips))
+    }
+
     /// The client holding `ip`, if any.
     pub async fn client_by_ip(&self, ip: std::net::Ipv4Addr) -> Result<Option<Client>, String> {
         let (tx, rx) = oneshot::channel();

@@ -7,27 +7,31 @@
 //! session and lease changes are queued as [`Event`]s.
 
 mod drops;
+pub mod intercept;
 
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
 pub use drops::{DropCounters, DropReason};
+pub use intercept::InterceptSettings;
 
 use crate::config::Ipv4Net;
 use crate::dhcp::{DhcpServer, DhcpStats, LeaseEvent, LeaseRecord};
 use crate::session::{Client, EndReason, EndedSession, SessionError, SessionState, SessionTable};
 use crate::wire::frame::{
     self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
-    ETHERTYPE_IPV6, ETH_HLEN, PROTO_TCP, PROTO_UDP,
+    ETHERTYPE_IPV6, ETH_HLEN, ICMP_ADMIN_PROHIBITED, PROTO_TCP, PROTO_UDP,
 };
-use crate::wire::vnet::{wire_footprint, VnetHdr};
+use crate::wire::vnet::{wire_footprint, VnetHdr, F_NEEDS_CSUM};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
+use intercept::Intercept;
 
 const DHCP_SERVER_PORT: u16 = 67;
 const DHCP_CLIENT_PORT: u16 = 68;
 const DNS_PORT: u16 = 53;
+const HTTP_PORT: u16 = 80;
 
 /// What the engine needs to know about the gateway.
 #[derive(Clone, Debug)]
@@ -42,6 +46,8 @@ pub struct EngineSettings {
     pub dns: Vec<Ipv4Addr>,
     /// Drop client-to-client traffic.
     pub client_isolation: bool,
+    /// Portal steering and the walled garden.
+    pub intercept: InterceptSettings,
 }
 
 /// What to do with a frame received on the LAN.
@@ -116,6 +122,10 @@ pub struct Snapshot {
     pub drops: DropCounters,
     /// DHCP server counters.
     pub dhcp: DhcpStats,
+    /// Connections currently redirected to the portal.
+    pub redirected_flows: usize,
+    /// Walled-garden addresses currently learnt from DNS answers.
+    pub walled_garden_learnt: usize,
 }
 
 /// The engine.
@@ -126,6 +136,8 @@ pub struct Engine {
     drops: DropCounters,
     outbox: Vec<Vec<u8>>,
     events: Vec<Event>,
+    intercept: Intercept,
+    next_housekeeping: UnixMillis,
 }
 
 impl Engine {
@@ -136,6 +148,7 @@ impl Engine {
         for l in dhcp.bound_leases() {
             sessions.lease_bound(l.mac, l.ip, l.expires, now);
         }
+        let intercept = Intercept::new(settings.intercept.clone());
         Engine {
             settings,
             dhcp,
@@ -143,6 +156,8 @@ impl Engine {
             drops: DropCounters::default(),
             outbox: Vec::new(),
             events: Vec::new(),
+            intercept,
+            next_housekeeping: 0,
         }
     }
 
@@ -158,7 +173,9 @@ impl Engine {
 
     /// Classify a frame received on the LAN (`frame` starts at the Ethernet
     /// header; `vnet` describes its offload state).
-    pub fn from_lan(&mut self, now: UnixMillis, vnet: &VnetHdr, frame: &[u8]) -> LanAction {
+    ///
+    /// The frame may be rewritten in place (traffic steered to the portal).
+    pub fn from_lan(&mut self, now: UnixMillis, vnet: &VnetHdr, frame: &mut [u8]) -> LanAction {
         let Some(eth) = EthHeader::parse(frame) else {
             return self.drop_lan(DropReason::Malformed);
         };
@@ -169,7 +186,7 @@ impl Engine {
             return self.drop_lan(DropReason::NotForUs);
         }
         match eth.ethertype {
-            ETHERTYPE_IPV4 => self.ipv4_from_lan(now, vnet, &eth, &frame[ETH_HLEN..]),
+            ETHERTYPE_IPV4 => self.ipv4_from_lan(now, vnet, &eth, &mut frame[ETH_HLEN..]),
             ETHERTYPE_ARP => self.arp_from_lan(&eth, &frame[ETH_HLEN..]),
             // Router advertisements, DHCPv6 and everything else IPv6 stop
             // here: lassi does not route IPv6 yet, and it must never get
@@ -218,7 +235,7 @@ impl Engine {
         now: UnixMillis,
         vnet: &VnetHdr,
         eth: &EthHeader,
-        ip: &[u8],
+        ip: &mut [u8],
     ) -> LanAction {
         let Ok(p) = frame::parse_ipv4(ip) else {
             return self.drop_lan(DropReason::Malformed);
@@ -250,16 +267,19 @@ impl Engine {
             // whatever the state; not counted as the guest's internet use.
             return LanAction::ToTun;
         }
+        let partial = vnet.flags & F_NEEDS_CSUM != 0;
         if !authorized {
-            let dns = self.settings.dns.contains(&p.dst)
-                && p.dst_port == DNS_PORT
-                && matches!(p.proto, PROTO_UDP | PROTO_TCP);
-            return if dns {
-                LanAction::ToTun
-            } else {
-                self.drop_lan(DropReason::Unauthorized)
-            };
+            return self.unauthorized_out(now, eth, &p, ip, partial);
         }
+        // A connection redirected before login carries on to the portal.
+        if p.proto == PROTO_TCP
+            && self
+                .intercept
+                .continue_out(ip, &p, partial, gateway_ip, now)
+        {
+            return LanAction::ToTun;
+        }
+        let client = self.sessions.by_ip_mut(p.src).expect("looked up above");
         let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
         client.counters.packets_in += packets;
         client.counters.octets_in += octets;
@@ -279,6 +299,60 @@ impl Engine {
             }
             Some(_) => self.drop_lan(DropReason::Unauthorized),
             None => self.drop_lan(DropReason::UnknownDestination),
+        }
+    }
+
+    /// A client that has not logged in: DNS, the walled garden, web traffic
+    /// steered to the portal; everything else refused at once.
+    fn unauthorized_out(
+        &mut self,
+        now: UnixMillis,
+        eth: &EthHeader,
+        p: &frame::Ipv4Summary,
+        ip: &mut [u8],
+        partial: bool,
+    ) -> LanAction {
+        let dns = p.dst_port == DNS_PORT
+            && matches!(p.proto, PROTO_UDP | PROTO_TCP)
+            && (self.intercept.settings.any_dns || self.settings.dns.contains(&p.dst));
+        if dns || self.intercept.walled(p.dst, now) {
+            return LanAction::ToTun;
+        }
+        if p.proto == PROTO_TCP && p.dst_port == HTTP_PORT {
+            let gw = self.settings.gateway_ip;
+            if self.intercept.redirect_out(ip, p, partial, gw, now) {
+                return LanAction::ToTun;
+            }
+            return self.drop_lan(DropReason::Malformed);
+        }
+        self.refuse(now, eth, p, ip);
+        self.drop_lan(DropReason::Unauthorized)
+    }
+
+    /// Tell the client at once that it cannot go there: a TCP reset from the
+    /// address it tried, or an ICMP administratively-prohibited from the
+    /// gateway for anything else.
+    fn refuse(&mut self, now: UnixMillis, eth: &EthHeader, p: &frame::Ipv4Summary, ip: &[u8]) {
+        let gw_mac = self.settings.gateway_mac;
+        let reply = match p.proto {
+            PROTO_TCP => frame::tcp_info(ip, p).and_then(|seg| {
+                frame::tcp_reset_frame(gw_mac, eth.src, p.dst, p.src, p.dst_port, p.src_port, &seg)
+            }),
+            PROTO_UDP if !p.later_fragment => Some(frame::icmp_unreachable_frame(
+                gw_mac,
+                eth.src,
+                self.settings.gateway_ip,
+                p.src,
+                ICMP_ADMIN_PROHIBITED,
+                &ip[..p.total_len],
+                p.ihl,
+            )),
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            if self.intercept.may_reject(now) {
+                self.outbox.push(reply);
+            }
         }
     }
 
@@ -345,8 +419,8 @@ impl Engine {
     }
 
     /// Classify an IP packet read from the TUN device (toward a client).
-    pub fn from_tun(&mut self, now: UnixMillis, vnet: &VnetHdr, packet: &[u8]) -> TunAction {
-        let _ = now;
+    /// The packet may be rewritten in place (portal replies).
+    pub fn from_tun(&mut self, now: UnixMillis, vnet: &VnetHdr, packet: &mut [u8]) -> TunAction {
         if packet.first().map(|b| b >> 4) == Some(6) {
             return self.drop_tun(DropReason::Ipv6);
         }
@@ -354,24 +428,43 @@ impl Engine {
             return self.drop_tun(DropReason::Malformed);
         };
         let gateway_ip = self.settings.gateway_ip;
+        let partial = vnet.flags & F_NEEDS_CSUM != 0;
         let Some(client) = self.sessions.by_ip_mut(p.dst) else {
             return self.drop_tun(DropReason::UnknownDestination);
         };
-        if client.state == SessionState::Authorized {
+        let (mac, authorized) = (client.mac, client.state == SessionState::Authorized);
+        if p.src == gateway_ip {
+            // lassi itself: the portal (replies on redirected connections
+            // are made to look like they come from the site asked for).
+            self.intercept.redirect_back(packet, &p, partial, now);
+            return TunAction::ToLan(mac);
+        }
+        if authorized {
+            let client = self.sessions.by_ip_mut(p.dst).expect("looked up above");
             let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
             client.counters.packets_out += packets;
             client.counters.octets_out += octets;
-            return TunAction::ToLan(client.mac);
+            return TunAction::ToLan(mac);
         }
-        let mac = client.mac;
-        let from_dns = self.settings.dns.contains(&p.src)
-            && p.src_port == DNS_PORT
-            && matches!(p.proto, PROTO_UDP | PROTO_TCP);
-        if from_dns || p.src == gateway_ip {
-            TunAction::ToLan(mac)
-        } else {
-            self.drop_tun(DropReason::Unauthorized)
+        let from_dns = p.src_port == DNS_PORT
+            && matches!(p.proto, PROTO_UDP | PROTO_TCP)
+            && (self.intercept.settings.any_dns || self.settings.dns.contains(&p.src));
+        if from_dns {
+            if p.proto == PROTO_UDP {
+                self.intercept
+                    .snoop_dns(&packet[p.ihl + 8..p.total_len], now);
+            }
+            return TunAction::ToLan(mac);
         }
+        if self.intercept.walled(p.src, now) {
+            return TunAction::ToLan(mac);
+        }
+        self.drop_tun(DropReason::Unauthorized)
+    }
+
+    /// Replace the addresses resolved for the walled garden's host names.
+    pub fn set_walled_garden_hosts(&mut self, ips: Vec<Ipv4Addr>) {
+        self.intercept.set_resolved(ips);
     }
 
     /// Frames the engine wants sent on the LAN (ARP and DHCP replies).
@@ -384,11 +477,19 @@ impl Engine {
         std::mem::take(&mut self.events)
     }
 
-    /// Run timers: expire leases whose time has passed.
+    /// Run timers: expire leases, idle redirected connections and learnt
+    /// walled-garden addresses. Cheap to call often: the work runs when a
+    /// lease is due or once a second.
     pub fn tick(&mut self, now: UnixMillis) {
+        let lease_due = self.dhcp.next_expiry().is_some_and(|t| t <= now);
+        if !lease_due && now < self.next_housekeeping {
+            return;
+        }
+        self.next_housekeeping = now + 1000;
         for ev in self.dhcp.expire(now) {
             self.apply_lease_event(ev, now);
         }
+        self.intercept.expire(now);
     }
 
     /// When `tick` next has work, if ever.
@@ -443,6 +544,8 @@ impl Engine {
             clients,
             drops: self.drops.clone(),
             dhcp: self.dhcp.stats(),
+            redirected_flows: self.intercept.flow_count(),
+            walled_garden_learnt: self.intercept.learnt_count(),
         }
     }
 

@@ -49,10 +49,25 @@ fn engine(isolation: bool) -> Engine {
             network: "10.1.0.0/24".parse().unwrap(),
             dns: vec![DNS],
             client_isolation: isolation,
+            intercept: InterceptSettings {
+                portal_port: 3990,
+                walled_nets: vec!["203.0.113.0/24".parse().unwrap()],
+                walled_suffixes: vec!["example.org".into()],
+                any_dns: false,
+            },
         },
         dhcp,
         T0,
     )
+}
+
+/// Classify a copy of `f` (the engine may rewrite frames in place).
+fn lan(e: &mut Engine, now: UnixMillis, vnet: &VnetHdr, f: &[u8]) -> LanAction {
+    e.from_lan(now, vnet, &mut f.to_vec())
+}
+
+fn tun(e: &mut Engine, now: UnixMillis, vnet: &VnetHdr, p: &[u8]) -> TunAction {
+    e.from_tun(now, vnet, &mut p.to_vec())
 }
 
 fn plain() -> VnetHdr {
@@ -97,7 +112,7 @@ fn lease(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
     d.opts_mut()
         .insert(DhcpOption::MessageType(MessageType::Discover));
     assert_eq!(
-        e.from_lan(T0, &plain(), &dhcp_frame(m, &d)),
+        lan(e, T0, &plain(), &dhcp_frame(m, &d)),
         LanAction::Consumed
     );
     let offer = e.outbox().pop().expect("an OFFER");
@@ -120,7 +135,7 @@ fn lease(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
     r.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
     r.opts_mut().insert(DhcpOption::ServerIdentifier(GW));
     assert_eq!(
-        e.from_lan(T0, &plain(), &dhcp_frame(m, &r)),
+        lan(e, T0, &plain(), &dhcp_frame(m, &r)),
         LanAction::Consumed
     );
     let ack = e.outbox().pop().expect("an ACK");
@@ -197,7 +212,7 @@ fn arp_answered_for_the_gateway_only() {
         }
         .to_frame(MacAddr::BROADCAST, mac(1))
     };
-    assert_eq!(e.from_lan(T0, &plain(), &req(GW)), LanAction::Consumed);
+    assert_eq!(lan(&mut e, T0, &plain(), &req(GW)), LanAction::Consumed);
     let reply = e.outbox().pop().unwrap();
     let a = Arp::parse(&reply[ETH_HLEN..]).unwrap();
     assert_eq!(
@@ -208,11 +223,11 @@ fn arp_answered_for_the_gateway_only() {
     // Another client's address, or the uplink's: lassi stays silent.
     let other = lease(&mut e, mac(2));
     assert_eq!(
-        e.from_lan(T0, &plain(), &req(other)),
+        lan(&mut e, T0, &plain(), &req(other)),
         LanAction::Drop(DropReason::ArpIgnored)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &req(Ipv4Addr::new(192, 0, 2, 1))),
+        lan(&mut e, T0, &plain(), &req(Ipv4Addr::new(192, 0, 2, 1))),
         LanAction::Drop(DropReason::ArpIgnored)
     );
     assert!(e.outbox().is_empty());
@@ -231,7 +246,7 @@ fn proxy_arp_for_clients_when_isolation_is_off() {
         tpa: b,
     }
     .to_frame(MacAddr::BROADCAST, mac(1));
-    assert_eq!(e.from_lan(T0, &plain(), &f), LanAction::Consumed);
+    assert_eq!(lan(&mut e, T0, &plain(), &f), LanAction::Consumed);
     let reply = Arp::parse(&e.outbox().pop().unwrap()[ETH_HLEN..]).unwrap();
     assert_eq!((reply.sha, reply.spa), (gw_mac(), b));
 }
@@ -241,34 +256,34 @@ fn unauthorized_clients_reach_dns_and_lassi_only() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
     assert_eq!(
-        e.from_lan(T0, &plain(), &udp(mac(1), ip, DNS, 5353, 53)),
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, DNS, 5353, 53)),
         LanAction::ToTun
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(1), ip, GW, 3990, 0)),
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, GW, 3990, 0)),
         LanAction::ToTun
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 0)),
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 0)),
         LanAction::Drop(DropReason::Unauthorized)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &udp(mac(1), ip, WEB, 5353, 53)),
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, WEB, 5353, 53)),
         LanAction::Drop(DropReason::Unauthorized)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &udp(mac(1), ip, DNS, 5353, 54)),
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, DNS, 5353, 54)),
         LanAction::Drop(DropReason::Unauthorized)
     );
     // Way back: DNS answers and lassi's own replies pass, the web does not.
     let answer = udp(gw_mac(), DNS, ip, 53, 5353);
     assert_eq!(
-        e.from_tun(T0, &plain(), &answer[ETH_HLEN..]),
+        tun(&mut e, T0, &plain(), &answer[ETH_HLEN..]),
         TunAction::ToLan(mac(1))
     );
     let web = tcp(gw_mac(), WEB, ip, 40000, 10);
     assert_eq!(
-        e.from_tun(T0, &plain(), &web[ETH_HLEN..]),
+        tun(&mut e, T0, &plain(), &web[ETH_HLEN..]),
         TunAction::Drop(DropReason::Unauthorized)
     );
     // Nothing was counted to the session.
@@ -289,10 +304,10 @@ fn authorized_traffic_is_forwarded_and_counted_at_the_ip_layer() {
     let ip = lease(&mut e, mac(1));
     e.authorize(mac(1), Some("alice".into()), T0).unwrap();
     let out = tcp(mac(1), ip, WEB, 80, 1000);
-    assert_eq!(e.from_lan(T0 + 5, &plain(), &out), LanAction::ToTun);
+    assert_eq!(lan(&mut e, T0 + 5, &plain(), &out), LanAction::ToTun);
     let back = tcp(gw_mac(), WEB, ip, 40000, 300);
     assert_eq!(
-        e.from_tun(T0 + 6, &plain(), &back[ETH_HLEN..]),
+        tun(&mut e, T0 + 6, &plain(), &back[ETH_HLEN..]),
         TunAction::ToLan(mac(1))
     );
     let c = e.sessions().by_mac(mac(1)).unwrap();
@@ -317,7 +332,7 @@ fn gso_super_packets_count_what_they_stand_for() {
         csum_start: 34,
         csum_offset: 16,
     };
-    assert_eq!(e.from_lan(T0, &vnet, &f), LanAction::ToTun);
+    assert_eq!(lan(&mut e, T0, &vnet, &f), LanAction::ToTun);
     let c = e.sessions().by_mac(mac(1)).unwrap();
     assert_eq!(c.counters.packets_in, 11);
     assert_eq!(c.counters.octets_in, (payload + 11 * 40) as u64);
@@ -332,13 +347,13 @@ fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
     e.authorize(mac(2), None, T0).unwrap();
     // Client 2 forges client 1's address.
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(2), a, WEB, 80, 500)),
+        lan(&mut e, T0, &plain(), &tcp(mac(2), a, WEB, 80, 500)),
         LanAction::Drop(DropReason::Spoofed)
     );
     // A hand-configured address nobody leased.
     let rogue = Ipv4Addr::new(10, 1, 0, 77);
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(3), rogue, WEB, 80, 500)),
+        lan(&mut e, T0, &plain(), &tcp(mac(3), rogue, WEB, 80, 500)),
         LanAction::Drop(DropReason::NoLease)
     );
     for m in [mac(1), mac(2)] {
@@ -362,15 +377,21 @@ fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
     .write(&mut v6);
     v6[ETH_HLEN] = 0x60;
     assert_eq!(
-        e.from_lan(T0, &plain(), &v6),
+        lan(&mut e, T0, &plain(), &v6),
         LanAction::Drop(DropReason::Ipv6)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &udp(mac(1), ip, Ipv4Addr::BROADCAST, 67, 68)),
+        lan(
+            &mut e,
+            T0,
+            &plain(),
+            &udp(mac(1), ip, Ipv4Addr::BROADCAST, 67, 68)
+        ),
         LanAction::Drop(DropReason::RogueDhcpServer)
     );
     assert_eq!(
-        e.from_lan(
+        lan(
+            &mut e,
             T0,
             &plain(),
             &udp(mac(1), ip, Ipv4Addr::new(224, 0, 0, 251), 5353, 5353)
@@ -378,7 +399,8 @@ fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
         LanAction::Drop(DropReason::Broadcast)
     );
     assert_eq!(
-        e.from_lan(
+        lan(
+            &mut e,
             T0,
             &plain(),
             &udp(mac(1), ip, Ipv4Addr::new(10, 1, 0, 255), 137, 137)
@@ -388,12 +410,12 @@ fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
     let mut other_host = tcp(mac(1), ip, WEB, 80, 0);
     other_host[0..6].copy_from_slice(&mac(9).0);
     assert_eq!(
-        e.from_lan(T0, &plain(), &other_host),
+        lan(&mut e, T0, &plain(), &other_host),
         LanAction::Drop(DropReason::NotForUs)
     );
     let v6_from_tun = [0x60u8; 40];
     assert_eq!(
-        e.from_tun(T0, &plain(), &v6_from_tun),
+        tun(&mut e, T0, &plain(), &v6_from_tun),
         TunAction::Drop(DropReason::Ipv6)
     );
 }
@@ -405,7 +427,7 @@ fn logout_cuts_the_client_off_and_reports_the_session() {
     e.take_events();
     e.authorize(mac(1), Some("bob".into()), T0).unwrap();
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)),
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)),
         LanAction::ToTun
     );
     let ended = e
@@ -416,7 +438,7 @@ fn logout_cuts_the_client_off_and_reports_the_session() {
         (100, EndReason::AdminReset)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)),
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 60)),
         LanAction::Drop(DropReason::Unauthorized)
     );
     let evs = e.take_events();
@@ -434,7 +456,7 @@ fn client_to_client_follows_isolation() {
     iso.authorize(mac(1), None, T0).unwrap();
     iso.authorize(mac(2), None, T0).unwrap();
     assert_eq!(
-        iso.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        lan(&mut iso, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Drop(DropReason::ClientToClient)
     );
 
@@ -443,13 +465,13 @@ fn client_to_client_follows_isolation() {
     let b = lease(&mut open, mac(2));
     open.authorize(mac(1), None, T0).unwrap();
     assert_eq!(
-        open.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        lan(&mut open, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Drop(DropReason::Unauthorized),
         "peer not logged in"
     );
     open.authorize(mac(2), None, T0).unwrap();
     assert_eq!(
-        open.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        lan(&mut open, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Hairpin(mac(2))
     );
     assert_eq!(
@@ -528,11 +550,288 @@ fn garbage_never_panics_and_is_counted() {
                 f[i] = rnd() as u8;
             }
         }
-        let _ = e.from_lan(T0, &plain(), &f);
+        let _ = lan(&mut e, T0, &plain(), &f);
         if f.len() > ETH_HLEN {
-            let _ = e.from_tun(T0, &plain(), &f[ETH_HLEN..]);
+            let _ = tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
         }
     }
     assert!(e.drops().total() > before);
     assert!(e.drops().get(DropReason::Malformed) > 0);
+}
+
+/// Full TCP checksum of an IPv4 packet, recomputed independently.
+fn tcp_checksum_ok(ip: &[u8]) -> bool {
+    let sliced = etherparse::SlicedPacket::from_ip(ip).unwrap();
+    match (sliced.net, sliced.transport) {
+        (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Tcp(t))) => {
+            let want = t
+                .to_header()
+                .calc_checksum_ipv4(&v4.header().to_header(), t.payload())
+                .unwrap();
+            checksum::ipv4_header_ok(&ip[..20]) && want == t.checksum()
+        }
+        _ => panic!("not TCP/IPv4"),
+    }
+}
+
+/// Give `f` (a TCP frame built by `tcp`) a valid checksum.
+fn with_tcp_checksum(mut f: Vec<u8>) -> Vec<u8> {
+    let ip = &mut f[ETH_HLEN..];
+    let p = frame::parse_ipv4(ip).unwrap();
+    ip[36] = 0;
+    ip[37] = 0;
+    let c = checksum::finish(checksum::sum(
+        checksum::ipv4_pseudo(p.src.octets(), p.dst.octets(), 6, (p.total_len - 20) as u16),
+        &ip[20..p.total_len],
+    ));
+    ip[36..38].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[test]
+fn web_traffic_of_unauthorized_clients_is_steered_to_the_portal_and_back() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let mut f = with_tcp_checksum(tcp(mac(1), ip, WEB, 80, 12));
+    assert_eq!(e.from_lan(T0, &plain(), &mut f), LanAction::ToTun);
+    let p = frame::parse_ipv4(&f[ETH_HLEN..]).unwrap();
+    assert_eq!(
+        (p.src, p.src_port, p.dst, p.dst_port),
+        (ip, 40000, GW, 3990)
+    );
+    assert!(
+        tcp_checksum_ok(&f[ETH_HLEN..]),
+        "checksums fixed after the rewrite"
+    );
+    // The portal answers from gateway:3990; the client must see WEB:80.
+    let mut reply = with_tcp_checksum(tcp(gw_mac(), GW, ip, 0, 30));
+    reply[ETH_HLEN + 20..ETH_HLEN + 24].copy_from_slice(&[0x0f, 0x96, 0x9c, 0x40]); // 3990 -> 40000
+    let mut reply = with_tcp_checksum(reply);
+    assert_eq!(
+        e.from_tun(T0, &plain(), &mut reply[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    let r = frame::parse_ipv4(&reply[ETH_HLEN..]).unwrap();
+    assert_eq!((r.src, r.src_port, r.dst, r.dst_port), (WEB, 80, ip, 40000));
+    assert!(tcp_checksum_ok(&reply[ETH_HLEN..]));
+    // After login, the same connection keeps going to the portal (its
+    // redirect response may still be in flight); new ones go out.
+    e.authorize(mac(1), None, T0).unwrap();
+    let mut more = with_tcp_checksum(tcp(mac(1), ip, WEB, 80, 5));
+    assert_eq!(e.from_lan(T0, &plain(), &mut more), LanAction::ToTun);
+    assert_eq!(frame::parse_ipv4(&more[ETH_HLEN..]).unwrap().dst, GW);
+    let mut fresh = with_tcp_checksum(tcp(mac(1), ip, WEB, 80, 5));
+    fresh[ETH_HLEN + 20..ETH_HLEN + 22].copy_from_slice(&40001u16.to_be_bytes());
+    assert_eq!(e.from_lan(T0, &plain(), &mut fresh), LanAction::ToTun);
+    assert_eq!(frame::parse_ipv4(&fresh[ETH_HLEN..]).unwrap().dst, WEB);
+    // Idle connections are forgotten.
+    assert_eq!(e.snapshot(T0).redirected_flows, 1);
+    e.tick(T0 + 121_000);
+    assert_eq!(e.snapshot(T0 + 121_000).redirected_flows, 0);
+}
+
+#[test]
+fn offloaded_checksum_seeds_are_updated_not_completed() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let mut f = tcp(mac(1), ip, WEB, 80, 0);
+    // What a sender with checksum offload leaves in the field.
+    let seed = !checksum::finish(checksum::ipv4_pseudo(ip.octets(), WEB.octets(), 6, 20));
+    f[ETH_HLEN + 36..ETH_HLEN + 38].copy_from_slice(&seed.to_be_bytes());
+    let vnet = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        csum_start: 34,
+        csum_offset: 16,
+        ..Default::default()
+    };
+    assert_eq!(e.from_lan(T0, &vnet, &mut f), LanAction::ToTun);
+    let field = u16::from_be_bytes([f[ETH_HLEN + 36], f[ETH_HLEN + 37]]);
+    assert_eq!(
+        field,
+        !checksum::finish(checksum::ipv4_pseudo(ip.octets(), GW.octets(), 6, 20))
+    );
+    // Completing it as the kernel will gives a valid segment.
+    assert!(checksum::complete_partial(&mut f[ETH_HLEN..], 20, 16));
+    assert!(tcp_checksum_ok(&f[ETH_HLEN..]));
+}
+
+#[test]
+fn everything_else_is_refused_at_once() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let mut syn = tcp(mac(1), ip, WEB, 443, 0);
+    syn[ETH_HLEN + 33] = 0x02; // SYN
+    syn[ETH_HLEN + 24..ETH_HLEN + 28].copy_from_slice(&7u32.to_be_bytes());
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &syn),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    let rst = e.outbox().pop().expect("a reset");
+    let r = frame::parse_ipv4(&rst[ETH_HLEN..]).unwrap();
+    assert_eq!(
+        (r.src, r.src_port, r.dst, r.dst_port),
+        (WEB, 443, ip, 40000)
+    );
+    let seg = frame::tcp_info(&rst[ETH_HLEN..], &r).unwrap();
+    assert_eq!(
+        (seg.flags, seg.ack),
+        (frame::tcp_flags::RST | frame::tcp_flags::ACK, 8)
+    );
+    assert_eq!(EthHeader::parse(&rst).unwrap().dst, mac(1));
+    // UDP (QUIC to 443): ICMP administratively prohibited from the gateway.
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, WEB, 5000, 443)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    let icmp = e.outbox().pop().expect("an ICMP error");
+    let r = frame::parse_ipv4(&icmp[ETH_HLEN..]).unwrap();
+    assert_eq!((r.src, r.dst, r.proto), (GW, ip, 1));
+    assert_eq!(&icmp[ETH_HLEN + 20..ETH_HLEN + 22], &[3, 13]);
+    // A flood is answered only up to the rate limit.
+    let mut sent = 0;
+    for _ in 0..5000 {
+        lan(&mut e, T0 + 10, &plain(), &syn);
+        sent += e.outbox().drain(..).count();
+    }
+    assert!(sent < 2500, "{sent} resets for 5000 SYNs in one second");
+}
+
+#[test]
+fn walled_garden_networks_hosts_and_learnt_suffixes() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let garden = Ipv4Addr::new(203, 0, 113, 9);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, garden, 443, 0)),
+        LanAction::ToTun
+    );
+    let back = tcp(gw_mac(), garden, ip, 443, 10);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &back[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    // A host name the shell resolved.
+    let resolved = Ipv4Addr::new(198, 51, 100, 20);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, resolved, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    e.set_walled_garden_hosts(vec![resolved]);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, resolved, 443, 0)),
+        LanAction::ToTun
+    );
+    // *.example.org: learnt from the DNS answer the client receives, CNAME
+    // chain included, for the record's TTL.
+    let learnt = Ipv4Addr::new(198, 51, 100, 30);
+    let other = Ipv4Addr::new(198, 51, 100, 31);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, learnt, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    let answer = dns_answer(
+        "www.example.org",
+        &[
+            ("www.example.org", None),
+            ("cdn.provider.test", Some(learnt)),
+        ],
+        300,
+    );
+    let f = udp_frame(
+        &UdpAddressing {
+            src_mac: gw_mac(),
+            dst_mac: mac(1),
+            src_ip: DNS,
+            dst_ip: ip,
+            src_port: 53,
+            dst_port: 5353,
+        },
+        &answer,
+    );
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    assert_eq!(
+        lan(
+            &mut e,
+            T0 + 1000,
+            &plain(),
+            &tcp(mac(1), ip, learnt, 443, 0)
+        ),
+        LanAction::ToTun
+    );
+    // Answers about other names teach nothing.
+    let unrelated = dns_answer("www.example.com", &[("www.example.com", Some(other))], 300);
+    let f = udp_frame(
+        &UdpAddressing {
+            src_mac: gw_mac(),
+            dst_mac: mac(1),
+            src_ip: DNS,
+            dst_ip: ip,
+            src_port: 53,
+            dst_port: 5353,
+        },
+        &unrelated,
+    );
+    tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, other, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    // And "notexample.org" is not under "example.org".
+    let lookalike = dns_answer("notexample.org", &[("notexample.org", Some(other))], 300);
+    let f = udp_frame(
+        &UdpAddressing {
+            src_mac: gw_mac(),
+            dst_mac: mac(1),
+            src_ip: DNS,
+            dst_ip: ip,
+            src_port: 53,
+            dst_port: 5353,
+        },
+        &lookalike,
+    );
+    tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, other, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    // The learnt address goes when its TTL runs out.
+    e.tick(T0 + 301_000);
+    assert_eq!(
+        lan(
+            &mut e,
+            T0 + 301_000,
+            &plain(),
+            &tcp(mac(1), ip, learnt, 443, 0)
+        ),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+}
+
+/// A DNS response to `question` with the given records (CNAME when no address).
+fn dns_answer(question: &str, records: &[(&str, Option<Ipv4Addr>)], ttl: u32) -> Vec<u8> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{rdata, Name, RData, Record, RecordType};
+    let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+    m.add_query(Query::query(
+        Name::from_ascii(question).unwrap(),
+        RecordType::A,
+    ));
+    let mut chain = records.iter().peekable();
+    while let Some((name, addr)) = chain.next() {
+        let data = match addr {
+            Some(a) => RData::A(rdata::A(*a)),
+            None => RData::CNAME(rdata::CNAME(
+                Name::from_ascii(chain.peek().unwrap().0).unwrap(),
+            )),
+        };
+        m.add_answer(Record::from_rdata(
+            Name::from_ascii(name).unwrap(),
+            ttl,
+            data,
+        ));
+    }
+    m.to_vec().unwrap()
 }

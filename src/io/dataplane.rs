@@ -62,6 +62,8 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<Option<Client>>,
     },
+    /// Addresses resolved for the walled garden's host names.
+    SetWalledGardenHosts(Vec<std::net::Ipv4Addr>),
     /// A copy of the state.
     Status {
         /// Answer.
@@ -309,7 +311,7 @@ impl Dataplane {
         let Some(vnet) = VnetHdr::parse(frame) else {
             return;
         };
-        match self.engine.from_lan(now, &vnet, &frame[VNET_HDR_LEN..]) {
+        match self.engine.from_lan(now, &vnet, &mut frame[VNET_HDR_LEN..]) {
             LanAction::ToTun => {
                 // Lay the shifted header over the Ethernet header's tail,
                 // right in front of the IP packet, and write from there.
@@ -344,7 +346,7 @@ impl Dataplane {
     fn tun_packet<'a>(&mut self, now: UnixMillis, buf: &'a mut [u8]) -> Option<&'a [u8]> {
         let vnet = VnetHdr::parse(&buf[TUN_HEADROOM..])?;
         let ip_start = TUN_HEADROOM + VNET_HDR_LEN;
-        match self.engine.from_tun(now, &vnet, &buf[ip_start..]) {
+        match self.engine.from_tun(now, &vnet, &mut buf[ip_start..]) {
             TunAction::ToLan(dst) => {
                 vnet.shifted(ETH_HLEN as i32)
                     .write(&mut buf[..VNET_HDR_LEN]);
@@ -379,6 +381,7 @@ impl Dataplane {
             Command::ClientByIp { ip, reply } => {
                 let _ = reply.send(self.engine.sessions().by_ip(ip).cloned());
             }
+            Command::SetWalledGardenHosts(ips) => self.engine.set_walled_garden_hosts(ips),
             Command::Status { reply } => {
                 let _ = reply.send(Status {
                     snapshot: self.engine.snapshot(now),
