@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, WalledGarden};
 use crate::control::server::{ControlServer, DataplaneHandle};
-use crate::dataplane::{Engine, EngineSettings, Event, InterceptSettings};
+use crate::dataplane::{Engine, EngineSettings, Event, InterceptSettings, LostCarrier};
 use crate::dhcp::{DhcpServer, DhcpSettings};
 use crate::io::dataplane::{now_ms, Command, Dataplane, Notice};
 use crate::io::firewall::{Firewall, FirewallSpec};
@@ -164,6 +164,13 @@ fn log_event(ev: &Event) {
             packets_out = s.counters.packets_out,
             "session ended"
         ),
+        Event::InterimUpdate(r) => tracing::debug!(
+            mac = %r.mac,
+            session_id = r.session_id,
+            octets_in = r.counters.octets_in,
+            octets_out = r.counters.octets_out,
+            "interim update"
+        ),
     }
 }
 
@@ -206,6 +213,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
             dns: cfg.lan.dns.clone(),
             client_isolation: cfg.lan.client_isolation,
             intercept: intercept_settings(&cfg),
+            quota_action: cfg.session.quota_action,
+            lost_carrier: LostCarrier {
+                silent_secs: cfg.session.probe_after,
+                interval_secs: cfg.session.probe_interval,
+                probes: cfg.session.probes,
+            },
+            default_limits: cfg.session.defaults.clone(),
         },
         dhcp,
         now,

@@ -18,7 +18,10 @@ pub use intercept::InterceptSettings;
 
 use crate::config::Ipv4Net;
 use crate::dhcp::{DhcpServer, DhcpStats, LeaseEvent, LeaseRecord};
-use crate::session::{Client, EndReason, EndedSession, SessionError, SessionState, SessionTable};
+use crate::session::{
+    Authorization, Client, EndReason, EndedSession, QuotaAction, SessionError, SessionLimits,
+    SessionReport, SessionState, SessionTable,
+};
 use crate::wire::frame::{
     self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
     ETHERTYPE_IPV6, ETH_HLEN, ICMP_ADMIN_PROHIBITED, PROTO_TCP, PROTO_UDP,
@@ -48,6 +51,35 @@ pub struct EngineSettings {
     pub client_isolation: bool,
     /// Portal steering and the walled garden.
     pub intercept: InterceptSettings,
+    /// What a used-up quota does.
+    pub quota_action: QuotaAction,
+    /// Noticing clients that left without logging out.
+    pub lost_carrier: LostCarrier,
+    /// Limits for sessions whose login set none of its own.
+    pub default_limits: SessionLimits,
+}
+
+/// ARP probing of silent clients: after `silent_secs` without a frame, an
+/// ARP request goes to the client every `interval_secs`; after `probes`
+/// unanswered ones an authorized session ends with Lost-Carrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LostCarrier {
+    /// Seconds of silence before probing starts (0 turns probing off).
+    pub silent_secs: u32,
+    /// Seconds between probes.
+    pub interval_secs: u32,
+    /// Unanswered probes that mean the client is gone.
+    pub probes: u8,
+}
+
+impl Default for LostCarrier {
+    fn default() -> Self {
+        LostCarrier {
+            silent_secs: 120,
+            interval_secs: 10,
+            probes: 3,
+        }
+    }
 }
 
 /// What to do with a frame received on the LAN.
@@ -109,6 +141,8 @@ pub enum Event {
     },
     /// An authorized session ended.
     SessionEnded(EndedSession),
+    /// An accounting Interim-Update is due for this session.
+    InterimUpdate(SessionReport),
 }
 
 /// A consistent copy of the engine's state for the control plane.
@@ -187,7 +221,7 @@ impl Engine {
         }
         match eth.ethertype {
             ETHERTYPE_IPV4 => self.ipv4_from_lan(now, vnet, &eth, &mut frame[ETH_HLEN..]),
-            ETHERTYPE_ARP => self.arp_from_lan(&eth, &frame[ETH_HLEN..]),
+            ETHERTYPE_ARP => self.arp_from_lan(now, &eth, &frame[ETH_HLEN..]),
             // Router advertisements, DHCPv6 and everything else IPv6 stop
             // here: lassi does not route IPv6 yet, and it must never get
             // around the portal.
@@ -196,12 +230,27 @@ impl Engine {
         }
     }
 
-    fn arp_from_lan(&mut self, eth: &EthHeader, payload: &[u8]) -> LanAction {
+    fn arp_from_lan(&mut self, now: UnixMillis, eth: &EthHeader, payload: &[u8]) -> LanAction {
         let Some(arp) = Arp::parse(payload) else {
             return self.drop_lan(DropReason::Malformed);
         };
-        if arp.op != ARP_REQUEST || arp.sha != eth.src {
+        if arp.sha != eth.src {
             return self.drop_lan(DropReason::ArpIgnored);
+        }
+        // Any ARP from a client at its own leased address shows it is there
+        // (this is how answers to lassi's probes arrive).
+        if let Some(c) = self.sessions.by_ip_mut(arp.spa) {
+            if c.mac == arp.sha {
+                c.last_seen = now;
+                c.probes = 0;
+            }
+        }
+        if arp.op != ARP_REQUEST {
+            return if arp.op == ARP_REPLY && arp.tpa == self.settings.gateway_ip {
+                LanAction::Consumed
+            } else {
+                self.drop_lan(DropReason::ArpIgnored)
+            };
         }
         let answer = if arp.tpa == self.settings.gateway_ip {
             true
@@ -261,6 +310,8 @@ impl Engine {
         if client.mac != eth.src {
             return self.drop_lan(DropReason::Spoofed);
         }
+        client.last_seen = now;
+        client.probes = 0;
         let authorized = client.state == SessionState::Authorized;
         if p.dst == gateway_ip {
             // lassi's own services (portal, DNS relay later) are reachable
@@ -281,6 +332,9 @@ impl Engine {
         }
         let client = self.sessions.by_ip_mut(p.src).expect("looked up above");
         let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+        if !client.up.allow(now, octets) {
+            return self.drop_lan(DropReason::Shaped);
+        }
         client.counters.packets_in += packets;
         client.counters.octets_in += octets;
         client.last_active = now;
@@ -442,6 +496,9 @@ impl Engine {
         if authorized {
             let client = self.sessions.by_ip_mut(p.dst).expect("looked up above");
             let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+            if !client.down.allow(now, octets) {
+                return self.drop_tun(DropReason::Shaped);
+            }
             client.counters.packets_out += packets;
             client.counters.octets_out += octets;
             return TunAction::ToLan(mac);
@@ -490,6 +547,111 @@ impl Engine {
             self.apply_lease_event(ev, now);
         }
         self.intercept.expire(now);
+        self.enforce_limits(now);
+    }
+
+    /// Once a second: end sessions past their time, idleness or volume,
+    /// throttle instead when so configured, queue Interim-Updates, and probe
+    /// silent clients.
+    fn enforce_limits(&mut self, now: UnixMillis) {
+        enum Action {
+            End(EndReason),
+            Throttle(u64, u64),
+            Probe,
+        }
+        let lc = self.settings.lost_carrier;
+        let quota_action = self.settings.quota_action;
+        let mut actions: Vec<(MacAddr, Ipv4Addr, Action)> = Vec::new();
+        for c in self.sessions.iter_mut() {
+            let silent_for = now.saturating_sub(c.last_seen);
+            let probe_due = lc.silent_secs > 0
+                && silent_for
+                    >= u64::from(lc.silent_secs) * 1000
+                        + u64::from(c.probes) * u64::from(lc.interval_secs) * 1000;
+            if c.state != SessionState::Authorized {
+                if probe_due && c.probes < lc.probes {
+                    actions.push((c.mac, c.ip, Action::Probe));
+                }
+                continue;
+            }
+            let started = c.authorized_at.unwrap_or(now);
+            let l = &c.limits;
+            let k = &c.counters;
+            let over_time = l
+                .session_timeout
+                .is_some_and(|t| now >= started + u64::from(t) * 1000)
+                || l.terminate_at.is_some_and(|t| now >= t);
+            let idle = l
+                .idle_timeout
+                .is_some_and(|t| now >= c.last_active + u64::from(t) * 1000);
+            let over_quota = l.max_input_octets.is_some_and(|m| k.octets_in >= m)
+                || l.max_output_octets.is_some_and(|m| k.octets_out >= m)
+                || l.max_total_octets
+                    .is_some_and(|m| k.octets_in + k.octets_out >= m);
+            let end = if over_time {
+                Some(EndReason::SessionTimeout)
+            } else if idle {
+                Some(EndReason::IdleTimeout)
+            } else if probe_due && c.probes >= lc.probes {
+                Some(EndReason::LostCarrier)
+            } else if over_quota && !c.throttled && quota_action == QuotaAction::End {
+                Some(EndReason::QuotaExceeded)
+            } else {
+                None
+            };
+            if let Some(reason) = end {
+                actions.push((c.mac, c.ip, Action::End(reason)));
+                continue;
+            }
+            if over_quota && !c.throttled {
+                if let QuotaAction::Throttle { up_bps, down_bps } = quota_action {
+                    actions.push((c.mac, c.ip, Action::Throttle(up_bps, down_bps)));
+                }
+            }
+            if probe_due {
+                actions.push((c.mac, c.ip, Action::Probe));
+            }
+            if let (Some(due), Some(every)) = (c.next_interim, l.interim_interval) {
+                if now >= due {
+                    c.next_interim = Some(due.max(now - 999) + u64::from(every) * 1000);
+                    self.events.push(Event::InterimUpdate(SessionReport {
+                        mac: c.mac,
+                        ip: c.ip,
+                        session_id: c.session_id.clone(),
+                        user: c.user.clone(),
+                        started,
+                        at: now,
+                        counters: c.counters,
+                        class: c.class.clone(),
+                        cui: c.cui.clone(),
+                    }));
+                }
+            }
+        }
+        for (mac, ip, action) in actions {
+            match action {
+                Action::End(reason) => {
+                    if let Ok(ended) = self.sessions.deauthorize(mac, reason, now) {
+                        self.events.push(Event::SessionEnded(ended));
+                    }
+                }
+                Action::Throttle(up, down) => self.sessions.throttle(mac, up, down, now),
+                Action::Probe => {
+                    if let Some(c) = self.sessions.by_mac_mut(mac) {
+                        c.probes += 1;
+                    }
+                    let probe = Arp {
+                        op: ARP_REQUEST,
+                        sha: self.settings.gateway_mac,
+                        spa: self.settings.gateway_ip,
+                        tha: MacAddr::default(),
+                        tpa: ip,
+                    };
+                    self.outbox
+                        .push(probe.to_frame(mac, self.settings.gateway_mac));
+                }
+            }
+        }
     }
 
     /// When `tick` next has work, if ever.
@@ -497,14 +659,15 @@ impl Engine {
         self.dhcp.next_expiry()
     }
 
-    /// Log a client in (operator override now; portal and RADIUS later).
+    /// Log a client in with what its login granted.
     pub fn authorize(
         &mut self,
         mac: MacAddr,
-        user: Option<String>,
+        mut auth: Authorization,
         now: UnixMillis,
     ) -> Result<Client, SessionError> {
-        let c = self.sessions.authorize(mac, user, now)?.clone();
+        auth.limits = auth.limits.or(&self.settings.default_limits);
+        let c = self.sessions.authorize(mac, auth, now)?.clone();
         self.events.push(Event::SessionStarted {
             mac,
             ip: c.ip,
@@ -512,6 +675,16 @@ impl Engine {
             user: c.user.clone(),
         });
         Ok(c)
+    }
+
+    /// Change a running session's limits (CoA).
+    pub fn set_limits(
+        &mut self,
+        mac: MacAddr,
+        limits: SessionLimits,
+        now: UnixMillis,
+    ) -> Result<Client, SessionError> {
+        self.sessions.set_limits(mac, limits, now).cloned()
     }
 
     /// End a client's session; it keeps its lease and is back behind the portal.

@@ -55,6 +55,9 @@ fn engine(isolation: bool) -> Engine {
                 walled_suffixes: vec!["example.org".into()],
                 any_dns: false,
             },
+            quota_action: QuotaAction::End,
+            lost_carrier: LostCarrier::default(),
+            default_limits: SessionLimits::default(),
         },
         dhcp,
         T0,
@@ -68,6 +71,20 @@ fn lan(e: &mut Engine, now: UnixMillis, vnet: &VnetHdr, f: &[u8]) -> LanAction {
 
 fn tun(e: &mut Engine, now: UnixMillis, vnet: &VnetHdr, p: &[u8]) -> TunAction {
     e.from_tun(now, vnet, &mut p.to_vec())
+}
+
+fn who(user: Option<&str>) -> Authorization {
+    Authorization {
+        user: user.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+fn limited(limits: SessionLimits) -> Authorization {
+    Authorization {
+        limits,
+        ..Default::default()
+    }
 }
 
 fn plain() -> VnetHdr {
@@ -302,7 +319,7 @@ fn unauthorized_clients_reach_dns_and_lassi_only() {
 fn authorized_traffic_is_forwarded_and_counted_at_the_ip_layer() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), Some("alice".into()), T0).unwrap();
+    e.authorize(mac(1), who(Some("alice")), T0).unwrap();
     let out = tcp(mac(1), ip, WEB, 80, 1000);
     assert_eq!(lan(&mut e, T0 + 5, &plain(), &out), LanAction::ToTun);
     let back = tcp(gw_mac(), WEB, ip, 40000, 300);
@@ -321,7 +338,7 @@ fn authorized_traffic_is_forwarded_and_counted_at_the_ip_layer() {
 fn gso_super_packets_count_what_they_stand_for() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
     let payload = 1448 * 10 + 100;
     let f = tcp(mac(1), ip, WEB, 80, payload);
     let vnet = VnetHdr {
@@ -343,8 +360,8 @@ fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
     let mut e = engine(true);
     let a = lease(&mut e, mac(1));
     let _b = lease(&mut e, mac(2));
-    e.authorize(mac(1), None, T0).unwrap();
-    e.authorize(mac(2), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
+    e.authorize(mac(2), who(None), T0).unwrap();
     // Client 2 forges client 1's address.
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(2), a, WEB, 80, 500)),
@@ -367,7 +384,7 @@ fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
 fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
     let mut v6 = vec![0u8; 80];
     EthHeader {
         dst: MacAddr([0x33, 0x33, 0, 0, 0, 1]),
@@ -425,7 +442,7 @@ fn logout_cuts_the_client_off_and_reports_the_session() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
     e.take_events();
-    e.authorize(mac(1), Some("bob".into()), T0).unwrap();
+    e.authorize(mac(1), who(Some("bob")), T0).unwrap();
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)),
         LanAction::ToTun
@@ -453,8 +470,8 @@ fn client_to_client_follows_isolation() {
     let mut iso = engine(true);
     let a = lease(&mut iso, mac(1));
     let b = lease(&mut iso, mac(2));
-    iso.authorize(mac(1), None, T0).unwrap();
-    iso.authorize(mac(2), None, T0).unwrap();
+    iso.authorize(mac(1), who(None), T0).unwrap();
+    iso.authorize(mac(2), who(None), T0).unwrap();
     assert_eq!(
         lan(&mut iso, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Drop(DropReason::ClientToClient)
@@ -463,13 +480,13 @@ fn client_to_client_follows_isolation() {
     let mut open = engine(false);
     let a = lease(&mut open, mac(1));
     let b = lease(&mut open, mac(2));
-    open.authorize(mac(1), None, T0).unwrap();
+    open.authorize(mac(1), who(None), T0).unwrap();
     assert_eq!(
         lan(&mut open, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Drop(DropReason::Unauthorized),
         "peer not logged in"
     );
-    open.authorize(mac(2), None, T0).unwrap();
+    open.authorize(mac(2), who(None), T0).unwrap();
     assert_eq!(
         lan(&mut open, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Hairpin(mac(2))
@@ -484,7 +501,7 @@ fn client_to_client_follows_isolation() {
 fn lease_expiry_ends_the_session() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
     e.take_events();
     let deadline = e.next_deadline().expect("a lease to expire");
     assert_eq!(deadline, T0 + 3_600_000);
@@ -529,7 +546,7 @@ fn dhcp_settings_for_restore() -> DhcpSettings {
 fn garbage_never_panics_and_is_counted() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
     let base = tcp(mac(1), ip, WEB, 80, 20);
     let mut seed = 0x1234_5678u32;
     let mut rnd = || {
@@ -616,7 +633,7 @@ fn web_traffic_of_unauthorized_clients_is_steered_to_the_portal_and_back() {
     assert!(tcp_checksum_ok(&reply[ETH_HLEN..]));
     // After login, the same connection keeps going to the portal (its
     // redirect response may still be in flight); new ones go out.
-    e.authorize(mac(1), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
     let mut more = with_tcp_checksum(tcp(mac(1), ip, WEB, 80, 5));
     assert_eq!(e.from_lan(T0, &plain(), &mut more), LanAction::ToTun);
     assert_eq!(frame::parse_ipv4(&more[ETH_HLEN..]).unwrap().dst, GW);
@@ -834,4 +851,239 @@ fn dns_answer(question: &str, records: &[(&str, Option<Ipv4Addr>)], ttl: u32) ->
         ));
     }
     m.to_vec().unwrap()
+}
+
+/// Sessions of `engine(true)` logged in with `limits`, one client.
+fn limited_client(limits: SessionLimits) -> (Engine, Ipv4Addr) {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    e.authorize(mac(1), limited(limits), T0).unwrap();
+    e.take_events();
+    (e, ip)
+}
+
+fn ended_reason(e: &mut Engine) -> Option<EndReason> {
+    e.take_events().into_iter().find_map(|ev| match ev {
+        Event::SessionEnded(s) => Some(s.reason),
+        _ => None,
+    })
+}
+
+#[test]
+fn session_timeout_ends_on_time() {
+    let (mut e, _) = limited_client(SessionLimits {
+        session_timeout: Some(60),
+        ..Default::default()
+    });
+    e.tick(T0 + 59_000);
+    assert_eq!(ended_reason(&mut e), None);
+    e.tick(T0 + 60_000);
+    assert_eq!(ended_reason(&mut e), Some(EndReason::SessionTimeout));
+    assert_eq!(
+        e.sessions().by_mac(mac(1)).unwrap().state,
+        SessionState::Unauthorized
+    );
+}
+
+#[test]
+fn idle_timeout_counts_from_the_last_packet_sent() {
+    let (mut e, ip) = limited_client(SessionLimits {
+        idle_timeout: Some(30),
+        ..Default::default()
+    });
+    e.tick(T0 + 20_000);
+    assert_eq!(
+        lan(
+            &mut e,
+            T0 + 20_000,
+            &plain(),
+            &tcp(mac(1), ip, WEB, 443, 10)
+        ),
+        LanAction::ToTun
+    );
+    e.tick(T0 + 45_000);
+    assert_eq!(ended_reason(&mut e), None, "active 25 s ago");
+    e.tick(T0 + 50_000);
+    assert_eq!(ended_reason(&mut e), Some(EndReason::IdleTimeout));
+}
+
+#[test]
+fn quota_ends_or_throttles() {
+    let quota = SessionLimits {
+        max_total_octets: Some(3000),
+        ..Default::default()
+    };
+    let (mut e, ip) = limited_client(quota.clone());
+    for _ in 0..3 {
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 1000));
+    }
+    e.tick(T0 + 1000);
+    assert_eq!(ended_reason(&mut e), Some(EndReason::QuotaExceeded));
+
+    let mut t = engine(true);
+    t.settings.quota_action = QuotaAction::Throttle {
+        up_bps: 64_000,
+        down_bps: 64_000,
+    };
+    let ip = lease(&mut t, mac(1));
+    t.authorize(mac(1), limited(quota), T0).unwrap();
+    for _ in 0..3 {
+        lan(&mut t, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 1000));
+    }
+    t.tick(T0 + 1000);
+    let c = t.sessions().by_mac(mac(1)).unwrap();
+    assert!(c.throttled && c.state == SessionState::Authorized);
+    // 8 kB/s now: a burst of full frames soon hits the limit.
+    let passed = (0..50)
+        .filter(|_| {
+            lan(
+                &mut t,
+                T0 + 1000,
+                &plain(),
+                &tcp(mac(1), ip, WEB, 443, 1400),
+            ) == LanAction::ToTun
+        })
+        .count();
+    assert!(
+        passed < 10,
+        "{passed} frames passed a 64 kbit/s throttle at once"
+    );
+}
+
+#[test]
+fn bandwidth_is_policed_in_both_directions() {
+    let (mut e, ip) = limited_client(SessionLimits {
+        bandwidth_up_bps: Some(1_000_000),
+        bandwidth_down_bps: Some(2_000_000),
+        ..Default::default()
+    });
+    // Offer 10 MB each way within one simulated second, 1 ms apart.
+    let (mut up, mut down) = (0u64, 0u64);
+    for ms in 0..1000u64 {
+        for _ in 0..7 {
+            if lan(&mut e, T0 + ms, &plain(), &tcp(mac(1), ip, WEB, 443, 1460)) == LanAction::ToTun
+            {
+                up += 1500;
+            }
+            let back = tcp(gw_mac(), WEB, ip, 40000, 1460);
+            if tun(&mut e, T0 + ms, &plain(), &back[ETH_HLEN..]) == TunAction::ToLan(mac(1)) {
+                down += 1500;
+            }
+        }
+    }
+    // 125 kB/s and 250 kB/s, plus at most the initial burst.
+    assert!((120_000..=140_000).contains(&up), "up {up}");
+    assert!((245_000..=280_000).contains(&down), "down {down}");
+    assert!(e.drops().get(DropReason::Shaped) > 0);
+    let c = e.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!(c.counters.octets_in, up, "only what passed is counted");
+}
+
+#[test]
+fn interim_updates_come_every_interval() {
+    let (mut e, _) = limited_client(SessionLimits {
+        interim_interval: Some(300),
+        ..Default::default()
+    });
+    e.settings.lost_carrier.silent_secs = 0; // this client is silent but present
+    let mut times = Vec::new();
+    for s in 1..=1000u64 {
+        e.tick(T0 + s * 1000);
+        for ev in e.take_events() {
+            if let Event::InterimUpdate(r) = ev {
+                times.push((r.at - T0) / 1000);
+            }
+        }
+    }
+    assert_eq!(times, vec![300, 600, 900]);
+}
+
+#[test]
+fn silent_clients_are_probed_and_lost() {
+    let (mut e, ip) = limited_client(SessionLimits::default());
+    // 120 s of silence: probe; then every 10 s; after 3 unanswered, gone.
+    e.tick(T0 + 119_000);
+    assert!(e.outbox().is_empty());
+    e.tick(T0 + 120_000);
+    let probe = e.outbox().pop().expect("a probe");
+    let a = Arp::parse(&probe[ETH_HLEN..]).unwrap();
+    assert_eq!((a.op, a.tpa, a.spa), (ARP_REQUEST, ip, GW));
+    assert_eq!(
+        EthHeader::parse(&probe).unwrap().dst,
+        mac(1),
+        "unicast to the client"
+    );
+    // The client answers: no more probes for a while.
+    let answer = Arp {
+        op: ARP_REPLY,
+        sha: mac(1),
+        spa: ip,
+        tha: gw_mac(),
+        tpa: GW,
+    }
+    .to_frame(gw_mac(), mac(1));
+    assert_eq!(
+        lan(&mut e, T0 + 121_000, &plain(), &answer),
+        LanAction::Consumed
+    );
+    e.tick(T0 + 140_000);
+    assert!(e.outbox().is_empty());
+    assert_eq!(ended_reason(&mut e), None);
+    // Then it leaves for good.
+    for s in (241..=300).step_by(1) {
+        e.tick(T0 + s * 1000);
+    }
+    assert_eq!(e.outbox().len(), 3, "three probes");
+    assert_eq!(ended_reason(&mut e), Some(EndReason::LostCarrier));
+}
+
+#[test]
+fn coa_changes_limits_live() {
+    let (mut e, _) = limited_client(SessionLimits::default());
+    e.set_limits(
+        mac(1),
+        SessionLimits {
+            session_timeout: Some(10),
+            ..Default::default()
+        },
+        T0 + 5000,
+    )
+    .unwrap();
+    e.tick(T0 + 9000);
+    assert_eq!(ended_reason(&mut e), None);
+    e.tick(T0 + 10_000);
+    assert_eq!(
+        ended_reason(&mut e),
+        Some(EndReason::SessionTimeout),
+        "time counts from login"
+    );
+    assert!(
+        e.set_limits(mac(1), SessionLimits::default(), T0).is_err(),
+        "no session any more"
+    );
+}
+
+#[test]
+fn config_defaults_fill_in_what_a_login_leaves_out() {
+    let mut e = engine(true);
+    e.settings.default_limits = SessionLimits {
+        idle_timeout: Some(600),
+        session_timeout: Some(3600),
+        ..Default::default()
+    };
+    lease(&mut e, mac(1));
+    let c = e
+        .authorize(
+            mac(1),
+            limited(SessionLimits {
+                session_timeout: Some(60),
+                ..Default::default()
+            }),
+            T0,
+        )
+        .unwrap();
+    assert_eq!(
+        (c.limits.session_timeout, c.limits.idle_timeout),
+        (Some(60), Some(600))
+    );
 }
