@@ -503,7 +503,7 @@ fn lease_expiry_ends_the_session() {
     let ip = lease(&mut e, mac(1));
     e.authorize(mac(1), who(None), T0).unwrap();
     e.take_events();
-    let deadline = e.next_deadline().expect("a lease to expire");
+    let deadline = e.next_deadline(T0).expect("a lease to expire");
     assert_eq!(deadline, T0 + 3_600_000);
     e.tick(deadline - 1);
     assert!(e.sessions().by_mac(mac(1)).is_some());
@@ -957,8 +957,10 @@ fn bandwidth_is_policed_in_both_directions() {
         bandwidth_down_bps: Some(2_000_000),
         ..Default::default()
     });
-    // Offer 10 MB each way within one simulated second, 1 ms apart.
+    // Offer 10 MB each way within one simulated second, 1 ms apart; what
+    // the shapers hold comes out through release_held.
     let (mut up, mut down) = (0u64, 0u64);
+    let mut released = Vec::new();
     for ms in 0..1000u64 {
         for _ in 0..7 {
             if lan(&mut e, T0 + ms, &plain(), &tcp(mac(1), ip, WEB, 443, 1460)) == LanAction::ToTun
@@ -970,10 +972,24 @@ fn bandwidth_is_policed_in_both_directions() {
                 down += 1500;
             }
         }
+        e.release_held(T0 + ms, &mut released);
+        for r in released.drain(..) {
+            match r {
+                Released::ToTun(h) => up += h.octets,
+                Released::ToLan(m, h) => {
+                    assert_eq!(m, mac(1));
+                    down += h.octets;
+                }
+            }
+        }
     }
     // 125 kB/s and 250 kB/s, plus at most the initial burst.
     assert!((120_000..=140_000).contains(&up), "up {up}");
     assert!((245_000..=280_000).contains(&down), "down {down}");
+    assert!(
+        e.snapshot(T0 + 1000).shaper_held_bytes > 0,
+        "the queues are busy"
+    );
     assert!(e.drops().get(DropReason::Shaped) > 0);
     let c = e.sessions().by_mac(mac(1)).unwrap();
     assert_eq!(c.counters.octets_in, up, "only what passed is counted");

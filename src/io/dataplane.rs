@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::lan::{LanPort, RecvBatch, SendBatch, MAX_FRAME};
 use super::sys::Waker;
 use super::tun::Tun;
-use crate::dataplane::{Engine, Event, LanAction, Snapshot, TunAction};
+use crate::dataplane::{Engine, Event, LanAction, Released, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
 use crate::session::{Authorization, Client, EndReason, EndedSession, SessionLimits};
 use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETH_HLEN};
@@ -159,15 +159,19 @@ impl Dataplane {
         let mut io = IoStats::default();
         let mut leases_dirty = false;
         let mut last_lease_save = 0u64;
+        let mut released = Vec::new();
+        let mut released_frames: Vec<Vec<u8>> = Vec::new();
+        let mut scratch: Vec<u8> = Vec::new();
 
         loop {
             let now = now_ms();
-            let timeout = self
+            // Wake for the engine's next deadline (a lease, a held packet),
+            // the pending lease save, or once a second for housekeeping.
+            let mut timeout = self
                 .engine
-                .next_deadline()
-                .map(|d| d.saturating_sub(now))
-                .unwrap_or(1000)
-                .clamp(if leases_dirty { 0 } else { 1 }, 1000);
+                .next_deadline(now)
+                .map_or(1000, |d| d.saturating_sub(now))
+                .min(1000);
             let mut fds = [
                 libc::pollfd {
                     fd: self.lan.as_raw_fd(),
@@ -185,13 +189,10 @@ impl Dataplane {
                     revents: 0,
                 },
             ];
-            let timeout = if leases_dirty {
-                (last_lease_save + LEASE_SAVE_INTERVAL)
-                    .saturating_sub(now)
-                    .min(timeout)
-            } else {
-                timeout
-            };
+            if leases_dirty {
+                timeout = timeout.min((last_lease_save + LEASE_SAVE_INTERVAL).saturating_sub(now));
+            }
+
             // SAFETY: three valid pollfds.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout as i32) };
             if r < 0 {
@@ -272,6 +273,42 @@ impl Dataplane {
                 }
             }
 
+            // Packets the shapers let go now.
+            self.engine.release_held(now, &mut released);
+            for r in released.drain(..) {
+                match r {
+                    Released::ToTun(h) => {
+                        scratch.clear();
+                        scratch.resize(VNET_HDR_LEN, 0);
+                        h.vnet.shifted(-(ETH_HLEN as i32)).write(&mut scratch);
+                        scratch.extend_from_slice(&h.packet);
+                        match self.tun.send(&scratch) {
+                            Ok(_) => io.tun_tx += 1,
+                            Err(_) => io.tun_tx_errors += 1,
+                        }
+                    }
+                    Released::ToLan(mac, h) => {
+                        let mut f = vec![0u8; VNET_HDR_LEN + ETH_HLEN];
+                        h.vnet.shifted(ETH_HLEN as i32).write(&mut f);
+                        EthHeader {
+                            dst: mac,
+                            src: self.gateway_mac,
+                            ethertype: ETHERTYPE_IPV4,
+                        }
+                        .write(&mut f[VNET_HDR_LEN..]);
+                        f.extend_from_slice(&h.packet);
+                        released_frames.push(f);
+                    }
+                }
+            }
+            for chunk in released_frames.chunks(self.batch) {
+                for f in chunk {
+                    tx.push(f, &[]);
+                }
+                self.flush(&mut tx, &mut io);
+            }
+            released_frames.clear();
+
             // Replies the engine originated (ARP, DHCP).
             std::mem::swap(&mut outbox, self.engine.outbox());
             for chunk in outbox.chunks(self.batch) {
@@ -346,7 +383,7 @@ impl Dataplane {
                 }
                 tx.push(frame, &[]);
             }
-            LanAction::Consumed | LanAction::Drop(_) => {}
+            LanAction::Consumed | LanAction::Held | LanAction::Drop(_) => {}
         }
     }
 
@@ -367,7 +404,7 @@ impl Dataplane {
                 .write(&mut buf[VNET_HDR_LEN..]);
                 Some(buf)
             }
-            TunAction::Drop(_) => None,
+            TunAction::Held | TunAction::Drop(_) => None,
         }
     }
 

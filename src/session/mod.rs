@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 pub use fasthash::FastBuildHasher;
-pub use limits::{QuotaAction, SessionLimits, TokenBucket};
+pub use limits::{Held, QuotaAction, SessionLimits, ShapeVerdict, Shaper, TokenBucket};
 
 use crate::wire::MacAddr;
 use crate::UnixMillis;
@@ -132,15 +132,27 @@ pub struct Client {
     /// RADIUS Chargeable-User-Identity to echo in accounting.
     #[serde(skip)]
     pub cui: Option<Vec<u8>>,
-    /// Upload policer.
+    /// Upload shaper.
     #[serde(skip)]
-    pub up: TokenBucket,
-    /// Download policer.
+    pub up: Shaper,
+    /// Download shaper.
     #[serde(skip)]
-    pub down: TokenBucket,
+    pub down: Shaper,
     /// ARP probes sent since the client was last heard.
     #[serde(skip)]
     pub probes: u8,
+}
+
+impl Client {
+    /// True when a volume limit of the current session is used up.
+    #[inline]
+    pub fn over_quota(&self) -> bool {
+        let (l, k) = (&self.limits, &self.counters);
+        l.max_input_octets.is_some_and(|m| k.octets_in >= m)
+            || l.max_output_octets.is_some_and(|m| k.octets_out >= m)
+            || l.max_total_octets
+                .is_some_and(|m| k.octets_in + k.octets_out >= m)
+    }
 }
 
 /// What a successful login grants.
@@ -311,8 +323,8 @@ impl SessionTable {
             next_interim: None,
             class: Vec::new(),
             cui: None,
-            up: TokenBucket::default(),
-            down: TokenBucket::default(),
+            up: Shaper::default(),
+            down: Shaper::default(),
             probes: 0,
         };
         let i = match self.free.pop() {
@@ -412,8 +424,8 @@ impl SessionTable {
     }
 
     fn apply_limits(c: &mut Client, limits: SessionLimits, now: UnixMillis) {
-        c.up = TokenBucket::new(limits.bandwidth_up_bps, now);
-        c.down = TokenBucket::new(limits.bandwidth_down_bps, now);
+        c.up = Shaper::new(limits.bandwidth_up_bps, now);
+        c.down = Shaper::new(limits.bandwidth_down_bps, now);
         c.next_interim = limits
             .interim_interval
             .filter(|&s| s > 0)
@@ -425,8 +437,8 @@ impl SessionTable {
     pub fn throttle(&mut self, mac: MacAddr, up_bps: u64, down_bps: u64, now: UnixMillis) {
         if let Some(&i) = self.by_mac.get(&mac) {
             let c = self.slots[i].as_mut().expect("indexed slot is occupied");
-            c.up = TokenBucket::new(Some(up_bps), now);
-            c.down = TokenBucket::new(Some(down_bps), now);
+            c.up = Shaper::new(Some(up_bps), now);
+            c.down = Shaper::new(Some(down_bps), now);
             c.throttled = true;
         }
     }
