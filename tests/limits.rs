@@ -62,7 +62,7 @@ fn strip_ansi(s: &str) -> String {
 fn iperf(lab: &Lab, reverse: bool) -> f64 {
     let log = lab.dir().join(format!("iperf3-{}.log", lab.next_seq()));
     let mut server = must(
-        &lab,
+        lab,
         "iperf3 -s",
         lab.upstream().spawn(
             "iperf3 -s",
@@ -76,7 +76,7 @@ fn iperf(lab: &Lab, reverse: bool) -> f64 {
     if reverse {
         argv.push("-R");
     }
-    let out = must(&lab, "iperf3", lab.client(1).ns().run(&argv));
+    let out = must(lab, "iperf3", lab.client(1).ns().run(&argv));
     server.stop();
     let v: Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("iperf3 JSON: {e}: {out:?}"));
