@@ -472,3 +472,82 @@ fn lease_ends_end_the_session() {
         lassi.log_tail(20)
     );
 }
+
+/// The `session ended` log lines, ANSI colours removed.
+fn ended_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("session ended"))
+        .map(|l| {
+            let mut out = String::new();
+            let mut esc = false;
+            for c in l.chars() {
+                match (esc, c) {
+                    (false, '\u{1b}') => esc = true,
+                    (true, 'm') => esc = false,
+                    (true, _) => {}
+                    (false, c) => out.push(c),
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+#[test]
+fn logged_in_guests_stay_online_across_a_restart_and_a_crash() {
+    let lab = lab(LabOptions::default());
+    let _web = must(&lab, "upstream", lab.start_upstream());
+    let mut lassi = must(&lab, "starting lassi", lab.start_lassi(""));
+    let client = lab.client(1);
+    let mac = client.mac().to_string();
+    must(&lab, "udhcpc", client.udhcpc());
+    must(&lab, "authorize", lassi.authorize(client.mac()));
+    let r = must(&lab, "curl", client.curl(&[&format!("{WEB}/bytes/100000")]));
+    assert!(r.ok(), "{r:?}");
+    let first_id = session_of(&lassi, &mac).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A clean restart: the session is stopped (NAS-Reboot, counters final)
+    // and the guest is back online at once under a new session id.
+    must(&lab, "restart", lassi.restart());
+    let s = session_of(&lassi, &mac).expect("client restored");
+    assert_eq!(s["state"], "authorized", "{}", lassi.log_tail(20));
+    let second_id = s["session_id"].as_str().unwrap().to_string();
+    assert_ne!(second_id, first_id);
+    let stops = ended_lines(&lassi.log());
+    assert!(
+        stops.iter().any(|l| l.contains(&first_id)
+            && l.contains("reason=nas-reboot")
+            && !l.contains("octets_out=0 ")),
+        "{stops:?}"
+    );
+    let r = must(
+        &lab,
+        "curl",
+        client.curl(&[&format!("{WEB}/after-restart")]),
+    );
+    assert!(r.ok(), "offline after a clean restart: {r:?}");
+
+    // A crash (SIGKILL): no shutdown ran; the next start closes the saved
+    // session itself and keeps the guest online.
+    lassi.crash();
+    must(&lab, "start after crash", lassi.start_again());
+    let s = session_of(&lassi, &mac).expect("client restored after crash");
+    assert_eq!(s["state"], "authorized", "{}", lassi.log_tail(20));
+    assert_ne!(s["session_id"].as_str().unwrap(), second_id);
+    let stops = ended_lines(&lassi.log());
+    assert!(
+        stops
+            .iter()
+            .any(|l| l.contains(&second_id) && l.contains("reason=nas-reboot")),
+        "{stops:?}"
+    );
+    let r = must(&lab, "curl", client.curl(&[&format!("{WEB}/after-crash")]));
+    assert!(
+        r.ok(),
+        "offline after a crash: {r:?}\n{}",
+        lassi.log_tail(20)
+    );
+}

@@ -20,7 +20,7 @@ use crate::config::Ipv4Net;
 use crate::dhcp::{DhcpServer, DhcpStats, LeaseEvent, LeaseRecord};
 use crate::session::{
     Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SessionError, SessionLimits,
-    SessionReport, SessionState, SessionTable, ShapeVerdict, Shaper,
+    SessionRecord, SessionReport, SessionState, SessionTable, ShapeVerdict, Shaper,
 };
 use crate::wire::frame::{
     self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
@@ -57,6 +57,8 @@ pub struct EngineSettings {
     pub lost_carrier: LostCarrier,
     /// Limits for sessions whose login set none of its own.
     pub default_limits: SessionLimits,
+    /// Where session-id counters start (see [`SessionTable::with_id_seed`]).
+    pub session_id_seed: u32,
 }
 
 /// ARP probing of silent clients: after `silent_secs` without a frame, an
@@ -201,7 +203,7 @@ impl Engine {
     /// A new engine around a DHCP server (already loaded with saved leases).
     /// Clients holding restored leases are put in the session table.
     pub fn new(settings: EngineSettings, dhcp: DhcpServer, now: UnixMillis) -> Engine {
-        let mut sessions = SessionTable::new();
+        let mut sessions = SessionTable::with_id_seed(settings.session_id_seed);
         for l in dhcp.bound_leases() {
             sessions.lease_bound(l.mac, l.ip, l.expires, now);
         }
@@ -860,6 +862,31 @@ impl Engine {
             redirected_flows: self.intercept.flow_count(),
             shaper_held_bytes: self.held_bytes,
             walled_garden_learnt: self.intercept.learnt_count(),
+        }
+    }
+
+    /// The authorized sessions to persist (`stopped` when their Stops are
+    /// going out now, at a clean shutdown).
+    pub fn session_records(&self, now: UnixMillis, stopped: bool) -> Vec<SessionRecord> {
+        self.sessions
+            .iter()
+            .filter_map(|c| SessionRecord::of(c, now, stopped))
+            .collect()
+    }
+
+    /// After a restart: close the saved sessions that were not closed (a
+    /// Stop with NAS-Reboot and the counters last saved) and log their
+    /// guests in again under new session ids, so nobody sees the splash
+    /// page twice and no accounting session is left open.
+    pub fn resume_sessions(&mut self, records: Vec<SessionRecord>, now: UnixMillis) {
+        for r in records {
+            if !r.stopped {
+                self.events.push(Event::SessionEnded(r.ended()));
+            }
+            let same_client = self.sessions.by_mac(r.mac).is_some_and(|c| c.ip == r.ip);
+            if same_client {
+                let _ = self.authorize(r.mac, r.authorization(), now);
+            }
         }
     }
 

@@ -58,6 +58,7 @@ fn engine(isolation: bool) -> Engine {
             quota_action: QuotaAction::End,
             lost_carrier: LostCarrier::default(),
             default_limits: SessionLimits::default(),
+            session_id_seed: 0,
         },
         dhcp,
         T0,
@@ -1102,4 +1103,59 @@ fn config_defaults_fill_in_what_a_login_leaves_out() {
         (c.limits.session_timeout, c.limits.idle_timeout),
         (Some(60), Some(600))
     );
+}
+
+#[test]
+fn sessions_resume_after_a_restart_with_their_accounting_closed() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    e.authorize(mac(1), who(Some("dana")), T0).unwrap();
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960)),
+        LanAction::ToTun
+    );
+    let old_id = e.sessions().by_mac(mac(1)).unwrap().session_id.clone();
+    let saved = e.session_records(T0 + 10_000, false);
+    let leases = e.lease_records();
+
+    // A crash: the new process finds the saved session not stopped.
+    let dhcp = DhcpServer::new(dhcp_settings_for_restore(), leases.clone(), T0 + 20_000);
+    let mut e2 = Engine::new(e.settings.clone(), dhcp, T0 + 20_000);
+    e2.resume_sessions(saved.clone(), T0 + 20_000);
+    let evs = e2.take_events();
+    let (ended, started) = match &evs[..] {
+        [Event::SessionEnded(s), Event::SessionStarted {
+            session_id, user, ..
+        }] => (s.clone(), (session_id.clone(), user.clone())),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (
+            ended.session_id.as_str(),
+            ended.reason,
+            ended.counters.octets_in
+        ),
+        (old_id.as_str(), EndReason::NasReboot, 1000)
+    );
+    assert_eq!(ended.ended, T0 + 10_000, "ends when last saved");
+    assert_ne!(started.0, old_id, "a new accounting session");
+    assert_eq!(started.1.as_deref(), Some("dana"));
+    let c = e2.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!(c.state, SessionState::Authorized, "the guest stays online");
+
+    // A clean stop already sent the Stop: only the new Start comes.
+    let stopped: Vec<_> = saved
+        .into_iter()
+        .map(|mut r| {
+            r.stopped = true;
+            r
+        })
+        .collect();
+    let dhcp = DhcpServer::new(dhcp_settings_for_restore(), leases, T0 + 20_000);
+    let mut e3 = Engine::new(e.settings.clone(), dhcp, T0 + 20_000);
+    e3.resume_sessions(stopped, T0 + 20_000);
+    assert!(matches!(
+        &e3.take_events()[..],
+        [Event::SessionStarted { .. }]
+    ));
 }

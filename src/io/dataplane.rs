@@ -20,7 +20,9 @@ use super::sys::Waker;
 use super::tun::Tun;
 use crate::dataplane::{Engine, Event, LanAction, Released, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
-use crate::session::{Authorization, Client, EndReason, EndedSession, SessionLimits};
+use crate::session::{
+    Authorization, Client, EndReason, EndedSession, SessionLimits, SessionRecord,
+};
 use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETH_HLEN};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::MacAddr;
@@ -88,6 +90,8 @@ pub enum Notice {
     Events(Vec<Event>),
     /// The lease table changed: persist this.
     Leases(Vec<LeaseRecord>),
+    /// Authorized sessions to persist.
+    Sessions(Vec<SessionRecord>),
 }
 
 /// Packet I/O counters of the shell (the engine counts drops by reason).
@@ -145,6 +149,8 @@ const TUN_HEADROOM: usize = ETH_HLEN;
 const BURST_BATCHES: usize = 8;
 /// Least time between two lease-file writes.
 const LEASE_SAVE_INTERVAL: u64 = 1000;
+/// Counters of running sessions are saved this often (ms).
+const SESSION_SAVE_INTERVAL: u64 = 30_000;
 
 impl Dataplane {
     /// Run until a Shutdown command (or the command channel closes).
@@ -159,6 +165,9 @@ impl Dataplane {
         let mut io = IoStats::default();
         let mut leases_dirty = false;
         let mut last_lease_save = 0u64;
+        let mut sessions_dirty = false;
+        let mut had_sessions = false;
+        let mut last_session_save = now_ms();
         let mut released = Vec::new();
         let mut released_frames: Vec<Vec<u8>> = Vec::new();
         let mut scratch: Vec<u8> = Vec::new();
@@ -211,6 +220,11 @@ impl Dataplane {
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
+                        // Saved as stopped first: their Stops go out now, and
+                        // the next start logs the guests back in.
+                        let _ = self
+                            .notices
+                            .send(Notice::Sessions(self.engine.session_records(now, true)));
                         self.engine.shutdown(now);
                         let _ = self.notices.send(Notice::Events(self.engine.take_events()));
                         let _ = self
@@ -325,7 +339,22 @@ impl Dataplane {
                 leases_dirty |= events
                     .iter()
                     .any(|e| matches!(e, Event::LeaseBound { .. } | Event::LeaseEnded { .. }));
+                sessions_dirty |= events
+                    .iter()
+                    .any(|e| matches!(e, Event::SessionStarted { .. } | Event::SessionEnded(_)));
                 let _ = self.notices.send(Notice::Events(events));
+            }
+            // Sessions are saved at every login and logout, and their
+            // counters every SESSION_SAVE_INTERVAL: a crash loses at most
+            // that much counting.
+            if sessions_dirty || now >= last_session_save + SESSION_SAVE_INTERVAL {
+                let records = self.engine.session_records(now, false);
+                if sessions_dirty || !records.is_empty() || had_sessions {
+                    had_sessions = !records.is_empty();
+                    let _ = self.notices.send(Notice::Sessions(records));
+                }
+                sessions_dirty = false;
+                last_session_save = now;
             }
             if leases_dirty && now >= last_lease_save + LEASE_SAVE_INTERVAL {
                 let _ = self

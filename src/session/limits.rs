@@ -4,13 +4,13 @@
 
 use std::collections::VecDeque;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::wire::vnet::VnetHdr;
 use crate::UnixMillis;
 
 /// Limits of one session; `None` means unlimited.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionLimits {
     /// Seconds after login at which the session ends (Session-Timeout).
     pub session_timeout: Option<u32>,

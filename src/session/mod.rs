@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use fasthash::FastBuildHasher;
 pub use limits::{Held, QuotaAction, SessionLimits, ShapeVerdict, Shaper, TokenBucket};
@@ -41,7 +41,7 @@ impl fmt::Display for SessionState {
 
 /// Octets and packets at the IP layer, RADIUS style: "in" is what the client
 /// sent, "out" what it received.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// IP bytes sent by the client.
     pub octets_in: u64,
@@ -155,6 +155,98 @@ impl Client {
     }
 }
 
+/// An authorized session as saved in the state directory, so a restart of
+/// lassi neither loses its accounting nor logs the guest out.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SessionRecord {
+    /// Client hardware address.
+    pub mac: MacAddr,
+    /// Client address.
+    pub ip: Ipv4Addr,
+    /// Acct-Session-Id.
+    pub session_id: String,
+    /// Who logged in.
+    pub user: Option<String>,
+    /// When.
+    pub authorized_at: UnixMillis,
+    /// Counters at the time of saving.
+    pub counters: Counters,
+    /// Limits granted at login (or by CoA since).
+    pub limits: SessionLimits,
+    /// RADIUS Class attributes, hex.
+    #[serde(default)]
+    pub class_hex: Vec<String>,
+    /// RADIUS CUI, hex.
+    #[serde(default)]
+    pub cui_hex: Option<String>,
+    /// When the record was written.
+    pub saved_at: UnixMillis,
+    /// True when lassi already ended the session cleanly (its Stop went out).
+    #[serde(default)]
+    pub stopped: bool,
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl SessionRecord {
+    /// The record of an authorized client.
+    pub fn of(c: &Client, now: UnixMillis, stopped: bool) -> Option<SessionRecord> {
+        Some(SessionRecord {
+            mac: c.mac,
+            ip: c.ip,
+            session_id: c.session_id.clone(),
+            user: c.user.clone(),
+            authorized_at: c.authorized_at?,
+            counters: c.counters,
+            limits: c.limits.clone(),
+            class_hex: c.class.iter().map(|b| to_hex(b)).collect(),
+            cui_hex: c.cui.as_deref().map(to_hex),
+            saved_at: now,
+            stopped,
+        })
+    }
+
+    /// The login to grant again after a restart.
+    pub fn authorization(&self) -> Authorization {
+        Authorization {
+            user: self.user.clone(),
+            limits: self.limits.clone(),
+            class: self.class_hex.iter().filter_map(|h| from_hex(h)).collect(),
+            cui: self.cui_hex.as_deref().and_then(from_hex),
+        }
+    }
+
+    /// The session as ended by the restart (NAS-Reboot), with the counters
+    /// last saved.
+    pub fn ended(&self) -> EndedSession {
+        let auth = self.authorization();
+        EndedSession {
+            mac: self.mac,
+            ip: self.ip,
+            session_id: self.session_id.clone(),
+            user: self.user.clone(),
+            started: self.authorized_at,
+            ended: self.saved_at,
+            counters: self.counters,
+            reason: EndReason::NasReboot,
+            class: auth.class,
+            cui: auth.cui,
+        }
+    }
+}
+
 /// What a successful login grants.
 #[derive(Clone, Debug, Default)]
 pub struct Authorization {
@@ -257,6 +349,16 @@ impl SessionTable {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table whose session ids continue from `seed`. The shell
+    /// seeds it from the clock and process id, so ids stay unique even when
+    /// lassi restarts twice within a second.
+    pub fn with_id_seed(seed: u32) -> Self {
+        SessionTable {
+            next_id: seed,
+            ..Self::default()
+        }
     }
 
     /// Number of clients.
@@ -592,6 +694,41 @@ mod tests {
         assert!(t.by_mac(mac(1)).is_none());
         assert_eq!(t.by_ip(ip(20)).unwrap().mac, mac(2));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn session_records_round_trip() {
+        let mut t = SessionTable::new();
+        t.lease_bound(mac(1), ip(10), 9, 1);
+        let a = Authorization {
+            user: Some("carol".into()),
+            limits: SessionLimits {
+                idle_timeout: Some(60),
+                ..Default::default()
+            },
+            class: vec![vec![0xde, 0xad], b"plan=gold".to_vec()],
+            cui: Some(vec![1, 2, 3]),
+        };
+        t.authorize(mac(1), a, 2).unwrap();
+        let rec = SessionRecord::of(t.by_mac(mac(1)).unwrap(), 5, false).unwrap();
+        let text = serde_json::to_string(&rec).unwrap();
+        let back: SessionRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, rec);
+        let again = back.authorization();
+        assert_eq!(again.class, vec![vec![0xde, 0xad], b"plan=gold".to_vec()]);
+        assert_eq!(again.cui, Some(vec![1, 2, 3]));
+        let ended = back.ended();
+        assert_eq!(
+            (ended.reason, ended.started, ended.ended),
+            (EndReason::NasReboot, 2, 5)
+        );
+        assert!(SessionRecord::of(t.by_mac(mac(1)).unwrap(), 5, false).is_some());
+        t.deauthorize(mac(1), EndReason::UserRequest, 6).unwrap();
+        assert!(
+            SessionRecord::of(t.by_mac(mac(1)).unwrap(), 7, false).is_none(),
+            "not authorized"
+        );
+        assert_eq!(from_hex("0g"), None);
     }
 
     #[test]
