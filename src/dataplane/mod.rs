@@ -20,7 +20,7 @@ use crate::config::Ipv4Net;
 use crate::dhcp::{DhcpServer, DhcpStats, LeaseEvent, LeaseRecord};
 use crate::session::{
     Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SessionError, SessionLimits,
-    SessionRecord, SessionReport, SessionState, SessionTable, ShapeVerdict, Shaper,
+    SessionMatch, SessionRecord, SessionReport, SessionState, SessionTable, ShapeVerdict, Shaper,
 };
 use crate::wire::frame::{
     self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
@@ -879,15 +879,25 @@ impl Engine {
     /// guests in again under new session ids, so nobody sees the splash
     /// page twice and no accounting session is left open.
     pub fn resume_sessions(&mut self, records: Vec<SessionRecord>, now: UnixMillis) {
+        // Every Stop before any Start.
+        for r in records.iter().filter(|r| !r.stopped) {
+            self.events.push(Event::SessionEnded(r.ended()));
+        }
         for r in records {
-            if !r.stopped {
-                self.events.push(Event::SessionEnded(r.ended()));
-            }
             let same_client = self.sessions.by_mac(r.mac).is_some_and(|c| c.ip == r.ip);
             if same_client {
                 let _ = self.authorize(r.mac, r.authorization(), now);
             }
         }
+    }
+
+    /// The authorized sessions a CoA or Disconnect request designates.
+    pub fn find_sessions(&self, m: &SessionMatch) -> Vec<Client> {
+        self.sessions
+            .iter()
+            .filter(|c| m.matches(c))
+            .cloned()
+            .collect()
     }
 
     /// The lease table to persist.

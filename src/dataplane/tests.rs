@@ -1159,3 +1159,54 @@ fn sessions_resume_after_a_restart_with_their_accounting_closed() {
         [Event::SessionStarted { .. }]
     ));
 }
+
+#[test]
+fn coa_criteria_must_all_match() {
+    let mut e = engine(true);
+    let a = lease(&mut e, mac(1));
+    let _b = lease(&mut e, mac(2));
+    e.authorize(mac(1), who(Some("erin")), T0).unwrap();
+    e.authorize(mac(2), who(Some("frank")), T0).unwrap();
+    let id = e.sessions().by_mac(mac(1)).unwrap().session_id.clone();
+    let find = |m: SessionMatch| {
+        e.find_sessions(&m)
+            .iter()
+            .map(|c| c.mac)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        find(SessionMatch {
+            user: Some("erin".into()),
+            ..Default::default()
+        }),
+        vec![mac(1)]
+    );
+    assert_eq!(
+        find(SessionMatch {
+            session_id: Some(id.clone()),
+            ip: Some(a),
+            ..Default::default()
+        }),
+        vec![mac(1)]
+    );
+    assert!(
+        find(SessionMatch {
+            session_id: Some(id),
+            mac: Some(mac(2)),
+            ..Default::default()
+        })
+        .is_empty(),
+        "all must match"
+    );
+    assert!(
+        find(SessionMatch::default()).is_empty(),
+        "nothing given matches nothing"
+    );
+    assert_eq!(
+        find(SessionMatch {
+            mac: Some(mac(2)),
+            ..Default::default()
+        }),
+        vec![mac(2)]
+    );
+}

@@ -21,7 +21,7 @@ use super::tun::Tun;
 use crate::dataplane::{Engine, Event, LanAction, Released, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
 use crate::session::{
-    Authorization, Client, EndReason, EndedSession, SessionLimits, SessionRecord,
+    Authorization, Client, EndReason, EndedSession, SessionLimits, SessionMatch, SessionRecord,
 };
 use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETH_HLEN};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
@@ -72,6 +72,13 @@ pub enum Command {
         limits: SessionLimits,
         /// Answer.
         reply: oneshot::Sender<Result<Client, String>>,
+    },
+    /// The authorized sessions matching a CoA/Disconnect request.
+    FindSessions {
+        /// Criteria.
+        criteria: SessionMatch,
+        /// Answer.
+        reply: oneshot::Sender<Vec<Client>>,
     },
     /// Addresses resolved for the walled garden's host names.
     SetWalledGardenHosts(Vec<std::net::Ipv4Addr>),
@@ -462,6 +469,9 @@ impl Dataplane {
                     .set_limits(mac, limits, now)
                     .map_err(|e| e.to_string());
                 let _ = reply.send(r);
+            }
+            Command::FindSessions { criteria, reply } => {
+                let _ = reply.send(self.engine.find_sessions(&criteria));
             }
             Command::SetWalledGardenHosts(ips) => self.engine.set_walled_garden_hosts(ips),
             Command::Status { reply } => {

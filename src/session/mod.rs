@@ -247,6 +247,43 @@ impl SessionRecord {
     }
 }
 
+/// Identifies sessions for a CoA or Disconnect request (RFC 5176): every
+/// criterion given must match; none given matches nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionMatch {
+    /// User-Name.
+    pub user: Option<String>,
+    /// Acct-Session-Id.
+    pub session_id: Option<String>,
+    /// Calling-Station-Id.
+    pub mac: Option<MacAddr>,
+    /// Framed-IP-Address.
+    pub ip: Option<Ipv4Addr>,
+}
+
+impl SessionMatch {
+    /// True when nothing identifies a session.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_none() && self.session_id.is_none() && self.mac.is_none() && self.ip.is_none()
+    }
+
+    /// Does the authorized client `c` match?
+    pub fn matches(&self, c: &Client) -> bool {
+        !self.is_empty()
+            && c.state == SessionState::Authorized
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| c.user.as_ref() == Some(u))
+            && self
+                .session_id
+                .as_ref()
+                .is_none_or(|id| *id == c.session_id)
+            && self.mac.is_none_or(|m| m == c.mac)
+            && self.ip.is_none_or(|ip| ip == c.ip)
+    }
+}
+
 /// What a successful login grants.
 #[derive(Clone, Debug, Default)]
 pub struct Authorization {
