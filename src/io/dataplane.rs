@@ -116,6 +116,22 @@ pub struct IoStats {
     pub tun_tx: u64,
     /// Packets the TUN device would not take.
     pub tun_tx_errors: u64,
+    /// LAN frames that were GSO super-packets.
+    pub lan_rx_gso: u64,
+    /// LAN frames with a checksum left for offload.
+    pub lan_rx_partial_csum: u64,
+    /// TUN packets that were GSO super-packets.
+    pub tun_rx_gso: u64,
+    /// TUN packets with a checksum left for offload.
+    pub tun_rx_partial_csum: u64,
+}
+
+impl IoStats {
+    #[inline]
+    fn offloads(vnet: &VnetHdr, gso: &mut u64, partial: &mut u64) {
+        *gso += u64::from(vnet.is_gso());
+        *partial += u64::from(vnet.flags & crate::wire::vnet::F_NEEDS_CSUM != 0);
+    }
 }
 
 /// Engine snapshot plus I/O counters.
@@ -283,7 +299,9 @@ impl Dataplane {
                     }
                     io.tun_rx += n as u64;
                     for (buf, &len) in tun_bufs.iter_mut().zip(tun_lens.iter()).take(n) {
-                        if let Some(frame) = self.tun_packet(now, &mut buf[..TUN_HEADROOM + len]) {
+                        if let Some(frame) =
+                            self.tun_packet(now, &mut buf[..TUN_HEADROOM + len], &mut io)
+                        {
                             tx.push(frame, &[]);
                         }
                     }
@@ -393,6 +411,7 @@ impl Dataplane {
         let Some(vnet) = VnetHdr::parse(frame) else {
             return;
         };
+        IoStats::offloads(&vnet, &mut io.lan_rx_gso, &mut io.lan_rx_partial_csum);
         match self.engine.from_lan(now, &vnet, &mut frame[VNET_HDR_LEN..]) {
             LanAction::ToTun => {
                 // Lay the shifted header over the Ethernet header's tail,
@@ -425,8 +444,14 @@ impl Dataplane {
 
     /// One TUN packet at `buf[TUN_HEADROOM..]` (`[vnet][ip]`); returns the
     /// LAN frame (`[vnet][eth][ip]`, built in place) to send, if any.
-    fn tun_packet<'a>(&mut self, now: UnixMillis, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    fn tun_packet<'a>(
+        &mut self,
+        now: UnixMillis,
+        buf: &'a mut [u8],
+        io: &mut IoStats,
+    ) -> Option<&'a [u8]> {
         let vnet = VnetHdr::parse(&buf[TUN_HEADROOM..])?;
+        IoStats::offloads(&vnet, &mut io.tun_rx_gso, &mut io.tun_rx_partial_csum);
         let ip_start = TUN_HEADROOM + VNET_HDR_LEN;
         match self.engine.from_tun(now, &vnet, &mut buf[ip_start..]) {
             TunAction::ToLan(dst) => {
