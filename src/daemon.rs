@@ -262,6 +262,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         commands: cmd_rx,
         notices: notice_tx,
         batch: cfg.dataplane.batch,
+        gro_bufs: Vec::new(),
+        gro_used: 0,
+        gro_table: Default::default(),
     };
     let dp_thread = std::thread::Builder::new()
         .name("lassi-dataplane".into())

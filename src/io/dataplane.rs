@@ -162,6 +162,12 @@ pub struct Dataplane {
     pub notices: Sender<Notice>,
     /// Frames per system call.
     pub batch: usize,
+    /// Plain packets waiting to be coalesced into the TUN device.
+    pub gro_bufs: Vec<Vec<u8>>,
+    /// How many of `gro_bufs` are in use.
+    pub gro_used: usize,
+    /// tun-rs's coalescing state, reused between batches.
+    pub gro_table: tun_rs::GROTable,
 }
 
 const ZERO_VNET: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
@@ -274,6 +280,7 @@ impl Dataplane {
                         let frame = rx.frame(i);
                         self.lan_frame(now, frame, &mut tx, &mut io);
                     }
+                    self.flush_coalesced(&mut io);
                     self.flush(&mut tx, &mut io);
                     if n < rx.capacity() {
                         break;
@@ -391,6 +398,24 @@ impl Dataplane {
         }
     }
 
+    /// Write the plain packets batched for the TUN device, coalesced.
+    fn flush_coalesced(&mut self, io: &mut IoStats) {
+        if self.gro_used == 0 {
+            return;
+        }
+        let n = std::mem::take(&mut self.gro_used);
+        match self
+            .tun
+            .send_coalesced(&mut self.gro_table, &mut self.gro_bufs[..n])
+        {
+            Ok(_) => io.tun_tx += n as u64,
+            Err(e) => {
+                io.tun_tx_errors += n as u64;
+                tracing::debug!("TUN coalesced write: {e}");
+            }
+        }
+    }
+
     fn flush(&self, tx: &mut SendBatch, io: &mut IoStats) {
         if tx.is_empty() {
             return;
@@ -413,6 +438,19 @@ impl Dataplane {
         };
         IoStats::offloads(&vnet, &mut io.lan_rx_gso, &mut io.lan_rx_partial_csum);
         match self.engine.from_lan(now, &vnet, &mut frame[VNET_HDR_LEN..]) {
+            LanAction::ToTun if vnet.flags == 0 && !vnet.is_gso() => {
+                // A plain MTU-sized packet: batch it for coalescing (written
+                // by flush_coalesced once the receive batch is done).
+                let ip = &frame[VNET_HDR_LEN + ETH_HLEN..];
+                if self.gro_used == self.gro_bufs.len() {
+                    self.gro_bufs.push(Vec::with_capacity(VNET_HDR_LEN + 1514));
+                }
+                let b = &mut self.gro_bufs[self.gro_used];
+                b.clear();
+                b.resize(VNET_HDR_LEN, 0);
+                b.extend_from_slice(ip);
+                self.gro_used += 1;
+            }
             LanAction::ToTun => {
                 // Lay the shifted header over the Ethernet header's tail,
                 // right in front of the IP packet, and write from there.
