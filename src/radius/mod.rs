@@ -4,6 +4,21 @@
 //! - [`packet`]: the codec (codes, attributes, Vendor-Specific, bounds).
 //! - [`crypto`]: User-Password hiding, CHAP, authenticators,
 //!   Message-Authenticator.
+//! - [`attrs`]: requests built with CoovaChilli's attributes, replies
+//!   decoded into [`attrs::ReplyLimits`], accounting records.
+//! - [`client`]: the client engine (identifiers, retransmission, failover,
+//!   response validation).
+//! - [`spool`]: the durable accounting spool.
+//! - [`coa`]: CoA/Disconnect request checking and answers (RFC 5176).
+//! - [`dict`]: a FreeRADIUS dictionary reader (checks `radius-dicts/`).
 
+pub mod attrs;
+pub mod client;
+pub mod coa;
 pub mod crypto;
+pub mod dict;
 pub mod packet;
+pub mod spool;
+
+#[cfg(test)]
+mod fixtures;
