@@ -87,15 +87,22 @@ pub fn chap_response(ident: u8, password: &[u8], challenge: &[u8]) -> [u8; 16] {
 }
 
 /// The value of the authenticator field while Message-Authenticator is
-/// computed (RFC 3579 §3.2, RFC 5176 §3.1; FreeRADIUS does the same):
-/// Access-Request its own random one; responses to Access-Request the
-/// request's; every other packet sixteen zeros.
+/// computed (RFC 3579 §3.2, RFC 5176 §3.1): Access-Request its own random
+/// one; responses (Access-Accept/Reject/Challenge, CoA- and
+/// Disconnect-ACK/NAK) the request's; Accounting-, CoA- and
+/// Disconnect-Request and Accounting-Response sixteen zeros (what
+/// FreeRADIUS signs and verifies; [`verify_response`] also accepts the
+/// request's authenticator for an Accounting-Response).
 fn ma_vector(code: Code, own: &[u8; 16], request_auth: Option<&[u8; 16]>) -> [u8; 16] {
     match code {
         Code::AccessRequest | Code::StatusServer => *own,
-        Code::AccessAccept | Code::AccessReject | Code::AccessChallenge => {
-            request_auth.copied().unwrap_or([0; 16])
-        }
+        Code::AccessAccept
+        | Code::AccessReject
+        | Code::AccessChallenge
+        | Code::CoaAck
+        | Code::CoaNak
+        | Code::DisconnectAck
+        | Code::DisconnectNak => request_auth.copied().unwrap_or([0; 16]),
         _ => [0; 16],
     }
 }
@@ -232,12 +239,16 @@ pub fn verify_response(
         return Err(VerifyError::BadAuthenticator);
     }
     let code = Code::from_u8(buf[0]);
-    check_ma(
+    let r = check_ma(
         buf,
         &ma_vector(code, &[0; 16], Some(request_auth)),
         secret,
         require_ma,
-    )
+    );
+    if r == Err(VerifyError::BadMessageAuthenticator) && code == Code::AccountingResponse {
+        return check_ma(buf, request_auth, secret, require_ma);
+    }
+    r
 }
 
 /// Verifies a request lassi receives (CoA-, Disconnect- or
