@@ -1,0 +1,843 @@
+//! The I/O-free RADIUS client engine: identifiers, retransmission with
+//! backoff, primary/secondary failover with dead-server memory, and response
+//! validation. It takes the time and received datagrams as arguments and
+//! hands back datagrams to send, events and the next timer; it never opens
+//! a socket or reads the clock (DESIGN.md).
+//!
+//! Life of a request: [`ClientEngine::submit`] picks a server (the first
+//! one not marked dead, in configuration order), allocates an identifier in
+//! that server's pool for the service (auth or acct; 256 per pool, an id in
+//! flight is never reused, requests wait in a queue when all 256 are
+//! taken), encodes the packet for that server's secret (User-Password is
+//! hidden per server, Message-Authenticator is always added) and queues the
+//! datagram. Without a valid answer it is resent, byte for byte (RFC 5080
+//! §2.2.1), after `timeout`, then 2×, 4×… up to `max_backoff`; after
+//! `retries` resends the server is marked dead for `dead_time` and the
+//! request moves to the next server not yet tried, with a fresh identifier.
+//! When every server has been tried, [`Event::NoResponse`] reports it.
+//!
+//! A datagram is accepted only from the address and port the request went
+//! to, with a matching identifier, a response code that fits the request,
+//! a correct Response Authenticator and a correct Message-Authenticator
+//! (required on Access-Accept/Reject/Challenge when
+//! `require_message_authenticator` is on). Anything else is dropped
+//! silently and counted in [`ClientStats`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use super::crypto::{self, VerifyError};
+use super::packet::{attr, Code, Packet};
+use crate::UnixMillis;
+
+/// Which port and identifier space a request uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// Access-Request (auth port, 1812 by default).
+    Auth,
+    /// Accounting-Request (acct port, 1813 by default).
+    Acct,
+}
+
+/// One RADIUS server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Its address.
+    pub addr: IpAddr,
+    /// Authentication port.
+    pub auth_port: u16,
+    /// Accounting port.
+    pub acct_port: u16,
+    /// Shared secret.
+    pub secret: Vec<u8>,
+}
+
+impl ServerConfig {
+    /// The destination for a service.
+    pub fn socket_addr(&self, service: Service) -> SocketAddr {
+        SocketAddr::new(
+            self.addr,
+            match service {
+                Service::Auth => self.auth_port,
+                Service::Acct => self.acct_port,
+            },
+        )
+    }
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Servers in order of preference (primary first).
+    pub servers: Vec<ServerConfig>,
+    /// Wait before the first resend, in milliseconds.
+    pub timeout_ms: u64,
+    /// Resends to one server before it is declared dead.
+    pub retries: u32,
+    /// Upper bound of the doubling resend interval, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// How long a server that did not answer is passed over, in ms.
+    pub dead_time_ms: u64,
+    /// Drop Access-Accept/Reject/Challenge without Message-Authenticator.
+    pub require_message_authenticator: bool,
+}
+
+/// What the caller gets back for a request.
+pub type Token = u64;
+
+/// A request to send: the packet's code and attributes (identifier and
+/// authenticator are the engine's business) and, for PAP, the clear-text
+/// password to hide with each server's secret.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Auth or acct.
+    pub service: Service,
+    /// Code and attributes; `id` and `authenticator` are ignored.
+    pub packet: Packet,
+    /// Clear-text User-Password, hidden per server (RFC 2865 §5.2).
+    pub password: Option<Vec<u8>>,
+}
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Which socket (auth or acct).
+    pub service: Service,
+    /// Where to.
+    pub dest: SocketAddr,
+    /// The packet.
+    pub bytes: Vec<u8>,
+}
+
+/// Outcome of a request.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A validated response.
+    Response {
+        /// The request's token.
+        token: Token,
+        /// Index in `servers` of the server that answered.
+        server: usize,
+        /// The decoded response.
+        packet: Packet,
+    },
+    /// No server answered.
+    NoResponse {
+        /// The request's token.
+        token: Token,
+    },
+}
+
+/// Counters of what the engine did and dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// First transmissions (including after a failover).
+    pub sent: u64,
+    /// Resends of identical bytes.
+    pub retransmits: u64,
+    /// Moves of a request to another server.
+    pub failovers: u64,
+    /// Valid responses.
+    pub responses: u64,
+    /// Requests no server answered.
+    pub no_response: u64,
+    /// Datagrams from an unknown address or with no matching request.
+    pub unmatched: u64,
+    /// Datagrams too short, mis-sized or with a code that fits no request.
+    pub malformed: u64,
+    /// Responses with a wrong Response Authenticator.
+    pub bad_authenticator: u64,
+    /// Responses with a wrong Message-Authenticator.
+    pub bad_message_authenticator: u64,
+    /// Responses dropped because Message-Authenticator was required.
+    pub missing_message_authenticator: u64,
+}
+
+#[derive(Clone)]
+struct IdPool {
+    used: [u64; 4],
+    count: u16,
+    next: u8,
+}
+
+impl IdPool {
+    fn new(start: u8) -> IdPool {
+        IdPool {
+            used: [0; 4],
+            count: 0,
+            next: start,
+        }
+    }
+
+    fn alloc(&mut self) -> Option<u8> {
+        if self.count >= 256 {
+            return None;
+        }
+        loop {
+            let id = self.next;
+            self.next = self.next.wrapping_add(1);
+            let (w, b) = (id as usize / 64, id as usize % 64);
+            if self.used[w] & (1 << b) == 0 {
+                self.used[w] |= 1 << b;
+                self.count += 1;
+                return Some(id);
+            }
+        }
+    }
+
+    fn free(&mut self, id: u8) {
+        let (w, b) = (id as usize / 64, id as usize % 64);
+        if self.used[w] & (1 << b) != 0 {
+            self.used[w] &= !(1 << b);
+            self.count -= 1;
+        }
+    }
+}
+
+struct InFlight {
+    req: Request,
+    server: usize,
+    /// Identifier and encoded bytes once a slot was found.
+    wire: Option<(u8, [u8; 16], Vec<u8>)>,
+    tried: Vec<bool>,
+    sends: u32,
+    interval: u64,
+    next_at: UnixMillis,
+}
+
+/// The client engine. See the module documentation.
+pub struct ClientEngine {
+    cfg: EngineConfig,
+    dead_until: Vec<Option<UnixMillis>>,
+    pools: HashMap<(Service, usize), IdPool>,
+    by_id: HashMap<(Service, usize, u8), Token>,
+    inflight: HashMap<Token, InFlight>,
+    waiting: VecDeque<Token>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    next_token: Token,
+    rng_key: [u8; 16],
+    rng_ctr: u64,
+    stats: ClientStats,
+}
+
+impl ClientEngine {
+    /// A new engine. `seed` keys the generator of Request Authenticators
+    /// (the shell passes 16 bytes from the OS).
+    pub fn new(cfg: EngineConfig, seed: [u8; 16]) -> ClientEngine {
+        let n = cfg.servers.len();
+        ClientEngine {
+            cfg,
+            dead_until: vec![None; n],
+            pools: HashMap::new(),
+            by_id: HashMap::new(),
+            inflight: HashMap::new(),
+            waiting: VecDeque::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            next_token: 1,
+            rng_key: seed,
+            rng_ctr: 0,
+            stats: ClientStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ClientStats {
+        self.stats
+    }
+
+    /// Requests not yet answered or given up.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// True while server `i` is remembered as dead.
+    pub fn is_dead(&self, i: usize, now: UnixMillis) -> bool {
+        matches!(self.dead_until.get(i), Some(Some(t)) if *t > now)
+    }
+
+    fn random16(&mut self) -> [u8; 16] {
+        self.rng_ctr += 1;
+        crypto::md5(&[&self.rng_key, &self.rng_ctr.to_be_bytes()])
+    }
+
+    /// The next server to try for a request: untried ones, live ones first,
+    /// each group in configuration order.
+    fn pick(&self, tried: &[bool], now: UnixMillis) -> Option<usize> {
+        let untried = (0..self.cfg.servers.len()).filter(|&i| !tried[i]);
+        let mut dead = None;
+        for i in untried {
+            if !self.is_dead(i, now) {
+                return Some(i);
+            }
+            dead.get_or_insert(i);
+        }
+        dead
+    }
+
+    /// Queues a request and returns its token. If there is no server at all
+    /// it is answered at once with [`Event::NoResponse`].
+    pub fn submit(&mut self, now: UnixMillis, req: Request) -> Token {
+        let token = self.next_token;
+        self.next_token += 1;
+        let tried = vec![false; self.cfg.servers.len()];
+        let Some(server) = self.pick(&tried, now) else {
+            self.stats.no_response += 1;
+            self.events.push_back(Event::NoResponse { token });
+            return token;
+        };
+        self.inflight.insert(
+            token,
+            InFlight {
+                req,
+                server,
+                wire: None,
+                tried,
+                sends: 0,
+                interval: self.cfg.timeout_ms,
+                next_at: now,
+            },
+        );
+        self.dispatch(now, token);
+        token
+    }
+
+    /// Forgets a request (no event will come for it).
+    pub fn cancel(&mut self, now: UnixMillis, token: Token) {
+        if let Some(f) = self.inflight.remove(&token) {
+            self.release(&f);
+            self.waiting.retain(|t| *t != token);
+            self.drain_waiting(now);
+        }
+    }
+
+    fn release(&mut self, f: &InFlight) {
+        if let Some((id, _, _)) = &f.wire {
+            let key = (f.req.service, f.server);
+            if let Some(p) = self.pools.get_mut(&key) {
+                p.free(*id);
+            }
+            self.by_id.remove(&(f.req.service, f.server, *id));
+        }
+    }
+
+    /// Sends `token` to its current server, allocating an identifier, or
+    /// parks it until one is free.
+    fn dispatch(&mut self, now: UnixMillis, token: Token) {
+        let auth = self.random16();
+        let Some(f) = self.inflight.get_mut(&token) else {
+            return;
+        };
+        let service = f.req.service;
+        let server = f.server;
+        let start = (token as u8).wrapping_mul(37);
+        let pool = self
+            .pools
+            .entry((service, server))
+            .or_insert_with(|| IdPool::new(start));
+        let Some(id) = pool.alloc() else {
+            self.waiting.push_back(token);
+            return;
+        };
+        let scfg = &self.cfg.servers[server];
+        let bytes = match encode_request(&f.req, id, auth, &scfg.secret) {
+            Some(b) => b,
+            None => {
+                // Cannot be encoded (too long): report as unanswerable.
+                pool.free(id);
+                self.inflight.remove(&token);
+                self.stats.no_response += 1;
+                self.events.push_back(Event::NoResponse { token });
+                return;
+            }
+        };
+        let sent_auth: [u8; 16] = bytes[4..20].try_into().expect("16 bytes");
+        let dest = scfg.socket_addr(service);
+        f.tried[server] = true;
+        f.sends = 1;
+        f.interval = self.cfg.timeout_ms;
+        f.next_at = now + f.interval;
+        f.wire = Some((id, sent_auth, bytes.clone()));
+        self.by_id.insert((service, server, id), token);
+        self.stats.sent += 1;
+        self.out.push_back(Transmit {
+            service,
+            dest,
+            bytes,
+        });
+    }
+
+    fn drain_waiting(&mut self, now: UnixMillis) {
+        // Each parked request gets one chance per call; the ones still
+        // without an identifier go back to the queue in order.
+        let n = self.waiting.len();
+        for _ in 0..n {
+            let Some(t) = self.waiting.pop_front() else {
+                break;
+            };
+            if self.inflight.contains_key(&t) {
+                self.dispatch(now, t);
+            }
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// The next outcome.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`ClientEngine::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.inflight
+            .values()
+            .filter(|f| f.wire.is_some())
+            .map(|f| f.next_at)
+            .min()
+    }
+
+    /// Resends and fails over what is due at `now`.
+    pub fn handle_timeout(&mut self, now: UnixMillis) {
+        let due: Vec<Token> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.wire.is_some() && f.next_at <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        let mut due = due;
+        due.sort_unstable();
+        for token in due {
+            let retries = self.cfg.retries;
+            let max_backoff = self.cfg.max_backoff_ms.max(self.cfg.timeout_ms);
+            let Some(f) = self.inflight.get_mut(&token) else {
+                continue;
+            };
+            if f.sends <= retries {
+                f.sends += 1;
+                f.interval = (f.interval * 2).min(max_backoff);
+                f.next_at = now + f.interval;
+                let (_, _, bytes) = f.wire.as_ref().expect("sent");
+                let t = Transmit {
+                    service: f.req.service,
+                    dest: self.cfg.servers[f.server].socket_addr(f.req.service),
+                    bytes: bytes.clone(),
+                };
+                self.stats.retransmits += 1;
+                self.out.push_back(t);
+                continue;
+            }
+            // This server is silent: remember it, move on.
+            let server = f.server;
+            self.dead_until[server] = Some(now + self.cfg.dead_time_ms);
+            let f = self.inflight.remove(&token).expect("present");
+            self.release(&f);
+            let mut f = f;
+            match self.pick(&f.tried, now) {
+                Some(next) => {
+                    self.stats.failovers += 1;
+                    f.server = next;
+                    f.wire = None;
+                    f.sends = 0;
+                    self.inflight.insert(token, f);
+                    self.dispatch(now, token);
+                }
+                None => {
+                    self.stats.no_response += 1;
+                    self.events.push_back(Event::NoResponse { token });
+                }
+            }
+            self.drain_waiting(now);
+        }
+    }
+
+    /// Handles a datagram received on the `service` socket from `from`.
+    pub fn handle_datagram(
+        &mut self,
+        now: UnixMillis,
+        service: Service,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) {
+        if bytes.len() < 20 {
+            self.stats.malformed += 1;
+            return;
+        }
+        let Some(server) = self
+            .cfg
+            .servers
+            .iter()
+            .position(|s| s.socket_addr(service) == from)
+        else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let id = bytes[1];
+        let Some(&token) = self.by_id.get(&(service, server, id)) else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let f = &self.inflight[&token];
+        let (_, req_auth, _) = f.wire.as_ref().expect("sent");
+        let code = Code::from_u8(bytes[0]);
+        let fits = match f.req.packet.code {
+            Code::AccessRequest => matches!(
+                code,
+                Code::AccessAccept | Code::AccessReject | Code::AccessChallenge
+            ),
+            Code::AccountingRequest => code == Code::AccountingResponse,
+            Code::StatusServer => {
+                matches!(code, Code::AccessAccept | Code::AccountingResponse)
+            }
+            _ => false,
+        };
+        if !fits {
+            self.stats.malformed += 1;
+            return;
+        }
+        let require =
+            self.cfg.require_message_authenticator && f.req.packet.code == Code::AccessRequest;
+        let secret = &self.cfg.servers[server].secret;
+        if let Err(e) = crypto::verify_response(bytes, secret, req_auth, require) {
+            match e {
+                VerifyError::Malformed => self.stats.malformed += 1,
+                VerifyError::BadAuthenticator => self.stats.bad_authenticator += 1,
+                VerifyError::BadMessageAuthenticator => self.stats.bad_message_authenticator += 1,
+                VerifyError::MissingMessageAuthenticator => {
+                    self.stats.missing_message_authenticator += 1
+                }
+            }
+            return;
+        }
+        let Ok(packet) = Packet::decode(bytes) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let f = self.inflight.remove(&token).expect("present");
+        self.release(&f);
+        self.dead_until[server] = None;
+        self.stats.responses += 1;
+        self.events.push_back(Event::Response {
+            token,
+            server,
+            packet,
+        });
+        self.drain_waiting(now);
+    }
+}
+
+/// Encodes a request for one server: identifier, authenticator, the
+/// password hidden with this server's secret, Message-Authenticator first.
+fn encode_request(req: &Request, id: u8, random: [u8; 16], secret: &[u8]) -> Option<Vec<u8>> {
+    let mut p = req.packet.clone();
+    p.id = id;
+    p.authenticator = match p.code {
+        Code::AccessRequest | Code::StatusServer => random,
+        _ => [0; 16],
+    };
+    p.remove(attr::MESSAGE_AUTHENTICATOR);
+    p.attrs.insert(
+        0,
+        super::packet::Attr {
+            key: attr::MESSAGE_AUTHENTICATOR,
+            value: vec![0; 16],
+        },
+    );
+    if let Some(pw) = &req.password {
+        p.remove(attr::USER_PASSWORD);
+        let hidden = crypto::hide_password(pw, secret, &p.authenticator);
+        // Right after User-Name, where servers and humans expect it.
+        let at = p
+            .attrs
+            .iter()
+            .position(|a| a.key == attr::USER_NAME)
+            .map_or(p.attrs.len(), |i| i + 1);
+        p.attrs.insert(
+            at,
+            super::packet::Attr {
+                key: attr::USER_PASSWORD,
+                value: hidden,
+            },
+        );
+    }
+    let mut bytes = p.encode().ok()?;
+    crypto::sign_request(&mut bytes, secret);
+    Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::radius::crypto::sign_response;
+
+    fn server(port: u16, secret: &str) -> ServerConfig {
+        ServerConfig {
+            addr: "127.0.0.1".parse().unwrap(),
+            auth_port: port,
+            acct_port: port + 1,
+            secret: secret.as_bytes().to_vec(),
+        }
+    }
+
+    fn cfg(n: usize) -> EngineConfig {
+        EngineConfig {
+            servers: (0..n).map(|i| server(1812 + 10 * i as u16, "s")).collect(),
+            timeout_ms: 1000,
+            retries: 2,
+            max_backoff_ms: 3000,
+            dead_time_ms: 60_000,
+            require_message_authenticator: true,
+        }
+    }
+
+    fn auth_req() -> Request {
+        let mut p = Packet::new(Code::AccessRequest, 0);
+        p.push(attr::USER_NAME, "bob");
+        Request {
+            service: Service::Auth,
+            packet: p,
+            password: Some(b"hello".to_vec()),
+        }
+    }
+
+    /// A server's answer to `req_bytes`.
+    fn answer(req_bytes: &[u8], code: Code, secret: &[u8], with_ma: bool) -> Vec<u8> {
+        let mut p = Packet::new(code, req_bytes[1]);
+        if with_ma {
+            p.push(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+        }
+        p.push_u32(attr::SESSION_TIMEOUT, 60);
+        let mut b = p.encode().unwrap();
+        sign_response(&mut b, secret, req_bytes[4..20].try_into().unwrap());
+        b
+    }
+
+    fn drain(e: &mut ClientEngine) -> Vec<Transmit> {
+        std::iter::from_fn(|| e.poll_transmit()).collect()
+    }
+
+    #[test]
+    fn request_carries_hidden_password_and_message_authenticator() {
+        let mut e = ClientEngine::new(cfg(1), [1; 16]);
+        e.submit(0, auth_req());
+        let tx = drain(&mut e);
+        assert_eq!(tx.len(), 1);
+        let b = &tx[0].bytes;
+        crypto::verify_request(b, b"s", true).unwrap();
+        let p = Packet::decode(b).unwrap();
+        assert_eq!(p.attrs[0].key, attr::MESSAGE_AUTHENTICATOR);
+        let pw = p.get(attr::USER_PASSWORD).unwrap();
+        assert_eq!(
+            crypto::unhide_password(pw, b"s", &p.authenticator).unwrap(),
+            b"hello"
+        );
+        assert_eq!(tx[0].dest, "127.0.0.1:1812".parse().unwrap());
+    }
+
+    #[test]
+    fn valid_response_is_delivered_bad_ones_dropped_and_counted() {
+        let mut e = ClientEngine::new(cfg(1), [2; 16]);
+        let t = e.submit(0, auth_req());
+        let req = drain(&mut e).remove(0).bytes;
+        let from: SocketAddr = "127.0.0.1:1812".parse().unwrap();
+        // Wrong secret.
+        e.handle_datagram(
+            0,
+            Service::Auth,
+            from,
+            &answer(&req, Code::AccessAccept, b"x", true),
+        );
+        // No Message-Authenticator while required.
+        e.handle_datagram(
+            0,
+            Service::Auth,
+            from,
+            &answer(&req, Code::AccessAccept, b"s", false),
+        );
+        // Wrong source port.
+        e.handle_datagram(
+            0,
+            Service::Auth,
+            "127.0.0.1:9".parse().unwrap(),
+            &answer(&req, Code::AccessAccept, b"s", true),
+        );
+        // Code that does not answer an Access-Request.
+        e.handle_datagram(
+            0,
+            Service::Auth,
+            from,
+            &answer(&req, Code::AccountingResponse, b"s", true),
+        );
+        // Tampered Message-Authenticator, authenticator recomputed: only a
+        // holder of the secret could do that, but the MA check still runs.
+        let mut tampered = answer(&req, Code::AccessAccept, b"s", true);
+        tampered[22] ^= 0xff;
+        tampered[4..20].copy_from_slice(&req[4..20]);
+        let a = crypto::md5(&[&tampered, b"s"]);
+        tampered[4..20].copy_from_slice(&a);
+        e.handle_datagram(0, Service::Auth, from, &tampered);
+        assert!(e.poll_event().is_none());
+        let s = e.stats();
+        assert_eq!(
+            (
+                s.bad_authenticator,
+                s.missing_message_authenticator,
+                s.unmatched,
+                s.malformed,
+                s.bad_message_authenticator
+            ),
+            (1, 1, 1, 1, 1)
+        );
+        e.handle_datagram(
+            0,
+            Service::Auth,
+            from,
+            &answer(&req, Code::AccessAccept, b"s", true),
+        );
+        match e.poll_event() {
+            Some(Event::Response { token, packet, .. }) => {
+                assert_eq!(token, t);
+                assert_eq!(packet.get_u32(attr::SESSION_TIMEOUT), Some(60));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A duplicate answer is unmatched now.
+        e.handle_datagram(
+            0,
+            Service::Auth,
+            from,
+            &answer(&req, Code::AccessAccept, b"s", true),
+        );
+        assert_eq!(e.stats().unmatched, 2);
+        assert_eq!(e.in_flight(), 0);
+    }
+
+    #[test]
+    fn retransmit_backoff_then_failover_then_dead_memory() {
+        let mut e = ClientEngine::new(cfg(2), [3; 16]);
+        let t = e.submit(0, auth_req());
+        let first = drain(&mut e);
+        assert_eq!(first[0].dest.port(), 1812);
+        // Timeline with timeout 1 s, doubling, capped at 3 s, retries 2:
+        // sends at 0, 1000, 3000; server declared dead at 6000.
+        let mut sends = vec![(0u64, first[0].dest.port())];
+        let mut now = 0;
+        while let Some(at) = e.poll_timeout() {
+            now = at;
+            e.handle_timeout(now);
+            for tx in drain(&mut e) {
+                sends.push((now, tx.dest.port()));
+            }
+            if e.poll_event().is_some() {
+                break;
+            }
+        }
+        assert_eq!(
+            sends,
+            vec![
+                (0, 1812),
+                (1000, 1812),
+                (3000, 1812),
+                (6000, 1822),
+                (7000, 1822),
+                (9000, 1822)
+            ]
+        );
+        assert_eq!(now, 12_000);
+        assert_eq!(e.stats().failovers, 1);
+        assert_eq!(e.stats().no_response, 1);
+        assert!(e.is_dead(0, 12_000) && e.is_dead(1, 12_000));
+        let _ = t;
+        // Both dead: the next request tries them anyway, primary first.
+        e.submit(12_000, auth_req());
+        assert_eq!(drain(&mut e)[0].dest.port(), 1812);
+        // Primary dead, secondary alive: the next request goes straight to
+        // the secondary while the primary is remembered dead.
+        let mut e = ClientEngine::new(cfg(2), [4; 16]);
+        e.submit(0, auth_req());
+        drain(&mut e);
+        for at in [1000, 3000, 6000] {
+            e.handle_timeout(at);
+        }
+        let tx = drain(&mut e);
+        let to_secondary = tx.last().unwrap().clone();
+        assert_eq!(to_secondary.dest.port(), 1822);
+        e.handle_datagram(
+            0,
+            Service::Auth,
+            to_secondary.dest,
+            &answer(&to_secondary.bytes, Code::AccessReject, b"s", true),
+        );
+        assert!(matches!(
+            e.poll_event(),
+            Some(Event::Response { server: 1, .. })
+        ));
+        e.submit(10_000, auth_req());
+        assert_eq!(drain(&mut e)[0].dest.port(), 1822);
+        // After dead_time the primary is preferred again.
+        e.submit(66_001, auth_req());
+        assert_eq!(drain(&mut e)[0].dest.port(), 1812);
+    }
+
+    #[test]
+    fn identifiers_never_reused_while_in_flight() {
+        let mut c = cfg(1);
+        c.timeout_ms = 1_000_000;
+        let mut e = ClientEngine::new(c, [5; 16]);
+        let tokens: Vec<Token> = (0..300).map(|_| e.submit(0, auth_req())).collect();
+        let tx = drain(&mut e);
+        assert_eq!(tx.len(), 256, "only 256 can be outstanding");
+        let mut ids: Vec<u8> = tx.iter().map(|t| t.bytes[1]).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 256);
+        // Answer one: exactly one parked request goes out, with the freed id.
+        let from: SocketAddr = "127.0.0.1:1812".parse().unwrap();
+        e.handle_datagram(
+            0,
+            Service::Auth,
+            from,
+            &answer(&tx[10].bytes, Code::AccessAccept, b"s", true),
+        );
+        let more = drain(&mut e);
+        assert_eq!(more.len(), 1);
+        assert_eq!(more[0].bytes[1], tx[10].bytes[1]);
+        // Accounting has its own identifier space.
+        let mut p = Packet::new(Code::AccountingRequest, 0);
+        p.push_u32(attr::ACCT_STATUS_TYPE, 7);
+        e.submit(
+            0,
+            Request {
+                service: Service::Acct,
+                packet: p,
+                password: None,
+            },
+        );
+        let acct = drain(&mut e);
+        assert_eq!(acct.len(), 1);
+        assert_eq!(acct[0].dest.port(), 1813);
+        crypto::verify_request(&acct[0].bytes, b"s", true).unwrap();
+        assert_eq!(e.in_flight(), 300);
+        e.cancel(0, tokens[0]);
+        assert_eq!(e.in_flight(), 299);
+    }
+
+    #[test]
+    fn retransmissions_are_byte_identical() {
+        let mut e = ClientEngine::new(cfg(1), [6; 16]);
+        e.submit(0, auth_req());
+        let a = drain(&mut e);
+        e.handle_timeout(1000);
+        let b = drain(&mut e);
+        assert_eq!(a[0].bytes, b[0].bytes);
+    }
+}

@@ -1,0 +1,549 @@
+//! Dynamic Authorization (RFC 5176): CoA-Request and Disconnect-Request
+//! checking, and the ACK/NAK answers. I/O-free: [`CoaServer::handle`]
+//! takes the source address and the bytes, [`CoaServer::respond`] builds
+//! the answer bytes.
+//!
+//! A request is dropped silently (and counted) unless it comes from a
+//! configured client address, has code 40 or 43, a correct Request
+//! Authenticator for that client's secret, and a correct
+//! Message-Authenticator when one is present (or always, with
+//! `require_message_authenticator`). A valid request that lassi cannot
+//! act on is answered with a NAK carrying Error-Cause: 401
+//! Unsupported-Attribute, 402 Missing-Attribute (no session
+//! identification), 403 NAS-Identification-Mismatch, 407
+//! Invalid-Attribute-Value. Session matching and the final ACK/NAK (503
+//! Session-Context-Not-Found…) are the daemon's decision.
+//!
+//! Session identification: every one of User-Name, Acct-Session-Id,
+//! Calling-Station-Id and Framed-IP-Address that is present must match
+//! (RFC 5176 §3); at least one must be present.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::attrs::ReplyLimits;
+use super::crypto::{self, VerifyError};
+use super::packet::{attr, AttrKey, Code, Packet};
+use crate::wire::MacAddr;
+
+/// A host allowed to send CoA/Disconnect requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoaClient {
+    /// Source address.
+    pub addr: IpAddr,
+    /// Shared secret.
+    pub secret: Vec<u8>,
+}
+
+/// Disconnect or change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoaKind {
+    /// Disconnect-Request: end the session (Stop with Admin-Reset).
+    Disconnect,
+    /// CoA-Request: change timeouts, bandwidth, quotas.
+    Coa,
+}
+
+/// Which session(s) a request designates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionMatch {
+    /// User-Name.
+    pub user_name: Option<String>,
+    /// Acct-Session-Id.
+    pub acct_session_id: Option<String>,
+    /// Calling-Station-Id, parsed as a MAC.
+    pub calling_station_id: Option<MacAddr>,
+    /// Framed-IP-Address.
+    pub framed_ip: Option<Ipv4Addr>,
+}
+
+impl SessionMatch {
+    /// True when no identification attribute was given.
+    pub fn is_empty(&self) -> bool {
+        *self == SessionMatch::default()
+    }
+
+    /// True when every given criterion matches this session.
+    pub fn matches(
+        &self,
+        user: Option<&str>,
+        session_id: &str,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+    ) -> bool {
+        !self.is_empty()
+            && self.user_name.as_deref().map_or(true, |u| user == Some(u))
+            && self
+                .acct_session_id
+                .as_deref()
+                .map_or(true, |s| s == session_id)
+            && self.calling_station_id.map_or(true, |m| m == mac)
+            && self.framed_ip.map_or(true, |i| i == ip)
+    }
+}
+
+/// RFC 5176 §3.6 Error-Cause values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCause {
+    /// 201 (in a Disconnect-ACK).
+    ResidualSessionContextRemoved,
+    /// 401
+    UnsupportedAttribute,
+    /// 402
+    MissingAttribute,
+    /// 403
+    NasIdentificationMismatch,
+    /// 404
+    InvalidRequest,
+    /// 405
+    UnsupportedService,
+    /// 407
+    InvalidAttributeValue,
+    /// 501
+    AdministrativelyProhibited,
+    /// 503
+    SessionContextNotFound,
+    /// 504
+    SessionContextNotRemovable,
+    /// 506
+    ResourcesUnavailable,
+    /// 508
+    MultipleSessionSelectionUnsupported,
+    /// Any other value.
+    Other(u32),
+}
+
+impl ErrorCause {
+    /// The attribute value.
+    pub fn value(self) -> u32 {
+        match self {
+            ErrorCause::ResidualSessionContextRemoved => 201,
+            ErrorCause::UnsupportedAttribute => 401,
+            ErrorCause::MissingAttribute => 402,
+            ErrorCause::NasIdentificationMismatch => 403,
+            ErrorCause::InvalidRequest => 404,
+            ErrorCause::UnsupportedService => 405,
+            ErrorCause::InvalidAttributeValue => 407,
+            ErrorCause::AdministrativelyProhibited => 501,
+            ErrorCause::SessionContextNotFound => 503,
+            ErrorCause::SessionContextNotRemovable => 504,
+            ErrorCause::ResourcesUnavailable => 506,
+            ErrorCause::MultipleSessionSelectionUnsupported => 508,
+            ErrorCause::Other(v) => v,
+        }
+    }
+}
+
+/// The daemon's answer to a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoaReply {
+    /// Done (Disconnect-ACK / CoA-ACK).
+    Ack,
+    /// Refused, with the reason.
+    Nak(ErrorCause),
+}
+
+/// A valid request for the daemon to act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoaRequest {
+    /// Disconnect or CoA.
+    pub kind: CoaKind,
+    /// The session(s) designated.
+    pub matcher: SessionMatch,
+    /// For CoA: the new limits (only the fields present are set).
+    pub changes: ReplyLimits,
+    /// Who sent it.
+    pub from: SocketAddr,
+    id: u8,
+    authenticator: [u8; 16],
+    client: usize,
+    proxy_state: Vec<Vec<u8>>,
+}
+
+/// What became of a datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoaOutcome {
+    /// Silently dropped, with the reason (for counters and debug logs).
+    Drop(CoaDrop),
+    /// Answer at once with these bytes (a NAK lassi decided itself).
+    Answer(Vec<u8>),
+    /// A valid request: act, then [`CoaServer::respond`].
+    Request(Box<CoaRequest>),
+}
+
+/// Why a datagram was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoaDrop {
+    /// Source address not a configured client.
+    UnknownClient,
+    /// Not a well-formed RADIUS packet.
+    Malformed,
+    /// A code other than CoA-/Disconnect-Request.
+    UnexpectedCode,
+    /// Wrong Request Authenticator (wrong secret).
+    BadAuthenticator,
+    /// Wrong or missing Message-Authenticator.
+    BadMessageAuthenticator,
+}
+
+/// Checks requests and builds answers.
+#[derive(Clone, Debug)]
+pub struct CoaServer {
+    /// Allowed clients.
+    pub clients: Vec<CoaClient>,
+    /// lassi's NAS-Identifier (a request naming another NAS is refused).
+    pub nas_identifier: Option<String>,
+    /// lassi's NAS-IP-Address (same).
+    pub nas_ip: Option<Ipv4Addr>,
+    /// Drop requests without Message-Authenticator.
+    pub require_message_authenticator: bool,
+    /// CoovaChilli client view point: swap input/output quotas.
+    pub swap_octets: bool,
+}
+
+/// Attributes that may appear in a CoA or Disconnect request.
+const IDENTIFICATION: &[AttrKey] = &[
+    attr::USER_NAME,
+    attr::ACCT_SESSION_ID,
+    attr::CALLING_STATION_ID,
+    attr::FRAMED_IP_ADDRESS,
+];
+const HOUSEKEEPING: &[AttrKey] = &[
+    attr::NAS_IP_ADDRESS,
+    attr::NAS_IDENTIFIER,
+    attr::NAS_IPV6_ADDRESS,
+    attr::NAS_PORT,
+    attr::NAS_PORT_ID,
+    attr::NAS_PORT_TYPE,
+    attr::CALLED_STATION_ID,
+    attr::EVENT_TIMESTAMP,
+    attr::MESSAGE_AUTHENTICATOR,
+    attr::PROXY_STATE,
+    attr::STATE,
+    attr::CLASS,
+    attr::CHARGEABLE_USER_IDENTITY,
+    attr::ACCT_TERMINATE_CAUSE,
+    attr::REPLY_MESSAGE,
+];
+const CHANGES: &[AttrKey] = &[
+    attr::SESSION_TIMEOUT,
+    attr::IDLE_TIMEOUT,
+    attr::ACCT_INTERIM_INTERVAL,
+    attr::TERMINATION_ACTION,
+    attr::WISPR_BANDWIDTH_MAX_UP,
+    attr::WISPR_BANDWIDTH_MAX_DOWN,
+    attr::WISPR_REDIRECTION_URL,
+    attr::WISPR_SESSION_TERMINATE_TIME,
+    attr::CHILLI_BANDWIDTH_MAX_UP,
+    attr::CHILLI_BANDWIDTH_MAX_DOWN,
+    attr::CHILLI_MAX_INPUT_OCTETS,
+    attr::CHILLI_MAX_OUTPUT_OCTETS,
+    attr::CHILLI_MAX_TOTAL_OCTETS,
+    attr::CHILLI_MAX_INPUT_GIGAWORDS,
+    attr::CHILLI_MAX_OUTPUT_GIGAWORDS,
+    attr::CHILLI_MAX_TOTAL_GIGAWORDS,
+];
+
+impl CoaServer {
+    /// Checks one datagram from `from`.
+    pub fn handle(&self, from: SocketAddr, bytes: &[u8]) -> CoaOutcome {
+        let Some(client) = self.clients.iter().position(|c| c.addr == from.ip()) else {
+            return CoaOutcome::Drop(CoaDrop::UnknownClient);
+        };
+        let Ok(p) = Packet::decode(bytes) else {
+            return CoaOutcome::Drop(CoaDrop::Malformed);
+        };
+        let kind = match p.code {
+            Code::DisconnectRequest => CoaKind::Disconnect,
+            Code::CoaRequest => CoaKind::Coa,
+            _ => return CoaOutcome::Drop(CoaDrop::UnexpectedCode),
+        };
+        let secret = &self.clients[client].secret;
+        match crypto::verify_request(bytes, secret, self.require_message_authenticator) {
+            Ok(()) => {}
+            Err(VerifyError::BadAuthenticator) => {
+                return CoaOutcome::Drop(CoaDrop::BadAuthenticator)
+            }
+            Err(VerifyError::Malformed) => return CoaOutcome::Drop(CoaDrop::Malformed),
+            Err(_) => return CoaOutcome::Drop(CoaDrop::BadMessageAuthenticator),
+        }
+        let mut req = CoaRequest {
+            kind,
+            matcher: SessionMatch::default(),
+            changes: ReplyLimits::default(),
+            from,
+            id: p.id,
+            authenticator: p.authenticator,
+            client,
+            proxy_state: p.get_all(attr::PROXY_STATE).map(<[u8]>::to_vec).collect(),
+        };
+        // Unknown attributes: refuse rather than half-apply.
+        let unsupported = p.attrs.iter().any(|a| {
+            !(IDENTIFICATION.contains(&a.key)
+                || HOUSEKEEPING.contains(&a.key)
+                || (kind == CoaKind::Coa && CHANGES.contains(&a.key)))
+        });
+        if unsupported {
+            return CoaOutcome::Answer(
+                self.respond(&req, CoaReply::Nak(ErrorCause::UnsupportedAttribute)),
+            );
+        }
+        if let (Some(ours), Some(theirs)) = (&self.nas_identifier, p.get(attr::NAS_IDENTIFIER)) {
+            if ours.as_bytes() != theirs {
+                return CoaOutcome::Answer(
+                    self.respond(&req, CoaReply::Nak(ErrorCause::NasIdentificationMismatch)),
+                );
+            }
+        }
+        if let (Some(ours), Some(theirs)) = (self.nas_ip, p.get(attr::NAS_IP_ADDRESS)) {
+            if ours.octets() != theirs {
+                return CoaOutcome::Answer(
+                    self.respond(&req, CoaReply::Nak(ErrorCause::NasIdentificationMismatch)),
+                );
+            }
+        }
+        let invalid = |req: &CoaRequest| {
+            CoaOutcome::Answer(self.respond(req, CoaReply::Nak(ErrorCause::InvalidAttributeValue)))
+        };
+        req.matcher.user_name = p.get_string(attr::USER_NAME);
+        req.matcher.acct_session_id = p.get_string(attr::ACCT_SESSION_ID);
+        if let Some(m) = p.get(attr::CALLING_STATION_ID) {
+            match std::str::from_utf8(m).ok().and_then(parse_station_mac) {
+                Some(mac) => req.matcher.calling_station_id = Some(mac),
+                None => return invalid(&req),
+            }
+        }
+        if p.get(attr::FRAMED_IP_ADDRESS).is_some() {
+            match p.get_ipv4(attr::FRAMED_IP_ADDRESS) {
+                Some(ip) => req.matcher.framed_ip = Some(ip),
+                None => return invalid(&req),
+            }
+        }
+        if req.matcher.is_empty() {
+            return CoaOutcome::Answer(
+                self.respond(&req, CoaReply::Nak(ErrorCause::MissingAttribute)),
+            );
+        }
+        if kind == CoaKind::Coa {
+            req.changes = ReplyLimits::from_packet(&p, self.swap_octets);
+            // Echoed context, not a change.
+            req.changes.class.clear();
+            req.changes.state = None;
+            req.changes.cui = None;
+            req.changes.reply_message = None;
+        }
+        CoaOutcome::Request(Box::new(req))
+    }
+
+    /// The answer to `req`: ACK or NAK (with Error-Cause), Proxy-State
+    /// echoed, Message-Authenticator included, signed with the client's
+    /// secret.
+    pub fn respond(&self, req: &CoaRequest, reply: CoaReply) -> Vec<u8> {
+        let code = match (req.kind, reply) {
+            (CoaKind::Disconnect, CoaReply::Ack) => Code::DisconnectAck,
+            (CoaKind::Disconnect, CoaReply::Nak(_)) => Code::DisconnectNak,
+            (CoaKind::Coa, CoaReply::Ack) => Code::CoaAck,
+            (CoaKind::Coa, CoaReply::Nak(_)) => Code::CoaNak,
+        };
+        let mut p = Packet::new(code, req.id);
+        p.push(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+        if let CoaReply::Nak(c) = reply {
+            p.push_u32(attr::ERROR_CAUSE, c.value());
+        }
+        for ps in &req.proxy_state {
+            p.push(attr::PROXY_STATE, ps.clone());
+        }
+        let mut b = p.encode().expect("small packet");
+        crypto::sign_response(&mut b, &self.clients[req.client].secret, &req.authenticator);
+        b
+    }
+}
+
+/// Calling-Station-Id as a MAC: `AA-BB-CC-DD-EE-FF`, `aa:bb:…`, or twelve
+/// hex digits.
+pub fn parse_station_mac(s: &str) -> Option<MacAddr> {
+    if let Ok(m) = s.parse() {
+        return Some(m);
+    }
+    let hex: String = s
+        .chars()
+        .filter(|c| !matches!(c, '.' | '-' | ':'))
+        .collect();
+    if hex.len() != 12 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut b = [0u8; 6];
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(MacAddr(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> CoaServer {
+        CoaServer {
+            clients: vec![CoaClient {
+                addr: "127.0.0.1".parse().unwrap(),
+                secret: b"coasecret".to_vec(),
+            }],
+            nas_identifier: Some("nas1".into()),
+            nas_ip: None,
+            require_message_authenticator: false,
+            swap_octets: false,
+        }
+    }
+
+    fn request(code: Code, secret: &[u8], f: impl FnOnce(&mut Packet)) -> Vec<u8> {
+        let mut p = Packet::new(code, 42);
+        f(&mut p);
+        let mut b = p.encode().unwrap();
+        crypto::sign_request(&mut b, secret);
+        b
+    }
+
+    const FROM: &str = "127.0.0.1:40000";
+
+    #[test]
+    fn disconnect_by_mac_is_accepted_and_acked() {
+        let s = server();
+        let b = request(Code::DisconnectRequest, b"coasecret", |p| {
+            p.push(attr::CALLING_STATION_ID, "02-00-0A-01-00-17")
+                .push(attr::PROXY_STATE, b"ps".to_vec());
+        });
+        let CoaOutcome::Request(r) = s.handle(FROM.parse().unwrap(), &b) else {
+            panic!()
+        };
+        assert_eq!(r.kind, CoaKind::Disconnect);
+        let mac: MacAddr = "02:00:0a:01:00:17".parse().unwrap();
+        assert!(r
+            .matcher
+            .matches(None, "x", mac, Ipv4Addr::new(10, 1, 0, 2)));
+        assert!(!r
+            .matcher
+            .matches(None, "x", MacAddr([0; 6]), Ipv4Addr::new(10, 1, 0, 2)));
+        let ack = s.respond(&r, CoaReply::Ack);
+        crypto::verify_response(&ack, b"coasecret", b[4..20].try_into().unwrap(), true).unwrap();
+        let a = Packet::decode(&ack).unwrap();
+        assert_eq!(a.code, Code::DisconnectAck);
+        assert_eq!(a.id, 42);
+        assert_eq!(a.get(attr::PROXY_STATE), Some(&b"ps"[..]));
+        let nak = Packet::decode(&s.respond(&r, CoaReply::Nak(ErrorCause::SessionContextNotFound)))
+            .unwrap();
+        assert_eq!(nak.code, Code::DisconnectNak);
+        assert_eq!(nak.get_u32(attr::ERROR_CAUSE), Some(503));
+    }
+
+    #[test]
+    fn wrong_secret_unknown_client_and_bad_ma_are_dropped() {
+        let s = server();
+        let b = request(Code::CoaRequest, b"wrong", |p| {
+            p.push(attr::USER_NAME, "bob");
+        });
+        assert_eq!(
+            s.handle(FROM.parse().unwrap(), &b),
+            CoaOutcome::Drop(CoaDrop::BadAuthenticator)
+        );
+        let b = request(Code::CoaRequest, b"coasecret", |p| {
+            p.push(attr::USER_NAME, "bob");
+        });
+        assert_eq!(
+            s.handle("127.0.0.2:1".parse().unwrap(), &b),
+            CoaOutcome::Drop(CoaDrop::UnknownClient)
+        );
+        let mut strict = server();
+        strict.require_message_authenticator = true;
+        assert_eq!(
+            strict.handle(FROM.parse().unwrap(), &b),
+            CoaOutcome::Drop(CoaDrop::BadMessageAuthenticator)
+        );
+        let b = request(Code::AccessRequest, b"coasecret", |_| {});
+        assert_eq!(
+            s.handle(FROM.parse().unwrap(), &b),
+            CoaOutcome::Drop(CoaDrop::UnexpectedCode)
+        );
+        assert_eq!(
+            s.handle(FROM.parse().unwrap(), &[43, 1, 0]),
+            CoaOutcome::Drop(CoaDrop::Malformed)
+        );
+    }
+
+    fn nak_cause(o: CoaOutcome) -> u32 {
+        let CoaOutcome::Answer(b) = o else {
+            panic!("{o:?}")
+        };
+        Packet::decode(&b)
+            .unwrap()
+            .get_u32(attr::ERROR_CAUSE)
+            .unwrap()
+    }
+
+    #[test]
+    fn naks_with_error_cause() {
+        let s = server();
+        let from = FROM.parse().unwrap();
+        let b = request(Code::CoaRequest, b"coasecret", |p| {
+            p.push(attr::USER_NAME, "bob").push(AttrKey::std(99), "x");
+        });
+        assert_eq!(nak_cause(s.handle(from, &b)), 401);
+        let b = request(Code::CoaRequest, b"coasecret", |p| {
+            p.push_u32(attr::SESSION_TIMEOUT, 5);
+        });
+        assert_eq!(nak_cause(s.handle(from, &b)), 402);
+        let b = request(Code::DisconnectRequest, b"coasecret", |p| {
+            p.push(attr::USER_NAME, "bob")
+                .push(attr::NAS_IDENTIFIER, "other");
+        });
+        assert_eq!(nak_cause(s.handle(from, &b)), 403);
+        let b = request(Code::DisconnectRequest, b"coasecret", |p| {
+            p.push(attr::CALLING_STATION_ID, "not-a-mac");
+        });
+        assert_eq!(nak_cause(s.handle(from, &b)), 407);
+        // A Disconnect carrying a change is refused too.
+        let b = request(Code::DisconnectRequest, b"coasecret", |p| {
+            p.push(attr::USER_NAME, "bob")
+                .push_u32(attr::SESSION_TIMEOUT, 5);
+        });
+        assert_eq!(nak_cause(s.handle(from, &b)), 401);
+    }
+
+    #[test]
+    fn coa_changes_are_extracted() {
+        let s = server();
+        let b = request(Code::CoaRequest, b"coasecret", |p| {
+            p.push(attr::MESSAGE_AUTHENTICATOR, vec![0; 16])
+                .push(attr::ACCT_SESSION_ID, "sess-1")
+                .push_ipv4(attr::FRAMED_IP_ADDRESS, Ipv4Addr::new(10, 1, 0, 9))
+                .push_u32(attr::SESSION_TIMEOUT, 120)
+                .push_u32(attr::WISPR_BANDWIDTH_MAX_UP, 1_000_000)
+                .push_u32(attr::CHILLI_MAX_TOTAL_OCTETS, 10)
+                .push_u32(attr::CHILLI_MAX_TOTAL_GIGAWORDS, 1);
+        });
+        let CoaOutcome::Request(r) = s.handle(FROM.parse().unwrap(), &b) else {
+            panic!()
+        };
+        assert_eq!(r.kind, CoaKind::Coa);
+        assert_eq!(r.matcher.acct_session_id.as_deref(), Some("sess-1"));
+        assert_eq!(r.matcher.framed_ip, Some(Ipv4Addr::new(10, 1, 0, 9)));
+        assert_eq!(r.changes.session_timeout, Some(120));
+        assert_eq!(r.changes.bandwidth_max_up_bps, Some(1_000_000));
+        assert_eq!(r.changes.max_total_octets, Some((1 << 32) + 10));
+        let ack = Packet::decode(&s.respond(&r, CoaReply::Ack)).unwrap();
+        assert_eq!(ack.code, Code::CoaAck);
+    }
+
+    #[test]
+    fn station_ids() {
+        let m = MacAddr([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]);
+        for s in [
+            "AA-BB-CC-DD-EE-FF",
+            "aa:bb:cc:dd:ee:ff",
+            "aabbccddeeff",
+            "aabb.ccdd.eeff",
+        ] {
+            assert_eq!(parse_station_mac(s), Some(m), "{s}");
+        }
+        assert_eq!(parse_station_mac("aabbccddeef"), None);
+    }
+}
