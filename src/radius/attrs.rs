@@ -309,6 +309,12 @@ impl From<EndReason> for TerminateCause {
             EndReason::AdminReset => TerminateCause::AdminReset,
             EndReason::LeaseExpired | EndReason::LeaseReleased => TerminateCause::LostCarrier,
             EndReason::NasReboot => TerminateCause::NasReboot,
+            EndReason::SessionTimeout => TerminateCause::SessionTimeout,
+            EndReason::IdleTimeout => TerminateCause::IdleTimeout,
+            EndReason::LostCarrier => TerminateCause::LostCarrier,
+            // CoovaChilli reports a used-up volume as Session-Timeout, and
+            // billing systems written for it expect that.
+            EndReason::QuotaExceeded => TerminateCause::SessionTimeout,
         }
     }
 }
