@@ -107,6 +107,8 @@ pub struct Config {
     pub dataplane: DataplaneConfig,
     /// The captive portal.
     pub portal: PortalConfig,
+    /// Session defaults and limits.
+    pub session: SessionConfig,
     /// The local control socket.
     pub control: ControlConfig,
     /// Durable state (leases).
@@ -244,6 +246,22 @@ pub struct PortalConfig {
     pub challenge_timeout: u32,
 }
 
+/// `[session]`: limits applied when a login does not set its own, and how
+/// lassi notices clients that left.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Default limits (a login's own limits win).
+    pub defaults: crate::session::SessionLimits,
+    /// What a used-up quota does.
+    pub quota_action: crate::session::QuotaAction,
+    /// Seconds of silence before ARP probing (0: never probe).
+    pub probe_after: u32,
+    /// Seconds between probes.
+    pub probe_interval: u32,
+    /// Unanswered probes that end the session with Lost-Carrier.
+    pub probes: u8,
+}
+
 /// `[dataplane]`
 #[derive(Clone, Debug)]
 pub struct DataplaneConfig {
@@ -308,6 +326,8 @@ struct RawConfig {
     dataplane: RawDataplane,
     #[serde(default)]
     portal: RawPortal,
+    #[serde(default)]
+    session: RawSession,
     #[serde(default)]
     control: RawControl,
     #[serde(default)]
@@ -379,6 +399,25 @@ impl Default for RawDataplane {
             batch: default_batch(),
         }
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    session_timeout: Option<u32>,
+    idle_timeout: Option<u32>,
+    interim_interval: Option<u32>,
+    bandwidth_up: Option<u64>,
+    bandwidth_down: Option<u64>,
+    max_input_octets: Option<u64>,
+    max_output_octets: Option<u64>,
+    max_total_octets: Option<u64>,
+    quota_action: Option<String>,
+    throttle_up: Option<u64>,
+    throttle_down: Option<u64>,
+    probe_after: Option<u32>,
+    probe_interval: Option<u32>,
+    probes: Option<u8>,
 }
 
 #[derive(Deserialize)]
@@ -706,6 +745,79 @@ impl Config {
             .clone()
             .or_else(|| Some(format!("http://{gateway}:{}/api", p.port)));
 
+        let se = raw.session;
+        for (key, v) in [
+            ("session.session_timeout", se.session_timeout),
+            ("session.idle_timeout", se.idle_timeout),
+            ("session.interim_interval", se.interim_interval),
+        ] {
+            if v == Some(0) {
+                return Err(err(
+                    key,
+                    "0 is not a duration (leave the key out for no limit)",
+                ));
+            }
+        }
+        if se.interim_interval.is_some_and(|i| i < 60) {
+            return Err(err(
+                "session.interim_interval",
+                "less than 60 s would flood the accounting server",
+            ));
+        }
+        for (key, v) in [
+            ("session.bandwidth_up", se.bandwidth_up),
+            ("session.bandwidth_down", se.bandwidth_down),
+            ("session.throttle_up", se.throttle_up),
+            ("session.throttle_down", se.throttle_down),
+        ] {
+            if v.is_some_and(|b| b < 8000) {
+                return Err(err(
+                    key,
+                    "is in bit/s; less than 8000 (1 kB/s) is not usable",
+                ));
+            }
+        }
+        let quota_action = match se.quota_action.as_deref().unwrap_or("end") {
+            "end" => crate::session::QuotaAction::End,
+            "throttle" => crate::session::QuotaAction::Throttle {
+                up_bps: se.throttle_up.ok_or_else(|| {
+                    err(
+                        "session.throttle_up",
+                        "quota_action = \"throttle\" needs throttle_up and throttle_down (bit/s)",
+                    )
+                })?,
+                down_bps: se.throttle_down.ok_or_else(|| {
+                    err(
+                        "session.throttle_down",
+                        "quota_action = \"throttle\" needs throttle_up and throttle_down (bit/s)",
+                    )
+                })?,
+            },
+            other => {
+                return Err(err(
+                    "session.quota_action",
+                    format!("'{other}' is not one of end, throttle"),
+                ))
+            }
+        };
+        let session = SessionConfig {
+            defaults: crate::session::SessionLimits {
+                session_timeout: se.session_timeout,
+                idle_timeout: se.idle_timeout,
+                terminate_at: None,
+                interim_interval: se.interim_interval,
+                bandwidth_up_bps: se.bandwidth_up,
+                bandwidth_down_bps: se.bandwidth_down,
+                max_input_octets: se.max_input_octets,
+                max_output_octets: se.max_output_octets,
+                max_total_octets: se.max_total_octets,
+            },
+            quota_action,
+            probe_after: se.probe_after.unwrap_or(120),
+            probe_interval: se.probe_interval.unwrap_or(10).max(1),
+            probes: se.probes.unwrap_or(3).max(1),
+        };
+
         let dp = raw.dataplane;
         if !(1..=1024).contains(&dp.batch) {
             return Err(err(
@@ -752,6 +864,7 @@ impl Config {
                 venue_info_url: p.venue_info_url,
                 challenge_timeout: p.challenge_timeout,
             },
+            session,
             control: ControlConfig {
                 socket: raw.control.socket,
             },

@@ -7,9 +7,9 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, WalledGarden};
 use crate::control::server::{ControlServer, DataplaneHandle};
-use crate::dataplane::{Engine, EngineSettings, Event};
+use crate::dataplane::{Engine, EngineSettings, Event, InterceptSettings, LostCarrier};
 use crate::dhcp::{DhcpServer, DhcpSettings};
 use crate::io::dataplane::{now_ms, Command, Dataplane, Notice};
 use crate::io::firewall::{Firewall, FirewallSpec};
@@ -36,6 +36,85 @@ pub fn dhcp_settings(cfg: &Config) -> DhcpSettings {
         static_leases: lan.static_leases.clone(),
         captive_portal_uri: lan.captive_portal_uri.clone(),
         offer_hold_secs: OFFER_HOLD_SECS,
+    }
+}
+
+/// Interception settings derived from the config.
+pub fn intercept_settings(cfg: &Config) -> InterceptSettings {
+    let p = &cfg.portal;
+    InterceptSettings {
+        portal_port: p.port,
+        walled_nets: p
+            .walled_garden
+            .iter()
+            .filter_map(|w| match w {
+                WalledGarden::Net(n) => Some(*n),
+                _ => None,
+            })
+            .collect(),
+        walled_suffixes: p
+            .walled_garden
+            .iter()
+            .filter_map(|w| match w {
+                WalledGarden::Suffix(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        any_dns: p.any_dns,
+    }
+}
+
+/// Resolve the walled garden's host names through the LAN's DNS servers, hand
+/// the addresses to the data plane, and refresh them as their TTLs run out.
+async fn walled_garden_resolver(cfg: std::sync::Arc<Config>, dp: DataplaneHandle) {
+    let hosts: Vec<String> = cfg
+        .portal
+        .walled_garden
+        .iter()
+        .filter_map(|w| match w {
+            WalledGarden::Host(h) => Some(h.clone()),
+            _ => None,
+        })
+        .collect();
+    if hosts.is_empty() {
+        return;
+    }
+    loop {
+        let mut all = Vec::new();
+        let mut ttl = 3600u32;
+        for host in &hosts {
+            let mut resolved = false;
+            for server in &cfg.lan.dns {
+                match crate::io::resolver::resolve_a(
+                    *server,
+                    host,
+                    std::time::Duration::from_secs(3),
+                )
+                .await
+                {
+                    Ok((ips, t)) => {
+                        tracing::info!(host, addresses = ?ips, "walled garden host resolved");
+                        all.extend(ips);
+                        ttl = ttl.min(t);
+                        resolved = true;
+                        break;
+                    }
+                    Err(e) => tracing::warn!("walled garden: {e}"),
+                }
+            }
+            if !resolved {
+                ttl = ttl.min(30); // try again soon
+            }
+        }
+        all.sort();
+        all.dedup();
+        if dp.set_walled_garden_hosts(all).is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(u64::from(
+            ttl.clamp(30, 3600),
+        )))
+        .await;
     }
 }
 
@@ -85,6 +164,13 @@ fn log_event(ev: &Event) {
             packets_out = s.counters.packets_out,
             "session ended"
         ),
+        Event::InterimUpdate(r) => tracing::debug!(
+            mac = %r.mac,
+            session_id = r.session_id,
+            octets_in = r.counters.octets_in,
+            octets_out = r.counters.octets_out,
+            "interim update"
+        ),
     }
 }
 
@@ -126,6 +212,14 @@ pub fn run(cfg: Config) -> Result<(), String> {
             network: cfg.lan.network,
             dns: cfg.lan.dns.clone(),
             client_isolation: cfg.lan.client_isolation,
+            intercept: intercept_settings(&cfg),
+            quota_action: cfg.session.quota_action,
+            lost_carrier: LostCarrier {
+                silent_secs: cfg.session.probe_after,
+                interval_secs: cfg.session.probe_interval,
+                probes: cfg.session.probes,
+            },
+            default_limits: cfg.session.defaults.clone(),
         },
         dhcp,
         now,
@@ -189,6 +283,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("signals: {e}"))?;
         crate::portal::start(&cfg, gateway_mac, handle.clone()).await?;
         let serve = server.serve(handle.clone());
+        tokio::spawn(walled_garden_resolver(
+            std::sync::Arc::new(cfg.clone()),
+            handle.clone(),
+        ));
         tokio::select! {
             _ = serve => {}
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),

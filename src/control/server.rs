@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::Request;
 use crate::io::dataplane::Command;
 use crate::io::sys::Waker;
-use crate::session::{Client, EndReason, EndedSession};
+use crate::session::{Authorization, Client, EndReason, EndedSession, SessionLimits};
 use crate::wire::MacAddr;
 
 /// Longest request line accepted.
@@ -37,6 +37,11 @@ impl DataplaneHandle {
         Ok(())
     }
 
+    /// Replace the walled garden's resolved host addresses.
+    pub fn set_walled_garden_hosts(&self, ips: Vec<std::net::Ipv4Addr>) -> Result<(), String> {
+        self.send(Command::SetWalledGardenHosts(ips))
+    }
+
     /// The client holding `ip`, if any.
     pub async fn client_by_ip(&self, ip: std::net::Ipv4Addr) -> Result<Option<Client>, String> {
         let (tx, rx) = oneshot::channel();
@@ -45,12 +50,37 @@ impl DataplaneHandle {
             .map_err(|_| "the data plane did not answer".to_string())
     }
 
-    /// Log a client in.
+    /// Log a client in with the configured default limits.
     pub async fn authorize(&self, mac: MacAddr, user: Option<String>) -> Result<Client, String> {
+        let auth = Authorization {
+            user,
+            ..Default::default()
+        };
+        self.authorize_with(mac, auth).await
+    }
+
+    /// Log a client in with what its login granted (limits, RADIUS Class…).
+    pub async fn authorize_with(
+        &self,
+        mac: MacAddr,
+        auth: Authorization,
+    ) -> Result<Client, String> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Authorize {
             mac,
-            user,
+            auth,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())?
+    }
+
+    /// Change a running session's limits.
+    pub async fn set_limits(&self, mac: MacAddr, limits: SessionLimits) -> Result<Client, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::SetLimits {
+            mac,
+            limits,
             reply: tx,
         })?;
         rx.await

@@ -40,6 +40,7 @@ drop_reasons! {
     UnknownDestination => "unknown_destination", "No client holds the destination address.";
     RogueDhcpServer => "rogue_dhcp_server", "DHCP server messages sent by a client.";
     DhcpRefused => "dhcp_refused", "DHCP message the server refused.";
+    Shaped => "shaped", "Over the session's bandwidth limit.";
 }
 
 /// One counter per [`DropReason`].

@@ -7,27 +7,34 @@
 //! session and lease changes are queued as [`Event`]s.
 
 mod drops;
+pub mod intercept;
 
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
 pub use drops::{DropCounters, DropReason};
+pub use intercept::InterceptSettings;
 
 use crate::config::Ipv4Net;
 use crate::dhcp::{DhcpServer, DhcpStats, LeaseEvent, LeaseRecord};
-use crate::session::{Client, EndReason, EndedSession, SessionError, SessionState, SessionTable};
+use crate::session::{
+    Authorization, Client, EndReason, EndedSession, QuotaAction, SessionError, SessionLimits,
+    SessionReport, SessionState, SessionTable,
+};
 use crate::wire::frame::{
     self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
-    ETHERTYPE_IPV6, ETH_HLEN, PROTO_TCP, PROTO_UDP,
+    ETHERTYPE_IPV6, ETH_HLEN, ICMP_ADMIN_PROHIBITED, PROTO_TCP, PROTO_UDP,
 };
-use crate::wire::vnet::{wire_footprint, VnetHdr};
+use crate::wire::vnet::{wire_footprint, VnetHdr, F_NEEDS_CSUM};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
+use intercept::Intercept;
 
 const DHCP_SERVER_PORT: u16 = 67;
 const DHCP_CLIENT_PORT: u16 = 68;
 const DNS_PORT: u16 = 53;
+const HTTP_PORT: u16 = 80;
 
 /// What the engine needs to know about the gateway.
 #[derive(Clone, Debug)]
@@ -42,6 +49,37 @@ pub struct EngineSettings {
     pub dns: Vec<Ipv4Addr>,
     /// Drop client-to-client traffic.
     pub client_isolation: bool,
+    /// Portal steering and the walled garden.
+    pub intercept: InterceptSettings,
+    /// What a used-up quota does.
+    pub quota_action: QuotaAction,
+    /// Noticing clients that left without logging out.
+    pub lost_carrier: LostCarrier,
+    /// Limits for sessions whose login set none of its own.
+    pub default_limits: SessionLimits,
+}
+
+/// ARP probing of silent clients: after `silent_secs` without a frame, an
+/// ARP request goes to the client every `interval_secs`; after `probes`
+/// unanswered ones an authorized session ends with Lost-Carrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LostCarrier {
+    /// Seconds of silence before probing starts (0 turns probing off).
+    pub silent_secs: u32,
+    /// Seconds between probes.
+    pub interval_secs: u32,
+    /// Unanswered probes that mean the client is gone.
+    pub probes: u8,
+}
+
+impl Default for LostCarrier {
+    fn default() -> Self {
+        LostCarrier {
+            silent_secs: 120,
+            interval_secs: 10,
+            probes: 3,
+        }
+    }
 }
 
 /// What to do with a frame received on the LAN.
@@ -103,6 +141,8 @@ pub enum Event {
     },
     /// An authorized session ended.
     SessionEnded(EndedSession),
+    /// An accounting Interim-Update is due for this session.
+    InterimUpdate(SessionReport),
 }
 
 /// A consistent copy of the engine's state for the control plane.
@@ -116,6 +156,10 @@ pub struct Snapshot {
     pub drops: DropCounters,
     /// DHCP server counters.
     pub dhcp: DhcpStats,
+    /// Connections currently redirected to the portal.
+    pub redirected_flows: usize,
+    /// Walled-garden addresses currently learnt from DNS answers.
+    pub walled_garden_learnt: usize,
 }
 
 /// The engine.
@@ -126,6 +170,8 @@ pub struct Engine {
     drops: DropCounters,
     outbox: Vec<Vec<u8>>,
     events: Vec<Event>,
+    intercept: Intercept,
+    next_housekeeping: UnixMillis,
 }
 
 impl Engine {
@@ -136,6 +182,7 @@ impl Engine {
         for l in dhcp.bound_leases() {
             sessions.lease_bound(l.mac, l.ip, l.expires, now);
         }
+        let intercept = Intercept::new(settings.intercept.clone());
         Engine {
             settings,
             dhcp,
@@ -143,6 +190,8 @@ impl Engine {
             drops: DropCounters::default(),
             outbox: Vec::new(),
             events: Vec::new(),
+            intercept,
+            next_housekeeping: 0,
         }
     }
 
@@ -158,7 +207,9 @@ impl Engine {
 
     /// Classify a frame received on the LAN (`frame` starts at the Ethernet
     /// header; `vnet` describes its offload state).
-    pub fn from_lan(&mut self, now: UnixMillis, vnet: &VnetHdr, frame: &[u8]) -> LanAction {
+    ///
+    /// The frame may be rewritten in place (traffic steered to the portal).
+    pub fn from_lan(&mut self, now: UnixMillis, vnet: &VnetHdr, frame: &mut [u8]) -> LanAction {
         let Some(eth) = EthHeader::parse(frame) else {
             return self.drop_lan(DropReason::Malformed);
         };
@@ -169,8 +220,8 @@ impl Engine {
             return self.drop_lan(DropReason::NotForUs);
         }
         match eth.ethertype {
-            ETHERTYPE_IPV4 => self.ipv4_from_lan(now, vnet, &eth, &frame[ETH_HLEN..]),
-            ETHERTYPE_ARP => self.arp_from_lan(&eth, &frame[ETH_HLEN..]),
+            ETHERTYPE_IPV4 => self.ipv4_from_lan(now, vnet, &eth, &mut frame[ETH_HLEN..]),
+            ETHERTYPE_ARP => self.arp_from_lan(now, &eth, &frame[ETH_HLEN..]),
             // Router advertisements, DHCPv6 and everything else IPv6 stop
             // here: lassi does not route IPv6 yet, and it must never get
             // around the portal.
@@ -179,12 +230,27 @@ impl Engine {
         }
     }
 
-    fn arp_from_lan(&mut self, eth: &EthHeader, payload: &[u8]) -> LanAction {
+    fn arp_from_lan(&mut self, now: UnixMillis, eth: &EthHeader, payload: &[u8]) -> LanAction {
         let Some(arp) = Arp::parse(payload) else {
             return self.drop_lan(DropReason::Malformed);
         };
-        if arp.op != ARP_REQUEST || arp.sha != eth.src {
+        if arp.sha != eth.src {
             return self.drop_lan(DropReason::ArpIgnored);
+        }
+        // Any ARP from a client at its own leased address shows it is there
+        // (this is how answers to lassi's probes arrive).
+        if let Some(c) = self.sessions.by_ip_mut(arp.spa) {
+            if c.mac == arp.sha {
+                c.last_seen = now;
+                c.probes = 0;
+            }
+        }
+        if arp.op != ARP_REQUEST {
+            return if arp.op == ARP_REPLY && arp.tpa == self.settings.gateway_ip {
+                LanAction::Consumed
+            } else {
+                self.drop_lan(DropReason::ArpIgnored)
+            };
         }
         let answer = if arp.tpa == self.settings.gateway_ip {
             true
@@ -218,7 +284,7 @@ impl Engine {
         now: UnixMillis,
         vnet: &VnetHdr,
         eth: &EthHeader,
-        ip: &[u8],
+        ip: &mut [u8],
     ) -> LanAction {
         let Ok(p) = frame::parse_ipv4(ip) else {
             return self.drop_lan(DropReason::Malformed);
@@ -244,23 +310,31 @@ impl Engine {
         if client.mac != eth.src {
             return self.drop_lan(DropReason::Spoofed);
         }
+        client.last_seen = now;
+        client.probes = 0;
         let authorized = client.state == SessionState::Authorized;
         if p.dst == gateway_ip {
             // lassi's own services (portal, DNS relay later) are reachable
             // whatever the state; not counted as the guest's internet use.
             return LanAction::ToTun;
         }
+        let partial = vnet.flags & F_NEEDS_CSUM != 0;
         if !authorized {
-            let dns = self.settings.dns.contains(&p.dst)
-                && p.dst_port == DNS_PORT
-                && matches!(p.proto, PROTO_UDP | PROTO_TCP);
-            return if dns {
-                LanAction::ToTun
-            } else {
-                self.drop_lan(DropReason::Unauthorized)
-            };
+            return self.unauthorized_out(now, eth, &p, ip, partial);
         }
+        // A connection redirected before login carries on to the portal.
+        if p.proto == PROTO_TCP
+            && self
+                .intercept
+                .continue_out(ip, &p, partial, gateway_ip, now)
+        {
+            return LanAction::ToTun;
+        }
+        let client = self.sessions.by_ip_mut(p.src).expect("looked up above");
         let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+        if !client.up.allow(now, octets) {
+            return self.drop_lan(DropReason::Shaped);
+        }
         client.counters.packets_in += packets;
         client.counters.octets_in += octets;
         client.last_active = now;
@@ -279,6 +353,60 @@ impl Engine {
             }
             Some(_) => self.drop_lan(DropReason::Unauthorized),
             None => self.drop_lan(DropReason::UnknownDestination),
+        }
+    }
+
+    /// A client that has not logged in: DNS, the walled garden, web traffic
+    /// steered to the portal; everything else refused at once.
+    fn unauthorized_out(
+        &mut self,
+        now: UnixMillis,
+        eth: &EthHeader,
+        p: &frame::Ipv4Summary,
+        ip: &mut [u8],
+        partial: bool,
+    ) -> LanAction {
+        let dns = p.dst_port == DNS_PORT
+            && matches!(p.proto, PROTO_UDP | PROTO_TCP)
+            && (self.intercept.settings.any_dns || self.settings.dns.contains(&p.dst));
+        if dns || self.intercept.walled(p.dst, now) {
+            return LanAction::ToTun;
+        }
+        if p.proto == PROTO_TCP && p.dst_port == HTTP_PORT {
+            let gw = self.settings.gateway_ip;
+            if self.intercept.redirect_out(ip, p, partial, gw, now) {
+                return LanAction::ToTun;
+            }
+            return self.drop_lan(DropReason::Malformed);
+        }
+        self.refuse(now, eth, p, ip);
+        self.drop_lan(DropReason::Unauthorized)
+    }
+
+    /// Tell the client at once that it cannot go there: a TCP reset from the
+    /// address it tried, or an ICMP administratively-prohibited from the
+    /// gateway for anything else.
+    fn refuse(&mut self, now: UnixMillis, eth: &EthHeader, p: &frame::Ipv4Summary, ip: &[u8]) {
+        let gw_mac = self.settings.gateway_mac;
+        let reply = match p.proto {
+            PROTO_TCP => frame::tcp_info(ip, p).and_then(|seg| {
+                frame::tcp_reset_frame(gw_mac, eth.src, p.dst, p.src, p.dst_port, p.src_port, &seg)
+            }),
+            PROTO_UDP if !p.later_fragment => Some(frame::icmp_unreachable_frame(
+                gw_mac,
+                eth.src,
+                self.settings.gateway_ip,
+                p.src,
+                ICMP_ADMIN_PROHIBITED,
+                &ip[..p.total_len],
+                p.ihl,
+            )),
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            if self.intercept.may_reject(now) {
+                self.outbox.push(reply);
+            }
         }
     }
 
@@ -345,8 +473,8 @@ impl Engine {
     }
 
     /// Classify an IP packet read from the TUN device (toward a client).
-    pub fn from_tun(&mut self, now: UnixMillis, vnet: &VnetHdr, packet: &[u8]) -> TunAction {
-        let _ = now;
+    /// The packet may be rewritten in place (portal replies).
+    pub fn from_tun(&mut self, now: UnixMillis, vnet: &VnetHdr, packet: &mut [u8]) -> TunAction {
         if packet.first().map(|b| b >> 4) == Some(6) {
             return self.drop_tun(DropReason::Ipv6);
         }
@@ -354,24 +482,46 @@ impl Engine {
             return self.drop_tun(DropReason::Malformed);
         };
         let gateway_ip = self.settings.gateway_ip;
+        let partial = vnet.flags & F_NEEDS_CSUM != 0;
         let Some(client) = self.sessions.by_ip_mut(p.dst) else {
             return self.drop_tun(DropReason::UnknownDestination);
         };
-        if client.state == SessionState::Authorized {
+        let (mac, authorized) = (client.mac, client.state == SessionState::Authorized);
+        if p.src == gateway_ip {
+            // lassi itself: the portal (replies on redirected connections
+            // are made to look like they come from the site asked for).
+            self.intercept.redirect_back(packet, &p, partial, now);
+            return TunAction::ToLan(mac);
+        }
+        if authorized {
+            let client = self.sessions.by_ip_mut(p.dst).expect("looked up above");
             let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+            if !client.down.allow(now, octets) {
+                return self.drop_tun(DropReason::Shaped);
+            }
             client.counters.packets_out += packets;
             client.counters.octets_out += octets;
-            return TunAction::ToLan(client.mac);
+            return TunAction::ToLan(mac);
         }
-        let mac = client.mac;
-        let from_dns = self.settings.dns.contains(&p.src)
-            && p.src_port == DNS_PORT
-            && matches!(p.proto, PROTO_UDP | PROTO_TCP);
-        if from_dns || p.src == gateway_ip {
-            TunAction::ToLan(mac)
-        } else {
-            self.drop_tun(DropReason::Unauthorized)
+        let from_dns = p.src_port == DNS_PORT
+            && matches!(p.proto, PROTO_UDP | PROTO_TCP)
+            && (self.intercept.settings.any_dns || self.settings.dns.contains(&p.src));
+        if from_dns {
+            if p.proto == PROTO_UDP {
+                self.intercept
+                    .snoop_dns(&packet[p.ihl + 8..p.total_len], now);
+            }
+            return TunAction::ToLan(mac);
         }
+        if self.intercept.walled(p.src, now) {
+            return TunAction::ToLan(mac);
+        }
+        self.drop_tun(DropReason::Unauthorized)
+    }
+
+    /// Replace the addresses resolved for the walled garden's host names.
+    pub fn set_walled_garden_hosts(&mut self, ips: Vec<Ipv4Addr>) {
+        self.intercept.set_resolved(ips);
     }
 
     /// Frames the engine wants sent on the LAN (ARP and DHCP replies).
@@ -384,10 +534,123 @@ impl Engine {
         std::mem::take(&mut self.events)
     }
 
-    /// Run timers: expire leases whose time has passed.
+    /// Run timers: expire leases, idle redirected connections and learnt
+    /// walled-garden addresses. Cheap to call often: the work runs when a
+    /// lease is due or once a second.
     pub fn tick(&mut self, now: UnixMillis) {
+        let lease_due = self.dhcp.next_expiry().is_some_and(|t| t <= now);
+        if !lease_due && now < self.next_housekeeping {
+            return;
+        }
+        self.next_housekeeping = now + 1000;
         for ev in self.dhcp.expire(now) {
             self.apply_lease_event(ev, now);
+        }
+        self.intercept.expire(now);
+        self.enforce_limits(now);
+    }
+
+    /// Once a second: end sessions past their time, idleness or volume,
+    /// throttle instead when so configured, queue Interim-Updates, and probe
+    /// silent clients.
+    fn enforce_limits(&mut self, now: UnixMillis) {
+        enum Action {
+            End(EndReason),
+            Throttle(u64, u64),
+            Probe,
+        }
+        let lc = self.settings.lost_carrier;
+        let quota_action = self.settings.quota_action;
+        let mut actions: Vec<(MacAddr, Ipv4Addr, Action)> = Vec::new();
+        for c in self.sessions.iter_mut() {
+            let silent_for = now.saturating_sub(c.last_seen);
+            let probe_due = lc.silent_secs > 0
+                && silent_for
+                    >= u64::from(lc.silent_secs) * 1000
+                        + u64::from(c.probes) * u64::from(lc.interval_secs) * 1000;
+            if c.state != SessionState::Authorized {
+                if probe_due && c.probes < lc.probes {
+                    actions.push((c.mac, c.ip, Action::Probe));
+                }
+                continue;
+            }
+            let started = c.authorized_at.unwrap_or(now);
+            let l = &c.limits;
+            let k = &c.counters;
+            let over_time = l
+                .session_timeout
+                .is_some_and(|t| now >= started + u64::from(t) * 1000)
+                || l.terminate_at.is_some_and(|t| now >= t);
+            let idle = l
+                .idle_timeout
+                .is_some_and(|t| now >= c.last_active + u64::from(t) * 1000);
+            let over_quota = l.max_input_octets.is_some_and(|m| k.octets_in >= m)
+                || l.max_output_octets.is_some_and(|m| k.octets_out >= m)
+                || l.max_total_octets
+                    .is_some_and(|m| k.octets_in + k.octets_out >= m);
+            let end = if over_time {
+                Some(EndReason::SessionTimeout)
+            } else if idle {
+                Some(EndReason::IdleTimeout)
+            } else if probe_due && c.probes >= lc.probes {
+                Some(EndReason::LostCarrier)
+            } else if over_quota && !c.throttled && quota_action == QuotaAction::End {
+                Some(EndReason::QuotaExceeded)
+            } else {
+                None
+            };
+            if let Some(reason) = end {
+                actions.push((c.mac, c.ip, Action::End(reason)));
+                continue;
+            }
+            if over_quota && !c.throttled {
+                if let QuotaAction::Throttle { up_bps, down_bps } = quota_action {
+                    actions.push((c.mac, c.ip, Action::Throttle(up_bps, down_bps)));
+                }
+            }
+            if probe_due {
+                actions.push((c.mac, c.ip, Action::Probe));
+            }
+            if let (Some(due), Some(every)) = (c.next_interim, l.interim_interval) {
+                if now >= due {
+                    c.next_interim = Some(due.max(now - 999) + u64::from(every) * 1000);
+                    self.events.push(Event::InterimUpdate(SessionReport {
+                        mac: c.mac,
+                        ip: c.ip,
+                        session_id: c.session_id.clone(),
+                        user: c.user.clone(),
+                        started,
+                        at: now,
+                        counters: c.counters,
+                        class: c.class.clone(),
+                        cui: c.cui.clone(),
+                    }));
+                }
+            }
+        }
+        for (mac, ip, action) in actions {
+            match action {
+                Action::End(reason) => {
+                    if let Ok(ended) = self.sessions.deauthorize(mac, reason, now) {
+                        self.events.push(Event::SessionEnded(ended));
+                    }
+                }
+                Action::Throttle(up, down) => self.sessions.throttle(mac, up, down, now),
+                Action::Probe => {
+                    if let Some(c) = self.sessions.by_mac_mut(mac) {
+                        c.probes += 1;
+                    }
+                    let probe = Arp {
+                        op: ARP_REQUEST,
+                        sha: self.settings.gateway_mac,
+                        spa: self.settings.gateway_ip,
+                        tha: MacAddr::default(),
+                        tpa: ip,
+                    };
+                    self.outbox
+                        .push(probe.to_frame(mac, self.settings.gateway_mac));
+                }
+            }
         }
     }
 
@@ -396,14 +659,15 @@ impl Engine {
         self.dhcp.next_expiry()
     }
 
-    /// Log a client in (operator override now; portal and RADIUS later).
+    /// Log a client in with what its login granted.
     pub fn authorize(
         &mut self,
         mac: MacAddr,
-        user: Option<String>,
+        mut auth: Authorization,
         now: UnixMillis,
     ) -> Result<Client, SessionError> {
-        let c = self.sessions.authorize(mac, user, now)?.clone();
+        auth.limits = auth.limits.or(&self.settings.default_limits);
+        let c = self.sessions.authorize(mac, auth, now)?.clone();
         self.events.push(Event::SessionStarted {
             mac,
             ip: c.ip,
@@ -411,6 +675,16 @@ impl Engine {
             user: c.user.clone(),
         });
         Ok(c)
+    }
+
+    /// Change a running session's limits (CoA).
+    pub fn set_limits(
+        &mut self,
+        mac: MacAddr,
+        limits: SessionLimits,
+        now: UnixMillis,
+    ) -> Result<Client, SessionError> {
+        self.sessions.set_limits(mac, limits, now).cloned()
     }
 
     /// End a client's session; it keeps its lease and is back behind the portal.
@@ -443,6 +717,8 @@ impl Engine {
             clients,
             drops: self.drops.clone(),
             dhcp: self.dhcp.stats(),
+            redirected_flows: self.intercept.flow_count(),
+            walled_garden_learnt: self.intercept.learnt_count(),
         }
     }
 

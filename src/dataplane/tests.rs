@@ -49,10 +49,42 @@ fn engine(isolation: bool) -> Engine {
             network: "10.1.0.0/24".parse().unwrap(),
             dns: vec![DNS],
             client_isolation: isolation,
+            intercept: InterceptSettings {
+                portal_port: 3990,
+                walled_nets: vec!["203.0.113.0/24".parse().unwrap()],
+                walled_suffixes: vec!["example.org".into()],
+                any_dns: false,
+            },
+            quota_action: QuotaAction::End,
+            lost_carrier: LostCarrier::default(),
+            default_limits: SessionLimits::default(),
         },
         dhcp,
         T0,
     )
+}
+
+/// Classify a copy of `f` (the engine may rewrite frames in place).
+fn lan(e: &mut Engine, now: UnixMillis, vnet: &VnetHdr, f: &[u8]) -> LanAction {
+    e.from_lan(now, vnet, &mut f.to_vec())
+}
+
+fn tun(e: &mut Engine, now: UnixMillis, vnet: &VnetHdr, p: &[u8]) -> TunAction {
+    e.from_tun(now, vnet, &mut p.to_vec())
+}
+
+fn who(user: Option<&str>) -> Authorization {
+    Authorization {
+        user: user.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+fn limited(limits: SessionLimits) -> Authorization {
+    Authorization {
+        limits,
+        ..Default::default()
+    }
 }
 
 fn plain() -> VnetHdr {
@@ -97,7 +129,7 @@ fn lease(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
     d.opts_mut()
         .insert(DhcpOption::MessageType(MessageType::Discover));
     assert_eq!(
-        e.from_lan(T0, &plain(), &dhcp_frame(m, &d)),
+        lan(e, T0, &plain(), &dhcp_frame(m, &d)),
         LanAction::Consumed
     );
     let offer = e.outbox().pop().expect("an OFFER");
@@ -120,7 +152,7 @@ fn lease(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
     r.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
     r.opts_mut().insert(DhcpOption::ServerIdentifier(GW));
     assert_eq!(
-        e.from_lan(T0, &plain(), &dhcp_frame(m, &r)),
+        lan(e, T0, &plain(), &dhcp_frame(m, &r)),
         LanAction::Consumed
     );
     let ack = e.outbox().pop().expect("an ACK");
@@ -197,7 +229,7 @@ fn arp_answered_for_the_gateway_only() {
         }
         .to_frame(MacAddr::BROADCAST, mac(1))
     };
-    assert_eq!(e.from_lan(T0, &plain(), &req(GW)), LanAction::Consumed);
+    assert_eq!(lan(&mut e, T0, &plain(), &req(GW)), LanAction::Consumed);
     let reply = e.outbox().pop().unwrap();
     let a = Arp::parse(&reply[ETH_HLEN..]).unwrap();
     assert_eq!(
@@ -208,11 +240,11 @@ fn arp_answered_for_the_gateway_only() {
     // Another client's address, or the uplink's: lassi stays silent.
     let other = lease(&mut e, mac(2));
     assert_eq!(
-        e.from_lan(T0, &plain(), &req(other)),
+        lan(&mut e, T0, &plain(), &req(other)),
         LanAction::Drop(DropReason::ArpIgnored)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &req(Ipv4Addr::new(192, 0, 2, 1))),
+        lan(&mut e, T0, &plain(), &req(Ipv4Addr::new(192, 0, 2, 1))),
         LanAction::Drop(DropReason::ArpIgnored)
     );
     assert!(e.outbox().is_empty());
@@ -231,7 +263,7 @@ fn proxy_arp_for_clients_when_isolation_is_off() {
         tpa: b,
     }
     .to_frame(MacAddr::BROADCAST, mac(1));
-    assert_eq!(e.from_lan(T0, &plain(), &f), LanAction::Consumed);
+    assert_eq!(lan(&mut e, T0, &plain(), &f), LanAction::Consumed);
     let reply = Arp::parse(&e.outbox().pop().unwrap()[ETH_HLEN..]).unwrap();
     assert_eq!((reply.sha, reply.spa), (gw_mac(), b));
 }
@@ -241,34 +273,34 @@ fn unauthorized_clients_reach_dns_and_lassi_only() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
     assert_eq!(
-        e.from_lan(T0, &plain(), &udp(mac(1), ip, DNS, 5353, 53)),
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, DNS, 5353, 53)),
         LanAction::ToTun
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(1), ip, GW, 3990, 0)),
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, GW, 3990, 0)),
         LanAction::ToTun
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 0)),
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 0)),
         LanAction::Drop(DropReason::Unauthorized)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &udp(mac(1), ip, WEB, 5353, 53)),
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, WEB, 5353, 53)),
         LanAction::Drop(DropReason::Unauthorized)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &udp(mac(1), ip, DNS, 5353, 54)),
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, DNS, 5353, 54)),
         LanAction::Drop(DropReason::Unauthorized)
     );
     // Way back: DNS answers and lassi's own replies pass, the web does not.
     let answer = udp(gw_mac(), DNS, ip, 53, 5353);
     assert_eq!(
-        e.from_tun(T0, &plain(), &answer[ETH_HLEN..]),
+        tun(&mut e, T0, &plain(), &answer[ETH_HLEN..]),
         TunAction::ToLan(mac(1))
     );
     let web = tcp(gw_mac(), WEB, ip, 40000, 10);
     assert_eq!(
-        e.from_tun(T0, &plain(), &web[ETH_HLEN..]),
+        tun(&mut e, T0, &plain(), &web[ETH_HLEN..]),
         TunAction::Drop(DropReason::Unauthorized)
     );
     // Nothing was counted to the session.
@@ -287,12 +319,12 @@ fn unauthorized_clients_reach_dns_and_lassi_only() {
 fn authorized_traffic_is_forwarded_and_counted_at_the_ip_layer() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), Some("alice".into()), T0).unwrap();
+    e.authorize(mac(1), who(Some("alice")), T0).unwrap();
     let out = tcp(mac(1), ip, WEB, 80, 1000);
-    assert_eq!(e.from_lan(T0 + 5, &plain(), &out), LanAction::ToTun);
+    assert_eq!(lan(&mut e, T0 + 5, &plain(), &out), LanAction::ToTun);
     let back = tcp(gw_mac(), WEB, ip, 40000, 300);
     assert_eq!(
-        e.from_tun(T0 + 6, &plain(), &back[ETH_HLEN..]),
+        tun(&mut e, T0 + 6, &plain(), &back[ETH_HLEN..]),
         TunAction::ToLan(mac(1))
     );
     let c = e.sessions().by_mac(mac(1)).unwrap();
@@ -306,7 +338,7 @@ fn authorized_traffic_is_forwarded_and_counted_at_the_ip_layer() {
 fn gso_super_packets_count_what_they_stand_for() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
     let payload = 1448 * 10 + 100;
     let f = tcp(mac(1), ip, WEB, 80, payload);
     let vnet = VnetHdr {
@@ -317,7 +349,7 @@ fn gso_super_packets_count_what_they_stand_for() {
         csum_start: 34,
         csum_offset: 16,
     };
-    assert_eq!(e.from_lan(T0, &vnet, &f), LanAction::ToTun);
+    assert_eq!(lan(&mut e, T0, &vnet, &f), LanAction::ToTun);
     let c = e.sessions().by_mac(mac(1)).unwrap();
     assert_eq!(c.counters.packets_in, 11);
     assert_eq!(c.counters.octets_in, (payload + 11 * 40) as u64);
@@ -328,17 +360,17 @@ fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
     let mut e = engine(true);
     let a = lease(&mut e, mac(1));
     let _b = lease(&mut e, mac(2));
-    e.authorize(mac(1), None, T0).unwrap();
-    e.authorize(mac(2), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
+    e.authorize(mac(2), who(None), T0).unwrap();
     // Client 2 forges client 1's address.
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(2), a, WEB, 80, 500)),
+        lan(&mut e, T0, &plain(), &tcp(mac(2), a, WEB, 80, 500)),
         LanAction::Drop(DropReason::Spoofed)
     );
     // A hand-configured address nobody leased.
     let rogue = Ipv4Addr::new(10, 1, 0, 77);
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(3), rogue, WEB, 80, 500)),
+        lan(&mut e, T0, &plain(), &tcp(mac(3), rogue, WEB, 80, 500)),
         LanAction::Drop(DropReason::NoLease)
     );
     for m in [mac(1), mac(2)] {
@@ -352,7 +384,7 @@ fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
 fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
     let mut v6 = vec![0u8; 80];
     EthHeader {
         dst: MacAddr([0x33, 0x33, 0, 0, 0, 1]),
@@ -362,15 +394,21 @@ fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
     .write(&mut v6);
     v6[ETH_HLEN] = 0x60;
     assert_eq!(
-        e.from_lan(T0, &plain(), &v6),
+        lan(&mut e, T0, &plain(), &v6),
         LanAction::Drop(DropReason::Ipv6)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &udp(mac(1), ip, Ipv4Addr::BROADCAST, 67, 68)),
+        lan(
+            &mut e,
+            T0,
+            &plain(),
+            &udp(mac(1), ip, Ipv4Addr::BROADCAST, 67, 68)
+        ),
         LanAction::Drop(DropReason::RogueDhcpServer)
     );
     assert_eq!(
-        e.from_lan(
+        lan(
+            &mut e,
             T0,
             &plain(),
             &udp(mac(1), ip, Ipv4Addr::new(224, 0, 0, 251), 5353, 5353)
@@ -378,7 +416,8 @@ fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
         LanAction::Drop(DropReason::Broadcast)
     );
     assert_eq!(
-        e.from_lan(
+        lan(
+            &mut e,
             T0,
             &plain(),
             &udp(mac(1), ip, Ipv4Addr::new(10, 1, 0, 255), 137, 137)
@@ -388,12 +427,12 @@ fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
     let mut other_host = tcp(mac(1), ip, WEB, 80, 0);
     other_host[0..6].copy_from_slice(&mac(9).0);
     assert_eq!(
-        e.from_lan(T0, &plain(), &other_host),
+        lan(&mut e, T0, &plain(), &other_host),
         LanAction::Drop(DropReason::NotForUs)
     );
     let v6_from_tun = [0x60u8; 40];
     assert_eq!(
-        e.from_tun(T0, &plain(), &v6_from_tun),
+        tun(&mut e, T0, &plain(), &v6_from_tun),
         TunAction::Drop(DropReason::Ipv6)
     );
 }
@@ -403,9 +442,9 @@ fn logout_cuts_the_client_off_and_reports_the_session() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
     e.take_events();
-    e.authorize(mac(1), Some("bob".into()), T0).unwrap();
+    e.authorize(mac(1), who(Some("bob")), T0).unwrap();
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)),
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)),
         LanAction::ToTun
     );
     let ended = e
@@ -416,7 +455,7 @@ fn logout_cuts_the_client_off_and_reports_the_session() {
         (100, EndReason::AdminReset)
     );
     assert_eq!(
-        e.from_lan(T0, &plain(), &tcp(mac(1), ip, WEB, 80, 60)),
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 60)),
         LanAction::Drop(DropReason::Unauthorized)
     );
     let evs = e.take_events();
@@ -431,25 +470,25 @@ fn client_to_client_follows_isolation() {
     let mut iso = engine(true);
     let a = lease(&mut iso, mac(1));
     let b = lease(&mut iso, mac(2));
-    iso.authorize(mac(1), None, T0).unwrap();
-    iso.authorize(mac(2), None, T0).unwrap();
+    iso.authorize(mac(1), who(None), T0).unwrap();
+    iso.authorize(mac(2), who(None), T0).unwrap();
     assert_eq!(
-        iso.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        lan(&mut iso, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Drop(DropReason::ClientToClient)
     );
 
     let mut open = engine(false);
     let a = lease(&mut open, mac(1));
     let b = lease(&mut open, mac(2));
-    open.authorize(mac(1), None, T0).unwrap();
+    open.authorize(mac(1), who(None), T0).unwrap();
     assert_eq!(
-        open.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        lan(&mut open, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Drop(DropReason::Unauthorized),
         "peer not logged in"
     );
-    open.authorize(mac(2), None, T0).unwrap();
+    open.authorize(mac(2), who(None), T0).unwrap();
     assert_eq!(
-        open.from_lan(T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        lan(&mut open, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Hairpin(mac(2))
     );
     assert_eq!(
@@ -462,7 +501,7 @@ fn client_to_client_follows_isolation() {
 fn lease_expiry_ends_the_session() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
     e.take_events();
     let deadline = e.next_deadline().expect("a lease to expire");
     assert_eq!(deadline, T0 + 3_600_000);
@@ -507,7 +546,7 @@ fn dhcp_settings_for_restore() -> DhcpSettings {
 fn garbage_never_panics_and_is_counted() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), None, T0).unwrap();
+    e.authorize(mac(1), who(None), T0).unwrap();
     let base = tcp(mac(1), ip, WEB, 80, 20);
     let mut seed = 0x1234_5678u32;
     let mut rnd = || {
@@ -528,11 +567,523 @@ fn garbage_never_panics_and_is_counted() {
                 f[i] = rnd() as u8;
             }
         }
-        let _ = e.from_lan(T0, &plain(), &f);
+        let _ = lan(&mut e, T0, &plain(), &f);
         if f.len() > ETH_HLEN {
-            let _ = e.from_tun(T0, &plain(), &f[ETH_HLEN..]);
+            let _ = tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
         }
     }
     assert!(e.drops().total() > before);
     assert!(e.drops().get(DropReason::Malformed) > 0);
+}
+
+/// Full TCP checksum of an IPv4 packet, recomputed independently.
+fn tcp_checksum_ok(ip: &[u8]) -> bool {
+    let sliced = etherparse::SlicedPacket::from_ip(ip).unwrap();
+    match (sliced.net, sliced.transport) {
+        (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Tcp(t))) => {
+            let want = t
+                .to_header()
+                .calc_checksum_ipv4(&v4.header().to_header(), t.payload())
+                .unwrap();
+            checksum::ipv4_header_ok(&ip[..20]) && want == t.checksum()
+        }
+        _ => panic!("not TCP/IPv4"),
+    }
+}
+
+/// Give `f` (a TCP frame built by `tcp`) a valid checksum.
+fn with_tcp_checksum(mut f: Vec<u8>) -> Vec<u8> {
+    let ip = &mut f[ETH_HLEN..];
+    let p = frame::parse_ipv4(ip).unwrap();
+    ip[36] = 0;
+    ip[37] = 0;
+    let c = checksum::finish(checksum::sum(
+        checksum::ipv4_pseudo(p.src.octets(), p.dst.octets(), 6, (p.total_len - 20) as u16),
+        &ip[20..p.total_len],
+    ));
+    ip[36..38].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[test]
+fn web_traffic_of_unauthorized_clients_is_steered_to_the_portal_and_back() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let mut f = with_tcp_checksum(tcp(mac(1), ip, WEB, 80, 12));
+    assert_eq!(e.from_lan(T0, &plain(), &mut f), LanAction::ToTun);
+    let p = frame::parse_ipv4(&f[ETH_HLEN..]).unwrap();
+    assert_eq!(
+        (p.src, p.src_port, p.dst, p.dst_port),
+        (ip, 40000, GW, 3990)
+    );
+    assert!(
+        tcp_checksum_ok(&f[ETH_HLEN..]),
+        "checksums fixed after the rewrite"
+    );
+    // The portal answers from gateway:3990; the client must see WEB:80.
+    let mut reply = with_tcp_checksum(tcp(gw_mac(), GW, ip, 0, 30));
+    reply[ETH_HLEN + 20..ETH_HLEN + 24].copy_from_slice(&[0x0f, 0x96, 0x9c, 0x40]); // 3990 -> 40000
+    let mut reply = with_tcp_checksum(reply);
+    assert_eq!(
+        e.from_tun(T0, &plain(), &mut reply[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    let r = frame::parse_ipv4(&reply[ETH_HLEN..]).unwrap();
+    assert_eq!((r.src, r.src_port, r.dst, r.dst_port), (WEB, 80, ip, 40000));
+    assert!(tcp_checksum_ok(&reply[ETH_HLEN..]));
+    // After login, the same connection keeps going to the portal (its
+    // redirect response may still be in flight); new ones go out.
+    e.authorize(mac(1), who(None), T0).unwrap();
+    let mut more = with_tcp_checksum(tcp(mac(1), ip, WEB, 80, 5));
+    assert_eq!(e.from_lan(T0, &plain(), &mut more), LanAction::ToTun);
+    assert_eq!(frame::parse_ipv4(&more[ETH_HLEN..]).unwrap().dst, GW);
+    let mut fresh = with_tcp_checksum(tcp(mac(1), ip, WEB, 80, 5));
+    fresh[ETH_HLEN + 20..ETH_HLEN + 22].copy_from_slice(&40001u16.to_be_bytes());
+    assert_eq!(e.from_lan(T0, &plain(), &mut fresh), LanAction::ToTun);
+    assert_eq!(frame::parse_ipv4(&fresh[ETH_HLEN..]).unwrap().dst, WEB);
+    // Idle connections are forgotten.
+    assert_eq!(e.snapshot(T0).redirected_flows, 1);
+    e.tick(T0 + 121_000);
+    assert_eq!(e.snapshot(T0 + 121_000).redirected_flows, 0);
+}
+
+#[test]
+fn offloaded_checksum_seeds_are_updated_not_completed() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let mut f = tcp(mac(1), ip, WEB, 80, 0);
+    // What a sender with checksum offload leaves in the field.
+    let seed = !checksum::finish(checksum::ipv4_pseudo(ip.octets(), WEB.octets(), 6, 20));
+    f[ETH_HLEN + 36..ETH_HLEN + 38].copy_from_slice(&seed.to_be_bytes());
+    let vnet = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        csum_start: 34,
+        csum_offset: 16,
+        ..Default::default()
+    };
+    assert_eq!(e.from_lan(T0, &vnet, &mut f), LanAction::ToTun);
+    let field = u16::from_be_bytes([f[ETH_HLEN + 36], f[ETH_HLEN + 37]]);
+    assert_eq!(
+        field,
+        !checksum::finish(checksum::ipv4_pseudo(ip.octets(), GW.octets(), 6, 20))
+    );
+    // Completing it as the kernel will gives a valid segment.
+    assert!(checksum::complete_partial(&mut f[ETH_HLEN..], 20, 16));
+    assert!(tcp_checksum_ok(&f[ETH_HLEN..]));
+}
+
+#[test]
+fn everything_else_is_refused_at_once() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let mut syn = tcp(mac(1), ip, WEB, 443, 0);
+    syn[ETH_HLEN + 33] = 0x02; // SYN
+    syn[ETH_HLEN + 24..ETH_HLEN + 28].copy_from_slice(&7u32.to_be_bytes());
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &syn),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    let rst = e.outbox().pop().expect("a reset");
+    let r = frame::parse_ipv4(&rst[ETH_HLEN..]).unwrap();
+    assert_eq!(
+        (r.src, r.src_port, r.dst, r.dst_port),
+        (WEB, 443, ip, 40000)
+    );
+    let seg = frame::tcp_info(&rst[ETH_HLEN..], &r).unwrap();
+    assert_eq!(
+        (seg.flags, seg.ack),
+        (frame::tcp_flags::RST | frame::tcp_flags::ACK, 8)
+    );
+    assert_eq!(EthHeader::parse(&rst).unwrap().dst, mac(1));
+    // UDP (QUIC to 443): ICMP administratively prohibited from the gateway.
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, WEB, 5000, 443)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    let icmp = e.outbox().pop().expect("an ICMP error");
+    let r = frame::parse_ipv4(&icmp[ETH_HLEN..]).unwrap();
+    assert_eq!((r.src, r.dst, r.proto), (GW, ip, 1));
+    assert_eq!(&icmp[ETH_HLEN + 20..ETH_HLEN + 22], &[3, 13]);
+    // A flood is answered only up to the rate limit.
+    let mut sent = 0;
+    for _ in 0..5000 {
+        lan(&mut e, T0 + 10, &plain(), &syn);
+        sent += e.outbox().drain(..).count();
+    }
+    assert!(sent < 2500, "{sent} resets for 5000 SYNs in one second");
+}
+
+#[test]
+fn walled_garden_networks_hosts_and_learnt_suffixes() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let garden = Ipv4Addr::new(203, 0, 113, 9);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, garden, 443, 0)),
+        LanAction::ToTun
+    );
+    let back = tcp(gw_mac(), garden, ip, 443, 10);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &back[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    // A host name the shell resolved.
+    let resolved = Ipv4Addr::new(198, 51, 100, 20);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, resolved, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    e.set_walled_garden_hosts(vec![resolved]);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, resolved, 443, 0)),
+        LanAction::ToTun
+    );
+    // *.example.org: learnt from the DNS answer the client receives, CNAME
+    // chain included, for the record's TTL.
+    let learnt = Ipv4Addr::new(198, 51, 100, 30);
+    let other = Ipv4Addr::new(198, 51, 100, 31);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, learnt, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    let answer = dns_answer(
+        "www.example.org",
+        &[
+            ("www.example.org", None),
+            ("cdn.provider.test", Some(learnt)),
+        ],
+        300,
+    );
+    let f = udp_frame(
+        &UdpAddressing {
+            src_mac: gw_mac(),
+            dst_mac: mac(1),
+            src_ip: DNS,
+            dst_ip: ip,
+            src_port: 53,
+            dst_port: 5353,
+        },
+        &answer,
+    );
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    assert_eq!(
+        lan(
+            &mut e,
+            T0 + 1000,
+            &plain(),
+            &tcp(mac(1), ip, learnt, 443, 0)
+        ),
+        LanAction::ToTun
+    );
+    // Answers about other names teach nothing.
+    let unrelated = dns_answer("www.example.com", &[("www.example.com", Some(other))], 300);
+    let f = udp_frame(
+        &UdpAddressing {
+            src_mac: gw_mac(),
+            dst_mac: mac(1),
+            src_ip: DNS,
+            dst_ip: ip,
+            src_port: 53,
+            dst_port: 5353,
+        },
+        &unrelated,
+    );
+    tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, other, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    // And "notexample.org" is not under "example.org".
+    let lookalike = dns_answer("notexample.org", &[("notexample.org", Some(other))], 300);
+    let f = udp_frame(
+        &UdpAddressing {
+            src_mac: gw_mac(),
+            dst_mac: mac(1),
+            src_ip: DNS,
+            dst_ip: ip,
+            src_port: 53,
+            dst_port: 5353,
+        },
+        &lookalike,
+    );
+    tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, other, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    // The learnt address goes when its TTL runs out.
+    e.tick(T0 + 301_000);
+    assert_eq!(
+        lan(
+            &mut e,
+            T0 + 301_000,
+            &plain(),
+            &tcp(mac(1), ip, learnt, 443, 0)
+        ),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+}
+
+/// A DNS response to `question` with the given records (CNAME when no address).
+fn dns_answer(question: &str, records: &[(&str, Option<Ipv4Addr>)], ttl: u32) -> Vec<u8> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{rdata, Name, RData, Record, RecordType};
+    let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+    m.add_query(Query::query(
+        Name::from_ascii(question).unwrap(),
+        RecordType::A,
+    ));
+    let mut chain = records.iter().peekable();
+    while let Some((name, addr)) = chain.next() {
+        let data = match addr {
+            Some(a) => RData::A(rdata::A(*a)),
+            None => RData::CNAME(rdata::CNAME(
+                Name::from_ascii(chain.peek().unwrap().0).unwrap(),
+            )),
+        };
+        m.add_answer(Record::from_rdata(
+            Name::from_ascii(name).unwrap(),
+            ttl,
+            data,
+        ));
+    }
+    m.to_vec().unwrap()
+}
+
+/// Sessions of `engine(true)` logged in with `limits`, one client.
+fn limited_client(limits: SessionLimits) -> (Engine, Ipv4Addr) {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    e.authorize(mac(1), limited(limits), T0).unwrap();
+    e.take_events();
+    (e, ip)
+}
+
+fn ended_reason(e: &mut Engine) -> Option<EndReason> {
+    e.take_events().into_iter().find_map(|ev| match ev {
+        Event::SessionEnded(s) => Some(s.reason),
+        _ => None,
+    })
+}
+
+#[test]
+fn session_timeout_ends_on_time() {
+    let (mut e, _) = limited_client(SessionLimits {
+        session_timeout: Some(60),
+        ..Default::default()
+    });
+    e.tick(T0 + 59_000);
+    assert_eq!(ended_reason(&mut e), None);
+    e.tick(T0 + 60_000);
+    assert_eq!(ended_reason(&mut e), Some(EndReason::SessionTimeout));
+    assert_eq!(
+        e.sessions().by_mac(mac(1)).unwrap().state,
+        SessionState::Unauthorized
+    );
+}
+
+#[test]
+fn idle_timeout_counts_from_the_last_packet_sent() {
+    let (mut e, ip) = limited_client(SessionLimits {
+        idle_timeout: Some(30),
+        ..Default::default()
+    });
+    e.tick(T0 + 20_000);
+    assert_eq!(
+        lan(
+            &mut e,
+            T0 + 20_000,
+            &plain(),
+            &tcp(mac(1), ip, WEB, 443, 10)
+        ),
+        LanAction::ToTun
+    );
+    e.tick(T0 + 45_000);
+    assert_eq!(ended_reason(&mut e), None, "active 25 s ago");
+    e.tick(T0 + 50_000);
+    assert_eq!(ended_reason(&mut e), Some(EndReason::IdleTimeout));
+}
+
+#[test]
+fn quota_ends_or_throttles() {
+    let quota = SessionLimits {
+        max_total_octets: Some(3000),
+        ..Default::default()
+    };
+    let (mut e, ip) = limited_client(quota.clone());
+    for _ in 0..3 {
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 1000));
+    }
+    e.tick(T0 + 1000);
+    assert_eq!(ended_reason(&mut e), Some(EndReason::QuotaExceeded));
+
+    let mut t = engine(true);
+    t.settings.quota_action = QuotaAction::Throttle {
+        up_bps: 64_000,
+        down_bps: 64_000,
+    };
+    let ip = lease(&mut t, mac(1));
+    t.authorize(mac(1), limited(quota), T0).unwrap();
+    for _ in 0..3 {
+        lan(&mut t, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 1000));
+    }
+    t.tick(T0 + 1000);
+    let c = t.sessions().by_mac(mac(1)).unwrap();
+    assert!(c.throttled && c.state == SessionState::Authorized);
+    // 8 kB/s now: a burst of full frames soon hits the limit.
+    let passed = (0..50)
+        .filter(|_| {
+            lan(
+                &mut t,
+                T0 + 1000,
+                &plain(),
+                &tcp(mac(1), ip, WEB, 443, 1400),
+            ) == LanAction::ToTun
+        })
+        .count();
+    assert!(
+        passed < 10,
+        "{passed} frames passed a 64 kbit/s throttle at once"
+    );
+}
+
+#[test]
+fn bandwidth_is_policed_in_both_directions() {
+    let (mut e, ip) = limited_client(SessionLimits {
+        bandwidth_up_bps: Some(1_000_000),
+        bandwidth_down_bps: Some(2_000_000),
+        ..Default::default()
+    });
+    // Offer 10 MB each way within one simulated second, 1 ms apart.
+    let (mut up, mut down) = (0u64, 0u64);
+    for ms in 0..1000u64 {
+        for _ in 0..7 {
+            if lan(&mut e, T0 + ms, &plain(), &tcp(mac(1), ip, WEB, 443, 1460)) == LanAction::ToTun
+            {
+                up += 1500;
+            }
+            let back = tcp(gw_mac(), WEB, ip, 40000, 1460);
+            if tun(&mut e, T0 + ms, &plain(), &back[ETH_HLEN..]) == TunAction::ToLan(mac(1)) {
+                down += 1500;
+            }
+        }
+    }
+    // 125 kB/s and 250 kB/s, plus at most the initial burst.
+    assert!((120_000..=140_000).contains(&up), "up {up}");
+    assert!((245_000..=280_000).contains(&down), "down {down}");
+    assert!(e.drops().get(DropReason::Shaped) > 0);
+    let c = e.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!(c.counters.octets_in, up, "only what passed is counted");
+}
+
+#[test]
+fn interim_updates_come_every_interval() {
+    let (mut e, _) = limited_client(SessionLimits {
+        interim_interval: Some(300),
+        ..Default::default()
+    });
+    e.settings.lost_carrier.silent_secs = 0; // this client is silent but present
+    let mut times = Vec::new();
+    for s in 1..=1000u64 {
+        e.tick(T0 + s * 1000);
+        for ev in e.take_events() {
+            if let Event::InterimUpdate(r) = ev {
+                times.push((r.at - T0) / 1000);
+            }
+        }
+    }
+    assert_eq!(times, vec![300, 600, 900]);
+}
+
+#[test]
+fn silent_clients_are_probed_and_lost() {
+    let (mut e, ip) = limited_client(SessionLimits::default());
+    // 120 s of silence: probe; then every 10 s; after 3 unanswered, gone.
+    e.tick(T0 + 119_000);
+    assert!(e.outbox().is_empty());
+    e.tick(T0 + 120_000);
+    let probe = e.outbox().pop().expect("a probe");
+    let a = Arp::parse(&probe[ETH_HLEN..]).unwrap();
+    assert_eq!((a.op, a.tpa, a.spa), (ARP_REQUEST, ip, GW));
+    assert_eq!(
+        EthHeader::parse(&probe).unwrap().dst,
+        mac(1),
+        "unicast to the client"
+    );
+    // The client answers: no more probes for a while.
+    let answer = Arp {
+        op: ARP_REPLY,
+        sha: mac(1),
+        spa: ip,
+        tha: gw_mac(),
+        tpa: GW,
+    }
+    .to_frame(gw_mac(), mac(1));
+    assert_eq!(
+        lan(&mut e, T0 + 121_000, &plain(), &answer),
+        LanAction::Consumed
+    );
+    e.tick(T0 + 140_000);
+    assert!(e.outbox().is_empty());
+    assert_eq!(ended_reason(&mut e), None);
+    // Then it leaves for good.
+    for s in (241..=300).step_by(1) {
+        e.tick(T0 + s * 1000);
+    }
+    assert_eq!(e.outbox().len(), 3, "three probes");
+    assert_eq!(ended_reason(&mut e), Some(EndReason::LostCarrier));
+}
+
+#[test]
+fn coa_changes_limits_live() {
+    let (mut e, _) = limited_client(SessionLimits::default());
+    e.set_limits(
+        mac(1),
+        SessionLimits {
+            session_timeout: Some(10),
+            ..Default::default()
+        },
+        T0 + 5000,
+    )
+    .unwrap();
+    e.tick(T0 + 9000);
+    assert_eq!(ended_reason(&mut e), None);
+    e.tick(T0 + 10_000);
+    assert_eq!(
+        ended_reason(&mut e),
+        Some(EndReason::SessionTimeout),
+        "time counts from login"
+    );
+    assert!(
+        e.set_limits(mac(1), SessionLimits::default(), T0).is_err(),
+        "no session any more"
+    );
+}
+
+#[test]
+fn config_defaults_fill_in_what_a_login_leaves_out() {
+    let mut e = engine(true);
+    e.settings.default_limits = SessionLimits {
+        idle_timeout: Some(600),
+        session_timeout: Some(3600),
+        ..Default::default()
+    };
+    lease(&mut e, mac(1));
+    let c = e
+        .authorize(
+            mac(1),
+            limited(SessionLimits {
+                session_timeout: Some(60),
+                ..Default::default()
+            }),
+            T0,
+        )
+        .unwrap();
+    assert_eq!(
+        (c.limits.session_timeout, c.limits.idle_timeout),
+        (Some(60), Some(600))
+    );
 }

@@ -20,7 +20,7 @@ use super::sys::Waker;
 use super::tun::Tun;
 use crate::dataplane::{Engine, Event, LanAction, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
-use crate::session::{Client, EndReason, EndedSession};
+use crate::session::{Authorization, Client, EndReason, EndedSession, SessionLimits};
 use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETH_HLEN};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::MacAddr;
@@ -40,8 +40,8 @@ pub enum Command {
     Authorize {
         /// Client.
         mac: MacAddr,
-        /// User name to record.
-        user: Option<String>,
+        /// What the login granted.
+        auth: Authorization,
         /// Answer.
         reply: oneshot::Sender<Result<Client, String>>,
     },
@@ -62,6 +62,17 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<Option<Client>>,
     },
+    /// Change a running session's limits (CoA).
+    SetLimits {
+        /// Client.
+        mac: MacAddr,
+        /// New limits.
+        limits: SessionLimits,
+        /// Answer.
+        reply: oneshot::Sender<Result<Client, String>>,
+    },
+    /// Addresses resolved for the walled garden's host names.
+    SetWalledGardenHosts(Vec<std::net::Ipv4Addr>),
     /// A copy of the state.
     Status {
         /// Answer.
@@ -309,7 +320,7 @@ impl Dataplane {
         let Some(vnet) = VnetHdr::parse(frame) else {
             return;
         };
-        match self.engine.from_lan(now, &vnet, &frame[VNET_HDR_LEN..]) {
+        match self.engine.from_lan(now, &vnet, &mut frame[VNET_HDR_LEN..]) {
             LanAction::ToTun => {
                 // Lay the shifted header over the Ethernet header's tail,
                 // right in front of the IP packet, and write from there.
@@ -344,7 +355,7 @@ impl Dataplane {
     fn tun_packet<'a>(&mut self, now: UnixMillis, buf: &'a mut [u8]) -> Option<&'a [u8]> {
         let vnet = VnetHdr::parse(&buf[TUN_HEADROOM..])?;
         let ip_start = TUN_HEADROOM + VNET_HDR_LEN;
-        match self.engine.from_tun(now, &vnet, &buf[ip_start..]) {
+        match self.engine.from_tun(now, &vnet, &mut buf[ip_start..]) {
             TunAction::ToLan(dst) => {
                 vnet.shifted(ETH_HLEN as i32)
                     .write(&mut buf[..VNET_HDR_LEN]);
@@ -362,10 +373,10 @@ impl Dataplane {
 
     fn command(&mut self, cmd: Command, now: UnixMillis, io: &IoStats) {
         match cmd {
-            Command::Authorize { mac, user, reply } => {
+            Command::Authorize { mac, auth, reply } => {
                 let r = self
                     .engine
-                    .authorize(mac, user, now)
+                    .authorize(mac, auth, now)
                     .map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
@@ -379,6 +390,14 @@ impl Dataplane {
             Command::ClientByIp { ip, reply } => {
                 let _ = reply.send(self.engine.sessions().by_ip(ip).cloned());
             }
+            Command::SetLimits { mac, limits, reply } => {
+                let r = self
+                    .engine
+                    .set_limits(mac, limits, now)
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            Command::SetWalledGardenHosts(ips) => self.engine.set_walled_garden_hosts(ips),
             Command::Status { reply } => {
                 let _ = reply.send(Status {
                     snapshot: self.engine.snapshot(now),

@@ -3,5 +3,6 @@
 pub mod dataplane;
 pub mod firewall;
 pub mod lan;
+pub mod resolver;
 pub mod sys;
 pub mod tun;

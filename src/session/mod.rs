@@ -6,6 +6,7 @@
 //! and a few additions. Nothing here allocates on that path.
 
 mod fasthash;
+mod limits;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,6 +15,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 pub use fasthash::FastBuildHasher;
+pub use limits::{QuotaAction, SessionLimits, TokenBucket};
 
 use crate::wire::MacAddr;
 use crate::UnixMillis;
@@ -66,6 +68,15 @@ pub enum EndReason {
     LeaseReleased,
     /// lassi is shutting down.
     NasReboot,
+    /// Session-Timeout (or WISPr-Session-Terminate-Time) reached.
+    SessionTimeout,
+    /// Idle-Timeout reached.
+    IdleTimeout,
+    /// The client stopped answering ARP probes: it left.
+    LostCarrier,
+    /// A volume quota was used up (RADIUS reports this as Session-Timeout,
+    /// as CoovaChilli does).
+    QuotaExceeded,
 }
 
 impl fmt::Display for EndReason {
@@ -76,6 +87,10 @@ impl fmt::Display for EndReason {
             EndReason::LeaseExpired => "lease-expired",
             EndReason::LeaseReleased => "lease-released",
             EndReason::NasReboot => "nas-reboot",
+            EndReason::SessionTimeout => "session-timeout",
+            EndReason::IdleTimeout => "idle-timeout",
+            EndReason::LostCarrier => "lost-carrier",
+            EndReason::QuotaExceeded => "quota-exceeded",
         })
     }
 }
@@ -103,6 +118,67 @@ pub struct Client {
     pub last_active: UnixMillis,
     /// Counters of the current authorized session.
     pub counters: Counters,
+    /// Limits of the current authorized session.
+    pub limits: SessionLimits,
+    /// True once a used-up quota has throttled the session.
+    pub throttled: bool,
+    /// Last frame of any kind seen from the client (ARP replies included).
+    pub last_seen: UnixMillis,
+    /// When the next accounting Interim-Update is due.
+    pub next_interim: Option<UnixMillis>,
+    /// RADIUS Class attributes to echo in accounting.
+    #[serde(skip)]
+    pub class: Vec<Vec<u8>>,
+    /// RADIUS Chargeable-User-Identity to echo in accounting.
+    #[serde(skip)]
+    pub cui: Option<Vec<u8>>,
+    /// Upload policer.
+    #[serde(skip)]
+    pub up: TokenBucket,
+    /// Download policer.
+    #[serde(skip)]
+    pub down: TokenBucket,
+    /// ARP probes sent since the client was last heard.
+    #[serde(skip)]
+    pub probes: u8,
+}
+
+/// What a successful login grants.
+#[derive(Clone, Debug, Default)]
+pub struct Authorization {
+    /// Who logged in.
+    pub user: Option<String>,
+    /// The session's limits (already merged with defaults).
+    pub limits: SessionLimits,
+    /// RADIUS Class attributes to echo in accounting.
+    pub class: Vec<Vec<u8>>,
+    /// RADIUS Chargeable-User-Identity.
+    pub cui: Option<Vec<u8>>,
+}
+
+/// The state of a running session, for an accounting Interim-Update.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionReport {
+    /// Client hardware address.
+    pub mac: MacAddr,
+    /// Client address.
+    pub ip: Ipv4Addr,
+    /// Acct-Session-Id.
+    pub session_id: String,
+    /// Who is logged in.
+    pub user: Option<String>,
+    /// Authorized at.
+    pub started: UnixMillis,
+    /// Now.
+    pub at: UnixMillis,
+    /// Counters so far.
+    pub counters: Counters,
+    /// RADIUS Class to echo.
+    #[serde(skip)]
+    pub class: Vec<Vec<u8>>,
+    /// RADIUS CUI to echo.
+    #[serde(skip)]
+    pub cui: Option<Vec<u8>>,
 }
 
 /// A session that just ended, with everything accounting needs.
@@ -124,6 +200,12 @@ pub struct EndedSession {
     pub counters: Counters,
     /// Why.
     pub reason: EndReason,
+    /// RADIUS Class to echo.
+    #[serde(skip)]
+    pub class: Vec<Vec<u8>>,
+    /// RADIUS CUI to echo.
+    #[serde(skip)]
+    pub cui: Option<Vec<u8>>,
 }
 
 /// Errors from table operations the control plane asks for.
@@ -223,6 +305,15 @@ impl SessionTable {
             lease_expires: expires,
             last_active: now,
             counters: Counters::default(),
+            limits: SessionLimits::default(),
+            throttled: false,
+            last_seen: now,
+            next_interim: None,
+            class: Vec::new(),
+            cui: None,
+            up: TokenBucket::default(),
+            down: TokenBucket::default(),
+            probes: 0,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -266,6 +357,8 @@ impl SessionTable {
             ended: now,
             counters: c.counters,
             reason,
+            class: c.class,
+            cui: c.cui,
         })
     }
 
@@ -273,7 +366,7 @@ impl SessionTable {
     pub fn authorize(
         &mut self,
         mac: MacAddr,
-        user: Option<String>,
+        auth: Authorization,
         now: UnixMillis,
     ) -> Result<&Client, SessionError> {
         let i = *self
@@ -285,11 +378,68 @@ impl SessionTable {
             return Err(SessionError::AlreadyAuthorized(mac));
         }
         c.state = SessionState::Authorized;
-        c.user = user;
+        c.user = auth.user;
         c.authorized_at = Some(now);
         c.last_active = now;
+        c.last_seen = now;
         c.counters = Counters::default();
+        c.class = auth.class;
+        c.cui = auth.cui;
+        c.throttled = false;
+        Self::apply_limits(c, auth.limits, now);
         Ok(c)
+    }
+
+    /// Change a running session's limits (CoA). Volume and time already used
+    /// count against the new limits.
+    pub fn set_limits(
+        &mut self,
+        mac: MacAddr,
+        limits: SessionLimits,
+        now: UnixMillis,
+    ) -> Result<&Client, SessionError> {
+        let i = *self
+            .by_mac
+            .get(&mac)
+            .ok_or(SessionError::UnknownClient(mac))?;
+        let c = self.slots[i].as_mut().expect("indexed slot is occupied");
+        if c.state != SessionState::Authorized {
+            return Err(SessionError::NotAuthorized(mac));
+        }
+        c.throttled = false;
+        Self::apply_limits(c, limits, now);
+        Ok(c)
+    }
+
+    fn apply_limits(c: &mut Client, limits: SessionLimits, now: UnixMillis) {
+        c.up = TokenBucket::new(limits.bandwidth_up_bps, now);
+        c.down = TokenBucket::new(limits.bandwidth_down_bps, now);
+        c.next_interim = limits
+            .interim_interval
+            .filter(|&s| s > 0)
+            .map(|s| now + u64::from(s) * 1000);
+        c.limits = limits;
+    }
+
+    /// Slow the session to the throttle rates (a quota was used up).
+    pub fn throttle(&mut self, mac: MacAddr, up_bps: u64, down_bps: u64, now: UnixMillis) {
+        if let Some(&i) = self.by_mac.get(&mac) {
+            let c = self.slots[i].as_mut().expect("indexed slot is occupied");
+            c.up = TokenBucket::new(Some(up_bps), now);
+            c.down = TokenBucket::new(Some(down_bps), now);
+            c.throttled = true;
+        }
+    }
+
+    /// Mutable access by MAC (housekeeping).
+    pub fn by_mac_mut(&mut self, mac: MacAddr) -> Option<&mut Client> {
+        let i = *self.by_mac.get(&mac)?;
+        self.slots[i].as_mut()
+    }
+
+    /// Every client, mutably (housekeeping).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Client> {
+        self.slots.iter_mut().flatten()
     }
 
     /// End the client's authorized session; it keeps its lease and goes back
@@ -315,6 +465,10 @@ impl SessionTable {
         c.authorized_at = None;
         c.counters = Counters::default();
         c.session_id = next_id;
+        c.class.clear();
+        c.cui = None;
+        c.throttled = false;
+        Self::apply_limits(c, SessionLimits::default(), now);
         Ok(Self::ended(snapshot, reason, now).expect("authorized client has a start time"))
     }
 
@@ -358,6 +512,12 @@ mod tests {
     fn ip(n: u8) -> Ipv4Addr {
         Ipv4Addr::new(10, 1, 0, n)
     }
+    fn auth(user: Option<&str>) -> Authorization {
+        Authorization {
+            user: user.map(str::to_string),
+            ..Default::default()
+        }
+    }
 
     #[test]
     fn lifecycle_lease_authorize_count_logout() {
@@ -369,10 +529,9 @@ mod tests {
         assert_eq!(first_id.len(), 16);
 
         assert!(t.deauthorize(mac(1), EndReason::UserRequest, 1).is_err());
-        t.authorize(mac(1), Some("alice".into()), 2_000_000)
-            .unwrap();
+        t.authorize(mac(1), auth(Some("alice")), 2_000_000).unwrap();
         assert_eq!(
-            t.authorize(mac(1), None, 2_000_001).unwrap_err(),
+            t.authorize(mac(1), auth(None), 2_000_001).unwrap_err(),
             SessionError::AlreadyAuthorized(mac(1))
         );
         {
@@ -398,7 +557,7 @@ mod tests {
         let mut t = SessionTable::new();
         t.lease_bound(mac(1), ip(10), 9, 1);
         t.lease_bound(mac(2), ip(11), 9, 1);
-        t.authorize(mac(2), None, 2).unwrap();
+        t.authorize(mac(2), auth(None), 2).unwrap();
         assert!(t.remove(mac(1), EndReason::LeaseExpired, 3).is_none());
         let e = t.remove(mac(2), EndReason::LeaseReleased, 3).unwrap();
         assert_eq!(e.reason, EndReason::LeaseReleased);
@@ -427,7 +586,7 @@ mod tests {
     fn unknown_client_errors() {
         let mut t = SessionTable::new();
         assert_eq!(
-            t.authorize(mac(9), None, 0).unwrap_err(),
+            t.authorize(mac(9), auth(None), 0).unwrap_err(),
             SessionError::UnknownClient(mac(9))
         );
         assert!(t.remove(mac(9), EndReason::AdminReset, 0).is_none());

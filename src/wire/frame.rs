@@ -222,14 +222,21 @@ pub struct UdpAddressing {
     pub dst_port: u16,
 }
 
-/// Build a complete Ethernet/IPv4/UDP frame with valid checksums.
-pub fn udp_frame(a: &UdpAddressing, payload: &[u8]) -> Vec<u8> {
-    let udp_len = 8 + payload.len();
-    let ip_len = 20 + udp_len;
+/// Ethernet + a fresh IPv4 header (DF, TTL 64, valid checksum) for a
+/// transport payload of `l4_len` bytes; the payload area is left zeroed.
+fn ipv4_frame(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    l4_len: usize,
+) -> Vec<u8> {
+    let ip_len = 20 + l4_len;
     let mut f = vec![0u8; ETH_HLEN + ip_len];
     EthHeader {
-        dst: a.dst_mac,
-        src: a.src_mac,
+        dst: dst_mac,
+        src: src_mac,
         ethertype: ETHERTYPE_IPV4,
     }
     .write(&mut f);
@@ -238,11 +245,18 @@ pub fn udp_frame(a: &UdpAddressing, payload: &[u8]) -> Vec<u8> {
     ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
     ip[6] = 0x40; // don't fragment
     ip[8] = 64; // TTL
-    ip[9] = PROTO_UDP;
-    ip[12..16].copy_from_slice(&a.src_ip.octets());
-    ip[16..20].copy_from_slice(&a.dst_ip.octets());
+    ip[9] = proto;
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
     checksum::fix_ipv4_header(&mut ip[..20]);
-    let udp = &mut ip[20..];
+    f
+}
+
+/// Build a complete Ethernet/IPv4/UDP frame with valid checksums.
+pub fn udp_frame(a: &UdpAddressing, payload: &[u8]) -> Vec<u8> {
+    let udp_len = 8 + payload.len();
+    let mut f = ipv4_frame(a.src_mac, a.dst_mac, a.src_ip, a.dst_ip, PROTO_UDP, udp_len);
+    let udp = &mut f[ETH_HLEN + 20..];
     udp[0..2].copy_from_slice(&a.src_port.to_be_bytes());
     udp[2..4].copy_from_slice(&a.dst_port.to_be_bytes());
     udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
@@ -258,6 +272,114 @@ pub fn udp_frame(a: &UdpAddressing, payload: &[u8]) -> Vec<u8> {
         c = 0xffff; // 0 means "no checksum" in UDP
     }
     udp[6..8].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// TCP flag bits.
+pub mod tcp_flags {
+    /// FIN
+    pub const FIN: u8 = 0x01;
+    /// SYN
+    pub const SYN: u8 = 0x02;
+    /// RST
+    pub const RST: u8 = 0x04;
+    /// ACK
+    pub const ACK: u8 = 0x10;
+}
+
+/// The TCP fields needed to answer a segment with a reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSegmentInfo {
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Flags byte.
+    pub flags: u8,
+    /// Payload length.
+    pub payload_len: u32,
+}
+
+/// Read the TCP fields of an IPv4 packet `p` (summarised as `s`).
+pub fn tcp_info(p: &[u8], s: &Ipv4Summary) -> Option<TcpSegmentInfo> {
+    if s.proto != PROTO_TCP || s.later_fragment {
+        return None;
+    }
+    let t = p.get(s.ihl..s.total_len)?;
+    if t.len() < 20 {
+        return None;
+    }
+    Some(TcpSegmentInfo {
+        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+        ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+        flags: t[13],
+        payload_len: (s.total_len - s.l3l4_hdr_len) as u32,
+    })
+}
+
+/// The reset that answers `seg` (RFC 9293 §3.10.7.1): if the segment
+/// carried an ACK, the reset takes its sequence number from it; otherwise it
+/// acknowledges everything the segment occupied. Resets are never answered
+/// (`None`).
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_reset_frame(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    src_port: u16,
+    dst_port: u16,
+    seg: &TcpSegmentInfo,
+) -> Option<Vec<u8>> {
+    use tcp_flags::*;
+    if seg.flags & RST != 0 {
+        return None;
+    }
+    let (seq, ack, flags) = if seg.flags & ACK != 0 {
+        (seg.ack, 0, RST)
+    } else {
+        let occupied =
+            seg.payload_len + u32::from(seg.flags & SYN != 0) + u32::from(seg.flags & FIN != 0);
+        (0, seg.seq.wrapping_add(occupied), RST | ACK)
+    };
+    let mut f = ipv4_frame(src_mac, dst_mac, src, dst, PROTO_TCP, 20);
+    let t = &mut f[ETH_HLEN + 20..];
+    t[0..2].copy_from_slice(&src_port.to_be_bytes());
+    t[2..4].copy_from_slice(&dst_port.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = 0x50;
+    t[13] = flags;
+    let c = checksum::finish(checksum::sum(
+        checksum::ipv4_pseudo(src.octets(), dst.octets(), PROTO_TCP, 20),
+        t,
+    ));
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    Some(f)
+}
+
+/// ICMP destination-unreachable code: communication administratively prohibited.
+pub const ICMP_ADMIN_PROHIBITED: u8 = 13;
+
+/// An ICMP destination-unreachable (type 3) from `src` about the datagram
+/// `original` (its IP header and first 8 payload bytes are quoted).
+pub fn icmp_unreachable_frame(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    code: u8,
+    original: &[u8],
+    original_ihl: usize,
+) -> Vec<u8> {
+    let quoted = &original[..original.len().min(original_ihl + 8)];
+    let mut f = ipv4_frame(src_mac, dst_mac, src, dst, PROTO_ICMP, 8 + quoted.len());
+    let icmp = &mut f[ETH_HLEN + 20..];
+    icmp[0] = 3;
+    icmp[1] = code;
+    icmp[8..].copy_from_slice(quoted);
+    let c = checksum::checksum(icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
     f
 }
 
@@ -337,6 +459,89 @@ mod tests {
             }
             _ => panic!("not udp"),
         }
+    }
+
+    #[test]
+    fn resets_follow_rfc_9293() {
+        let (c, g) = (mac("02:00:00:00:00:17"), mac("02:00:00:00:00:01"));
+        let (cip, sip) = (Ipv4Addr::new(10, 1, 0, 23), Ipv4Addr::new(198, 51, 100, 10));
+        // A SYN to port 443: RST+ACK acknowledging the SYN.
+        let syn = TcpSegmentInfo {
+            seq: 1000,
+            ack: 0,
+            flags: tcp_flags::SYN,
+            payload_len: 0,
+        };
+        let f = tcp_reset_frame(g, c, sip, cip, 443, 40000, &syn).unwrap();
+        let s = parse_ipv4(&f[14..]).unwrap();
+        assert_eq!(
+            (s.src, s.dst, s.src_port, s.dst_port),
+            (sip, cip, 443, 40000)
+        );
+        let t = &f[34..];
+        assert_eq!(
+            &t[4..14],
+            &[0, 0, 0, 0, 0, 0, 0x03, 0xe9, 0x50, 0x14],
+            "seq 0, ack 1001, RST|ACK"
+        );
+        // Verified by an independent parser, checksum included.
+        let sliced = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+        let (ip, tcp) = match (sliced.net, sliced.transport) {
+            (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(t))) => {
+                (ip, t)
+            }
+            _ => panic!("not tcp/ipv4"),
+        };
+        assert!(tcp.rst() && tcp.ack());
+        assert_eq!(
+            tcp.to_header()
+                .calc_checksum_ipv4(&ip.header().to_header(), &[])
+                .unwrap(),
+            tcp.checksum()
+        );
+        // A data segment with ACK: RST with seq = its ack, no ACK.
+        let data = TcpSegmentInfo {
+            seq: 5,
+            ack: 77,
+            flags: tcp_flags::ACK,
+            payload_len: 100,
+        };
+        let f = tcp_reset_frame(g, c, sip, cip, 443, 40000, &data).unwrap();
+        assert_eq!(&f[34 + 4..34 + 14], &[0, 0, 0, 77, 0, 0, 0, 0, 0x50, 0x04]);
+        // Never answer a reset.
+        let rst = TcpSegmentInfo {
+            flags: tcp_flags::RST,
+            ..data
+        };
+        assert!(tcp_reset_frame(g, c, sip, cip, 443, 40000, &rst).is_none());
+    }
+
+    #[test]
+    fn icmp_unreachable_quotes_the_datagram() {
+        let a = UdpAddressing {
+            src_mac: mac("02:00:00:00:00:17"),
+            dst_mac: mac("02:00:00:00:00:01"),
+            src_ip: Ipv4Addr::new(10, 1, 0, 23),
+            dst_ip: Ipv4Addr::new(198, 51, 100, 10),
+            src_port: 5000,
+            dst_port: 443,
+        };
+        let dgram = udp_frame(&a, &[0xaa; 100]);
+        let ip = &dgram[14..];
+        let f = icmp_unreachable_frame(
+            a.dst_mac,
+            a.src_mac,
+            Ipv4Addr::new(10, 1, 0, 1),
+            a.src_ip,
+            ICMP_ADMIN_PROHIBITED,
+            ip,
+            20,
+        );
+        let icmp = &f[34..];
+        assert_eq!((icmp[0], icmp[1]), (3, 13));
+        assert_eq!(&icmp[8..], &ip[..28], "IP header + 8 bytes quoted");
+        assert_eq!(checksum::checksum(icmp), 0);
+        assert!(checksum::ipv4_header_ok(&f[14..34]));
     }
 
     #[test]

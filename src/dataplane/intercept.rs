@@ -1,0 +1,304 @@
+//! What an unauthorized client may reach, and how its web traffic is steered
+//! to the portal.
+//!
+//! - TCP to port 80 anywhere is rewritten to lassi's portal listener
+//!   (gateway:portal_port) and the replies are rewritten back, so the browser
+//!   believes it talks to the site it asked for and the portal sees the
+//!   original `Host` and path. The flow table remembers each redirected
+//!   connection by the client's address and port.
+//! - The walled garden: networks from the config, addresses the shell
+//!   resolved for configured host names, and addresses learnt from DNS
+//!   answers for `*.domain` suffixes (kept for the record's TTL).
+//! - Everything else is refused at once — a TCP reset or an ICMP
+//!   unreachable — so browsers and apps fail fast instead of hanging.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+use crate::config::Ipv4Net;
+use crate::session::FastBuildHasher;
+use crate::wire::checksum::{update16, update32};
+use crate::wire::frame::{Ipv4Summary, PROTO_TCP};
+use crate::UnixMillis;
+
+/// Redirected connections idle longer than this are forgotten.
+const FLOW_IDLE_MS: u64 = 120_000;
+/// Most redirected connections remembered at once (oldest goes first).
+const MAX_FLOWS: usize = 8192;
+/// Most addresses learnt from DNS answers at once.
+const MAX_LEARNT: usize = 4096;
+/// A learnt address is kept at least this long whatever its TTL says, so a
+/// page has time to load after the lookup.
+const MIN_LEARNT_MS: u64 = 60_000;
+/// At most this long, so a huge TTL cannot pin an address for ever.
+const MAX_LEARNT_MS: u64 = 86_400_000;
+/// Refusals (resets, unreachables) generated per second at most, gateway-wide.
+const REJECTS_PER_SECOND: u32 = 2000;
+
+/// Interception settings from `[portal]`.
+#[derive(Clone, Debug, Default)]
+pub struct InterceptSettings {
+    /// lassi's portal listener port on the gateway address.
+    pub portal_port: u16,
+    /// Walled-garden networks.
+    pub walled_nets: Vec<Ipv4Net>,
+    /// Walled-garden domain suffixes (lowercase, no leading `*.`).
+    pub walled_suffixes: Vec<String>,
+    /// Unauthorized clients may query any DNS server.
+    pub any_dns: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Flow {
+    original_dst: Ipv4Addr,
+    original_port: u16,
+    last: UnixMillis,
+}
+
+fn flow_key(ip: Ipv4Addr, port: u16) -> u64 {
+    u64::from(u32::from(ip)) << 16 | u64::from(port)
+}
+
+/// Interception state (owned by the engine).
+#[derive(Default)]
+pub struct Intercept {
+    pub(super) settings: InterceptSettings,
+    flows: HashMap<u64, Flow, FastBuildHasher>,
+    resolved: HashSet<Ipv4Addr, FastBuildHasher>,
+    learnt: HashMap<Ipv4Addr, UnixMillis, FastBuildHasher>,
+    reject_window: UnixMillis,
+    rejects_in_window: u32,
+}
+
+impl Intercept {
+    /// New state for these settings.
+    pub fn new(settings: InterceptSettings) -> Intercept {
+        Intercept {
+            settings,
+            ..Default::default()
+        }
+    }
+
+    /// True when `ip` is in the walled garden now.
+    pub fn walled(&self, ip: Ipv4Addr, now: UnixMillis) -> bool {
+        self.settings.walled_nets.iter().any(|n| n.contains(ip))
+            || self.resolved.contains(&ip)
+            || self.learnt.get(&ip).is_some_and(|&until| until > now)
+    }
+
+    /// Replace the addresses resolved for walled-garden host names.
+    pub fn set_resolved(&mut self, ips: impl IntoIterator<Item = Ipv4Addr>) {
+        self.resolved = ips.into_iter().collect();
+    }
+
+    /// Number of redirected connections remembered.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Number of addresses currently learnt from DNS.
+    pub fn learnt_count(&self) -> usize {
+        self.learnt.len()
+    }
+
+    /// Rewrite a client's TCP segment to port `p.dst_port` so it reaches the
+    /// portal at `gateway`. `ip` is the IP packet; `partial` says the TCP
+    /// checksum holds an offload seed. Returns false if the packet cannot be
+    /// rewritten (then it must be dropped).
+    pub fn redirect_out(
+        &mut self,
+        ip: &mut [u8],
+        p: &Ipv4Summary,
+        partial: bool,
+        gateway: Ipv4Addr,
+        now: UnixMillis,
+    ) -> bool {
+        if p.proto != PROTO_TCP || p.later_fragment || p.l3l4_hdr_len < p.ihl + 20 {
+            return false;
+        }
+        let key = flow_key(p.src, p.src_port);
+        if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
+            self.evict_oldest_flow();
+        }
+        self.flows.insert(
+            key,
+            Flow {
+                original_dst: p.dst,
+                original_port: p.dst_port,
+                last: now,
+            },
+        );
+        rewrite(
+            ip,
+            p,
+            Side::Destination,
+            gateway,
+            self.settings.portal_port,
+            partial,
+        );
+        true
+    }
+
+    /// The continuation of a connection redirected earlier (the client may
+    /// have logged in meanwhile): rewrite it the same way. False when the
+    /// segment belongs to no redirected connection.
+    pub fn continue_out(
+        &mut self,
+        ip: &mut [u8],
+        p: &Ipv4Summary,
+        partial: bool,
+        gateway: Ipv4Addr,
+        now: UnixMillis,
+    ) -> bool {
+        if self.flows.is_empty() || p.proto != PROTO_TCP {
+            return false;
+        }
+        match self.flows.get_mut(&flow_key(p.src, p.src_port)) {
+            Some(f) if f.original_dst == p.dst && f.original_port == p.dst_port => {
+                f.last = now;
+                rewrite(
+                    ip,
+                    p,
+                    Side::Destination,
+                    gateway,
+                    self.settings.portal_port,
+                    partial,
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A segment from the portal listener to a client: if it belongs to a
+    /// redirected connection, make it look like it comes from the site the
+    /// client asked for. Returns whether it was rewritten.
+    pub fn redirect_back(
+        &mut self,
+        ip: &mut [u8],
+        p: &Ipv4Summary,
+        partial: bool,
+        now: UnixMillis,
+    ) -> bool {
+        if self.flows.is_empty() || p.proto != PROTO_TCP || p.src_port != self.settings.portal_port
+        {
+            return false;
+        }
+        let Some(f) = self.flows.get_mut(&flow_key(p.dst, p.dst_port)) else {
+            return false;
+        };
+        f.last = now;
+        let (dst, port) = (f.original_dst, f.original_port);
+        rewrite(ip, p, Side::Source, dst, port, partial);
+        true
+    }
+
+    /// Learn walled-garden addresses from a DNS answer a client is about to
+    /// receive (`payload` is the UDP payload).
+    pub fn snoop_dns(&mut self, payload: &[u8], now: UnixMillis) {
+        if self.settings.walled_suffixes.is_empty() {
+            return;
+        }
+        let Ok(msg) = hickory_proto::op::Message::from_vec(payload) else {
+            return;
+        };
+        let matches = |name: &hickory_proto::rr::Name| {
+            let n = name.to_lowercase().to_ascii();
+            let n = n.trim_end_matches('.');
+            self.settings.walled_suffixes.iter().any(|s| {
+                n == s
+                    || n.strip_suffix(s.as_str())
+                        .is_some_and(|head| head.ends_with('.'))
+            })
+        };
+        // An answer to a question about a walled-garden name covers the whole
+        // CNAME chain that follows, whatever the names of its A records.
+        let asked = msg.queries.iter().any(|q| matches(q.name()));
+        let found: Vec<(Ipv4Addr, u32)> = msg
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                hickory_proto::rr::RData::A(a) if asked || matches(&r.name) => Some((a.0, r.ttl)),
+                _ => None,
+            })
+            .collect();
+        for (ip, ttl) in found {
+            self.learn(ip, ttl, now);
+        }
+    }
+
+    fn learn(&mut self, ip: Ipv4Addr, ttl: u32, now: UnixMillis) {
+        let keep = (u64::from(ttl) * 1000).clamp(MIN_LEARNT_MS, MAX_LEARNT_MS);
+        if !self.learnt.contains_key(&ip) && self.learnt.len() >= MAX_LEARNT {
+            self.expire(now);
+            if self.learnt.len() >= MAX_LEARNT {
+                let soonest = self
+                    .learnt
+                    .iter()
+                    .min_by_key(|(_, &t)| t)
+                    .map(|(ip, _)| *ip);
+                if let Some(old) = soonest {
+                    self.learnt.remove(&old);
+                }
+            }
+        }
+        let until = self.learnt.entry(ip).or_insert(0);
+        *until = (*until).max(now + keep);
+    }
+
+    /// True if one more refusal may be sent now (a flood of blocked packets
+    /// must not turn lassi into a reflector).
+    pub fn may_reject(&mut self, now: UnixMillis) -> bool {
+        if now >= self.reject_window + 1000 {
+            self.reject_window = now;
+            self.rejects_in_window = 0;
+        }
+        self.rejects_in_window += 1;
+        self.rejects_in_window <= REJECTS_PER_SECOND
+    }
+
+    /// Forget idle flows and expired learnt addresses.
+    pub fn expire(&mut self, now: UnixMillis) {
+        self.flows.retain(|_, f| f.last + FLOW_IDLE_MS > now);
+        self.learnt.retain(|_, &mut until| until > now);
+    }
+
+    fn evict_oldest_flow(&mut self) {
+        if let Some((&k, _)) = self.flows.iter().min_by_key(|(_, f)| f.last) {
+            self.flows.remove(&k);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Source,
+    Destination,
+}
+
+/// Replace one side's address and port of a TCP/IPv4 packet, keeping the IP
+/// header checksum and the TCP checksum (complete or offload seed) right.
+fn rewrite(ip: &mut [u8], p: &Ipv4Summary, side: Side, addr: Ipv4Addr, port: u16, partial: bool) {
+    let (addr_at, port_at) = match side {
+        Side::Source => (12, p.ihl),
+        Side::Destination => (16, p.ihl + 2),
+    };
+    let old_addr: [u8; 4] = ip[addr_at..addr_at + 4].try_into().expect("4 bytes");
+    let old_port = u16::from_be_bytes([ip[port_at], ip[port_at + 1]]);
+    let new_addr = addr.octets();
+    ip[addr_at..addr_at + 4].copy_from_slice(&new_addr);
+    ip[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+
+    let hc = u16::from_be_bytes([ip[10], ip[11]]);
+    ip[10..12].copy_from_slice(&update32(hc, old_addr, new_addr, false).to_be_bytes());
+
+    let csum_at = p.ihl + 16;
+    let mut tc = u16::from_be_bytes([ip[csum_at], ip[csum_at + 1]]);
+    tc = update32(tc, old_addr, new_addr, partial);
+    if !partial {
+        // A seed covers only the pseudo-header; the port is summed when the
+        // checksum is completed.
+        tc = update16(tc, old_port, port, false);
+    }
+    ip[csum_at..csum_at + 2].copy_from_slice(&tc.to_be_bytes());
+}
