@@ -488,6 +488,10 @@ fn http_in_netns(
 
 impl WebDriver {
     fn start(lab: &Lab, client: &Client) -> Result<WebDriver, String> {
+        Self::start_with_lang(lab, client, "en-US")
+    }
+
+    fn start_with_lang(lab: &Lab, client: &Client, lang: &str) -> Result<WebDriver, String> {
         let port = 9515;
         let dir = lab.dir().join("chromium");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -499,7 +503,10 @@ impl WebDriver {
                 &["chromedriver".to_string(), format!("--port={port}")],
                 &log,
                 &ExecOptions {
-                    env: vec![("HOME".into(), dir.display().to_string())],
+                    env: vec![
+                        ("HOME".into(), dir.display().to_string()),
+                        ("LANGUAGE".into(), lang.replace('-', "_")),
+                    ],
                     ..ExecOptions::default()
                 },
             )
@@ -518,12 +525,13 @@ impl WebDriver {
                 "browserName": "chrome",
                 "goog:chromeOptions": {
                     "binary": "/usr/bin/chromium",
+                    "prefs": { "intl.accept_languages": lang },
                     "args": [
                         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                         "--no-first-run", "--disable-background-networking",
                         "--disable-component-update", "--disable-sync",
                         "--disable-dev-shm-usage", "--window-size=390,844",
-                        "--lang=en-US",
+                        format!("--lang={lang}"),
                         format!("--user-data-dir={}", dir.join("profile").display()),
                     ]
                 }
@@ -608,6 +616,18 @@ impl WebDriver {
         std::fs::write(to, png).unwrap();
     }
 
+    /// The page source once it contains `needle` (or after 15 s).
+    fn source_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let src = self.source();
+            if src.contains(needle) || Instant::now() > deadline {
+                return src;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn wait_for_url(&self, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -659,8 +679,42 @@ fn screenshot_dir() -> PathBuf {
 }
 
 #[test]
+fn intercepted_http_and_os_probes_get_the_splash_page() {
+    let lab = lab();
+    let _dns = must(&lab, "dns", lab.start_dns());
+    let web = must(&lab, "upstream", lab.start_upstream());
+    let _lassi = must(&lab, "lassi", lab.start_lassi(""));
+    let client = lab.client(1);
+    must(&lab, "udhcpc", client.udhcpc());
+    for url in [
+        "http://example.test/some/page?x=1",
+        "http://captive.apple.com/hotspot-detect.html",
+        "http://connectivitycheck.gstatic.com/generate_204",
+        "http://198.51.100.10/",
+    ] {
+        let r = must(&lab, "curl", client.curl(&[url]));
+        assert_eq!(r.http_code, 302, "{url}: {r:?}");
+        assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+        let loc = r.header("location").unwrap();
+        assert!(
+            loc.starts_with(
+                "http://10.1.0.1:3990/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge="
+            ),
+            "{url}: {loc}"
+        );
+        assert_eq!(param(&loc, "userurl"), url);
+    }
+    assert!(
+        web.requests().is_empty(),
+        "the upstream server saw a guest that had not logged in: {:?}",
+        web.requests()
+    );
+}
+
+#[test]
 fn browser_logs_in_with_local_users_and_logs_out() {
     let lab = lab();
+    let _dns = must(&lab, "dns", lab.start_dns());
     let web = must(&lab, "upstream", lab.start_upstream());
     let lassi = must(
         &lab,
@@ -670,15 +724,17 @@ fn browser_logs_in_with_local_users_and_logs_out() {
     let client = lab.client(1);
     must(&lab, "udhcpc", client.udhcpc());
 
-    // Where the guest is sent when it opens http://198.51.100.10/welcome.
-    let splash = intercepted(client, "198.51.100.10", "/welcome")
-        .header("location")
-        .unwrap();
-
     let wd =
         WebDriver::start(&lab, client).unwrap_or_else(|e| panic!("{e}\n{}", lab.logs_report(30)));
     wd.set_window(390, 844);
-    wd.goto(&splash);
+    // The guest opens a web site and lands on the splash page.
+    wd.goto("http://example.test/welcome");
+    let url = wd.wait_for_url(|u| u.starts_with(PORTAL));
+    assert!(
+        url.starts_with("http://10.1.0.1:3990/?res=notyet&"),
+        "{url}"
+    );
+    assert_eq!(param(&url, "userurl"), "http://example.test/welcome");
     let src = wd.source();
     assert!(src.contains("Sign in to the Internet"), "{src}");
     let shot = lab.dir().join("login-phone.png");
@@ -696,36 +752,83 @@ fn browser_logs_in_with_local_users_and_logs_out() {
     wd.type_into("#username", "alice");
     wd.type_into("#password", "wrong");
     wd.click("#login");
-    let src = wd.source();
+    let src = wd.source_with("Wrong user name or password.");
     assert!(src.contains("Wrong user name or password."), "{src}");
     assert_eq!(session_of(&lassi, client)["state"], "unauthorized");
 
     // The right one: back on the page first asked for, served upstream.
     wd.type_into("#password", "correct horse");
     wd.click("#login");
-    let url = wd.wait_for_url(|u| u.starts_with(WEB));
-    assert_eq!(url, "http://198.51.100.10/welcome");
+    let url = wd.wait_for_url(|u| !u.starts_with(PORTAL));
+    assert_eq!(url, "http://example.test/welcome");
     assert!(wd.source().contains("/welcome"), "{}", wd.source());
-    assert!(!web.requests_to("/welcome").is_empty());
+    let seen = web.requests_to("/welcome");
+    assert!(
+        seen.iter()
+            .any(|r| r.host.as_deref() == Some("example.test")),
+        "{seen:?}"
+    );
     assert_eq!(session_of(&lassi, client)["state"], "authorized");
 
     // The success page, then logout cuts the client off again.
     wd.goto(&format!("{PORTAL}/status"));
-    let src = wd.source();
+    let src = wd.source_with("You are online");
     assert!(
         src.contains("You are online") && src.contains("alice"),
         "{src}"
     );
+    assert!(src.contains("id=\"time-left\">"), "{src}");
     wd.screenshot(&lab.dir().join("success-phone.png"));
+    if std::env::var_os("LASSI_UPDATE_SCREENSHOT").is_some() {
+        std::fs::copy(
+            lab.dir().join("success-phone.png"),
+            screenshot_dir().join("success-phone.png"),
+        )
+        .unwrap();
+    }
     wd.click("#logout");
-    let src = wd.source();
+    let src = wd.source_with("You are logged out");
     assert!(src.contains("You are logged out"), "{src}");
     assert_eq!(session_of(&lassi, client)["state"], "unauthorized");
     let after = must(
         &lab,
         "curl",
-        client.curl(&["--max-time", "3", &format!("{WEB}/welcome")]),
+        client.curl(&["--max-time", "3", "http://example.test/welcome"]),
     );
-    assert!(!after.ok(), "still online after logout: {after:?}");
+    assert_eq!(
+        after.http_code, 302,
+        "not sent back to the portal after logout: {after:?}"
+    );
+    drop(wd);
+}
+
+#[test]
+fn browser_click_through_in_german() {
+    let lab = lab();
+    let _dns = must(&lab, "dns", lab.start_dns());
+    let _web = must(&lab, "upstream", lab.start_upstream());
+    let lassi = must(&lab, "lassi", lab.start_lassi(""));
+    let client = lab.client(1);
+    must(&lab, "udhcpc", client.udhcpc());
+    let wd = WebDriver::start_with_lang(&lab, client, "de-DE")
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs_report(30)));
+    wd.goto("http://example.test/");
+    let url = wd.wait_for_url(|u| u.starts_with(PORTAL));
+    assert_eq!(param(&url, "userurl"), "http://example.test/", "{url}");
+    let src = wd.source();
+    assert!(src.contains("value=\"http://example.test/\""), "{src}");
+    assert!(src.contains("Nutzungsbedingungen"), "{src}");
+    wd.click("#accept");
+    wd.click("#login");
+    let url = wd.wait_for_url(|u| !u.starts_with(PORTAL));
+    assert_eq!(url, "http://example.test/");
+    assert!(
+        wd.source().contains("lassi lab upstream"),
+        "{}",
+        wd.source()
+    );
+    let s = session_of(&lassi, client);
+    assert_eq!(s["state"], "authorized");
+    assert_eq!(s["user"], "guest");
     drop(wd);
 }

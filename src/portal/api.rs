@@ -3,7 +3,6 @@
 
 use serde_json::{json, Map, Value};
 
-use super::auth::SessionLimits;
 use super::uam::{hex, Challenge};
 use crate::session::{Client, SessionState};
 use crate::UnixMillis;
@@ -23,8 +22,6 @@ pub struct JsonContext {
     pub logout_url: String,
     /// A message for the guest (after a login attempt).
     pub message: Option<String>,
-    /// Limits of the client's session.
-    pub limits: SessionLimits,
 }
 
 /// True if `name` may be used as a JSONP callback (an identifier path such
@@ -75,7 +72,7 @@ pub fn chilli_status(client: &Client, ctx: &JsonContext, now: UnixMillis) -> Val
     );
     if authorized {
         let start = client.authorized_at.unwrap_or(now);
-        let l = &ctx.limits;
+        let l = &client.limits;
         let mut session = Map::new();
         session.insert("sessionId".into(), json!(client.session_id));
         session.insert(
@@ -115,16 +112,22 @@ pub fn chilli_status(client: &Client, ctx: &JsonContext, now: UnixMillis) -> Val
     Value::Object(doc)
 }
 
-/// Seconds left of a session with `limits`, if it has a session timeout.
-pub fn seconds_remaining(client: &Client, limits: &SessionLimits, now: UnixMillis) -> Option<u64> {
-    let timeout = limits.session_timeout?;
-    let used = secs_since(client.authorized_at.unwrap_or(now), now);
-    Some(timeout.saturating_sub(used))
+/// Seconds left of the client's session, if it has a session timeout or a
+/// terminate time (the earlier).
+pub fn seconds_remaining(client: &Client, now: UnixMillis) -> Option<u64> {
+    let limits = &client.limits;
+    let start = client.authorized_at.unwrap_or(now);
+    let by_timeout = limits
+        .session_timeout
+        .map(|t| u64::from(t).saturating_sub(secs_since(start, now)));
+    let by_terminate = limits.terminate_at.map(|t| t.saturating_sub(now) / 1000);
+    by_timeout.into_iter().chain(by_terminate).min()
 }
 
-/// Octets left of a session with `limits`, if it has a data limit (the
+/// Octets left of the client's session, if it has a data limit (the
 /// tightest of the three).
-pub fn bytes_remaining(client: &Client, limits: &SessionLimits) -> Option<u64> {
+pub fn bytes_remaining(client: &Client) -> Option<u64> {
+    let limits = &client.limits;
     let c = &client.counters;
     [
         limits
@@ -145,7 +148,6 @@ pub fn bytes_remaining(client: &Client, limits: &SessionLimits) -> Option<u64> {
 /// The RFC 8908 API document (`application/captive+json`).
 pub fn captive_api(
     client: &Client,
-    limits: &SessionLimits,
     user_portal_url: &str,
     venue_info_url: Option<&str>,
     now: UnixMillis,
@@ -158,10 +160,10 @@ pub fn captive_api(
         doc.insert("venue-info-url".into(), json!(v));
     }
     if authorized {
-        if let Some(s) = seconds_remaining(client, limits, now) {
+        if let Some(s) = seconds_remaining(client, now) {
             doc.insert("seconds-remaining".into(), json!(s));
         }
-        if let Some(b) = bytes_remaining(client, limits) {
+        if let Some(b) = bytes_remaining(client) {
             doc.insert("bytes-remaining".into(), json!(b));
         }
         doc.insert("can-extend-session".into(), json!(false));
@@ -172,7 +174,7 @@ pub fn captive_api(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::Counters;
+    use crate::session::{Counters, SessionLimits};
     use std::net::Ipv4Addr;
 
     fn client(authorized: bool) -> Client {
@@ -196,6 +198,19 @@ mod tests {
                 packets_in: 3,
                 packets_out: 4,
             },
+            limits: SessionLimits {
+                session_timeout: Some(3600),
+                max_total_octets: Some(10_000_000_000),
+                ..SessionLimits::default()
+            },
+            throttled: false,
+            last_seen: 2_050_000,
+            next_interim: None,
+            class: Vec::new(),
+            cui: None,
+            up: Default::default(),
+            down: Default::default(),
+            probes: 0,
         }
     }
 
@@ -207,11 +222,6 @@ mod tests {
             redirection_url: None,
             logout_url: "http://10.1.0.1:3990/logoff".into(),
             message: None,
-            limits: SessionLimits {
-                session_timeout: Some(3600),
-                max_total_octets: Some(10_000_000_000),
-                ..SessionLimits::default()
-            },
         }
     }
 
@@ -268,15 +278,13 @@ mod tests {
 
     #[test]
     fn rfc8908_documents() {
-        let l = ctx().limits;
-        let v = captive_api(&client(false), &l, "http://10.1.0.1:3990/", None, 0);
+        let v = captive_api(&client(false), "http://10.1.0.1:3990/", None, 0);
         assert_eq!(
             v,
             json!({ "captive": true, "user-portal-url": "http://10.1.0.1:3990/" })
         );
         let v = captive_api(
             &client(true),
-            &l,
             "http://10.1.0.1:3990/",
             Some("https://venue.example/"),
             2_100_000,
@@ -292,13 +300,9 @@ mod tests {
                 "can-extend-session": false
             })
         );
-        let v = captive_api(
-            &client(true),
-            &SessionLimits::default(),
-            "http://x/",
-            None,
-            0,
-        );
+        let mut unlimited = client(true);
+        unlimited.limits = SessionLimits::default();
+        let v = captive_api(&unlimited, "http://x/", None, 0);
         assert!(v.get("seconds-remaining").is_none() && v.get("bytes-remaining").is_none());
     }
 

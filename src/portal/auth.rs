@@ -13,8 +13,6 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::pin::Pin;
 
-use serde::Serialize;
-
 use super::uam::{chap_response, ct_eq};
 use crate::wire::MacAddr;
 
@@ -61,21 +59,7 @@ pub struct AuthRequest {
     pub ip: Ipv4Addr,
 }
 
-/// Limits on a session, from the users file or RADIUS (Session-Timeout,
-/// Idle-Timeout, ChilliSpot-Max-*-Octets). `None` = unlimited.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct SessionLimits {
-    /// Seconds the session may last.
-    pub session_timeout: Option<u64>,
-    /// Seconds without traffic before the session ends.
-    pub idle_timeout: Option<u64>,
-    /// Octets the client may send.
-    pub max_input_octets: Option<u64>,
-    /// Octets the client may receive.
-    pub max_output_octets: Option<u64>,
-    /// Octets in both directions together.
-    pub max_total_octets: Option<u64>,
-}
+pub use crate::session::SessionLimits;
 
 /// A backend's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,8 +165,12 @@ pub struct LocalUser {
 /// ```text
 /// # name   password                    limits (optional)
 /// alice    $6$saltsalt$hRM5XZ86KX…     session_timeout=3600 max_total_octets=500000000
-/// bob      plain:correct-horse         idle_timeout=600
+/// bob      plain:correct-horse         idle_timeout=600 bandwidth_down=2000000
 /// ```
+///
+/// Limits: `session_timeout`, `idle_timeout` (seconds), `max_input_octets`,
+/// `max_output_octets`, `max_total_octets` (bytes), `bandwidth_up`,
+/// `bandwidth_down` (bit/s). Unset ones fall back to `[session]`.
 #[derive(Debug, Default)]
 pub struct LocalUsers {
     users: HashMap<String, LocalUser>,
@@ -233,18 +221,19 @@ impl LocalUsers {
                 let (k, v) = f
                     .split_once('=')
                     .ok_or_else(|| format!("line {lineno}: '{f}' is not key=value"))?;
-                let slot = match k {
-                    "session_timeout" => &mut limits.session_timeout,
-                    "idle_timeout" => &mut limits.idle_timeout,
-                    "max_input_octets" => &mut limits.max_input_octets,
-                    "max_output_octets" => &mut limits.max_output_octets,
-                    "max_total_octets" => &mut limits.max_total_octets,
+                let bad = || format!("line {lineno}: {k}: '{v}' is not a whole number in range");
+                let secs = || v.parse::<u32>().map_err(|_| bad());
+                let n = || v.parse::<u64>().map_err(|_| bad());
+                match k {
+                    "session_timeout" => limits.session_timeout = Some(secs()?),
+                    "idle_timeout" => limits.idle_timeout = Some(secs()?),
+                    "max_input_octets" => limits.max_input_octets = Some(n()?),
+                    "max_output_octets" => limits.max_output_octets = Some(n()?),
+                    "max_total_octets" => limits.max_total_octets = Some(n()?),
+                    "bandwidth_up" => limits.bandwidth_up_bps = Some(n()?),
+                    "bandwidth_down" => limits.bandwidth_down_bps = Some(n()?),
                     _ => return Err(format!("line {lineno}: unknown limit '{k}'")),
-                };
-                let v: u64 = v
-                    .parse()
-                    .map_err(|_| format!("line {lineno}: {k}: '{v}' is not a whole number"))?;
-                *slot = Some(v);
+                }
             }
             if users.contains_key(name) {
                 return Err(format!("line {lineno}: '{name}' appears twice"));
@@ -302,7 +291,7 @@ impl LocalUsers {
         };
         if ok {
             AuthOutcome::Accept {
-                limits: user.limits,
+                limits: user.limits.clone(),
                 reply: None,
             }
         } else {
@@ -450,6 +439,7 @@ mod tests {
             ("alice\n", "line 1"),
             ("# x\nalice md5hash\n", "line 2"),
             ("a plain:x session_timeout=soon\n", "not a whole number"),
+            ("a plain:x idle_timeout=99999999999\n", "in range"),
             ("a plain:x colour=blue\n", "unknown limit"),
             ("a plain:x\na plain:y\n", "twice"),
             ("a plain:x junk\n", "key=value"),

@@ -10,12 +10,12 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use super::api::{self, JsonContext};
-use super::auth::{AuthOutcome, AuthRequest, Authenticator, Credentials, SessionLimits};
+use super::auth::{AuthOutcome, AuthRequest, Authenticator, Credentials};
 use super::challenge::{ChallengeError, ChallengeStore};
 use super::pages::{choose_lang, Pages};
 use super::uam::{self, Challenge, Redirect, Res};
 use crate::config::PortalConfig;
-use crate::session::{Client, EndReason, EndedSession, SessionState};
+use crate::session::{Authorization, Client, EndReason, EndedSession, SessionState};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
@@ -33,11 +33,11 @@ pub trait Gateway: Send + Sync {
         &self,
         ip: Ipv4Addr,
     ) -> impl Future<Output = Result<Option<Client>, String>> + Send;
-    /// Logs a client in.
+    /// Logs a client in with what its login granted.
     fn authorize(
         &self,
         mac: MacAddr,
-        user: Option<String>,
+        auth: Authorization,
     ) -> impl Future<Output = Result<Client, String>> + Send;
     /// Ends a client's session.
     fn logout(
@@ -200,14 +200,6 @@ impl Params {
     }
 }
 
-/// A session the portal started, with its limits.
-#[derive(Clone, Debug)]
-struct Tracked {
-    session_id: String,
-    ip: Ipv4Addr,
-    limits: SessionLimits,
-}
-
 /// Why a login did not succeed, as a string key of the pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
@@ -232,13 +224,12 @@ impl Failure {
     }
 }
 
-/// The portal: pages, challenges, the backend, and the sessions it started.
+/// The portal: pages, challenges and the backend.
 pub struct Portal {
     settings: Settings,
     auth: Box<dyn Authenticator>,
     pages: Pages,
     challenges: Mutex<ChallengeStore>,
-    tracked: Mutex<HashMap<MacAddr, Tracked>>,
     random: fn() -> Challenge,
 }
 
@@ -329,7 +320,6 @@ impl Portal {
             settings,
             auth,
             pages,
-            tracked: Mutex::new(HashMap::new()),
             random,
         }
     }
@@ -354,14 +344,6 @@ impl Portal {
 
     fn challenge_for(&self, mac: MacAddr, now: UnixMillis) -> Challenge {
         lock(&self.challenges).current(mac, now, (self.random)())
-    }
-
-    fn limits_of(&self, client: &Client) -> SessionLimits {
-        lock(&self.tracked)
-            .get(&client.mac)
-            .filter(|t| t.session_id == client.session_id)
-            .map(|t| t.limits)
-            .unwrap_or_default()
     }
 
     fn redirect_to_splash(
@@ -447,7 +429,6 @@ impl Portal {
             redirection_url: self.settings.success_url.clone(),
             logout_url: format!("{}/logoff", self.settings.base()),
             message: None,
-            limits: self.limits_of(client),
         }
     }
 
@@ -521,14 +502,22 @@ impl Portal {
     /// An intercepted request (Host is not the portal): 302 to the splash
     /// page with CoovaChilli's parameters.
     fn intercepted(&self, req: &Request, client: &Client, now: UnixMillis) -> Response {
-        if client.state == SessionState::Authorized {
-            // Only a race can bring an authorized client here; never loop.
-            return Response::redirect(&format!("{}/status", self.settings.base()));
-        }
         let userurl = original_url(req.host.as_deref(), &req.target);
-        let challenge = self.challenge_for(client.mac, now);
-        let base = self.splash_base();
-        self.redirect_to_splash(&base, Res::NotYet, client, Some(challenge), userurl, None)
+        let mut r = if client.state == SessionState::Authorized {
+            // A connection intercepted before the login: the guest may go
+            // where it wanted, on a new connection (which is not steered).
+            Response::redirect(
+                &userurl.unwrap_or_else(|| format!("{}/status", self.settings.base())),
+            )
+        } else {
+            let challenge = self.challenge_for(client.mac, now);
+            let base = self.splash_base();
+            self.redirect_to_splash(&base, Res::NotYet, client, Some(challenge), userurl, None)
+        };
+        // The browser thinks it talked to the web site: it must not reuse
+        // this connection for that site once the guest is logged in.
+        r.headers.push(("connection", "close".into()));
+        r
     }
 
     fn splash_base(&self) -> String {
@@ -593,7 +582,6 @@ impl Portal {
         lang: &str,
         now: UnixMillis,
     ) -> Response {
-        let limits = self.limits_of(client);
         let c = &client.counters;
         let mut vars = HashMap::new();
         vars.insert("user", client.user.clone().unwrap_or_default());
@@ -602,10 +590,10 @@ impl Portal {
             format_duration(now.saturating_sub(client.authorized_at.unwrap_or(now)) / 1000),
         );
         vars.insert("data_used", format_bytes(c.octets_in + c.octets_out));
-        if let Some(s) = api::seconds_remaining(client, &limits, now) {
+        if let Some(s) = api::seconds_remaining(client, now) {
             vars.insert("time_left", format_duration(s));
         }
-        if let Some(b) = api::bytes_remaining(client, &limits) {
+        if let Some(b) = api::bytes_remaining(client) {
             vars.insert("data_left", format_bytes(b));
         }
         if let Some(u) = params
@@ -618,7 +606,6 @@ impl Portal {
     }
 
     fn captive_api(&self, client: &Client, now: UnixMillis) -> Response {
-        let limits = self.limits_of(client);
         let portal_url = match &self.settings.uam_server {
             Some(server) if client.state != SessionState::Authorized => {
                 let challenge = self.challenge_for(client.mac, now);
@@ -637,7 +624,6 @@ impl Portal {
         };
         let doc = api::captive_api(
             client,
-            &limits,
             &portal_url,
             self.settings.venue_info_url.as_deref(),
             now,
@@ -751,17 +737,14 @@ impl Portal {
                 } else {
                     username
                 };
-                match gw.authorize(client.mac, Some(user.clone())).await {
+                let grant = Authorization {
+                    user: Some(user.clone()),
+                    limits,
+                    ..Authorization::default()
+                };
+                match gw.authorize(client.mac, grant).await {
                     Ok(authorized) => {
                         tracing::info!(mac = %client.mac, ip = %client.ip, user, "portal: login accepted");
-                        lock(&self.tracked).insert(
-                            client.mac,
-                            Tracked {
-                                session_id: authorized.session_id.clone(),
-                                ip: authorized.ip,
-                                limits,
-                            },
-                        );
                         lock(&self.challenges).forget(client.mac);
                         if json {
                             let mut ctx = self.json_context(&authorized, params, now);
@@ -847,7 +830,6 @@ impl Portal {
             match gw.logout(client.mac, EndReason::UserRequest).await {
                 Ok(_) => {
                     tracing::info!(mac = %client.mac, ip = %client.ip, "portal: logged out");
-                    lock(&self.tracked).remove(&client.mac);
                     client.state = SessionState::Unauthorized;
                     client.user = None;
                     client.authorized_at = None;
@@ -868,66 +850,5 @@ impl Portal {
         let mut vars = HashMap::new();
         vars.insert("login_url", format!("{}/", self.settings.base()));
         self.html(200, "logout", lang, vars)
-    }
-
-    /// Ends sessions that ran past their limits (session time, idle time,
-    /// data) and forgets expired challenges. Returns the clients it logged
-    /// out, with the limit.
-    pub async fn enforce<G: Gateway>(
-        &self,
-        gw: &G,
-        now: UnixMillis,
-    ) -> Vec<(MacAddr, &'static str)> {
-        lock(&self.challenges).purge(now);
-        let tracked: Vec<(MacAddr, Tracked)> = lock(&self.tracked)
-            .iter()
-            .map(|(m, t)| (*m, t.clone()))
-            .collect();
-        let mut ended = Vec::new();
-        for (mac, t) in tracked {
-            let client = match gw.client_by_ip(t.ip).await {
-                Ok(Some(c)) => c,
-                Ok(None) => {
-                    lock(&self.tracked).remove(&mac);
-                    continue;
-                }
-                Err(_) => return ended,
-            };
-            if client.mac != mac
-                || client.state != SessionState::Authorized
-                || client.session_id != t.session_id
-            {
-                let mut tr = lock(&self.tracked);
-                if tr.get(&mac).is_some_and(|x| x.session_id == t.session_id) {
-                    tr.remove(&mac);
-                }
-                continue;
-            }
-            let start = client.authorized_at.unwrap_or(now);
-            let idle_since = client.last_active.max(start);
-            let why = if api::seconds_remaining(&client, &t.limits, now) == Some(0) {
-                Some("session-timeout")
-            } else if t
-                .limits
-                .idle_timeout
-                .is_some_and(|i| now.saturating_sub(idle_since) / 1000 >= i)
-            {
-                Some("idle-timeout")
-            } else if api::bytes_remaining(&client, &t.limits) == Some(0) {
-                Some("data-limit")
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                // EndReason has no timeout or quota cause yet: AdminReset is
-                // the closest; the log line names the limit.
-                if gw.logout(mac, EndReason::AdminReset).await.is_ok() {
-                    tracing::info!(%mac, ip = %client.ip, limit = why, "portal: session limit reached, logged out");
-                    lock(&self.tracked).remove(&mac);
-                    ended.push((mac, why));
-                }
-            }
-        }
-        ended
     }
 }

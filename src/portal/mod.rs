@@ -43,7 +43,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{AuthBackend, Config};
 use crate::control::server::DataplaneHandle;
-use crate::session::{Client, EndReason, EndedSession};
+use crate::session::{Authorization, Client, EndReason, EndedSession};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
@@ -59,8 +59,6 @@ const MAX_CONNECTIONS: usize = 256;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a connection may stay open.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
-/// How often session limits are checked.
-const ENFORCE_EVERY: Duration = Duration::from_secs(2);
 
 impl Gateway for DataplaneHandle {
     fn client_by_ip(
@@ -73,9 +71,9 @@ impl Gateway for DataplaneHandle {
     fn authorize(
         &self,
         mac: MacAddr,
-        user: Option<String>,
+        auth: Authorization,
     ) -> impl Future<Output = Result<Client, String>> + Send {
-        DataplaneHandle::authorize(self, mac, user)
+        DataplaneHandle::authorize_with(self, mac, auth)
     }
 
     fn logout(
@@ -155,8 +153,8 @@ pub fn build(cfg: &Config, gateway_mac: MacAddr) -> Result<Portal, String> {
 }
 
 /// Binds `gateway:portal.port` and serves the portal on the current tokio
-/// runtime (tasks are spawned; they end with the runtime). Also starts the
-/// task that ends sessions past their limits.
+/// runtime (the accept loop is spawned; it ends with the runtime). The data
+/// plane enforces the limits a login grants.
 pub async fn start(cfg: &Config, gateway_mac: MacAddr, dp: DataplaneHandle) -> Result<(), String> {
     let portal = Arc::new(build(cfg, gateway_mac)?);
     let addr = SocketAddr::new(IpAddr::V4(cfg.lan.gateway), cfg.portal.port);
@@ -164,15 +162,6 @@ pub async fn start(cfg: &Config, gateway_mac: MacAddr, dp: DataplaneHandle) -> R
         .await
         .map_err(|e| format!("portal.port: cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, auth = ?cfg.portal.auth, external = cfg.portal.uam_server.as_deref().unwrap_or("-"), "portal listening");
-    let enforcer = (portal.clone(), dp.clone());
-    tokio::spawn(async move {
-        let (portal, dp) = enforcer;
-        let mut tick = tokio::time::interval(ENFORCE_EVERY);
-        loop {
-            tick.tick().await;
-            portal.enforce(&dp, now_ms()).await;
-        }
-    });
     tokio::spawn(serve(listener, portal, dp));
     Ok(())
 }

@@ -11,7 +11,7 @@ use super::auth::{self, Authenticator, LocalUsers};
 use super::handler::{Gateway, Method, Portal, Request, Response, Settings};
 use super::pages::Pages;
 use super::uam;
-use crate::session::{Client, Counters, EndReason, EndedSession, SessionState};
+use crate::session::{Authorization, Client, Counters, EndReason, EndedSession, SessionState};
 use crate::wire::MacAddr;
 
 const GW: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
@@ -39,6 +39,15 @@ impl FakeGateway {
                 lease_expires: u64::MAX,
                 last_active: 0,
                 counters: Counters::default(),
+                limits: Default::default(),
+                throttled: false,
+                last_seen: 0,
+                next_interim: None,
+                class: Vec::new(),
+                cui: None,
+                up: Default::default(),
+                down: Default::default(),
+                probes: 0,
             },
         );
         g
@@ -69,14 +78,15 @@ impl Gateway for FakeGateway {
     fn authorize(
         &self,
         mac: MacAddr,
-        user: Option<String>,
+        auth: Authorization,
     ) -> impl Future<Output = Result<Client, String>> + Send {
         let mut clients = self.clients.lock().unwrap();
         let r = match clients.values_mut().find(|c| c.mac == mac) {
             Some(c) if c.state == SessionState::Authorized => Err("already".to_string()),
             Some(c) => {
                 c.state = SessionState::Authorized;
-                c.user = user;
+                c.user = auth.user;
+                c.limits = auth.limits;
                 c.authorized_at = Some(1_000_000);
                 c.last_active = 1_000_000;
                 Ok(c.clone())
@@ -104,6 +114,8 @@ impl Gateway for FakeGateway {
                     ended: 0,
                     counters: c.counters,
                     reason,
+                    class: Vec::new(),
+                    cui: None,
                 };
                 c.session_id.push('x');
                 Ok(e)
@@ -211,6 +223,7 @@ fn intercepted_requests_redirect_to_the_splash_page() {
         let r = get(&p, &g, host, target);
         assert_eq!(r.status, 302, "{host}");
         assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(r.header("connection"), Some("close"));
         let loc = r.header("location").unwrap();
         assert!(
             loc.starts_with(
@@ -526,7 +539,7 @@ fn rfc8908_api() {
 }
 
 #[test]
-fn session_limits_are_enforced() {
+fn the_login_grants_the_users_limits() {
     let g = FakeGateway::with_client();
     let p = portal(settings(), users());
     let chal = page_challenge(&body(&get(&p, &g, "10.1.0.1", "/")));
@@ -537,14 +550,10 @@ fn session_limits_are_enforced() {
         &format!("challenge={chal}&username=alice&password=wonderland"),
     );
     assert!(g.authorized());
-    // authorized_at = 1 000 000 ms; session_timeout = 60 s.
-    assert!(run(p.enforce(&g, 1_059_000)).is_empty());
-    assert!(g.authorized());
-    assert_eq!(
-        run(p.enforce(&g, 1_060_000)),
-        vec![(mac(), "session-timeout")]
-    );
-    assert!(!g.authorized());
+    let limits = g.client().limits;
+    assert_eq!(limits.session_timeout, Some(60));
+    assert_eq!(limits.max_total_octets, Some(5000));
+    assert_eq!(limits.idle_timeout, None);
 }
 
 #[test]
