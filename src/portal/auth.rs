@@ -66,10 +66,14 @@ pub use crate::session::SessionLimits;
 pub enum AuthOutcome {
     /// Let the guest in.
     Accept {
-        /// Limits on the session.
+        /// Limits on the session (unset ones come from `[session]`).
         limits: SessionLimits,
         /// A message for the guest (Reply-Message), if any.
         reply: Option<String>,
+        /// RADIUS Class attributes to echo in accounting.
+        class: Vec<Vec<u8>>,
+        /// RADIUS Chargeable-User-Identity.
+        cui: Option<Vec<u8>>,
     },
     /// Keep the guest out.
     Reject {
@@ -103,6 +107,8 @@ impl Authenticator for ClickThrough {
             AuthOutcome::Accept {
                 limits: SessionLimits::default(),
                 reply: None,
+                class: Vec::new(),
+                cui: None,
             }
         })
     }
@@ -293,6 +299,8 @@ impl LocalUsers {
             AuthOutcome::Accept {
                 limits: user.limits.clone(),
                 reply: None,
+                class: Vec::new(),
+                cui: None,
             }
         } else {
             reject("wrong user name or password")

@@ -723,7 +723,12 @@ impl Portal {
                             ip: client.ip,
                         };
                         match self.auth.authenticate(&req).await {
-                            AuthOutcome::Accept { limits, reply } => Ok((limits, reply)),
+                            AuthOutcome::Accept {
+                                limits,
+                                reply,
+                                class,
+                                cui,
+                            } => Ok((limits, reply, class, cui)),
                             AuthOutcome::Reject { reply } => Err((Failure::Wrong, reply)),
                         }
                     }
@@ -731,7 +736,7 @@ impl Portal {
             },
         };
         match outcome {
-            Ok((limits, reply)) => {
+            Ok((limits, reply, class, cui)) => {
                 let user = if username.is_empty() {
                     "guest".to_string()
                 } else {
@@ -740,7 +745,8 @@ impl Portal {
                 let grant = Authorization {
                     user: Some(user.clone()),
                     limits,
-                    ..Authorization::default()
+                    class,
+                    cui,
                 };
                 match gw.authorize(client.mac, grant).await {
                     Ok(authorized) => {
