@@ -16,7 +16,7 @@ use crate::io::firewall::{Firewall, FirewallSpec};
 use crate::io::lan::LanPort;
 use crate::io::sys::{self, Waker};
 use crate::io::tun::Tun;
-use crate::store::LeaseStore;
+use crate::store;
 
 /// How long an offered address stays reserved for the client it was offered to.
 const OFFER_HOLD_SECS: u32 = 30;
@@ -37,6 +37,15 @@ pub fn dhcp_settings(cfg: &Config) -> DhcpSettings {
         captive_portal_uri: lan.captive_portal_uri.clone(),
         offer_hold_secs: OFFER_HOLD_SECS,
     }
+}
+
+/// A starting point for session-id counters that differs between runs.
+fn session_id_seed() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
 }
 
 /// Interception settings derived from the config.
@@ -176,8 +185,10 @@ fn log_event(ev: &Event) {
 
 /// Run the gateway until SIGTERM or SIGINT.
 pub fn run(cfg: Config) -> Result<(), String> {
-    let store = LeaseStore::open(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
-    let restored = store.load();
+    let lease_file = store::leases(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
+    let session_file = store::sessions(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
+    let restored: Vec<crate::dhcp::LeaseRecord> = lease_file.load();
+    let saved_sessions: Vec<crate::session::SessionRecord> = session_file.load();
     let gateway_mac =
         sys::interface_mac(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
     prepare_lan(&cfg)?;
@@ -220,16 +231,21 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 probes: cfg.session.probes,
             },
             default_limits: cfg.session.defaults.clone(),
+            session_id_seed: session_id_seed(),
         },
         dhcp,
         now,
     );
+    let resumed = saved_sessions.len();
+    let mut engine = engine;
+    engine.resume_sessions(saved_sessions, now);
     tracing::info!(
         lan = cfg.lan.interface,
         gateway = %cfg.lan.gateway,
         network = %cfg.lan.network,
         tun = cfg.uplink.tun_name,
         restored_leases = restored_count,
+        resumed_sessions = resumed,
         clients = engine.sessions().len(),
         "lassi started"
     );
@@ -246,6 +262,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         commands: cmd_rx,
         notices: notice_tx,
         batch: cfg.dataplane.batch,
+        gro_bufs: Vec::new(),
+        gro_used: 0,
+        gro_table: Default::default(),
     };
     let dp_thread = std::thread::Builder::new()
         .name("lassi-dataplane".into())
@@ -258,8 +277,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 match notice {
                     Notice::Events(evs) => evs.iter().for_each(log_event),
                     Notice::Leases(leases) => {
-                        if let Err(e) = store.save(&leases) {
+                        if let Err(e) = lease_file.save(&leases) {
                             tracing::error!("saving leases: {e}");
+                        }
+                    }
+                    Notice::Sessions(sessions) => {
+                        if let Err(e) = session_file.save(&sessions) {
+                            tracing::error!("saving sessions: {e}");
                         }
                     }
                 }

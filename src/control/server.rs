@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::Request;
 use crate::io::dataplane::Command;
 use crate::io::sys::Waker;
-use crate::session::{Authorization, Client, EndReason, EndedSession, SessionLimits};
+use crate::session::{Authorization, Client, EndReason, EndedSession, SessionLimits, SessionMatch};
 use crate::wire::MacAddr;
 
 /// Longest request line accepted.
@@ -73,6 +73,17 @@ impl DataplaneHandle {
         })?;
         rx.await
             .map_err(|_| "the data plane did not answer".to_string())?
+    }
+
+    /// The authorized sessions matching a CoA/Disconnect request.
+    pub async fn find_sessions(&self, criteria: SessionMatch) -> Result<Vec<Client>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::FindSessions {
+            criteria,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())
     }
 
     /// Change a running session's limits.

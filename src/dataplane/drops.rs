@@ -40,7 +40,8 @@ drop_reasons! {
     UnknownDestination => "unknown_destination", "No client holds the destination address.";
     RogueDhcpServer => "rogue_dhcp_server", "DHCP server messages sent by a client.";
     DhcpRefused => "dhcp_refused", "DHCP message the server refused.";
-    Shaped => "shaped", "Over the session's bandwidth limit.";
+    Shaped => "shaped", "Over the session's bandwidth limit with its queue full.";
+    Quota => "quota", "The session's volume quota is used up.";
 }
 
 /// One counter per [`DropReason`].

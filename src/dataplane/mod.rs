@@ -19,8 +19,8 @@ pub use intercept::InterceptSettings;
 use crate::config::Ipv4Net;
 use crate::dhcp::{DhcpServer, DhcpStats, LeaseEvent, LeaseRecord};
 use crate::session::{
-    Authorization, Client, EndReason, EndedSession, QuotaAction, SessionError, SessionLimits,
-    SessionReport, SessionState, SessionTable,
+    Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SessionError, SessionLimits,
+    SessionMatch, SessionRecord, SessionReport, SessionState, SessionTable, ShapeVerdict, Shaper,
 };
 use crate::wire::frame::{
     self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
@@ -57,6 +57,8 @@ pub struct EngineSettings {
     pub lost_carrier: LostCarrier,
     /// Limits for sessions whose login set none of its own.
     pub default_limits: SessionLimits,
+    /// Where session-id counters start (see [`SessionTable::with_id_seed`]).
+    pub session_id_seed: u32,
 }
 
 /// ARP probing of silent clients: after `silent_secs` without a frame, an
@@ -93,6 +95,8 @@ pub enum LanAction {
     Hairpin(MacAddr),
     /// The engine handled it (ARP, DHCP); replies are in the outbox.
     Consumed,
+    /// Held by the session's shaper; it comes out of [`Engine::release_held`].
+    Held,
     /// Drop it; the reason has been counted.
     Drop(DropReason),
 }
@@ -102,6 +106,8 @@ pub enum LanAction {
 pub enum TunAction {
     /// Prepend an Ethernet header to this client and send it on the LAN.
     ToLan(MacAddr),
+    /// Held by the session's shaper; it comes out of [`Engine::release_held`].
+    Held,
     /// Drop it; the reason has been counted.
     Drop(DropReason),
 }
@@ -145,6 +151,20 @@ pub enum Event {
     InterimUpdate(SessionReport),
 }
 
+/// A packet a shaper let go.
+#[derive(Debug)]
+pub enum Released {
+    /// An upload: write to the TUN device (its vnet header is the LAN one,
+    /// measured from the Ethernet header).
+    ToTun(Held),
+    /// A download for this client: send on the LAN (its vnet header is the
+    /// TUN one, measured from the IP header).
+    ToLan(MacAddr, Held),
+}
+
+/// Most bytes held by all shapers together: a router has little memory.
+const MAX_HELD_BYTES: usize = 4 << 20;
+
 /// A consistent copy of the engine's state for the control plane.
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
@@ -160,6 +180,8 @@ pub struct Snapshot {
     pub redirected_flows: usize,
     /// Walled-garden addresses currently learnt from DNS answers.
     pub walled_garden_learnt: usize,
+    /// Bytes held by shapers.
+    pub shaper_held_bytes: usize,
 }
 
 /// The engine.
@@ -172,13 +194,16 @@ pub struct Engine {
     events: Vec<Event>,
     intercept: Intercept,
     next_housekeeping: UnixMillis,
+    /// Sessions whose shapers hold packets.
+    shaping: std::collections::HashSet<MacAddr, crate::session::FastBuildHasher>,
+    held_bytes: usize,
 }
 
 impl Engine {
     /// A new engine around a DHCP server (already loaded with saved leases).
     /// Clients holding restored leases are put in the session table.
     pub fn new(settings: EngineSettings, dhcp: DhcpServer, now: UnixMillis) -> Engine {
-        let mut sessions = SessionTable::new();
+        let mut sessions = SessionTable::with_id_seed(settings.session_id_seed);
         for l in dhcp.bound_leases() {
             sessions.lease_bound(l.mac, l.ip, l.expires, now);
         }
@@ -192,6 +217,8 @@ impl Engine {
             events: Vec::new(),
             intercept,
             next_housekeeping: 0,
+            shaping: Default::default(),
+            held_bytes: 0,
         }
     }
 
@@ -330,17 +357,41 @@ impl Engine {
         {
             return LanAction::ToTun;
         }
+        let quota_action = self.settings.quota_action;
         let client = self.sessions.by_ip_mut(p.src).expect("looked up above");
+        client.last_active = now;
         let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
-        if !client.up.allow(now, octets) {
-            return self.drop_lan(DropReason::Shaped);
+        if client.over_quota() && !Self::quota_reached(client, quota_action, now) {
+            self.next_housekeeping = 0; // end it in this very loop
+            return self.drop_lan(DropReason::Quota);
+        }
+        if !network.contains(p.dst) {
+            if !client.up.unlimited() {
+                let mac = client.mac;
+                match client.up.offer(now, octets, p.total_len) {
+                    ShapeVerdict::Pass => {}
+                    ShapeVerdict::Hold if self.held_bytes + p.total_len <= MAX_HELD_BYTES => {
+                        client.up.hold(Held {
+                            vnet: *vnet,
+                            packet: ip[..p.total_len].to_vec(),
+                            packets,
+                            octets,
+                        });
+                        self.held_bytes += p.total_len;
+                        self.shaping.insert(mac);
+                        return LanAction::Held;
+                    }
+                    ShapeVerdict::Hold | ShapeVerdict::Drop => {
+                        return self.drop_lan(DropReason::Shaped)
+                    }
+                }
+            }
+            client.counters.packets_in += packets;
+            client.counters.octets_in += octets;
+            return LanAction::ToTun;
         }
         client.counters.packets_in += packets;
         client.counters.octets_in += octets;
-        client.last_active = now;
-        if !network.contains(p.dst) {
-            return LanAction::ToTun;
-        }
         // Client to client.
         if self.settings.client_isolation {
             return self.drop_lan(DropReason::ClientToClient);
@@ -494,10 +545,31 @@ impl Engine {
             return TunAction::ToLan(mac);
         }
         if authorized {
+            let quota_action = self.settings.quota_action;
             let client = self.sessions.by_ip_mut(p.dst).expect("looked up above");
             let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
-            if !client.down.allow(now, octets) {
-                return self.drop_tun(DropReason::Shaped);
+            if client.over_quota() && !Self::quota_reached(client, quota_action, now) {
+                self.next_housekeeping = 0;
+                return self.drop_tun(DropReason::Quota);
+            }
+            if !client.down.unlimited() {
+                match client.down.offer(now, octets, p.total_len) {
+                    ShapeVerdict::Pass => {}
+                    ShapeVerdict::Hold if self.held_bytes + p.total_len <= MAX_HELD_BYTES => {
+                        client.down.hold(Held {
+                            vnet: *vnet,
+                            packet: packet[..p.total_len].to_vec(),
+                            packets,
+                            octets,
+                        });
+                        self.held_bytes += p.total_len;
+                        self.shaping.insert(mac);
+                        return TunAction::Held;
+                    }
+                    ShapeVerdict::Hold | ShapeVerdict::Drop => {
+                        return self.drop_tun(DropReason::Shaped)
+                    }
+                }
             }
             client.counters.packets_out += packets;
             client.counters.octets_out += octets;
@@ -517,6 +589,62 @@ impl Engine {
             return TunAction::ToLan(mac);
         }
         self.drop_tun(DropReason::Unauthorized)
+    }
+
+    /// A session reached its quota on the fast path. With `Throttle` it is
+    /// slowed right here and the packet may go on (true); with `End` the
+    /// packet is dropped and the session ends at once in `tick` (false).
+    fn quota_reached(client: &mut Client, action: QuotaAction, now: UnixMillis) -> bool {
+        match action {
+            QuotaAction::End => false,
+            QuotaAction::Throttle { up_bps, down_bps } => {
+                if !client.throttled {
+                    client.up = Shaper::new(Some(up_bps), now);
+                    client.down = Shaper::new(Some(down_bps), now);
+                    client.throttled = true;
+                }
+                true
+            }
+        }
+    }
+
+    /// Packets whose shaper lets them go now; the shell sends them on.
+    pub fn release_held(&mut self, now: UnixMillis, out: &mut Vec<Released>) {
+        if self.shaping.is_empty() {
+            return;
+        }
+        let mut still = Vec::new();
+        let mut held = 0;
+        for mac in self.shaping.drain() {
+            let Some(c) = self.sessions.by_mac_mut(mac) else {
+                continue;
+            };
+            if c.state != SessionState::Authorized {
+                c.up.clear();
+                c.down.clear();
+                continue;
+            }
+            let counters = &mut c.counters;
+            c.up.release(now, |h| {
+                counters.packets_in += h.packets;
+                counters.octets_in += h.octets;
+                out.push(Released::ToTun(h));
+            });
+            c.down.release(now, |h| {
+                counters.packets_out += h.packets;
+                counters.octets_out += h.octets;
+                out.push(Released::ToLan(mac, h));
+            });
+            let bytes = c.up.queued_bytes() + c.down.queued_bytes();
+            if bytes > 0 {
+                held += bytes;
+                still.push(mac);
+            }
+        }
+        self.shaping.extend(still);
+        // Recounted from the queues themselves, so shapers replaced by a
+        // CoA or a logout never leave the total wrong.
+        self.held_bytes = held;
     }
 
     /// Replace the addresses resolved for the walled garden's host names.
@@ -654,9 +782,23 @@ impl Engine {
         }
     }
 
-    /// When `tick` next has work, if ever.
-    pub fn next_deadline(&self) -> Option<UnixMillis> {
-        self.dhcp.next_expiry()
+    /// When `tick` or `release_held` next has work, if ever.
+    pub fn next_deadline(&self, now: UnixMillis) -> Option<UnixMillis> {
+        let shaped = self
+            .shaping
+            .iter()
+            .filter_map(|m| self.sessions.by_mac(*m))
+            .filter_map(|c| {
+                [c.up.next_release(now), c.down.next_release(now)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            })
+            .min();
+        [self.dhcp.next_expiry(), shaped]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Log a client in with what its login granted.
@@ -718,8 +860,44 @@ impl Engine {
             drops: self.drops.clone(),
             dhcp: self.dhcp.stats(),
             redirected_flows: self.intercept.flow_count(),
+            shaper_held_bytes: self.held_bytes,
             walled_garden_learnt: self.intercept.learnt_count(),
         }
+    }
+
+    /// The authorized sessions to persist (`stopped` when their Stops are
+    /// going out now, at a clean shutdown).
+    pub fn session_records(&self, now: UnixMillis, stopped: bool) -> Vec<SessionRecord> {
+        self.sessions
+            .iter()
+            .filter_map(|c| SessionRecord::of(c, now, stopped))
+            .collect()
+    }
+
+    /// After a restart: close the saved sessions that were not closed (a
+    /// Stop with NAS-Reboot and the counters last saved) and log their
+    /// guests in again under new session ids, so nobody sees the splash
+    /// page twice and no accounting session is left open.
+    pub fn resume_sessions(&mut self, records: Vec<SessionRecord>, now: UnixMillis) {
+        // Every Stop before any Start.
+        for r in records.iter().filter(|r| !r.stopped) {
+            self.events.push(Event::SessionEnded(r.ended()));
+        }
+        for r in records {
+            let same_client = self.sessions.by_mac(r.mac).is_some_and(|c| c.ip == r.ip);
+            if same_client {
+                let _ = self.authorize(r.mac, r.authorization(), now);
+            }
+        }
+    }
+
+    /// The authorized sessions a CoA or Disconnect request designates.
+    pub fn find_sessions(&self, m: &SessionMatch) -> Vec<Client> {
+        self.sessions
+            .iter()
+            .filter(|c| m.matches(c))
+            .cloned()
+            .collect()
     }
 
     /// The lease table to persist.

@@ -58,6 +58,7 @@ fn engine(isolation: bool) -> Engine {
             quota_action: QuotaAction::End,
             lost_carrier: LostCarrier::default(),
             default_limits: SessionLimits::default(),
+            session_id_seed: 0,
         },
         dhcp,
         T0,
@@ -503,7 +504,7 @@ fn lease_expiry_ends_the_session() {
     let ip = lease(&mut e, mac(1));
     e.authorize(mac(1), who(None), T0).unwrap();
     e.take_events();
-    let deadline = e.next_deadline().expect("a lease to expire");
+    let deadline = e.next_deadline(T0).expect("a lease to expire");
     assert_eq!(deadline, T0 + 3_600_000);
     e.tick(deadline - 1);
     assert!(e.sessions().by_mac(mac(1)).is_some());
@@ -957,8 +958,10 @@ fn bandwidth_is_policed_in_both_directions() {
         bandwidth_down_bps: Some(2_000_000),
         ..Default::default()
     });
-    // Offer 10 MB each way within one simulated second, 1 ms apart.
+    // Offer 10 MB each way within one simulated second, 1 ms apart; what
+    // the shapers hold comes out through release_held.
     let (mut up, mut down) = (0u64, 0u64);
+    let mut released = Vec::new();
     for ms in 0..1000u64 {
         for _ in 0..7 {
             if lan(&mut e, T0 + ms, &plain(), &tcp(mac(1), ip, WEB, 443, 1460)) == LanAction::ToTun
@@ -970,10 +973,24 @@ fn bandwidth_is_policed_in_both_directions() {
                 down += 1500;
             }
         }
+        e.release_held(T0 + ms, &mut released);
+        for r in released.drain(..) {
+            match r {
+                Released::ToTun(h) => up += h.octets,
+                Released::ToLan(m, h) => {
+                    assert_eq!(m, mac(1));
+                    down += h.octets;
+                }
+            }
+        }
     }
     // 125 kB/s and 250 kB/s, plus at most the initial burst.
     assert!((120_000..=140_000).contains(&up), "up {up}");
     assert!((245_000..=280_000).contains(&down), "down {down}");
+    assert!(
+        e.snapshot(T0 + 1000).shaper_held_bytes > 0,
+        "the queues are busy"
+    );
     assert!(e.drops().get(DropReason::Shaped) > 0);
     let c = e.sessions().by_mac(mac(1)).unwrap();
     assert_eq!(c.counters.octets_in, up, "only what passed is counted");
@@ -1085,5 +1102,111 @@ fn config_defaults_fill_in_what_a_login_leaves_out() {
     assert_eq!(
         (c.limits.session_timeout, c.limits.idle_timeout),
         (Some(60), Some(600))
+    );
+}
+
+#[test]
+fn sessions_resume_after_a_restart_with_their_accounting_closed() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    e.authorize(mac(1), who(Some("dana")), T0).unwrap();
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960)),
+        LanAction::ToTun
+    );
+    let old_id = e.sessions().by_mac(mac(1)).unwrap().session_id.clone();
+    let saved = e.session_records(T0 + 10_000, false);
+    let leases = e.lease_records();
+
+    // A crash: the new process finds the saved session not stopped.
+    let dhcp = DhcpServer::new(dhcp_settings_for_restore(), leases.clone(), T0 + 20_000);
+    let mut e2 = Engine::new(e.settings.clone(), dhcp, T0 + 20_000);
+    e2.resume_sessions(saved.clone(), T0 + 20_000);
+    let evs = e2.take_events();
+    let (ended, started) = match &evs[..] {
+        [Event::SessionEnded(s), Event::SessionStarted {
+            session_id, user, ..
+        }] => (s.clone(), (session_id.clone(), user.clone())),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (
+            ended.session_id.as_str(),
+            ended.reason,
+            ended.counters.octets_in
+        ),
+        (old_id.as_str(), EndReason::NasReboot, 1000)
+    );
+    assert_eq!(ended.ended, T0 + 10_000, "ends when last saved");
+    assert_ne!(started.0, old_id, "a new accounting session");
+    assert_eq!(started.1.as_deref(), Some("dana"));
+    let c = e2.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!(c.state, SessionState::Authorized, "the guest stays online");
+
+    // A clean stop already sent the Stop: only the new Start comes.
+    let stopped: Vec<_> = saved
+        .into_iter()
+        .map(|mut r| {
+            r.stopped = true;
+            r
+        })
+        .collect();
+    let dhcp = DhcpServer::new(dhcp_settings_for_restore(), leases, T0 + 20_000);
+    let mut e3 = Engine::new(e.settings.clone(), dhcp, T0 + 20_000);
+    e3.resume_sessions(stopped, T0 + 20_000);
+    assert!(matches!(
+        &e3.take_events()[..],
+        [Event::SessionStarted { .. }]
+    ));
+}
+
+#[test]
+fn coa_criteria_must_all_match() {
+    let mut e = engine(true);
+    let a = lease(&mut e, mac(1));
+    let _b = lease(&mut e, mac(2));
+    e.authorize(mac(1), who(Some("erin")), T0).unwrap();
+    e.authorize(mac(2), who(Some("frank")), T0).unwrap();
+    let id = e.sessions().by_mac(mac(1)).unwrap().session_id.clone();
+    let find = |m: SessionMatch| {
+        e.find_sessions(&m)
+            .iter()
+            .map(|c| c.mac)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        find(SessionMatch {
+            user: Some("erin".into()),
+            ..Default::default()
+        }),
+        vec![mac(1)]
+    );
+    assert_eq!(
+        find(SessionMatch {
+            session_id: Some(id.clone()),
+            ip: Some(a),
+            ..Default::default()
+        }),
+        vec![mac(1)]
+    );
+    assert!(
+        find(SessionMatch {
+            session_id: Some(id),
+            mac: Some(mac(2)),
+            ..Default::default()
+        })
+        .is_empty(),
+        "all must match"
+    );
+    assert!(
+        find(SessionMatch::default()).is_empty(),
+        "nothing given matches nothing"
+    );
+    assert_eq!(
+        find(SessionMatch {
+            mac: Some(mac(2)),
+            ..Default::default()
+        }),
+        vec![mac(2)]
     );
 }

@@ -18,9 +18,11 @@ use tokio::sync::oneshot;
 use super::lan::{LanPort, RecvBatch, SendBatch, MAX_FRAME};
 use super::sys::Waker;
 use super::tun::Tun;
-use crate::dataplane::{Engine, Event, LanAction, Snapshot, TunAction};
+use crate::dataplane::{Engine, Event, LanAction, Released, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
-use crate::session::{Authorization, Client, EndReason, EndedSession, SessionLimits};
+use crate::session::{
+    Authorization, Client, EndReason, EndedSession, SessionLimits, SessionMatch, SessionRecord,
+};
 use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETH_HLEN};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::MacAddr;
@@ -71,6 +73,13 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<Result<Client, String>>,
     },
+    /// The authorized sessions matching a CoA/Disconnect request.
+    FindSessions {
+        /// Criteria.
+        criteria: SessionMatch,
+        /// Answer.
+        reply: oneshot::Sender<Vec<Client>>,
+    },
     /// Addresses resolved for the walled garden's host names.
     SetWalledGardenHosts(Vec<std::net::Ipv4Addr>),
     /// A copy of the state.
@@ -88,6 +97,8 @@ pub enum Notice {
     Events(Vec<Event>),
     /// The lease table changed: persist this.
     Leases(Vec<LeaseRecord>),
+    /// Authorized sessions to persist.
+    Sessions(Vec<SessionRecord>),
 }
 
 /// Packet I/O counters of the shell (the engine counts drops by reason).
@@ -105,6 +116,22 @@ pub struct IoStats {
     pub tun_tx: u64,
     /// Packets the TUN device would not take.
     pub tun_tx_errors: u64,
+    /// LAN frames that were GSO super-packets.
+    pub lan_rx_gso: u64,
+    /// LAN frames with a checksum left for offload.
+    pub lan_rx_partial_csum: u64,
+    /// TUN packets that were GSO super-packets.
+    pub tun_rx_gso: u64,
+    /// TUN packets with a checksum left for offload.
+    pub tun_rx_partial_csum: u64,
+}
+
+impl IoStats {
+    #[inline]
+    fn offloads(vnet: &VnetHdr, gso: &mut u64, partial: &mut u64) {
+        *gso += u64::from(vnet.is_gso());
+        *partial += u64::from(vnet.flags & crate::wire::vnet::F_NEEDS_CSUM != 0);
+    }
 }
 
 /// Engine snapshot plus I/O counters.
@@ -135,6 +162,12 @@ pub struct Dataplane {
     pub notices: Sender<Notice>,
     /// Frames per system call.
     pub batch: usize,
+    /// Plain packets waiting to be coalesced into the TUN device.
+    pub gro_bufs: Vec<Vec<u8>>,
+    /// How many of `gro_bufs` are in use.
+    pub gro_used: usize,
+    /// tun-rs's coalescing state, reused between batches.
+    pub gro_table: tun_rs::GROTable,
 }
 
 const ZERO_VNET: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
@@ -145,6 +178,8 @@ const TUN_HEADROOM: usize = ETH_HLEN;
 const BURST_BATCHES: usize = 8;
 /// Least time between two lease-file writes.
 const LEASE_SAVE_INTERVAL: u64 = 1000;
+/// Counters of running sessions are saved this often (ms).
+const SESSION_SAVE_INTERVAL: u64 = 30_000;
 
 impl Dataplane {
     /// Run until a Shutdown command (or the command channel closes).
@@ -159,15 +194,22 @@ impl Dataplane {
         let mut io = IoStats::default();
         let mut leases_dirty = false;
         let mut last_lease_save = 0u64;
+        let mut sessions_dirty = false;
+        let mut had_sessions = false;
+        let mut last_session_save = now_ms();
+        let mut released = Vec::new();
+        let mut released_frames: Vec<Vec<u8>> = Vec::new();
+        let mut scratch: Vec<u8> = Vec::new();
 
         loop {
             let now = now_ms();
-            let timeout = self
+            // Wake for the engine's next deadline (a lease, a held packet),
+            // the pending lease save, or once a second for housekeeping.
+            let mut timeout = self
                 .engine
-                .next_deadline()
-                .map(|d| d.saturating_sub(now))
-                .unwrap_or(1000)
-                .clamp(if leases_dirty { 0 } else { 1 }, 1000);
+                .next_deadline(now)
+                .map_or(1000, |d| d.saturating_sub(now))
+                .min(1000);
             let mut fds = [
                 libc::pollfd {
                     fd: self.lan.as_raw_fd(),
@@ -185,13 +227,10 @@ impl Dataplane {
                     revents: 0,
                 },
             ];
-            let timeout = if leases_dirty {
-                (last_lease_save + LEASE_SAVE_INTERVAL)
-                    .saturating_sub(now)
-                    .min(timeout)
-            } else {
-                timeout
-            };
+            if leases_dirty {
+                timeout = timeout.min((last_lease_save + LEASE_SAVE_INTERVAL).saturating_sub(now));
+            }
+
             // SAFETY: three valid pollfds.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout as i32) };
             if r < 0 {
@@ -210,6 +249,11 @@ impl Dataplane {
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
+                        // Saved as stopped first: their Stops go out now, and
+                        // the next start logs the guests back in.
+                        let _ = self
+                            .notices
+                            .send(Notice::Sessions(self.engine.session_records(now, true)));
                         self.engine.shutdown(now);
                         let _ = self.notices.send(Notice::Events(self.engine.take_events()));
                         let _ = self
@@ -236,6 +280,7 @@ impl Dataplane {
                         let frame = rx.frame(i);
                         self.lan_frame(now, frame, &mut tx, &mut io);
                     }
+                    self.flush_coalesced(&mut io);
                     self.flush(&mut tx, &mut io);
                     if n < rx.capacity() {
                         break;
@@ -261,7 +306,9 @@ impl Dataplane {
                     }
                     io.tun_rx += n as u64;
                     for (buf, &len) in tun_bufs.iter_mut().zip(tun_lens.iter()).take(n) {
-                        if let Some(frame) = self.tun_packet(now, &mut buf[..TUN_HEADROOM + len]) {
+                        if let Some(frame) =
+                            self.tun_packet(now, &mut buf[..TUN_HEADROOM + len], &mut io)
+                        {
                             tx.push(frame, &[]);
                         }
                     }
@@ -271,6 +318,42 @@ impl Dataplane {
                     }
                 }
             }
+
+            // Packets the shapers let go now.
+            self.engine.release_held(now, &mut released);
+            for r in released.drain(..) {
+                match r {
+                    Released::ToTun(h) => {
+                        scratch.clear();
+                        scratch.resize(VNET_HDR_LEN, 0);
+                        h.vnet.shifted(-(ETH_HLEN as i32)).write(&mut scratch);
+                        scratch.extend_from_slice(&h.packet);
+                        match self.tun.send(&scratch) {
+                            Ok(_) => io.tun_tx += 1,
+                            Err(_) => io.tun_tx_errors += 1,
+                        }
+                    }
+                    Released::ToLan(mac, h) => {
+                        let mut f = vec![0u8; VNET_HDR_LEN + ETH_HLEN];
+                        h.vnet.shifted(ETH_HLEN as i32).write(&mut f);
+                        EthHeader {
+                            dst: mac,
+                            src: self.gateway_mac,
+                            ethertype: ETHERTYPE_IPV4,
+                        }
+                        .write(&mut f[VNET_HDR_LEN..]);
+                        f.extend_from_slice(&h.packet);
+                        released_frames.push(f);
+                    }
+                }
+            }
+            for chunk in released_frames.chunks(self.batch) {
+                for f in chunk {
+                    tx.push(f, &[]);
+                }
+                self.flush(&mut tx, &mut io);
+            }
+            released_frames.clear();
 
             // Replies the engine originated (ARP, DHCP).
             std::mem::swap(&mut outbox, self.engine.outbox());
@@ -288,7 +371,22 @@ impl Dataplane {
                 leases_dirty |= events
                     .iter()
                     .any(|e| matches!(e, Event::LeaseBound { .. } | Event::LeaseEnded { .. }));
+                sessions_dirty |= events
+                    .iter()
+                    .any(|e| matches!(e, Event::SessionStarted { .. } | Event::SessionEnded(_)));
                 let _ = self.notices.send(Notice::Events(events));
+            }
+            // Sessions are saved at every login and logout, and their
+            // counters every SESSION_SAVE_INTERVAL: a crash loses at most
+            // that much counting.
+            if sessions_dirty || now >= last_session_save + SESSION_SAVE_INTERVAL {
+                let records = self.engine.session_records(now, false);
+                if sessions_dirty || !records.is_empty() || had_sessions {
+                    had_sessions = !records.is_empty();
+                    let _ = self.notices.send(Notice::Sessions(records));
+                }
+                sessions_dirty = false;
+                last_session_save = now;
             }
             if leases_dirty && now >= last_lease_save + LEASE_SAVE_INTERVAL {
                 let _ = self
@@ -296,6 +394,24 @@ impl Dataplane {
                     .send(Notice::Leases(self.engine.lease_records()));
                 leases_dirty = false;
                 last_lease_save = now;
+            }
+        }
+    }
+
+    /// Write the plain packets batched for the TUN device, coalesced.
+    fn flush_coalesced(&mut self, io: &mut IoStats) {
+        if self.gro_used == 0 {
+            return;
+        }
+        let n = std::mem::take(&mut self.gro_used);
+        match self
+            .tun
+            .send_coalesced(&mut self.gro_table, &mut self.gro_bufs[..n])
+        {
+            Ok(_) => io.tun_tx += n as u64,
+            Err(e) => {
+                io.tun_tx_errors += n as u64;
+                tracing::debug!("TUN coalesced write: {e}");
             }
         }
     }
@@ -320,7 +436,21 @@ impl Dataplane {
         let Some(vnet) = VnetHdr::parse(frame) else {
             return;
         };
+        IoStats::offloads(&vnet, &mut io.lan_rx_gso, &mut io.lan_rx_partial_csum);
         match self.engine.from_lan(now, &vnet, &mut frame[VNET_HDR_LEN..]) {
+            LanAction::ToTun if vnet.flags == 0 && !vnet.is_gso() => {
+                // A plain MTU-sized packet: batch it for coalescing (written
+                // by flush_coalesced once the receive batch is done).
+                let ip = &frame[VNET_HDR_LEN + ETH_HLEN..];
+                if self.gro_used == self.gro_bufs.len() {
+                    self.gro_bufs.push(Vec::with_capacity(VNET_HDR_LEN + 1514));
+                }
+                let b = &mut self.gro_bufs[self.gro_used];
+                b.clear();
+                b.resize(VNET_HDR_LEN, 0);
+                b.extend_from_slice(ip);
+                self.gro_used += 1;
+            }
             LanAction::ToTun => {
                 // Lay the shifted header over the Ethernet header's tail,
                 // right in front of the IP packet, and write from there.
@@ -346,14 +476,20 @@ impl Dataplane {
                 }
                 tx.push(frame, &[]);
             }
-            LanAction::Consumed | LanAction::Drop(_) => {}
+            LanAction::Consumed | LanAction::Held | LanAction::Drop(_) => {}
         }
     }
 
     /// One TUN packet at `buf[TUN_HEADROOM..]` (`[vnet][ip]`); returns the
     /// LAN frame (`[vnet][eth][ip]`, built in place) to send, if any.
-    fn tun_packet<'a>(&mut self, now: UnixMillis, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    fn tun_packet<'a>(
+        &mut self,
+        now: UnixMillis,
+        buf: &'a mut [u8],
+        io: &mut IoStats,
+    ) -> Option<&'a [u8]> {
         let vnet = VnetHdr::parse(&buf[TUN_HEADROOM..])?;
+        IoStats::offloads(&vnet, &mut io.tun_rx_gso, &mut io.tun_rx_partial_csum);
         let ip_start = TUN_HEADROOM + VNET_HDR_LEN;
         match self.engine.from_tun(now, &vnet, &mut buf[ip_start..]) {
             TunAction::ToLan(dst) => {
@@ -367,7 +503,7 @@ impl Dataplane {
                 .write(&mut buf[VNET_HDR_LEN..]);
                 Some(buf)
             }
-            TunAction::Drop(_) => None,
+            TunAction::Held | TunAction::Drop(_) => None,
         }
     }
 
@@ -396,6 +532,9 @@ impl Dataplane {
                     .set_limits(mac, limits, now)
                     .map_err(|e| e.to_string());
                 let _ = reply.send(r);
+            }
+            Command::FindSessions { criteria, reply } => {
+                let _ = reply.send(self.engine.find_sessions(&criteria));
             }
             Command::SetWalledGardenHosts(ips) => self.engine.set_walled_garden_hosts(ips),
             Command::Status { reply } => {

@@ -262,6 +262,22 @@ impl LassiHandle {
         st
     }
 
+    /// Kills lassi with SIGKILL, as a crash or an out-of-memory kill would:
+    /// no shutdown code runs. Its firewall tables and TUN device may remain
+    /// until the next start replaces them.
+    pub fn crash(&mut self) -> Option<ExitStatus> {
+        let p = self.proc.as_mut()?;
+        p.signal(libc::SIGKILL);
+        let st = p.wait_timeout(Duration::from_secs(5));
+        self.proc = None;
+        st
+    }
+
+    /// Starts lassi again after [`LassiHandle::crash`] or [`LassiHandle::stop`].
+    pub fn start_again(&mut self) -> LabResult<()> {
+        self.start()
+    }
+
     /// Stops lassi and starts it again with the same config and state
     /// directory (sessions should survive), waiting for the control socket.
     pub fn restart(&mut self) -> LabResult<()> {

@@ -101,7 +101,7 @@ pub fn choose_lang<'a>(
             continue;
         }
         if let Some(l) = find(tag) {
-            if best.map_or(true, |(bq, _)| q > bq) {
+            if best.is_none_or(|(bq, _)| q > bq) {
                 best = Some((q, l));
             }
         }

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use fasthash::FastBuildHasher;
-pub use limits::{QuotaAction, SessionLimits, TokenBucket};
+pub use limits::{Held, QuotaAction, SessionLimits, ShapeVerdict, Shaper, TokenBucket};
 
 use crate::wire::MacAddr;
 use crate::UnixMillis;
@@ -41,7 +41,7 @@ impl fmt::Display for SessionState {
 
 /// Octets and packets at the IP layer, RADIUS style: "in" is what the client
 /// sent, "out" what it received.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// IP bytes sent by the client.
     pub octets_in: u64,
@@ -132,15 +132,156 @@ pub struct Client {
     /// RADIUS Chargeable-User-Identity to echo in accounting.
     #[serde(skip)]
     pub cui: Option<Vec<u8>>,
-    /// Upload policer.
+    /// Upload shaper.
     #[serde(skip)]
-    pub up: TokenBucket,
-    /// Download policer.
+    pub up: Shaper,
+    /// Download shaper.
     #[serde(skip)]
-    pub down: TokenBucket,
+    pub down: Shaper,
     /// ARP probes sent since the client was last heard.
     #[serde(skip)]
     pub probes: u8,
+}
+
+impl Client {
+    /// True when a volume limit of the current session is used up.
+    #[inline]
+    pub fn over_quota(&self) -> bool {
+        let (l, k) = (&self.limits, &self.counters);
+        l.max_input_octets.is_some_and(|m| k.octets_in >= m)
+            || l.max_output_octets.is_some_and(|m| k.octets_out >= m)
+            || l.max_total_octets
+                .is_some_and(|m| k.octets_in + k.octets_out >= m)
+    }
+}
+
+/// An authorized session as saved in the state directory, so a restart of
+/// lassi neither loses its accounting nor logs the guest out.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SessionRecord {
+    /// Client hardware address.
+    pub mac: MacAddr,
+    /// Client address.
+    pub ip: Ipv4Addr,
+    /// Acct-Session-Id.
+    pub session_id: String,
+    /// Who logged in.
+    pub user: Option<String>,
+    /// When.
+    pub authorized_at: UnixMillis,
+    /// Counters at the time of saving.
+    pub counters: Counters,
+    /// Limits granted at login (or by CoA since).
+    pub limits: SessionLimits,
+    /// RADIUS Class attributes, hex.
+    #[serde(default)]
+    pub class_hex: Vec<String>,
+    /// RADIUS CUI, hex.
+    #[serde(default)]
+    pub cui_hex: Option<String>,
+    /// When the record was written.
+    pub saved_at: UnixMillis,
+    /// True when lassi already ended the session cleanly (its Stop went out).
+    #[serde(default)]
+    pub stopped: bool,
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl SessionRecord {
+    /// The record of an authorized client.
+    pub fn of(c: &Client, now: UnixMillis, stopped: bool) -> Option<SessionRecord> {
+        Some(SessionRecord {
+            mac: c.mac,
+            ip: c.ip,
+            session_id: c.session_id.clone(),
+            user: c.user.clone(),
+            authorized_at: c.authorized_at?,
+            counters: c.counters,
+            limits: c.limits.clone(),
+            class_hex: c.class.iter().map(|b| to_hex(b)).collect(),
+            cui_hex: c.cui.as_deref().map(to_hex),
+            saved_at: now,
+            stopped,
+        })
+    }
+
+    /// The login to grant again after a restart.
+    pub fn authorization(&self) -> Authorization {
+        Authorization {
+            user: self.user.clone(),
+            limits: self.limits.clone(),
+            class: self.class_hex.iter().filter_map(|h| from_hex(h)).collect(),
+            cui: self.cui_hex.as_deref().and_then(from_hex),
+        }
+    }
+
+    /// The session as ended by the restart (NAS-Reboot), with the counters
+    /// last saved.
+    pub fn ended(&self) -> EndedSession {
+        let auth = self.authorization();
+        EndedSession {
+            mac: self.mac,
+            ip: self.ip,
+            session_id: self.session_id.clone(),
+            user: self.user.clone(),
+            started: self.authorized_at,
+            ended: self.saved_at,
+            counters: self.counters,
+            reason: EndReason::NasReboot,
+            class: auth.class,
+            cui: auth.cui,
+        }
+    }
+}
+
+/// Identifies sessions for a CoA or Disconnect request (RFC 5176): every
+/// criterion given must match; none given matches nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionMatch {
+    /// User-Name.
+    pub user: Option<String>,
+    /// Acct-Session-Id.
+    pub session_id: Option<String>,
+    /// Calling-Station-Id.
+    pub mac: Option<MacAddr>,
+    /// Framed-IP-Address.
+    pub ip: Option<Ipv4Addr>,
+}
+
+impl SessionMatch {
+    /// True when nothing identifies a session.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_none() && self.session_id.is_none() && self.mac.is_none() && self.ip.is_none()
+    }
+
+    /// Does the authorized client `c` match?
+    pub fn matches(&self, c: &Client) -> bool {
+        !self.is_empty()
+            && c.state == SessionState::Authorized
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| c.user.as_ref() == Some(u))
+            && self
+                .session_id
+                .as_ref()
+                .is_none_or(|id| *id == c.session_id)
+            && self.mac.is_none_or(|m| m == c.mac)
+            && self.ip.is_none_or(|ip| ip == c.ip)
+    }
 }
 
 /// What a successful login grants.
@@ -247,6 +388,16 @@ impl SessionTable {
         Self::default()
     }
 
+    /// An empty table whose session ids continue from `seed`. The shell
+    /// seeds it from the clock and process id, so ids stay unique even when
+    /// lassi restarts twice within a second.
+    pub fn with_id_seed(seed: u32) -> Self {
+        SessionTable {
+            next_id: seed,
+            ..Self::default()
+        }
+    }
+
     /// Number of clients.
     pub fn len(&self) -> usize {
         self.by_mac.len()
@@ -311,8 +462,8 @@ impl SessionTable {
             next_interim: None,
             class: Vec::new(),
             cui: None,
-            up: TokenBucket::default(),
-            down: TokenBucket::default(),
+            up: Shaper::default(),
+            down: Shaper::default(),
             probes: 0,
         };
         let i = match self.free.pop() {
@@ -412,8 +563,8 @@ impl SessionTable {
     }
 
     fn apply_limits(c: &mut Client, limits: SessionLimits, now: UnixMillis) {
-        c.up = TokenBucket::new(limits.bandwidth_up_bps, now);
-        c.down = TokenBucket::new(limits.bandwidth_down_bps, now);
+        c.up = Shaper::new(limits.bandwidth_up_bps, now);
+        c.down = Shaper::new(limits.bandwidth_down_bps, now);
         c.next_interim = limits
             .interim_interval
             .filter(|&s| s > 0)
@@ -425,8 +576,8 @@ impl SessionTable {
     pub fn throttle(&mut self, mac: MacAddr, up_bps: u64, down_bps: u64, now: UnixMillis) {
         if let Some(&i) = self.by_mac.get(&mac) {
             let c = self.slots[i].as_mut().expect("indexed slot is occupied");
-            c.up = TokenBucket::new(Some(up_bps), now);
-            c.down = TokenBucket::new(Some(down_bps), now);
+            c.up = Shaper::new(Some(up_bps), now);
+            c.down = Shaper::new(Some(down_bps), now);
             c.throttled = true;
         }
     }
@@ -580,6 +731,41 @@ mod tests {
         assert!(t.by_mac(mac(1)).is_none());
         assert_eq!(t.by_ip(ip(20)).unwrap().mac, mac(2));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn session_records_round_trip() {
+        let mut t = SessionTable::new();
+        t.lease_bound(mac(1), ip(10), 9, 1);
+        let a = Authorization {
+            user: Some("carol".into()),
+            limits: SessionLimits {
+                idle_timeout: Some(60),
+                ..Default::default()
+            },
+            class: vec![vec![0xde, 0xad], b"plan=gold".to_vec()],
+            cui: Some(vec![1, 2, 3]),
+        };
+        t.authorize(mac(1), a, 2).unwrap();
+        let rec = SessionRecord::of(t.by_mac(mac(1)).unwrap(), 5, false).unwrap();
+        let text = serde_json::to_string(&rec).unwrap();
+        let back: SessionRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, rec);
+        let again = back.authorization();
+        assert_eq!(again.class, vec![vec![0xde, 0xad], b"plan=gold".to_vec()]);
+        assert_eq!(again.cui, Some(vec![1, 2, 3]));
+        let ended = back.ended();
+        assert_eq!(
+            (ended.reason, ended.started, ended.ended),
+            (EndReason::NasReboot, 2, 5)
+        );
+        assert!(SessionRecord::of(t.by_mac(mac(1)).unwrap(), 5, false).is_some());
+        t.deauthorize(mac(1), EndReason::UserRequest, 6).unwrap();
+        assert!(
+            SessionRecord::of(t.by_mac(mac(1)).unwrap(), 7, false).is_none(),
+            "not authorized"
+        );
+        assert_eq!(from_hex("0g"), None);
     }
 
     #[test]

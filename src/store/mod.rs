@@ -6,8 +6,6 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::dhcp::LeaseRecord;
-
 /// Write `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -21,33 +19,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// The lease database in a state directory.
-pub struct LeaseStore {
+/// One JSON document in the state directory (leases.json, sessions.json).
+pub struct JsonFile {
     path: PathBuf,
 }
 
-impl LeaseStore {
-    /// `dir/leases.json`; creates `dir` if needed.
-    pub fn open(dir: &Path) -> io::Result<LeaseStore> {
+impl JsonFile {
+    /// `dir/name`; creates `dir` if needed.
+    pub fn open(dir: &Path, name: &str) -> io::Result<JsonFile> {
         fs::create_dir_all(dir)
             .map_err(|e| io::Error::new(e.kind(), format!("state dir {}: {e}", dir.display())))?;
-        Ok(LeaseStore {
-            path: dir.join("leases.json"),
+        Ok(JsonFile {
+            path: dir.join(name),
         })
     }
 
-    /// Saved leases. A missing file is an empty table; a damaged one is set
-    /// aside (renamed `.corrupt`) with a warning rather than stopping lassi.
-    pub fn load(&self) -> Vec<LeaseRecord> {
+    /// The saved document. A missing file is an empty one; a damaged one is
+    /// set aside (renamed `.corrupt`) with a warning rather than stopping lassi.
+    pub fn load<T: serde::de::DeserializeOwned + Default>(&self) -> T {
         let text = match fs::read(&self.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return T::default(),
             Err(e) => {
                 tracing::warn!(
-                    "cannot read {}: {e}; starting with no leases",
+                    "cannot read {}: {e}; starting without it",
                     self.path.display()
                 );
-                return Vec::new();
+                return T::default();
             }
         };
         match serde_json::from_slice(&text) {
@@ -55,26 +53,37 @@ impl LeaseStore {
             Err(e) => {
                 let aside = self.path.with_extension("json.corrupt");
                 tracing::warn!(
-                    "{} is damaged ({e}); moved to {} and starting with no leases",
+                    "{} is damaged ({e}); moved to {} and starting without it",
                     self.path.display(),
                     aside.display()
                 );
                 let _ = fs::rename(&self.path, aside);
-                Vec::new()
+                T::default()
             }
         }
     }
 
-    /// Replace the saved table.
-    pub fn save(&self, leases: &[LeaseRecord]) -> io::Result<()> {
-        let text = serde_json::to_vec_pretty(leases).map_err(io::Error::other)?;
+    /// Replace the saved document atomically.
+    pub fn save<T: serde::Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
+        let text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
         write_atomic(&self.path, &text)
     }
+}
+
+/// The lease database: `leases.json`.
+pub fn leases(dir: &Path) -> io::Result<JsonFile> {
+    JsonFile::open(dir, "leases.json")
+}
+
+/// Authorized sessions: `sessions.json`.
+pub fn sessions(dir: &Path) -> io::Result<JsonFile> {
+    JsonFile::open(dir, "sessions.json")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dhcp::LeaseRecord;
 
     fn tempdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("lassi-store-{tag}-{}", std::process::id()));
@@ -85,8 +94,8 @@ mod tests {
     #[test]
     fn round_trip_and_corruption_is_set_aside() {
         let dir = tempdir("rt");
-        let s = LeaseStore::open(&dir).unwrap();
-        assert!(s.load().is_empty());
+        let s = leases(&dir).unwrap();
+        assert!(s.load::<Vec<LeaseRecord>>().is_empty());
         let rec = LeaseRecord {
             mac: "02:00:00:00:00:01".parse().unwrap(),
             ip: "10.1.0.10".parse().unwrap(),
@@ -94,14 +103,14 @@ mod tests {
             hostname: Some("phone".into()),
         };
         s.save(std::slice::from_ref(&rec)).unwrap();
-        let back = s.load();
+        let back: Vec<LeaseRecord> = s.load();
         assert_eq!(back.len(), 1);
         assert_eq!(
             (back[0].mac, back[0].ip, back[0].expires),
             (rec.mac, rec.ip, rec.expires)
         );
         fs::write(dir.join("leases.json"), b"{not json").unwrap();
-        assert!(s.load().is_empty());
+        assert!(s.load::<Vec<LeaseRecord>>().is_empty());
         assert!(dir.join("leases.json.corrupt").exists());
         fs::remove_dir_all(&dir).unwrap();
     }
