@@ -305,6 +305,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("control.socket {}: {e}", cfg.control.socket.display()))?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("signals: {e}"))?;
+        crate::portal::start(&cfg, gateway_mac, handle.clone()).await?;
         let serve = server.serve(handle.clone());
         tokio::spawn(walled_garden_resolver(
             std::sync::Arc::new(cfg.clone()),

@@ -13,6 +13,7 @@ pub mod dataplane;
 pub mod dhcp;
 pub mod io;
 pub mod lab;
+pub mod portal;
 pub mod radius;
 pub mod session;
 pub mod store;

@@ -1,0 +1,860 @@
+//! What the portal answers, independent of the HTTP library: a [`Request`]
+//! in, a [`Response`] out, the data plane behind the [`Gateway`] trait so
+//! unit tests can stand in for it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use super::api::{self, JsonContext};
+use super::auth::{AuthOutcome, AuthRequest, Authenticator, Credentials};
+use super::challenge::{ChallengeError, ChallengeStore};
+use super::pages::{choose_lang, Pages};
+use super::uam::{self, Challenge, Redirect, Res};
+use crate::config::PortalConfig;
+use crate::session::{Authorization, Client, EndReason, EndedSession, SessionState};
+use crate::wire::MacAddr;
+use crate::UnixMillis;
+
+/// Most query/form parameters read from one request.
+const MAX_PARAMS: usize = 64;
+/// Longest user name accepted (RADIUS User-Name limit).
+const MAX_USERNAME: usize = 253;
+/// Most clients with a live challenge.
+const MAX_CHALLENGES: usize = 65_536;
+
+/// The data plane as the portal sees it.
+pub trait Gateway: Send + Sync {
+    /// The client holding `ip`.
+    fn client_by_ip(
+        &self,
+        ip: Ipv4Addr,
+    ) -> impl Future<Output = Result<Option<Client>, String>> + Send;
+    /// Logs a client in with what its login granted.
+    fn authorize(
+        &self,
+        mac: MacAddr,
+        auth: Authorization,
+    ) -> impl Future<Output = Result<Client, String>> + Send;
+    /// Ends a client's session.
+    fn logout(
+        &self,
+        mac: MacAddr,
+        reason: EndReason,
+    ) -> impl Future<Output = Result<EndedSession, String>> + Send;
+}
+
+/// The portal's settings, from `[portal]` and the LAN.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// lassi's LAN address (`uamip`).
+    pub gateway: Ipv4Addr,
+    /// The portal port (`uamport`).
+    pub port: u16,
+    /// The LAN interface's MAC (`called`).
+    pub gateway_mac: MacAddr,
+    /// External splash server, if any.
+    pub uam_server: Option<String>,
+    /// Shared secret, if any.
+    pub uam_secret: Option<String>,
+    /// Where to go after login without an original URL.
+    pub success_url: Option<String>,
+    /// `nasid`.
+    pub nas_id: String,
+    /// RFC 8908 `venue-info-url`.
+    pub venue_info_url: Option<String>,
+    /// Challenge lifetime, seconds.
+    pub challenge_timeout: u32,
+    /// Send a strict Content-Security-Policy (the embedded pages need no
+    /// scripts or outside resources; off when `pages_dir` may add some).
+    pub strict_csp: bool,
+}
+
+impl Settings {
+    /// Settings from the config.
+    pub fn new(cfg: &PortalConfig, gateway: Ipv4Addr, gateway_mac: MacAddr) -> Settings {
+        Settings {
+            gateway,
+            port: cfg.port,
+            gateway_mac,
+            uam_server: cfg.uam_server.clone(),
+            uam_secret: cfg.uam_secret.clone(),
+            success_url: cfg.success_url.clone(),
+            nas_id: cfg.nas_id.clone(),
+            venue_info_url: cfg.venue_info_url.clone(),
+            challenge_timeout: cfg.challenge_timeout,
+            strict_csp: cfg.pages_dir.is_none(),
+        }
+    }
+
+    /// `http://<gateway>:<port>`.
+    pub fn base(&self) -> String {
+        format!("http://{}:{}", self.gateway, self.port)
+    }
+}
+
+/// HTTP method, as far as the portal cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// Anything else.
+    Other,
+}
+
+/// One HTTP request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// The Host header.
+    pub host: Option<String>,
+    /// The request target (path and query, or an absolute URL).
+    pub target: String,
+    /// An `application/x-www-form-urlencoded` body.
+    pub form: Option<String>,
+    /// The Accept-Language header.
+    pub accept_language: Option<String>,
+    /// The TCP peer: who the guest is.
+    pub peer: Ipv4Addr,
+}
+
+/// One HTTP response.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers (Content-Type, Location, Cache-Control …).
+    pub headers: Vec<(&'static str, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![
+                ("content-type", content_type.to_string()),
+                ("cache-control", "no-store".into()),
+                ("x-content-type-options", "nosniff".into()),
+                ("referrer-policy", "no-referrer".into()),
+            ],
+            body,
+        }
+    }
+
+    /// A `302 Found` to `location`.
+    pub fn redirect(location: &str) -> Response {
+        let mut body = String::from("<!doctype html><title>302</title><a href=\"");
+        super::pages::escape_html(location, &mut body);
+        body.push_str("\">Continue</a>\n");
+        let mut r = Response::new(302, "text/html; charset=utf-8", body.into_bytes());
+        r.headers.push(("location", location.to_string()));
+        r
+    }
+
+    /// The value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Query and form parameters, first occurrence wins.
+#[derive(Debug, Default)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn nonempty(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.is_empty())
+    }
+
+    /// True if the request tries to log in (rather than show the page).
+    fn is_attempt(&self) -> bool {
+        ["username", "password", "response", "accept"]
+            .iter()
+            .any(|k| self.get(k).is_some())
+    }
+
+    fn userurl(&self) -> Option<String> {
+        self.get("userurl")
+            .filter(|u| uam::is_safe_url(u))
+            .map(str::to_string)
+    }
+}
+
+/// Why a login did not succeed, as a string key of the pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Wrong,
+    Expired,
+    Terms,
+    Missing,
+    Encoding,
+    Unavailable,
+}
+
+impl Failure {
+    fn key(self) -> &'static str {
+        match self {
+            Failure::Wrong => "err_wrong",
+            Failure::Expired => "err_expired",
+            Failure::Terms => "err_terms",
+            Failure::Missing => "err_missing",
+            Failure::Encoding => "err_encoding",
+            Failure::Unavailable => "err_unavailable",
+        }
+    }
+}
+
+/// The portal: pages, challenges and the backend.
+pub struct Portal {
+    settings: Settings,
+    auth: Box<dyn Authenticator>,
+    pages: Pages,
+    challenges: Mutex<ChallengeStore>,
+    random: fn() -> Challenge,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// "1 h 02 min", "5 min 07 s", "42 s".
+pub fn format_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h} h {m:02} min")
+    } else if m > 0 {
+        format!("{m} min {s:02} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// "512 B", "1.5 kB", "12.3 MB", "2.00 GB" (SI units).
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    match u {
+        0 => format!("{n} B"),
+        _ if v < 10.0 => format!("{v:.2} {}", UNITS[u]),
+        _ if v < 100.0 => format!("{v:.1} {}", UNITS[u]),
+        _ => format!("{v:.0} {}", UNITS[u]),
+    }
+}
+
+/// Splits a request target into path and query. An absolute URL
+/// (`http://host/path?q`) gives its path.
+pub fn split_target(target: &str) -> (&str, &str) {
+    let t = match target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
+        Some(rest) => rest.find('/').map(|i| &rest[i..]).unwrap_or("/"),
+        None => target,
+    };
+    let t = t.split('#').next().unwrap_or("");
+    match t.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (t, ""),
+    }
+}
+
+/// The URL the guest asked for, rebuilt from an intercepted request.
+pub fn original_url(host: Option<&str>, target: &str) -> Option<String> {
+    let url = if target.starts_with("http://") || target.starts_with("https://") {
+        target.to_string()
+    } else {
+        let host = host?.trim();
+        if host.is_empty()
+            || host.len() > 255
+            || host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "/?#@\\".contains(c))
+        {
+            return None;
+        }
+        let path = if target.starts_with('/') { target } else { "/" };
+        format!("http://{host}{path}")
+    };
+    uam::is_safe_url(&url).then_some(url)
+}
+
+impl Portal {
+    /// A portal with `auth` as its backend and `pages` as its pages;
+    /// `random` supplies fresh challenges.
+    pub fn new(
+        settings: Settings,
+        auth: Box<dyn Authenticator>,
+        pages: Pages,
+        random: fn() -> Challenge,
+    ) -> Portal {
+        Portal {
+            challenges: Mutex::new(ChallengeStore::new(
+                settings.challenge_timeout,
+                MAX_CHALLENGES,
+            )),
+            settings,
+            auth,
+            pages,
+            random,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// True if a request with this Host header is addressed to the portal
+    /// itself (the gateway address, with or without a port; or no Host).
+    pub fn is_own_host(&self, host: Option<&str>) -> bool {
+        let Some(h) = host.map(str::trim) else {
+            return true;
+        };
+        let name = match h.rsplit_once(':') {
+            Some((n, p)) if p.chars().all(|c| c.is_ascii_digit()) => n,
+            _ => h,
+        };
+        name.parse::<Ipv4Addr>().ok() == Some(self.settings.gateway)
+    }
+
+    fn challenge_for(&self, mac: MacAddr, now: UnixMillis) -> Challenge {
+        lock(&self.challenges).current(mac, now, (self.random)())
+    }
+
+    fn redirect_to_splash(
+        &self,
+        base: &str,
+        res: Res,
+        client: &Client,
+        challenge: Option<Challenge>,
+        userurl: Option<String>,
+        reply: Option<String>,
+    ) -> Response {
+        let r = Redirect {
+            res,
+            uamip: self.settings.gateway,
+            uamport: self.settings.port,
+            challenge,
+            uid: client
+                .user
+                .clone()
+                .filter(|_| res == Res::Success || res == Res::Already),
+            reply,
+            called: self.settings.gateway_mac,
+            mac: client.mac,
+            ip: client.ip,
+            nasid: self.settings.nas_id.clone(),
+            sessionid: client.session_id.clone(),
+            userurl,
+        };
+        Response::redirect(&uam::redirect_url(
+            base,
+            &r,
+            self.settings.uam_secret.as_deref(),
+        ))
+    }
+
+    fn html(
+        &self,
+        status: u16,
+        page: &str,
+        lang: &str,
+        mut vars: HashMap<&str, String>,
+    ) -> Response {
+        vars.insert("nasid", self.settings.nas_id.clone());
+        let body = self.pages.render(page, lang, &mut vars);
+        let mut r = Response::new(status, "text/html; charset=utf-8", body.into_bytes());
+        if self.settings.strict_csp {
+            r.headers.push((
+                "content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+                    .into(),
+            ));
+        }
+        r
+    }
+
+    fn error_page(&self, status: u16, key: &str, lang: &str, retry: bool) -> Response {
+        let mut vars = HashMap::new();
+        vars.insert("message", self.pages.string(lang, key));
+        if retry {
+            vars.insert("retry_url", format!("{}/", self.settings.base()));
+        }
+        self.html(status, "error", lang, vars)
+    }
+
+    fn json(&self, doc: Value, params: &Params) -> Response {
+        let text = doc.to_string();
+        match params.get("callback").filter(|c| api::valid_callback(c)) {
+            Some(cb) => Response::new(
+                200,
+                "text/javascript; charset=utf-8",
+                format!("{cb}({text})").into_bytes(),
+            ),
+            None => Response::new(200, "application/json", text.into_bytes()),
+        }
+    }
+
+    fn json_context(&self, client: &Client, params: &Params, now: UnixMillis) -> JsonContext {
+        JsonContext {
+            nas_id: self.settings.nas_id.clone(),
+            challenge: (client.state != SessionState::Authorized)
+                .then(|| self.challenge_for(client.mac, now)),
+            original_url: params.userurl(),
+            redirection_url: self.settings.success_url.clone(),
+            logout_url: format!("{}/logoff", self.settings.base()),
+            message: None,
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle<G: Gateway>(&self, gw: &G, req: &Request, now: UnixMillis) -> Response {
+        let own = self.is_own_host(req.host.as_deref());
+        let (path, query) = split_target(&req.target);
+        let mut params = Params(uam::parse_query(query, MAX_PARAMS));
+        if req.method == Method::Post {
+            if let Some(body) = &req.form {
+                params.0.extend(uam::parse_query(body, MAX_PARAMS));
+            }
+        }
+        let langs = self.pages.languages();
+        let lang =
+            choose_lang(&langs, params.get("lang"), req.accept_language.as_deref()).to_string();
+        let lang = lang.as_str();
+        if own && path == "/favicon.ico" {
+            return Response::new(404, "text/plain", Vec::new());
+        }
+        let json = own && path.starts_with("/json/");
+        let client = match gw.client_by_ip(req.peer).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return if json {
+                    let doc = serde_json::json!({
+                        "version": "1.0", "clientState": 0,
+                        "message": self.pages.string(lang, "err_nolease"),
+                    });
+                    let mut r = self.json(doc, &params);
+                    r.status = 403;
+                    r
+                } else {
+                    self.error_page(403, "err_nolease", lang, false)
+                };
+            }
+            Err(e) => {
+                tracing::warn!("portal: asking the data plane about {}: {e}", req.peer);
+                return self.error_page(503, "err_unavailable", lang, true);
+            }
+        };
+        if !own {
+            return self.intercepted(req, &client, now);
+        }
+        let route = if json { &path[5..] } else { path };
+        match route {
+            "/api" | "/api/" if !json => self.captive_api(&client, now),
+            "/" | "/prelogin" | "/index.html" if !json => self.splash(&client, &params, lang, now),
+            "/login" | "/logon" => {
+                if json || req.method == Method::Post || params.is_attempt() {
+                    self.logon(gw, client, &params, lang, json, now).await
+                } else {
+                    self.splash(&client, &params, lang, now)
+                }
+            }
+            "/logoff" | "/logout" => self.logoff(gw, client, &params, lang, json, now).await,
+            "/status" => {
+                if json {
+                    let ctx = self.json_context(&client, &params, now);
+                    self.json(api::chilli_status(&client, &ctx, now), &params)
+                } else if client.state == SessionState::Authorized {
+                    self.success_page(&client, &params, lang, now)
+                } else {
+                    self.splash(&client, &params, lang, now)
+                }
+            }
+            _ => self.error_page(404, "err_notfound", lang, true),
+        }
+    }
+
+    /// An intercepted request (Host is not the portal): 302 to the splash
+    /// page with CoovaChilli's parameters.
+    fn intercepted(&self, req: &Request, client: &Client, now: UnixMillis) -> Response {
+        let userurl = original_url(req.host.as_deref(), &req.target);
+        let mut r = if client.state == SessionState::Authorized {
+            // A connection intercepted before the login: the guest may go
+            // where it wanted, on a new connection (which is not steered).
+            Response::redirect(
+                &userurl.unwrap_or_else(|| format!("{}/status", self.settings.base())),
+            )
+        } else {
+            let challenge = self.challenge_for(client.mac, now);
+            let base = self.splash_base();
+            self.redirect_to_splash(&base, Res::NotYet, client, Some(challenge), userurl, None)
+        };
+        // The browser thinks it talked to the web site: it must not reuse
+        // this connection for that site once the guest is logged in.
+        r.headers.push(("connection", "close".into()));
+        r
+    }
+
+    fn splash_base(&self) -> String {
+        self.settings
+            .uam_server
+            .clone()
+            .unwrap_or_else(|| format!("{}/", self.settings.base()))
+    }
+
+    /// The splash page: the login (or terms) page, or a redirect to the
+    /// external portal; the success page (or `res=already`) when logged in.
+    fn splash(&self, client: &Client, params: &Params, lang: &str, now: UnixMillis) -> Response {
+        let authorized = client.state == SessionState::Authorized;
+        if let Some(server) = &self.settings.uam_server {
+            let (res, challenge) = if authorized {
+                (Res::Already, None)
+            } else {
+                (Res::NotYet, Some(self.challenge_for(client.mac, now)))
+            };
+            return self.redirect_to_splash(server, res, client, challenge, params.userurl(), None);
+        }
+        if authorized {
+            return self.success_page(client, params, lang, now);
+        }
+        self.login_page(client, params, lang, now, None, None)
+    }
+
+    fn login_page(
+        &self,
+        client: &Client,
+        params: &Params,
+        lang: &str,
+        now: UnixMillis,
+        failure: Option<Failure>,
+        reply: Option<String>,
+    ) -> Response {
+        let challenge = self.challenge_for(client.mac, now);
+        let mut vars = HashMap::new();
+        vars.insert("challenge", uam::hex(&challenge));
+        vars.insert("userurl", params.userurl().unwrap_or_default());
+        if let Some(u) = params.get("username") {
+            vars.insert("username", u.chars().take(MAX_USERNAME).collect());
+        }
+        if let Some(f) = failure {
+            vars.insert("error", self.pages.string(lang, f.key()));
+            if let Some(r) = reply.filter(|r| r != "wrong user name or password") {
+                vars.insert("reply", r);
+            }
+        }
+        let page = if self.auth.is_click_through() {
+            "terms"
+        } else {
+            "login"
+        };
+        self.html(200, page, lang, vars)
+    }
+
+    fn success_page(
+        &self,
+        client: &Client,
+        params: &Params,
+        lang: &str,
+        now: UnixMillis,
+    ) -> Response {
+        let c = &client.counters;
+        let mut vars = HashMap::new();
+        vars.insert("user", client.user.clone().unwrap_or_default());
+        vars.insert(
+            "session_time",
+            format_duration(now.saturating_sub(client.authorized_at.unwrap_or(now)) / 1000),
+        );
+        vars.insert("data_used", format_bytes(c.octets_in + c.octets_out));
+        if let Some(s) = api::seconds_remaining(client, now) {
+            vars.insert("time_left", format_duration(s));
+        }
+        if let Some(b) = api::bytes_remaining(client) {
+            vars.insert("data_left", format_bytes(b));
+        }
+        if let Some(u) = params
+            .userurl()
+            .or_else(|| self.settings.success_url.clone())
+        {
+            vars.insert("continue_url", u);
+        }
+        self.html(200, "success", lang, vars)
+    }
+
+    fn captive_api(&self, client: &Client, now: UnixMillis) -> Response {
+        let portal_url = match &self.settings.uam_server {
+            Some(server) if client.state != SessionState::Authorized => {
+                let challenge = self.challenge_for(client.mac, now);
+                let r = self.redirect_to_splash(
+                    server,
+                    Res::NotYet,
+                    client,
+                    Some(challenge),
+                    None,
+                    None,
+                );
+                r.header("location").unwrap_or(server).to_string()
+            }
+            Some(server) => server.clone(),
+            None => format!("{}/", self.settings.base()),
+        };
+        let doc = api::captive_api(
+            client,
+            &portal_url,
+            self.settings.venue_info_url.as_deref(),
+            now,
+        );
+        Response::new(
+            200,
+            "application/captive+json",
+            doc.to_string().into_bytes(),
+        )
+    }
+
+    /// Works out the credentials of a login attempt.
+    fn credentials(
+        &self,
+        params: &Params,
+        challenge: &Challenge,
+        own_form: bool,
+    ) -> Result<Credentials, Failure> {
+        if self.auth.is_click_through() {
+            if own_form && params.nonempty("accept").is_none() {
+                return Err(Failure::Terms);
+            }
+            return Ok(Credentials::None);
+        }
+        let key = uam::derived_challenge(challenge, self.settings.uam_secret.as_deref());
+        if let Some(r) = params.nonempty("response") {
+            let response: [u8; 16] = uam::unhex(r)
+                .and_then(|v| v.try_into().ok())
+                .ok_or(Failure::Encoding)?;
+            return Ok(Credentials::Chap {
+                ident: 0,
+                challenge: key,
+                response,
+            });
+        }
+        let pw = params.nonempty("password").ok_or(Failure::Missing)?;
+        if self.settings.uam_server.is_some() {
+            // CoovaChilli's rule for portals: hex(password XOR key).
+            uam::decode_password(pw, &key)
+                .map(Credentials::Pap)
+                .ok_or(Failure::Encoding)
+        } else {
+            Ok(Credentials::Pap(pw.chars().take(128).collect()))
+        }
+    }
+
+    async fn logon<G: Gateway>(
+        &self,
+        gw: &G,
+        client: Client,
+        params: &Params,
+        lang: &str,
+        json: bool,
+        now: UnixMillis,
+    ) -> Response {
+        let external = self.settings.uam_server.is_some();
+        if client.state == SessionState::Authorized {
+            return if json {
+                let mut ctx = self.json_context(&client, params, now);
+                ctx.message = Some("Already logged in".into());
+                self.json(api::chilli_status(&client, &ctx, now), params)
+            } else if let Some(server) = &self.settings.uam_server {
+                self.redirect_to_splash(server, Res::Already, &client, None, params.userurl(), None)
+            } else {
+                self.after_login(&client, params)
+            };
+        }
+        let claimed: Option<Challenge> = match params.nonempty("challenge") {
+            Some(h) => match uam::unhex(h).and_then(|v| v.try_into().ok()) {
+                Some(c) => Some(c),
+                None => Some([0; 16]), // never matches a random challenge
+            },
+            None => None,
+        };
+        let consumed = lock(&self.challenges).consume(client.mac, claimed.as_ref(), now);
+        let username: String = params
+            .get("username")
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .take(MAX_USERNAME)
+            .collect();
+        let outcome = match consumed {
+            Err(ChallengeError::Missing) | Err(ChallengeError::Mismatch) => {
+                Err((Failure::Expired, None))
+            }
+            Ok(challenge) => match self.credentials(params, &challenge, !json && !external) {
+                Err(f) => Err((f, None)),
+                Ok(credentials) => {
+                    if username.is_empty() && !self.auth.is_click_through() {
+                        Err((Failure::Missing, None))
+                    } else {
+                        let req = AuthRequest {
+                            username: username.clone(),
+                            credentials,
+                            mac: client.mac,
+                            ip: client.ip,
+                        };
+                        match self.auth.authenticate(&req).await {
+                            AuthOutcome::Accept {
+                                limits,
+                                reply,
+                                class,
+                                cui,
+                            } => Ok((limits, reply, class, cui)),
+                            AuthOutcome::Reject { reply } => Err((Failure::Wrong, reply)),
+                        }
+                    }
+                }
+            },
+        };
+        match outcome {
+            Ok((limits, reply, class, cui)) => {
+                let user = if username.is_empty() {
+                    "guest".to_string()
+                } else {
+                    username
+                };
+                let grant = Authorization {
+                    user: Some(user.clone()),
+                    limits,
+                    class,
+                    cui,
+                };
+                match gw.authorize(client.mac, grant).await {
+                    Ok(authorized) => {
+                        tracing::info!(mac = %client.mac, ip = %client.ip, user, "portal: login accepted");
+                        lock(&self.challenges).forget(client.mac);
+                        if json {
+                            let mut ctx = self.json_context(&authorized, params, now);
+                            ctx.message = reply;
+                            self.json(api::chilli_status(&authorized, &ctx, now), params)
+                        } else if let Some(server) = &self.settings.uam_server {
+                            self.redirect_to_splash(
+                                server,
+                                Res::Success,
+                                &authorized,
+                                None,
+                                params.userurl(),
+                                reply,
+                            )
+                        } else {
+                            self.after_login(&authorized, params)
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(mac = %client.mac, "portal: authorizing: {e}");
+                        self.failed(&client, params, lang, json, now, Failure::Unavailable, None)
+                    }
+                }
+            }
+            Err((failure, reply)) => {
+                tracing::info!(mac = %client.mac, ip = %client.ip, user = username, reason = failure.key(), "portal: login refused");
+                self.failed(&client, params, lang, json, now, failure, reply)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn failed(
+        &self,
+        client: &Client,
+        params: &Params,
+        lang: &str,
+        json: bool,
+        now: UnixMillis,
+        failure: Failure,
+        reply: Option<String>,
+    ) -> Response {
+        if json {
+            let mut ctx = self.json_context(client, params, now);
+            ctx.message = Some(reply.unwrap_or_else(|| self.pages.string(lang, failure.key())));
+            return self.json(api::chilli_status(client, &ctx, now), params);
+        }
+        if let Some(server) = &self.settings.uam_server {
+            let challenge = self.challenge_for(client.mac, now);
+            let reply = reply.or_else(|| Some(self.pages.string("en", failure.key())));
+            return self.redirect_to_splash(
+                server,
+                Res::Failed,
+                client,
+                Some(challenge),
+                params.userurl(),
+                reply,
+            );
+        }
+        self.login_page(client, params, lang, now, Some(failure), reply)
+    }
+
+    /// Own pages, after a login: the original URL, else the success URL,
+    /// else the status page.
+    fn after_login(&self, _client: &Client, params: &Params) -> Response {
+        let target = params
+            .userurl()
+            .or_else(|| self.settings.success_url.clone())
+            .unwrap_or_else(|| format!("{}/status", self.settings.base()));
+        Response::redirect(&target)
+    }
+
+    async fn logoff<G: Gateway>(
+        &self,
+        gw: &G,
+        mut client: Client,
+        params: &Params,
+        lang: &str,
+        json: bool,
+        now: UnixMillis,
+    ) -> Response {
+        if client.state == SessionState::Authorized {
+            match gw.logout(client.mac, EndReason::UserRequest).await {
+                Ok(_) => {
+                    tracing::info!(mac = %client.mac, ip = %client.ip, "portal: logged out");
+                    client.state = SessionState::Unauthorized;
+                    client.user = None;
+                    client.authorized_at = None;
+                }
+                Err(e) => {
+                    tracing::warn!(mac = %client.mac, "portal: logout: {e}");
+                    return self.error_page(503, "err_unavailable", lang, true);
+                }
+            }
+        }
+        if json {
+            let ctx = self.json_context(&client, params, now);
+            return self.json(api::chilli_status(&client, &ctx, now), params);
+        }
+        if let Some(server) = &self.settings.uam_server {
+            return self.redirect_to_splash(server, Res::Logoff, &client, None, None, None);
+        }
+        let mut vars = HashMap::new();
+        vars.insert("login_url", format!("{}/", self.settings.base()));
+        self.html(200, "logout", lang, vars)
+    }
+}

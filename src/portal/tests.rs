@@ -1,0 +1,581 @@
+//! The portal's routing against a fake data plane.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::auth::{self, Authenticator, LocalUsers};
+use super::handler::{Gateway, Method, Portal, Request, Response, Settings};
+use super::pages::Pages;
+use super::uam;
+use crate::session::{Authorization, Client, Counters, EndReason, EndedSession, SessionState};
+use crate::wire::MacAddr;
+
+const GW: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+const IP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 23);
+const SECRET: &str = "testing123";
+
+#[derive(Clone, Default)]
+struct FakeGateway {
+    clients: Arc<Mutex<HashMap<Ipv4Addr, Client>>>,
+}
+
+impl FakeGateway {
+    fn with_client() -> FakeGateway {
+        let g = FakeGateway::default();
+        g.clients.lock().unwrap().insert(
+            IP,
+            Client {
+                mac: mac(),
+                ip: IP,
+                state: SessionState::Unauthorized,
+                session_id: "66500000000000aa".into(),
+                user: None,
+                leased_at: 0,
+                authorized_at: None,
+                lease_expires: u64::MAX,
+                last_active: 0,
+                counters: Counters::default(),
+                limits: Default::default(),
+                throttled: false,
+                last_seen: 0,
+                next_interim: None,
+                class: Vec::new(),
+                cui: None,
+                up: Default::default(),
+                down: Default::default(),
+                probes: 0,
+            },
+        );
+        g
+    }
+
+    fn client(&self) -> Client {
+        self.clients.lock().unwrap()[&IP].clone()
+    }
+
+    fn authorized(&self) -> bool {
+        self.client().state == SessionState::Authorized
+    }
+}
+
+fn mac() -> MacAddr {
+    "02:00:00:00:00:17".parse().unwrap()
+}
+
+impl Gateway for FakeGateway {
+    fn client_by_ip(
+        &self,
+        ip: Ipv4Addr,
+    ) -> impl Future<Output = Result<Option<Client>, String>> + Send {
+        let c = self.clients.lock().unwrap().get(&ip).cloned();
+        async move { Ok(c) }
+    }
+
+    fn authorize(
+        &self,
+        mac: MacAddr,
+        auth: Authorization,
+    ) -> impl Future<Output = Result<Client, String>> + Send {
+        let mut clients = self.clients.lock().unwrap();
+        let r = match clients.values_mut().find(|c| c.mac == mac) {
+            Some(c) if c.state == SessionState::Authorized => Err("already".to_string()),
+            Some(c) => {
+                c.state = SessionState::Authorized;
+                c.user = auth.user;
+                c.limits = auth.limits;
+                c.authorized_at = Some(1_000_000);
+                c.last_active = 1_000_000;
+                Ok(c.clone())
+            }
+            None => Err("unknown".to_string()),
+        };
+        async move { r }
+    }
+
+    fn logout(
+        &self,
+        mac: MacAddr,
+        reason: EndReason,
+    ) -> impl Future<Output = Result<EndedSession, String>> + Send {
+        let mut clients = self.clients.lock().unwrap();
+        let r = match clients.values_mut().find(|c| c.mac == mac) {
+            Some(c) if c.state == SessionState::Authorized => {
+                c.state = SessionState::Unauthorized;
+                let e = EndedSession {
+                    mac,
+                    ip: c.ip,
+                    session_id: c.session_id.clone(),
+                    user: c.user.take(),
+                    started: c.authorized_at.take().unwrap_or(0),
+                    ended: 0,
+                    counters: c.counters,
+                    reason,
+                    class: Vec::new(),
+                    cui: None,
+                };
+                c.session_id.push('x');
+                Ok(e)
+            }
+            _ => Err("not authorized".to_string()),
+        };
+        async move { r }
+    }
+}
+
+fn counter_random() -> uam::Challenge {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static N: AtomicU8 = AtomicU8::new(1);
+    [N.fetch_add(1, Ordering::Relaxed); 16]
+}
+
+fn settings() -> Settings {
+    Settings {
+        gateway: GW,
+        port: 3990,
+        gateway_mac: "02:00:00:00:00:01".parse().unwrap(),
+        uam_server: None,
+        uam_secret: None,
+        success_url: None,
+        nas_id: "lassi".into(),
+        venue_info_url: None,
+        challenge_timeout: 60,
+        strict_csp: true,
+    }
+}
+
+fn users() -> Box<dyn Authenticator> {
+    let u = LocalUsers::parse("alice plain:wonderland session_timeout=60 max_total_octets=5000\n")
+        .unwrap();
+    Box::new(Arc::new(u))
+}
+
+fn portal(settings: Settings, auth: Box<dyn Authenticator>) -> Portal {
+    Portal::new(settings, auth, Pages::embedded(), counter_random)
+}
+
+fn req(method: Method, host: &str, target: &str, form: Option<&str>) -> Request {
+    Request {
+        method,
+        host: (!host.is_empty()).then(|| host.to_string()),
+        target: target.into(),
+        form: form.map(str::to_string),
+        accept_language: None,
+        peer: IP,
+    }
+}
+
+fn run<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn get(p: &Portal, g: &FakeGateway, host: &str, target: &str) -> Response {
+    run(p.handle(g, &req(Method::Get, host, target, None), 1_000_000))
+}
+
+fn post(p: &Portal, g: &FakeGateway, target: &str, form: &str) -> Response {
+    run(p.handle(
+        g,
+        &req(Method::Post, "10.1.0.1:3990", target, Some(form)),
+        1_000_000,
+    ))
+}
+
+fn body(r: &Response) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+fn query_of(location: &str) -> Vec<(String, String)> {
+    uam::parse_query(location.split_once('?').unwrap().1, 64)
+}
+
+fn param(q: &[(String, String)], k: &str) -> String {
+    q.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// The hidden challenge of a rendered login page.
+fn page_challenge(html: &str) -> String {
+    let i = html.find("name=\"challenge\" value=\"").unwrap() + 24;
+    html[i..i + 32].to_string()
+}
+
+#[test]
+fn intercepted_requests_redirect_to_the_splash_page() {
+    let g = FakeGateway::with_client();
+    let p = portal(settings(), users());
+    for (host, target) in [
+        ("example.test", "/some/page?q=1"),
+        ("captive.apple.com", "/hotspot-detect.html"),
+        ("connectivitycheck.gstatic.com", "/generate_204"),
+        ("10.1.0.1.example", "/"),
+        ("198.51.100.10:8080", "/x"),
+    ] {
+        let r = get(&p, &g, host, target);
+        assert_eq!(r.status, 302, "{host}");
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(r.header("connection"), Some("close"));
+        let loc = r.header("location").unwrap();
+        assert!(
+            loc.starts_with(
+                "http://10.1.0.1:3990/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge="
+            ),
+            "{loc}"
+        );
+        let q = query_of(loc);
+        assert_eq!(param(&q, "userurl"), format!("http://{host}{target}"));
+        assert_eq!(param(&q, "mac"), "02-00-00-00-00-17");
+        assert_eq!(param(&q, "called"), "02-00-00-00-00-01");
+        assert_eq!(param(&q, "ip"), "10.1.0.23");
+        assert_eq!(param(&q, "sessionid"), "66500000000000aa");
+        assert!(!loc.contains("md="), "no secret, no md");
+    }
+    // Every redirect carries the same live challenge (no CoovaChilli race).
+    let a = query_of(get(&p, &g, "a.test", "/").header("location").unwrap());
+    let b = query_of(get(&p, &g, "b.test", "/").header("location").unwrap());
+    assert_eq!(param(&a, "challenge"), param(&b, "challenge"));
+    // The portal's own host is not intercepted.
+    for host in ["10.1.0.1", "10.1.0.1:3990", ""] {
+        let r = get(&p, &g, host, "/");
+        assert_eq!(r.status, 200, "{host:?}");
+        assert!(body(&r).contains("name=\"password\""));
+    }
+}
+
+#[test]
+fn unknown_clients_get_a_clear_error() {
+    let g = FakeGateway::default();
+    let p = portal(settings(), users());
+    let r = get(&p, &g, "example.test", "/");
+    assert_eq!(r.status, 403);
+    assert!(
+        body(&r).contains("no address from this network"),
+        "{}",
+        body(&r)
+    );
+    let r = get(&p, &g, "10.1.0.1", "/json/status?callback=cb");
+    assert_eq!(r.status, 403);
+    assert!(body(&r).starts_with("cb({"));
+}
+
+#[test]
+fn local_login_own_pages() {
+    let g = FakeGateway::with_client();
+    let p = portal(settings(), users());
+    let page = body(&get(
+        &p,
+        &g,
+        "10.1.0.1:3990",
+        "/?res=notyet&userurl=http%3a%2f%2fexample.test%2fwelcome",
+    ));
+    assert!(page.contains("value=\"http://example.test/welcome\""));
+    let chal = page_challenge(&page);
+
+    // Wrong password: the login page again, with an error and a new challenge.
+    let r = post(&p, &g, "/logon", &format!("challenge={chal}&userurl=http%3A%2F%2Fexample.test%2Fwelcome&username=alice&password=nope"));
+    assert_eq!(r.status, 200);
+    let html = body(&r);
+    assert!(html.contains("Wrong user name or password."), "{html}");
+    assert!(!g.authorized());
+    let chal2 = page_challenge(&html);
+    assert_ne!(chal, chal2);
+
+    // The used challenge cannot be replayed.
+    let r = post(
+        &p,
+        &g,
+        "/logon",
+        &format!("challenge={chal}&username=alice&password=wonderland"),
+    );
+    assert!(body(&r).contains("This sign-in page has expired."));
+    assert!(!g.authorized());
+
+    // A fresh page and the right password: off to the original URL.
+    let chal3 = page_challenge(&body(&get(&p, &g, "10.1.0.1", "/")));
+    let r = post(&p, &g, "/logon", &format!("challenge={chal3}&userurl=http%3A%2F%2Fexample.test%2Fwelcome&username=alice&password=wonderland"));
+    assert_eq!(r.status, 302, "{}", body(&r));
+    assert_eq!(r.header("location"), Some("http://example.test/welcome"));
+    assert!(g.authorized());
+    assert_eq!(g.client().user.as_deref(), Some("alice"));
+
+    // The status page shows the limits.
+    let html = body(&get(&p, &g, "10.1.0.1", "/status"));
+    assert!(html.contains("id=\"time-left\">1 min 00 s<"), "{html}");
+    assert!(html.contains("id=\"data-left\">5.00 kB<"), "{html}");
+    assert!(html.contains("id=\"logout\""));
+
+    // Logout from the success page.
+    let r = post(&p, &g, "/logoff", "");
+    assert_eq!(r.status, 200);
+    assert!(body(&r).contains("You are logged out"));
+    assert!(!g.authorized());
+}
+
+#[test]
+fn german_pages_by_accept_language() {
+    let g = FakeGateway::with_client();
+    let p = portal(settings(), users());
+    let mut r = req(Method::Get, "10.1.0.1", "/", None);
+    r.accept_language = Some("de-DE,de;q=0.9,en;q=0.5".into());
+    let html = body(&run(p.handle(&g, &r, 0)));
+    assert!(html.contains("<html lang=\"de\""));
+    assert!(html.contains("Im Internet anmelden"));
+    let html = body(&get(&p, &g, "10.1.0.1", "/?lang=de"));
+    assert!(html.contains("Passwort"));
+}
+
+#[test]
+fn click_through_needs_the_terms() {
+    let g = FakeGateway::with_client();
+    let p = portal(settings(), Box::new(auth::ClickThrough));
+    let page = body(&get(&p, &g, "10.1.0.1", "/"));
+    assert!(page.contains("name=\"accept\""));
+    let chal = page_challenge(&page);
+    let r = post(&p, &g, "/logon", &format!("challenge={chal}"));
+    assert!(body(&r).contains("Please accept the terms"));
+    assert!(!g.authorized());
+    let chal = page_challenge(&body(&r));
+    let r = post(&p, &g, "/logon", &format!("challenge={chal}&accept=1"));
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("http://10.1.0.1:3990/status"));
+    assert_eq!(g.client().user.as_deref(), Some("guest"));
+}
+
+fn external() -> Settings {
+    Settings {
+        uam_server: Some("https://portal.example/hotspotlogin.cgi".into()),
+        uam_secret: Some(SECRET.into()),
+        success_url: Some("https://portal.example/welcome".into()),
+        ..settings()
+    }
+}
+
+#[test]
+fn external_portal_with_secret() {
+    let g = FakeGateway::with_client();
+    let p = portal(external(), users());
+    let r = get(&p, &g, "example.test", "/page");
+    let loc = r.header("location").unwrap().to_string();
+    assert!(loc.starts_with(
+        "https://portal.example/hotspotlogin.cgi?res=notyet&uamip=10.1.0.1&uamport=3990&challenge="
+    ));
+    // md = MD5(URL before "&md=" ‖ secret), uppercase.
+    let (signed, md) = loc.rsplit_once("&md=").unwrap();
+    assert_eq!(
+        md,
+        uam::hex(&uam::md5(&[signed.as_bytes(), SECRET.as_bytes()])).to_uppercase()
+    );
+    let q = query_of(&loc);
+    let chal: uam::Challenge = uam::unhex(&param(&q, "challenge"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = uam::derived_challenge(&chal, Some(SECRET));
+
+    // A plain password is not accepted from a portal with a secret.
+    let r = get(
+        &p,
+        &g,
+        "10.1.0.1",
+        "/logon?username=alice&password=wonderland",
+    );
+    let loc = r.header("location").unwrap().to_string();
+    assert!(loc.contains("?res=failed&"), "{loc}");
+    assert!(!g.authorized());
+    // The failure carries a fresh challenge for the next try.
+    let chal: uam::Challenge = uam::unhex(&param(&query_of(&loc), "challenge"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key2 = uam::derived_challenge(&chal, Some(SECRET));
+    assert_ne!(key, key2);
+
+    // Wrong password, XOR-encoded: res=failed with a reply.
+    let r = get(
+        &p,
+        &g,
+        "10.1.0.1",
+        &format!(
+            "/logon?username=alice&password={}",
+            uam::encode_password("nope", &key2)
+        ),
+    );
+    let loc = r.header("location").unwrap().to_string();
+    assert!(loc.contains("res=failed"), "{loc}");
+    assert!(loc.contains("&reply="), "{loc}");
+    let chal: uam::Challenge = uam::unhex(&param(&query_of(&loc), "challenge"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key3 = uam::derived_challenge(&chal, Some(SECRET));
+
+    // Right password: res=success back to the portal, signed.
+    let r = get(
+        &p,
+        &g,
+        "10.1.0.1",
+        &format!(
+            "/logon?username=alice&password={}&userurl=http%3A%2F%2Fexample.test%2Fpage",
+            uam::encode_password("wonderland", &key3)
+        ),
+    );
+    let loc = r.header("location").unwrap().to_string();
+    assert!(loc.starts_with("https://portal.example/hotspotlogin.cgi?res=success&uamip=10.1.0.1&uamport=3990&uid=alice&called="), "{loc}");
+    assert_eq!(
+        param(&query_of(&loc), "userurl"),
+        "http://example.test/page"
+    );
+    assert!(g.authorized());
+    // Again: res=already.
+    let r = get(&p, &g, "10.1.0.1", "/logon?username=alice&password=00");
+    assert!(r.header("location").unwrap().contains("res=already"));
+    // Logoff: res=logoff.
+    let r = get(&p, &g, "10.1.0.1", "/logoff");
+    assert!(r.header("location").unwrap().contains("?res=logoff&"));
+    assert!(!g.authorized());
+}
+
+#[test]
+fn json_api_with_chap_and_jsonp() {
+    let g = FakeGateway::with_client();
+    let p = portal(external(), users());
+    let r = get(&p, &g, "10.1.0.1", "/json/status?callback=chilliJSON.reply");
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    let text = body(&r);
+    let json = text
+        .strip_prefix("chilliJSON.reply(")
+        .and_then(|t| t.strip_suffix(')'))
+        .unwrap();
+    let v: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["clientState"], 0);
+    let chal: uam::Challenge = uam::unhex(v["challenge"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = uam::derived_challenge(&chal, Some(SECRET));
+    // A bad callback is ignored (plain JSON).
+    let r = get(&p, &g, "10.1.0.1", "/json/status?callback=alert(1)");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+
+    // Wrong CHAP response.
+    let bad = uam::hex(&uam::chap_response(0, b"nope", &key));
+    let v: Value = serde_json::from_slice(
+        &get(
+            &p,
+            &g,
+            "10.1.0.1",
+            &format!("/json/logon?username=alice&response={bad}"),
+        )
+        .body,
+    )
+    .unwrap();
+    assert_eq!(v["clientState"], 0);
+    assert!(v["message"].as_str().unwrap().contains("wrong"));
+    let chal: uam::Challenge = uam::unhex(v["challenge"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = uam::derived_challenge(&chal, Some(SECRET));
+    let good = uam::hex(&uam::chap_response(0, b"wonderland", &key));
+    let v: Value = serde_json::from_slice(
+        &get(
+            &p,
+            &g,
+            "10.1.0.1",
+            &format!("/json/login?username=alice&response={good}"),
+        )
+        .body,
+    )
+    .unwrap();
+    assert_eq!(v["clientState"], 1, "{v}");
+    assert_eq!(v["session"]["userName"], "alice");
+    assert_eq!(v["session"]["sessionTimeout"], 60);
+    assert!(v["accounting"]["inputOctets"].is_u64());
+    let v: Value = serde_json::from_slice(&get(&p, &g, "10.1.0.1", "/json/logoff").body).unwrap();
+    assert_eq!(v["clientState"], 0);
+    assert!(!g.authorized());
+}
+
+#[test]
+fn rfc8908_api() {
+    let g = FakeGateway::with_client();
+    let p = portal(
+        Settings {
+            venue_info_url: Some("https://venue.example/".into()),
+            ..settings()
+        },
+        Box::new(auth::ClickThrough),
+    );
+    let r = get(&p, &g, "10.1.0.1:3990", "/api");
+    assert_eq!(r.header("content-type"), Some("application/captive+json"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "captive": true,
+            "user-portal-url": "http://10.1.0.1:3990/",
+            "venue-info-url": "https://venue.example/"
+        })
+    );
+    let p = portal(external(), users());
+    let v: Value = serde_json::from_slice(&get(&p, &g, "10.1.0.1", "/api").body).unwrap();
+    assert!(v["user-portal-url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://portal.example/hotspotlogin.cgi?res=notyet&"));
+}
+
+#[test]
+fn the_login_grants_the_users_limits() {
+    let g = FakeGateway::with_client();
+    let p = portal(settings(), users());
+    let chal = page_challenge(&body(&get(&p, &g, "10.1.0.1", "/")));
+    post(
+        &p,
+        &g,
+        "/logon",
+        &format!("challenge={chal}&username=alice&password=wonderland"),
+    );
+    assert!(g.authorized());
+    let limits = g.client().limits;
+    assert_eq!(limits.session_timeout, Some(60));
+    assert_eq!(limits.max_total_octets, Some(5000));
+    assert_eq!(limits.idle_timeout, None);
+}
+
+#[test]
+fn garbage_never_panics() {
+    let g = FakeGateway::with_client();
+    let p = portal(external(), users());
+    for target in [
+        "",
+        "*",
+        "/%",
+        "/json/",
+        "/json/logon?username=%ff&response=zz",
+        "/logon?password=%00%00",
+        "/logon?challenge=xyz&username=a&password=b",
+        "http://example.test/abs?x",
+        "/?userurl=javascript:alert(1)",
+        "/status?callback=",
+        "/api?",
+        "/logon?&&&=&==",
+    ] {
+        for host in ["10.1.0.1", "example.test", "\u{0}", ""] {
+            let _ = get(&p, &g, host, target);
+        }
+    }
+}
