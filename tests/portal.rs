@@ -690,6 +690,7 @@ fn intercepted_http_and_os_probes_get_the_splash_page() {
         "http://example.test/some/page?x=1",
         "http://captive.apple.com/hotspot-detect.html",
         "http://connectivitycheck.gstatic.com/generate_204",
+        "http://www.msftconnecttest.com/connecttest.txt",
         "http://198.51.100.10/",
     ] {
         let r = must(&lab, "curl", client.curl(&[url]));
@@ -709,6 +710,49 @@ fn intercepted_http_and_os_probes_get_the_splash_page() {
         "the upstream server saw a guest that had not logged in: {:?}",
         web.requests()
     );
+
+    // After login (click-through) the same probes reach the real server and
+    // get its own answers, which is how the OS decides it is online.
+    let splash = must(&lab, "curl", client.curl(&["http://example.test/"]));
+    let chal = param(&splash.header("location").unwrap(), "challenge");
+    let ok = must(
+        &lab,
+        "logon",
+        client.curl(&[
+            "-d",
+            &format!("challenge={chal}&accept=1"),
+            &format!("{PORTAL}/logon"),
+        ]),
+    );
+    assert_eq!(ok.http_code, 302, "{ok:?}");
+    let apple = must(
+        &lab,
+        "curl",
+        client.curl(&["http://captive.apple.com/hotspot-detect.html"]),
+    );
+    assert!(
+        apple.ok() && apple.text().contains("<TITLE>Success</TITLE>"),
+        "{apple:?}"
+    );
+    let android = must(
+        &lab,
+        "curl",
+        client.curl(&["http://connectivitycheck.gstatic.com/generate_204"]),
+    );
+    assert_eq!(android.http_code, 204, "{android:?}");
+    let windows = must(
+        &lab,
+        "curl",
+        client.curl(&["http://www.msftconnecttest.com/connecttest.txt"]),
+    );
+    assert_eq!(windows.text(), "Microsoft Connect Test", "{windows:?}");
+    for path in ["/hotspot-detect.html", "/generate_204", "/connecttest.txt"] {
+        assert_eq!(
+            web.requests_to(path).len(),
+            1,
+            "{path} reached the upstream once"
+        );
+    }
 }
 
 #[test]
