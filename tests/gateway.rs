@@ -522,23 +522,11 @@ fn lease_ends_end_the_session() {
     );
 }
 
-/// The `session ended` log lines, ANSI colours removed.
+/// The `session ended` log lines.
 fn ended_lines(log: &str) -> Vec<String> {
     log.lines()
         .filter(|l| l.contains("session ended"))
-        .map(|l| {
-            let mut out = String::new();
-            let mut esc = false;
-            for c in l.chars() {
-                match (esc, c) {
-                    (false, '\u{1b}') => esc = true,
-                    (true, 'm') => esc = false,
-                    (true, _) => {}
-                    (false, c) => out.push(c),
-                }
-            }
-            out
-        })
+        .map(str::to_string)
         .collect()
 }
 

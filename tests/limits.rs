@@ -38,24 +38,10 @@ fn ended_with(lassi: &LassiHandle, reason: &str, within: Duration) -> bool {
         lassi
             .log()
             .lines()
-            .any(|l| l.contains("session ended") && strip_ansi(l).contains(&needle))
+            .any(|l| l.contains("session ended") && l.contains(&needle))
             .then_some(())
     })
     .is_some()
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut esc = false;
-    for c in s.chars() {
-        match (esc, c) {
-            (false, '\u{1b}') => esc = true,
-            (true, 'm') => esc = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
-    }
-    out
 }
 
 /// Receiver-side throughput of a 6 s iperf3 run, in bit/s.
@@ -159,10 +145,9 @@ fn volume_quota_ends_the_session() {
         "{}",
         lassi.log_tail(10)
     );
-    let line = lassi
-        .log()
+    let log = lassi.log();
+    let line = log
         .lines()
-        .map(strip_ansi)
         .find(|l| l.contains("reason=quota-exceeded"))
         .unwrap();
     let octets = |k: &str| -> u64 {

@@ -733,17 +733,9 @@ impl Engine {
             if let (Some(due), Some(every)) = (c.next_interim, l.interim_interval) {
                 if now >= due {
                     c.next_interim = Some(due.max(now - 999) + u64::from(every) * 1000);
-                    self.events.push(Event::InterimUpdate(SessionReport {
-                        mac: c.mac,
-                        ip: c.ip,
-                        session_id: c.session_id.clone(),
-                        user: c.user.clone(),
-                        started,
-                        at: now,
-                        counters: c.counters,
-                        class: c.class.clone(),
-                        cui: c.cui.clone(),
-                    }));
+                    if let Some(r) = SessionReport::of(c, now) {
+                        self.events.push(Event::InterimUpdate(r));
+                    }
                 }
             }
         }
@@ -801,17 +793,9 @@ impl Engine {
     ) -> Result<Client, SessionError> {
         auth.limits = auth.limits.or(&self.settings.default_limits);
         let c = self.sessions.authorize(mac, auth, now)?.clone();
-        self.events.push(Event::SessionStarted(SessionReport {
-            mac,
-            ip: c.ip,
-            session_id: c.session_id.clone(),
-            user: c.user.clone(),
-            started: now,
-            at: now,
-            counters: c.counters,
-            class: c.class.clone(),
-            cui: c.cui.clone(),
-        }));
+        if let Some(r) = SessionReport::of(&c, now) {
+            self.events.push(Event::SessionStarted(r));
+        }
         Ok(c)
     }
 

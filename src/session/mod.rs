@@ -186,6 +186,23 @@ pub struct SessionRecord {
     pub stopped: bool,
 }
 
+impl SessionReport {
+    /// The report of an authorized client at `at` (`None` if not authorized).
+    pub fn of(c: &Client, at: UnixMillis) -> Option<SessionReport> {
+        Some(SessionReport {
+            mac: c.mac,
+            ip: c.ip,
+            session_id: c.session_id.clone(),
+            user: c.user.clone(),
+            started: c.authorized_at?,
+            at,
+            counters: c.counters,
+            class: c.class.clone(),
+            cui: c.cui.clone(),
+        })
+    }
+}
+
 fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
