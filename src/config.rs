@@ -109,6 +109,8 @@ pub struct Config {
     pub portal: PortalConfig,
     /// Session defaults and limits.
     pub session: SessionConfig,
+    /// RADIUS authentication, accounting and CoA (`None`: no RADIUS).
+    pub radius: Option<RadiusConfig>,
     /// The local control socket.
     pub control: ControlConfig,
     /// Durable state (leases).
@@ -262,6 +264,65 @@ pub struct SessionConfig {
     pub probes: u8,
 }
 
+/// One RADIUS server (`[[radius.server]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RadiusServer {
+    /// Its address.
+    pub address: std::net::IpAddr,
+    /// Shared secret.
+    pub secret: String,
+    /// Authentication port.
+    pub auth_port: u16,
+    /// Accounting port.
+    pub acct_port: u16,
+}
+
+/// `[radius]`
+#[derive(Clone, Debug)]
+pub struct RadiusConfig {
+    /// Servers, primary first.
+    pub servers: Vec<RadiusServer>,
+    /// Seconds before the first resend.
+    pub timeout: u32,
+    /// Resends per server before failing over.
+    pub retries: u32,
+    /// Seconds a silent server is passed over.
+    pub dead_time: u32,
+    /// Drop replies without Message-Authenticator (BlastRADIUS hardening).
+    pub require_message_authenticator: bool,
+    /// NAS-Identifier.
+    pub nas_identifier: String,
+    /// NAS-IP-Address.
+    pub nas_ip: Option<Ipv4Addr>,
+    /// Called-Station-Id (default: the LAN MAC, dashed).
+    pub called_station_id: Option<String>,
+    /// WISPr-Location-ID.
+    pub location_id: Option<String>,
+    /// WISPr-Location-Name.
+    pub location_name: Option<String>,
+    /// CoovaChilli's client view point for octet counters and quotas.
+    pub swap_octets: bool,
+    /// Authenticate clients by MAC when they get a lease.
+    pub mac_auth: bool,
+    /// Appended to the dashed MAC in User-Name for MAC authentication.
+    pub mac_suffix: String,
+    /// Password sent for MAC authentication.
+    pub mac_password: String,
+    /// Most accounting records kept in the spool.
+    pub spool_max_records: usize,
+    /// The CoA/Disconnect listener.
+    pub coa: Option<CoaConfig>,
+}
+
+/// `[radius.coa]`
+#[derive(Clone, Debug)]
+pub struct CoaConfig {
+    /// Address and port to listen on.
+    pub listen: std::net::SocketAddr,
+    /// Who may send requests, with their secrets.
+    pub clients: Vec<(std::net::IpAddr, String)>,
+}
+
 /// `[dataplane]`
 #[derive(Clone, Debug)]
 pub struct DataplaneConfig {
@@ -328,6 +389,7 @@ struct RawConfig {
     portal: RawPortal,
     #[serde(default)]
     session: RawSession,
+    radius: Option<RawRadius>,
     #[serde(default)]
     control: RawControl,
     #[serde(default)]
@@ -399,6 +461,91 @@ impl Default for RawDataplane {
             batch: default_batch(),
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRadiusServer {
+    address: std::net::IpAddr,
+    secret: String,
+    #[serde(default = "default_auth_port")]
+    auth_port: u16,
+    #[serde(default = "default_acct_port")]
+    acct_port: u16,
+}
+
+fn default_auth_port() -> u16 {
+    1812
+}
+fn default_acct_port() -> u16 {
+    1813
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoaClient {
+    address: std::net::IpAddr,
+    secret: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoa {
+    #[serde(default = "default_coa_listen")]
+    listen: std::net::SocketAddr,
+    #[serde(default)]
+    client: Vec<RawCoaClient>,
+}
+
+fn default_coa_listen() -> std::net::SocketAddr {
+    "0.0.0.0:3799".parse().expect("valid")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRadius {
+    #[serde(default)]
+    server: Vec<RawRadiusServer>,
+    #[serde(default = "default_radius_timeout")]
+    timeout: u32,
+    #[serde(default = "default_radius_retries")]
+    retries: u32,
+    #[serde(default = "default_dead_time")]
+    dead_time: u32,
+    #[serde(default = "yes")]
+    require_message_authenticator: bool,
+    nas_identifier: Option<String>,
+    nas_ip: Option<Ipv4Addr>,
+    called_station_id: Option<String>,
+    location_id: Option<String>,
+    location_name: Option<String>,
+    #[serde(default)]
+    swap_octets: bool,
+    #[serde(default)]
+    mac_auth: bool,
+    #[serde(default)]
+    mac_suffix: String,
+    #[serde(default = "default_mac_password")]
+    mac_password: String,
+    #[serde(default = "default_spool_max")]
+    spool_max_records: usize,
+    coa: Option<RawCoa>,
+}
+
+fn default_radius_timeout() -> u32 {
+    2
+}
+fn default_radius_retries() -> u32 {
+    2
+}
+fn default_dead_time() -> u32 {
+    60
+}
+fn default_mac_password() -> String {
+    "password".into()
+}
+fn default_spool_max() -> usize {
+    10_000
 }
 
 #[derive(Deserialize, Default)]
@@ -818,6 +965,107 @@ impl Config {
             probes: se.probes.unwrap_or(3).max(1),
         };
 
+        let radius = match raw.radius {
+            None => None,
+            Some(r) => {
+                if r.server.is_empty() {
+                    return Err(err(
+                        "radius.server",
+                        "at least one [[radius.server]] is needed",
+                    ));
+                }
+                for (i, sv) in r.server.iter().enumerate() {
+                    if sv.secret.is_empty() {
+                        return Err(err(
+                            &format!("radius.server[{i}].secret"),
+                            "must not be empty",
+                        ));
+                    }
+                    if sv.auth_port == 0 || sv.acct_port == 0 {
+                        return Err(err(&format!("radius.server[{i}]"), "ports must not be 0"));
+                    }
+                }
+                if !(1..=60).contains(&r.timeout) {
+                    return Err(err(
+                        "radius.timeout",
+                        format!("{} s is outside 1–60", r.timeout),
+                    ));
+                }
+                if r.retries > 10 {
+                    return Err(err(
+                        "radius.retries",
+                        "more than 10 resends per server is never useful",
+                    ));
+                }
+                if r.spool_max_records < 100 {
+                    return Err(err(
+                        "radius.spool_max_records",
+                        "fewer than 100 records would lose accounting in a short outage",
+                    ));
+                }
+                let coa = match r.coa {
+                    None => None,
+                    Some(c) => {
+                        if c.client.is_empty() {
+                            return Err(err(
+                                "radius.coa.client",
+                                "a CoA listener needs at least one [[radius.coa.client]]",
+                            ));
+                        }
+                        for (i, cl) in c.client.iter().enumerate() {
+                            if cl.secret.is_empty() {
+                                return Err(err(
+                                    &format!("radius.coa.client[{i}].secret"),
+                                    "must not be empty",
+                                ));
+                            }
+                        }
+                        Some(CoaConfig {
+                            listen: c.listen,
+                            clients: c
+                                .client
+                                .into_iter()
+                                .map(|c| (c.address, c.secret))
+                                .collect(),
+                        })
+                    }
+                };
+                Some(RadiusConfig {
+                    servers: r
+                        .server
+                        .into_iter()
+                        .map(|s| RadiusServer {
+                            address: s.address,
+                            secret: s.secret,
+                            auth_port: s.auth_port,
+                            acct_port: s.acct_port,
+                        })
+                        .collect(),
+                    timeout: r.timeout,
+                    retries: r.retries,
+                    dead_time: r.dead_time,
+                    require_message_authenticator: r.require_message_authenticator,
+                    nas_identifier: r.nas_identifier.unwrap_or_else(|| p.nas_id.clone()),
+                    nas_ip: r.nas_ip,
+                    called_station_id: r.called_station_id,
+                    location_id: r.location_id,
+                    location_name: r.location_name,
+                    swap_octets: r.swap_octets,
+                    mac_auth: r.mac_auth,
+                    mac_suffix: r.mac_suffix,
+                    mac_password: r.mac_password,
+                    spool_max_records: r.spool_max_records,
+                    coa,
+                })
+            }
+        };
+        if auth == AuthBackend::Radius && radius.is_none() {
+            return Err(err(
+                "portal.auth",
+                "auth = \"radius\" needs a [radius] section with a server",
+            ));
+        }
+
         let dp = raw.dataplane;
         if !(1..=1024).contains(&dp.batch) {
             return Err(err(
@@ -865,6 +1113,7 @@ impl Config {
                 challenge_timeout: p.challenge_timeout,
             },
             session,
+            radius,
             control: ControlConfig {
                 socket: raw.control.socket,
             },
@@ -1012,6 +1261,37 @@ dns = ["192.0.2.53"]
             "{MINIMAL}[portal]\nuam_server = \"portal.example\"\n"
         ));
         assert_eq!(e.key, "portal.uam_server");
+    }
+
+    #[test]
+    fn radius_section() {
+        let c = Config::parse(&format!(
+            "{MINIMAL}[portal]\nauth = \"radius\"\nnas_id = \"cafe-1\"\n[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"s3cret\"\n[radius.coa]\n[[radius.coa.client]]\naddress = \"192.0.2.10\"\nsecret = \"coa\"\n"
+        ))
+        .unwrap();
+        let r = c.radius.unwrap();
+        assert_eq!(
+            (r.servers[0].auth_port, r.servers[0].acct_port),
+            (1812, 1813)
+        );
+        assert_eq!(r.nas_identifier, "cafe-1", "defaults to portal.nas_id");
+        assert!(
+            r.require_message_authenticator,
+            "BlastRADIUS hardening is on by default"
+        );
+        assert_eq!(r.coa.unwrap().listen.port(), 3799);
+        let e = refused(&format!("{MINIMAL}[portal]\nauth = \"radius\"\n"));
+        assert_eq!(e.key, "portal.auth");
+        let e = refused(&format!("{MINIMAL}[radius]\n"));
+        assert_eq!(e.key, "radius.server");
+        let e = refused(&format!(
+            "{MINIMAL}[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"\"\n"
+        ));
+        assert_eq!(e.key, "radius.server[0].secret");
+        let e = refused(&format!(
+            "{MINIMAL}[[radius.server]]\naddress = \"not an ip\"\nsecret = \"x\"\n"
+        ));
+        assert!(e.to_string().contains("address"), "{e}");
     }
 
     #[test]

@@ -153,13 +153,8 @@ fn log_event(ev: &Event) {
             tracing::info!(%mac, %ip, expires_in_s = expires.saturating_sub(now_ms()) / 1000, "lease bound")
         }
         Event::LeaseEnded { mac, ip, reason } => tracing::info!(%mac, %ip, %reason, "lease ended"),
-        Event::SessionStarted {
-            mac,
-            ip,
-            session_id,
-            user,
-        } => {
-            tracing::info!(%mac, %ip, session_id, user = user.as_deref().unwrap_or("-"), "session started")
+        Event::SessionStarted(s) => {
+            tracing::info!(mac = %s.mac, ip = %s.ip, session_id = s.session_id, user = s.user.as_deref().unwrap_or("-"), "session started")
         }
         Event::SessionEnded(s) => tracing::info!(
             mac = %s.mac,
@@ -253,12 +248,29 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let waker = Arc::new(Waker::new().map_err(|e| format!("eventfd: {e}"))?);
     let (cmd_tx, cmd_rx) = mpsc::channel();
     let (notice_tx, notice_rx) = mpsc::channel::<Notice>();
+    let handle = DataplaneHandle {
+        commands: cmd_tx,
+        waker: waker.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+
+    // RADIUS first: Accounting-On must be spooled before the first event
+    // (the Stops of sessions resumed after a crash) reaches accounting.
+    let aaa = match &cfg.radius {
+        Some(r) => Some(rt.block_on(crate::aaa::start(&cfg, r, gateway_mac, handle.clone()))?),
+        None => None,
+    };
+
     let dataplane = Dataplane {
         engine,
         lan,
         tun,
         gateway_mac,
-        waker: waker.clone(),
+        waker,
         commands: cmd_rx,
         notices: notice_tx,
         batch: cfg.dataplane.batch,
@@ -270,12 +282,26 @@ pub fn run(cfg: Config) -> Result<(), String> {
         .name("lassi-dataplane".into())
         .spawn(move || dataplane.run())
         .map_err(|e| format!("starting the data plane: {e}"))?;
+    let notice_aaa = aaa.clone();
+    let network = cfg.lan.network;
     let notice_thread = std::thread::Builder::new()
         .name("lassi-notices".into())
         .spawn(move || {
             for notice in notice_rx {
                 match notice {
-                    Notice::Events(evs) => evs.iter().for_each(log_event),
+                    Notice::Events(evs) => {
+                        for ev in &evs {
+                            log_event(ev);
+                            if let Some(aaa) = &notice_aaa {
+                                crate::aaa::account(&aaa.radius, ev, &network);
+                                if let (Some(tx), Event::LeaseBound { mac, ip, .. }) =
+                                    (&aaa.mac_auth, ev)
+                                {
+                                    let _ = tx.send((*mac, *ip));
+                                }
+                            }
+                        }
+                    }
                     Notice::Leases(leases) => {
                         if let Err(e) = lease_file.save(&leases) {
                             tracing::error!("saving leases: {e}");
@@ -291,21 +317,20 @@ pub fn run(cfg: Config) -> Result<(), String> {
         })
         .map_err(|e| format!("starting the notice thread: {e}"))?;
 
-    let handle = DataplaneHandle {
-        commands: cmd_tx,
-        waker,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
     let served = rt.block_on(async {
         let server = ControlServer::bind(&cfg.control.socket)
             .map_err(|e| format!("control.socket {}: {e}", cfg.control.socket.display()))?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("signals: {e}"))?;
-        crate::portal::start(&cfg, gateway_mac, handle.clone()).await?;
+        let radius_auth: Option<Box<dyn crate::portal::auth::Authenticator>> =
+            aaa.as_ref().map(|a| {
+                Box::new(crate::aaa::RadiusAuth {
+                    radius: a.radius.clone(),
+                    dp: handle.clone(),
+                    network: cfg.lan.network,
+                }) as Box<dyn crate::portal::auth::Authenticator>
+            });
+        crate::portal::start(&cfg, gateway_mac, handle.clone(), radius_auth).await?;
         let serve = server.serve(handle.clone());
         tokio::spawn(walled_garden_resolver(
             std::sync::Arc::new(cfg.clone()),
@@ -319,8 +344,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Ok::<(), String>(())
     });
 
-    // Orderly stop: sessions end (NAS-Reboot), leases are written, then the
-    // firewall tables go and the TUN device disappears with its descriptor.
+    // Orderly stop: sessions end (NAS-Reboot) and their Stops are spooled,
+    // leases are written, Accounting-Off goes out (what the servers have not
+    // acknowledged stays spooled for the next start), then the firewall
+    // tables go and the TUN device disappears with its descriptor.
     let _ = handle.commands.send(Command::Shutdown);
     handle.waker.wake();
     drop(handle);
@@ -328,6 +355,19 @@ pub fn run(cfg: Config) -> Result<(), String> {
         tracing::error!("the data plane thread panicked");
     }
     let _ = notice_thread.join();
+    if let Some(aaa) = aaa {
+        let acked = rt.block_on(aaa.radius.accounting_off(std::time::Duration::from_secs(3)));
+        let pending = aaa.radius.pending_accounting();
+        if acked && pending == 0 {
+            tracing::info!("accounting complete");
+        } else {
+            tracing::warn!(
+                pending,
+                "accounting not all acknowledged; kept in the spool for the next start"
+            );
+        }
+        aaa.radius.shutdown();
+    }
     drop(firewall);
     tracing::info!("lassi stopped");
     served

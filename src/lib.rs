@@ -6,6 +6,7 @@
 //! around it. `lab` builds network-namespace labs for the demo, the tests
 //! and the benchmarks.
 
+pub mod aaa;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -599,8 +599,10 @@ fn lassi_handle_drives_a_daemon_through_the_cli_contract() {
     assert!(!lassi.control_socket().exists());
 }
 
+/// The README's first command: `lassi lab` with the real daemon — a real
+/// DHCP client redirected to the portal, logging in, getting online and
+/// logging out.
 #[test]
-fn demo_runs_end_to_end_against_a_fake_lassi() {
-    let fake = FakeLassi::new();
-    lassi::lab::run_demo(&fake.bin()).unwrap();
+fn demo_runs_end_to_end_with_the_real_lassi() {
+    lassi::lab::run_demo(std::path::Path::new(env!("CARGO_BIN_EXE_lassi"))).unwrap();
 }

@@ -134,17 +134,8 @@ pub enum Event {
         /// Why.
         reason: EndReason,
     },
-    /// A client logged in.
-    SessionStarted {
-        /// Client.
-        mac: MacAddr,
-        /// Address.
-        ip: Ipv4Addr,
-        /// Acct-Session-Id.
-        session_id: String,
-        /// Who.
-        user: Option<String>,
-    },
+    /// A client logged in (counters zero).
+    SessionStarted(SessionReport),
     /// An authorized session ended.
     SessionEnded(EndedSession),
     /// An accounting Interim-Update is due for this session.
@@ -810,12 +801,17 @@ impl Engine {
     ) -> Result<Client, SessionError> {
         auth.limits = auth.limits.or(&self.settings.default_limits);
         let c = self.sessions.authorize(mac, auth, now)?.clone();
-        self.events.push(Event::SessionStarted {
+        self.events.push(Event::SessionStarted(SessionReport {
             mac,
             ip: c.ip,
             session_id: c.session_id.clone(),
             user: c.user.clone(),
-        });
+            started: now,
+            at: now,
+            counters: c.counters,
+            class: c.class.clone(),
+            cui: c.cui.clone(),
+        }));
         Ok(c)
     }
 

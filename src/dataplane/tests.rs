@@ -461,7 +461,7 @@ fn logout_cuts_the_client_off_and_reports_the_session() {
     );
     let evs = e.take_events();
     assert!(
-        matches!(&evs[..], [Event::SessionStarted { .. }, Event::SessionEnded(s)] if s.user.as_deref() == Some("bob"))
+        matches!(&evs[..], [Event::SessionStarted(_), Event::SessionEnded(s)] if s.user.as_deref() == Some("bob"))
     );
     assert!(e.logout(mac(1), EndReason::AdminReset, T0).is_err());
 }
@@ -1124,9 +1124,9 @@ fn sessions_resume_after_a_restart_with_their_accounting_closed() {
     e2.resume_sessions(saved.clone(), T0 + 20_000);
     let evs = e2.take_events();
     let (ended, started) = match &evs[..] {
-        [Event::SessionEnded(s), Event::SessionStarted {
-            session_id, user, ..
-        }] => (s.clone(), (session_id.clone(), user.clone())),
+        [Event::SessionEnded(s), Event::SessionStarted(r)] => {
+            (s.clone(), (r.session_id.clone(), r.user.clone()))
+        }
         other => panic!("{other:?}"),
     };
     assert_eq!(
@@ -1154,10 +1154,7 @@ fn sessions_resume_after_a_restart_with_their_accounting_closed() {
     let dhcp = DhcpServer::new(dhcp_settings_for_restore(), leases, T0 + 20_000);
     let mut e3 = Engine::new(e.settings.clone(), dhcp, T0 + 20_000);
     e3.resume_sessions(stopped, T0 + 20_000);
-    assert!(matches!(
-        &e3.take_events()[..],
-        [Event::SessionStarted { .. }]
-    ));
+    assert!(matches!(&e3.take_events()[..], [Event::SessionStarted(_)]));
 }
 
 #[test]

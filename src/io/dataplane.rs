@@ -373,7 +373,7 @@ impl Dataplane {
                     .any(|e| matches!(e, Event::LeaseBound { .. } | Event::LeaseEnded { .. }));
                 sessions_dirty |= events
                     .iter()
-                    .any(|e| matches!(e, Event::SessionStarted { .. } | Event::SessionEnded(_)));
+                    .any(|e| matches!(e, Event::SessionStarted(_) | Event::SessionEnded(_)));
                 let _ = self.notices.send(Notice::Events(events));
             }
             // Sessions are saved at every login and logout, and their

@@ -33,7 +33,8 @@ fn say(s: &str) {
 }
 
 /// Builds a lab with one client, runs `lassi_bin` as its gateway and walks
-/// through lease → blocked → authorize → browse → logout → blocked,
+/// through lease → redirected → splash page → login → browse → logout →
+/// redirected again,
 /// printing each step. Everything it creates is removed before it returns,
 /// on success and on failure.
 pub fn run_demo(lassi_bin: &Path) -> Result<(), String> {
@@ -74,6 +75,19 @@ pub fn check_prerequisites(programs: &[&str]) -> LabResult<()> {
             missing.join(", ")
         )))
     }
+}
+
+/// lassi's portal as the lab's client sees it.
+const PORTAL: &str = "http://10.1.0.1:3990/";
+
+/// One query parameter of a URL, percent-decoding left to the caller (the
+/// values read here are hex).
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
 }
 
 fn demo(lassi_bin: &Path) -> LabResult<()> {
@@ -130,33 +144,49 @@ fn demo(lassi_bin: &Path) -> LabResult<()> {
     let lease = client.udhcpc()?;
     say(&lease.to_string());
 
-    s.step("Before login: the client tries http://198.51.100.10/ (3 s limit)");
-    let r = client.curl(&["--max-time", "3", "http://198.51.100.10/"])?;
+    s.step("Before login: the guest's browser opens http://example.test/welcome");
+    let r = client.curl(&["--max-time", "5", "http://example.test/welcome"])?;
     say(&r.to_string());
-    if let Some(loc) = r.header("location") {
-        say(&format!("redirected to {loc}"));
-    }
-    if r.ok() && r.text().contains(super::upstream::HOME_MARKER) {
+    let Some(splash) = r.header("location").filter(|l| l.starts_with(PORTAL)) else {
         return Err(super::LabError::new(format!(
-            "the unauthorized client reached the upstream page; lassi log:\n{}",
+            "the unauthorized client was not redirected to the portal: {r}\nlassi log:\n{}",
             lassi.log_tail(40)
         )));
+    };
+    say(&format!("redirected to the splash page: {splash}"));
+    if !web.requests().is_empty() {
+        return Err(super::LabError::new(
+            "the upstream server saw the unauthorized client",
+        ));
     }
-    say("blocked or redirected, as it should be");
+    say("the upstream server saw nothing");
 
-    s.step(&format!(
-        "Authorizing the client: lassi authorize {}",
-        client.mac()
-    ));
-    let out = lassi.authorize(client.mac())?;
-    say(out.stdout.trim());
-
-    s.step("After login: fetching the page and 1 MiB of data");
-    let r = client.curl(&["http://example.test/"])?;
+    s.step("The guest opens the splash page and accepts the terms (click-through)");
+    let page = client.curl(&[splash.as_str()])?;
+    say(&format!("splash page: {page}"));
+    let challenge = query_param(&splash, "challenge").unwrap_or_default();
+    let form =
+        format!("challenge={challenge}&accept=1&userurl=http%3A%2F%2Fexample.test%2Fwelcome");
+    let r = client.curl(&["-d", form.as_str(), &format!("{PORTAL}logon")])?;
     say(&r.to_string());
-    if !r.ok() || !r.text().contains(super::upstream::HOME_MARKER) {
+    match r.header("location") {
+        Some(l) if r.http_code == 302 && l == "http://example.test/welcome" => {
+            say(&format!("logged in; sent back to {l}"))
+        }
+        _ => {
+            return Err(super::LabError::new(format!(
+                "the login did not succeed: {r}\nlassi log:\n{}",
+                lassi.log_tail(40)
+            )))
+        }
+    }
+
+    s.step("Online: the page the guest asked for, then 1 MiB of data");
+    let r = client.curl(&["http://example.test/welcome"])?;
+    say(&r.to_string());
+    if !r.ok() {
         return Err(super::LabError::new(format!(
-            "the authorized client did not get the page: {r}\nlassi log:\n{}",
+            "the logged-in client did not get the page: {r}\nlassi log:\n{}",
             lassi.log_tail(40)
         )));
     }
@@ -173,29 +203,36 @@ fn demo(lassi_bin: &Path) -> LabResult<()> {
             "download failed or corrupted: {r}"
         )));
     }
-    if let Some(req) = web.requests().last() {
+    for req in web.requests() {
         say(&format!(
-            "upstream saw: {} {} from {}",
-            req.method, req.path, req.peer
+            "upstream saw: {} {} (Host {}) from {}",
+            req.method,
+            req.path,
+            req.host.as_deref().unwrap_or("-"),
+            req.peer
         ));
     }
 
     s.step("lassi sessions");
     say(&lassi.sessions_text()?);
 
-    s.step(&format!(
-        "Logging the client out: lassi logout {}",
-        client.mac()
-    ));
-    say(lassi.logout(client.mac())?.stdout.trim());
-    let r = client.curl(&["--max-time", "3", "http://198.51.100.10/"])?;
+    s.step("The guest logs out on the portal; the next page is the splash page again");
+    let r = client.curl(&[format!("{PORTAL}logoff")])?;
     say(&r.to_string());
-    if r.ok() && r.text().contains(super::upstream::HOME_MARKER) {
-        return Err(super::LabError::new(
-            "the logged-out client still reaches the upstream page",
-        ));
+    let r = client.curl(&["--max-time", "5", "http://example.test/welcome"])?;
+    say(&r.to_string());
+    if r.ok() || !r.header("location").is_some_and(|l| l.starts_with(PORTAL)) {
+        return Err(super::LabError::new(format!(
+            "after logout the client was not sent back to the portal: {r}"
+        )));
     }
-    say("blocked again");
+    say("redirected to the splash page again");
+    say(&lassi
+        .log()
+        .lines()
+        .filter(|l| l.contains("session ended"))
+        .collect::<Vec<_>>()
+        .join("\n"));
 
     s.step("Cleaning up (lassi, servers, namespaces)");
     drop(lassi);

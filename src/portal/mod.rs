@@ -119,7 +119,11 @@ pub fn random_challenge() -> uam::Challenge {
 
 /// Builds the portal from the config: the backend, the pages (warnings for
 /// unreadable override files are logged).
-pub fn build(cfg: &Config, gateway_mac: MacAddr) -> Result<Portal, String> {
+pub fn build(
+    cfg: &Config,
+    gateway_mac: MacAddr,
+    radius: Option<Box<dyn auth::Authenticator>>,
+) -> Result<Portal, String> {
     let p = &cfg.portal;
     let auth: Box<dyn auth::Authenticator> = match p.auth {
         AuthBackend::ClickThrough => Box::new(auth::ClickThrough),
@@ -134,10 +138,7 @@ pub fn build(cfg: &Config, gateway_mac: MacAddr) -> Result<Portal, String> {
             Box::new(Arc::new(users))
         }
         AuthBackend::Radius => {
-            tracing::warn!(
-                "portal: auth = \"radius\" is not implemented yet; every login is refused"
-            );
-            Box::new(auth::RadiusUnavailable)
+            radius.ok_or("portal.auth: auth = \"radius\" needs a [radius] section")?
         }
     };
     let (pages, warnings) = pages::Pages::load(p.pages_dir.as_deref());
@@ -155,8 +156,13 @@ pub fn build(cfg: &Config, gateway_mac: MacAddr) -> Result<Portal, String> {
 /// Binds `gateway:portal.port` and serves the portal on the current tokio
 /// runtime (the accept loop is spawned; it ends with the runtime). The data
 /// plane enforces the limits a login grants.
-pub async fn start(cfg: &Config, gateway_mac: MacAddr, dp: DataplaneHandle) -> Result<(), String> {
-    let portal = Arc::new(build(cfg, gateway_mac)?);
+pub async fn start(
+    cfg: &Config,
+    gateway_mac: MacAddr,
+    dp: DataplaneHandle,
+    radius: Option<Box<dyn auth::Authenticator>>,
+) -> Result<(), String> {
+    let portal = Arc::new(build(cfg, gateway_mac, radius)?);
     let addr = SocketAddr::new(IpAddr::V4(cfg.lan.gateway), cfg.portal.port);
     let listener = TcpListener::bind(addr)
         .await

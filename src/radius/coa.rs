@@ -71,13 +71,13 @@ impl SessionMatch {
         ip: Ipv4Addr,
     ) -> bool {
         !self.is_empty()
-            && self.user_name.as_deref().map_or(true, |u| user == Some(u))
+            && self.user_name.as_deref().is_none_or(|u| user == Some(u))
             && self
                 .acct_session_id
                 .as_deref()
-                .map_or(true, |s| s == session_id)
-            && self.calling_station_id.map_or(true, |m| m == mac)
-            && self.framed_ip.map_or(true, |i| i == ip)
+                .is_none_or(|s| s == session_id)
+            && self.calling_station_id.is_none_or(|m| m == mac)
+            && self.framed_ip.is_none_or(|i| i == ip)
     }
 }
 
