@@ -574,6 +574,7 @@ log {{
   colourise = no
   auth = yes
   auth_badpass = yes
+  auth_goodpass = yes
 }}
 security {{
   allow_core_dumps = no
