@@ -456,6 +456,20 @@ impl DetailRecord {
     }
 }
 
+/// `record["Attr"]`: the first value, panicking (with the record) when the
+/// attribute is missing.
+impl std::ops::Index<&str> for DetailRecord {
+    type Output = String;
+
+    fn index(&self, name: &str) -> &String {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no {name} in {self:?}"))
+    }
+}
+
 /// Parses a detail file: blank-line separated records of a header line and
 /// tab-indented `Name = value` lines.
 pub fn parse_detail(text: &str) -> Vec<DetailRecord> {
