@@ -307,6 +307,17 @@ pub struct Aaa {
     pub mac_auth: Option<mpsc::UnboundedSender<(MacAddr, Ipv4Addr)>>,
 }
 
+/// The local IPv4 address the kernel uses to reach `server` (a UDP
+/// `connect` sends nothing).
+fn source_address(server: std::net::IpAddr) -> Option<Ipv4Addr> {
+    let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    s.connect((server, 1812)).ok()?;
+    match s.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    }
+}
+
 /// Start the service, Accounting-On, MAC authentication and the CoA
 /// listener. Must run inside the control-plane runtime.
 pub async fn start(
@@ -315,7 +326,15 @@ pub async fn start(
     nas_mac: MacAddr,
     dp: DataplaneHandle,
 ) -> Result<Arc<Aaa>, String> {
-    let settings = radius_settings(cfg, r, nas_mac);
+    let mut settings = radius_settings(cfg, r, nas_mac);
+    if settings.nas_ip.is_none() {
+        // Like CoovaChilli, always send NAS-IP-Address: FreeRADIUS's stock
+        // SQL accounting (radacct.nasipaddress NOT NULL) fails without it.
+        settings.nas_ip = settings
+            .servers
+            .first()
+            .and_then(|s| source_address(s.addr));
+    }
     let spool: &Path = &settings.spool_dir;
     tracing::info!(servers = r.servers.len(), spool = %spool.display(), mac_auth = r.mac_auth, coa = r.coa.is_some(), "RADIUS starting");
     let (radius, coa_calls) = crate::radius::service::RadiusService::start(settings)

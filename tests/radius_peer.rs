@@ -9,14 +9,14 @@
 //! replies (post-auth `update reply`) except for user `nomabob`, which
 //! shows lassi dropping unsigned replies when it requires them.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lassi::lab::netns::{read_lossy, tail, wait_until};
-use lassi::lab::{unique_name, Proc};
+use lassi::lab::netns::tail;
+use lassi::lab::radius::{FreeRadius, FreeRadiusOptions, RadiusClient};
+use lassi::lab::unique_name;
 use lassi::radius::attrs::{AccessRequest, AcctRecord, AcctSession, Credentials, TerminateCause};
 use lassi::radius::coa::{CoaKind, CoaReply, ErrorCause};
 use lassi::radius::crypto::chap_response;
@@ -65,233 +65,32 @@ mallory	Auth-Type := Reject
 	Idle-Timeout = 600
 "#;
 
-/// A private FreeRADIUS on 127.0.0.1.
-struct FreeRadius {
-    dir: PathBuf,
-    auth_port: u16,
-    acct_port: u16,
-    proc: Option<Proc>,
-    starts: u32,
-}
-
-impl FreeRadius {
-    /// Writes the configuration (ports fixed now) without starting.
-    fn configure(tag: &str) -> FreeRadius {
-        let dir = temp_dir(tag);
-        for d in ["radacct", "run", "log"] {
-            std::fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        let (auth_port, acct_port) = (free_port(), free_port());
-        let dicts = Path::new(env!("CARGO_MANIFEST_DIR")).join("radius-dicts/dictionary.lassi");
-        std::fs::write(
-            dir.join("dictionary"),
-            format!("$INCLUDE {}\n", dicts.display()),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("clients.conf"),
-            format!(
-                "client lassi {{\n  ipaddr = 127.0.0.1\n  secret = {SECRET}\n  \
-                 require_message_authenticator = yes\n}}\n"
-            ),
-        )
-        .unwrap();
-        std::fs::write(dir.join("users"), USERS).unwrap();
-        let conf = format!(
-            r#"
-prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = ${{confdir}}/log
-radacctdir = ${{confdir}}/radacct
-name = freeradius
-run_dir = ${{confdir}}/run
-libdir = /usr/lib/freeradius
-pidfile = ${{run_dir}}/radiusd.pid
-max_request_time = 30
-cleanup_delay = 5
-max_requests = 1024
-hostname_lookups = no
-log {{
-  destination = stdout
-  colourise = no
-  auth = yes
-}}
-security {{
-  allow_core_dumps = no
-  max_attributes = 200
-  reject_delay = 0
-  status_server = yes
-}}
-proxy_requests = no
-$INCLUDE clients.conf
-thread pool {{
-  start_servers = 2
-  max_servers = 4
-  min_spare_servers = 1
-  max_spare_servers = 3
-  max_requests_per_server = 0
-}}
-modules {{
-  pap {{
-  }}
-  chap {{
-  }}
-  files {{
-    filename = ${{confdir}}/users
-  }}
-  detail {{
-    filename = ${{radacctdir}}/detail
-    permissions = 0600
-    header = "%t"
-  }}
-  attr_filter attr_filter.accounting_response {{
-    key = "%{{User-Name}}"
-    filename = ${{confdir}}/attrs.accounting_response
-  }}
-}}
-server default {{
-  listen {{
-    type = auth
-    ipaddr = 127.0.0.1
-    port = {auth_port}
-  }}
-  listen {{
-    type = acct
-    ipaddr = 127.0.0.1
-    port = {acct_port}
-  }}
-  authorize {{
-    files
-    chap
-    pap
-  }}
-  authenticate {{
-    Auth-Type PAP {{
-      pap
-    }}
-    Auth-Type CHAP {{
-      chap
-    }}
-  }}
-  preacct {{
-  }}
-  accounting {{
-    detail
-    attr_filter.accounting_response
-  }}
-  post-auth {{
-    if (&User-Name != "nomabob") {{
-      update reply {{
-        Message-Authenticator := 0x00
-      }}
-    }}
-    Post-Auth-Type REJECT {{
-      update reply {{
-        Message-Authenticator := 0x00
-      }}
-    }}
-  }}
-}}
-"#
-        );
-        std::fs::write(dir.join("radiusd.conf"), conf).unwrap();
-        std::fs::write(dir.join("attrs.accounting_response"), "DEFAULT\n").unwrap();
-        FreeRadius {
-            dir,
-            auth_port,
-            acct_port,
-            proc: None,
-            starts: 0,
-        }
-    }
-
-    fn start(&mut self) {
-        assert!(self.proc.is_none());
-        let bin = if Path::new("/usr/sbin/freeradius").exists() {
-            "/usr/sbin/freeradius"
-        } else {
-            "freeradius"
-        };
-        let log = self.dir.join("log/stdout.log");
-        let mut cmd = Command::new(bin);
-        cmd.args(["-f", "-l", "stdout", "-d"]).arg(&self.dir);
-        let mut p = Proc::spawn_command(
-            "freeradius",
-            cmd,
-            &log,
-            &format!("{bin} -f -l stdout -d {}", self.dir.display()),
-        )
-        .expect("start freeradius (apt-get install freeradius)");
-        self.starts += 1;
-        let want = self.starts as usize;
-        let ready = wait_until(Duration::from_secs(10), || {
-            (read_lossy(&log)
-                .matches("Ready to process requests")
-                .count()
-                >= want)
-                .then_some(())
-        });
-        if ready.is_none() {
-            let d = p.describe("FreeRADIUS did not become ready");
-            p.stop();
-            panic!("{d}");
-        }
-        self.proc = Some(p);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.stop();
-        }
-    }
-
-    fn log(&self) -> String {
-        read_lossy(&self.dir.join("log/stdout.log"))
-    }
-
-    fn server(&self) -> ServerSettings {
-        ServerSettings {
-            addr: LOCALHOST,
-            auth_port: self.auth_port,
-            acct_port: self.acct_port,
+/// A private FreeRADIUS on 127.0.0.1 with unique ports (the lab's harness,
+/// `lassi::lab::radius`, on loopback). Replies to `nomabob` are unsigned.
+fn configure(tag: &str) -> FreeRadius {
+    let opts = FreeRadiusOptions {
+        listen: LOCALHOST,
+        auth_port: free_port(),
+        acct_port: free_port(),
+        clients: vec![RadiusClient {
+            addr: "127.0.0.1".into(),
             secret: SECRET.into(),
-        }
-    }
-
-    /// The accounting records in the detail file, in order.
-    fn detail(&self) -> Vec<HashMap<String, String>> {
-        let text = read_lossy(&self.dir.join("radacct/detail"));
-        let mut out = Vec::new();
-        for block in text.split("\n\n") {
-            let mut m = HashMap::new();
-            for line in block.lines().filter(|l| l.starts_with('\t')) {
-                if let Some((k, v)) = line.trim().split_once(" = ") {
-                    m.insert(k.to_string(), v.trim_matches('"').to_string());
-                }
-            }
-            if !m.is_empty() {
-                out.push(m);
-            }
-        }
-        out
-    }
+            require_message_authenticator: true,
+        }],
+        users: USERS.into(),
+        unsigned_users: vec!["nomabob".into()],
+        sql: None,
+        debug: false,
+    };
+    FreeRadius::configure_temp(tag, opts).expect("configuring FreeRADIUS")
 }
 
-impl Drop for FreeRadius {
-    fn drop(&mut self) {
-        self.stop();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        } else {
-            eprintln!(
-                "FreeRADIUS log ({}):\n{}",
-                self.dir.display(),
-                tail(&self.log(), 60)
-            );
-        }
+fn server(fr: &FreeRadius) -> ServerSettings {
+    ServerSettings {
+        addr: LOCALHOST,
+        auth_port: fr.options().auth_port,
+        acct_port: fr.options().acct_port,
+        secret: SECRET.into(),
     }
 }
 
@@ -333,11 +132,11 @@ fn pap(user: &str, pw: &str) -> AccessRequest {
 
 #[test]
 fn pap_chap_mac_auth_reject_and_reply_attributes() {
-    let mut fr = FreeRadius::configure("rad-auth");
-    fr.start();
+    let mut fr = configure("rad-auth");
+    fr.start().unwrap();
     let spool = temp_dir("rad-auth-spool");
     rt().block_on(async {
-        let (h, _) = RadiusService::start(settings(vec![fr.server()], &spool))
+        let (h, _) = RadiusService::start(settings(vec![server(&fr)], &spool))
             .await
             .unwrap();
         // PAP accept, reply attributes decoded from FreeRADIUS's answer
@@ -406,7 +205,7 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
         );
         assert!(h.stats().client.missing_message_authenticator >= before + 2);
         h.shutdown();
-        let mut lax = settings(vec![fr.server()], &spool);
+        let mut lax = settings(vec![server(&fr)], &spool);
         lax.require_message_authenticator = false;
         let (h2, _) = RadiusService::start(lax).await.unwrap();
         assert!(matches!(
@@ -415,7 +214,7 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
         ));
         // A wrong secret: FreeRADIUS drops the request (its
         // Message-Authenticator check fails), nothing comes back.
-        let mut bad = settings(vec![fr.server()], &spool);
+        let mut bad = settings(vec![server(&fr)], &spool);
         bad.servers[0].secret = "not-the-secret".into();
         let (h3, _) = RadiusService::start(bad).await.unwrap();
         assert_eq!(
@@ -427,7 +226,7 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
     });
     let log = fr.log();
     assert!(
-        log.contains("Login OK: [bob]"),
+        log.contains("Login OK: [bob/"),
         "FreeRADIUS log:\n{}",
         tail(&log, 30)
     );
@@ -476,11 +275,11 @@ async fn drained(h: &RadiusHandle, within: Duration) -> bool {
 
 #[test]
 fn accounting_start_interim_stop_land_in_detail() {
-    let mut fr = FreeRadius::configure("rad-acct");
-    fr.start();
+    let mut fr = configure("rad-acct");
+    fr.start().unwrap();
     let spool = temp_dir("rad-acct-spool");
     rt().block_on(async {
-        let (h, _) = RadiusService::start(settings(vec![fr.server()], &spool))
+        let (h, _) = RadiusService::start(settings(vec![server(&fr)], &spool))
             .await
             .unwrap();
         let s = session("acct-1");
@@ -541,13 +340,13 @@ fn accounting_start_interim_stop_land_in_detail() {
 
 #[test]
 fn failover_to_secondary_and_back() {
-    let mut a = FreeRadius::configure("rad-fo-a");
-    let mut b = FreeRadius::configure("rad-fo-b");
-    a.start();
-    b.start();
+    let mut a = configure("rad-fo-a");
+    let mut b = configure("rad-fo-b");
+    a.start().unwrap();
+    b.start().unwrap();
     let spool = temp_dir("rad-fo-spool");
     rt().block_on(async {
-        let (h, _) = RadiusService::start(settings(vec![a.server(), b.server()], &spool))
+        let (h, _) = RadiusService::start(settings(vec![server(&a), server(&b)], &spool))
             .await
             .unwrap();
         assert!(matches!(
@@ -590,13 +389,13 @@ fn failover_to_secondary_and_back() {
 
 #[test]
 fn spool_replays_after_outage_and_restart_none_lost_none_duplicated() {
-    let mut fr = FreeRadius::configure("rad-spool");
+    let mut fr = configure("rad-spool");
     let spool = temp_dir("rad-spool-dir");
     let t = 1_700_000_000_000;
     let (s1, s2) = (session("sp-1"), session("sp-2"));
     rt().block_on(async {
         // RADIUS down: everything is spooled, nothing is lost.
-        let (h, _) = RadiusService::start(settings(vec![fr.server()], &spool))
+        let (h, _) = RadiusService::start(settings(vec![server(&fr)], &spool))
             .await
             .unwrap();
         h.accounting_on().unwrap();
@@ -622,7 +421,7 @@ fn spool_replays_after_outage_and_restart_none_lost_none_duplicated() {
     let files = std::fs::read_dir(&spool).unwrap().count();
     assert_eq!(files, 7);
     rt().block_on(async {
-        let (h, _) = RadiusService::start(settings(vec![fr.server()], &spool))
+        let (h, _) = RadiusService::start(settings(vec![server(&fr)], &spool))
             .await
             .unwrap();
         assert_eq!(h.pending_accounting(), 7);
@@ -635,7 +434,7 @@ fn spool_replays_after_outage_and_restart_none_lost_none_duplicated() {
         .unwrap();
         tokio::time::sleep(Duration::from_millis(700)).await;
         // RADIUS comes back: the spool drains.
-        fr.start();
+        fr.start().unwrap();
         let t0 = Instant::now();
         assert!(
             drained(&h, Duration::from_secs(10)).await,
@@ -653,9 +452,9 @@ fn spool_replays_after_outage_and_restart_none_lost_none_duplicated() {
         .iter()
         .map(|r| {
             (
-                r.get("Acct-Session-Id").cloned().unwrap_or_default(),
+                r.get("Acct-Session-Id").unwrap_or_default().to_string(),
                 r["Acct-Status-Type"].clone(),
-                r.get("Acct-Input-Octets").cloned().unwrap_or_default(),
+                r.get("Acct-Input-Octets").unwrap_or_default().to_string(),
             )
         })
         .collect();

@@ -26,6 +26,7 @@
 //! - [`dns`]: dnsmasq as the upstream DNS server (and as a reference DHCP server).
 //! - [`peers`]: DHCP client runners (dhclient, udhcpc, dhcpcd) and curl.
 //! - [`lassi`]: starting and driving `lassi run` inside the gateway namespace.
+//! - [`radius`]: a private FreeRADIUS (and PostgreSQL) and `radclient`.
 //! - [`demo`]: the operator-facing walk-through behind `lassi lab`.
 
 #![warn(missing_docs)]
@@ -35,6 +36,7 @@ pub mod dns;
 pub mod lassi;
 pub mod netns;
 pub mod peers;
+pub mod radius;
 pub mod topology;
 pub mod upstream;
 

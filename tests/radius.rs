@@ -1,0 +1,988 @@
+//! lassi against a real FreeRADIUS, end to end in network namespaces: a
+//! private FreeRADIUS 3.2 per test on 198.51.100.60 in the upstream
+//! namespace (`src/lab/radius.rs`), lassi in the gateway namespace with
+//! `portal.auth = "radius"`, guests in client namespaces logging in through
+//! the portal with curl, iperf3 and curl moving the bytes, `radclient` as
+//! the CoA/Disconnect peer, and FreeRADIUS's own detail file (or its
+//! PostgreSQL `radacct` table) as the judge of what lassi accounted.
+//!
+//! Times are judged by RADIUS's own records (Acct-Session-Time), never by
+//! wall-clock thresholds; waits are generous bounds for events.
+//! Root only; CI runs them (`tests/run-all`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use lassi::lab::lassi::{emit_toml, merge_toml};
+use lassi::lab::netns::wait_until;
+use lassi::lab::radius::{
+    radclient, DetailRecord, FreeRadius, FreeRadiusOptions, Postgres, RADIUS_ADDR,
+};
+use lassi::lab::{Client, CurlResult, Lab, LabOptions, LabResult, LassiHandle};
+use lassi::portal::uam;
+use serde_json::Value;
+
+const PORTAL: &str = "http://10.1.0.1:3990";
+const WEB: &str = "198.51.100.10";
+const COA: &str = "192.0.2.1:3799";
+const COA_SECRET: &str = "coasecret";
+
+/// Every test's users. Client N's MAC is 02:00:00:00:00:0N; client 2 is
+/// listed for MAC authentication (mac_suffix "", mac_password "password").
+const USERS: &str = r#"
+bob	Cleartext-Password := "hello"
+	Class = "cls-bob",
+	Acct-Interim-Interval = 5
+
+free	Cleartext-Password := "hello"
+
+short	Cleartext-Password := "hello"
+	Session-Timeout = 6
+
+idle	Cleartext-Password := "hello"
+	Idle-Timeout = 5
+
+quota	Cleartext-Password := "hello"
+	ChilliSpot-Max-Total-Octets = 2000000
+
+shaped	Cleartext-Password := "hello"
+	WISPr-Bandwidth-Max-Down = 20000000,
+	WISPr-Bandwidth-Max-Up = 8000000
+
+mallory	Cleartext-Password := "hello", Auth-Type := Reject
+	Reply-Message = "Account suspended"
+
+"02-00-00-00-00-02"	Cleartext-Password := "password"
+	Class = "mac-ok"
+"#;
+
+/// lassi's `[radius]` for the lab: FreeRADIUS upstream, CoA from the
+/// upstream router's address.
+fn radius_toml() -> String {
+    format!(
+        r#"
+[portal]
+auth = "radius"
+
+[radius]
+nas_identifier = "lassi-lab"
+require_message_authenticator = true
+timeout = 1
+retries = 1
+dead_time = 10
+mac_auth = false
+
+[[radius.server]]
+address = "{RADIUS_ADDR}"
+secret = "testing123"
+auth_port = 1812
+acct_port = 1813
+
+[radius.coa]
+listen = "{COA}"
+
+[[radius.coa.client]]
+address = "192.0.2.2"
+secret = "{COA_SECRET}"
+"#
+    )
+}
+
+/// The RADIUS config with `extra` deep-merged over it.
+fn config(extra: &str) -> String {
+    let mut base: toml::Table = radius_toml().parse().expect("radius toml");
+    let over: toml::Table = extra.parse().expect("extra toml");
+    merge_toml(&mut base, over);
+    emit_toml(&base)
+}
+
+/// One test's world. Field order is drop order: lassi (its clean stop
+/// still reaches FreeRADIUS), then FreeRADIUS, then the lab.
+struct World {
+    lassi: LassiHandle,
+    fr: FreeRadius,
+    lab: Lab,
+}
+
+impl World {
+    fn new(clients: usize, lassi_extra: &str) -> World {
+        let lab = Lab::new(LabOptions {
+            clients,
+            ..LabOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("building the lab: {e}"));
+        let fr = must(
+            &lab,
+            "freeradius",
+            lab.start_freeradius(FreeRadiusOptions::lab(USERS)),
+        );
+        Self::with(lab, fr, lassi_extra)
+    }
+
+    fn with(lab: Lab, fr: FreeRadius, lassi_extra: &str) -> World {
+        let lassi = must(&lab, "lassi", lab.start_lassi(&config(lassi_extra)));
+        World { lassi, fr, lab }
+    }
+
+    fn client(&self, i: usize) -> &Client {
+        self.lab.client(i)
+    }
+
+    /// Fails with every log (lassi's, FreeRADIUS's) and the detail file.
+    fn fail(&self, what: &str) -> ! {
+        panic!(
+            "{what}\n--- detail ---\n{:#?}\n{}",
+            self.fr.detail(),
+            self.lab.logs_report(40)
+        )
+    }
+
+    fn must<T>(&self, what: &str, r: LabResult<T>) -> T {
+        r.unwrap_or_else(|e| self.fail(&format!("{what}: {e}")))
+    }
+
+    fn session(&self, client: &Client) -> Value {
+        let v = self.must("lassi sessions --json", self.lassi.sessions_json());
+        v.as_array()
+            .and_then(|a| a.iter().find(|c| c["mac"] == client.mac().to_string()))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    fn state(&self, client: &Client) -> String {
+        self.session(client)["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Logs in on lassi's own pages; returns the session id on success.
+    fn login(&self, client: &Client, user: &str, pw: &str) -> Result<String, CurlResult> {
+        let r = own_login(self, client, user, pw);
+        if r.http_code == 302 && self.state(client) == "authorized" {
+            Ok(self.session(client)["session_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
+        } else {
+            Err(r)
+        }
+    }
+
+    fn login_ok(&self, client: &Client, user: &str) -> String {
+        self.login(client, user, "hello")
+            .unwrap_or_else(|r| self.fail(&format!("{user} could not log in: {r:?}")))
+    }
+
+    fn logout(&self, client: &Client) {
+        let r = self.must(
+            "logout",
+            client.curl(&[format!("{PORTAL}/logout").as_str()]),
+        );
+        assert!(r.http_code == 200 || r.http_code == 302, "{r:?}");
+        assert_eq!(self.state(client), "unauthorized");
+    }
+
+    /// Waits for the session's record of `status` (first one).
+    fn record(&self, sid: &str, status: &str, within: Duration) -> DetailRecord {
+        self.fr
+            .wait_for_record(within, |r| {
+                r.session_id() == Some(sid) && r.status() == status
+            })
+            .unwrap_or_else(|| self.fail(&format!("no {status} for session {sid}")))
+    }
+
+    /// The session's next Interim-Update that FreeRADIUS receives at least
+    /// a second from now (so it was made after anything done before).
+    fn next_interim(&self, sid: &str) -> DetailRecord {
+        std::thread::sleep(Duration::from_secs(1));
+        let n = self.fr.detail().len();
+        let r = wait_until(Duration::from_secs(15), || {
+            self.fr
+                .detail()
+                .into_iter()
+                .skip(n)
+                .find(|r| r.session_id() == Some(sid) && r.status() == "Interim-Update")
+        });
+        r.unwrap_or_else(|| self.fail("no Interim-Update within 15 s (interval 5 s)"))
+    }
+
+    fn spooled(&self) -> usize {
+        std::fs::read_dir(self.lassi.state_dir().join("radius-spool"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+fn must<T>(lab: &Lab, what: &str, r: LabResult<T>) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}\n{}", lab.logs_report(40)))
+}
+
+fn page_challenge(html: &str) -> String {
+    let i = html
+        .find("name=\"challenge\" value=\"")
+        .unwrap_or_else(|| panic!("no challenge in {html}"))
+        + 24;
+    html[i..i + 32].to_string()
+}
+
+/// POST /login on lassi's own pages (challenge from the splash page).
+fn own_login(w: &World, client: &Client, user: &str, pw: &str) -> CurlResult {
+    let page = w.must("splash", client.curl(&[format!("{PORTAL}/").as_str()]));
+    let chal = page_challenge(&page.text());
+    w.must(
+        "login",
+        client.curl(&[
+            "--data-urlencode",
+            &format!("username={user}"),
+            "--data-urlencode",
+            &format!("password={pw}"),
+            "-d",
+            &format!("challenge={chal}"),
+            &format!("{PORTAL}/login"),
+        ]),
+    )
+}
+
+fn param(url: &str, k: &str) -> String {
+    uam::parse_query(url.split_once('?').map(|x| x.1).unwrap_or(""), 64)
+        .into_iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+/// An iperf3 run through lassi (5 s unless `secs`): (receiver bit/s,
+/// bytes received).
+fn iperf(lab: &Lab, client: &Client, reverse: bool, secs: Option<&str>) -> (f64, u64) {
+    let log = lab.dir().join(format!("iperf3-{}.log", lab.next_seq()));
+    let mut server = must(
+        lab,
+        "iperf3 -s",
+        lab.upstream().spawn(
+            "iperf3 -s",
+            &["iperf3", "-s", "-1", "-B", WEB],
+            &log,
+            &Default::default(),
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut argv = vec!["iperf3", "-c", WEB, "-J"];
+    match secs {
+        // Every byte counts: nothing omitted.
+        Some(t) => argv.extend(["-t", t]),
+        None => argv.extend(["-t", "5", "-O", "1"]),
+    }
+    if reverse {
+        argv.push("-R");
+    }
+    let out = must(lab, "iperf3", client.ns().run(&argv));
+    server.stop();
+    let v: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("iperf3 JSON: {e}: {out:?}"));
+    let r = &v["end"]["sum_received"];
+    (
+        r["bits_per_second"].as_f64().expect("bits_per_second"),
+        r["bytes"].as_u64().expect("bytes"),
+    )
+}
+
+/// IP-layer bytes the client's `eth0` sent and received (kernel counters,
+/// Ethernet header taken off).
+fn ip_bytes(client: &Client) -> (u64, u64) {
+    let read = |name: &str| -> u64 {
+        let out = client
+            .ns()
+            .run(&["cat", &format!("/sys/class/net/eth0/statistics/{name}")])
+            .expect("interface statistics");
+        out.stdout.trim().parse().expect("a number")
+    };
+    (
+        read("tx_bytes") - 14 * read("tx_packets"),
+        read("rx_bytes") - 14 * read("rx_packets"),
+    )
+}
+
+/// Asserts the records of one session are complete and in order: one
+/// Start first, one Stop last, Interims every `interval` s of session time
+/// with none missing (no gap of two intervals) and octets never going back,
+/// and no duplicates (same status, time and octets).
+fn assert_complete(recs: &[DetailRecord], interval: u64) {
+    let show = || {
+        recs.iter()
+            .map(|r| {
+                format!(
+                    "{} t={:?} in={} out={} delay={:?}",
+                    r.status(),
+                    r.session_time(),
+                    r.input_octets(),
+                    r.output_octets(),
+                    r.get("Acct-Delay-Time")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in recs {
+        *seen.entry(r.identity()).or_default() += 1;
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicates {dups:?}\n{}", show());
+    assert_eq!(
+        recs.first().map(|r| r.status()),
+        Some("Start"),
+        "{}",
+        show()
+    );
+    assert_eq!(recs.last().map(|r| r.status()), Some("Stop"), "{}", show());
+    assert_eq!(
+        recs.iter().filter(|r| r.status() == "Start").count(),
+        1,
+        "{}",
+        show()
+    );
+    assert_eq!(
+        recs.iter().filter(|r| r.status() == "Stop").count(),
+        1,
+        "{}",
+        show()
+    );
+    let mut last = (0u64, 0u64, 0u64);
+    for r in &recs[1..] {
+        let t = r
+            .session_time()
+            .unwrap_or_else(|| panic!("no time\n{}", show()));
+        assert!(
+            t >= last.0 && t - last.0 < 2 * interval,
+            "an Interim is missing before t={t} (previous t={})\n{}",
+            last.0,
+            show()
+        );
+        assert!(
+            r.input_octets() >= last.1 && r.output_octets() >= last.2,
+            "octets went back at t={t}\n{}",
+            show()
+        );
+        last = (t, r.input_octets(), r.output_octets());
+    }
+}
+
+#[test]
+fn harness_freeradius_postgres_and_radclient() {
+    // The harness alone, without lassi: radclient from the gateway
+    // namespace is FreeRADIUS's NAS; accounting lands in detail and radacct.
+    let lab = Lab::new(LabOptions {
+        clients: 0,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let pg = must(&lab, "postgres", Postgres::start(&lab.dir().join("pg")));
+    let sql = must(&lab, "schema", pg.create_radius_db("radius"));
+    let mut opts = FreeRadiusOptions::lab(USERS);
+    opts.clients[0].require_message_authenticator = false;
+    opts.sql = Some(sql);
+    let fr = must(&lab, "freeradius", lab.start_freeradius(opts));
+    let target = format!("{RADIUS_ADDR}:1812");
+    let out = must(
+        &lab,
+        "radclient auth",
+        radclient(
+            Some(lab.gw()),
+            &target,
+            "auth",
+            "testing123",
+            "User-Name = bob, User-Password = hello",
+        ),
+    );
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    assert!(out.contains("Acct-Interim-Interval = 5"), "{out}");
+    let out = must(
+        &lab,
+        "radclient auth",
+        radclient(
+            Some(lab.gw()),
+            &target,
+            "auth",
+            "testing123",
+            "User-Name = mallory, User-Password = hello",
+        ),
+    );
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    assert!(out.contains("Account suspended"), "{out}");
+    let acct = format!("{RADIUS_ADDR}:1813");
+    for (status, extra) in [
+        ("Start", ""),
+        (
+            "Stop",
+            ", Acct-Input-Octets = 7, Acct-Output-Gigawords = 1, Acct-Output-Octets = 9, Acct-Session-Time = 3, Acct-Terminate-Cause = User-Request",
+        ),
+    ] {
+        let out = must(
+            &lab,
+            "radclient acct",
+            radclient(
+                Some(lab.gw()),
+                &acct,
+                "acct",
+                "testing123",
+                &format!("User-Name = bob, Acct-Session-Id = h-1, Acct-Status-Type = {status}, NAS-IP-Address = 192.0.2.1{extra}"),
+            ),
+        );
+        assert!(out.contains("Received Accounting-Response"), "{out}");
+    }
+    let recs = fr.session_records("h-1");
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!(recs[1].output_octets(), (1 << 32) + 9);
+    let row = must(
+        &lab,
+        "psql",
+        pg.psql(
+            "radius",
+            "SELECT username, acctinputoctets, acctoutputoctets, acctterminatecause, acctstoptime IS NOT NULL FROM radacct WHERE acctsessionid = 'h-1'",
+        ),
+    );
+    assert_eq!(
+        row.trim(),
+        "bob|7|4294967305|User-Request|t",
+        "{}",
+        fr.log_tail(30)
+    );
+}
+
+#[test]
+fn portal_logins_pap_chap_reply_message_and_mac_auth() {
+    let secret = "uamsecret";
+    let w = World::new(
+        2,
+        &format!(
+            "[portal]\nuam_server = \"http://{WEB}/hotspotlogin\"\nuam_secret = \"{secret}\"\n\
+             [radius]\nmac_auth = true\nmac_suffix = \"\"\nmac_password = \"password\"\n"
+        ),
+    );
+    // Client 2 is listed: MAC authentication lets it straight through.
+    let c2 = w.client(2);
+    w.must("udhcpc 2", c2.udhcpc());
+    let through = wait_until(Duration::from_secs(10), || {
+        (w.state(c2) == "authorized").then_some(())
+    });
+    if through.is_none() {
+        w.fail("the listed MAC was not authorized");
+    }
+    assert!(
+        w.fr.log().contains("Login OK: [02-00-00-00-00-02"),
+        "{}",
+        w.fr.log_tail(30)
+    );
+    // Client 1 is not: it is refused at DHCP time and meets the portal.
+    let c1 = w.client(1);
+    w.must("udhcpc 1", c1.udhcpc());
+    wait_until(Duration::from_secs(10), || {
+        w.fr.log().contains("Login incorrect").then_some(())
+    });
+    assert_eq!(w.state(c1), "unauthorized");
+
+    let r = w.must(
+        "intercepted",
+        c1.curl(&["-H", "Host: example.test", &format!("{PORTAL}/news")]),
+    );
+    let mut loc = r
+        .header("location")
+        .unwrap_or_else(|| w.fail("no redirect"));
+    let key = |url: &str| {
+        let c: uam::Challenge = uam::unhex(&param(url, "challenge"))
+            .unwrap()
+            .try_into()
+            .unwrap();
+        uam::derived_challenge(&c, Some(secret))
+    };
+    let logon = |url: &str, q: String| -> String {
+        let r = w.must("logon", c1.curl(&[format!("{PORTAL}/logon?{q}").as_str()]));
+        let _ = url;
+        r.header("location")
+            .unwrap_or_else(|| w.fail(&format!("no redirect: {r:?}")))
+    };
+    // Wrong password (PAP, XOR form): res=failed.
+    let failed = logon(
+        &loc,
+        format!(
+            "username=bob&password={}",
+            uam::encode_password("nope", &key(&loc))
+        ),
+    );
+    assert!(failed.contains("?res=failed&"), "{failed}");
+    assert_eq!(w.state(c1), "unauthorized");
+    loc = failed;
+    // A reject with Reply-Message: the portal passes it on.
+    let failed = logon(
+        &loc,
+        format!(
+            "username=mallory&password={}",
+            uam::encode_password("hello", &key(&loc))
+        ),
+    );
+    assert!(failed.contains("?res=failed&"), "{failed}");
+    assert_eq!(param(&failed, "reply"), "Account suspended", "{failed}");
+    loc = failed;
+    // PAP, right password.
+    let ok = logon(
+        &loc,
+        format!(
+            "username=free&password={}",
+            uam::encode_password("hello", &key(&loc))
+        ),
+    );
+    assert!(ok.contains("?res=success&"), "{ok}");
+    assert_eq!(param(&ok, "uid"), "free");
+    assert_eq!(w.state(c1), "authorized");
+    let r = w.must("logoff", c1.curl(&[format!("{PORTAL}/logoff").as_str()]));
+    let off = r.header("location").unwrap_or_default();
+    assert!(off.contains("?res=logoff&"), "{off}");
+    assert_eq!(w.state(c1), "unauthorized");
+    // CHAP with a fresh challenge (the logoff redirect's, or a new one).
+    let loc = if param(&off, "challenge").is_empty() {
+        w.must(
+            "intercepted",
+            c1.curl(&["-H", "Host: example.test", &format!("{PORTAL}/news")]),
+        )
+        .header("location")
+        .unwrap()
+    } else {
+        off
+    };
+    let bad = uam::hex(&uam::chap_response(0, b"wrong", &key(&loc)));
+    let failed = logon(&loc, format!("username=bob&response={bad}"));
+    assert!(failed.contains("?res=failed&"), "{failed}");
+    let resp = uam::hex(&uam::chap_response(0, b"hello", &key(&failed)));
+    let ok = logon(&failed, format!("username=bob&response={resp}"));
+    assert!(ok.contains("?res=success&"), "{ok}");
+    let s = w.session(c1);
+    assert_eq!(s["state"], "authorized");
+    assert_eq!(s["user"], "bob");
+    let log = w.fr.log();
+    for line in ["Login OK: [bob/<CHAP-Password>]", "Login OK: [free/hello]"] {
+        assert!(log.contains(line), "{line}\n{}", w.fr.log_tail(30));
+    }
+}
+
+#[test]
+fn own_pages_say_why_a_login_failed() {
+    let w = World::new(1, "");
+    let c = w.client(1);
+    w.must("udhcpc", c.udhcpc());
+    let r = own_login(&w, c, "bob", "wrong");
+    assert_eq!(r.http_code, 200, "{r:?}");
+    assert!(
+        r.text().contains("Wrong user name or password."),
+        "{}",
+        r.text()
+    );
+    let r = own_login(&w, c, "mallory", "hello");
+    assert!(r.text().contains("Account suspended"), "{}", r.text());
+    assert_eq!(w.state(c), "unauthorized");
+    let sid = w.login_ok(c, "bob");
+    assert!(!sid.is_empty());
+    // The JSON API after logout: logon with the CoovaChilli JSON call.
+    w.logout(c);
+    let st: Value = serde_json::from_slice(
+        &w.must(
+            "json status",
+            c.curl(&[format!("{PORTAL}/json/status").as_str()]),
+        )
+        .body,
+    )
+    .unwrap();
+    let chal = st["challenge"].as_str().unwrap_or_default().to_string();
+    let v: Value = serde_json::from_slice(
+        &w.must(
+            "json logon",
+            c.curl(&[
+                format!("{PORTAL}/json/logon?username=free&password=hello&challenge={chal}")
+                    .as_str(),
+            ]),
+        )
+        .body,
+    )
+    .unwrap();
+    assert_eq!(v["clientState"], 1, "{v}");
+}
+
+#[test]
+fn session_and_idle_timeouts_end_on_time_with_the_right_cause() {
+    let w = World::new(2, "");
+    let (c1, c2) = (w.client(1), w.client(2));
+    w.must("udhcpc 1", c1.udhcpc());
+    w.must("udhcpc 2", c2.udhcpc());
+    let s1 = w.login_ok(c1, "short");
+    let s2 = w.login_ok(c2, "idle");
+    let stop1 = w.record(&s1, "Stop", Duration::from_secs(20));
+    let stop2 = w.record(&s2, "Stop", Duration::from_secs(20));
+    let (t1, t2) = (stop1.session_time().unwrap(), stop2.session_time().unwrap());
+    println!("Session-Timeout 6 → Acct-Session-Time {t1}; Idle-Timeout 5 → {t2}");
+    assert_eq!(stop1.terminate_cause(), Some("Session-Timeout"));
+    assert!(
+        (4..=8).contains(&t1),
+        "session time {t1} for Session-Timeout 6"
+    );
+    assert_eq!(stop2.terminate_cause(), Some("Idle-Timeout"));
+    assert!(
+        (3..=7).contains(&t2),
+        "session time {t2} for Idle-Timeout 5"
+    );
+    assert_eq!(w.state(c1), "unauthorized");
+    assert_eq!(w.state(c2), "unauthorized");
+    let _web = w.must("upstream", w.lab.start_upstream());
+    let r = w.must(
+        "curl",
+        c1.curl(&["--max-time", "3", &format!("http://{WEB}/after")]),
+    );
+    assert_ne!(r.http_code, 200, "still online after the session timeout");
+}
+
+#[test]
+fn quota_from_radius_ends_the_session() {
+    let w = World::new(1, "");
+    let c = w.client(1);
+    let _web = w.must("upstream", w.lab.start_upstream());
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "quota");
+    let r = w.must(
+        "curl",
+        c.curl(&["--max-time", "10", &format!("http://{WEB}/bytes/20000000")]),
+    );
+    assert!(r.body.len() < 20_000_000, "the whole download got through");
+    let stop = w.record(&sid, "Stop", Duration::from_secs(10));
+    assert_eq!(stop.terminate_cause(), Some("Session-Timeout"), "{stop:?}");
+    let total = stop.input_octets() + stop.output_octets();
+    println!("quota 2000000: Stop counts {total} octets");
+    assert!((2_000_000..10_000_000).contains(&total), "{total}");
+}
+
+#[test]
+fn quota_from_radius_throttles_the_session() {
+    let w = World::new(
+        1,
+        "[session]\nquota_action = \"throttle\"\nthrottle_up = 4000000\nthrottle_down = 4000000\n",
+    );
+    let c = w.client(1);
+    let _web = w.must("upstream", w.lab.start_upstream());
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "quota");
+    let r = w.must(
+        "curl",
+        c.curl(&["--max-time", "20", &format!("http://{WEB}/bytes/3000000")]),
+    );
+    assert_eq!(r.body.len(), 3_000_000, "{r:?}");
+    let thr = wait_until(Duration::from_secs(5), || {
+        (w.session(c)["throttled"] == true).then_some(())
+    });
+    if thr.is_none() {
+        w.fail("not throttled after the quota");
+    }
+    let (down, _) = iperf(&w.lab, c, true, None);
+    println!("throttled download {:.2} Mbit/s against 4", down / 1e6);
+    assert!((0.85..=1.15).contains(&(down / 4e6)), "{down}");
+    assert_eq!(w.state(c), "authorized");
+    assert!(
+        w.fr.session_records(&sid)
+            .iter()
+            .all(|r| r.status() != "Stop"),
+        "throttling ended the session"
+    );
+}
+
+#[test]
+fn wispr_bandwidth_limits_iperf3_both_ways() {
+    let w = World::new(1, "");
+    let c = w.client(1);
+    w.must("udhcpc", c.udhcpc());
+    let _sid = w.login_ok(c, "shaped");
+    let s = w.session(c);
+    assert_eq!(s["limits"]["bandwidth_down_bps"], 20_000_000, "{s}");
+    let (down, _) = iperf(&w.lab, c, true, None);
+    let (up, _) = iperf(&w.lab, c, false, None);
+    println!(
+        "WISPr-Bandwidth-Max-Down 20 Mbit/s → {:.2}, Max-Up 8 Mbit/s → {:.2} ({:.1} % / {:.1} %)",
+        down / 1e6,
+        up / 1e6,
+        100.0 * down / 20e6,
+        100.0 * up / 8e6
+    );
+    assert!((0.85..=1.15).contains(&(down / 20e6)), "download {down}");
+    assert!((0.85..=1.15).contains(&(up / 8e6)), "upload {up}");
+}
+
+#[test]
+fn accounting_start_interims_stop_match_the_bytes_moved() {
+    let w = World::new(1, "");
+    let c = w.client(1);
+    let _web = w.must("upstream", w.lab.start_upstream());
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "bob");
+    let before = ip_bytes(c);
+    let start = w.record(&sid, "Start", Duration::from_secs(5));
+    assert_eq!(start.get("User-Name"), Some("bob"));
+    assert_eq!(start.get("NAS-Identifier"), Some("lassi-lab"));
+    assert_eq!(start.get("Class"), Some("0x636c732d626f62"));
+    assert_eq!(start.get("Calling-Station-Id"), Some("02-00-00-00-00-01"));
+    // 20 MB down with curl; then an Interim taken after it (created a
+    // second or more after curl returned) splits the session in two; then
+    // 3 s of upload with iperf3.
+    let down = 20_000_000u64;
+    let r = w.must(
+        "curl",
+        c.curl(&[format!("http://{WEB}/bytes/{down}").as_str()]),
+    );
+    assert_eq!(r.body.len() as u64, down, "{r:?}");
+    let mid = w.next_interim(&sid);
+    let (_, up) = iperf(&w.lab, c, false, Some("3"));
+    w.next_interim(&sid);
+    let after = ip_bytes(c);
+    w.logout(c);
+    let stop = w.record(&sid, "Stop", Duration::from_secs(10));
+    assert_eq!(stop.terminate_cause(), Some("User-Request"));
+    assert_eq!(stop.get("Class"), Some("0x636c732d626f62"));
+    let recs = w.fr.session_records(&sid);
+    assert_complete(&recs, 5);
+    let (kin, kout) = (after.0 - before.0, after.1 - before.1);
+    let (ain, aout) = (stop.input_octets(), stop.output_octets());
+    // What RADIUS saw of each transfer: the download up to the mid
+    // Interim, the upload after it.
+    let rdown = mid.output_octets();
+    let rup = ain - mid.input_octets();
+    println!(
+        "curl moved {down} B down: Output-Octets {rdown} ({:+.2} %); iperf3 moved {up} B up: Input-Octets {rup} ({:+.2} %); Stop in/out {ain}/{aout} vs client kernel IP bytes {kin}/{kout} ({:+.3} % / {:+.3} %); {} Interims",
+        100.0 * (rdown as f64 / down as f64 - 1.0),
+        100.0 * (rup as f64 / up as f64 - 1.0),
+        100.0 * (ain as f64 / kin as f64 - 1.0),
+        100.0 * (aout as f64 / kout as f64 - 1.0),
+        recs.iter().filter(|r| r.status() == "Interim-Update").count()
+    );
+    // IP-layer octets: the payload plus TCP/IP headers (~3.6 % at MSS 1448)
+    // and a little HTTP or iperf3 control traffic.
+    assert!(
+        (1.0..1.06).contains(&(rdown as f64 / down as f64)),
+        "{rdown} vs {down}"
+    );
+    assert!(
+        (1.0..1.06).contains(&(rup as f64 / up as f64)),
+        "{rup} vs {up}"
+    );
+    // And what the client's kernel counted, closely.
+    assert!(
+        (0.99..1.01).contains(&(aout as f64 / kout as f64)),
+        "{aout} vs {kout}"
+    );
+    assert!(
+        (0.99..1.01).contains(&(ain as f64 / kin as f64)),
+        "{ain} vs {kin}"
+    );
+    assert!(w.fr.detail().iter().any(|r| r.status() == "Accounting-On"));
+}
+
+#[test]
+fn freeradius_down_for_30s_mid_session_loses_and_duplicates_nothing() {
+    let mut w = World::new(1, "");
+    let c = w.lab.client(1);
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "bob");
+    w.record(&sid, "Interim-Update", Duration::from_secs(10));
+    w.fr.stop();
+    std::thread::sleep(Duration::from_secs(30));
+    let spooled = w.spooled();
+    println!("{spooled} records spooled during the outage");
+    assert!(spooled >= 4, "{spooled} records spooled in 30 s");
+    w.fr.start()
+        .unwrap_or_else(|e| panic!("restarting FreeRADIUS: {e}"));
+    let back = std::time::Instant::now();
+    // lassi retries its spool every 30 s (spool_retry) once a server is
+    // passed over: allow for that.
+    let drained = wait_until(Duration::from_secs(40), || (w.spooled() == 0).then_some(()));
+    if drained.is_none() {
+        w.fail("the spool did not drain after FreeRADIUS came back");
+    }
+    println!(
+        "spool drained {:?} after FreeRADIUS came back",
+        back.elapsed()
+    );
+    w.logout(c);
+    w.record(&sid, "Stop", Duration::from_secs(15));
+    let recs = w.fr.session_records(&sid);
+    assert_complete(&recs, 5);
+    let interims = recs
+        .iter()
+        .filter(|r| r.status() == "Interim-Update")
+        .count();
+    println!("{interims} Interims for one session across a 30 s outage");
+    assert!(interims >= 7, "{interims}");
+}
+
+#[test]
+fn sigkill_while_spooled_then_everything_arrives() {
+    let mut w = World::new(1, "");
+    let c = w.lab.client(1);
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "bob");
+    let first = w.record(&sid, "Interim-Update", Duration::from_secs(10));
+    w.fr.stop();
+    let before_down =
+        w.fr.session_records(&sid)
+            .iter()
+            .filter_map(|r| r.session_time())
+            .max()
+            .unwrap_or(first.session_time().unwrap_or(0));
+    let spooled = wait_until(Duration::from_secs(20), || {
+        (w.spooled() >= 2).then_some(w.spooled())
+    });
+    let Some(spooled) = spooled else {
+        w.fail("nothing spooled while FreeRADIUS was down")
+    };
+    let t_crash = std::time::Instant::now();
+    w.lassi.crash();
+    w.lassi
+        .start_again()
+        .unwrap_or_else(|e| panic!("lassi after SIGKILL: {e}"));
+    std::thread::sleep(Duration::from_secs(2));
+    w.fr.start()
+        .unwrap_or_else(|e| panic!("restarting FreeRADIUS: {e}"));
+    let stop = w.record(&sid, "Stop", Duration::from_secs(40));
+    println!(
+        "{spooled} records spooled at the crash; Stop {:?} arrived {:?} after it",
+        stop.terminate_cause(),
+        t_crash.elapsed()
+    );
+    assert_eq!(stop.terminate_cause(), Some("NAS-Reboot"));
+    let drained = wait_until(Duration::from_secs(30), || (w.spooled() == 0).then_some(()));
+    if drained.is_none() {
+        w.fail("the spool did not drain");
+    }
+    let recs = w.fr.session_records(&sid);
+    // Every Interim spooled before the crash arrived.
+    let late = recs
+        .iter()
+        .filter(|r| r.status() == "Interim-Update" && r.session_time() > Some(before_down))
+        .count();
+    assert!(
+        late >= spooled,
+        "{spooled} spooled, {late} arrived: {recs:#?}"
+    );
+    // The Stop carries the counters last saved (up to 30 s old), so the
+    // Interims before it may count more: only completeness and no
+    // duplicates are judged here.
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for r in &recs {
+        *ids.entry(r.identity()).or_default() += 1;
+    }
+    assert!(ids.values().all(|n| *n == 1), "duplicates: {recs:#?}");
+    assert_eq!(recs.first().map(|r| r.status()), Some("Start"));
+    assert_eq!(recs.iter().filter(|r| r.status() == "Stop").count(), 1);
+    let mut last = 0;
+    for r in recs.iter().filter(|r| r.status() == "Interim-Update") {
+        let t = r.session_time().unwrap();
+        assert!(
+            t - last < 10,
+            "an Interim is missing before t={t}: {recs:#?}"
+        );
+        last = t;
+    }
+}
+
+#[test]
+fn coa_changes_bandwidth_and_disconnect_ends_the_session() {
+    let w = World::new(1, "");
+    let c = w.client(1);
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "free");
+    let coa =
+        |secret: &str, attrs: &str| w.must("radclient", w.fr.radclient(COA, "coa", secret, attrs));
+    let out = coa(
+        COA_SECRET,
+        &format!("Acct-Session-Id = {sid}, User-Name = free, WISPr-Bandwidth-Max-Down = 4000000, Message-Authenticator = 0x00"),
+    );
+    assert!(out.contains("Received CoA-ACK"), "{out}");
+    assert_eq!(w.session(c)["limits"]["bandwidth_down_bps"], 4_000_000);
+    let (down, _) = iperf(&w.lab, c, true, None);
+    println!(
+        "after CoA WISPr-Bandwidth-Max-Down 4 Mbit/s: {:.2} Mbit/s",
+        down / 1e6
+    );
+    assert!((0.85..=1.15).contains(&(down / 4e6)), "{down}");
+    // A wrong secret, and the right secret from an address that is not a
+    // CoA client (the gateway's own): no answer, nothing changes.
+    let out = coa(
+        "wrongsecret",
+        "User-Name = free, WISPr-Bandwidth-Max-Down = 1000000, Message-Authenticator = 0x00",
+    );
+    assert!(out.contains("No reply"), "{out}");
+    let out = w.must(
+        "radclient from the gateway",
+        radclient(
+            Some(w.lab.gw()),
+            COA,
+            "disconnect",
+            COA_SECRET,
+            "User-Name = free, Message-Authenticator = 0x00",
+        ),
+    );
+    assert!(out.contains("No reply"), "{out}");
+    let s = w.session(c);
+    assert_eq!(s["state"], "authorized");
+    assert_eq!(s["limits"]["bandwidth_down_bps"], 4_000_000);
+    // Disconnect ends it, with Admin-Reset.
+    let out = w.must(
+        "radclient disconnect",
+        w.fr.radclient(
+            COA,
+            "disconnect",
+            COA_SECRET,
+            &format!("Acct-Session-Id = {sid}, Message-Authenticator = 0x00"),
+        ),
+    );
+    assert!(out.contains("Received Disconnect-ACK"), "{out}");
+    assert_eq!(w.state(c), "unauthorized");
+    let stop = w.record(&sid, "Stop", Duration::from_secs(10));
+    assert_eq!(stop.terminate_cause(), Some("Admin-Reset"));
+}
+
+#[test]
+fn postgresql_radacct_row_for_the_session() {
+    let lab = Lab::new(LabOptions::default()).expect("lab");
+    let pg = must(&lab, "postgres", Postgres::start(&lab.dir().join("pg")));
+    let sql = must(&lab, "schema", pg.create_radius_db("radius"));
+    let mut opts = FreeRadiusOptions::lab(USERS);
+    opts.sql = Some(sql);
+    let fr = must(&lab, "freeradius", lab.start_freeradius(opts));
+    let w = World::with(lab, fr, "");
+    let c = w.client(1);
+    let _web = w.must("upstream", w.lab.start_upstream());
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "bob");
+    let r = w.must(
+        "curl",
+        c.curl(&[format!("http://{WEB}/bytes/5000000").as_str()]),
+    );
+    assert_eq!(r.body.len(), 5_000_000);
+    w.logout(c);
+    let stop = w.record(&sid, "Stop", Duration::from_secs(10));
+    let q = format!(
+        "SELECT username, acctinputoctets, acctoutputoctets, acctterminatecause, acctstoptime IS NOT NULL, acctsessiontime FROM radacct WHERE acctsessionid = '{sid}'"
+    );
+    let row = wait_until(Duration::from_secs(10), || {
+        pg.psql("radius", &q).ok().filter(|r| r.contains("|t|"))
+    })
+    .unwrap_or_else(|| {
+        w.fail(&format!(
+            "no closed radacct row: {:?}",
+            pg.psql("radius", &q)
+        ))
+    });
+    println!("radacct: {}", row.trim());
+    let f: Vec<&str> = row.trim().split('|').collect();
+    assert_eq!(f.len(), 6, "one row: {row}");
+    assert_eq!(f[0], "bob");
+    assert_eq!(f[1], stop.input_octets().to_string());
+    assert_eq!(f[2], stop.output_octets().to_string());
+    assert!(stop.output_octets() > 5_000_000);
+    assert_eq!(f[3], "User-Request");
+    assert_eq!(f[5], stop.session_time().unwrap().to_string());
+}
