@@ -52,6 +52,9 @@ pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> Radi
     };
     st.swap_octets = r.swap_octets;
     st.spool_max_records = r.spool_max_records;
+    // After an outage, spooled accounting should catch up soon after a
+    // server is back; one attempt per 10 s toward a dead server costs nothing.
+    st.spool_retry = Duration::from_secs(10);
     st.coa = r.coa.as_ref().map(|c| CoaSettings {
         listen: c.listen,
         clients: c.clients.clone(),
