@@ -5,8 +5,8 @@
 //! see `src/lab`). Cargo builds the `lassi` binary in the bench profile
 //! (= release: size-optimised, LTO) next to this bench, and that is what runs;
 //! `LASSI_BINS=path[,path…]` measures other builds instead (e.g. the static
-//! musl one from `bench/build-release`). When the musl x86_64 build from
-//! `bench/build-release` exists it is measured as well.
+//! musl one from `bench/build-release`). When the static x86_64 musl build from
+//! `bench/build-release` exists (`$CARGO_TARGET_DIR/dist/`) it is measured as well.
 //!
 //! Clients are synthetic: one thread joins a client namespace, opens an
 //! AF_PACKET socket on its `eth0` and runs DISCOVER/OFFER/REQUEST/ACK for N
@@ -48,7 +48,7 @@ fn main() {
     };
     if std::env::var("LASSI_BINS").is_err() {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-        let musl = PathBuf::from(target).join("x86_64-unknown-linux-musl/release/lassi");
+        let musl = PathBuf::from(target).join("dist/lassi-x86_64-unknown-linux-musl");
         if musl.is_file() {
             bins.push(Some(musl));
         }
@@ -168,8 +168,11 @@ fn measure(bin: Option<PathBuf>) -> Result<(), String> {
 fn lassi_pid(h: &mut LassiHandle) -> Result<i32, String> {
     let pid = h.pid().ok_or("lassi is not running")?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm.trim() != "lassi" {
-        return Err(format!("pid {pid} is `{}`, not lassi", comm.trim()));
+    // comm is the executable's file name, cut to 15 bytes.
+    let name = h.bin().file_name().unwrap_or_default().to_string_lossy();
+    let want: String = name.chars().take(15).collect();
+    if comm.trim() != want {
+        return Err(format!("pid {pid} is `{}`, not {name}", comm.trim()));
     }
     Ok(pid)
 }
