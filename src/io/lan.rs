@@ -109,7 +109,8 @@ impl LanPort {
                 self.fd.as_raw_fd(),
                 batch.msgs.as_mut_ptr(),
                 batch.msgs.len() as _,
-                libc::MSG_DONTWAIT,
+                // `as _`: glibc declares the flags `int`, musl `unsigned int`.
+                libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
         };
