@@ -198,6 +198,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .nat
             .then(|| cfg.uplink.wan_interface.clone())
             .flatten(),
+        tun_interface: cfg.uplink.tun_name.clone(),
+        portal_port: cfg.portal.port,
     })?;
     let tun = Tun::create(
         &cfg.uplink.tun_name,

@@ -588,3 +588,41 @@ fn logged_in_guests_stay_online_across_a_restart_and_a_crash() {
         lassi.log_tail(20)
     );
 }
+
+#[test]
+fn router_services_stay_out_of_reach_before_and_after_login() {
+    let lab = lab(LabOptions::default());
+    let lassi = must(&lab, "starting lassi", lab.start_lassi(""));
+    // Something listening on the router itself, like an admin UI.
+    let admin: std::net::SocketAddr = "10.1.0.1:8080".parse().unwrap();
+    let server = must(
+        &lab,
+        "admin server",
+        lassi::lab::UpstreamServer::start(lab.gw().name(), &[admin]),
+    );
+    let client = lab.client(1);
+    must(&lab, "udhcpc", client.udhcpc());
+    let before = must(
+        &lab,
+        "curl",
+        client.curl(&["--max-time", "3", "http://10.1.0.1:8080/admin"]),
+    );
+    assert_eq!(
+        before.exit_code, 7,
+        "refused at once before login: {before:?}"
+    );
+    must(&lab, "authorize", lassi.authorize(client.mac()));
+    let after = must(
+        &lab,
+        "curl",
+        client.curl(&["--max-time", "3", "http://10.1.0.1:8080/admin"]),
+    );
+    assert!(
+        !after.ok(),
+        "a logged-in guest reached a router service: {after:?}"
+    );
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    // The portal stays reachable.
+    let api = must(&lab, "curl", client.curl(&["http://10.1.0.1:3990/api"]));
+    assert!(api.ok(), "{api:?}");
+}

@@ -332,9 +332,15 @@ impl Engine {
         client.probes = 0;
         let authorized = client.state == SessionState::Authorized;
         if p.dst == gateway_ip {
-            // lassi's own services (portal, DNS relay later) are reachable
-            // whatever the state; not counted as the guest's internet use.
-            return LanAction::ToTun;
+            // lassi's own services are not the guest's internet use. Before
+            // login only the portal, DNS (when lassi is a DNS server it
+            // hands out) and ping are open on the gateway: nothing else the
+            // router runs (ssh, its web UI, a proxy) may be reached.
+            if authorized || self.gateway_service_open(&p) {
+                return LanAction::ToTun;
+            }
+            self.refuse(now, eth, &p, ip);
+            return self.drop_lan(DropReason::Unauthorized);
         }
         let partial = vnet.flags & F_NEEDS_CSUM != 0;
         if !authorized {
@@ -408,9 +414,15 @@ impl Engine {
         ip: &mut [u8],
         partial: bool,
     ) -> LanAction {
+        if self.settings.network.contains(p.dst) {
+            // Another guest: never before login, whatever the port.
+            return self.drop_lan(DropReason::ClientToClient);
+        }
+        // DNS to the servers handed out (any server, UDP only, with
+        // portal.any_dns: TCP/53 to anywhere would carry a VPN).
         let dns = p.dst_port == DNS_PORT
-            && matches!(p.proto, PROTO_UDP | PROTO_TCP)
-            && (self.intercept.settings.any_dns || self.settings.dns.contains(&p.dst));
+            && ((matches!(p.proto, PROTO_UDP | PROTO_TCP) && self.settings.dns.contains(&p.dst))
+                || (p.proto == PROTO_UDP && self.intercept.settings.any_dns));
         if dns || self.intercept.walled(p.dst, now) {
             return LanAction::ToTun;
         }
@@ -423,6 +435,22 @@ impl Engine {
         }
         self.refuse(now, eth, p, ip);
         self.drop_lan(DropReason::Unauthorized)
+    }
+
+    /// What an unauthorized client may reach on the gateway itself.
+    fn gateway_service_open(&self, p: &frame::Ipv4Summary) -> bool {
+        match p.proto {
+            PROTO_TCP => {
+                p.dst_port == self.intercept.settings.portal_port
+                    || (p.dst_port == DNS_PORT
+                        && self.settings.dns.contains(&self.settings.gateway_ip))
+            }
+            PROTO_UDP => {
+                p.dst_port == DNS_PORT && self.settings.dns.contains(&self.settings.gateway_ip)
+            }
+            frame::PROTO_ICMP => true,
+            _ => false,
+        }
     }
 
     /// Tell the client at once that it cannot go there: a TCP reset from the
@@ -525,6 +553,12 @@ impl Engine {
         };
         let gateway_ip = self.settings.gateway_ip;
         let partial = vnet.flags & F_NEEDS_CSUM != 0;
+        if p.src != gateway_ip && self.settings.network.contains(p.src) {
+            // A guest's packet the kernel routed back toward the LAN: guests
+            // reach each other only through lassi's own hairpin (isolation
+            // off) or not at all, never around it through the kernel.
+            return self.drop_tun(DropReason::ClientToClient);
+        }
         let Some(client) = self.sessions.by_ip_mut(p.dst) else {
             return self.drop_tun(DropReason::UnknownDestination);
         };
@@ -566,11 +600,15 @@ impl Engine {
             client.counters.octets_out += octets;
             return TunAction::ToLan(mac);
         }
+        let configured_dns = self.settings.dns.contains(&p.src);
         let from_dns = p.src_port == DNS_PORT
-            && matches!(p.proto, PROTO_UDP | PROTO_TCP)
-            && (self.intercept.settings.any_dns || self.settings.dns.contains(&p.src));
+            && ((matches!(p.proto, PROTO_UDP | PROTO_TCP) && configured_dns)
+                || (p.proto == PROTO_UDP && self.intercept.settings.any_dns));
         if from_dns {
-            if p.proto == PROTO_UDP {
+            // Only the operator's own DNS servers may widen the walled
+            // garden: with any_dns a guest could run a server that answers
+            // "walled.example.org A <anything>".
+            if p.proto == PROTO_UDP && configured_dns {
                 self.intercept
                     .snoop_dns(&packet[p.ihl + 8..p.total_len], now);
             }

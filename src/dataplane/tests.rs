@@ -1207,3 +1207,95 @@ fn coa_criteria_must_all_match() {
         vec![mac(2)]
     );
 }
+
+#[test]
+fn before_login_the_gateway_offers_only_the_portal_dns_and_ping() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, GW, 3990, 0)),
+        LanAction::ToTun
+    );
+    // ssh / the router's web UI / a proxy on the gateway: refused with a reset.
+    for port in [22, 80, 443, 3128, 8080] {
+        assert_eq!(
+            lan(&mut e, T0, &plain(), &tcp(mac(1), ip, GW, port, 0)),
+            LanAction::Drop(DropReason::Unauthorized),
+            "port {port}"
+        );
+    }
+    assert!(!e.outbox().is_empty(), "refusals sent");
+    // DNS on the gateway only when the gateway is a DNS server it hands out.
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, GW, 5353, 53)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    e.settings.dns.push(GW);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, GW, 5353, 53)),
+        LanAction::ToTun
+    );
+    // After login the gateway is the kernel's business (lassi's nftables).
+    e.authorize(mac(1), who(None), T0).unwrap();
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, GW, 22, 0)),
+        LanAction::ToTun
+    );
+}
+
+#[test]
+fn no_way_around_the_portal_through_dns_or_other_guests() {
+    let mut e = engine(false); // isolation off: still nothing before login
+    e.intercept.settings.any_dns = true;
+    let a = lease(&mut e, mac(1));
+    let b = lease(&mut e, mac(2));
+    let rogue_dns = Ipv4Addr::new(203, 0, 114, 53);
+    // any_dns opens UDP/53 to anywhere, but not TCP/53 (a VPN would fit).
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &udp(mac(1), a, rogue_dns, 5353, 53)),
+        LanAction::ToTun
+    );
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), a, rogue_dns, 53, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    // A rogue server's answer for a walled-garden name teaches nothing.
+    let target = Ipv4Addr::new(198, 51, 100, 99);
+    let lie = dns_answer(
+        "evil.example.org",
+        &[("evil.example.org", Some(target))],
+        86400,
+    );
+    let f = udp_frame(
+        &UdpAddressing {
+            src_mac: gw_mac(),
+            dst_mac: mac(1),
+            src_ip: rogue_dns,
+            dst_ip: a,
+            src_port: 53,
+            dst_port: 5353,
+        },
+        &lie,
+    );
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
+        TunAction::ToLan(mac(1)),
+        "the answer itself is delivered"
+    );
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), a, target, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    // Another guest is out of reach before login, whatever the port.
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &udp(mac(1), a, b, 53, 53)),
+        LanAction::Drop(DropReason::ClientToClient)
+    );
+    // And a guest's packet the kernel routed back into the TUN is dropped.
+    e.authorize(mac(1), who(None), T0).unwrap();
+    let back = udp(gw_mac(), a, b, 53, 5353);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &back[ETH_HLEN..]),
+        TunAction::Drop(DropReason::ClientToClient)
+    );
+}

@@ -27,6 +27,10 @@ pub struct FirewallSpec {
     pub lan_network: Ipv4Net,
     /// Masquerade out of this interface, if set.
     pub masquerade_out: Option<String>,
+    /// The TUN device guests' traffic reaches the kernel through.
+    pub tun_interface: String,
+    /// lassi's portal port on the gateway address.
+    pub portal_port: u16,
 }
 
 impl FirewallSpec {
@@ -78,6 +82,29 @@ impl FirewallSpec {
             cmds.push(chain("inet", &name, c, hook, -300));
             cmds.push(rule("inet", &name, c, m));
         }
+        // Guests (logged in or not) reach the router itself only for the
+        // portal, DNS and ping: ssh, a web UI or a proxy on the router must
+        // not be one login away. Replies to the router's own connections
+        // pass; forwarding to the internet is not touched.
+        let tun = &self.tun_interface;
+        let iif_tun =
+            json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": tun}});
+        let port = |proto: &str, port: u16| json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": port}});
+        cmds.push(chain("inet", &name, "input_tun", "input", -300));
+        let accepts = [
+            json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}),
+            port("tcp", self.portal_port),
+            port("tcp", 53),
+            port("udp", 53),
+            json!({"match": {"op": "==", "left": {"payload": {"protocol": "icmp", "field": "type"}}, "right": "echo-request"}}),
+        ];
+        for m in accepts {
+            cmds.push(
+                json!({"add": {"rule": {"family": "inet", "table": name, "chain": "input_tun",
+                "expr": [iif_tun, m, {"accept": null}]}}}),
+            );
+        }
+        cmds.push(rule("inet", &name, "input_tun", &iif_tun));
         // ARP: lassi answers for the gateway itself; the kernel must not
         // (it would answer for every local address, the uplink's included).
         for (c, m) in [("input", &iif), ("output", &oif)] {
@@ -168,6 +195,8 @@ mod tests {
             lan_interface: "lan0".into(),
             lan_network: "10.1.0.0/24".parse().unwrap(),
             masquerade_out: nat.then(|| "wan0".to_string()),
+            tun_interface: "lassi0".into(),
+            portal_port: 3990,
         }
     }
 
@@ -176,13 +205,33 @@ mod tests {
         let j = spec(false).install_json();
         let cmds = j["nftables"].as_array().unwrap();
         let rules: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("rule")).collect();
+        let lan: Vec<&&Value> = rules
+            .iter()
+            .filter(|r| r["expr"][0]["match"]["right"] == "lan0")
+            .collect();
         // inet: input, forward (in), forward (out), output; arp: input, output.
-        assert_eq!(rules.len(), 6);
-        for r in &rules {
-            let expr = r["expr"].as_array().unwrap();
-            assert_eq!(expr[0]["match"]["right"], "lan0");
-            assert_eq!(expr.last().unwrap(), &json!({"drop": null}));
+        assert_eq!(lan.len(), 6);
+        for r in &lan {
+            assert_eq!(
+                r["expr"].as_array().unwrap().last().unwrap(),
+                &json!({"drop": null})
+            );
         }
+        // From the TUN: five accepts (replies, portal, DNS tcp/udp, ping), then drop.
+        let tun: Vec<&&Value> = rules
+            .iter()
+            .filter(|r| r["expr"][0]["match"]["right"] == "lassi0")
+            .collect();
+        assert_eq!(tun.len(), 6);
+        assert_eq!(tun[1]["expr"][1]["match"]["right"], 3990);
+        assert_eq!(
+            tun.last().unwrap()["expr"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap(),
+            &json!({"drop": null})
+        );
         assert!(!j.to_string().contains("masquerade"));
         // Every table is created fresh (add, delete, add).
         let first: Vec<&str> = cmds
