@@ -901,10 +901,23 @@ impl Engine {
         for r in records.iter().filter(|r| !r.stopped) {
             self.events.push(Event::SessionEnded(r.ended()));
         }
+        let quota_ends = self.settings.quota_action == QuotaAction::End;
         for r in records {
             let same_client = self.sessions.by_mac(r.mac).is_some_and(|c| c.ip == r.ip);
-            if same_client {
-                let _ = self.authorize(r.mac, r.authorization(), now);
+            // The new session gets what the old one had left, not a fresh
+            // quota and clock; a used-up one does not come back.
+            let Some(limits) = r.remaining_limits(quota_ends) else {
+                continue;
+            };
+            if !same_client {
+                continue;
+            }
+            let mut auth = r.authorization();
+            auth.limits = limits;
+            if self.authorize(r.mac, auth, now).is_ok() && r.throttled {
+                if let QuotaAction::Throttle { up_bps, down_bps } = self.settings.quota_action {
+                    self.sessions.throttle(r.mac, up_bps, down_bps, now);
+                }
             }
         }
     }

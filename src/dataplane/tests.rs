@@ -1299,3 +1299,51 @@ fn no_way_around_the_portal_through_dns_or_other_guests() {
         TunAction::Drop(DropReason::ClientToClient)
     );
 }
+
+#[test]
+fn a_restart_does_not_refill_time_or_quota() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let limits = SessionLimits {
+        session_timeout: Some(3600),
+        max_total_octets: Some(10_000),
+        ..Default::default()
+    };
+    e.authorize(mac(1), limited(limits), T0).unwrap();
+    for _ in 0..4 {
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960)); // 1000 IP bytes each
+    }
+    let saved = e.session_records(T0 + 600_000, false); // 10 minutes in
+    let leases = e.lease_records();
+    let mut e2 = Engine::new(
+        e.settings.clone(),
+        DhcpServer::new(dhcp_settings_for_restore(), leases.clone(), T0),
+        T0 + 601_000,
+    );
+    e2.resume_sessions(saved.clone(), T0 + 601_000);
+    let c = e2.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!(
+        c.limits.session_timeout,
+        Some(3000),
+        "50 minutes left, not 60"
+    );
+    assert_eq!(c.limits.max_total_octets, Some(6000), "6 kB left, not 10");
+
+    // A session whose volume is used up does not come back.
+    let mut used = saved;
+    used[0].counters.octets_out = 7000;
+    let mut e3 = Engine::new(
+        e.settings.clone(),
+        DhcpServer::new(dhcp_settings_for_restore(), leases, T0),
+        T0 + 601_000,
+    );
+    e3.resume_sessions(used, T0 + 601_000);
+    assert_eq!(
+        e3.sessions().by_mac(mac(1)).unwrap().state,
+        SessionState::Unauthorized
+    );
+    assert!(
+        matches!(&e3.take_events()[..], [Event::SessionEnded(_)]),
+        "its Stop still goes out"
+    );
+}

@@ -184,6 +184,9 @@ pub struct SessionRecord {
     /// True when lassi already ended the session cleanly (its Stop went out).
     #[serde(default)]
     pub stopped: bool,
+    /// True when a used-up quota had throttled the session.
+    #[serde(default)]
+    pub throttled: bool,
 }
 
 impl SessionReport {
@@ -232,7 +235,36 @@ impl SessionRecord {
             cui_hex: c.cui.as_deref().map(to_hex),
             saved_at: now,
             stopped,
+            throttled: c.throttled,
         })
+    }
+
+    /// What is left of the session's limits after what it already used:
+    /// the remaining Session-Timeout and volume. `None` when time or volume
+    /// is used up (the session must not come back).
+    pub fn remaining_limits(&self, quota_ends: bool) -> Option<SessionLimits> {
+        let mut l = self.limits.clone();
+        let used_secs = self.saved_at.saturating_sub(self.authorized_at) / 1000;
+        if let Some(t) = l.session_timeout {
+            let left = u64::from(t).checked_sub(used_secs).filter(|&s| s > 0)?;
+            l.session_timeout = Some(left as u32);
+        }
+        let k = &self.counters;
+        let mut used_up = false;
+        let mut left = |limit: &mut Option<u64>, used: u64| {
+            if let Some(m) = *limit {
+                let rest = m.saturating_sub(used);
+                used_up |= rest == 0;
+                *limit = Some(rest.max(1));
+            }
+        };
+        left(&mut l.max_input_octets, k.octets_in);
+        left(&mut l.max_output_octets, k.octets_out);
+        left(&mut l.max_total_octets, k.octets_in + k.octets_out);
+        if used_up && quota_ends {
+            return None;
+        }
+        Some(l)
     }
 
     /// The login to grant again after a restart.
