@@ -200,53 +200,91 @@ fn outcome(r: RadiusOutcome) -> AuthOutcome {
     }
 }
 
+/// Why MAC authentication should look at a client.
+#[derive(Clone, Copy, Debug)]
+pub enum MacAuthTrigger {
+    /// It got or renewed a lease.
+    Lease(MacAddr, Ipv4Addr),
+    /// Its MAC-authenticated session ended on its own (timeout, quota, lost
+    /// carrier): ask again.
+    Ended(MacAddr, Ipv4Addr),
+}
+
 /// MAC authentication: every client that gets a lease and is not logged in
-/// is tried once per lease; an Access-Accept logs it in without the portal.
+/// is tried once per lease (retried with backoff while no server answers);
+/// an Access-Accept logs it in without the portal.
 pub async fn mac_auth(
     radius: RadiusHandle,
     dp: DataplaneHandle,
     network: Ipv4Net,
-    mut leases: mpsc::UnboundedReceiver<(MacAddr, Ipv4Addr)>,
+    mut triggers: mpsc::UnboundedReceiver<MacAuthTrigger>,
 ) {
     let mut tried: std::collections::HashMap<MacAddr, Ipv4Addr> = Default::default();
-    while let Some((mac, ip)) = leases.recv().await {
-        if tried.get(&mac) == Some(&ip) {
-            continue; // a renewal: already decided for this lease
-        }
+    while let Some(t) = triggers.recv().await {
+        let (mac, ip) = match t {
+            MacAuthTrigger::Lease(mac, ip) if tried.get(&mac) == Some(&ip) => continue, // a renewal
+            MacAuthTrigger::Lease(mac, ip) | MacAuthTrigger::Ended(mac, ip) => (mac, ip),
+        };
         if tried.len() > 65_536 {
             tried.clear();
         }
         tried.insert(mac, ip);
-        let Ok(Some(client)) = dp.client_by_ip(ip).await else {
-            continue;
-        };
-        if client.mac != mac || client.state == crate::session::SessionState::Authorized {
-            continue;
-        }
         let (radius, dp) = (radius.clone(), dp.clone());
         tokio::spawn(async move {
-            let req = radius.mac_auth_request(mac, ip, &client.session_id, nas_port(&network, ip));
-            match radius.authenticate(req).await {
-                RadiusOutcome::Accept(reply) => {
-                    let auth = Authorization {
-                        user: Some(mac.to_dashed()),
-                        limits: limits_from_reply(&reply),
-                        class: reply.class.clone(),
-                        cui: reply.cui.clone(),
-                    };
-                    match dp.authorize_with(mac, auth).await {
-                        Ok(_) => tracing::info!(%mac, %ip, "MAC authentication accepted"),
-                        Err(e) => tracing::warn!(%mac, "MAC authentication accepted but: {e}"),
+            // Unanswered requests are tried again: 10 s, 20 s, 40 s … 5 min.
+            let mut wait = Duration::from_secs(10);
+            loop {
+                let Ok(Some(client)) = dp.client_by_ip(ip).await else {
+                    return;
+                };
+                if client.mac != mac || client.state == crate::session::SessionState::Authorized {
+                    return;
+                }
+                let req =
+                    radius.mac_auth_request(mac, ip, &client.session_id, nas_port(&network, ip));
+                match radius.authenticate(req).await {
+                    RadiusOutcome::Accept(reply) => {
+                        let auth = Authorization {
+                            user: Some(mac.to_dashed()),
+                            limits: limits_from_reply(&reply),
+                            class: reply.class.clone(),
+                            cui: reply.cui.clone(),
+                        };
+                        match dp.authorize_with(mac, auth).await {
+                            Ok(_) => tracing::info!(%mac, %ip, "MAC authentication accepted"),
+                            Err(e) => tracing::warn!(%mac, "MAC authentication accepted but: {e}"),
+                        }
+                        return;
                     }
-                }
-                RadiusOutcome::Reject { .. } => {
-                    tracing::debug!(%mac, "MAC authentication rejected: the portal decides")
-                }
-                RadiusOutcome::Unreachable => {
-                    tracing::warn!(%mac, "MAC authentication: no RADIUS server answered")
+                    RadiusOutcome::Reject { .. } => {
+                        tracing::debug!(%mac, "MAC authentication rejected: the portal decides");
+                        return;
+                    }
+                    RadiusOutcome::Unreachable => {
+                        tracing::warn!(%mac, retry_in_s = wait.as_secs(), "MAC authentication: no RADIUS server answered");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(300));
+                    }
                 }
             }
         });
+    }
+}
+
+/// The MAC-authentication trigger an engine event calls for, if any.
+pub fn mac_auth_trigger(ev: &Event) -> Option<MacAuthTrigger> {
+    match ev {
+        Event::LeaseBound { mac, ip, .. } => Some(MacAuthTrigger::Lease(*mac, *ip)),
+        Event::SessionEnded(e)
+            if e.user.as_deref() == Some(e.mac.to_dashed().as_str())
+                && !matches!(
+                    e.reason,
+                    EndReason::UserRequest | EndReason::AdminReset | EndReason::NasReboot
+                ) =>
+        {
+            Some(MacAuthTrigger::Ended(e.mac, e.ip))
+        }
+        _ => None,
     }
 }
 
@@ -306,8 +344,8 @@ pub async fn coa(mut calls: mpsc::Receiver<CoaCall>, dp: DataplaneHandle) {
 pub struct Aaa {
     /// The service.
     pub radius: RadiusHandle,
-    /// New leases for MAC authentication (when enabled).
-    pub mac_auth: Option<mpsc::UnboundedSender<(MacAddr, Ipv4Addr)>>,
+    /// Clients for MAC authentication to look at (when enabled).
+    pub mac_auth: Option<mpsc::UnboundedSender<MacAuthTrigger>>,
 }
 
 /// The local IPv4 address the kernel uses to reach `server` (a UDP
@@ -360,4 +398,53 @@ pub async fn start(
         radius,
         mac_auth: mac_tx,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Counters, EndedSession};
+
+    fn ended(user: Option<String>, reason: EndReason) -> Event {
+        Event::SessionEnded(EndedSession {
+            mac: MacAddr([2, 0, 0, 0, 0, 7]),
+            ip: Ipv4Addr::new(10, 1, 0, 7),
+            session_id: "x".into(),
+            user,
+            started: 0,
+            ended: 1,
+            counters: Counters::default(),
+            reason,
+            class: vec![],
+            cui: None,
+        })
+    }
+
+    #[test]
+    fn mac_sessions_that_run_out_are_authenticated_again() {
+        let mac_user = Some("02-00-00-00-00-07".to_string());
+        assert!(matches!(
+            mac_auth_trigger(&ended(mac_user.clone(), EndReason::SessionTimeout)),
+            Some(MacAuthTrigger::Ended(..))
+        ));
+        for reason in [
+            EndReason::UserRequest,
+            EndReason::AdminReset,
+            EndReason::NasReboot,
+        ] {
+            assert!(
+                mac_auth_trigger(&ended(mac_user.clone(), reason)).is_none(),
+                "{reason}"
+            );
+        }
+        assert!(
+            mac_auth_trigger(&ended(Some("alice".into()), EndReason::SessionTimeout)).is_none()
+        );
+    }
+
+    #[test]
+    fn nas_port_is_the_host_number() {
+        let net: Ipv4Net = "10.1.0.0/24".parse().unwrap();
+        assert_eq!(nas_port(&net, Ipv4Addr::new(10, 1, 0, 23)), 23);
+    }
 }

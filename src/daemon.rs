@@ -296,10 +296,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
                             log_event(ev);
                             if let Some(aaa) = &notice_aaa {
                                 crate::aaa::account(&aaa.radius, ev, &network);
-                                if let (Some(tx), Event::LeaseBound { mac, ip, .. }) =
-                                    (&aaa.mac_auth, ev)
-                                {
-                                    let _ = tx.send((*mac, *ip));
+                                let trigger = crate::aaa::mac_auth_trigger(ev);
+                                if let (Some(tx), Some(t)) = (&aaa.mac_auth, trigger) {
+                                    let _ = tx.send(t);
                                 }
                             }
                         }

@@ -164,7 +164,14 @@ impl ControlServer {
             }
             std::fs::remove_file(path)?;
         }
-        let listener = UnixListener::bind(path)?;
+        // The socket is created 0600 (umask 077 around bind), so there is no
+        // moment in which another user could connect.
+        // SAFETY: umask only swaps the process file-creation mask.
+        let old = unsafe { libc::umask(0o077) };
+        let bound = UnixListener::bind(path);
+        // SAFETY: as above, restoring the previous mask.
+        unsafe { libc::umask(old) };
+        let listener = bound?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         Ok(ControlServer {
             listener,

@@ -387,12 +387,12 @@ impl Engine {
             client.counters.octets_in += octets;
             return LanAction::ToTun;
         }
-        client.counters.packets_in += packets;
-        client.counters.octets_in += octets;
         // Client to client.
         if self.settings.client_isolation {
             return self.drop_lan(DropReason::ClientToClient);
         }
+        client.counters.packets_in += packets;
+        client.counters.octets_in += octets;
         match self.sessions.by_ip_mut(p.dst) {
             Some(peer) if peer.state == SessionState::Authorized => {
                 peer.counters.packets_out += packets;

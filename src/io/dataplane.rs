@@ -249,13 +249,14 @@ impl Dataplane {
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
-                        // Saved as stopped first: their Stops go out now, and
-                        // the next start logs the guests back in.
-                        let _ = self
-                            .notices
-                            .send(Notice::Sessions(self.engine.session_records(now, true)));
+                        // The Stops are spooled (events first), and only
+                        // then are the sessions saved as stopped: a crash in
+                        // between leaves them unstopped, so the next start
+                        // sends the Stops rather than losing them.
+                        let records = self.engine.session_records(now, true);
                         self.engine.shutdown(now);
                         let _ = self.notices.send(Notice::Events(self.engine.take_events()));
+                        let _ = self.notices.send(Notice::Sessions(records));
                         let _ = self
                             .notices
                             .send(Notice::Leases(self.engine.lease_records()));
@@ -441,7 +442,10 @@ impl Dataplane {
             LanAction::ToTun if vnet.flags == 0 && !vnet.is_gso() => {
                 // A plain MTU-sized packet: batch it for coalescing (written
                 // by flush_coalesced once the receive batch is done).
+                // Without Ethernet padding: the engine checked total_len.
                 let ip = &frame[VNET_HDR_LEN + ETH_HLEN..];
+                let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+                let ip = &ip[..total];
                 if self.gro_used == self.gro_bufs.len() {
                     self.gro_bufs.push(Vec::with_capacity(VNET_HDR_LEN + 1514));
                 }

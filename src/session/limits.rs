@@ -79,7 +79,9 @@ pub enum QuotaAction {
 #[derive(Clone, Debug, Default)]
 pub struct TokenBucket {
     rate_bytes_per_s: u64,
+    /// Milli-bytes.
     depth: i64,
+    /// Milli-bytes (negative: in debt).
     tokens: i64,
     last: UnixMillis,
 }
@@ -90,7 +92,7 @@ impl TokenBucket {
         let rate = rate_bps.unwrap_or(0) / 8;
         // A tenth of a second of traffic, but at least a few full frames so
         // slow limits still pass MTU-sized packets smoothly.
-        let depth = (rate / 10).max(4 * 1514) as i64;
+        let depth = (rate / 10).max(4 * 1514) as i64 * 1000;
         TokenBucket {
             rate_bytes_per_s: rate,
             depth,
@@ -109,7 +111,7 @@ impl TokenBucket {
         if self.tokens >= 0 || self.rate_bytes_per_s == 0 {
             0
         } else {
-            ((-self.tokens) as u64 * 1000).div_ceil(self.rate_bytes_per_s)
+            ((-self.tokens) as u64).div_ceil(self.rate_bytes_per_s)
         }
     }
 
@@ -125,14 +127,17 @@ impl TokenBucket {
             return true;
         }
         if now > self.last {
-            let refill = (now - self.last).saturating_mul(self.rate_bytes_per_s) / 1000;
-            self.tokens = (self.tokens.saturating_add(refill as i64)).min(self.depth);
+            // Milliseconds × bytes per second = milli-bytes, exactly: no
+            // fraction is lost however often this is called, so slow rates
+            // refill at their true speed.
+            let refill = (now - self.last).saturating_mul(self.rate_bytes_per_s);
+            self.tokens = self.tokens.saturating_add(refill as i64).min(self.depth);
             self.last = now;
         }
         if self.tokens < 0 {
             return false;
         }
-        self.tokens -= bytes as i64;
+        self.tokens -= bytes as i64 * 1000;
         true
     }
 }
@@ -164,13 +169,27 @@ pub enum ShapeVerdict {
 /// One direction of one session: a token bucket and a bounded FIFO of
 /// packets waiting for tokens. Delaying rather than dropping is what lets
 /// TCP settle at the configured rate (a bare policer costs it about half).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Shaper {
     /// The rate.
     pub bucket: TokenBucket,
     queue: VecDeque<Held>,
     queued_bytes: usize,
     max_bytes: usize,
+}
+
+/// A copy keeps the rate but none of the held packets: clients are copied
+/// for the control plane (status, the portal), which must not duplicate
+/// megabytes of queued traffic each time.
+impl Clone for Shaper {
+    fn clone(&self) -> Shaper {
+        Shaper {
+            bucket: self.bucket.clone(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            max_bytes: self.max_bytes,
+        }
+    }
 }
 
 impl Shaper {
@@ -262,6 +281,22 @@ mod tests {
         let burst = 12_500 + 1500;
         assert!(passed <= expected + burst as u64, "{passed}");
         assert!(passed >= expected - 1500, "{passed}");
+    }
+
+    #[test]
+    fn slow_rates_refill_exactly_when_polled_every_millisecond() {
+        // 10 kbit/s = 1250 bytes/s = 1.25 bytes per ms: rounding each ms
+        // down would lose 20 %.
+        let mut b = TokenBucket::new(Some(10_000), 0);
+        b.tokens = 0;
+        let mut passed = 0u64;
+        for ms in 1..=10_000u64 {
+            if b.allow(ms, 0) && b.tokens >= 125_000 && b.allow(ms, 125) {
+                passed += 125;
+            }
+        }
+        assert!((12_375..=12_625).contains(&passed), "{passed} of 12500");
+        assert!(!Shaper::new(Some(8000), 0).clone().unlimited());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Write `bytes` to `path` atomically.
@@ -11,7 +12,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     {
-        let mut f = File::create(&tmp)?;
+        // 0600: sessions.json holds user names and RADIUS Class/CUI.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -104,6 +111,10 @@ mod tests {
         };
         s.save(std::slice::from_ref(&rec)).unwrap();
         let back: Vec<LeaseRecord> = s.load();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs::metadata(dir.join("leases.json")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "state files are private");
         assert_eq!(back.len(), 1);
         assert_eq!(
             (back[0].mac, back[0].ip, back[0].expires),
