@@ -28,12 +28,34 @@ use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
-/// The wall clock in milliseconds, read once per batch.
-pub fn now_ms() -> UnixMillis {
+fn wall_ms() -> UnixMillis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// lassi's clock in Unix milliseconds: the wall clock as it was when lassi
+/// started, advanced by the monotonic clock. A step of the system clock (a
+/// router without a real-time clock booting at its build date, then set by
+/// NTP) therefore cannot expire every lease at once or freeze the shapers;
+/// times shown stay offset by the step until lassi restarts (see
+/// [`clock_step_ms`]).
+pub fn now_ms() -> UnixMillis {
+    let (wall0, mono0) = clock_anchor();
+    wall0 + mono0.elapsed().as_millis() as u64
+}
+
+fn clock_anchor() -> &'static (UnixMillis, std::time::Instant) {
+    static ANCHOR: std::sync::OnceLock<(UnixMillis, std::time::Instant)> =
+        std::sync::OnceLock::new();
+    ANCHOR.get_or_init(|| (wall_ms(), std::time::Instant::now()))
+}
+
+/// How far the system clock has moved away from lassi's since start, in ms
+/// (positive: the system clock is ahead).
+pub fn clock_step_ms() -> i64 {
+    wall_ms() as i64 - now_ms() as i64
 }
 
 /// Requests from the control plane.
@@ -198,6 +220,8 @@ impl Dataplane {
         let mut had_sessions = false;
         let mut last_session_save = now_ms();
         let mut released = Vec::new();
+        let mut next_clock_check = 0u64;
+        let mut reported_step = 0i64;
         let mut released_frames: Vec<Vec<u8>> = Vec::new();
         let mut scratch: Vec<u8> = Vec::new();
 
@@ -366,6 +390,18 @@ impl Dataplane {
             }
             outbox.clear();
 
+            if now >= next_clock_check {
+                next_clock_check = now + 60_000;
+                let step = clock_step_ms();
+                if step.abs() > 10_000 && (step - reported_step).abs() > 10_000 {
+                    reported_step = step;
+                    tracing::warn!(
+                        step_s = step / 1000,
+                        "the system clock stepped since lassi started; sessions keep their timing, \
+                         times lassi shows are offset by the step until it restarts"
+                    );
+                }
+            }
             self.engine.tick(now);
             let events = self.engine.take_events();
             if !events.is_empty() {
@@ -549,5 +585,19 @@ impl Dataplane {
             }
             Command::Shutdown => unreachable!("handled by the loop"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lassi_clock_is_wall_time_that_only_moves_forward_steadily() {
+        let a = now_ms();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let b = now_ms();
+        assert!(b >= a + 20 && b < a + 2000, "{a} {b}");
+        assert!(clock_step_ms().abs() < 1000, "no step on a quiet machine");
     }
 }

@@ -24,6 +24,26 @@ pub mod pages;
 pub mod uam;
 
 #[cfg(test)]
+mod slot_tests {
+    use super::*;
+
+    #[test]
+    fn one_client_cannot_take_every_slot() {
+        let map = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let a = std::net::Ipv4Addr::new(10, 1, 0, 2);
+        let b = std::net::Ipv4Addr::new(10, 1, 0, 3);
+        let held: Vec<_> = (0..MAX_CONNECTIONS_PER_CLIENT)
+            .map(|_| ClientSlot::take(&map, a).unwrap())
+            .collect();
+        assert!(ClientSlot::take(&map, a).is_none(), "the 17th is refused");
+        assert!(ClientSlot::take(&map, b).is_some(), "others still get in");
+        drop(held);
+        assert!(ClientSlot::take(&map, a).is_some(), "slots come back");
+        assert_eq!(map.lock().unwrap().len(), 0, "no entries left behind");
+    }
+}
+
+#[cfg(test)]
 mod tests;
 
 use std::convert::Infallible;
@@ -53,8 +73,12 @@ pub use handler::{Gateway, Method, Portal, Request, Response, Settings};
 pub const MAX_BODY: usize = 16 * 1024;
 /// Buffer for the request line and headers.
 const MAX_HEAD: usize = 16 * 1024;
-/// Connections served at once; more wait in the kernel's backlog.
+/// Connections served at once.
 const MAX_CONNECTIONS: usize = 256;
+/// Connections one guest address may hold at once: a browser opens a
+/// handful; one guest must not be able to take every slot and lock the
+/// others out of the portal.
+const MAX_CONNECTIONS_PER_CLIENT: usize = 16;
 /// Time allowed for the request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a connection may stay open.
@@ -179,11 +203,11 @@ pub async fn serve<G: Gateway + Clone + 'static>(
     gw: G,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_client = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        std::net::Ipv4Addr,
+        usize,
+    >::new()));
     loop {
-        let permit = match slots.clone().acquire_owned().await {
-            Ok(p) => p,
-            Err(_) => return,
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -195,10 +219,20 @@ pub async fn serve<G: Gateway + Clone + 'static>(
         let IpAddr::V4(peer_ip) = peer.ip() else {
             continue;
         };
+        // Refused connections are closed at once (dropping the stream).
+        let Some(client_slot) = ClientSlot::take(&per_client, peer_ip) else {
+            tracing::debug!(%peer_ip, "portal: too many connections from one client");
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("portal: all {MAX_CONNECTIONS} connection slots busy");
+            continue;
+        };
         let portal = portal.clone();
         let gw = gw.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _client_slot = client_slot;
             let service = service_fn(move |req: hyper::Request<Incoming>| {
                 let portal = portal.clone();
                 let gw = gw.clone();
@@ -211,6 +245,42 @@ pub async fn serve<G: Gateway + Clone + 'static>(
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
         });
+    }
+}
+
+/// One of a client's connection slots; given back when dropped.
+struct ClientSlot {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::Ipv4Addr, usize>>>,
+    ip: std::net::Ipv4Addr,
+}
+
+impl ClientSlot {
+    fn take(
+        map: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::Ipv4Addr, usize>>>,
+        ip: std::net::Ipv4Addr,
+    ) -> Option<ClientSlot> {
+        let mut m = map.lock().expect("slot map");
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            map: map.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().expect("slot map");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }
 
