@@ -117,8 +117,15 @@ impl Intercept {
             return false;
         }
         let key = flow_key(p.src, p.src_port);
+        let flags = ip[p.ihl + 13];
+        let syn = flags & 0x02 != 0 && flags & 0x10 == 0;
+        if !syn {
+            // Only a SYN opens a redirected connection; a segment of one we
+            // do not know is answered with a reset by the caller.
+            return self.continue_out(ip, p, partial, gateway, now);
+        }
         if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
-            self.evict_oldest_flow();
+            self.evict_one_flow();
         }
         self.flows.insert(
             key,
@@ -263,8 +270,11 @@ impl Intercept {
         self.learnt.retain(|_, &mut until| until > now);
     }
 
-    fn evict_oldest_flow(&mut self) {
-        if let Some((&k, _)) = self.flows.iter().min_by_key(|(_, f)| f.last) {
+    /// Make room in a full table: drop any one entry (no scan for the
+    /// oldest, which a flood of SYNs would turn into a full scan per packet;
+    /// idle entries also go at the next expiry).
+    fn evict_one_flow(&mut self) {
+        if let Some(&k) = self.flows.keys().next() {
             self.flows.remove(&k);
         }
     }

@@ -431,7 +431,9 @@ impl Engine {
             if self.intercept.redirect_out(ip, p, partial, gw, now) {
                 return LanAction::ToTun;
             }
-            return self.drop_lan(DropReason::Malformed);
+            // Not a SYN and no connection we know: reset it.
+            self.refuse(now, eth, p, ip);
+            return self.drop_lan(DropReason::Unauthorized);
         }
         self.refuse(now, eth, p, ip);
         self.drop_lan(DropReason::Unauthorized)

@@ -610,7 +610,17 @@ fn with_tcp_checksum(mut f: Vec<u8>) -> Vec<u8> {
 fn web_traffic_of_unauthorized_clients_is_steered_to_the_portal_and_back() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
-    let mut f = with_tcp_checksum(tcp(mac(1), ip, WEB, 80, 12));
+    // A stray segment of no known connection is reset, not steered.
+    let stray = with_tcp_checksum(tcp(mac(1), ip, WEB, 80, 12));
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &stray),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    assert!(e.outbox().pop().is_some(), "a reset");
+    // The browser's SYN opens a redirected connection.
+    let mut syn = tcp(mac(1), ip, WEB, 80, 12);
+    syn[ETH_HLEN + 33] = 0x02;
+    let mut f = with_tcp_checksum(syn);
     assert_eq!(e.from_lan(T0, &plain(), &mut f), LanAction::ToTun);
     let p = frame::parse_ipv4(&f[ETH_HLEN..]).unwrap();
     assert_eq!(
@@ -653,7 +663,8 @@ fn offloaded_checksum_seeds_are_updated_not_completed() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
     let mut f = tcp(mac(1), ip, WEB, 80, 0);
-    // What a sender with checksum offload leaves in the field.
+    f[ETH_HLEN + 33] = 0x02; // SYN
+                             // What a sender with checksum offload leaves in the field.
     let seed = !checksum::finish(checksum::ipv4_pseudo(ip.octets(), WEB.octets(), 6, 20));
     f[ETH_HLEN + 36..ETH_HLEN + 38].copy_from_slice(&seed.to_be_bytes());
     let vnet = VnetHdr {
