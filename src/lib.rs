@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod dhcp;
 pub mod io;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod portal;
 pub mod radius;

@@ -1,6 +1,6 @@
 //! The `lassi` command: the gateway daemon and the operator's tools.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -88,6 +88,7 @@ enum Cmd {
         target: Target,
     },
     /// Run the self-contained demo lab in network namespaces (needs root).
+    #[cfg(feature = "lab")]
     Lab,
 }
 
@@ -163,10 +164,11 @@ fn run(cmd: Cmd) -> Result<(), String> {
             );
             Ok(())
         }
+        #[cfg(feature = "lab")]
         Cmd::Lab => {
             let exe =
                 std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
-            lassi::lab::demo::run_demo(Path::new(&exe))
+            lassi::lab::demo::run_demo(std::path::Path::new(&exe))
         }
     }
 }
