@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
@@ -111,35 +111,61 @@ impl DataplaneHandle {
     }
 
     /// Answer one request.
-    pub async fn handle(&self, req: Request) -> Value {
-        let result: Result<Value, String> = async {
-            match req {
+    /// Answer one request with a JSON text (one line, no newline).
+    ///
+    /// Replies are written straight from the data structures, never through
+    /// a `serde_json::Value` tree: at 10,000 sessions that tree cost tens
+    /// of megabytes for one `lassi sessions --json`.
+    pub async fn handle(&self, req: Request) -> String {
+        let result: Result<String, String> = async {
+            let text = match req {
                 Request::Status => {
                     let (tx, rx) = oneshot::channel();
                     self.send(Command::Status { reply: tx })?;
                     let status = rx.await.map_err(|_| "the data plane did not answer")?;
-                    serde_json::to_value(status).map_err(|e| e.to_string())
+                    serde_json::to_string(&Reply {
+                        ok: true,
+                        body: status,
+                    })
                 }
                 Request::Authorize { mac, user } => {
                     let client = self.authorize(mac, user).await?;
-                    Ok(json!({ "client": client }))
+                    serde_json::to_string(&Reply {
+                        ok: true,
+                        body: ClientReply { client },
+                    })
                 }
                 Request::Logout { mac } => {
-                    let ended = self.logout(mac, EndReason::AdminReset).await?;
-                    Ok(json!({ "session": ended }))
+                    let session = self.logout(mac, EndReason::AdminReset).await?;
+                    serde_json::to_string(&Reply {
+                        ok: true,
+                        body: SessionReply { session },
+                    })
                 }
-            }
+            };
+            text.map_err(|e| e.to_string())
         }
         .await;
-        match result {
-            Ok(Value::Object(mut m)) => {
-                m.insert("ok".into(), Value::Bool(true));
-                Value::Object(m)
-            }
-            Ok(v) => json!({ "ok": true, "result": v }),
-            Err(e) => json!({ "ok": false, "error": e }),
-        }
+        result.unwrap_or_else(|e| json!({ "ok": false, "error": e }).to_string())
     }
+}
+
+/// `{"ok": true, ...body}`, streamed.
+#[derive(serde::Serialize)]
+struct Reply<T: serde::Serialize> {
+    ok: bool,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(serde::Serialize)]
+struct ClientReply {
+    client: Client,
+}
+
+#[derive(serde::Serialize)]
+struct SessionReply {
+    session: EndedSession,
 }
 
 /// The listening socket; the file is removed when dropped.
@@ -204,14 +230,14 @@ async fn connection(stream: UnixStream, dp: DataplaneHandle) {
     let mut lines = BufReader::new(read.take(64 * 1024)).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let reply = if line.len() > MAX_LINE {
-            json!({ "ok": false, "error": "request too long" })
+            json!({ "ok": false, "error": "request too long" }).to_string()
         } else {
             match serde_json::from_str::<Request>(&line) {
                 Ok(req) => dp.handle(req).await,
-                Err(e) => json!({ "ok": false, "error": format!("bad request: {e}") }),
+                Err(e) => json!({ "ok": false, "error": format!("bad request: {e}") }).to_string(),
             }
         };
-        let mut out = reply.to_string();
+        let mut out = reply;
         out.push('\n');
         if write.write_all(out.as_bytes()).await.is_err() {
             break;
