@@ -340,14 +340,7 @@ exit 0
         })?;
         let g = |k: &str| env.get(k);
         let ip = parse_ip(g("ip"), "ip", &log)?;
-        let (prefix, netmask) = match (
-            g("mask").and_then(|m| m.parse::<u8>().ok()),
-            g("subnet").and_then(|s| s.parse().ok()),
-        ) {
-            (Some(p), _) => (p, prefix_to_mask(p)),
-            (None, Some(m)) => (u32::from(m).count_ones() as u8, m),
-            _ => return Err(LabError::new(format!("udhcpc reported no subnet\n{log}"))),
-        };
+        let (prefix, netmask) = subnet(g("mask"), g("subnet"), "udhcpc", &log)?;
         Ok(DhcpLease {
             client: DhcpClientKind::Udhcpc,
             ip,
@@ -555,14 +548,7 @@ exit 0
         })?;
         let g = |k: &str| env.get(k);
         let ip = parse_ip(g("new_ip_address"), "new_ip_address", &log)?;
-        let (prefix, netmask) = match (
-            g("new_subnet_cidr").and_then(|p| p.parse::<u8>().ok()),
-            g("new_subnet_mask").and_then(|m| m.parse().ok()),
-        ) {
-            (Some(p), _) => (p, prefix_to_mask(p)),
-            (None, Some(m)) => (u32::from(m).count_ones() as u8, m),
-            _ => return Err(LabError::new(format!("dhcpcd reported no subnet\n{log}"))),
-        };
+        let (prefix, netmask) = subnet(g("new_subnet_cidr"), g("new_subnet_mask"), "dhcpcd", &log)?;
         Ok(DhcpLease {
             client: DhcpClientKind::Dhcpcd,
             ip,
@@ -680,6 +666,24 @@ pub(crate) fn curl_in<S: AsRef<str>>(
     };
     let _ = std::fs::remove_file(&body);
     Ok(result)
+}
+
+/// The subnet a DHCP client reported, as a prefix length or a netmask
+/// (whichever it gave; the prefix wins when both are there).
+fn subnet(
+    prefix: Option<&String>,
+    mask: Option<&String>,
+    client: &str,
+    log: &str,
+) -> LabResult<(u8, Ipv4Addr)> {
+    match (
+        prefix.and_then(|p| p.parse::<u8>().ok()),
+        mask.and_then(|m| m.parse::<Ipv4Addr>().ok()),
+    ) {
+        (Some(p), _) => Ok((p, prefix_to_mask(p))),
+        (None, Some(m)) => Ok((u32::from(m).count_ones() as u8, m)),
+        _ => Err(LabError::new(format!("{client} reported no subnet\n{log}"))),
+    }
 }
 
 fn parse_ip(v: Option<&String>, what: &str, log: &str) -> LabResult<Ipv4Addr> {
