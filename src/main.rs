@@ -112,6 +112,15 @@ fn run(cmd: Cmd) -> Result<(), String> {
         }
         Cmd::CheckConfig { file } => {
             let cfg = Config::load(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            // The users file is part of the configuration: check it now
+            // rather than at the next start.
+            if let (config::AuthBackend::Local, Some(users)) =
+                (cfg.portal.auth, &cfg.portal.users_file)
+            {
+                let loaded = lassi::portal::auth::LocalUsers::load(users)
+                    .map_err(|e| format!("{}: portal.users_file: {e}", file.display()))?;
+                println!("{}: {} user(s)", users.display(), loaded.len());
+            }
             println!(
                 "{}: ok (LAN {} on {}, gateway {}, pool {}–{}, {} static lease(s))",
                 file.display(),

@@ -48,6 +48,25 @@ fn check_config_refuses_a_broken_file_naming_the_key() {
             "{name}: error does not name {needle}: {err}"
         );
     }
+    // A broken users file is caught here, not at the next start.
+    let users = write("users", "alice plain:secret\nbob $6$broken\n");
+    let cfg = write(
+        "local.toml",
+        &format!(
+            "[lan]\ninterface = \"lan0\"\nnetwork = \"10.1.0.0/24\"\ndns = [\"192.0.2.53\"]\n[portal]\nauth = \"local\"\nusers_file = \"{}\"\n",
+            users.display()
+        ),
+    );
+    let out = lassi()
+        .args(["check-config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a broken users file was accepted");
+    assert!(
+        err.contains("portal.users_file") && err.contains("line 2"),
+        "{err}"
+    );
     let out = lassi()
         .args(["check-config", "/nonexistent/lassi.toml"])
         .output()
