@@ -118,21 +118,6 @@ impl Authenticator for ClickThrough {
     }
 }
 
-/// `auth = "radius"` until the RADIUS client lands: refuses every login
-/// with a message that says so.
-#[derive(Debug, Default)]
-pub struct RadiusUnavailable;
-
-impl Authenticator for RadiusUnavailable {
-    fn authenticate<'a>(&'a self, _req: &'a AuthRequest) -> AuthFuture<'a> {
-        Box::pin(async {
-            AuthOutcome::Reject {
-                reply: Some("RADIUS authentication is not available yet".into()),
-            }
-        })
-    }
-}
-
 /// How a user's password is stored.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoredPassword {
