@@ -20,7 +20,7 @@ use crate::radius::service::{
     ServerSettings,
 };
 use crate::radius::AccessRequest;
-use crate::session::{Authorization, EndReason, SessionLimits, SessionMatch, SessionReport};
+use crate::session::{Authorization, EndReason, SessionLimits, SessionReport};
 use crate::wire::MacAddr;
 
 /// RADIUS service settings from the config.
@@ -292,13 +292,7 @@ pub fn mac_auth_trigger(ev: &Event) -> Option<MacAuthTrigger> {
 pub async fn coa(mut calls: mpsc::Receiver<CoaCall>, dp: DataplaneHandle) {
     while let Some(call) = calls.recv().await {
         let req = &call.request;
-        let criteria = SessionMatch {
-            user: req.matcher.user_name.clone(),
-            session_id: req.matcher.acct_session_id.clone(),
-            mac: req.matcher.calling_station_id,
-            ip: req.matcher.framed_ip,
-        };
-        let sessions = match dp.find_sessions(criteria).await {
+        let sessions = match dp.find_sessions(req.matcher.clone()).await {
             Ok(s) => s,
             Err(_) => {
                 call.reply(CoaReply::Nak(ErrorCause::SessionContextNotRemovable));

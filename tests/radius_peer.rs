@@ -527,7 +527,7 @@ fn coa_and_disconnect_from_radclient() {
             let mut seen = Vec::new();
             while let Some(call) = rx.recv().await {
                 let r = &call.request;
-                let found = r.matcher.matches(
+                let found = r.matcher.matches_fields(
                     Some("bob"),
                     "sess-9",
                     "02:00:0a:01:00:17".parse().unwrap(),

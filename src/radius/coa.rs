@@ -18,6 +18,7 @@
 //! Calling-Station-Id and Framed-IP-Address that is present must match
 //! (RFC 5176 §3); at least one must be present.
 
+use crate::session::SessionMatch;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::attrs::ReplyLimits;
@@ -41,44 +42,6 @@ pub enum CoaKind {
     Disconnect,
     /// CoA-Request: change timeouts, bandwidth, quotas.
     Coa,
-}
-
-/// Which session(s) a request designates.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SessionMatch {
-    /// User-Name.
-    pub user_name: Option<String>,
-    /// Acct-Session-Id.
-    pub acct_session_id: Option<String>,
-    /// Calling-Station-Id, parsed as a MAC.
-    pub calling_station_id: Option<MacAddr>,
-    /// Framed-IP-Address.
-    pub framed_ip: Option<Ipv4Addr>,
-}
-
-impl SessionMatch {
-    /// True when no identification attribute was given.
-    pub fn is_empty(&self) -> bool {
-        *self == SessionMatch::default()
-    }
-
-    /// True when every given criterion matches this session.
-    pub fn matches(
-        &self,
-        user: Option<&str>,
-        session_id: &str,
-        mac: MacAddr,
-        ip: Ipv4Addr,
-    ) -> bool {
-        !self.is_empty()
-            && self.user_name.as_deref().is_none_or(|u| user == Some(u))
-            && self
-                .acct_session_id
-                .as_deref()
-                .is_none_or(|s| s == session_id)
-            && self.calling_station_id.is_none_or(|m| m == mac)
-            && self.framed_ip.is_none_or(|i| i == ip)
-    }
 }
 
 /// RFC 5176 §3.6 Error-Cause values.
@@ -304,17 +267,17 @@ impl CoaServer {
         let invalid = |req: &CoaRequest| {
             CoaOutcome::Answer(self.respond(req, CoaReply::Nak(ErrorCause::InvalidAttributeValue)))
         };
-        req.matcher.user_name = p.get_string(attr::USER_NAME);
-        req.matcher.acct_session_id = p.get_string(attr::ACCT_SESSION_ID);
+        req.matcher.user = p.get_string(attr::USER_NAME);
+        req.matcher.session_id = p.get_string(attr::ACCT_SESSION_ID);
         if let Some(m) = p.get(attr::CALLING_STATION_ID) {
             match std::str::from_utf8(m).ok().and_then(parse_station_mac) {
-                Some(mac) => req.matcher.calling_station_id = Some(mac),
+                Some(mac) => req.matcher.mac = Some(mac),
                 None => return invalid(&req),
             }
         }
         if p.get(attr::FRAMED_IP_ADDRESS).is_some() {
             match p.get_ipv4(attr::FRAMED_IP_ADDRESS) {
-                Some(ip) => req.matcher.framed_ip = Some(ip),
+                Some(ip) => req.matcher.ip = Some(ip),
                 None => return invalid(&req),
             }
         }
@@ -419,10 +382,10 @@ mod tests {
         let mac: MacAddr = "02:00:0a:01:00:17".parse().unwrap();
         assert!(r
             .matcher
-            .matches(None, "x", mac, Ipv4Addr::new(10, 1, 0, 2)));
+            .matches_fields(None, "x", mac, Ipv4Addr::new(10, 1, 0, 2)));
         assert!(!r
             .matcher
-            .matches(None, "x", MacAddr([0; 6]), Ipv4Addr::new(10, 1, 0, 2)));
+            .matches_fields(None, "x", MacAddr([0; 6]), Ipv4Addr::new(10, 1, 0, 2)));
         let ack = s.respond(&r, CoaReply::Ack);
         crypto::verify_response(&ack, b"coasecret", b[4..20].try_into().unwrap(), true).unwrap();
         let a = Packet::decode(&ack).unwrap();
@@ -524,8 +487,8 @@ mod tests {
             panic!()
         };
         assert_eq!(r.kind, CoaKind::Coa);
-        assert_eq!(r.matcher.acct_session_id.as_deref(), Some("sess-1"));
-        assert_eq!(r.matcher.framed_ip, Some(Ipv4Addr::new(10, 1, 0, 9)));
+        assert_eq!(r.matcher.session_id.as_deref(), Some("sess-1"));
+        assert_eq!(r.matcher.ip, Some(Ipv4Addr::new(10, 1, 0, 9)));
         assert_eq!(r.changes.session_timeout, Some(120));
         assert_eq!(r.changes.bandwidth_max_up_bps, Some(1_000_000));
         assert_eq!(r.changes.max_total_octets, Some((1 << 32) + 10));

@@ -176,17 +176,14 @@ fn radclient_coa_and_disconnect() {
         panic!("CoA refused")
     };
     assert_eq!(r.kind, CoaKind::Coa);
-    assert_eq!(r.matcher.user_name.as_deref(), Some("bob"));
+    assert_eq!(r.matcher.user.as_deref(), Some("bob"));
     assert_eq!(r.changes.session_timeout, Some(120));
     assert_eq!(r.changes.max_total_octets, Some(10));
     let CoaOutcome::Request(d) = server.handle(from, fixture!("disconnect.req")) else {
         panic!("Disconnect refused")
     };
     assert_eq!(d.kind, CoaKind::Disconnect);
-    assert_eq!(
-        d.matcher.calling_station_id,
-        Some("02:00:0a:01:00:17".parse().unwrap())
-    );
+    assert_eq!(d.matcher.mac, Some("02:00:0a:01:00:17".parse().unwrap()));
     let mut wrong = server.clone();
     wrong.clients[0].secret = b"x".to_vec();
     assert!(matches!(

@@ -23,11 +23,12 @@ pub mod packet;
 pub mod service;
 pub mod spool;
 
+pub use crate::session::SessionMatch;
 pub use attrs::{
     AccessRequest, AcctRecord, AcctSession, AcctStatus, Credentials, MacAuthSettings, NasInfo,
     ReplyLimits, TerminateCause,
 };
-pub use coa::{CoaKind, CoaReply, CoaRequest, ErrorCause, SessionMatch};
+pub use coa::{CoaKind, CoaReply, CoaRequest, ErrorCause};
 pub use service::{AuthOutcome, RadiusHandle, RadiusService, RadiusSettings, RadiusStats};
 
 #[cfg(test)]

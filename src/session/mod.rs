@@ -318,18 +318,24 @@ impl SessionMatch {
 
     /// Does the authorized client `c` match?
     pub fn matches(&self, c: &Client) -> bool {
+        c.state == SessionState::Authorized
+            && self.matches_fields(c.user.as_deref(), &c.session_id, c.mac, c.ip)
+    }
+
+    /// Does a session with these identifiers match? (Every criterion given
+    /// must; nothing given matches nothing.)
+    pub fn matches_fields(
+        &self,
+        user: Option<&str>,
+        session_id: &str,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+    ) -> bool {
         !self.is_empty()
-            && c.state == SessionState::Authorized
-            && self
-                .user
-                .as_ref()
-                .is_none_or(|u| c.user.as_ref() == Some(u))
-            && self
-                .session_id
-                .as_ref()
-                .is_none_or(|id| *id == c.session_id)
-            && self.mac.is_none_or(|m| m == c.mac)
-            && self.ip.is_none_or(|ip| ip == c.ip)
+            && self.user.as_deref().is_none_or(|u| user == Some(u))
+            && self.session_id.as_deref().is_none_or(|id| id == session_id)
+            && self.mac.is_none_or(|m| m == mac)
+            && self.ip.is_none_or(|i| i == ip)
     }
 }
 
