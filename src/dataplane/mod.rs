@@ -354,8 +354,8 @@ impl Engine {
         {
             return LanAction::ToTun;
         }
+        // One lookup per packet: `client` is still the sender found above.
         let quota_action = self.settings.quota_action;
-        let client = self.sessions.by_ip_mut(p.src).expect("looked up above");
         client.last_active = now;
         let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
         if client.over_quota() && !Self::quota_reached(client, quota_action, now) {
@@ -573,7 +573,6 @@ impl Engine {
         }
         if authorized {
             let quota_action = self.settings.quota_action;
-            let client = self.sessions.by_ip_mut(p.dst).expect("looked up above");
             let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
             if client.over_quota() && !Self::quota_reached(client, quota_action, now) {
                 self.next_housekeeping = 0;
