@@ -643,16 +643,17 @@ impl Engine {
         if self.shaping.is_empty() {
             return;
         }
-        let mut still = Vec::new();
         let mut held = 0;
-        for mac in self.shaping.drain() {
-            let Some(c) = self.sessions.by_mac_mut(mac) else {
-                continue;
+        let sessions = &mut self.sessions;
+        // In place: no set rebuilt, nothing allocated per loop iteration.
+        self.shaping.retain(|&mac| {
+            let Some(c) = sessions.by_mac_mut(mac) else {
+                return false;
             };
             if c.state != SessionState::Authorized {
                 c.up.clear();
                 c.down.clear();
-                continue;
+                return false;
             }
             let counters = &mut c.counters;
             c.up.release(now, |h| {
@@ -666,12 +667,9 @@ impl Engine {
                 out.push(Released::ToLan(mac, h));
             });
             let bytes = c.up.queued_bytes() + c.down.queued_bytes();
-            if bytes > 0 {
-                held += bytes;
-                still.push(mac);
-            }
-        }
-        self.shaping.extend(still);
+            held += bytes;
+            bytes > 0
+        });
         // Recounted from the queues themselves, so shapers replaced by a
         // CoA or a logout never leave the total wrong.
         self.held_bytes = held;
