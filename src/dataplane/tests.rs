@@ -766,17 +766,7 @@ fn walled_garden_networks_hosts_and_learnt_suffixes() {
         ],
         300,
     );
-    let f = udp_frame(
-        &UdpAddressing {
-            src_mac: gw_mac(),
-            dst_mac: mac(1),
-            src_ip: DNS,
-            dst_ip: ip,
-            src_port: 53,
-            dst_port: 5353,
-        },
-        &answer,
-    );
+    let f = dns_reply(mac(1), DNS, ip, &answer);
     assert_eq!(
         tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
         TunAction::ToLan(mac(1))
@@ -792,17 +782,7 @@ fn walled_garden_networks_hosts_and_learnt_suffixes() {
     );
     // Answers about other names teach nothing.
     let unrelated = dns_answer("www.example.com", &[("www.example.com", Some(other))], 300);
-    let f = udp_frame(
-        &UdpAddressing {
-            src_mac: gw_mac(),
-            dst_mac: mac(1),
-            src_ip: DNS,
-            dst_ip: ip,
-            src_port: 53,
-            dst_port: 5353,
-        },
-        &unrelated,
-    );
+    let f = dns_reply(mac(1), DNS, ip, &unrelated);
     tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(1), ip, other, 443, 0)),
@@ -810,17 +790,7 @@ fn walled_garden_networks_hosts_and_learnt_suffixes() {
     );
     // And "notexample.org" is not under "example.org".
     let lookalike = dns_answer("notexample.org", &[("notexample.org", Some(other))], 300);
-    let f = udp_frame(
-        &UdpAddressing {
-            src_mac: gw_mac(),
-            dst_mac: mac(1),
-            src_ip: DNS,
-            dst_ip: ip,
-            src_port: 53,
-            dst_port: 5353,
-        },
-        &lookalike,
-    );
+    let f = dns_reply(mac(1), DNS, ip, &lookalike);
     tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(1), ip, other, 443, 0)),
@@ -837,6 +807,22 @@ fn walled_garden_networks_hosts_and_learnt_suffixes() {
         ),
         LanAction::Drop(DropReason::Unauthorized)
     );
+}
+
+/// A DNS answer from `server` to a client (`mac`, `ip`), as the TUN hands it
+/// over plus the Ethernet header.
+fn dns_reply(mac: MacAddr, server: Ipv4Addr, ip: Ipv4Addr, answer: &[u8]) -> Vec<u8> {
+    udp_frame(
+        &UdpAddressing {
+            src_mac: gw_mac(),
+            dst_mac: mac,
+            src_ip: server,
+            dst_ip: ip,
+            src_port: 53,
+            dst_port: 5353,
+        },
+        answer,
+    )
 }
 
 /// A DNS response to `question` with the given records (CNAME when no address).
@@ -1277,17 +1263,7 @@ fn no_way_around_the_portal_through_dns_or_other_guests() {
         &[("evil.example.org", Some(target))],
         86400,
     );
-    let f = udp_frame(
-        &UdpAddressing {
-            src_mac: gw_mac(),
-            dst_mac: mac(1),
-            src_ip: rogue_dns,
-            dst_ip: a,
-            src_port: 53,
-            dst_port: 5353,
-        },
-        &lie,
-    );
+    let f = dns_reply(mac(1), rogue_dns, a, &lie);
     assert_eq!(
         tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
         TunAction::ToLan(mac(1)),
