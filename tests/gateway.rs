@@ -7,22 +7,15 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use lassi::lab::must;
 use lassi::lab::peers::{DhcpClientKind, DhcpOptions};
 use lassi::lab::upstream::expected_bytes;
-use lassi::lab::{Client, Lab, LabOptions, LabResult, LassiHandle};
+use lassi::lab::{Client, Lab, LabOptions, LassiHandle};
 use serde_json::Value;
 
 const WEB: &str = "http://198.51.100.10";
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
-
-/// Unwrap a lab result; on error, fail with the lab's logs (lassi's included).
-fn must<T>(lab: &Lab, what: &str, r: LabResult<T>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => panic!("{what}: {e}\n{}", lab.logs_report(40)),
-    }
-}
 
 fn lab(opts: LabOptions) -> Lab {
     Lab::new(opts).unwrap_or_else(|e| panic!("building the lab: {e}"))

@@ -5,16 +5,10 @@
 
 use std::net::IpAddr;
 
-use lassi::lab::{Lab, LabOptions, LabResult};
+use lassi::lab::must;
+use lassi::lab::{Lab, LabOptions};
 
 const WEB: &str = "198.51.100.10";
-
-fn must<T>(lab: &Lab, what: &str, r: LabResult<T>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => panic!("{what}: {e}\n{}", lab.logs_report(40)),
-    }
-}
 
 #[test]
 fn https_and_udp_fail_fast_dns_works() {

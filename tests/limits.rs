@@ -5,18 +5,12 @@
 
 use std::time::Duration;
 
+use lassi::lab::must;
 use lassi::lab::netns::wait_until;
-use lassi::lab::{Lab, LabOptions, LabResult, LassiHandle};
+use lassi::lab::{Lab, LabOptions, LassiHandle};
 use serde_json::Value;
 
 const WEB: &str = "198.51.100.10";
-
-fn must<T>(lab: &Lab, what: &str, r: LabResult<T>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => panic!("{what}: {e}\n{}", lab.logs_report(40)),
-    }
-}
 
 /// A lab with one client that has a lease and is logged in under `session`.
 fn online(session: &str) -> (Lab, LassiHandle) {

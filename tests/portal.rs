@@ -13,9 +13,10 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use lassi::lab::must;
 use lassi::lab::netns::ExecOptions;
 use lassi::lab::upstream::enter_netns;
-use lassi::lab::{Client, Lab, LabOptions, LabResult, LassiHandle, Proc};
+use lassi::lab::{Client, Lab, LabOptions, LassiHandle, Proc};
 use lassi::portal::uam;
 use serde_json::{json, Value};
 
@@ -23,13 +24,6 @@ const PORTAL: &str = "http://10.1.0.1:3990";
 const WEB: &str = "http://198.51.100.10";
 /// `openssl passwd -6 -salt saltsalt 'correct horse'`
 const ALICE_HASH: &str = "$6$saltsalt$hRM5XZ86KXEw9UOmjigeVqFgULtFB2sgpC9lXQDfMib3Zgw7mEiUvBJI2EplzfAqxL5Vvwp2scFtv/uamSo5z0";
-
-fn must<T>(lab: &Lab, what: &str, r: LabResult<T>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => panic!("{what}: {e}\n{}", lab.logs_report(40)),
-    }
-}
 
 fn lab() -> Lab {
     Lab::new(LabOptions::default()).unwrap_or_else(|e| panic!("building the lab: {e}"))

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use lassi::lab::lassi::{emit_toml, merge_toml};
+use lassi::lab::must;
 use lassi::lab::netns::wait_until;
 use lassi::lab::radius::{
     radclient, DetailRecord, FreeRadius, FreeRadiusOptions, Postgres, RADIUS_ADDR,
@@ -212,10 +213,6 @@ impl World {
             .map(|d| d.count())
             .unwrap_or(0)
     }
-}
-
-fn must<T>(lab: &Lab, what: &str, r: LabResult<T>) -> T {
-    r.unwrap_or_else(|e| panic!("{what}: {e}\n{}", lab.logs_report(40)))
 }
 
 fn page_challenge(html: &str) -> String {

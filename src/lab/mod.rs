@@ -101,6 +101,12 @@ impl From<LabError> for String {
 /// The lab's result type.
 pub type LabResult<T> = Result<T, LabError>;
 
+/// Unwrap a lab result in a test; on error, fail with what was being done
+/// and the tail of every log in the lab (lassi's included).
+pub fn must<T>(lab: &Lab, what: &str, r: LabResult<T>) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}\n{}", lab.logs_report(40)))
+}
+
 /// Lets `?` turn an `io::Error` into a [`LabError`] that says what failed.
 pub(crate) trait IoContext<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> LabResult<T>;
