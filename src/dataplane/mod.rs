@@ -20,7 +20,7 @@ use crate::config::Ipv4Net;
 use crate::dhcp::{DhcpServer, DhcpStats, LeaseEvent, LeaseRecord};
 use crate::session::{
     Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SessionError, SessionLimits,
-    SessionMatch, SessionRecord, SessionReport, SessionState, SessionTable, ShapeVerdict, Shaper,
+    SessionMatch, SessionRecord, SessionReport, SessionState, SessionTable, ShapeVerdict,
 };
 use crate::wire::frame::{
     self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
@@ -629,9 +629,7 @@ impl Engine {
             QuotaAction::End => false,
             QuotaAction::Throttle { up_bps, down_bps } => {
                 if !client.throttled {
-                    client.up = Shaper::new(Some(up_bps), now);
-                    client.down = Shaper::new(Some(down_bps), now);
-                    client.throttled = true;
+                    client.throttle(up_bps, down_bps, now);
                 }
                 true
             }

@@ -144,6 +144,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// Slow the session to these rates (its quota is used up); the session
+    /// stays throttled until new limits replace these.
+    pub fn throttle(&mut self, up_bps: u64, down_bps: u64, now: UnixMillis) {
+        self.up = Shaper::new(Some(up_bps), now);
+        self.down = Shaper::new(Some(down_bps), now);
+        self.throttled = true;
+    }
+
     /// True when a volume limit of the current session is used up.
     #[inline]
     pub fn over_quota(&self) -> bool {
@@ -629,11 +637,8 @@ impl SessionTable {
 
     /// Slow the session to the throttle rates (a quota was used up).
     pub fn throttle(&mut self, mac: MacAddr, up_bps: u64, down_bps: u64, now: UnixMillis) {
-        if let Some(&i) = self.by_mac.get(&mac) {
-            let c = self.slots[i].as_mut().expect("indexed slot is occupied");
-            c.up = Shaper::new(Some(up_bps), now);
-            c.down = Shaper::new(Some(down_bps), now);
-            c.throttled = true;
+        if let Some(c) = self.by_mac_mut(mac) {
+            c.throttle(up_bps, down_bps, now);
         }
     }
 
