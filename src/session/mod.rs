@@ -583,11 +583,9 @@ impl SessionTable {
         auth: Authorization,
         now: UnixMillis,
     ) -> Result<&Client, SessionError> {
-        let i = *self
-            .by_mac
-            .get(&mac)
+        let c = self
+            .by_mac_mut(mac)
             .ok_or(SessionError::UnknownClient(mac))?;
-        let c = self.slots[i].as_mut().expect("indexed slot is occupied");
         if c.state == SessionState::Authorized {
             return Err(SessionError::AlreadyAuthorized(mac));
         }
@@ -612,11 +610,9 @@ impl SessionTable {
         limits: SessionLimits,
         now: UnixMillis,
     ) -> Result<&Client, SessionError> {
-        let i = *self
-            .by_mac
-            .get(&mac)
+        let c = self
+            .by_mac_mut(mac)
             .ok_or(SessionError::UnknownClient(mac))?;
-        let c = self.slots[i].as_mut().expect("indexed slot is occupied");
         if c.state != SessionState::Authorized {
             return Err(SessionError::NotAuthorized(mac));
         }
