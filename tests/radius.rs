@@ -208,9 +208,16 @@ impl World {
         r.unwrap_or_else(|| self.fail("no Interim-Update within 15 s (interval 5 s)"))
     }
 
+    /// Records durably in the spool: a `.tmp` is a write not yet renamed
+    /// into place (a crash then loses nothing that was promised durable),
+    /// so it is not counted.
     fn spooled(&self) -> usize {
         std::fs::read_dir(self.lassi.state_dir().join("radius-spool"))
-            .map(|d| d.count())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+                    .count()
+            })
             .unwrap_or(0)
     }
 }
