@@ -382,10 +382,12 @@ async fn read_form(
     }
     match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
         Ok(Ok(b)) => Ok(String::from_utf8_lossy(&b.to_bytes()).into_owned()),
-        Ok(Err(_)) => {
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             PortalStats::bump(&stats.bodies_too_large);
             Err(refuse(413, "request body too large\n"))
         }
+        // The guest went away mid-body: nobody reads the answer.
+        Ok(Err(_)) => Err(refuse(400, "incomplete request body\n")),
         Err(_) => {
             PortalStats::bump(&stats.body_timeouts);
             Err(refuse(408, "request body too slow\n"))
