@@ -418,3 +418,176 @@ fn five_hundred_wrong_logins_barely_reach_radius_and_are_all_answered() {
     assert_eq!(state_of(&lassi, client), "authorized");
     assert!(fr.log().contains("Login OK: [bob"), "{}", fr.log_tail(10));
 }
+
+/// Opens `url` in headless Chromium in the client's namespace, lets its
+/// scripts and navigations run (5 s of virtual time), and returns the DOM
+/// it ended on.
+fn chromium_visit(lab: &Lab, client: &Client, url: &str) -> String {
+    let dir = lab.dir().join(format!("chromium-{}", lab.next_seq()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = must(
+        lab,
+        "chromium",
+        client.ns().run_with(
+            &[
+                "chromium".to_string(),
+                "--headless".into(),
+                "--no-sandbox".into(),
+                "--disable-gpu".into(),
+                "--disable-quic".into(),
+                "--no-first-run".into(),
+                "--disable-background-networking".into(),
+                "--disable-component-update".into(),
+                "--disable-sync".into(),
+                "--disable-dev-shm-usage".into(),
+                // Chromium alone blocks a public page's subresource requests
+                // to private addresses (Local/Private Network Access); other
+                // browsers do not, and neither may lassi count on it.
+                "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessRespectPreflightResults".into(),
+                format!("--user-data-dir={}", dir.join("profile").display()),
+                "--virtual-time-budget=5000".into(),
+                "--dump-dom".into(),
+                url.to_string(),
+            ],
+            &ExecOptions {
+                timeout: Duration::from_secs(60),
+                env: vec![("HOME".into(), dir.display().to_string())],
+                ..ExecOptions::default()
+            },
+        ),
+    );
+    out.stdout
+}
+
+fn local_users(lab: &Lab, extra: &str) -> String {
+    let users = lab.dir().join("users");
+    std::fs::write(&users, "alice plain:wonderland\nmallory plain:attacker\n").unwrap();
+    format!(
+        "[portal]\nauth = \"local\"\nusers_file = \"{}\"\n{extra}",
+        users.display()
+    )
+}
+
+fn curl_login(lab: &Lab, client: &Client, user: &str, pw: &str) -> CurlResult {
+    let page = must(lab, "splash", client.curl(&[&format!("{PORTAL}/")]));
+    let chal = page_field(&page.text(), "challenge").expect("login page");
+    must(
+        lab,
+        "login",
+        client.curl(&[
+            "-d",
+            &format!("challenge={chal}&username={user}&password={pw}"),
+            &format!("{PORTAL}/logon"),
+        ]),
+    )
+}
+
+/// Hostile pages on "the internet" that try to log the guest out.
+const LOGOFF_PAGES: [(&str, &str); 3] = [
+    (
+        "/evil/navigate",
+        r#"<!doctype html><meta name="referrer" content="no-referrer"><title>news</title>
+<script>location.href = "http://10.1.0.1:3990/logoff";</script>"#,
+    ),
+    (
+        "/evil/form",
+        r#"<!doctype html><title>news</title>
+<form method="post" action="http://10.1.0.1:3990/logoff"><input name="lang" value="en"></form>
+<script>document.forms[0].submit();</script>"#,
+    ),
+    (
+        "/evil/jsonp",
+        r#"<!doctype html><title>news</title><p id="r">waiting</p>
+<script>function cb(v) { document.getElementById("r").textContent = "state " + v.clientState; }</script>
+<script src="http://10.1.0.1:3990/json/logoff?callback=cb"></script>"#,
+    ),
+];
+
+#[test]
+fn pages_on_the_internet_cannot_log_a_guest_out() {
+    let lab = lab(1);
+    let web = must(&lab, "upstream", lab.start_upstream());
+    let lassi = must(&lab, "lassi", lab.start_lassi(&local_users(&lab, "")));
+    let client = lab.client(1);
+    must(&lab, "udhcpc", client.udhcpc());
+    let r = curl_login(&lab, client, "alice", "wonderland");
+    assert_eq!(r.http_code, 302, "{r:?}");
+    assert_eq!(state_of(&lassi, client), "authorized");
+    for (path, html) in LOGOFF_PAGES {
+        web.serve_page(path, html);
+        let dom = chromium_visit(&lab, client, &format!("{WEB}{path}"));
+        let state = state_of(&lassi, client);
+        let online = must(
+            &lab,
+            "web",
+            client.curl(&["--max-time", "3", &format!("{WEB}/welcome")]),
+        );
+        println!(
+            "{path}: the browser ended on {:?}; guest {state}, upstream {}",
+            dom.chars().take(160).collect::<String>(),
+            online.http_code
+        );
+        assert_eq!(
+            web.requests_to(path).len(),
+            1,
+            "the browser did not open {path}"
+        );
+        assert_eq!(state, "authorized", "{path} logged the guest out");
+        assert!(online.ok(), "{path}: the guest is offline: {online:?}");
+    }
+    let refused = portal_counters(&lassi)["cross_site_refused"].as_u64();
+    println!("portal counters: {}", portal_counters(&lassi));
+    assert_eq!(
+        refused,
+        Some(3),
+        "each page's request reached lassi and was refused"
+    );
+}
+
+/// A hostile page that tries to log a guest in as the attacker's account,
+/// with the challenge JSONP would hand it if it could.
+const LOGIN_PAGE: &str = r#"<!doctype html><title>free wifi</title>
+<form method="post" action="http://10.1.0.1:3990/logon">
+<input name="username" value="mallory"><input name="password" value="attacker">
+<input name="challenge" value=""></form>
+<script>
+function cb(v) { document.forms[0].challenge.value = v.challenge || ""; document.forms[0].submit(); }
+</script>
+<script src="http://10.1.0.1:3990/json/status?callback=cb" onerror="cb({})"></script>"#;
+
+#[test]
+fn a_page_on_the_internet_cannot_log_a_guest_in_as_the_attacker() {
+    let lab = lab(1);
+    let web = must(&lab, "upstream", lab.start_upstream());
+    // The attacker's page is reachable before login (a walled-garden host).
+    let lassi = must(
+        &lab,
+        "lassi",
+        lab.start_lassi(&local_users(&lab, "walled_garden = [\"198.51.100.10\"]\n")),
+    );
+    let client = lab.client(1);
+    must(&lab, "udhcpc", client.udhcpc());
+    web.serve_page("/evil/login", LOGIN_PAGE);
+    let dom = chromium_visit(&lab, client, &format!("{WEB}/evil/login"));
+    let state = state_of(&lassi, client);
+    println!(
+        "the browser ended on {:?}; guest {state:?}; portal counters {}",
+        dom.chars().take(300).collect::<String>(),
+        portal_counters(&lassi)
+    );
+    assert_eq!(web.requests_to("/evil/login").len(), 1);
+    assert_ne!(
+        state, "authorized",
+        "the attacker's page logged the guest in"
+    );
+    assert!(dom.contains("another web site"), "{dom}");
+    assert!(
+        !lassi.log().contains("login accepted"),
+        "{}",
+        lassi.log_tail(10)
+    );
+    // The guest's own login still works.
+    let r = curl_login(&lab, client, "alice", "wonderland");
+    assert_eq!(r.http_code, 302, "{r:?}");
+    assert_eq!(state_of(&lassi, client), "authorized");
+}
