@@ -444,7 +444,9 @@ async fn answer<G: Gateway>(
         referer,
         peer,
     };
-    let resp = portal.handle(gw, &r, now_ms()).await;
+    // Boxed: the handler's state (4 KB) then exists only while a request is
+    // handled, not in every connection's task for its whole life.
+    let resp = Box::pin(portal.handle(gw, &r, now_ms())).await;
     to_hyper(resp, method == Method::Head)
 }
 
