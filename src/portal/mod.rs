@@ -10,7 +10,11 @@
 //!   API (`/api`).
 //!
 //! The guest is the TCP peer: its address names the client in the data
-//! plane's session table. Everything that decides something is I/O-free
+//! plane's session table. A guest cannot fill the portal (issue 8): fair
+//! [`admission`] by the MAC behind the address, deadlines for the head and
+//! the whole body, a 4 KiB body limit; logins are rate limited
+//! ([`limiter`]) and state changes checked for cross-site origin
+//! ([`csrf`]). Everything that decides something is I/O-free
 //! and unit-tested: [`uam`] (URLs and encodings), [`challenge`],
 //! [`pages`], [`api`] (JSON documents), [`auth`] (backends) and
 //! [`handler`] (routing, behind the [`handler::Gateway`] trait). This file
@@ -250,11 +254,16 @@ pub async fn serve_with<G: Gateway + Clone + 'static>(
         closers: HashMap::new(),
         refusals: RefusalLog::new(REFUSAL_WARN_MS),
     }));
+    // Out of descriptors under a flood: say so now and then, not 20 times
+    // a second.
+    let mut accept_errors = RefusalLog::new(REFUSAL_WARN_MS);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!("portal accept: {e}");
+                if let Some(n) = accept_errors.refused(now_ms()) {
+                    tracing::warn!(errors = n, "portal accept: {e}");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
