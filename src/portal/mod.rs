@@ -425,8 +425,15 @@ async fn answer<G: Gateway>(
     };
     let host = header(hyper::header::HOST).or_else(|| req.uri().authority().map(|a| a.to_string()));
     let accept_language = header(hyper::header::ACCEPT_LANGUAGE);
-    let origin = header(hyper::header::ORIGIN);
-    let referer = header(hyper::header::REFERER);
+    // An unreadable Origin or Referer still counts as sent (and is foreign):
+    // dropping it would make the request look header-less.
+    let present = |name: hyper::header::HeaderName| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+    };
+    let origin = present(hyper::header::ORIGIN);
+    let referer = present(hyper::header::REFERER);
     let content_length = header(hyper::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
     let is_form = header(hyper::header::CONTENT_TYPE)
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));

@@ -848,3 +848,35 @@ fn a_backed_off_json_client_is_told_to_wait() {
         "{loc}"
     );
 }
+
+#[test]
+fn garbage_origins_and_tokens_never_panic_and_never_pass() {
+    let g = FakeGateway::with_client();
+    let p = portal(settings(), users());
+    log_in(&p, &g);
+    let long = "h".repeat(70_000);
+    for header in [
+        "",
+        ":",
+        "://",
+        "http://",
+        "http://:",
+        "http://10.1.0.1:99999",
+        "http://10.1.0.1:-1",
+        "http://[",
+        "http://ü.example:3990",
+        "http://10.1.0.1:3990\u{0}",
+        "\u{feff}http://10.1.0.1:3990",
+        long.as_str(),
+    ] {
+        for token in ["", "%ff", "zz", &"0".repeat(32), &"0".repeat(31)] {
+            let form = format!("token={token}");
+            for (origin, referer) in [(Some(header), None), (None, Some(header))] {
+                let r = from_site(Method::Post, "/logoff", Some(&form), origin, referer);
+                let resp = run(p.handle(&g, &r, 1_000_000));
+                assert_eq!(resp.status, 403, "{header:?} {token:?}");
+                assert!(g.authorized());
+            }
+        }
+    }
+}
