@@ -253,6 +253,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let handle = DataplaneHandle {
         commands: cmd_tx,
         waker: waker.clone(),
+        portal: Arc::default(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()

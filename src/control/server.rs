@@ -26,6 +26,8 @@ pub struct DataplaneHandle {
     pub commands: Sender<Command>,
     /// Wakes the data-plane thread.
     pub waker: Arc<Waker>,
+    /// The portal's counters (`portal` in `lassi status`).
+    pub portal: Arc<crate::portal::PortalStats>,
 }
 
 impl DataplaneHandle {
@@ -125,7 +127,10 @@ impl DataplaneHandle {
                     let status = rx.await.map_err(|_| "the data plane did not answer")?;
                     serde_json::to_string(&Reply {
                         ok: true,
-                        body: status,
+                        body: StatusReply {
+                            status,
+                            portal: self.portal.snapshot(),
+                        },
                     })
                 }
                 Request::Authorize { mac, user } => {
@@ -156,6 +161,14 @@ struct Reply<T: serde::Serialize> {
     ok: bool,
     #[serde(flatten)]
     body: T,
+}
+
+/// The data plane's status and the portal's counters.
+#[derive(serde::Serialize)]
+struct StatusReply<T: serde::Serialize> {
+    #[serde(flatten)]
+    status: T,
+    portal: crate::portal::PortalCounters,
 }
 
 #[derive(serde::Serialize)]

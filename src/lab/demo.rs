@@ -217,7 +217,8 @@ fn demo(lassi_bin: &Path) -> LabResult<()> {
     say(&lassi.sessions_text()?);
 
     s.step("The guest logs out on the portal; the next page is the splash page again");
-    let r = client.curl(&[format!("{PORTAL}logoff")])?;
+    // The logout button's POST (a bare GET is refused as cross-site).
+    let r = client.curl(&["-X", "POST", format!("{PORTAL}logoff").as_str()])?;
     say(&r.to_string());
     let r = client.curl(&["--max-time", "5", "http://example.test/welcome"])?;
     say(&r.to_string());

@@ -62,11 +62,14 @@ pub struct RequestRecord {
 }
 
 type RequestLog = Arc<Mutex<Vec<RequestRecord>>>;
+/// Pages a test put on the server: path → HTML.
+type CustomPages = Arc<Mutex<std::collections::HashMap<String, String>>>;
 
 /// The running server. Dropping it stops the server and joins its thread.
 #[derive(Debug)]
 pub struct UpstreamServer {
     log: RequestLog,
+    pages: CustomPages,
     addrs: Vec<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -78,6 +81,8 @@ impl UpstreamServer {
     /// all listeners are bound, or with the bind error.
     pub fn start(netns: &str, addrs: &[SocketAddr]) -> LabResult<UpstreamServer> {
         let log: RequestLog = Arc::new(Mutex::new(Vec::new()));
+        let pages = CustomPages::default();
+        let pages2 = pages.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<LabResult<()>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let ns = netns.to_string();
@@ -101,11 +106,12 @@ impl UpstreamServer {
                         return;
                     }
                 };
-                rt.block_on(serve(addrs_v, log2, ready_tx, stop_rx));
+                rt.block_on(serve(addrs_v, log2, pages2, ready_tx, stop_rx));
             })
             .ctx(|| "spawning upstream server thread".to_string())?;
         let mut server = UpstreamServer {
             log,
+            pages,
             addrs: addrs.to_vec(),
             shutdown: Some(stop_tx),
             thread: Some(thread),
@@ -138,6 +144,14 @@ impl UpstreamServer {
             .into_iter()
             .filter(|r| r.path.split('?').next() == Some(path))
             .collect()
+    }
+
+    /// Serves `html` at `path` from now on (a page of "the internet" for a
+    /// test, e.g. a hostile one).
+    pub fn serve_page(&self, path: &str, html: &str) {
+        if let Ok(mut p) = self.pages.lock() {
+            p.insert(path.to_string(), html.to_string());
+        }
     }
 
     /// Forgets the requests recorded so far.
@@ -198,6 +212,7 @@ pub fn enter_netns(name: &str) -> LabResult<()> {
 async fn serve(
     addrs: Vec<SocketAddr>,
     log: RequestLog,
+    pages: CustomPages,
     ready: std::sync::mpsc::Sender<LabResult<()>>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -212,7 +227,7 @@ async fn serve(
         }
     }
     for l in listeners {
-        tokio::spawn(accept_loop(l, log.clone()));
+        tokio::spawn(accept_loop(l, log.clone(), pages.clone()));
     }
     let _ = ready.send(Ok(()));
     let _ = stop.await;
@@ -220,7 +235,7 @@ async fn serve(
     // connection task.
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, log: RequestLog) {
+async fn accept_loop(listener: tokio::net::TcpListener, log: RequestLog, pages: CustomPages) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -230,10 +245,12 @@ async fn accept_loop(listener: tokio::net::TcpListener, log: RequestLog) {
             }
         };
         let log = log.clone();
+        let pages = pages.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let log = log.clone();
-                async move { Ok::<_, Infallible>(handle(req, peer, &log)) }
+                let pages = pages.clone();
+                async move { Ok::<_, Infallible>(handle(req, peer, &log, &pages)) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
@@ -246,6 +263,7 @@ fn handle(
     req: Request<hyper::body::Incoming>,
     peer: SocketAddr,
     log: &RequestLog,
+    pages: &CustomPages,
 ) -> Response<LabBody> {
     let header = |name: &str| {
         req.headers()
@@ -268,7 +286,18 @@ fn handle(
             at: SystemTime::now(),
         });
     }
-    route(req.uri().path())
+    let custom = pages
+        .lock()
+        .ok()
+        .and_then(|p| p.get(req.uri().path()).cloned());
+    match custom {
+        Some(html) => reply(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            LabBody::full(html),
+        ),
+        None => route(req.uri().path()),
+    }
 }
 
 /// The response for `path` (exposed for unit tests of the routes).

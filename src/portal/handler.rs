@@ -5,13 +5,16 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
 use super::api::{self, JsonContext};
 use super::auth::{AuthOutcome, AuthRequest, Authenticator, Credentials};
 use super::challenge::{ChallengeError, ChallengeStore};
+use super::csrf::{Guard, Source};
+use super::limiter::LoginLimiter;
 use super::pages::{choose_lang, Pages};
 use super::uam::{self, Challenge, Redirect, Res};
 use crate::config::PortalConfig;
@@ -25,6 +28,68 @@ const MAX_PARAMS: usize = 64;
 const MAX_USERNAME: usize = 253;
 /// Most clients with a live challenge.
 const MAX_CHALLENGES: usize = 65_536;
+/// Most clients the login rate limiter remembers.
+const MAX_LIMITED: usize = 65_536;
+
+/// The portal's counters, shown by `lassi status` (`portal`).
+#[derive(Debug, Default)]
+pub struct PortalStats {
+    /// Login attempts (requests to log in, before any check).
+    pub login_attempts: AtomicU64,
+    /// Login attempts answered "wait" by the rate limiter, never checked.
+    pub logins_rate_limited: AtomicU64,
+    /// Logins and logoffs refused because another site sent them.
+    pub cross_site_refused: AtomicU64,
+    /// Connections refused: the client held its share, or every slot was
+    /// busy with clients holding no more than it.
+    pub connections_refused: AtomicU64,
+    /// Connections closed to make room for a client holding fewer.
+    pub connections_evicted: AtomicU64,
+    /// Requests whose body did not arrive in time.
+    pub body_timeouts: AtomicU64,
+    /// Requests refused for a body larger than the portal reads.
+    pub bodies_too_large: AtomicU64,
+}
+
+/// A copy of [`PortalStats`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PortalCounters {
+    /// See [`PortalStats::login_attempts`].
+    pub login_attempts: u64,
+    /// See [`PortalStats::logins_rate_limited`].
+    pub logins_rate_limited: u64,
+    /// See [`PortalStats::cross_site_refused`].
+    pub cross_site_refused: u64,
+    /// See [`PortalStats::connections_refused`].
+    pub connections_refused: u64,
+    /// See [`PortalStats::connections_evicted`].
+    pub connections_evicted: u64,
+    /// See [`PortalStats::body_timeouts`].
+    pub body_timeouts: u64,
+    /// See [`PortalStats::bodies_too_large`].
+    pub bodies_too_large: u64,
+}
+
+impl PortalStats {
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> PortalCounters {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PortalCounters {
+            login_attempts: get(&self.login_attempts),
+            logins_rate_limited: get(&self.logins_rate_limited),
+            cross_site_refused: get(&self.cross_site_refused),
+            connections_refused: get(&self.connections_refused),
+            connections_evicted: get(&self.connections_evicted),
+            body_timeouts: get(&self.body_timeouts),
+            bodies_too_large: get(&self.bodies_too_large),
+        }
+    }
+}
 
 /// The data plane as the portal sees it.
 pub trait Gateway: Send + Sync {
@@ -122,6 +187,10 @@ pub struct Request {
     pub form: Option<String>,
     /// The Accept-Language header.
     pub accept_language: Option<String>,
+    /// The Origin header.
+    pub origin: Option<String>,
+    /// The Referer header.
+    pub referer: Option<String>,
     /// The TCP peer: who the guest is.
     pub peer: Ipv4Addr,
 }
@@ -145,7 +214,10 @@ impl Response {
                 ("content-type", content_type.to_string()),
                 ("cache-control", "no-store".into()),
                 ("x-content-type-options", "nosniff".into()),
-                ("referrer-policy", "no-referrer".into()),
+                // Same-origin: lassi's own forms then carry an Origin the
+                // cross-site check recognises; other sites still learn
+                // nothing (no Referer leaves the portal).
+                ("referrer-policy", "same-origin".into()),
             ],
             body,
         }
@@ -200,6 +272,14 @@ impl Params {
     }
 }
 
+/// What an accepted login grants: limits, Reply-Message, Class, CUI.
+type Accepted = (
+    crate::session::SessionLimits,
+    Option<String>,
+    Vec<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
 /// Why a login did not succeed, as a string key of the pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
@@ -209,6 +289,10 @@ enum Failure {
     Missing,
     Encoding,
     Unavailable,
+    /// Backed off by the rate limiter (the reply says how long).
+    Wait,
+    /// Sent by another site.
+    CrossSite,
 }
 
 impl Failure {
@@ -220,6 +304,8 @@ impl Failure {
             Failure::Missing => "err_missing",
             Failure::Encoding => "err_encoding",
             Failure::Unavailable => "err_unavailable",
+            Failure::Wait => "err_wait",
+            Failure::CrossSite => "err_cross_site",
         }
     }
 }
@@ -230,6 +316,9 @@ pub struct Portal {
     auth: Box<dyn Authenticator>,
     pages: Pages,
     challenges: Mutex<ChallengeStore>,
+    limiter: Mutex<LoginLimiter>,
+    guard: Guard,
+    stats: Arc<PortalStats>,
     random: fn() -> Challenge,
 }
 
@@ -317,6 +406,11 @@ impl Portal {
                 settings.challenge_timeout,
                 MAX_CHALLENGES,
             )),
+            limiter: Mutex::new(LoginLimiter::new(MAX_LIMITED)),
+            // The form-token key lives as long as the process: a restart
+            // only costs a guest one reloaded page.
+            guard: Guard::new(random(), &settings.base(), settings.uam_server.as_deref()),
+            stats: Arc::default(),
             settings,
             auth,
             pages,
@@ -327,6 +421,17 @@ impl Portal {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The same portal counting into `stats` (shared with `lassi status`).
+    pub fn with_stats(mut self, stats: Arc<PortalStats>) -> Portal {
+        self.stats = stats;
+        self
+    }
+
+    /// The portal's counters.
+    pub fn stats(&self) -> &Arc<PortalStats> {
+        &self.stats
     }
 
     /// True if a request with this Host header is addressed to the portal
@@ -408,9 +513,15 @@ impl Portal {
         self.html(status, "error", lang, vars)
     }
 
-    fn json(&self, doc: Value, params: &Params) -> Response {
+    fn json(&self, mut doc: Value, params: &Params) -> Response {
+        let callback = params.get("callback").filter(|c| api::valid_callback(c));
+        if callback.is_some() && !self.jsonp_may_carry_challenge() {
+            if let Some(m) = doc.as_object_mut() {
+                m.remove("challenge");
+            }
+        }
         let text = doc.to_string();
-        match params.get("callback").filter(|c| api::valid_callback(c)) {
+        match callback {
             Some(cb) => Response::new(
                 200,
                 "text/javascript; charset=utf-8",
@@ -418,6 +529,63 @@ impl Portal {
             ),
             None => Response::new(200, "application/json", text.into_bytes()),
         }
+    }
+
+    /// JSONP hands the document to any page that asks. The challenge may
+    /// go with it only when the challenge alone cannot log anyone in: with
+    /// an external portal and a `uam_secret` every login is CHAP or an
+    /// encoded password over MD5(challenge ‖ secret). Otherwise a page on
+    /// the internet could use it to log the guest in as its own account.
+    fn jsonp_may_carry_challenge(&self) -> bool {
+        self.settings.uam_secret.is_some()
+            && self.settings.uam_server.is_some()
+            && !self.auth.is_click_through()
+    }
+
+    /// True unless the request changes the guest's state for another site
+    /// (see [`super::csrf`]).
+    fn same_site(&self, req: &Request, client: &Client, params: &Params, json: bool) -> bool {
+        if params
+            .get("token")
+            .is_some_and(|t| self.guard.token_ok(client.mac, t))
+        {
+            return true;
+        }
+        match self
+            .guard
+            .source(req.origin.as_deref(), req.referer.as_deref())
+        {
+            Source::Own => true,
+            Source::Foreign => false,
+            // No header: not a browser acting for another site, except a
+            // top-level GET from a page that hides its Referer. Coova's
+            // external portals and JSON clients know no token: for them
+            // `uam_secret` protects the login (README).
+            Source::Unknown => {
+                req.method == Method::Post || json || self.settings.uam_server.is_some()
+            }
+        }
+    }
+
+    fn cross_site(
+        &self,
+        req: &Request,
+        client: &Client,
+        params: &Params,
+        lang: &str,
+        json: bool,
+        now: UnixMillis,
+    ) -> Response {
+        PortalStats::bump(&self.stats.cross_site_refused);
+        tracing::info!(mac = %client.mac, ip = %client.ip, origin = req.origin.as_deref().unwrap_or("-"), referer = req.referer.as_deref().unwrap_or("-"), "portal: cross-site request refused");
+        if json {
+            let mut ctx = self.json_context(client, params, now);
+            ctx.message = Some(self.pages.string(lang, Failure::CrossSite.key()));
+            let mut r = self.json(api::chilli_status(client, &ctx, now), params);
+            r.status = 403;
+            return r;
+        }
+        self.error_page(403, Failure::CrossSite.key(), lang, true)
     }
 
     fn json_context(&self, client: &Client, params: &Params, now: UnixMillis) -> JsonContext {
@@ -474,6 +642,14 @@ impl Portal {
             return self.intercepted(req, &client, now);
         }
         let route = if json { &path[5..] } else { path };
+        let changes_state = match route {
+            "/login" | "/logon" => json || req.method == Method::Post || params.is_attempt(),
+            "/logoff" | "/logout" => true,
+            _ => false,
+        };
+        if changes_state && !self.same_site(req, &client, &params, json) {
+            return self.cross_site(req, &client, &params, lang, json, now);
+        }
         match route {
             "/api" | "/api/" if !json => self.captive_api(&client, now),
             "/" | "/prelogin" | "/index.html" if !json => self.splash(&client, &params, lang, now),
@@ -557,15 +733,23 @@ impl Portal {
         let challenge = self.challenge_for(client.mac, now);
         let mut vars = HashMap::new();
         vars.insert("challenge", uam::hex(&challenge));
+        vars.insert("token", self.guard.token(client.mac));
         vars.insert("userurl", params.userurl().unwrap_or_default());
         if let Some(u) = params.get("username") {
             vars.insert("username", u.chars().take(MAX_USERNAME).collect());
         }
-        if let Some(f) = failure {
-            vars.insert("error", self.pages.string(lang, f.key()));
-            if let Some(r) = reply.filter(|r| r != "wrong user name or password") {
-                vars.insert("reply", r);
+        match failure {
+            // The wait message is the error itself (it names the seconds).
+            Some(Failure::Wait) => {
+                vars.insert("error", reply.unwrap_or_default());
             }
+            Some(f) => {
+                vars.insert("error", self.pages.string(lang, f.key()));
+                if let Some(r) = reply.filter(|r| r != "wrong user name or password") {
+                    vars.insert("reply", r);
+                }
+            }
+            None => {}
         }
         let page = if self.auth.is_click_through() {
             "terms"
@@ -584,6 +768,7 @@ impl Portal {
     ) -> Response {
         let c = &client.counters;
         let mut vars = HashMap::new();
+        vars.insert("token", self.guard.token(client.mac));
         vars.insert("user", client.user.clone().unwrap_or_default());
         vars.insert(
             "session_time",
@@ -679,7 +864,6 @@ impl Portal {
         json: bool,
         now: UnixMillis,
     ) -> Response {
-        let external = self.settings.uam_server.is_some();
         if client.state == SessionState::Authorized {
             return if json {
                 let mut ctx = self.json_context(&client, params, now);
@@ -691,14 +875,20 @@ impl Portal {
                 self.after_login(&client, params)
             };
         }
-        let claimed: Option<Challenge> = match params.nonempty("challenge") {
-            Some(h) => match uam::unhex(h).and_then(|v| v.try_into().ok()) {
-                Some(c) => Some(c),
-                None => Some([0; 16]), // never matches a random challenge
-            },
-            None => None,
-        };
-        let consumed = lock(&self.challenges).consume(client.mac, claimed.as_ref(), now);
+        PortalStats::bump(&self.stats.login_attempts);
+        if let Err(wait_ms) = lock(&self.limiter).check(client.mac, now) {
+            // Not checked at all: the backend never sees a backed-off guest.
+            // The challenge is left alone, so the page still works after
+            // the wait.
+            PortalStats::bump(&self.stats.logins_rate_limited);
+            tracing::debug!(mac = %client.mac, wait_ms, "portal: login attempt while backed off");
+            let secs = wait_ms.div_ceil(1000).to_string();
+            let msg = self
+                .pages
+                .string(lang, Failure::Wait.key())
+                .replace("{secs}", &secs);
+            return self.failed(&client, params, lang, json, now, Failure::Wait, Some(msg));
+        }
         let username: String = params
             .get("username")
             .unwrap_or("")
@@ -706,37 +896,12 @@ impl Portal {
             .chars()
             .take(MAX_USERNAME)
             .collect();
-        let outcome = match consumed {
-            Err(ChallengeError::Missing) | Err(ChallengeError::Mismatch) => {
-                Err((Failure::Expired, None))
-            }
-            Ok(challenge) => match self.credentials(params, &challenge, !json && !external) {
-                Err(f) => Err((f, None)),
-                Ok(credentials) => {
-                    if username.is_empty() && !self.auth.is_click_through() {
-                        Err((Failure::Missing, None))
-                    } else {
-                        let req = AuthRequest {
-                            username: username.clone(),
-                            credentials,
-                            mac: client.mac,
-                            ip: client.ip,
-                        };
-                        match self.auth.authenticate(&req).await {
-                            AuthOutcome::Accept {
-                                limits,
-                                reply,
-                                class,
-                                cui,
-                            } => Ok((limits, reply, class, cui)),
-                            AuthOutcome::Reject { reply } => Err((Failure::Wrong, reply)),
-                        }
-                    }
-                }
-            },
-        };
-        match outcome {
+        match self
+            .check_login(&client, params, &username, json, now)
+            .await
+        {
             Ok((limits, reply, class, cui)) => {
+                lock(&self.limiter).succeeded(client.mac);
                 let user = if username.is_empty() {
                     "guest".to_string()
                 } else {
@@ -748,36 +913,115 @@ impl Portal {
                     class,
                     cui,
                 };
-                match gw.authorize(client.mac, grant).await {
-                    Ok(authorized) => {
-                        tracing::info!(mac = %client.mac, ip = %client.ip, user, "portal: login accepted");
-                        lock(&self.challenges).forget(client.mac);
-                        if json {
-                            let mut ctx = self.json_context(&authorized, params, now);
-                            ctx.message = reply;
-                            self.json(api::chilli_status(&authorized, &ctx, now), params)
-                        } else if let Some(server) = &self.settings.uam_server {
-                            self.redirect_to_splash(
-                                server,
-                                Res::Success,
-                                &authorized,
-                                None,
-                                params.userurl(),
-                                reply,
-                            )
-                        } else {
-                            self.after_login(&authorized, params)
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(mac = %client.mac, "portal: authorizing: {e}");
-                        self.failed(&client, params, lang, json, now, Failure::Unavailable, None)
-                    }
-                }
+                self.grant(gw, client, grant, params, lang, json, now, reply)
+                    .await
             }
             Err((failure, reply)) => {
+                if failure == Failure::Wrong {
+                    // Only what the backend checked counts: a stale page
+                    // or a typo in the form costs RADIUS nothing.
+                    lock(&self.limiter).failed(client.mac, now);
+                }
                 tracing::info!(mac = %client.mac, ip = %client.ip, user = username, reason = failure.key(), "portal: login refused");
                 self.failed(&client, params, lang, json, now, failure, reply)
+            }
+        }
+    }
+
+    /// True if the login's credentials prove the guest knew its challenge
+    /// (CHAP, or CoovaChilli's encoded password): it then need not name it.
+    fn bound_to_challenge(&self, params: &Params) -> bool {
+        !self.auth.is_click_through()
+            && (params.nonempty("response").is_some()
+                || (self.settings.uam_server.is_some() && params.nonempty("password").is_some()))
+    }
+
+    /// Checks a login: the challenge, the credentials, the backend.
+    async fn check_login(
+        &self,
+        client: &Client,
+        params: &Params,
+        username: &str,
+        json: bool,
+        now: UnixMillis,
+    ) -> Result<Accepted, (Failure, Option<String>)> {
+        let claimed: Option<Challenge> = match params.nonempty("challenge") {
+            Some(h) => match uam::unhex(h).and_then(|v| v.try_into().ok()) {
+                Some(c) => Some(c),
+                None => Some([0; 16]), // never matches a random challenge
+            },
+            None => None,
+        };
+        if claimed.is_none() && !self.bound_to_challenge(params) {
+            // A plain password or the terms with no challenge: nothing shows
+            // the guest saw lassi's page (a cross-site form could send it).
+            return Err((Failure::Expired, None));
+        }
+        let challenge = lock(&self.challenges)
+            .consume(client.mac, claimed.as_ref(), now)
+            .map_err(|_: ChallengeError| (Failure::Expired, None))?;
+        let external = self.settings.uam_server.is_some();
+        let credentials = self
+            .credentials(params, &challenge, !json && !external)
+            .map_err(|f| (f, None))?;
+        if username.is_empty() && !self.auth.is_click_through() {
+            return Err((Failure::Missing, None));
+        }
+        let req = AuthRequest {
+            username: username.to_string(),
+            credentials,
+            mac: client.mac,
+            ip: client.ip,
+        };
+        match self.auth.authenticate(&req).await {
+            AuthOutcome::Accept {
+                limits,
+                reply,
+                class,
+                cui,
+            } => Ok((limits, reply, class, cui)),
+            AuthOutcome::Reject { reply } => Err((Failure::Wrong, reply)),
+        }
+    }
+
+    /// Hands an accepted login to the data plane and answers the guest.
+    #[allow(clippy::too_many_arguments)]
+    async fn grant<G: Gateway>(
+        &self,
+        gw: &G,
+        client: Client,
+        grant: Authorization,
+        params: &Params,
+        lang: &str,
+        json: bool,
+        now: UnixMillis,
+        reply: Option<String>,
+    ) -> Response {
+        let user = grant.user.clone().unwrap_or_default();
+        match gw.authorize(client.mac, grant).await {
+            Ok(authorized) => {
+                tracing::info!(mac = %client.mac, ip = %client.ip, user, "portal: login accepted");
+                lock(&self.challenges).forget(client.mac);
+                if json {
+                    let mut ctx = self.json_context(&authorized, params, now);
+                    ctx.message = reply;
+                    self.json(api::chilli_status(&authorized, &ctx, now), params)
+                } else if let Some(server) = &self.settings.uam_server {
+                    self.redirect_to_splash(
+                        server,
+                        Res::Success,
+                        &authorized,
+                        None,
+                        params.userurl(),
+                        reply,
+                    )
+                } else {
+                    self.after_login(&authorized, params)
+                }
+            }
+            Err(e) => {
+                tracing::warn!(mac = %client.mac, "portal: authorizing: {e}");
+                self.failed(&client, params, lang, json, now, Failure::Unavailable, None)
             }
         }
     }

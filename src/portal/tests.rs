@@ -164,6 +164,8 @@ fn req(method: Method, host: &str, target: &str, form: Option<&str>) -> Request 
         target: target.into(),
         form: form.map(str::to_string),
         accept_language: None,
+        origin: None,
+        referer: None,
         peer: IP,
     }
 }
@@ -576,6 +578,305 @@ fn garbage_never_panics() {
     ] {
         for host in ["10.1.0.1", "example.test", "\u{0}", ""] {
             let _ = get(&p, &g, host, target);
+        }
+    }
+}
+
+// Issue 8, findings 4 and 5: cross-site requests and login rate limiting.
+
+/// A request from the client with these Origin and Referer headers.
+fn from_site(
+    method: Method,
+    target: &str,
+    form: Option<&str>,
+    origin: Option<&str>,
+    referer: Option<&str>,
+) -> Request {
+    Request {
+        origin: origin.map(str::to_string),
+        referer: referer.map(str::to_string),
+        ..req(method, "10.1.0.1:3990", target, form)
+    }
+}
+
+/// The hidden form token of a rendered page.
+fn page_token(html: &str) -> String {
+    let i = html.find("name=\"token\" value=\"").unwrap() + 20;
+    html[i..i + 32].to_string()
+}
+
+fn log_in(p: &Portal, g: &FakeGateway) {
+    let chal = page_challenge(&body(&get(p, g, "10.1.0.1", "/")));
+    post(
+        p,
+        g,
+        "/logon",
+        &format!("challenge={chal}&username=alice&password=wonderland"),
+    );
+    assert!(g.authorized());
+}
+
+#[test]
+fn another_site_cannot_log_a_guest_out() {
+    let g = FakeGateway::with_client();
+    let p = portal(settings(), users());
+    log_in(&p, &g);
+    let evil = "http://198.51.100.66";
+    for r in [
+        // A link or a redirect (no Origin on a GET navigation).
+        from_site(
+            Method::Get,
+            "/logoff",
+            None,
+            None,
+            Some("http://198.51.100.66/x"),
+        ),
+        // The same from a page that hides its Referer.
+        from_site(Method::Get, "/logout", None, None, None),
+        // An auto-submitted form, from a page, a sandboxed frame, a page
+        // that names the portal's address under another port.
+        from_site(Method::Post, "/logoff", Some(""), Some(evil), None),
+        from_site(Method::Post, "/logoff", Some(""), Some("null"), None),
+        from_site(
+            Method::Post,
+            "/logoff",
+            Some(""),
+            Some("http://10.1.0.1"),
+            None,
+        ),
+        from_site(Method::Post, "/logoff", Some("token=00"), Some(evil), None),
+        // JSON from a foreign page.
+        from_site(
+            Method::Get,
+            "/json/logoff?callback=x",
+            None,
+            None,
+            Some(evil),
+        ),
+    ] {
+        let resp = run(p.handle(&g, &r, 1_000_000));
+        assert_eq!(resp.status, 403, "{r:?}");
+        assert!(g.authorized(), "{r:?} logged the guest out");
+    }
+    assert_eq!(p.stats().snapshot().cross_site_refused, 7);
+    // The success page's logout button (its token, same origin) works.
+    let page = body(&get(&p, &g, "10.1.0.1", "/status"));
+    let token = page_token(&page);
+    let r = from_site(
+        Method::Post,
+        "/logoff",
+        Some(&format!("token={token}")),
+        Some("http://10.1.0.1:3990"),
+        None,
+    );
+    assert_eq!(run(p.handle(&g, &r, 1_000_000)).status, 200);
+    assert!(!g.authorized());
+    // A tokenized GET link works too.
+    log_in(&p, &g);
+    let r = from_site(
+        Method::Get,
+        &format!("/logoff?token={token}"),
+        None,
+        None,
+        None,
+    );
+    assert_eq!(run(p.handle(&g, &r, 1_000_000)).status, 200);
+    assert!(!g.authorized());
+}
+
+#[test]
+fn another_site_cannot_log_a_guest_in() {
+    let g = FakeGateway::with_client();
+    let p = portal(settings(), users());
+    // The attacker's own account, posted by its page: refused even with
+    // the victim's live challenge.
+    let chal = page_challenge(&body(&get(&p, &g, "10.1.0.1", "/")));
+    let form = format!("challenge={chal}&username=alice&password=wonderland");
+    for origin in ["http://198.51.100.66", "null"] {
+        let r = from_site(Method::Post, "/logon", Some(&form), Some(origin), None);
+        let resp = run(p.handle(&g, &r, 1_000_000));
+        assert_eq!(resp.status, 403);
+        assert!(body(&resp).contains("another web site"), "{}", body(&resp));
+    }
+    let r = from_site(Method::Get, &format!("/logon?{form}"), None, None, None);
+    assert_eq!(run(p.handle(&g, &r, 1_000_000)).status, 403);
+    assert!(!g.authorized());
+    // Without a challenge a plain password is refused (the page expired).
+    let r = from_site(
+        Method::Post,
+        "/logon",
+        Some("username=alice&password=wonderland"),
+        None,
+        None,
+    );
+    assert!(body(&run(p.handle(&g, &r, 1_000_000))).contains("expired"));
+    assert!(!g.authorized());
+    // The page's own form (token, same origin) logs in.
+    let page = body(&get(&p, &g, "10.1.0.1", "/"));
+    let form = format!(
+        "challenge={}&token={}&username=alice&password=wonderland",
+        page_challenge(&page),
+        page_token(&page)
+    );
+    let r = from_site(
+        Method::Post,
+        "/logon",
+        Some(&form),
+        Some("http://10.1.0.1:3990"),
+        None,
+    );
+    assert_eq!(run(p.handle(&g, &r, 1_000_000)).status, 302);
+    assert!(g.authorized());
+}
+
+#[test]
+fn jsonp_carries_the_challenge_only_where_it_cannot_act_alone() {
+    let challenge_of = |p: &Portal, g: &FakeGateway, target: &str| -> Option<String> {
+        let text = body(&get(p, g, "10.1.0.1", target));
+        let json = text
+            .strip_prefix("cb(")
+            .and_then(|t| t.strip_suffix(')'))
+            .unwrap_or(&text);
+        let v: Value = serde_json::from_str(json).unwrap();
+        v.get("challenge").map(|c| c.as_str().unwrap().to_string())
+    };
+    let g = FakeGateway::with_client();
+    // Own pages: plain passwords, so JSONP must not hand out the challenge;
+    // plain JSON (readable by the portal's own origin only) still does.
+    let p = portal(settings(), users());
+    assert_eq!(challenge_of(&p, &g, "/json/status?callback=cb"), None);
+    assert!(challenge_of(&p, &g, "/json/status").is_some());
+    // A secret without an external portal: still plain passwords.
+    let with_secret = Settings {
+        uam_secret: Some(SECRET.into()),
+        ..settings()
+    };
+    let p = portal(with_secret, users());
+    assert_eq!(challenge_of(&p, &g, "/json/status?callback=cb"), None);
+    // CoovaChilli's setup (external portal and secret): ChilliLibrary.js
+    // gets it, as before.
+    let p = portal(external(), users());
+    assert!(challenge_of(&p, &g, "/json/status?callback=cb").is_some());
+}
+
+/// A backend that counts the attempts it sees.
+struct Counting(Box<dyn Authenticator>, Arc<std::sync::atomic::AtomicUsize>);
+
+impl Authenticator for Counting {
+    fn authenticate<'a>(&'a self, req: &'a auth::AuthRequest) -> auth::AuthFuture<'a> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.authenticate(req)
+    }
+}
+
+#[test]
+fn wrong_logins_back_off_and_the_backend_is_spared() {
+    use std::sync::atomic::Ordering;
+    let g = FakeGateway::with_client();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let p = portal(settings(), Box::new(Counting(users(), seen.clone())));
+    let mut chal = page_challenge(&body(&get(&p, &g, "10.1.0.1", "/")));
+    let at = |t: u64, form: &str| {
+        let r = req(Method::Post, "10.1.0.1:3990", "/logon", Some(form));
+        run(p.handle(&g, &r, t))
+    };
+    let mut waits = 0;
+    for i in 0..100u64 {
+        let html = body(&at(
+            1_000_000 + i,
+            &format!("challenge={chal}&username=alice&password=nope{i}"),
+        ));
+        if html.contains("Too many sign-in attempts. Please wait 1 s") {
+            waits += 1;
+        } else {
+            assert!(html.contains("Wrong user name"), "{html}");
+        }
+        chal = page_challenge(&html);
+    }
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        5,
+        "the backend saw only the free attempts"
+    );
+    assert_eq!(waits, 95);
+    let c = p.stats().snapshot();
+    assert_eq!((c.login_attempts, c.logins_rate_limited), (100, 95));
+    // Even the right password waits; the page's challenge survives the wait.
+    let right = format!("challenge={chal}&username=alice&password=wonderland");
+    assert!(body(&at(1_000_500, &right)).contains("Please wait"));
+    assert!(!g.authorized());
+    assert_eq!(at(1_001_100, &right).status, 302);
+    assert!(g.authorized());
+    assert_eq!(seen.load(Ordering::SeqCst), 6);
+}
+
+#[test]
+fn a_backed_off_json_client_is_told_to_wait() {
+    let g = FakeGateway::with_client();
+    let p = portal(external(), users());
+    let mut last = Value::Null;
+    for _ in 0..6 {
+        let v: Value =
+            serde_json::from_slice(&get(&p, &g, "10.1.0.1", "/json/status").body).unwrap();
+        let chal: uam::Challenge = uam::unhex(v["challenge"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let key = uam::derived_challenge(&chal, Some(SECRET));
+        let bad = uam::hex(&uam::chap_response(0, b"nope", &key));
+        last = serde_json::from_slice(
+            &get(
+                &p,
+                &g,
+                "10.1.0.1",
+                &format!("/json/logon?username=alice&response={bad}"),
+            )
+            .body,
+        )
+        .unwrap();
+    }
+    assert_eq!(last["clientState"], 0);
+    assert!(
+        last["message"].as_str().unwrap().contains("Please wait"),
+        "{last}"
+    );
+    // An external portal gets res=failed with the reply.
+    let r = get(&p, &g, "10.1.0.1", "/logon?username=alice&password=00");
+    let loc = r.header("location").unwrap();
+    assert!(
+        loc.contains("res=failed") && loc.contains("Please%20wait"),
+        "{loc}"
+    );
+}
+
+#[test]
+fn garbage_origins_and_tokens_never_panic_and_never_pass() {
+    let g = FakeGateway::with_client();
+    let p = portal(settings(), users());
+    log_in(&p, &g);
+    let long = "h".repeat(70_000);
+    for header in [
+        "",
+        ":",
+        "://",
+        "http://",
+        "http://:",
+        "http://10.1.0.1:99999",
+        "http://10.1.0.1:-1",
+        "http://[",
+        "http://ü.example:3990",
+        "http://10.1.0.1:3990\u{0}",
+        "\u{feff}http://10.1.0.1:3990",
+        long.as_str(),
+    ] {
+        for token in ["", "%ff", "zz", &"0".repeat(32), &"0".repeat(31)] {
+            let form = format!("token={token}");
+            for (origin, referer) in [(Some(header), None), (None, Some(header))] {
+                let r = from_site(Method::Post, "/logoff", Some(&form), origin, referer);
+                let resp = run(p.handle(&g, &r, 1_000_000));
+                assert_eq!(resp.status, 403, "{header:?} {token:?}");
+                assert!(g.authorized());
+            }
         }
     }
 }

@@ -1,0 +1,103 @@
+//! HTTP requests to the portal, as a guest's browser (or an attacker's
+//! page) sends them: method, Host, target, form body, Origin and Referer,
+//! through the whole router (query and form parsing, cross-site checks,
+//! login rate limiting, challenges) against a fake data plane.
+#![no_main]
+use std::net::Ipv4Addr;
+
+use libfuzzer_sys::fuzz_target;
+use lassi::portal::{auth, pages::Pages, Gateway, Method, Portal, Request, Settings};
+use lassi::session::{Authorization, Client, EndReason, EndedSession, SessionState};
+use lassi::wire::MacAddr;
+
+struct OneGuest;
+
+fn guest(authorized: bool) -> Client {
+    Client {
+        mac: MacAddr([2, 0, 0, 0, 0, 0x17]),
+        ip: Ipv4Addr::new(10, 1, 0, 23),
+        state: if authorized {
+            SessionState::Authorized
+        } else {
+            SessionState::Unauthorized
+        },
+        session_id: "66500000000000aa".into(),
+        user: authorized.then(|| "alice".into()),
+        leased_at: 0,
+        authorized_at: authorized.then_some(0),
+        lease_expires: u64::MAX,
+        last_active: 0,
+        counters: Default::default(),
+        limits: Default::default(),
+        throttled: false,
+        last_seen: 0,
+        next_interim: None,
+        class: Vec::new(),
+        cui: None,
+        up: Default::default(),
+        down: Default::default(),
+        probes: 0,
+    }
+}
+
+impl Gateway for OneGuest {
+    async fn client_by_ip(&self, _: Ipv4Addr) -> Result<Option<Client>, String> {
+        Ok(Some(guest(false)))
+    }
+    async fn authorize(&self, _: MacAddr, _: Authorization) -> Result<Client, String> {
+        Ok(guest(true))
+    }
+    async fn logout(&self, _: MacAddr, _: EndReason) -> Result<EndedSession, String> {
+        Err("not logged in".into())
+    }
+}
+
+/// NUL-separated fields of the input, missing ones empty.
+fn fields(text: &str) -> [Option<String>; 6] {
+    let mut it = text.split('\0');
+    std::array::from_fn(|_| it.next().map(str::to_string))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let [method, host, target, form, origin, referer] = fields(text);
+    let method = match method.as_deref() {
+        Some("GET") => Method::Get,
+        Some("HEAD") => Method::Head,
+        Some("POST") => Method::Post,
+        _ => Method::Other,
+    };
+    let uam = data.first().is_some_and(|b| b & 1 == 1);
+    let settings = Settings {
+        gateway: Ipv4Addr::new(10, 1, 0, 1),
+        port: 3990,
+        gateway_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        uam_server: uam.then(|| "https://portal.example/login".into()),
+        uam_secret: uam.then(|| "secret".into()),
+        success_url: None,
+        nas_id: "lassi".into(),
+        venue_info_url: None,
+        challenge_timeout: 60,
+        strict_csp: true,
+    };
+    let portal = Portal::new(
+        settings,
+        Box::new(auth::ClickThrough),
+        Pages::embedded(),
+        || [7; 16],
+    );
+    let req = Request {
+        method,
+        host,
+        target: target.unwrap_or_default(),
+        form,
+        accept_language: None,
+        origin,
+        referer,
+        peer: Ipv4Addr::new(10, 1, 0, 23),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let _ = rt.block_on(portal.handle(&OneGuest, &req, 1_000_000));
+});
