@@ -38,6 +38,8 @@ fn engine(isolation: bool) -> Engine {
             static_leases: vec![],
             captive_portal_uri: None,
             offer_hold_secs: 30,
+            unauthorized_lease_secs: 3600,
+            new_client_rate: 0,
         },
         vec![],
         T0,
@@ -540,6 +542,8 @@ fn dhcp_settings_for_restore() -> DhcpSettings {
         static_leases: vec![],
         captive_portal_uri: None,
         offer_hold_secs: 30,
+        unauthorized_lease_secs: 3600,
+        new_client_rate: 0,
     }
 }
 
