@@ -101,7 +101,7 @@ fn dora_flood_of_1000_macs_leaves_room_for_an_honest_client() {
         &lab,
         "DORA flood",
         attacker.ns().run_with(
-            &flood_argv("dora", 1000, 15),
+            &flood_argv("dora", 1000, 20),
             &ExecOptions {
                 timeout: Duration::from_secs(60),
                 ..ExecOptions::default()
@@ -171,6 +171,56 @@ fn discover_flood_does_not_steal_an_honest_clients_offer() {
     assert!(summary["discovers"].as_u64().unwrap() > 10_000, "{summary}");
     let st = status(&lassi);
     println!("dhcp: {}", st["dhcp"]);
+
+    let logged = lassi.log().len() - log_before;
+    let rss = rss_kib(&mut lassi);
+    println!("log grew {logged} bytes, RSS {rss} KiB");
+    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+}
+
+#[test]
+fn honest_client_gets_a_lease_while_a_dora_flood_holds_the_pool() {
+    let lab = Lab::new(LabOptions {
+        clients: 2,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let _web = must(&lab, "upstream", lab.start_upstream());
+    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let log_before = lassi.log().len();
+
+    let flood_log = lab.dir().join("dora-flood.log");
+    let mut flood = must(
+        &lab,
+        "DORA flood",
+        lab.client(2).ns().spawn(
+            "dora-flood",
+            &flood_argv("dora", 1000, 20),
+            &flood_log,
+            &ExecOptions::default(),
+        ),
+    );
+    // Long enough for the flood to hold every address, and for its first
+    // leases to have gone quiet.
+    std::thread::sleep(Duration::from_secs(7));
+    let st = status(&lassi);
+    println!("dhcp during the flood: {}", st["dhcp"]);
+    assert_eq!(st["dhcp"]["pool_used"].as_u64(), Some(POOL_SIZE), "{st}");
+    let (ip, took) = honest_client_served(&lab, lab.client(1));
+    println!("honest udhcpc bound {ip} in {took:?} during the flood");
+    let still_flooding = flood.is_running();
+    flood.wait_timeout(Duration::from_secs(30));
+    let summary = flood_summary(&std::fs::read_to_string(&flood_log).unwrap_or_default());
+    println!("flood: {summary}");
+    assert!(
+        still_flooding,
+        "the flood ended before the honest client was served"
+    );
+    assert!(
+        summary["addresses"].as_u64().unwrap() >= POOL_SIZE,
+        "{summary}"
+    );
 
     let logged = lassi.log().len() - log_before;
     let rss = rss_kib(&mut lassi);

@@ -106,9 +106,9 @@ def main():
             continue  # a full socket buffer: the flood just goes on
         sent += 1
         if mode == "dora":
-            # Paced like the reported attack (253 leases in ~5 s), so the
+            # Paced at 100 new MACs a second (the reported attack bound 253 in ~5 s), so the
             # server's answers, not the sender, set the speed.
-            time.sleep(0.002)
+            time.sleep(0.01)
     # Let the last answers (and REQUESTs) land.
     time.sleep(min(2.0, max(0.0, seconds - (time.time() - start)) + 1.0))
     sniffer.stop()
