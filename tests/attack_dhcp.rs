@@ -228,3 +228,32 @@ fn honest_client_gets_a_lease_while_a_dora_flood_holds_the_pool() {
     assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
     assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
 }
+
+#[test]
+fn a_renewal_flood_does_not_grow_the_log() {
+    let lab = Lab::new(LabOptions::default()).expect("lab");
+    let mut lassi = must(&lab, "lassi", lab.start_lassi(""));
+    let log_before = lassi.log().len();
+    let out = must(
+        &lab,
+        "renewal flood",
+        lab.client(1).ns().run_with(
+            &flood_argv("renew", 200_000, 10),
+            &ExecOptions {
+                timeout: Duration::from_secs(40),
+                ..ExecOptions::default()
+            },
+        ),
+    );
+    let flood = flood_summary(&out.stdout);
+    let st = status(&lassi);
+    println!("flood: {flood}\ndhcp: {}", st["dhcp"]);
+    // lassi answered thousands of renewals (the attacker saw the ACKs)…
+    assert!(flood["acks"].as_u64().unwrap() > 1000, "{flood}");
+    // …and logged the first binding only, not one line per renewal.
+    let logged = lassi.log().len() - log_before;
+    let rss = rss_kib(&mut lassi);
+    println!("log grew {logged} bytes, RSS {rss} KiB");
+    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+}

