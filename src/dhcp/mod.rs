@@ -877,13 +877,15 @@ impl DhcpServer {
     }
 
     /// May a new client of `kind` be served now? Limited only once half
-    /// the pool is taken or the kind holds its cap of pending offers (a
-    /// DISCOVER flood), so an ordinary rush of guests never waits. The
-    /// kind's own bucket is asked first, so a flood of one kind spends none
-    /// of the gateway-wide tokens the other kinds need.
+    /// the pool is in use (offered, bound or quarantined: remembered
+    /// addresses are free for the taking) or the kind holds its cap of
+    /// pending offers (a DISCOVER flood), so an ordinary rush of guests
+    /// never waits. The kind's own bucket is asked first, so a flood of one
+    /// kind spends none of the gateway-wide tokens the other kinds need.
     fn admit_new(&mut self, now: UnixMillis, kind: u8) -> bool {
         let rate = self.settings.new_client_rate;
-        let pressed = self.taken.saturating_mul(2) >= self.pool_size
+        let in_use = self.taken.saturating_sub(self.free_q.len() as u32);
+        let pressed = in_use.saturating_mul(2) >= self.pool_size
             || self.kind_offers[usize::from(kind)].len() >= self.kind_offer_cap();
         if rate == 0 || !pressed {
             return true;

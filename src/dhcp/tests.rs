@@ -1380,3 +1380,33 @@ fn new_client_limits_hold_a_rotating_flood_but_not_another_kind() {
     assert_eq!(limited, 40);
     check_invariants(&s);
 }
+
+#[test]
+fn remembered_addresses_do_not_engage_the_limits() {
+    let mut st = settings();
+    st.pool_start = ip("10.1.0.100");
+    st.pool_end = ip("10.1.0.139"); // 40 addresses
+    st.new_client_rate = 20;
+    let mut s = DhcpServer::new(st, vec![], T0);
+    // Yesterday's 30 guests left: their addresses are only remembered.
+    for n in 1..=30 {
+        dora(&mut s, T0, mac(n));
+    }
+    let later = T0 + 3601 * SEC;
+    s.expire(later);
+    assert_eq!(s.stats().bound, 0);
+    // This morning's rush of 30 new guests of one kind, all at once.
+    for n in 100..130 {
+        assert!(dora_ok(&mut s, later, mac(n)), "guest {n}: {:?}", s.stats());
+    }
+    assert_eq!(s.stats().dropped_rate_limited, 0);
+}
+
+fn dora_ok(s: &mut DhcpServer, now: UnixMillis, m: MacAddr) -> bool {
+    let Ok(out) = s.handle(now, m, &discover(m)) else {
+        return false;
+    };
+    let offered = decode(&out.reply.unwrap()).yiaddr();
+    s.handle(now, m, &select(m, offered, ip("10.1.0.1")))
+        .is_ok_and(|o| o.reply.is_some_and(|r| r.kind == ReplyKind::Ack))
+}
