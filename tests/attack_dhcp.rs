@@ -248,12 +248,19 @@ fn a_renewal_flood_does_not_grow_the_log() {
     let flood = flood_summary(&out.stdout);
     let st = status(&lassi);
     println!("flood: {flood}\ndhcp: {}", st["dhcp"]);
-    // lassi answered thousands of renewals (the attacker saw the ACKs)…
-    assert!(flood["acks"].as_u64().unwrap() > 1000, "{flood}");
-    // …and logged the first binding only, not one line per renewal.
+    // lassi answered the renewals (the attacker saw the ACKs; how many
+    // depends on the machine's load)…
+    let acks = flood["acks"].as_u64().unwrap() as usize;
+    assert!(acks >= 100, "{flood}");
+    // …and logged the first binding only, not a line (~100 bytes) per
+    // renewal.
     let logged = lassi.log().len() - log_before;
     let rss = rss_kib(&mut lassi);
     println!("log grew {logged} bytes, RSS {rss} KiB");
     assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    assert!(
+        logged < acks * 10,
+        "log grew {logged} bytes for {acks} renewals"
+    );
     assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
 }
