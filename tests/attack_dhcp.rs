@@ -264,3 +264,51 @@ fn a_renewal_flood_does_not_grow_the_log() {
     );
     assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
 }
+
+#[test]
+fn a_logged_in_client_keeps_its_lease_through_a_dora_flood() {
+    let lab = Lab::new(LabOptions {
+        clients: 2,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let web = must(&lab, "upstream", lab.start_upstream());
+    let lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let user = lab.client(1);
+    let lease = must(&lab, "udhcpc", user.udhcpc());
+    must(&lab, "authorize", lassi.authorize(user.mac()));
+
+    // The user says nothing while the flood runs: it is the longest-silent
+    // client of all, the first to go if logged-in clients were fair game.
+    let out = must(
+        &lab,
+        "DORA flood",
+        lab.client(2).ns().run_with(
+            &flood_argv("dora", 1000, 20),
+            &ExecOptions {
+                timeout: Duration::from_secs(60),
+                ..ExecOptions::default()
+            },
+        ),
+    );
+    println!("flood: {}", flood_summary(&out.stdout));
+    let st = status(&lassi);
+    println!("dhcp: {}", st["dhcp"]);
+    assert!(st["dhcp"]["reclaimed_leases"].as_u64().unwrap() > 0, "{st}");
+
+    let r = must(
+        &lab,
+        "curl upstream",
+        user.curl(&["--max-time", "5", "http://198.51.100.10/after-flood"]),
+    );
+    assert_eq!(r.http_code, 200, "{r:?}");
+    assert_eq!(web.requests_to("/after-flood").len(), 1);
+    let sessions = lassi.sessions_json().expect("sessions");
+    let me = sessions
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["mac"] == user.mac().to_string()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(me["ip"], lease.ip.to_string(), "{me}");
+    assert_eq!(me["state"], "authorized", "{me}");
+}
