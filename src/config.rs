@@ -135,8 +135,9 @@ pub struct LanConfig {
     /// Lease duration for clients that have not logged in (at most
     /// `lease_time`); the full lease comes with the first renewal after login.
     pub unauthorized_lease_time: u32,
-    /// New DHCP clients admitted per second once half the pool is taken
-    /// (each kind of client a quarter of it); 0 turns the limit off.
+    /// New DHCP clients admitted per second once half the pool is in use or
+    /// one kind of client floods offers (each kind a quarter of it); 0 turns
+    /// the limit off.
     pub new_client_rate: u32,
     /// Domain name handed out (option 15).
     pub domain: Option<String>,

@@ -433,3 +433,20 @@ pub fn run(cfg: Config) -> Result<(), String> {
     tracing::info!("lassi stopped");
     served
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_log_budget_per_window() {
+        let mut log = LeaseLog::default();
+        let t0 = 1_700_000_000_000;
+        let admitted = (0..1000).filter(|_| log.admit(t0)).count();
+        assert_eq!(admitted as u32, LEASE_LOG_BURST);
+        assert_eq!(log.held_back, 1000 - LEASE_LOG_BURST);
+        // A new window starts afresh.
+        assert!(log.admit(t0 + LEASE_LOG_WINDOW_MS));
+        assert_eq!(log.held_back, 0);
+    }
+}

@@ -102,7 +102,8 @@ pub struct DhcpSettings {
     /// `lease_secs` at its next renewal.
     pub unauthorized_lease_secs: u32,
     /// New clients admitted per second gateway-wide once half the pool is
-    /// taken (each kind of client a quarter of it); 0 turns the limit off.
+    /// in use or one kind of client holds its cap of offers (each kind a
+    /// quarter of it); 0 turns the limit off.
     pub new_client_rate: u32,
 }
 
