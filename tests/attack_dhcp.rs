@@ -20,9 +20,10 @@ const POOL_SIZE: u64 = 31;
 const HONEST_BUDGET_SECS: u32 = 15;
 /// What lassi may log while it is under attack.
 const LOG_BUDGET: usize = 64 * 1024;
-/// lassi's resident memory under attack (a debug build on a 64 MB router
-/// would be release-built and smaller).
-const RSS_BUDGET_KIB: u64 = 64 * 1024;
+/// lassi's resident memory under attack: this debug build idles at about
+/// 14 MiB; the DHCP and session tables are bounded by the pool, so a flood
+/// must not move it far (a router runs the smaller release build).
+const RSS_BUDGET_KIB: u64 = 32 * 1024;
 
 fn flood_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/attack/dhcp_flood.py")
