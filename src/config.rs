@@ -132,6 +132,13 @@ pub struct LanConfig {
     pub dhcp_range: (Ipv4Addr, Ipv4Addr),
     /// Lease duration in seconds.
     pub lease_time: u32,
+    /// Lease duration for clients that have not logged in (at most
+    /// `lease_time`); the full lease comes with the first renewal after login.
+    pub unauthorized_lease_time: u32,
+    /// New DHCP clients admitted per second once half the pool is in use or
+    /// one kind of client floods offers (each kind a quarter of it); 0 turns
+    /// the limit off.
+    pub new_client_rate: u32,
     /// Domain name handed out (option 15).
     pub domain: Option<String>,
     /// Interface MTU handed out (option 26).
@@ -406,6 +413,10 @@ struct RawLan {
     dhcp_range: Option<[Ipv4Addr; 2]>,
     #[serde(default = "default_lease_time")]
     lease_time: u32,
+    #[serde(default = "default_unauthorized_lease_time")]
+    unauthorized_lease_time: u32,
+    #[serde(default = "default_new_client_rate")]
+    new_client_rate: u32,
     domain: Option<String>,
     mtu: Option<u16>,
     #[serde(default = "yes")]
@@ -659,6 +670,12 @@ fn yes() -> bool {
 fn default_lease_time() -> u32 {
     3600
 }
+fn default_unauthorized_lease_time() -> u32 {
+    300
+}
+fn default_new_client_rate() -> u32 {
+    20
+}
 fn default_tun_name() -> String {
     "lassi0".into()
 }
@@ -757,11 +774,13 @@ impl Config {
                 (first, net.last_host())
             }
         };
-        if lan.lease_time < 60 {
-            return Err(err(
-                "lan.lease_time",
-                format!("{} s is too short (60 s at least)", lan.lease_time),
-            ));
+        for (key, secs) in [
+            ("lan.lease_time", lan.lease_time),
+            ("lan.unauthorized_lease_time", lan.unauthorized_lease_time),
+        ] {
+            if secs < 60 {
+                return Err(err(key, format!("{secs} s is too short (60 s at least)")));
+            }
         }
         if let Some(mtu) = lan.mtu {
             if !(576..=9000).contains(&mtu) {
@@ -1082,6 +1101,9 @@ impl Config {
                 dns: lan.dns,
                 dhcp_range,
                 lease_time: lan.lease_time,
+                // Never longer than the full lease.
+                unauthorized_lease_time: lan.unauthorized_lease_time.min(lan.lease_time),
+                new_client_rate: lan.new_client_rate,
                 domain: lan.domain,
                 mtu: lan.mtu,
                 client_isolation: lan.client_isolation,
@@ -1160,6 +1182,8 @@ dns = ["192.0.2.53"]
             (Ipv4Addr::new(10, 1, 0, 2), Ipv4Addr::new(10, 1, 0, 254))
         );
         assert_eq!(c.lan.lease_time, 3600);
+        assert_eq!(c.lan.unauthorized_lease_time, 300);
+        assert_eq!(c.lan.new_client_rate, 20);
         assert!(c.lan.client_isolation);
         assert_eq!(c.uplink.tun_name, "lassi0");
         assert!(c.dataplane.offload);
@@ -1190,6 +1214,7 @@ dns = ["192.0.2.53"]
                 "lan.dhcp_range",
             ),
             ("lease_time = 5", "lan.lease_time"),
+            ("unauthorized_lease_time = 5", "lan.unauthorized_lease_time"),
             ("mtu = 100", "lan.mtu"),
             ("captive_portal_uri = \"ftp://x\"", "lan.captive_portal_uri"),
             ("colour = \"blue\"", "colour"),

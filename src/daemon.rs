@@ -36,6 +36,8 @@ pub fn dhcp_settings(cfg: &Config) -> DhcpSettings {
         static_leases: lan.static_leases.clone(),
         captive_portal_uri: lan.captive_portal_uri.clone(),
         offer_hold_secs: OFFER_HOLD_SECS,
+        unauthorized_lease_secs: lan.unauthorized_lease_time,
+        new_client_rate: lan.new_client_rate,
     }
 }
 
@@ -147,12 +149,69 @@ fn prepare_lan(cfg: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn log_event(ev: &Event) {
-    match ev {
-        Event::LeaseBound { mac, ip, expires } => {
-            tracing::info!(%mac, %ip, expires_in_s = expires.saturating_sub(now_ms()) / 1000, "lease bound")
+/// Lease lines logged at info per window; the rest go to debug, so a flood
+/// of fake clients cannot grow the log (a count of what was held back is
+/// logged when the window ends).
+const LEASE_LOG_BURST: u32 = 20;
+const LEASE_LOG_WINDOW_MS: u64 = 10_000;
+
+/// The info-level budget of lease lines (new bindings and ended leases;
+/// renewals are always debug: a busy hotspot renews all day).
+#[derive(Default)]
+struct LeaseLog {
+    window_start: u64,
+    logged: u32,
+    held_back: u32,
+}
+
+impl LeaseLog {
+    /// Whether the next lease line may go out at info.
+    fn admit(&mut self, now: u64) -> bool {
+        if now.saturating_sub(self.window_start) >= LEASE_LOG_WINDOW_MS {
+            if self.held_back > 0 {
+                tracing::info!(
+                    lines = self.held_back,
+                    window_s = LEASE_LOG_WINDOW_MS / 1000,
+                    "lease events beyond the log budget were logged at debug only"
+                );
+            }
+            *self = LeaseLog {
+                window_start: now,
+                ..LeaseLog::default()
+            };
         }
-        Event::LeaseEnded { mac, ip, reason } => tracing::info!(%mac, %ip, %reason, "lease ended"),
+        if self.logged < LEASE_LOG_BURST {
+            self.logged += 1;
+            true
+        } else {
+            self.held_back += 1;
+            false
+        }
+    }
+}
+
+fn log_event(ev: &Event, lease_log: &mut LeaseLog) {
+    match ev {
+        Event::LeaseBound {
+            mac,
+            ip,
+            expires,
+            renewed,
+        } => {
+            let expires_in_s = expires.saturating_sub(now_ms()) / 1000;
+            if !renewed && lease_log.admit(now_ms()) {
+                tracing::info!(%mac, %ip, expires_in_s, "lease bound")
+            } else {
+                tracing::debug!(%mac, %ip, expires_in_s, renewed, "lease bound")
+            }
+        }
+        Event::LeaseEnded { mac, ip, reason } => {
+            if lease_log.admit(now_ms()) {
+                tracing::info!(%mac, %ip, %reason, "lease ended")
+            } else {
+                tracing::debug!(%mac, %ip, %reason, "lease ended")
+            }
+        }
         Event::SessionStarted(s) => {
             tracing::info!(mac = %s.mac, ip = %s.ip, session_id = s.session_id, user = s.user.as_deref().unwrap_or("-"), "session started")
         }
@@ -290,11 +349,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let notice_thread = std::thread::Builder::new()
         .name("lassi-notices".into())
         .spawn(move || {
+            let mut lease_log = LeaseLog::default();
             for notice in notice_rx {
                 match notice {
                     Notice::Events(evs) => {
                         for ev in &evs {
-                            log_event(ev);
+                            log_event(ev, &mut lease_log);
                             if let Some(aaa) = &notice_aaa {
                                 crate::aaa::account(&aaa.radius, ev, &network);
                                 let trigger = crate::aaa::mac_auth_trigger(ev);
@@ -373,4 +433,21 @@ pub fn run(cfg: Config) -> Result<(), String> {
     drop(firewall);
     tracing::info!("lassi stopped");
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_log_budget_per_window() {
+        let mut log = LeaseLog::default();
+        let t0 = 1_700_000_000_000;
+        let admitted = (0..1000).filter(|_| log.admit(t0)).count();
+        assert_eq!(admitted as u32, LEASE_LOG_BURST);
+        assert_eq!(log.held_back, 1000 - LEASE_LOG_BURST);
+        // A new window starts afresh.
+        assert!(log.admit(t0 + LEASE_LOG_WINDOW_MS));
+        assert_eq!(log.held_back, 0);
+    }
 }

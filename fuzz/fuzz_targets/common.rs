@@ -34,6 +34,10 @@ pub fn engine() -> Engine {
             static_leases: vec![(MacAddr([2, 0, 0, 0, 2, 1]), Ipv4Addr::new(10, 1, 0, 5))],
             captive_portal_uri: Some("http://10.1.0.1:3990/api".into()),
             offer_hold_secs: 30,
+            // The shipped defaults, so frames reach the guest-lease and
+            // new-client-limit paths.
+            unauthorized_lease_secs: 300,
+            new_client_rate: 20,
         },
         leases,
         NOW,

@@ -17,7 +17,7 @@ pub use drops::{DropCounters, DropReason};
 pub use intercept::InterceptSettings;
 
 use crate::config::Ipv4Net;
-use crate::dhcp::{DhcpServer, DhcpStats, LeaseEvent, LeaseRecord};
+use crate::dhcp::{Clients, DhcpServer, DhcpStats, LeaseEvent, LeaseRecord, Standing};
 use crate::session::{
     Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SessionError, SessionLimits,
     SessionMatch, SessionRecord, SessionReport, SessionState, SessionTable, ShapeVerdict,
@@ -124,6 +124,8 @@ pub enum Event {
         ip: Ipv4Addr,
         /// Expiry.
         expires: UnixMillis,
+        /// A renewal of the lease the client had (not a new binding).
+        renewed: bool,
     },
     /// A client lost its lease and left the table.
     LeaseEnded {
@@ -496,7 +498,13 @@ impl Engine {
             return self.drop_lan(DropReason::NotForUs);
         }
         let payload = &ip[p.ihl + 8..p.total_len];
-        match self.dhcp.handle(now, eth.src, payload) {
+        let result = self.dhcp.handle_with(now, eth.src, payload, &self.sessions);
+        // A lease reclaimed for this message ends now, before its address
+        // goes to anyone: its old owner must stop passing as the owner.
+        for ev in self.dhcp.expire(now) {
+            self.apply_lease_event(ev, now);
+        }
+        match result {
             Ok(outcome) => {
                 if let Some(reply) = outcome.reply {
                     let addressing = UdpAddressing {
@@ -520,16 +528,32 @@ impl Engine {
         }
     }
 
+    fn lease_bound(
+        &mut self,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        expires: UnixMillis,
+        renewed: bool,
+        now: UnixMillis,
+    ) {
+        self.sessions.lease_bound(mac, ip, expires, now);
+        self.events.push(Event::LeaseBound {
+            mac,
+            ip,
+            expires,
+            renewed,
+        });
+    }
+
     fn apply_lease_event(&mut self, ev: LeaseEvent, now: UnixMillis) {
         let (mac, ip, reason) = match ev {
             LeaseEvent::Bound {
                 mac, ip, expires, ..
+            } => return self.lease_bound(mac, ip, expires, false, now),
+            LeaseEvent::Renewed { mac, ip, expires } => {
+                return self.lease_bound(mac, ip, expires, true, now)
             }
-            | LeaseEvent::Renewed { mac, ip, expires } => {
-                self.sessions.lease_bound(mac, ip, expires, now);
-                self.events.push(Event::LeaseBound { mac, ip, expires });
-                return;
-            }
+            LeaseEvent::Reclaimed { mac, ip } => (mac, ip, EndReason::LeaseReclaimed),
             LeaseEvent::Released { mac, ip } | LeaseEvent::Declined { mac, ip } => {
                 (mac, ip, EndReason::LeaseReleased)
             }
@@ -941,6 +965,20 @@ impl Engine {
     /// Drop counters.
     pub fn drops(&self) -> &DropCounters {
         &self.drops
+    }
+}
+
+/// The DHCP server's view of the clients: logged in, or a guest last seen
+/// when (any frame from it counts, see `last_seen`).
+impl Clients for SessionTable {
+    fn standing(&self, mac: MacAddr) -> Standing {
+        match self.by_mac(mac) {
+            Some(c) if c.state == SessionState::Authorized => Standing::LoggedIn,
+            Some(c) => Standing::Guest {
+                last_seen: c.last_seen,
+            },
+            None => Standing::Guest { last_seen: 0 },
+        }
     }
 }
 

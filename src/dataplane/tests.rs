@@ -25,23 +25,27 @@ fn mac(n: u8) -> MacAddr {
 }
 
 fn engine(isolation: bool) -> Engine {
-    let dhcp = DhcpServer::new(
-        DhcpSettings {
-            server_ip: GW,
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
-            dns: vec![DNS],
-            domain: None,
-            mtu: None,
-            lease_secs: 3600,
-            pool_start: Ipv4Addr::new(10, 1, 0, 10),
-            pool_end: Ipv4Addr::new(10, 1, 0, 250),
-            static_leases: vec![],
-            captive_portal_uri: None,
-            offer_hold_secs: 30,
-        },
-        vec![],
-        T0,
-    );
+    engine_with(isolation, |_| {})
+}
+
+fn engine_with(isolation: bool, tweak: impl FnOnce(&mut DhcpSettings)) -> Engine {
+    let mut settings = DhcpSettings {
+        server_ip: GW,
+        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        dns: vec![DNS],
+        domain: None,
+        mtu: None,
+        lease_secs: 3600,
+        pool_start: Ipv4Addr::new(10, 1, 0, 10),
+        pool_end: Ipv4Addr::new(10, 1, 0, 250),
+        static_leases: vec![],
+        captive_portal_uri: None,
+        offer_hold_secs: 30,
+        unauthorized_lease_secs: 3600,
+        new_client_rate: 0,
+    };
+    tweak(&mut settings);
+    let dhcp = DhcpServer::new(settings, vec![], T0);
     Engine::new(
         EngineSettings {
             gateway_ip: GW,
@@ -540,6 +544,8 @@ fn dhcp_settings_for_restore() -> DhcpSettings {
         static_leases: vec![],
         captive_portal_uri: None,
         offer_hold_secs: 30,
+        unauthorized_lease_secs: 3600,
+        new_client_rate: 0,
     }
 }
 
@@ -1333,4 +1339,62 @@ fn a_restart_does_not_refill_time_or_quota() {
         matches!(&e3.take_events()[..], [Event::SessionEnded(_)]),
         "its Stop still goes out"
     );
+}
+
+#[test]
+fn reclaimed_lease_ends_the_silent_guests_session_never_a_logged_in_one() {
+    let mut e = engine_with(true, |s| s.pool_end = Ipv4Addr::new(10, 1, 0, 11));
+    let (user, guest, newcomer) = (mac(1), mac(2), mac(3));
+    let ip_user = lease(&mut e, user);
+    let ip_guest = lease(&mut e, guest);
+    e.authorize(user, who(Some("alice")), T0).unwrap();
+    e.take_events();
+    let later = T0 + 60_000;
+    let mut d = Message::new_with_id(
+        9,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &newcomer.0,
+    );
+    d.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Discover));
+    assert_eq!(
+        lan(&mut e, later, &plain(), &dhcp_frame(newcomer, &d)),
+        LanAction::Consumed
+    );
+    let (_, _, offer) = decode_reply(&e.outbox().pop().expect("an OFFER"));
+    assert_eq!(offer.yiaddr(), ip_guest);
+    // The guest is gone at once: its address no longer passes as its own.
+    assert!(e.sessions().by_mac(guest).is_none());
+    assert!(e.sessions().by_ip(ip_guest).is_none());
+    let evs = e.take_events();
+    assert!(
+        matches!(evs.as_slice(), [Event::LeaseEnded { mac, reason: EndReason::LeaseReclaimed, .. }] if *mac == guest),
+        "{evs:?}"
+    );
+    let f = udp(guest, ip_guest, DNS, 5353, 53);
+    assert_eq!(
+        lan(&mut e, later, &plain(), &f),
+        LanAction::Drop(DropReason::NoLease)
+    );
+    // The logged-in user keeps its lease; a second newcomer gets nothing.
+    assert_eq!(e.sessions().by_mac(user).map(|c| c.ip), Some(ip_user));
+    let other = mac(4);
+    let mut d = Message::new_with_id(
+        10,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &other.0,
+    );
+    d.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Discover));
+    assert_eq!(
+        lan(&mut e, later, &plain(), &dhcp_frame(other, &d)),
+        LanAction::Drop(DropReason::DhcpRefused)
+    );
+    assert_eq!(e.snapshot(later).dhcp.reclaimed_leases, 1);
 }

@@ -17,8 +17,23 @@
 //! most one owner, so every table is bounded by the pool size plus the static
 //! leases, whatever a flood of DISCOVERs from random MACs does. When no fresh
 //! address is left, a DISCOVER reclaims the oldest remembered address, then
-//! the oldest pending offer; bound leases and static addresses are never
-//! taken, so known clients always get their address back.
+//! the lease of the guest (a client that never logged in) silent longest,
+//! once silent for [`RECLAIM_MIN_SILENT_SECS`]. A pending offer is never
+//! taken for another client while it is held, a logged-in client's lease
+//! and static addresses never: so a flood of fake clients that go quiet
+//! after DORA loses its addresses to an honest newcomer that keeps talking.
+//! [`Clients`] tells the server who is logged in and when each was last
+//! heard from (the engine answers from its session table).
+//!
+//! # Floods
+//!
+//! New clients (MACs the server holds nothing for) are rate-limited once
+//! half the pool is taken: gateway-wide, and per *kind* of client, the
+//! [fingerprint](msg::Request::fingerprint) of its message (which options,
+//! in which order), since a flood tool rotating MACs keeps its kind while an
+//! honest newcomer usually has another. Each kind may also hold at most
+//! `pool / 8` pending offers: a DISCOVER flood recycles its own offers
+//! instead of filling the pool with them.
 //!
 //! Clients are identified by `chaddr`, which must equal the Ethernet source
 //! (the gateway binds IP to MAC). The server is authoritative for its
@@ -46,6 +61,15 @@ pub const DECLINE_QUARANTINE_SECS: u32 = 600;
 pub const MIN_LEASE_SECS: u32 = 60;
 /// UDP port replies go to (the client port; relays are not supported).
 pub const CLIENT_PORT: u16 = 68;
+/// A guest's lease may be reclaimed for a newcomer once nothing was heard
+/// from the guest for this long: long enough that a client that just got
+/// its address is not robbed of it before its first packet.
+pub const RECLAIM_MIN_SILENT_SECS: u32 = 5;
+/// Fingerprint buckets for the per-kind limits (a fixed table: the state
+/// stays bounded whatever fingerprints a flood makes up).
+const KINDS: usize = 64;
+/// Leases looked at per reclaim, so a DISCOVER does bounded work.
+const RECLAIM_LOOKS: usize = 64;
 
 /// DHCP server configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +97,14 @@ pub struct DhcpSettings {
     pub captive_portal_uri: Option<String>,
     /// How long an offered address stays reserved for the client it was offered to.
     pub offer_hold_secs: u32,
+    /// Lease time for clients that have not logged in (at least
+    /// [`MIN_LEASE_SECS`], at most `lease_secs`); a client that logs in gets
+    /// `lease_secs` at its next renewal.
+    pub unauthorized_lease_secs: u32,
+    /// New clients admitted per second gateway-wide once half the pool is
+    /// in use or one kind of client holds its cap of offers (each kind a
+    /// quarter of it); 0 turns the limit off.
+    pub new_client_rate: u32,
 }
 
 impl DhcpSettings {
@@ -257,6 +289,14 @@ pub enum LeaseEvent {
         /// Address lost.
         ip: Ipv4Addr,
     },
+    /// The address was taken back for a newcomer (pool exhausted): the
+    /// client never logged in and was the one silent longest.
+    Reclaimed {
+        /// Client MAC.
+        mac: MacAddr,
+        /// Address lost.
+        ip: Ipv4Addr,
+    },
     /// The client found the address in use (DHCPDECLINE); it is quarantined.
     Declined {
         /// Client MAC.
@@ -287,6 +327,8 @@ pub enum DhcpError {
     Unsupported(u8),
     /// No address could be offered: every one is bound, static or declined.
     PoolExhausted,
+    /// A new client over the new-client rate limit.
+    RateLimited,
     /// The reply could not be encoded.
     Encode(String),
 }
@@ -307,6 +349,7 @@ impl fmt::Display for DhcpError {
             }
             DhcpError::Unsupported(t) => write!(f, "DHCP message type {t} not handled"),
             DhcpError::PoolExhausted => f.write_str("DHCP pool exhausted"),
+            DhcpError::RateLimited => f.write_str("DHCP new-client rate limit"),
             DhcpError::Encode(why) => write!(f, "cannot encode DHCP reply: {why}"),
         }
     }
@@ -339,8 +382,12 @@ pub struct DhcpStats {
     pub declines: u64,
     /// REQUESTs that chose another server (our offer withdrawn).
     pub other_server: u64,
-    /// Remembered addresses or pending offers taken for a new client because no fresh address was left.
+    /// Remembered addresses taken for a new client because no fresh address was left.
     pub reclaimed: u64,
+    /// Leases of silent, never-logged-in clients taken back for a newcomer.
+    pub reclaimed_leases: u64,
+    /// Pending offers a kind of client recycled for itself at its cap.
+    pub recycled_offers: u64,
     /// Dropped: not a well-formed DHCP request.
     pub dropped_malformed: u64,
     /// Dropped: not for this server.
@@ -353,6 +400,8 @@ pub struct DhcpStats {
     pub dropped_unsupported: u64,
     /// Dropped: DISCOVER with no address left to offer.
     pub dropped_exhausted: u64,
+    /// Dropped: a new client over the new-client rate limit.
+    pub dropped_rate_limited: u64,
     /// Dropped: reply could not be encoded.
     pub dropped_encode: u64,
     /// Addresses in the dynamic pool (range minus server and static addresses).
@@ -412,6 +461,67 @@ struct Slot {
     /// The owner has been bound to this address before (an expiring offer
     /// then falls back to `Free` instead of being forgotten).
     bound_before: bool,
+    /// Latest time the owner is known to have been active (DHCP, or what
+    /// [`Clients`] reported); orders `silent_q`.
+    heard: UnixMillis,
+    /// Fingerprint bucket of the owner's last message.
+    kind: u8,
+}
+
+/// What the session layer knows of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Logged in: its lease is never reclaimed and runs the full lease time.
+    LoggedIn,
+    /// Not logged in; `last_seen` is its last frame on the LAN (0 if unknown).
+    Guest {
+        /// Last frame seen from it.
+        last_seen: UnixMillis,
+    },
+}
+
+/// The session layer as the DHCP server sees it: who is logged in, and when
+/// a guest was last heard from. Answers must be cheap (a lookup).
+pub trait Clients {
+    /// The standing of the client with hardware address `mac`.
+    fn standing(&self, mac: MacAddr) -> Standing;
+}
+
+/// No session layer: every client is a guest heard from only by DHCP.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSessions;
+
+impl Clients for NoSessions {
+    fn standing(&self, _mac: MacAddr) -> Standing {
+        Standing::Guest { last_seen: 0 }
+    }
+}
+
+/// A token bucket in thousandths of a token (integer, I/O-free).
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    milli: u64,
+    last: UnixMillis,
+}
+
+impl Bucket {
+    /// Takes a token if there is one, refilled at `rate` a second up to `burst`.
+    fn take(&mut self, now: UnixMillis, rate: u32, burst: u32) -> bool {
+        let elapsed = now.saturating_sub(self.last);
+        self.last = self.last.max(now);
+        self.milli =
+            (self.milli + elapsed.saturating_mul(u64::from(rate))).min(u64::from(burst) * 1000);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn kind_of(fingerprint: u32) -> u8 {
+    (fingerprint % KINDS as u32) as u8
 }
 
 /// The DHCPv4 server state machine. See the module documentation.
@@ -436,6 +546,13 @@ pub struct DhcpServer {
     lease_q: BTreeSet<(UnixMillis, Ipv4Addr)>,
     free_q: BTreeSet<(UnixMillis, Ipv4Addr)>,
     decline_q: BTreeSet<(UnixMillis, Ipv4Addr)>,
+    /// Bound dynamic leases by `heard`: reclaim candidates, longest silent first.
+    silent_q: BTreeSet<(UnixMillis, Ipv4Addr)>,
+    /// Pending offers per kind of client, oldest first.
+    kind_offers: Vec<BTreeSet<(UnixMillis, Ipv4Addr)>>,
+    /// New-client rate limits: gateway-wide and per kind.
+    new_global: Bucket,
+    new_kind: Vec<Bucket>,
     /// Expiry events found while handling a message, returned by the next `expire`.
     pending: Vec<LeaseEvent>,
     stats: DhcpStats,
@@ -454,6 +571,9 @@ impl DhcpServer {
     pub fn new(mut settings: DhcpSettings, restored: Vec<LeaseRecord>, now: UnixMillis) -> Self {
         settings.lease_secs = settings.lease_secs.max(MIN_LEASE_SECS);
         settings.offer_hold_secs = settings.offer_hold_secs.max(1);
+        settings.unauthorized_lease_secs = settings
+            .unauthorized_lease_secs
+            .clamp(MIN_LEASE_SECS, settings.lease_secs);
         let net = Network::new(settings.server_ip, settings.netmask);
         let lo = u32::from(settings.pool_start).max(net.base.saturating_add(1));
         let hi = u32::from(settings.pool_end).min(net.broadcast().saturating_sub(1));
@@ -486,6 +606,10 @@ impl DhcpServer {
             lease_q: BTreeSet::new(),
             free_q: BTreeSet::new(),
             decline_q: BTreeSet::new(),
+            silent_q: BTreeSet::new(),
+            kind_offers: vec![BTreeSet::new(); KINDS],
+            new_global: Bucket::default(),
+            new_kind: vec![Bucket::default(); KINDS],
             pending: Vec::new(),
             stats: DhcpStats::default(),
             last_now: now,
@@ -531,6 +655,8 @@ impl DhcpServer {
                 lease,
                 state,
                 bound_before: true,
+                heard: now,
+                kind: 0,
             });
         }
     }
@@ -543,15 +669,33 @@ impl DhcpServer {
     /// rests on stale state; their `Expired` events are kept for the next
     /// [`expire`](Self::expire) call, which [`next_expiry`](Self::next_expiry)
     /// then reports as due.
+    ///
+    /// Without a session layer every client counts as a guest heard from
+    /// only by DHCP; the engine calls [`handle_with`](Self::handle_with).
     pub fn handle(
         &mut self,
         now: UnixMillis,
         src_mac: MacAddr,
         payload: &[u8],
     ) -> Result<DhcpOutcome, DhcpError> {
+        self.handle_with(now, src_mac, payload, &NoSessions)
+    }
+
+    /// [`handle`](Self::handle) with the session layer's view of the
+    /// clients: who may lose a lease to reclaiming, and which lease time
+    /// each gets. A lease reclaimed while handling the message is reported
+    /// as a `Reclaimed` event by the next [`expire`](Self::expire) call,
+    /// which the caller should make at once.
+    pub fn handle_with(
+        &mut self,
+        now: UnixMillis,
+        src_mac: MacAddr,
+        payload: &[u8],
+        clients: &dyn Clients,
+    ) -> Result<DhcpOutcome, DhcpError> {
         self.last_now = now;
         self.expire_into_pending(now);
-        let result = self.handle_inner(now, src_mac, payload);
+        let result = self.handle_inner(now, src_mac, payload, clients);
         if let Err(e) = &result {
             let s = &mut self.stats;
             match e {
@@ -561,6 +705,7 @@ impl DhcpServer {
                 DhcpError::Relayed(_) => s.dropped_relayed += 1,
                 DhcpError::Unsupported(_) => s.dropped_unsupported += 1,
                 DhcpError::PoolExhausted => s.dropped_exhausted += 1,
+                DhcpError::RateLimited => s.dropped_rate_limited += 1,
                 DhcpError::Encode(_) => s.dropped_encode += 1,
             }
         }
@@ -572,6 +717,7 @@ impl DhcpServer {
         now: UnixMillis,
         src_mac: MacAddr,
         payload: &[u8],
+        clients: &dyn Clients,
     ) -> Result<DhcpOutcome, DhcpError> {
         let req = msg::parse(payload)?;
         let s = &mut self.stats;
@@ -596,8 +742,8 @@ impl DhcpServer {
             return Err(DhcpError::Relayed(req.giaddr));
         }
         match req.kind {
-            MessageType::Discover => self.discover(now, &req),
-            MessageType::Request => self.request(now, &req),
+            MessageType::Discover => self.discover(now, &req, clients),
+            MessageType::Request => self.request(now, &req, clients),
             MessageType::Release => self.client_release(now, &req),
             MessageType::Decline => self.decline(now, &req),
             MessageType::Inform => self.inform(&req),
@@ -605,17 +751,27 @@ impl DhcpServer {
         }
     }
 
-    fn discover(&mut self, now: UnixMillis, req: &Request) -> Result<DhcpOutcome, DhcpError> {
+    fn discover(
+        &mut self,
+        now: UnixMillis,
+        req: &Request,
+        clients: &dyn Clients,
+    ) -> Result<DhcpOutcome, DhcpError> {
         let mac = req.chaddr;
+        let kind = kind_of(req.fingerprint);
         let ip = if let Some(&ip) = self.statics.get(&mac) {
             ip
         } else if let Some(&ip) = self.by_mac.get(&mac) {
+            ip
+        } else if !self.admit_new(now, kind) {
+            return Err(DhcpError::RateLimited);
+        } else if let Some(ip) = self.recycle_kind_offer(kind) {
             ip
         } else if let Some(ip) = req.requested_ip.filter(|&ip| self.is_fresh(ip)) {
             ip
         } else if let Some(ip) = self.next_fresh() {
             ip
-        } else if let Some(ip) = self.reclaim() {
+        } else if let Some(ip) = self.reclaim(now, clients) {
             ip
         } else {
             return Err(DhcpError::PoolExhausted);
@@ -624,7 +780,14 @@ impl DhcpServer {
         match self.slots.get(&ip) {
             // Already leased to this client: keep the lease, offer it again.
             Some(slot) if slot.state == SlotState::Bound => {}
-            Some(_) => self.restate(ip, SlotState::Offered, until),
+            Some(_) => {
+                if let Some(mut slot) = self.remove_slot(ip) {
+                    slot.state = SlotState::Offered;
+                    slot.lease.expires = until;
+                    slot.kind = kind;
+                    self.put_slot(slot);
+                }
+            }
             None => self.put_slot(Slot {
                 lease: Lease {
                     mac,
@@ -635,6 +798,8 @@ impl DhcpServer {
                 },
                 state: SlotState::Offered,
                 bound_before: false,
+                heard: now,
+                kind,
             }),
         }
         if let Some(slot) = self.slots.get_mut(&ip) {
@@ -645,14 +810,20 @@ impl DhcpServer {
                 slot.lease.client_id.clone_from(&req.client_id);
             }
         }
-        let reply = self.reply(req, ReplyKind::Offer, ip, true)?;
+        let lease = self.lease_secs_for(mac, clients);
+        let reply = self.reply(req, ReplyKind::Offer, ip, Some(lease))?;
         Ok(DhcpOutcome {
             reply: Some(reply),
             event: None,
         })
     }
 
-    fn request(&mut self, now: UnixMillis, req: &Request) -> Result<DhcpOutcome, DhcpError> {
+    fn request(
+        &mut self,
+        now: UnixMillis,
+        req: &Request,
+        clients: &dyn Clients,
+    ) -> Result<DhcpOutcome, DhcpError> {
         let mac = req.chaddr;
         let target = match req.server_id {
             Some(sid) if sid != self.settings.server_ip => {
@@ -675,20 +846,72 @@ impl DhcpServer {
         let Some(ip) = target else {
             return Err(DhcpError::Malformed("REQUEST names no address".into()));
         };
+        // A REQUEST straight for a free address (INIT-REBOOT) is a new
+        // client too: it must not get around the DISCOVER limits.
+        let new_client = !self.by_mac.contains_key(&mac) && !self.statics.contains_key(&mac);
+        if new_client && !self.admit_new(now, kind_of(req.fingerprint)) {
+            return Err(DhcpError::RateLimited);
+        }
         if self.claim(now, mac, ip) {
-            let event = self.bind(now, req, ip);
-            let reply = self.reply(req, ReplyKind::Ack, ip, true)?;
+            let lease = self.lease_secs_for(mac, clients);
+            let event = self.bind(now, req, ip, lease);
+            let reply = self.reply(req, ReplyKind::Ack, ip, Some(lease))?;
             Ok(DhcpOutcome {
                 reply: Some(reply),
                 event: Some(event),
             })
         } else {
-            let reply = self.reply(req, ReplyKind::Nak, Ipv4Addr::UNSPECIFIED, false)?;
+            let reply = self.reply(req, ReplyKind::Nak, Ipv4Addr::UNSPECIFIED, None)?;
             Ok(DhcpOutcome {
                 reply: Some(reply),
                 event: None,
             })
         }
+    }
+
+    /// The lease time `mac` gets now: the full one once logged in.
+    fn lease_secs_for(&self, mac: MacAddr, clients: &dyn Clients) -> u32 {
+        match clients.standing(mac) {
+            Standing::LoggedIn => self.settings.lease_secs,
+            Standing::Guest { .. } => self.settings.unauthorized_lease_secs,
+        }
+    }
+
+    /// May a new client of `kind` be served now? Limited only once half
+    /// the pool is in use (offered, bound or quarantined: remembered
+    /// addresses are free for the taking) or the kind holds its cap of
+    /// pending offers (a DISCOVER flood), so an ordinary rush of guests
+    /// never waits. The kind's own bucket is asked first, so a flood of one
+    /// kind spends none of the gateway-wide tokens the other kinds need.
+    fn admit_new(&mut self, now: UnixMillis, kind: u8) -> bool {
+        let rate = self.settings.new_client_rate;
+        let in_use = self.taken.saturating_sub(self.free_q.len() as u32);
+        let pressed = in_use.saturating_mul(2) >= self.pool_size
+            || self.kind_offers[usize::from(kind)].len() >= self.kind_offer_cap();
+        if rate == 0 || !pressed {
+            return true;
+        }
+        let kind_rate = (rate / 4).max(1);
+        self.new_kind[usize::from(kind)].take(now, kind_rate, kind_rate * 2)
+            && self.new_global.take(now, rate, rate * 2)
+    }
+
+    /// Pending offers one kind of client may hold: an eighth of the pool.
+    fn kind_offer_cap(&self) -> usize {
+        (self.pool_size / 8).max(2) as usize
+    }
+
+    /// A kind of client at its cap of pending offers gets its own oldest
+    /// one back for the next new client of that kind.
+    fn recycle_kind_offer(&mut self, kind: u8) -> Option<Ipv4Addr> {
+        let offers = &self.kind_offers[usize::from(kind)];
+        if offers.len() < self.kind_offer_cap() {
+            return None;
+        }
+        let &(_, ip) = offers.first()?;
+        self.remove_slot(ip);
+        self.stats.recycled_offers += 1;
+        Some(ip)
     }
 
     /// Decides whether `mac` may have `ip` and, if so, clears whatever stands
@@ -733,9 +956,15 @@ impl DhcpServer {
     }
 
     /// Binds `ip` (already claimed) to the requesting client.
-    fn bind(&mut self, now: UnixMillis, req: &Request, ip: Ipv4Addr) -> LeaseEvent {
+    fn bind(
+        &mut self,
+        now: UnixMillis,
+        req: &Request,
+        ip: Ipv4Addr,
+        lease_secs: u32,
+    ) -> LeaseEvent {
         let mac = req.chaddr;
-        let expires = now + secs_ms(self.settings.lease_secs);
+        let expires = now + secs_ms(lease_secs);
         let prev = self.remove_slot(ip);
         let was_bound = prev.as_ref().is_some_and(|s| s.state == SlotState::Bound);
         let (old_host, old_id) = prev
@@ -752,6 +981,8 @@ impl DhcpServer {
             },
             state: SlotState::Bound,
             bound_before: true,
+            heard: now,
+            kind: kind_of(req.fingerprint),
         });
         if was_bound {
             LeaseEvent::Renewed { mac, ip, expires }
@@ -818,20 +1049,20 @@ impl DhcpServer {
         if !req.ciaddr.is_unspecified() && !self.net.is_host(req.ciaddr) {
             return Err(DhcpError::NotForUs);
         }
-        let reply = self.reply(req, ReplyKind::Ack, Ipv4Addr::UNSPECIFIED, false)?;
+        let reply = self.reply(req, ReplyKind::Ack, Ipv4Addr::UNSPECIFIED, None)?;
         Ok(DhcpOutcome {
             reply: Some(reply),
             event: None,
         })
     }
 
-    /// Builds and addresses a reply. `with_lease` adds options 51/58/59.
+    /// Builds and addresses a reply. A `lease` time adds options 51/58/59.
     fn reply(
         &mut self,
         req: &Request,
         kind: ReplyKind,
         yiaddr: Ipv4Addr,
-        with_lease: bool,
+        lease: Option<u32>,
     ) -> Result<DhcpReply, DhcpError> {
         let st = &self.settings;
         let mut opts = DhcpOptions::new();
@@ -857,8 +1088,8 @@ impl DhcpServer {
             if let Some(mtu) = st.mtu {
                 opts.insert(DhcpOption::InterfaceMtu(mtu));
             }
-            if with_lease {
-                let (lease, t1, t2) = lease_times(st.lease_secs);
+            if let Some(secs) = lease {
+                let (lease, t1, t2) = lease_times(secs);
                 opts.insert(DhcpOption::AddressLeaseTime(lease));
                 opts.insert(DhcpOption::Renewal(t1));
                 opts.insert(DhcpOption::Rebinding(t2));
@@ -1055,20 +1286,57 @@ impl DhcpServer {
         None
     }
 
-    /// Takes the longest-unused remembered address, else the oldest pending
-    /// offer of a dynamic address. Never a bound lease or a static address.
-    fn reclaim(&mut self) -> Option<Ipv4Addr> {
-        let ip = match self.free_q.first() {
-            Some(&(_, ip)) => ip,
-            None => self
-                .offer_q
-                .iter()
-                .map(|&(_, ip)| ip)
-                .find(|&ip| self.is_dynamic(ip))?,
-        };
-        self.remove_slot(ip);
-        self.stats.reclaimed += 1;
+    /// Takes the longest-unused remembered address, else the lease of the
+    /// guest silent longest. Never a pending offer (it is held for its
+    /// client), a logged-in client's lease or a static address.
+    fn reclaim(&mut self, now: UnixMillis, clients: &dyn Clients) -> Option<Ipv4Addr> {
+        if let Some(&(_, ip)) = self.free_q.first() {
+            self.remove_slot(ip);
+            self.stats.reclaimed += 1;
+            return Some(ip);
+        }
+        let ip = self.silent_guest(now, clients)?;
+        let slot = self.remove_slot(ip)?;
+        self.stats.reclaimed_leases += 1;
+        self.pending.push(LeaseEvent::Reclaimed {
+            mac: slot.lease.mac,
+            ip,
+        });
         Some(ip)
+    }
+
+    /// The bound lease of the guest heard from longest ago, if that was at
+    /// least [`RECLAIM_MIN_SILENT_SECS`] ago.
+    ///
+    /// `silent_q` is ordered by `heard`, a lower bound of each client's last
+    /// activity (activity only moves forward). The front entry is checked
+    /// against [`Clients`]: if it was active since, it moves back to its
+    /// real time and the next is checked; a logged-in client moves to the
+    /// back. When the front's real time is its key, nobody was silent
+    /// longer. Each look moves an entry back, so the work is amortized and
+    /// bounded per call by [`RECLAIM_LOOKS`].
+    fn silent_guest(&mut self, now: UnixMillis, clients: &dyn Clients) -> Option<Ipv4Addr> {
+        let min_silence = secs_ms(RECLAIM_MIN_SILENT_SECS);
+        for _ in 0..RECLAIM_LOOKS {
+            let &(heard, ip) = self.silent_q.first()?;
+            if now.saturating_sub(heard) < min_silence {
+                return None;
+            }
+            let mac = self.slots.get(&ip)?.lease.mac;
+            let seen = match clients.standing(mac) {
+                Standing::LoggedIn => now,
+                Standing::Guest { last_seen } => last_seen,
+            };
+            if seen <= heard {
+                return Some(ip);
+            }
+            self.silent_q.remove(&(heard, ip));
+            self.silent_q.insert((seen, ip));
+            if let Some(slot) = self.slots.get_mut(&ip) {
+                slot.heard = seen;
+            }
+        }
+        None
     }
 
     fn queue(&mut self, state: SlotState) -> &mut BTreeSet<(UnixMillis, Ipv4Addr)> {
@@ -1087,6 +1355,15 @@ impl DhcpServer {
         }
         self.queue(slot.state).insert((slot.lease.expires, ip));
         self.by_mac.insert(slot.lease.mac, ip);
+        match slot.state {
+            SlotState::Offered => {
+                self.kind_offers[usize::from(slot.kind)].insert((slot.lease.expires, ip));
+            }
+            SlotState::Bound if self.is_dynamic(ip) => {
+                self.silent_q.insert((slot.heard, ip));
+            }
+            _ => {}
+        }
         if self.is_dynamic(ip) {
             self.taken += 1;
         }
@@ -1096,6 +1373,15 @@ impl DhcpServer {
     fn remove_slot(&mut self, ip: Ipv4Addr) -> Option<Slot> {
         let slot = self.slots.remove(&ip)?;
         self.queue(slot.state).remove(&(slot.lease.expires, ip));
+        match slot.state {
+            SlotState::Offered => {
+                self.kind_offers[usize::from(slot.kind)].remove(&(slot.lease.expires, ip));
+            }
+            SlotState::Bound => {
+                self.silent_q.remove(&(slot.heard, ip));
+            }
+            SlotState::Free => {}
+        }
         if self.by_mac.get(&slot.lease.mac) == Some(&ip) {
             self.by_mac.remove(&slot.lease.mac);
         }

@@ -29,6 +29,10 @@ pub(crate) struct Request {
     pub server_id: Option<Ipv4Addr>,
     pub hostname: Option<String>,
     pub client_id: Option<Vec<u8>>,
+    /// Which options the client sent, in which order, with its parameter
+    /// request list and vendor class: the same for every message of one DHCP
+    /// client implementation, whatever MAC it uses (see [`fingerprint`]).
+    pub fingerprint: u32,
 }
 
 /// Checks the fixed header by hand (so `dhcproto` never sees a hardware
@@ -55,6 +59,7 @@ pub(crate) fn parse(payload: &[u8]) -> Result<Request, DhcpError> {
     if payload[236..240] != MAGIC {
         return Err(DhcpError::Malformed("no DHCP magic cookie".into()));
     }
+    let fingerprint = fingerprint(payload);
     let msg = Message::from_bytes(&keep_used_options(payload))
         .map_err(|e| DhcpError::Malformed(e.to_string()))?;
     let opts = msg.opts();
@@ -90,7 +95,40 @@ pub(crate) fn parse(payload: &[u8]) -> Result<Request, DhcpError> {
         server_id,
         hostname,
         client_id,
+        fingerprint,
     })
+}
+
+/// FNV-1a over the option codes in order and the values of options 55
+/// (parameter request list) and 60 (vendor class): what tells one DHCP
+/// client program from another (as DHCP fingerprinting does), leaving out
+/// what differs per client (MAC, xid, client id, host name, addresses). A
+/// flood tool rotating MACs keeps one fingerprint; an honest newcomer
+/// usually has another. Walks the options like [`keep_used_options`].
+fn fingerprint(payload: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut eat = |b: u8| h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    let mut i = HEADER_LEN;
+    while let Some(&code) = payload.get(i) {
+        match code {
+            0 => i += 1,
+            255 => break,
+            _ => {
+                let Some(&len) = payload.get(i + 1) else {
+                    break;
+                };
+                let Some(value) = payload.get(i + 2..i + 2 + usize::from(len)) else {
+                    break;
+                };
+                eat(code);
+                if code == 55 || code == 60 {
+                    value.iter().for_each(|&b| eat(b));
+                }
+                i += 2 + usize::from(len);
+            }
+        }
+    }
+    h
 }
 
 /// Options the server reads, in the order they are handed to `dhcproto`

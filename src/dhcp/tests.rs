@@ -36,6 +36,8 @@ fn settings() -> DhcpSettings {
         ],
         captive_portal_uri: Some("https://portal.example/api".into()),
         offer_hold_secs: 30,
+        unauthorized_lease_secs: 3600,
+        new_client_rate: 0,
     }
 }
 
@@ -129,6 +131,17 @@ fn check_invariants(s: &DhcpServer) {
         s.slots.len()
     );
     assert_eq!(s.decline_q.len(), s.declined.len());
+    let kind_offers: usize = s.kind_offers.iter().map(|q| q.len()).sum();
+    assert_eq!(kind_offers, s.offer_q.len());
+    let dynamic_bound = s
+        .slots
+        .values()
+        .filter(|sl| sl.state == SlotState::Bound && s.is_dynamic(sl.lease.ip))
+        .count();
+    assert_eq!(s.silent_q.len(), dynamic_bound);
+    for &(heard, ip) in &s.silent_q {
+        assert_eq!(s.slots[&ip].heard, heard);
+    }
     let dynamic = s.slots.keys().filter(|ip| s.is_dynamic(**ip)).count() + s.declined.len();
     assert_eq!(dynamic as u32, s.taken);
     for (ip, slot) in &s.slots {
@@ -311,6 +324,8 @@ fn offer_byte_vector() {
         static_leases: vec![],
         captive_portal_uri: Some("https://p/".into()),
         offer_hold_secs: 30,
+        unauthorized_lease_secs: 3600,
+        new_client_rate: 0,
     };
     let mut s = DhcpServer::new(st, vec![], T0);
     let m = MacAddr([0x02, 0x11, 0x22, 0x33, 0x44, 0x55]);
@@ -574,17 +589,22 @@ fn request_for_another_server_withdraws_offer() {
 }
 
 #[test]
-fn selecting_after_offer_taken_is_nak() {
+fn held_offer_is_not_taken_and_a_select_after_its_hold_is_nak() {
     let mut st = settings();
     st.pool_end = ip("10.1.0.10"); // a pool of one
     let mut s = DhcpServer::new(st, vec![], T0);
     let (a, b) = (mac(1), mac(2));
     let offered = decode(&s.handle(T0, a, &discover(a)).unwrap().reply.unwrap()).yiaddr();
-    // B's DISCOVER reclaims the only address (A's pending offer).
-    let _ = s.handle(T0 + SEC, b, &discover(b)).unwrap();
-    assert_eq!(s.stats().reclaimed, 1);
+    // While A's offer is held, B gets nothing rather than A's address.
+    assert_eq!(
+        s.handle(T0 + 29 * SEC, b, &discover(b)),
+        Err(DhcpError::PoolExhausted)
+    );
+    // Once the hold is over the address is B's, and A's late SELECT is NAKed.
+    let out = s.handle(T0 + 31 * SEC, b, &discover(b)).unwrap();
+    assert_eq!(decode(&out.reply.unwrap()).yiaddr(), offered);
     let out = s
-        .handle(T0 + 2 * SEC, a, &select(a, offered, ip("10.1.0.1")))
+        .handle(T0 + 32 * SEC, a, &select(a, offered, ip("10.1.0.1")))
         .unwrap();
     assert_eq!(out.reply.unwrap().kind, ReplyKind::Nak);
     check_invariants(&s);
@@ -751,9 +771,10 @@ fn discover_flood_stays_bounded_and_spares_known_clients() {
     }
     check_invariants(&s);
     let st = s.stats();
-    assert!(s.slots.len() <= st.pool_size as usize + 2);
-    assert_eq!(st.pool_used, st.pool_size);
-    assert!(st.reclaimed > 9000, "{st:?}");
+    // One kind of client holds at most an eighth of the pool in offers:
+    // the flood recycles its own, the rest of the pool stays free.
+    assert!(st.offered <= st.pool_size / 8, "{st:?}");
+    assert!(st.recycled_offers > 9000, "{st:?}");
     assert_eq!(st.dropped_exhausted, 0);
     // The bound client still renews; its lease was never touched.
     assert_eq!(s.owner_of(ip_known), Some(known));
@@ -1093,4 +1114,299 @@ fn records_keep_affinity_across_restart() {
     assert_eq!(dora(&mut s, T0 + SEC, mac(3)), ip("10.1.0.12"));
     assert_eq!(dora(&mut s, T0 + SEC, b), ip_b);
     check_invariants(&s);
+}
+
+// --- starvation: reclaiming, offer holds, new-client limits ---
+
+/// The session layer as a test sets it up: who is logged in, who was last
+/// seen when.
+#[derive(Default)]
+struct FakeSessions {
+    logged_in: std::collections::HashSet<MacAddr>,
+    seen: HashMap<MacAddr, UnixMillis>,
+}
+
+impl Clients for FakeSessions {
+    fn standing(&self, mac: MacAddr) -> Standing {
+        if self.logged_in.contains(&mac) {
+            Standing::LoggedIn
+        } else {
+            Standing::Guest {
+                last_seen: self.seen.get(&mac).copied().unwrap_or(0),
+            }
+        }
+    }
+}
+
+fn dora_with(s: &mut DhcpServer, now: UnixMillis, m: MacAddr, c: &FakeSessions) -> Ipv4Addr {
+    let out = s.handle_with(now, m, &discover(m), c).unwrap();
+    let offered = decode(&out.reply.unwrap()).yiaddr();
+    let out = s
+        .handle_with(now, m, &select(m, offered, ip("10.1.0.1")), c)
+        .unwrap();
+    assert_eq!(out.reply.as_ref().unwrap().kind, ReplyKind::Ack);
+    offered
+}
+
+/// A server whose pool is `n` addresses from 10.1.0.30 (clear of the
+/// static addresses).
+fn small_pool(n: u8) -> DhcpServer {
+    let mut st = settings();
+    st.pool_start = ip("10.1.0.30");
+    st.pool_end = Ipv4Addr::new(10, 1, 0, 29 + n);
+    DhcpServer::new(st, vec![], T0)
+}
+
+#[test]
+fn exhausted_pool_reclaims_the_longest_silent_guest_never_a_logged_in_client() {
+    let mut s = small_pool(3);
+    let mut c = FakeSessions::default();
+    let (user, quiet, chatty) = (mac(1), mac(2), mac(3));
+    let ip_user = dora_with(&mut s, T0, user, &c);
+    let ip_quiet = dora_with(&mut s, T0 + SEC, quiet, &c);
+    let ip_chatty = dora_with(&mut s, T0 + 2 * SEC, chatty, &c);
+    c.logged_in.insert(user);
+    // The chatty guest keeps sending; the quiet one said nothing since DORA.
+    c.seen.insert(chatty, T0 + 50 * SEC);
+    let now = T0 + 60 * SEC;
+    let newcomer = mac(4);
+    assert_eq!(dora_with(&mut s, now, newcomer, &c), ip_quiet);
+    assert_eq!(s.stats().reclaimed_leases, 1);
+    // The session layer hears of it at once.
+    assert_eq!(
+        s.expire(now),
+        vec![LeaseEvent::Reclaimed {
+            mac: quiet,
+            ip: ip_quiet
+        }]
+    );
+    check_invariants(&s);
+    // Next: the chatty guest (silent since T0+50), never the logged-in user.
+    let second = mac(5);
+    let now = T0 + 120 * SEC;
+    c.seen.insert(newcomer, now - SEC);
+    let out = s.handle_with(now, second, &discover(second), &c).unwrap();
+    assert_eq!(decode(&out.reply.unwrap()).yiaddr(), ip_chatty);
+    c.seen.insert(second, now);
+    let third = mac(6);
+    assert_eq!(
+        s.handle_with(now, third, &discover(third), &c),
+        Err(DhcpError::PoolExhausted)
+    );
+    assert_eq!(s.owner_of(ip_user), Some(user));
+    check_invariants(&s);
+}
+
+#[test]
+fn a_guest_heard_from_recently_is_not_reclaimed() {
+    let mut s = small_pool(1);
+    let c = FakeSessions::default();
+    let guest = mac(1);
+    dora_with(&mut s, T0, guest, &c);
+    let newcomer = mac(2);
+    let early = T0 + u64::from(RECLAIM_MIN_SILENT_SECS) * SEC - 1;
+    assert_eq!(
+        s.handle_with(early, newcomer, &discover(newcomer), &c),
+        Err(DhcpError::PoolExhausted)
+    );
+    let late = T0 + u64::from(RECLAIM_MIN_SILENT_SECS) * SEC;
+    assert!(s
+        .handle_with(late, newcomer, &discover(newcomer), &c)
+        .is_ok());
+}
+
+#[test]
+fn reclaiming_does_bounded_work_and_stays_fair_among_many_leases() {
+    let mut s = small_pool(200);
+    let mut c = FakeSessions::default();
+    let macs: Vec<MacAddr> = (1..=200).map(mac).collect();
+    for (i, &m) in macs.iter().enumerate() {
+        dora_with(&mut s, T0 + i as u64, m, &c);
+    }
+    // Every guest but the last ten talked after its DORA, in reverse order.
+    for (i, &m) in macs.iter().enumerate().take(190) {
+        c.seen.insert(m, T0 + (199 - i as u64) * SEC);
+    }
+    let now = T0 + 300 * SEC;
+    let mut taken = Vec::new();
+    for n in 0..20u32 {
+        let m = mac(1000 + n);
+        if let Ok(out) = s.handle_with(now, m, &discover(m), &c) {
+            let ip = decode(&out.reply.unwrap()).yiaddr();
+            taken.extend(s.expire(now).into_iter().map(|e| match e {
+                LeaseEvent::Reclaimed { mac, .. } => mac,
+                other => panic!("{other:?}"),
+            }));
+            assert!(s.slots.contains_key(&ip));
+        }
+    }
+    // The ten that never spoke went first, then the longest silent of the rest.
+    let expect: Vec<MacAddr> = macs[190..]
+        .iter()
+        .chain(macs[..190].iter().rev())
+        .copied()
+        .take(taken.len())
+        .collect();
+    assert!(taken.len() >= 10, "{taken:?}");
+    assert_eq!(taken, expect);
+    check_invariants(&s);
+}
+
+#[test]
+fn logged_in_client_gets_the_full_lease_guests_the_short_one() {
+    let mut st = settings();
+    st.unauthorized_lease_secs = 300;
+    let mut s = DhcpServer::new(st, vec![], T0);
+    let mut c = FakeSessions::default();
+    let m = mac(1);
+    let out = s.handle_with(T0, m, &discover(m), &c).unwrap();
+    let offer = decode(&out.reply.unwrap());
+    assert_eq!(
+        opt(&offer, OptionCode::AddressLeaseTime),
+        Some(&DhcpOption::AddressLeaseTime(300))
+    );
+    let a = dora_with(&mut s, T0, m, &c);
+    assert_eq!(s.bound_lease(m).unwrap().expires, T0 + 300 * SEC);
+    c.logged_in.insert(m);
+    let out = s.handle_with(T0 + 150 * SEC, m, &renew(m, a), &c).unwrap();
+    let ack = decode(&out.reply.unwrap());
+    assert_eq!(
+        opt(&ack, OptionCode::AddressLeaseTime),
+        Some(&DhcpOption::AddressLeaseTime(3600))
+    );
+    assert_eq!(s.bound_lease(m).unwrap().expires, T0 + 3750 * SEC);
+}
+
+/// A DISCOVER as a different DHCP client program would send it.
+fn discover_other_kind(m: MacAddr) -> Vec<u8> {
+    build(
+        MessageType::Discover,
+        m,
+        0x3333,
+        Ipv4Addr::UNSPECIFIED,
+        vec![
+            DhcpOption::ParameterRequestList(vec![OptionCode::SubnetMask, OptionCode::Router]),
+            DhcpOption::ClassIdentifier(b"udhcp 1.35.0".to_vec()),
+        ],
+    )
+}
+
+#[test]
+fn discover_flood_cannot_take_an_honest_clients_held_offer() {
+    let mut st = settings();
+    st.new_client_rate = 20;
+    let mut s = DhcpServer::new(st, vec![], T0);
+    let mut rng = Rng(7);
+    let honest = mac(1);
+    let msg = discover_other_kind(honest);
+    assert_ne!(
+        kind_of(msg::parse(&msg).unwrap().fingerprint),
+        kind_of(msg::parse(&discover(mac(2))).unwrap().fingerprint)
+    );
+    let mut now = T0;
+    let mut honest_offer = None;
+    for i in 0..20_000u32 {
+        now += 1; // 20 000 DISCOVERs in 20 s, all from new MACs
+        if i == 500 {
+            let out = s.handle(now, honest, &msg).unwrap();
+            honest_offer = Some(decode(&out.reply.unwrap()).yiaddr());
+        }
+        let r = rng.next();
+        let m = MacAddr([
+            0x06,
+            (r >> 8) as u8,
+            (r >> 16) as u8,
+            (r >> 24) as u8,
+            (r >> 32) as u8,
+            (r >> 40) as u8,
+        ]);
+        let _ = s.handle(now, m, &discover(m));
+    }
+    check_invariants(&s);
+    // The honest client's REQUEST, 19.5 s later (within the hold), still wins.
+    let offered = honest_offer.unwrap();
+    let out = s
+        .handle(now, honest, &select(honest, offered, ip("10.1.0.1")))
+        .unwrap();
+    assert_eq!(out.reply.unwrap().kind, ReplyKind::Ack);
+    let st = s.stats();
+    assert!(st.offered <= st.pool_size / 8 + 1, "{st:?}");
+    assert_eq!(st.reclaimed_leases, 0);
+}
+
+#[test]
+fn new_client_limits_hold_a_rotating_flood_but_not_another_kind() {
+    let mut st = settings();
+    st.pool_start = ip("10.1.0.100");
+    st.pool_end = ip("10.1.0.139"); // 40 addresses
+    st.new_client_rate = 20; // a kind: 5/s, burst 10; all: 20/s, burst 40
+    let mut s = DhcpServer::new(st, vec![], T0);
+    let c = FakeSessions::default();
+    // Half the pool taken (limits engage), by a full-DORA flood of one kind.
+    let mut n = 0;
+    let mut bound = 0;
+    let mut now = T0;
+    while now < T0 + 10 * SEC {
+        now += 10; // 100 new MACs a second
+        n += 1;
+        let m = mac(0x10000 + n);
+        if let Ok(out) = s.handle_with(now, m, &discover(m), &c) {
+            let o = decode(&out.reply.unwrap()).yiaddr();
+            if s.handle_with(now, m, &select(m, o, ip("10.1.0.1")), &c)
+                .is_ok()
+            {
+                bound += 1;
+            }
+        }
+    }
+    let st = s.stats();
+    // 20 free, then a burst of 10 and 5 a second for 10 s at most (the rest
+    // reclaimed their own silent leases).
+    assert!(bound <= 20 + 10 + 5 * 10 + 1, "{bound} {st:?}");
+    assert!(st.dropped_rate_limited > 800, "{st:?}");
+    // Another kind of client is admitted at once.
+    let honest = mac(1);
+    let out = s.handle_with(now, honest, &discover_other_kind(honest), &c);
+    assert_eq!(out.unwrap().reply.unwrap().kind, ReplyKind::Offer);
+    // INIT-REBOOT REQUESTs from new MACs are new clients too: a burst of
+    // them at one instant gets one kind's burst through, no more.
+    let limited = (0..50)
+        .map(|i| {
+            let m = mac(0x20000 + i);
+            s.handle_with(now, m, &init_reboot(m, ip("10.1.0.139")), &c)
+        })
+        .filter(|r| *r == Err(DhcpError::RateLimited))
+        .count();
+    assert_eq!(limited, 40);
+    check_invariants(&s);
+}
+
+#[test]
+fn remembered_addresses_do_not_engage_the_limits() {
+    let mut st = settings();
+    st.pool_start = ip("10.1.0.100");
+    st.pool_end = ip("10.1.0.139"); // 40 addresses
+    st.new_client_rate = 20;
+    let mut s = DhcpServer::new(st, vec![], T0);
+    // Yesterday's 30 guests left: their addresses are only remembered.
+    for n in 1..=30 {
+        dora(&mut s, T0, mac(n));
+    }
+    let later = T0 + 3601 * SEC;
+    s.expire(later);
+    assert_eq!(s.stats().bound, 0);
+    // This morning's rush of 30 new guests of one kind, all at once.
+    for n in 100..130 {
+        assert!(dora_ok(&mut s, later, mac(n)), "guest {n}: {:?}", s.stats());
+    }
+    assert_eq!(s.stats().dropped_rate_limited, 0);
+}
+
+fn dora_ok(s: &mut DhcpServer, now: UnixMillis, m: MacAddr) -> bool {
+    let Ok(out) = s.handle(now, m, &discover(m)) else {
+        return false;
+    };
+    let offered = decode(&out.reply.unwrap()).yiaddr();
+    s.handle(now, m, &select(m, offered, ip("10.1.0.1")))
+        .is_ok_and(|o| o.reply.is_some_and(|r| r.kind == ReplyKind::Ack))
 }

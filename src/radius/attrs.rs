@@ -307,7 +307,9 @@ impl From<EndReason> for TerminateCause {
         match r {
             EndReason::UserRequest => TerminateCause::UserRequest,
             EndReason::AdminReset => TerminateCause::AdminReset,
-            EndReason::LeaseExpired | EndReason::LeaseReleased => TerminateCause::LostCarrier,
+            EndReason::LeaseExpired | EndReason::LeaseReleased | EndReason::LeaseReclaimed => {
+                TerminateCause::LostCarrier
+            }
             EndReason::NasReboot => TerminateCause::NasReboot,
             EndReason::SessionTimeout => TerminateCause::SessionTimeout,
             EndReason::IdleTimeout => TerminateCause::IdleTimeout,

@@ -66,6 +66,9 @@ pub enum EndReason {
     LeaseExpired,
     /// The client released its lease.
     LeaseReleased,
+    /// The DHCP server took the lease back for a newcomer: the pool was
+    /// exhausted and this client, never logged in, was silent longest.
+    LeaseReclaimed,
     /// lassi is shutting down.
     NasReboot,
     /// Session-Timeout (or WISPr-Session-Terminate-Time) reached.
@@ -86,6 +89,7 @@ impl fmt::Display for EndReason {
             EndReason::AdminReset => "admin-reset",
             EndReason::LeaseExpired => "lease-expired",
             EndReason::LeaseReleased => "lease-released",
+            EndReason::LeaseReclaimed => "lease-reclaimed",
             EndReason::NasReboot => "nas-reboot",
             EndReason::SessionTimeout => "session-timeout",
             EndReason::IdleTimeout => "idle-timeout",

@@ -1,0 +1,315 @@
+//! End-to-end tests of DHCP starvation (issue 8, finding 2) and of the log
+//! volume it causes (finding 9): an attacker in one client namespace floods
+//! lassi with scapy (`tests/attack/dhcp_flood.py`), and a real udhcpc in
+//! another must still get a lease within its own retry budget and reach the
+//! portal. Root only; CI runs them. Every flood is bounded in count and time.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lassi::lab::peers::DhcpOptions;
+use lassi::lab::{must, Client, ExecOptions, Lab, LabOptions, LassiHandle};
+use serde_json::Value;
+
+const WEB: &str = "http://198.51.100.10/";
+/// A pool of 31 addresses: the flood exhausts it within a second.
+const SMALL_POOL: &str = "[lan]\ndhcp_range = [\"10.1.0.10\", \"10.1.0.40\"]\n";
+const POOL_SIZE: u64 = 31;
+/// udhcpc's own budget from the issue: 7 tries, 2 s apart.
+const HONEST_BUDGET_SECS: u32 = 15;
+/// What lassi may log while it is under attack.
+const LOG_BUDGET: usize = 64 * 1024;
+/// lassi's resident memory under attack: this debug build idles at about
+/// 14 MiB; the DHCP and session tables are bounded by the pool, so a flood
+/// must not move it far (a router runs the smaller release build).
+const RSS_BUDGET_KIB: u64 = 32 * 1024;
+
+fn flood_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/attack/dhcp_flood.py")
+}
+
+fn flood_argv(mode: &str, count: u32, secs: u32) -> Vec<String> {
+    vec![
+        "/usr/bin/python3".into(),
+        flood_script().display().to_string(),
+        mode.into(),
+        "eth0".into(),
+        count.to_string(),
+        secs.to_string(),
+    ]
+}
+
+/// The JSON summary line the flood script prints last.
+fn flood_summary(output: &str) -> Value {
+    output
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .unwrap_or_else(|| panic!("no summary from the flood:\n{output}"))
+}
+
+fn status(lassi: &LassiHandle) -> Value {
+    let out = lassi.ctl(&["status"]).expect("lassi status");
+    serde_json::from_str(&out.stdout).expect("status is JSON")
+}
+
+fn rss_kib(lassi: &mut LassiHandle) -> u64 {
+    let pid = lassi.pid().expect("lassi runs");
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// The honest client: udhcpc within its budget, then the portal through the
+/// redirect of a plain web request.
+fn honest_client_served(lab: &Lab, client: &Client) -> (Ipv4Addr, Duration) {
+    let opts = DhcpOptions {
+        timeout_secs: HONEST_BUDGET_SECS,
+        ..DhcpOptions::default()
+    };
+    let started = Instant::now();
+    let lease = must(lab, "honest udhcpc under attack", client.udhcpc_with(&opts));
+    let took = started.elapsed();
+    let r = must(lab, "curl web", client.curl(&["--max-time", "5", WEB]));
+    assert_eq!(r.http_code, 302, "expected the portal redirect: {r:?}");
+    let portal = r.header("location").expect("a Location header");
+    assert!(portal.contains("10.1.0.1:3990"), "redirect to {portal}");
+    let page = must(
+        lab,
+        "curl portal",
+        client.curl(&["--max-time", "5", &portal]),
+    );
+    assert_eq!(page.http_code, 200, "portal page: {page:?}");
+    (lease.ip, took)
+}
+
+#[test]
+fn dora_flood_of_1000_macs_leaves_room_for_an_honest_client() {
+    let lab = Lab::new(LabOptions {
+        clients: 2,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let _web = must(&lab, "upstream", lab.start_upstream());
+    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let log_before = lassi.log().len();
+
+    let attacker = lab.client(2);
+    let out = must(
+        &lab,
+        "DORA flood",
+        attacker.ns().run_with(
+            &flood_argv("dora", 1000, 20),
+            &ExecOptions {
+                timeout: Duration::from_secs(60),
+                ..ExecOptions::default()
+            },
+        ),
+    );
+    let flood = flood_summary(&out.stdout);
+    println!("flood: {flood}");
+    // The attack really starved the pool: every address went to a fake MAC.
+    let st = status(&lassi);
+    println!("dhcp after the flood: {}", st["dhcp"]);
+    assert_eq!(flood["discovers"], 1000, "{flood}");
+    assert!(flood["addresses"].as_u64().unwrap() >= POOL_SIZE, "{flood}");
+    assert_eq!(st["dhcp"]["bound"].as_u64(), Some(POOL_SIZE), "{st}");
+
+    let (ip, took) = honest_client_served(&lab, lab.client(1));
+    println!("honest udhcpc bound {ip} in {took:?} after the flood");
+    let st = status(&lassi);
+    println!("dhcp: {}", st["dhcp"]);
+    assert!(
+        st["dhcp"]["reclaimed_leases"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+
+    let logged = lassi.log().len() - log_before;
+    let rss = rss_kib(&mut lassi);
+    println!("log grew {logged} bytes, RSS {rss} KiB");
+    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+}
+
+#[test]
+fn discover_flood_does_not_steal_an_honest_clients_offer() {
+    let lab = Lab::new(LabOptions {
+        clients: 2,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let _web = must(&lab, "upstream", lab.start_upstream());
+    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let log_before = lassi.log().len();
+
+    let attacker = lab.client(2);
+    let flood_log = lab.dir().join("discover-flood.log");
+    let mut flood = must(
+        &lab,
+        "DISCOVER flood",
+        attacker.ns().spawn(
+            "discover-flood",
+            &flood_argv("discover", 2_000_000, 12),
+            &flood_log,
+            &ExecOptions::default(),
+        ),
+    );
+    // Let the flood get going before the honest client starts.
+    std::thread::sleep(Duration::from_secs(2));
+    let (ip, took) = honest_client_served(&lab, lab.client(1));
+    println!("honest udhcpc bound {ip} in {took:?} during the flood");
+    let still_flooding = flood.is_running();
+    flood.wait_timeout(Duration::from_secs(30));
+    let summary = flood_summary(&std::fs::read_to_string(&flood_log).unwrap_or_default());
+    println!("flood: {summary}");
+    assert!(
+        still_flooding,
+        "the flood ended before the honest client was served"
+    );
+    assert!(summary["discovers"].as_u64().unwrap() > 10_000, "{summary}");
+    let st = status(&lassi);
+    println!("dhcp: {}", st["dhcp"]);
+
+    let logged = lassi.log().len() - log_before;
+    let rss = rss_kib(&mut lassi);
+    println!("log grew {logged} bytes, RSS {rss} KiB");
+    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+}
+
+#[test]
+fn honest_client_gets_a_lease_while_a_dora_flood_holds_the_pool() {
+    let lab = Lab::new(LabOptions {
+        clients: 2,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let _web = must(&lab, "upstream", lab.start_upstream());
+    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let log_before = lassi.log().len();
+
+    let flood_log = lab.dir().join("dora-flood.log");
+    let mut flood = must(
+        &lab,
+        "DORA flood",
+        lab.client(2).ns().spawn(
+            "dora-flood",
+            &flood_argv("dora", 1000, 20),
+            &flood_log,
+            &ExecOptions::default(),
+        ),
+    );
+    // Long enough for the flood to hold every address, and for its first
+    // leases to have gone quiet.
+    std::thread::sleep(Duration::from_secs(7));
+    let st = status(&lassi);
+    println!("dhcp during the flood: {}", st["dhcp"]);
+    assert_eq!(st["dhcp"]["pool_used"].as_u64(), Some(POOL_SIZE), "{st}");
+    let (ip, took) = honest_client_served(&lab, lab.client(1));
+    println!("honest udhcpc bound {ip} in {took:?} during the flood");
+    let still_flooding = flood.is_running();
+    flood.wait_timeout(Duration::from_secs(30));
+    let summary = flood_summary(&std::fs::read_to_string(&flood_log).unwrap_or_default());
+    println!("flood: {summary}");
+    assert!(
+        still_flooding,
+        "the flood ended before the honest client was served"
+    );
+    assert!(
+        summary["addresses"].as_u64().unwrap() >= POOL_SIZE,
+        "{summary}"
+    );
+
+    let logged = lassi.log().len() - log_before;
+    let rss = rss_kib(&mut lassi);
+    println!("log grew {logged} bytes, RSS {rss} KiB");
+    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+}
+
+#[test]
+fn a_renewal_flood_does_not_grow_the_log() {
+    let lab = Lab::new(LabOptions::default()).expect("lab");
+    let mut lassi = must(&lab, "lassi", lab.start_lassi(""));
+    let log_before = lassi.log().len();
+    let out = must(
+        &lab,
+        "renewal flood",
+        lab.client(1).ns().run_with(
+            &flood_argv("renew", 200_000, 10),
+            &ExecOptions {
+                timeout: Duration::from_secs(40),
+                ..ExecOptions::default()
+            },
+        ),
+    );
+    let flood = flood_summary(&out.stdout);
+    let st = status(&lassi);
+    println!("flood: {flood}\ndhcp: {}", st["dhcp"]);
+    // lassi answered the renewals (the attacker saw the ACKs; how many
+    // depends on the machine's load)…
+    let acks = flood["acks"].as_u64().unwrap() as usize;
+    assert!(acks >= 100, "{flood}");
+    // …and logged the first binding only, not a line (~100 bytes) per
+    // renewal.
+    let logged = lassi.log().len() - log_before;
+    let rss = rss_kib(&mut lassi);
+    println!("log grew {logged} bytes, RSS {rss} KiB");
+    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    assert!(
+        logged < acks * 10,
+        "log grew {logged} bytes for {acks} renewals"
+    );
+    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+}
+
+#[test]
+fn a_logged_in_client_keeps_its_lease_through_a_dora_flood() {
+    let lab = Lab::new(LabOptions {
+        clients: 2,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let web = must(&lab, "upstream", lab.start_upstream());
+    let lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let user = lab.client(1);
+    let lease = must(&lab, "udhcpc", user.udhcpc());
+    must(&lab, "authorize", lassi.authorize(user.mac()));
+
+    // The user says nothing while the flood runs: it is the longest-silent
+    // client of all, the first to go if logged-in clients were fair game.
+    let out = must(
+        &lab,
+        "DORA flood",
+        lab.client(2).ns().run_with(
+            &flood_argv("dora", 1000, 20),
+            &ExecOptions {
+                timeout: Duration::from_secs(60),
+                ..ExecOptions::default()
+            },
+        ),
+    );
+    println!("flood: {}", flood_summary(&out.stdout));
+    let st = status(&lassi);
+    println!("dhcp: {}", st["dhcp"]);
+    assert!(st["dhcp"]["reclaimed_leases"].as_u64().unwrap() > 0, "{st}");
+
+    let r = must(
+        &lab,
+        "curl upstream",
+        user.curl(&["--max-time", "5", "http://198.51.100.10/after-flood"]),
+    );
+    assert_eq!(r.http_code, 200, "{r:?}");
+    assert_eq!(web.requests_to("/after-flood").len(), 1);
+    let sessions = lassi.sessions_json().expect("sessions");
+    let me = sessions
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["mac"] == user.mac().to_string()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(me["ip"], lease.ip.to_string(), "{me}");
+    assert_eq!(me["state"], "authorized", "{me}");
+}
