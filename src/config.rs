@@ -288,6 +288,8 @@ pub struct RadiusConfig {
     pub retries: u32,
     /// Seconds a silent server is passed over.
     pub dead_time: u32,
+    /// Seconds between Status-Server probes of a dead server (0: none).
+    pub status_interval: u32,
     /// Drop replies without Message-Authenticator (BlastRADIUS hardening).
     pub require_message_authenticator: bool,
     /// NAS-Identifier.
@@ -512,6 +514,8 @@ struct RawRadius {
     retries: u32,
     #[serde(default = "default_dead_time")]
     dead_time: u32,
+    #[serde(default = "default_status_interval")]
+    status_interval: u32,
     #[serde(default = "yes")]
     require_message_authenticator: bool,
     nas_identifier: Option<String>,
@@ -540,6 +544,9 @@ fn default_radius_retries() -> u32 {
 }
 fn default_dead_time() -> u32 {
     60
+}
+fn default_status_interval() -> u32 {
+    5
 }
 fn default_mac_password() -> String {
     "password".into()
@@ -1044,6 +1051,7 @@ impl Config {
                     timeout: r.timeout,
                     retries: r.retries,
                     dead_time: r.dead_time,
+                    status_interval: r.status_interval,
                     require_message_authenticator: r.require_message_authenticator,
                     nas_identifier: r.nas_identifier.unwrap_or_else(|| p.nas_id.clone()),
                     nas_ip: r.nas_ip,

@@ -891,6 +891,64 @@ fn sigkill_while_spooled_then_everything_arrives() {
     }
 }
 
+/// RFC 5997: a server that went silent is probed with Status-Server, and
+/// its first answer brings it back, not the spool's 10 s retry timer. Judged
+/// by what FreeRADIUS saw: after its restart a Status-Server from lassi
+/// arrives before the spooled Stop, which then arrives once.
+#[test]
+fn dead_server_is_probed_with_status_server_and_used_again_at_its_answer() {
+    let lab = Lab::new(LabOptions::default()).unwrap_or_else(|e| panic!("lab: {e}"));
+    let mut opts = FreeRadiusOptions::lab(USERS);
+    opts.debug = true; // the log then names every packet received
+    let fr = must(&lab, "freeradius", lab.start_freeradius(opts));
+    let mut w = World::with(lab, fr, "[radius]\nstatus_interval = 1\n");
+    let c = w.lab.client(1);
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "bob");
+    w.record(&sid, "Start", Duration::from_secs(10));
+    w.fr.stop();
+    // The Stop finds no server: resent, the server declared dead, spooled.
+    w.must("lassi logout", w.lassi.logout(c.mac()));
+    let outage = wait_until(Duration::from_secs(20), || {
+        w.lassi
+            .log()
+            .contains("no RADIUS server answered")
+            .then_some(())
+    });
+    if outage.is_none() {
+        w.fail("lassi never noticed the outage");
+    }
+    let log_before = w.fr.log().len();
+    let t_back = std::time::Instant::now();
+    w.fr.start()
+        .unwrap_or_else(|e| panic!("restarting FreeRADIUS: {e}"));
+    let stop = w.record(&sid, "Stop", Duration::from_secs(30));
+    let took = t_back.elapsed();
+    println!("server back at {took:?} after its restart (probe interval 1 s, spool retry 10 s)");
+    assert_eq!(stop.terminate_cause(), Some("Admin-Reset"));
+    let log = w.fr.log();
+    let after = &log[log_before.min(log.len())..];
+    let status = after.find("Received Status-Server");
+    let acct = after.find("Received Accounting-Request");
+    match (status, acct) {
+        (Some(s), Some(a)) if s < a => {}
+        _ => w.fail(&format!(
+            "expected a Status-Server before the spooled Stop, got {status:?} / {acct:?}"
+        )),
+    }
+    assert!(
+        w.lassi.log().contains("server answers again"),
+        "{}",
+        w.lassi.log_tail(20)
+    );
+    let stops =
+        w.fr.session_records(&sid)
+            .iter()
+            .filter(|r| r.status() == "Stop")
+            .count();
+    assert_eq!(stops, 1, "{:#?}", w.fr.session_records(&sid));
+}
+
 #[test]
 fn coa_changes_bandwidth_and_disconnect_ends_the_session() {
     let w = World::new(1, "");

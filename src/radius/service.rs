@@ -88,6 +88,9 @@ pub struct RadiusSettings {
     pub retries: u32,
     /// How long a silent server is passed over (default 60 s).
     pub dead_time: Duration,
+    /// Status-Server probes of a dead server, one per this interval
+    /// (default 5 s; zero: none, the server is tried again after `dead_time`).
+    pub status_interval: Duration,
     /// Drop Access-Accept/Reject/Challenge without Message-Authenticator
     /// (BlastRADIUS hardening; default on). FreeRADIUS before 3.2.5 adds
     /// one only when told to (`update reply { Message-Authenticator := 0x00 }`
@@ -135,6 +138,7 @@ impl RadiusSettings {
             max_backoff: Duration::from_secs(8),
             retries: 2,
             dead_time: Duration::from_secs(60),
+            status_interval: Duration::from_secs(5),
             require_message_authenticator: true,
             nas_identifier: None,
             nas_ip: None,
@@ -318,6 +322,7 @@ impl RadiusService {
                 retries: settings.retries,
                 max_backoff_ms: settings.max_backoff.as_millis() as u64,
                 dead_time_ms: settings.dead_time.as_millis() as u64,
+                status_interval_ms: settings.status_interval.as_millis() as u64,
                 require_message_authenticator: settings.require_message_authenticator,
             },
             seed(),
@@ -702,6 +707,12 @@ impl Task {
                 } else if self.volatile.remove(&token).is_some() {
                     self.count(|s| s.acct_acked += 1);
                 }
+            }
+            Event::ServerAlive { server } => {
+                let addr = self.settings.servers.get(server).map(|s| s.addr);
+                tracing::info!(?addr, "radius: server answers again");
+                // What waits for its spool retry goes now, not at the timer.
+                self.busy.retain(|_, b| matches!(b, Busy::InFlight));
             }
             Event::NoResponse { token } => {
                 if let Some(w) = self.auth_waiters.remove(&token) {
