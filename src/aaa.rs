@@ -59,6 +59,9 @@ pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> Radi
     st.coa = r.coa.as_ref().map(|c| CoaSettings {
         listen: c.listen,
         clients: c.clients.clone(),
+        event_timestamp_window: c.event_timestamp_window,
+        require_event_timestamp: c.require_event_timestamp,
+        require_message_authenticator: c.require_message_authenticator,
         ..CoaSettings::default()
     });
     st

@@ -323,6 +323,12 @@ pub struct CoaConfig {
     pub listen: std::net::SocketAddr,
     /// Who may send requests, with their secrets.
     pub clients: Vec<(std::net::IpAddr, String)>,
+    /// Seconds an Event-Timestamp may be off lassi's clock (0: unchecked).
+    pub event_timestamp_window: u32,
+    /// Refuse requests without Event-Timestamp (402 Missing-Attribute).
+    pub require_event_timestamp: bool,
+    /// Drop requests without Message-Authenticator.
+    pub require_message_authenticator: bool,
 }
 
 /// `[dataplane]`
@@ -497,6 +503,16 @@ struct RawCoa {
     listen: std::net::SocketAddr,
     #[serde(default)]
     client: Vec<RawCoaClient>,
+    #[serde(default = "default_event_timestamp_window")]
+    event_timestamp_window: u32,
+    #[serde(default)]
+    require_event_timestamp: bool,
+    #[serde(default)]
+    require_message_authenticator: bool,
+}
+
+fn default_event_timestamp_window() -> u32 {
+    300
 }
 
 fn default_coa_listen() -> std::net::SocketAddr {
@@ -1034,6 +1050,9 @@ impl Config {
                                 .into_iter()
                                 .map(|c| (c.address, c.secret))
                                 .collect(),
+                            event_timestamp_window: c.event_timestamp_window,
+                            require_event_timestamp: c.require_event_timestamp,
+                            require_message_authenticator: c.require_message_authenticator,
                         })
                     }
                 };
