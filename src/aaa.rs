@@ -39,6 +39,7 @@ pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> Radi
     st.timeout = Duration::from_secs(u64::from(r.timeout));
     st.retries = r.retries;
     st.dead_time = Duration::from_secs(u64::from(r.dead_time));
+    st.status_interval = Duration::from_secs(u64::from(r.status_interval));
     st.require_message_authenticator = r.require_message_authenticator;
     st.nas_identifier = Some(r.nas_identifier.clone());
     st.nas_ip = r.nas_ip;
@@ -58,6 +59,9 @@ pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> Radi
     st.coa = r.coa.as_ref().map(|c| CoaSettings {
         listen: c.listen,
         clients: c.clients.clone(),
+        event_timestamp_window: c.event_timestamp_window,
+        require_event_timestamp: c.require_event_timestamp,
+        require_message_authenticator: c.require_message_authenticator,
         ..CoaSettings::default()
     });
     st

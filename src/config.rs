@@ -295,6 +295,8 @@ pub struct RadiusConfig {
     pub retries: u32,
     /// Seconds a silent server is passed over.
     pub dead_time: u32,
+    /// Seconds between Status-Server probes of a dead server (0: none).
+    pub status_interval: u32,
     /// Drop replies without Message-Authenticator (BlastRADIUS hardening).
     pub require_message_authenticator: bool,
     /// NAS-Identifier.
@@ -328,6 +330,12 @@ pub struct CoaConfig {
     pub listen: std::net::SocketAddr,
     /// Who may send requests, with their secrets.
     pub clients: Vec<(std::net::IpAddr, String)>,
+    /// Seconds an Event-Timestamp may be off lassi's clock (0: unchecked).
+    pub event_timestamp_window: u32,
+    /// Refuse requests without Event-Timestamp (402 Missing-Attribute).
+    pub require_event_timestamp: bool,
+    /// Drop requests without Message-Authenticator.
+    pub require_message_authenticator: bool,
 }
 
 /// `[dataplane]`
@@ -506,6 +514,16 @@ struct RawCoa {
     listen: std::net::SocketAddr,
     #[serde(default)]
     client: Vec<RawCoaClient>,
+    #[serde(default = "default_event_timestamp_window")]
+    event_timestamp_window: u32,
+    #[serde(default)]
+    require_event_timestamp: bool,
+    #[serde(default)]
+    require_message_authenticator: bool,
+}
+
+fn default_event_timestamp_window() -> u32 {
+    300
 }
 
 fn default_coa_listen() -> std::net::SocketAddr {
@@ -523,6 +541,8 @@ struct RawRadius {
     retries: u32,
     #[serde(default = "default_dead_time")]
     dead_time: u32,
+    #[serde(default = "default_status_interval")]
+    status_interval: u32,
     #[serde(default = "yes")]
     require_message_authenticator: bool,
     nas_identifier: Option<String>,
@@ -551,6 +571,9 @@ fn default_radius_retries() -> u32 {
 }
 fn default_dead_time() -> u32 {
     60
+}
+fn default_status_interval() -> u32 {
+    5
 }
 fn default_mac_password() -> String {
     "password".into()
@@ -1046,6 +1069,9 @@ impl Config {
                                 .into_iter()
                                 .map(|c| (c.address, c.secret))
                                 .collect(),
+                            event_timestamp_window: c.event_timestamp_window,
+                            require_event_timestamp: c.require_event_timestamp,
+                            require_message_authenticator: c.require_message_authenticator,
                         })
                     }
                 };
@@ -1063,6 +1089,7 @@ impl Config {
                     timeout: r.timeout,
                     retries: r.retries,
                     dead_time: r.dead_time,
+                    status_interval: r.status_interval,
                     require_message_authenticator: r.require_message_authenticator,
                     nas_identifier: r.nas_identifier.unwrap_or_else(|| p.nas_id.clone()),
                     nas_ip: r.nas_ip,

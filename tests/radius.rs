@@ -893,6 +893,64 @@ fn sigkill_while_spooled_then_everything_arrives() {
     }
 }
 
+/// RFC 5997: a server that went silent is probed with Status-Server, and
+/// its first answer brings it back, not the spool's 10 s retry timer. Judged
+/// by what FreeRADIUS saw: after its restart a Status-Server from lassi
+/// arrives before the spooled Stop, which then arrives once.
+#[test]
+fn dead_server_is_probed_with_status_server_and_used_again_at_its_answer() {
+    let lab = Lab::new(LabOptions::default()).unwrap_or_else(|e| panic!("lab: {e}"));
+    let mut opts = FreeRadiusOptions::lab(USERS);
+    opts.debug = true; // the log then names every packet received
+    let fr = must(&lab, "freeradius", lab.start_freeradius(opts));
+    let mut w = World::with(lab, fr, "[radius]\nstatus_interval = 1\n");
+    let c = w.lab.client(1);
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "bob");
+    w.record(&sid, "Start", Duration::from_secs(10));
+    w.fr.stop();
+    // The Stop finds no server: resent, the server declared dead, spooled.
+    w.must("lassi logout", w.lassi.logout(c.mac()));
+    let outage = wait_until(Duration::from_secs(20), || {
+        w.lassi
+            .log()
+            .contains("no RADIUS server answered")
+            .then_some(())
+    });
+    if outage.is_none() {
+        w.fail("lassi never noticed the outage");
+    }
+    let log_before = w.fr.log().len();
+    let t_back = std::time::Instant::now();
+    w.fr.start()
+        .unwrap_or_else(|e| panic!("restarting FreeRADIUS: {e}"));
+    let stop = w.record(&sid, "Stop", Duration::from_secs(30));
+    let took = t_back.elapsed();
+    println!("server back at {took:?} after its restart (probe interval 1 s, spool retry 10 s)");
+    assert_eq!(stop.terminate_cause(), Some("Admin-Reset"));
+    let log = w.fr.log();
+    let after = &log[log_before.min(log.len())..];
+    let status = after.find("Received Status-Server");
+    let acct = after.find("Received Accounting-Request");
+    match (status, acct) {
+        (Some(s), Some(a)) if s < a => {}
+        _ => w.fail(&format!(
+            "expected a Status-Server before the spooled Stop, got {status:?} / {acct:?}"
+        )),
+    }
+    assert!(
+        w.lassi.log().contains("server answers again"),
+        "{}",
+        w.lassi.log_tail(20)
+    );
+    let stops =
+        w.fr.session_records(&sid)
+            .iter()
+            .filter(|r| r.status() == "Stop")
+            .count();
+    assert_eq!(stops, 1, "{:#?}", w.fr.session_records(&sid));
+}
+
 #[test]
 fn coa_changes_bandwidth_and_disconnect_ends_the_session() {
     let w = World::new(1, "");
@@ -948,6 +1006,66 @@ fn coa_changes_bandwidth_and_disconnect_ends_the_session() {
     assert_eq!(w.state(c), "unauthorized");
     let stop = w.record(&sid, "Stop", Duration::from_secs(10));
     assert_eq!(stop.terminate_cause(), Some("Admin-Reset"));
+}
+
+/// Sends a Disconnect-Request for `user` from a fresh UDP socket (a new
+/// source port each time), or the bytes saved in `file` again; prints ACK,
+/// NAK or "no reply". Python's own MD5, so the packet is not lassi's making.
+const DISCONNECT_PY: &str = r#"
+import hashlib, socket, struct, sys, time
+mode, file, target, secret = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].encode()
+if mode == "replay":
+    pkt = open(file, "rb").read()
+else:
+    user, stamp = sys.argv[5].encode(), int(time.time()) + int(sys.argv[6])
+    attrs = bytes([1, 2 + len(user)]) + user + bytes([55, 6]) + struct.pack(">I", stamp)
+    head = struct.pack(">BBH", 40, int(time.time() * 1000) % 256, 20 + len(attrs))
+    auth = hashlib.md5(head + bytes(16) + attrs + secret).digest()
+    pkt = head + auth + attrs
+    open(file, "wb").write(pkt)
+host, port = target.split(":")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(pkt, (host, int(port)))
+try:
+    r = s.recv(4096)
+    print({41: "ACK", 42: "NAK"}.get(r[0], "code %d" % r[0]))
+except socket.timeout:
+    print("no reply")
+"#;
+
+/// RFC 5176 §6.3: a Disconnect replayed (the same bytes from another port)
+/// or carrying a stale Event-Timestamp is dropped; a fresh one still works.
+#[test]
+fn replayed_or_stale_disconnect_is_dropped() {
+    let w = World::new(1, "");
+    let c = w.client(1);
+    w.must("udhcpc", c.udhcpc());
+    let saved = w.lab.dir().join("disconnect.bin");
+    let send = |mode: &str, args: &[&str]| {
+        let mut argv = vec!["python3", "-c", DISCONNECT_PY, mode];
+        let file = saved.display().to_string();
+        argv.extend([file.as_str(), COA, COA_SECRET]);
+        argv.extend(args);
+        let out = w.must("python disconnect", w.lab.upstream().run(&argv));
+        out.stdout.trim().to_string()
+    };
+    let first = w.login_ok(c, "bob");
+    assert_eq!(send("send", &["bob", "0"]), "ACK");
+    assert_eq!(w.state(c), "unauthorized");
+    let second = w.login_ok(c, "bob");
+    // The captured request again, from another port: no answer, no effect.
+    assert_eq!(send("replay", &[]), "no reply");
+    // A new request stamped an hour ago: the same.
+    assert_eq!(send("send", &["bob", "-3600"]), "no reply");
+    assert_eq!(w.state(c), "authorized", "a replay logged the guest out");
+    // A fresh, current one still ends the session.
+    assert_eq!(send("send", &["bob", "0"]), "ACK");
+    assert_eq!(w.state(c), "unauthorized");
+    for sid in [&first, &second] {
+        let stop = w.record(sid, "Stop", Duration::from_secs(10));
+        assert_eq!(stop.terminate_cause(), Some("Admin-Reset"));
+    }
 }
 
 #[test]

@@ -22,8 +22,10 @@ fuzz_target!(|data: &[u8]| {
         nas_ip: None,
         require_message_authenticator: false,
         swap_octets: false,
+        event_timestamp_window: 300,
+        require_event_timestamp: false,
     };
-    let _ = coa.handle("127.0.0.1:1".parse().unwrap(), data);
+    let _ = coa.handle("127.0.0.1:1".parse().unwrap(), data, 1_800_000_000);
     if let Ok(p) = Packet::decode(data) {
         let _ = ReplyLimits::from_packet(&p, false);
         if let Ok(bytes) = p.encode() {

@@ -16,6 +16,13 @@
 //! request moves to the next server not yet tried, with a fresh identifier.
 //! When every server has been tried, [`Event::NoResponse`] reports it.
 //!
+//! A dead server is probed with Status-Server (RFC 5997) every
+//! `status_interval` on the port that went silent; the first valid answer
+//! (Access-Accept or Accounting-Response) brings it back at once and
+//! [`Event::ServerAlive`] tells the caller, who may then resend what it had
+//! parked. Without probing (interval 0), or for a server that does not
+//! answer Status-Server, `dead_time` still ends the dead spell.
+//!
 //! A datagram is accepted only from the address and port the request went
 //! to, with a matching identifier, a response code that fits the request,
 //! a correct Response Authenticator and a correct Message-Authenticator
@@ -78,6 +85,8 @@ pub struct EngineConfig {
     pub max_backoff_ms: u64,
     /// How long a server that did not answer is passed over, in ms.
     pub dead_time_ms: u64,
+    /// Status-Server probes of a dead server, one per this many ms (0: none).
+    pub status_interval_ms: u64,
     /// Drop Access-Accept/Reject/Challenge without Message-Authenticator.
     pub require_message_authenticator: bool,
 }
@@ -126,6 +135,12 @@ pub enum Event {
         /// The request's token.
         token: Token,
     },
+    /// A server remembered as dead answered (a Status-Server probe or a
+    /// late response): it is used again from now on.
+    ServerAlive {
+        /// Index in `servers`.
+        server: usize,
+    },
 }
 
 /// Counters of what the engine did and dropped.
@@ -151,6 +166,10 @@ pub struct ClientStats {
     pub bad_message_authenticator: u64,
     /// Responses dropped because Message-Authenticator was required.
     pub missing_message_authenticator: u64,
+    /// Status-Server probes sent to dead servers.
+    pub status_probes: u64,
+    /// Dead servers brought back by an answer.
+    pub revived: u64,
 }
 
 #[derive(Clone)]
@@ -203,12 +222,17 @@ struct InFlight {
     sends: u32,
     interval: u64,
     next_at: UnixMillis,
+    /// A Status-Server probe of the engine's own: sent once, never failed
+    /// over, answered with no event but [`Event::ServerAlive`].
+    probe: bool,
 }
 
 /// The client engine. See the module documentation.
 pub struct ClientEngine {
     cfg: EngineConfig,
     dead_until: Vec<Option<UnixMillis>>,
+    /// For each dead server: the port that went silent and when to probe it.
+    probe_at: Vec<Option<(Service, UnixMillis)>>,
     pools: HashMap<(Service, usize), IdPool>,
     by_id: HashMap<(Service, usize, u8), Token>,
     inflight: HashMap<Token, InFlight>,
@@ -229,6 +253,7 @@ impl ClientEngine {
         ClientEngine {
             cfg,
             dead_until: vec![None; n],
+            probe_at: vec![None; n],
             pools: HashMap::new(),
             by_id: HashMap::new(),
             inflight: HashMap::new(),
@@ -302,10 +327,68 @@ impl ClientEngine {
                 sends: 0,
                 interval: self.cfg.timeout_ms,
                 next_at: now,
+                probe: false,
             },
         );
         self.dispatch(now, token);
         token
+    }
+
+    /// Sends one Status-Server probe to a dead server's silent port.
+    fn send_probe(&mut self, now: UnixMillis, server: usize, service: Service) {
+        let token = self.next_token;
+        self.next_token += 1;
+        let mut tried = vec![true; self.cfg.servers.len()];
+        tried[server] = false;
+        self.inflight.insert(
+            token,
+            InFlight {
+                req: Request {
+                    service,
+                    packet: Packet::new(Code::StatusServer, 0),
+                    password: None,
+                },
+                server,
+                wire: None,
+                tried,
+                sends: 0,
+                interval: self.cfg.timeout_ms,
+                next_at: now,
+                probe: true,
+            },
+        );
+        self.stats.status_probes += 1;
+        self.dispatch(now, token);
+    }
+
+    /// Remember server `i` as dead from `now`, and schedule its probes.
+    fn mark_dead(&mut self, now: UnixMillis, i: usize, service: Service) {
+        self.dead_until[i] = Some(now + self.cfg.dead_time_ms);
+        if self.cfg.status_interval_ms > 0 && self.probe_at[i].is_none() {
+            self.probe_at[i] = Some((service, now + self.cfg.status_interval_ms));
+        }
+    }
+
+    /// Probes that are due: one in flight per dead server at most.
+    fn probe_dead_servers(&mut self, now: UnixMillis) {
+        for i in 0..self.cfg.servers.len() {
+            let Some((service, at)) = self.probe_at[i] else {
+                continue;
+            };
+            if at > now {
+                continue;
+            }
+            if !self.is_dead(i, now) {
+                // dead_time ran out: ordinary requests try it again.
+                self.probe_at[i] = None;
+                continue;
+            }
+            let probing = self.inflight.values().any(|f| f.probe && f.server == i);
+            if !probing {
+                self.send_probe(now, i, service);
+            }
+            self.probe_at[i] = Some((service, now + self.cfg.status_interval_ms));
+        }
     }
 
     /// Forgets a request (no event will come for it).
@@ -399,11 +482,13 @@ impl ClientEngine {
 
     /// When [`ClientEngine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.inflight
+        let resend = self
+            .inflight
             .values()
             .filter(|f| f.wire.is_some())
-            .map(|f| f.next_at)
-            .min()
+            .map(|f| f.next_at);
+        let probe = self.probe_at.iter().flatten().map(|(_, at)| *at);
+        resend.chain(probe).min()
     }
 
     /// Resends and fails over what is due at `now`.
@@ -422,6 +507,13 @@ impl ClientEngine {
             let Some(f) = self.inflight.get_mut(&token) else {
                 continue;
             };
+            if f.probe {
+                // Unanswered probe: the next one goes at its interval.
+                let f = self.inflight.remove(&token).expect("present");
+                self.release(&f);
+                self.drain_waiting(now);
+                continue;
+            }
             if f.sends <= retries {
                 f.sends += 1;
                 f.interval = (f.interval * 2).min(max_backoff);
@@ -437,8 +529,8 @@ impl ClientEngine {
                 continue;
             }
             // This server is silent: remember it, move on.
-            let server = f.server;
-            self.dead_until[server] = Some(now + self.cfg.dead_time_ms);
+            let (server, service) = (f.server, f.req.service);
+            self.mark_dead(now, server, service);
             let f = self.inflight.remove(&token).expect("present");
             self.release(&f);
             let mut f = f;
@@ -458,6 +550,7 @@ impl ClientEngine {
             }
             self.drain_waiting(now);
         }
+        self.probe_dead_servers(now);
     }
 
     /// Handles a datagram received on the `service` socket from `from`.
@@ -524,13 +617,20 @@ impl ClientEngine {
         };
         let f = self.inflight.remove(&token).expect("present");
         self.release(&f);
+        if self.is_dead(server, now) || self.probe_at[server].is_some() {
+            self.stats.revived += 1;
+            self.events.push_back(Event::ServerAlive { server });
+        }
         self.dead_until[server] = None;
-        self.stats.responses += 1;
-        self.events.push_back(Event::Response {
-            token,
-            server,
-            packet,
-        });
+        self.probe_at[server] = None;
+        if !f.probe {
+            self.stats.responses += 1;
+            self.events.push_back(Event::Response {
+                token,
+                server,
+                packet,
+            });
+        }
         self.drain_waiting(now);
     }
 }
@@ -595,6 +695,7 @@ mod tests {
             retries: 2,
             max_backoff_ms: 3000,
             dead_time_ms: 60_000,
+            status_interval_ms: 0,
             require_message_authenticator: true,
         }
     }
@@ -786,6 +887,103 @@ mod tests {
         // After dead_time the primary is preferred again.
         e.submit(66_001, auth_req());
         assert_eq!(drain(&mut e)[0].dest.port(), 1812);
+    }
+
+    /// Declares the single server of `e` dead: one request, no answers.
+    fn kill_server(e: &mut ClientEngine) -> UnixMillis {
+        e.submit(0, auth_req());
+        drain(e);
+        for at in [1000, 3000, 6000] {
+            e.handle_timeout(at);
+        }
+        assert!(matches!(e.poll_event(), Some(Event::NoResponse { .. })));
+        drain(e);
+        6000
+    }
+
+    #[test]
+    fn dead_server_is_probed_with_status_server_and_back_at_its_first_answer() {
+        let mut c = cfg(1);
+        c.status_interval_ms = 5000;
+        let mut e = ClientEngine::new(c, [6; 16]);
+        let dead_at = kill_server(&mut e);
+        assert!(e.is_dead(0, dead_at));
+        // Probes every 5 s on the silent (auth) port; unanswered ones make
+        // no event and are not retransmitted.
+        let mut probes = Vec::new();
+        let mut now = dead_at;
+        while probes.len() < 2 {
+            now = e.poll_timeout().expect("a probe is always scheduled");
+            e.handle_timeout(now);
+            for tx in drain(&mut e) {
+                let p = Packet::decode(&tx.bytes).unwrap();
+                assert_eq!(p.code, Code::StatusServer);
+                assert_eq!(tx.dest.port(), 1812);
+                crypto::verify_request(&tx.bytes, b"s", true).unwrap();
+                probes.push((now, tx));
+            }
+            assert!(e.poll_event().is_none());
+        }
+        let times: Vec<u64> = probes.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, vec![11_000, 16_000]);
+        assert_eq!(e.stats().status_probes, 2);
+        assert!(e.is_dead(0, now));
+        // The server answers the last probe: alive at once, long before
+        // dead_time (60 s) would have ended.
+        let (_, last) = probes.last().unwrap();
+        e.handle_datagram(
+            now,
+            Service::Auth,
+            last.dest,
+            &answer(&last.bytes, Code::AccessAccept, b"s", true),
+        );
+        assert!(matches!(
+            e.poll_event(),
+            Some(Event::ServerAlive { server: 0 })
+        ));
+        assert!(e.poll_event().is_none(), "a probe answer is no response");
+        assert!(!e.is_dead(0, now));
+        assert_eq!(e.stats().revived, 1);
+        assert_eq!(e.stats().responses, 0);
+        assert_eq!(e.poll_timeout(), None, "no probe after it is back");
+        assert_eq!(e.in_flight(), 0);
+    }
+
+    #[test]
+    fn an_answer_to_an_older_probe_still_counts_and_probing_stops_after_dead_time() {
+        let mut c = cfg(1);
+        c.status_interval_ms = 5000;
+        let mut e = ClientEngine::new(c.clone(), [7; 16]);
+        kill_server(&mut e);
+        e.handle_timeout(11_000);
+        let probe = drain(&mut e).pop().unwrap();
+        // Its wait runs out (no retransmission), then a late answer has no
+        // request left to match: counted as unmatched, still dead.
+        e.handle_timeout(12_000);
+        assert!(drain(&mut e).is_empty());
+        e.handle_datagram(
+            12_500,
+            Service::Auth,
+            probe.dest,
+            &answer(&probe.bytes, Code::AccessAccept, b"s", true),
+        );
+        assert_eq!(e.stats().unmatched, 1);
+        assert!(e.is_dead(0, 12_500));
+        // Without an answer, probing ends with dead_time.
+        let mut now = 12_500;
+        while let Some(at) = e.poll_timeout() {
+            now = at;
+            e.handle_timeout(now);
+            drain(&mut e);
+        }
+        assert!(now <= 6000 + 60_000 + 5000, "probing stopped at {now}");
+        assert!(!e.is_dead(0, now));
+        // No probing at all when the interval is zero.
+        c.status_interval_ms = 0;
+        let mut e = ClientEngine::new(c, [8; 16]);
+        kill_server(&mut e);
+        assert_eq!(e.poll_timeout(), None);
+        assert_eq!(e.stats().status_probes, 0);
     }
 
     #[test]

@@ -14,6 +14,15 @@
 //! Invalid-Attribute-Value. Session matching and the final ACK/NAK (503
 //! Session-Context-Not-Found…) are the daemon's decision.
 //!
+//! Replays (RFC 5176 §6.3): a request whose Event-Timestamp is further
+//! than `event_timestamp_window` seconds from lassi's clock is dropped
+//! silently, as the RFC says (a NAK would tell a replayer the secret still
+//! holds); with `require_event_timestamp` a request without one is refused
+//! with 402 Missing-Attribute. [`ReplayGuard`] remembers the authenticators
+//! of the requests accepted in that window, so the same request sent again
+//! from another port is dropped too (a retransmission from the same port
+//! and identifier is answered from the shell's answer cache instead).
+//!
 //! Session identification: every one of User-Name, Acct-Session-Id,
 //! Calling-Station-Id and Framed-IP-Address that is present must match
 //! (RFC 5176 §3); at least one must be present.
@@ -146,6 +155,10 @@ pub enum CoaDrop {
     BadAuthenticator,
     /// Wrong or missing Message-Authenticator.
     BadMessageAuthenticator,
+    /// Event-Timestamp outside the window (a replay or a wrong clock).
+    StaleEventTimestamp,
+    /// The same request (same authenticator) accepted before, in the window.
+    Replayed,
 }
 
 /// Checks requests and builds answers.
@@ -161,6 +174,10 @@ pub struct CoaServer {
     pub require_message_authenticator: bool,
     /// CoovaChilli client view point: swap input/output quotas.
     pub swap_octets: bool,
+    /// Seconds an Event-Timestamp may be off lassi's clock (0: not checked).
+    pub event_timestamp_window: u32,
+    /// Refuse requests without Event-Timestamp (402).
+    pub require_event_timestamp: bool,
 }
 
 /// Attributes that may appear in a CoA or Disconnect request.
@@ -207,8 +224,9 @@ const CHANGES: &[AttrKey] = &[
 ];
 
 impl CoaServer {
-    /// Checks one datagram from `from`.
-    pub fn handle(&self, from: SocketAddr, bytes: &[u8]) -> CoaOutcome {
+    /// Checks one datagram from `from`; `now_secs` is the wall clock (Unix
+    /// seconds) that Event-Timestamps are compared with.
+    pub fn handle(&self, from: SocketAddr, bytes: &[u8], now_secs: u64) -> CoaOutcome {
         let Some(client) = self.clients.iter().position(|c| c.addr == from.ip()) else {
             return CoaOutcome::Drop(CoaDrop::UnknownClient);
         };
@@ -229,6 +247,14 @@ impl CoaServer {
             Err(VerifyError::Malformed) => return CoaOutcome::Drop(CoaDrop::Malformed),
             Err(_) => return CoaOutcome::Drop(CoaDrop::BadMessageAuthenticator),
         }
+        let stamp = p.get_u32(attr::EVENT_TIMESTAMP);
+        if let Some(t) = stamp {
+            if self.event_timestamp_window > 0
+                && now_secs.abs_diff(u64::from(t)) > u64::from(self.event_timestamp_window)
+            {
+                return CoaOutcome::Drop(CoaDrop::StaleEventTimestamp);
+            }
+        }
         let mut req = CoaRequest {
             kind,
             matcher: SessionMatch::default(),
@@ -248,6 +274,11 @@ impl CoaServer {
         if unsupported {
             return CoaOutcome::Answer(
                 self.respond(&req, CoaReply::Nak(ErrorCause::UnsupportedAttribute)),
+            );
+        }
+        if stamp.is_none() && self.require_event_timestamp {
+            return CoaOutcome::Answer(
+                self.respond(&req, CoaReply::Nak(ErrorCause::MissingAttribute)),
             );
         }
         if let (Some(ours), Some(theirs)) = (&self.nas_identifier, p.get(attr::NAS_IDENTIFIER)) {
@@ -321,6 +352,54 @@ impl CoaServer {
     }
 }
 
+/// Authenticators of the requests accepted recently, per client address:
+/// the same request again, from another port, is a replay. Only requests
+/// that passed the authenticator check are remembered, so forged datagrams
+/// cannot fill it; entries live for the Event-Timestamp window (at least
+/// [`ReplayGuard::MIN_KEEP_SECS`]), at most [`ReplayGuard::MAX_ENTRIES`].
+#[derive(Debug, Default)]
+pub struct ReplayGuard {
+    seen: std::collections::VecDeque<(u64, IpAddr, [u8; 16])>,
+}
+
+impl ReplayGuard {
+    /// Entries kept at most (the oldest goes first).
+    pub const MAX_ENTRIES: usize = 4096;
+    /// Entries are kept at least this long, whatever the window.
+    pub const MIN_KEEP_SECS: u64 = 300;
+
+    /// True if `authenticator` from `addr` was seen within `keep_secs`
+    /// before `now_secs`; otherwise it is remembered and false returned.
+    pub fn replayed(
+        &mut self,
+        addr: IpAddr,
+        authenticator: [u8; 16],
+        now_secs: u64,
+        keep_secs: u64,
+    ) -> bool {
+        let keep = keep_secs.max(Self::MIN_KEEP_SECS);
+        while self
+            .seen
+            .front()
+            .is_some_and(|(t, _, _)| now_secs.saturating_sub(*t) > keep)
+        {
+            self.seen.pop_front();
+        }
+        if self
+            .seen
+            .iter()
+            .any(|(_, a, auth)| *a == addr && *auth == authenticator)
+        {
+            return true;
+        }
+        if self.seen.len() >= Self::MAX_ENTRIES {
+            self.seen.pop_front();
+        }
+        self.seen.push_back((now_secs, addr, authenticator));
+        false
+    }
+}
+
 /// Calling-Station-Id as a MAC: `AA-BB-CC-DD-EE-FF`, `aa:bb:…`, or twelve
 /// hex digits.
 pub fn parse_station_mac(s: &str) -> Option<MacAddr> {
@@ -355,8 +434,12 @@ mod tests {
             nas_ip: None,
             require_message_authenticator: false,
             swap_octets: false,
+            event_timestamp_window: 300,
+            require_event_timestamp: false,
         }
     }
+
+    const NOW: u64 = 1_800_000_000;
 
     fn request(code: Code, secret: &[u8], f: impl FnOnce(&mut Packet)) -> Vec<u8> {
         let mut p = Packet::new(code, 42);
@@ -375,7 +458,7 @@ mod tests {
             p.push(attr::CALLING_STATION_ID, "02-00-0A-01-00-17")
                 .push(attr::PROXY_STATE, b"ps".to_vec());
         });
-        let CoaOutcome::Request(r) = s.handle(FROM.parse().unwrap(), &b) else {
+        let CoaOutcome::Request(r) = s.handle(FROM.parse().unwrap(), &b, NOW) else {
             panic!()
         };
         assert_eq!(r.kind, CoaKind::Disconnect);
@@ -405,29 +488,29 @@ mod tests {
             p.push(attr::USER_NAME, "bob");
         });
         assert_eq!(
-            s.handle(FROM.parse().unwrap(), &b),
+            s.handle(FROM.parse().unwrap(), &b, NOW),
             CoaOutcome::Drop(CoaDrop::BadAuthenticator)
         );
         let b = request(Code::CoaRequest, b"coasecret", |p| {
             p.push(attr::USER_NAME, "bob");
         });
         assert_eq!(
-            s.handle("127.0.0.2:1".parse().unwrap(), &b),
+            s.handle("127.0.0.2:1".parse().unwrap(), &b, NOW),
             CoaOutcome::Drop(CoaDrop::UnknownClient)
         );
         let mut strict = server();
         strict.require_message_authenticator = true;
         assert_eq!(
-            strict.handle(FROM.parse().unwrap(), &b),
+            strict.handle(FROM.parse().unwrap(), &b, NOW),
             CoaOutcome::Drop(CoaDrop::BadMessageAuthenticator)
         );
         let b = request(Code::AccessRequest, b"coasecret", |_| {});
         assert_eq!(
-            s.handle(FROM.parse().unwrap(), &b),
+            s.handle(FROM.parse().unwrap(), &b, NOW),
             CoaOutcome::Drop(CoaDrop::UnexpectedCode)
         );
         assert_eq!(
-            s.handle(FROM.parse().unwrap(), &[43, 1, 0]),
+            s.handle(FROM.parse().unwrap(), &[43, 1, 0], NOW),
             CoaOutcome::Drop(CoaDrop::Malformed)
         );
     }
@@ -449,26 +532,26 @@ mod tests {
         let b = request(Code::CoaRequest, b"coasecret", |p| {
             p.push(attr::USER_NAME, "bob").push(AttrKey::std(99), "x");
         });
-        assert_eq!(nak_cause(s.handle(from, &b)), 401);
+        assert_eq!(nak_cause(s.handle(from, &b, NOW)), 401);
         let b = request(Code::CoaRequest, b"coasecret", |p| {
             p.push_u32(attr::SESSION_TIMEOUT, 5);
         });
-        assert_eq!(nak_cause(s.handle(from, &b)), 402);
+        assert_eq!(nak_cause(s.handle(from, &b, NOW)), 402);
         let b = request(Code::DisconnectRequest, b"coasecret", |p| {
             p.push(attr::USER_NAME, "bob")
                 .push(attr::NAS_IDENTIFIER, "other");
         });
-        assert_eq!(nak_cause(s.handle(from, &b)), 403);
+        assert_eq!(nak_cause(s.handle(from, &b, NOW)), 403);
         let b = request(Code::DisconnectRequest, b"coasecret", |p| {
             p.push(attr::CALLING_STATION_ID, "not-a-mac");
         });
-        assert_eq!(nak_cause(s.handle(from, &b)), 407);
+        assert_eq!(nak_cause(s.handle(from, &b, NOW)), 407);
         // A Disconnect carrying a change is refused too.
         let b = request(Code::DisconnectRequest, b"coasecret", |p| {
             p.push(attr::USER_NAME, "bob")
                 .push_u32(attr::SESSION_TIMEOUT, 5);
         });
-        assert_eq!(nak_cause(s.handle(from, &b)), 401);
+        assert_eq!(nak_cause(s.handle(from, &b, NOW)), 401);
     }
 
     #[test]
@@ -483,7 +566,7 @@ mod tests {
                 .push_u32(attr::CHILLI_MAX_TOTAL_OCTETS, 10)
                 .push_u32(attr::CHILLI_MAX_TOTAL_GIGAWORDS, 1);
         });
-        let CoaOutcome::Request(r) = s.handle(FROM.parse().unwrap(), &b) else {
+        let CoaOutcome::Request(r) = s.handle(FROM.parse().unwrap(), &b, NOW) else {
             panic!()
         };
         assert_eq!(r.kind, CoaKind::Coa);
@@ -494,6 +577,63 @@ mod tests {
         assert_eq!(r.changes.max_total_octets, Some((1 << 32) + 10));
         let ack = Packet::decode(&s.respond(&r, CoaReply::Ack)).unwrap();
         assert_eq!(ack.code, Code::CoaAck);
+    }
+
+    #[test]
+    fn event_timestamp_outside_the_window_is_dropped_silently() {
+        let mut s = server();
+        let at = |t: u64| {
+            request(Code::DisconnectRequest, b"coasecret", |p| {
+                p.push(attr::USER_NAME, "bob")
+                    .push_u32(attr::EVENT_TIMESTAMP, t as u32);
+            })
+        };
+        let from = FROM.parse().unwrap();
+        for ok in [NOW, NOW - 300, NOW + 300] {
+            assert!(matches!(
+                s.handle(from, &at(ok), NOW),
+                CoaOutcome::Request(_)
+            ));
+        }
+        for stale in [NOW - 301, NOW + 301, 0] {
+            assert_eq!(
+                s.handle(from, &at(stale), NOW),
+                CoaOutcome::Drop(CoaDrop::StaleEventTimestamp)
+            );
+        }
+        // Without one: accepted unless required, then 402.
+        let bare = request(Code::DisconnectRequest, b"coasecret", |p| {
+            p.push(attr::USER_NAME, "bob");
+        });
+        assert!(matches!(s.handle(from, &bare, NOW), CoaOutcome::Request(_)));
+        s.require_event_timestamp = true;
+        assert_eq!(nak_cause(s.handle(from, &bare, NOW)), 402);
+        // A window of 0 checks nothing.
+        s.event_timestamp_window = 0;
+        assert!(matches!(
+            s.handle(from, &at(0), NOW),
+            CoaOutcome::Request(_)
+        ));
+    }
+
+    #[test]
+    fn replay_guard_remembers_accepted_requests_for_the_window() {
+        let mut g = ReplayGuard::default();
+        let a: IpAddr = "192.0.2.2".parse().unwrap();
+        let b: IpAddr = "192.0.2.3".parse().unwrap();
+        assert!(!g.replayed(a, [1; 16], NOW, 300));
+        assert!(g.replayed(a, [1; 16], NOW + 300, 300));
+        assert!(!g.replayed(b, [1; 16], NOW, 300), "another client's");
+        assert!(!g.replayed(a, [2; 16], NOW, 300));
+        // Forgotten after the window: the Event-Timestamp check takes over.
+        assert!(!g.replayed(a, [1; 16], NOW + 302, 300));
+        // Bounded.
+        for i in 0..(ReplayGuard::MAX_ENTRIES as u32 + 10) {
+            let mut auth = [0; 16];
+            auth[..4].copy_from_slice(&i.to_be_bytes());
+            g.replayed(a, auth, NOW + 400, 300);
+        }
+        assert_eq!(g.seen.len(), ReplayGuard::MAX_ENTRIES);
     }
 
     #[test]

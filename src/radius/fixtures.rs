@@ -170,16 +170,20 @@ fn radclient_coa_and_disconnect() {
         nas_ip: None,
         require_message_authenticator: false,
         swap_octets: false,
+        event_timestamp_window: 300,
+        require_event_timestamp: false,
     };
+    // Recorded radclient requests carry no Event-Timestamp.
+    let now = 1_800_000_000;
     let from = "127.0.0.1:5000".parse().unwrap();
-    let CoaOutcome::Request(r) = server.handle(from, fixture!("coa.req")) else {
+    let CoaOutcome::Request(r) = server.handle(from, fixture!("coa.req"), now) else {
         panic!("CoA refused")
     };
     assert_eq!(r.kind, CoaKind::Coa);
     assert_eq!(r.matcher.user.as_deref(), Some("bob"));
     assert_eq!(r.changes.session_timeout, Some(120));
     assert_eq!(r.changes.max_total_octets, Some(10));
-    let CoaOutcome::Request(d) = server.handle(from, fixture!("disconnect.req")) else {
+    let CoaOutcome::Request(d) = server.handle(from, fixture!("disconnect.req"), now) else {
         panic!("Disconnect refused")
     };
     assert_eq!(d.kind, CoaKind::Disconnect);
@@ -187,7 +191,7 @@ fn radclient_coa_and_disconnect() {
     let mut wrong = server.clone();
     wrong.clients[0].secret = b"x".to_vec();
     assert!(matches!(
-        wrong.handle(from, fixture!("disconnect.req")),
+        wrong.handle(from, fixture!("disconnect.req"), now),
         CoaOutcome::Drop(_)
     ));
 }

@@ -30,7 +30,9 @@ use super::attrs::{AccessRequest, AcctRecord, AcctStatus, MacAuthSettings, NasIn
 use super::client::{
     ClientEngine, ClientStats, EngineConfig, Event, Request, ServerConfig, Service, Token,
 };
-use super::coa::{CoaClient, CoaOutcome, CoaReply, CoaRequest, CoaServer, ErrorCause};
+use super::coa::{
+    CoaClient, CoaDrop, CoaOutcome, CoaReply, CoaRequest, CoaServer, ErrorCause, ReplayGuard,
+};
 use super::packet::{attr, Code};
 use super::spool::{Spool, SpoolConfig, SpoolError};
 use crate::wire::MacAddr;
@@ -61,6 +63,10 @@ pub struct CoaSettings {
     /// How long the daemon has to answer a request before lassi NAKs it
     /// with Resources-Unavailable (506).
     pub answer_timeout: Duration,
+    /// Seconds an Event-Timestamp may be off lassi's clock (0: unchecked).
+    pub event_timestamp_window: u32,
+    /// Refuse requests without Event-Timestamp.
+    pub require_event_timestamp: bool,
 }
 
 impl Default for CoaSettings {
@@ -70,6 +76,8 @@ impl Default for CoaSettings {
             clients: Vec::new(),
             require_message_authenticator: false,
             answer_timeout: Duration::from_secs(5),
+            event_timestamp_window: 300,
+            require_event_timestamp: false,
         }
     }
 }
@@ -88,6 +96,9 @@ pub struct RadiusSettings {
     pub retries: u32,
     /// How long a silent server is passed over (default 60 s).
     pub dead_time: Duration,
+    /// Status-Server probes of a dead server, one per this interval
+    /// (default 5 s; zero: none, the server is tried again after `dead_time`).
+    pub status_interval: Duration,
     /// Drop Access-Accept/Reject/Challenge without Message-Authenticator
     /// (BlastRADIUS hardening; default on). FreeRADIUS before 3.2.5 adds
     /// one only when told to (`update reply { Message-Authenticator := 0x00 }`
@@ -135,6 +146,7 @@ impl RadiusSettings {
             max_backoff: Duration::from_secs(8),
             retries: 2,
             dead_time: Duration::from_secs(60),
+            status_interval: Duration::from_secs(5),
             require_message_authenticator: true,
             nas_identifier: None,
             nas_ip: None,
@@ -318,6 +330,7 @@ impl RadiusService {
                 retries: settings.retries,
                 max_backoff_ms: settings.max_backoff.as_millis() as u64,
                 dead_time_ms: settings.dead_time.as_millis() as u64,
+                status_interval_ms: settings.status_interval.as_millis() as u64,
                 require_message_authenticator: settings.require_message_authenticator,
             },
             seed(),
@@ -344,6 +357,8 @@ impl RadiusService {
                 nas_ip: settings.nas_ip,
                 require_message_authenticator: c.require_message_authenticator,
                 swap_octets: settings.swap_octets,
+                event_timestamp_window: c.event_timestamp_window,
+                require_event_timestamp: c.require_event_timestamp,
             };
             tokio::spawn(coa_loop(
                 Arc::new(sock),
@@ -703,6 +718,12 @@ impl Task {
                     self.count(|s| s.acct_acked += 1);
                 }
             }
+            Event::ServerAlive { server } => {
+                let addr = self.settings.servers.get(server).map(|s| s.addr);
+                tracing::info!(?addr, "radius: server answers again");
+                // What waits for its spool retry goes now, not at the timer.
+                self.busy.retain(|_, b| matches!(b, Busy::InFlight));
+            }
             Event::NoResponse { token } => {
                 if let Some(w) = self.auth_waiters.remove(&token) {
                     self.count(|s| s.auth_unreachable += 1);
@@ -778,6 +799,7 @@ async fn coa_loop(
     let cache = Arc::new(Mutex::new(CoaCache {
         entries: VecDeque::new(),
     }));
+    let mut replays = ReplayGuard::default();
     let mut buf = vec![0u8; 4096];
     let count = |f: &dyn Fn(&mut RadiusStats)| {
         if let Ok(mut s) = stats.lock() {
@@ -801,7 +823,20 @@ async fn coa_loop(
                 None => {}
             }
         }
-        match server.handle(from, bytes) {
+        let now_secs = wall_ms() / 1000;
+        let outcome = match server.handle(from, bytes, now_secs) {
+            CoaOutcome::Request(req) => {
+                let auth: [u8; 16] = bytes[4..20].try_into().expect("16");
+                let window = u64::from(server.event_timestamp_window);
+                if replays.replayed(from.ip(), auth, now_secs, window) {
+                    CoaOutcome::Drop(CoaDrop::Replayed)
+                } else {
+                    CoaOutcome::Request(req)
+                }
+            }
+            other => other,
+        };
+        match outcome {
             CoaOutcome::Drop(why) => {
                 tracing::debug!("CoA: dropped datagram from {from}: {why:?}");
                 count(&|s| s.coa_dropped += 1);
