@@ -211,11 +211,13 @@ fn click_through_with_curl_and_the_json_and_rfc8908_apis() {
     );
     assert!(!after.ok(), "still online: {after:?}");
     assert_eq!(session_of(&lassi, client)["state"], "unauthorized");
-    assert!(
-        lassi.log().contains("session ended") && lassi.log().contains("user-request"),
-        "{}",
-        lassi.log_tail(20)
-    );
+    // The state changes before the daemon writes its log line: wait for it
+    // rather than read the log once (that raced, one run in many).
+    let logged = lassi::lab::netns::wait_until(Duration::from_secs(5), || {
+        let log = lassi.log();
+        (log.contains("session ended") && log.contains("user-request")).then_some(())
+    });
+    assert!(logged.is_some(), "{}", lassi.log_tail(20));
 }
 
 #[test]
