@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -31,24 +30,52 @@ const MAX_CHALLENGES: usize = 65_536;
 /// Most clients the login rate limiter remembers.
 const MAX_LIMITED: usize = 65_536;
 
+/// A counter the connection tasks share: a 64-bit atomic where the CPU has
+/// one, a mutex where it has not (32-bit MIPS has no 64-bit atomics).
+#[derive(Debug, Default)]
+pub struct Counter(
+    #[cfg(target_has_atomic = "64")] std::sync::atomic::AtomicU64,
+    #[cfg(not(target_has_atomic = "64"))] std::sync::Mutex<u64>,
+);
+
+impl Counter {
+    /// Adds one.
+    pub fn bump(&self) {
+        #[cfg(target_has_atomic = "64")]
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(target_has_atomic = "64"))]
+        if let Ok(mut n) = self.0.lock() {
+            *n += 1;
+        }
+    }
+
+    /// The count now.
+    pub fn get(&self) -> u64 {
+        #[cfg(target_has_atomic = "64")]
+        return self.0.load(std::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(target_has_atomic = "64"))]
+        return self.0.lock().map(|n| *n).unwrap_or(0);
+    }
+}
+
 /// The portal's counters, shown by `lassi status` (`portal`).
 #[derive(Debug, Default)]
 pub struct PortalStats {
     /// Login attempts (requests to log in, before any check).
-    pub login_attempts: AtomicU64,
+    pub login_attempts: Counter,
     /// Login attempts answered "wait" by the rate limiter, never checked.
-    pub logins_rate_limited: AtomicU64,
+    pub logins_rate_limited: Counter,
     /// Logins and logoffs refused because another site sent them.
-    pub cross_site_refused: AtomicU64,
+    pub cross_site_refused: Counter,
     /// Connections refused: the client held its share, or every slot was
     /// busy with clients holding no more than it.
-    pub connections_refused: AtomicU64,
+    pub connections_refused: Counter,
     /// Connections closed to make room for a client holding fewer.
-    pub connections_evicted: AtomicU64,
+    pub connections_evicted: Counter,
     /// Requests whose body did not arrive in time.
-    pub body_timeouts: AtomicU64,
+    pub body_timeouts: Counter,
     /// Requests refused for a body larger than the portal reads.
-    pub bodies_too_large: AtomicU64,
+    pub bodies_too_large: Counter,
 }
 
 /// A copy of [`PortalStats`] at one moment.
@@ -71,14 +98,9 @@ pub struct PortalCounters {
 }
 
 impl PortalStats {
-    /// Adds one to `counter`.
-    pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// The counters now.
     pub fn snapshot(&self) -> PortalCounters {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let get = Counter::get;
         PortalCounters {
             login_attempts: get(&self.login_attempts),
             logins_rate_limited: get(&self.logins_rate_limited),
@@ -576,7 +598,7 @@ impl Portal {
         json: bool,
         now: UnixMillis,
     ) -> Response {
-        PortalStats::bump(&self.stats.cross_site_refused);
+        self.stats.cross_site_refused.bump();
         tracing::info!(mac = %client.mac, ip = %client.ip, origin = req.origin.as_deref().unwrap_or("-"), referer = req.referer.as_deref().unwrap_or("-"), "portal: cross-site request refused");
         if json {
             let mut ctx = self.json_context(client, params, now);
@@ -875,12 +897,12 @@ impl Portal {
                 self.after_login(&client, params)
             };
         }
-        PortalStats::bump(&self.stats.login_attempts);
+        self.stats.login_attempts.bump();
         if let Err(wait_ms) = lock(&self.limiter).check(client.mac, now) {
             // Not checked at all: the backend never sees a backed-off guest.
             // The challenge is left alone, so the page still works after
             // the wait.
-            PortalStats::bump(&self.stats.logins_rate_limited);
+            self.stats.logins_rate_limited.bump();
             tracing::debug!(mac = %client.mac, wait_ms, "portal: login attempt while backed off");
             let secs = wait_ms.div_ceil(1000).to_string();
             let msg = self

@@ -309,7 +309,7 @@ fn admit(
     let id = match s.admission.admit(key, now_ms()) {
         Admit::Yes(id) => id,
         Admit::Evicting { id, evict } => {
-            PortalStats::bump(&stats.connections_evicted);
+            stats.connections_evicted.bump();
             tracing::debug!(%peer_ip, "portal: table full, closing the oldest connection of the biggest holder");
             if let Some(close) = s.closers.remove(&evict) {
                 let _ = close.send(());
@@ -317,12 +317,12 @@ fn admit(
             id
         }
         Admit::ClientFull => {
-            PortalStats::bump(&stats.connections_refused);
+            stats.connections_refused.bump();
             tracing::debug!(%peer_ip, "portal: too many connections from one client");
             return None;
         }
         Admit::Full => {
-            PortalStats::bump(&stats.connections_refused);
+            stats.connections_refused.bump();
             if let Some(n) = s.refusals.refused(now_ms()) {
                 tracing::warn!(
                     refused = n,
@@ -386,19 +386,19 @@ async fn read_form(
 ) -> Result<String, hyper::Response<Full<Bytes>>> {
     if content_length.is_some_and(|n| n > MAX_BODY as u64) {
         // Refused before a byte of it is read.
-        PortalStats::bump(&stats.bodies_too_large);
+        stats.bodies_too_large.bump();
         return Err(refuse(413, "request body too large\n"));
     }
     match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
         Ok(Ok(b)) => Ok(String::from_utf8_lossy(&b.to_bytes()).into_owned()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            PortalStats::bump(&stats.bodies_too_large);
+            stats.bodies_too_large.bump();
             Err(refuse(413, "request body too large\n"))
         }
         // The guest went away mid-body: nobody reads the answer.
         Ok(Err(_)) => Err(refuse(400, "incomplete request body\n")),
         Err(_) => {
-            PortalStats::bump(&stats.body_timeouts);
+            stats.body_timeouts.bump();
             Err(refuse(408, "request body too slow\n"))
         }
     }
