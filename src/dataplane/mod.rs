@@ -6,6 +6,7 @@
 //! engine originates (ARP, DHCP) are queued in an outbox the shell drains;
 //! session and lease changes are queued as [`Event`]s.
 
+pub mod dns;
 mod drops;
 pub mod intercept;
 
@@ -171,6 +172,9 @@ pub struct Snapshot {
     pub redirected_flows: usize,
     /// Walled-garden addresses currently learnt from DNS answers.
     pub walled_garden_learnt: usize,
+    /// DNS answers to unauthorized clients that matched none of their
+    /// pending queries (delivered from lan.dns, but they teach nothing).
+    pub dns_unmatched_answers: u64,
     /// Bytes held by shapers.
     pub shaper_held_bytes: usize,
 }
@@ -244,8 +248,20 @@ impl Engine {
             // here: lassi does not route IPv6 yet, and it must never get
             // around the portal.
             ETHERTYPE_IPV6 => self.drop_lan(DropReason::Ipv6),
+            // A tag the kernel left in the frame (802.1Q, 802.1ad, the old
+            // QinQ type): its payload must never be read as untagged.
+            0x8100 | 0x88a8 | 0x9100 => self.drop_lan(DropReason::VlanTagged),
             _ => self.drop_lan(DropReason::NotIp),
         }
+    }
+
+    /// A frame the LAN port received with a VLAN tag the kernel stripped
+    /// (`tci`, VLAN 0 included). lassi serves no VLANs: a tagged frame is
+    /// not the untagged guest it would look like once the tag is gone, so
+    /// it is dropped and counted, whatever it carries.
+    pub fn tagged_from_lan(&mut self, tci: u16) -> LanAction {
+        tracing::debug!(vlan = tci & 0x0fff, "802.1Q-tagged frame dropped");
+        self.drop_lan(DropReason::VlanTagged)
     }
 
     fn arp_from_lan(&mut self, now: UnixMillis, eth: &EthHeader, payload: &[u8]) -> LanAction {
@@ -420,10 +436,28 @@ impl Engine {
         }
         // DNS to the servers handed out (any server, UDP only, with
         // portal.any_dns: TCP/53 to anywhere would carry a VPN).
-        let dns = p.dst_port == DNS_PORT
-            && ((matches!(p.proto, PROTO_UDP | PROTO_TCP) && self.settings.dns.contains(&p.dst))
-                || (p.proto == PROTO_UDP && self.intercept.settings.any_dns));
-        if dns || self.intercept.walled(p.dst, now) {
+        if p.dst_port == DNS_PORT && !p.later_fragment {
+            let configured = self.settings.dns.contains(&p.dst);
+            if p.proto == PROTO_TCP && configured {
+                return LanAction::ToTun;
+            }
+            if p.proto == PROTO_UDP && (configured || self.intercept.settings.any_dns) {
+                let x = dns::Exchange {
+                    client: p.src,
+                    client_port: p.src_port,
+                    server: p.dst,
+                };
+                let payload = &ip[p.ihl + 8..p.total_len];
+                return match self.intercept.dns.query(now, x, payload, !configured) {
+                    Ok(()) => LanAction::ToTun,
+                    Err(why) => {
+                        tracing::debug!(client = %p.src, server = %p.dst, reason = why.name(), "DNS query dropped");
+                        self.drop_lan(why)
+                    }
+                };
+            }
+        }
+        if self.intercept.walled(p.dst, now) {
             return LanAction::ToTun;
         }
         if p.proto == PROTO_TCP && p.dst_port == HTTP_PORT {
@@ -601,24 +635,61 @@ impl Engine {
             client.counters.octets_out += octets;
             return TunAction::ToLan(mac);
         }
-        let configured_dns = self.settings.dns.contains(&p.src);
-        let from_dns = p.src_port == DNS_PORT
-            && ((matches!(p.proto, PROTO_UDP | PROTO_TCP) && configured_dns)
-                || (p.proto == PROTO_UDP && self.intercept.settings.any_dns));
-        if from_dns {
-            // Only the operator's own DNS servers may widen the walled
-            // garden: with any_dns a guest could run a server that answers
-            // "walled.example.org A <anything>".
-            if p.proto == PROTO_UDP && configured_dns {
-                self.intercept
-                    .snoop_dns(&packet[p.ihl + 8..p.total_len], now);
+        if p.src_port == DNS_PORT && !p.later_fragment {
+            if let Some(action) = self.dns_to_unauthorized(now, &p, packet, mac) {
+                return action;
             }
-            return TunAction::ToLan(mac);
         }
         if self.intercept.walled(p.src, now) {
             return TunAction::ToLan(mac);
         }
         self.drop_tun(DropReason::Unauthorized)
+    }
+
+    /// A packet from port 53 to an unauthorized client: `None` when it is
+    /// not DNS of a server the client may use (the caller goes on).
+    ///
+    /// Only an answer to the client's own pending query (same ports, id and
+    /// question) may teach the walled garden, and only from the operator's
+    /// own servers (with any_dns a guest could run one that answers
+    /// "walled.example.org A <anything>"). Unmatched answers from lan.dns
+    /// are still delivered (DNS keeps working) but teach nothing; from any
+    /// other server they are dropped, so any_dns is no tunnel.
+    fn dns_to_unauthorized(
+        &mut self,
+        now: UnixMillis,
+        p: &frame::Ipv4Summary,
+        packet: &[u8],
+        mac: MacAddr,
+    ) -> Option<TunAction> {
+        let configured = self.settings.dns.contains(&p.src);
+        if p.proto == PROTO_TCP && configured {
+            return Some(TunAction::ToLan(mac));
+        }
+        if p.proto != PROTO_UDP || !(configured || self.intercept.settings.any_dns) {
+            return None;
+        }
+        let x = dns::Exchange {
+            client: p.dst,
+            client_port: p.dst_port,
+            server: p.src,
+        };
+        let payload = &packet[p.ihl + 8..p.total_len];
+        match self.intercept.dns.answer(now, x, payload) {
+            Some((msg, question)) => {
+                if configured {
+                    self.intercept
+                        .learn_from_answer(&msg, &question, p.dst, now);
+                }
+                Some(TunAction::ToLan(mac))
+            }
+            None if configured => {
+                tracing::debug!(client = %p.dst, server = %p.src, "DNS answer matches no pending query: delivered, not learnt");
+                Some(TunAction::ToLan(mac))
+            }
+            None if self.intercept.walled(p.src, now) => Some(TunAction::ToLan(mac)),
+            None => Some(self.drop_tun(DropReason::DnsUnmatched)),
+        }
     }
 
     /// A session reached its quota on the fast path. With `Throttle` it is
@@ -877,6 +948,7 @@ impl Engine {
             redirected_flows: self.intercept.flow_count(),
             shaper_held_bytes: self.held_bytes,
             walled_garden_learnt: self.intercept.learnt_count(),
+            dns_unmatched_answers: self.intercept.dns.unmatched_answers(),
         }
     }
 
