@@ -4,8 +4,9 @@
 //! kernel's IP stack. Left alone, the kernel would *also* route or answer
 //! those frames (with ip_forward on, a client with a hand-set address and
 //! route would go straight past the portal). These tables make the kernel
-//! deaf and mute on the LAN interface, IPv4, IPv6 and ARP alike; lassi's
-//! raw socket is unaffected. Optionally they masquerade guest traffic
+//! deaf and mute on the LAN interface, IPv4, IPv6 and ARP alike, and drop
+//! VLAN-tagged frames at the device's ingress; lassi's raw socket is
+//! unaffected. Optionally they masquerade guest traffic
 //! toward the WAN.
 //!
 //! The rules travel as nft's JSON (`nft -j -f -`): structured, no quoting
@@ -39,7 +40,11 @@ impl FirewallSpec {
     }
 
     fn tables(&self) -> Vec<(&'static str, String)> {
-        let mut t = vec![("inet", self.table()), ("arp", self.table())];
+        let mut t = vec![
+            ("inet", self.table()),
+            ("arp", self.table()),
+            ("netdev", self.table()),
+        ];
         if self.masquerade_out.is_some() {
             t.push(("ip", format!("{}-nat", self.table())));
         }
@@ -105,6 +110,23 @@ impl FirewallSpec {
             );
         }
         cmds.push(rule("inet", &name, "input_tun", &iif_tun));
+        // VLAN tags: the kernel strips a tag before the IP stack, and a
+        // VLAN-0 ("priority") frame then enters it as if untagged on the
+        // LAN interface, reaching prerouting and conntrack before the input
+        // drop above. Ingress runs after packet sockets have their copy
+        // (lassi's raw socket still sees and counts it), before the stack.
+        cmds.push(
+            json!({"add": {"chain": {"family": "netdev", "table": name, "name": "ingress",
+            "type": "filter", "hook": "ingress", "dev": lan, "prio": -500, "policy": "accept"}}}),
+        );
+        cmds.push(
+            json!({"add": {"rule": {"family": "netdev", "table": name, "chain": "ingress",
+            "expr": [
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ether", "field": "type"}},
+                    "right": {"set": ["8021q", "8021ad"]}}},
+                {"counter": null}, {"drop": null}
+            ]}}}),
+        );
         // ARP: lassi answers for the gateway itself; the kernel must not
         // (it would answer for every local address, the uplink's included).
         for (c, m) in [("input", &iif), ("output", &oif)] {
@@ -233,6 +255,13 @@ mod tests {
             &json!({"drop": null})
         );
         assert!(!j.to_string().contains("masquerade"));
+        // Tagged frames (VLAN 0 included) stop at the LAN device's ingress.
+        let vlan = rules
+            .iter()
+            .find(|r| r["family"] == "netdev")
+            .expect("a netdev rule");
+        assert_eq!(vlan["expr"][0]["match"]["right"]["set"][0], "8021q");
+        assert_eq!(vlan["expr"][2], json!({"drop": null}));
         // Every table is created fresh (add, delete, add).
         let first: Vec<&str> = cmds
             .iter()
@@ -249,6 +278,6 @@ mod tests {
         assert!(text.contains("\"masquerade\":null"));
         assert!(text.contains("\"addr\":\"10.1.0.0\",\"len\":24"));
         let rm = s.remove_json();
-        assert_eq!(rm["nftables"].as_array().unwrap().len(), 6);
+        assert_eq!(rm["nftables"].as_array().unwrap().len(), 8);
     }
 }
