@@ -76,16 +76,14 @@ fn a_forged_unsolicited_answer_opens_nothing_a_real_lookup_still_does() {
             &format!("DNSRR(rrname='evil.attacker.test',type='A',ttl=86400,rdata='{WEB}')"),
         );
     }
-    let arrived = lassi::lab::netns::wait_until(Duration::from_secs(5), || {
+    // Until lassi has seen both (or, were it still vulnerable, learnt).
+    lassi::lab::netns::wait_until(Duration::from_secs(5), || {
         let s = status(&lab, &lassi);
-        (s["dns_unmatched_answers"].as_u64() >= Some(2)).then_some(s)
+        (s["dns_unmatched_answers"].as_u64() >= Some(2)
+            || s["walled_garden_learnt"].as_u64() > Some(0))
+        .then_some(())
     });
-    let s = arrived.unwrap_or_else(|| {
-        panic!(
-            "the forged answers never reached lassi: {}",
-            status(&lab, &lassi)
-        )
-    });
+    let s = status(&lab, &lassi);
     let learnt = s["walled_garden_learnt"].as_u64().unwrap();
     let r = must(
         &lab,
@@ -96,6 +94,10 @@ fn a_forged_unsolicited_answer_opens_nothing_a_real_lookup_still_does() {
     println!("forged answers: walled_garden_learnt = {learnt}, upstream requests = {reached}");
     assert_eq!(learnt, 0, "{s}");
     assert!(!r.ok() && reached == 0, "forged answer opened {WEB}: {r:?}");
+    assert!(
+        s["dns_unmatched_answers"].as_u64() >= Some(2),
+        "the forged answers never reached lassi: {s}"
+    );
 
     // The real lookup of a garden name, by curl itself, still opens it.
     let r = must(&lab, "curl", client.curl(&["http://www.garden.test/legit"]));
