@@ -349,6 +349,16 @@ mod tests {
     }
 
     #[test]
+    fn names_compare_without_case_or_root_dot() {
+        let a = normalize(&Name::from_ascii("Portal.Partner.test").unwrap());
+        let b = normalize(&Name::from_ascii("portal.partner.TEST.").unwrap());
+        assert_eq!(
+            (a.as_str(), b.as_str()),
+            ("portal.partner.test", "portal.partner.test")
+        );
+    }
+
+    #[test]
     fn only_plain_queries_parse_as_queries() {
         let (id, q) = parse_query(&query(7, "WWW.Garden.Test.", RecordType::A)).unwrap();
         assert_eq!((id, q.name.as_str(), q.qtype), (7, "www.garden.test", 1));

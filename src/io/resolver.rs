@@ -11,6 +11,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::net::UdpSocket;
 
+use crate::dataplane::dns::normalize;
+
 /// Addresses of `name` and the smallest TTL among them.
 pub async fn resolve_a(
     server: Ipv4Addr,
@@ -42,9 +44,11 @@ pub async fn resolve_a(
         let Ok(reply) = Message::from_vec(&buf[..n]) else {
             continue;
         };
+        // Compared as normalised text: `Name`'s equality also weighs the
+        // trailing dot, which the answer has and the name asked may lack.
         let same_question = reply.queries.len() == 1
             && reply.queries[0].query_type() == RecordType::A
-            && reply.queries[0].name().to_lowercase() == fqdn.to_lowercase();
+            && normalize(reply.queries[0].name()) == normalize(&fqdn);
         if reply.metadata.id != id
             || reply.metadata.message_type != MessageType::Response
             || !same_question
