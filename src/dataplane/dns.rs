@@ -505,6 +505,43 @@ mod tests {
     }
 
     #[test]
+    fn garbage_never_panics() {
+        // Deterministic noise, plus mutations of a real exchange.
+        let mut t = DnsTracker::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let real = answer(
+            3,
+            "www.garden.test",
+            vec![cname("www.garden.test", "a.cdn.test")],
+        );
+        for i in 0..2000u32 {
+            let mut b = if i % 2 == 0 {
+                real.clone()
+            } else {
+                vec![0u8; (next() % 600) as usize]
+            };
+            for _ in 0..(next() % 8) {
+                if !b.is_empty() {
+                    let at = (next() as usize) % b.len();
+                    b[at] = next() as u8;
+                }
+            }
+            let _ = t.query(T0, x(5000), &b, i % 3 == 0);
+            if let Some((m, q)) = t.answer(T0, x(5000), &b) {
+                let _ = chain_addresses(&m, &q);
+            }
+        }
+        t.expire(T0 + PENDING_MS);
+        assert_eq!(t.pending_count(), 0);
+    }
+
+    #[test]
     fn cname_loops_end() {
         let q = Question {
             name: "a.test".into(),
