@@ -233,6 +233,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
     );
     let resumed = saved_sessions.len();
     let mut engine = engine;
+    let mut seed = [0u8; 8];
+    crate::io::sys::random_bytes(&mut seed);
+    engine.seed_random(u64::from_ne_bytes(seed));
     engine.resume_sessions(saved_sessions, now);
     tracing::info!(
         lan = cfg.lan.interface,

@@ -10,10 +10,14 @@
 //! then only with the A records of the question's own name and of the CNAME
 //! chain that starts there.
 //!
-//! A forged, unsolicited answer (finding 1 of issue 8) therefore teaches
-//! nothing: it must guess a port and id the client really used, for a
-//! question the client really asked, within a few seconds — and even then
-//! it can only add addresses for the name the operator put in the garden.
+//! lassi also replaces the query's source port and DNS id with random ones
+//! of its own on the way out (and puts the client's back on the answer), so
+//! not even the client knows what an answer must carry: a guest cannot ask
+//! and have an accomplice outside forge the answer ("behind NAT the
+//! attacker's own query opens the mapping"). A forged answer must guess 32
+//! random bits within a few seconds, for a question the client really
+//! asked — and even then it can only add addresses for the name the
+//! operator put in the garden.
 //!
 //! With `portal.any_dns` the same table is the whole gate: only well-formed
 //! queries leave (rate-limited per client) and only answers to them come
@@ -27,6 +31,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::DropReason;
 use crate::session::FastBuildHasher;
+use crate::wire::checksum::update16;
 use crate::UnixMillis;
 
 /// A pending query is forgotten after this long (resolvers retry sooner).
@@ -138,6 +143,69 @@ struct Key {
 struct Pending {
     question: Question,
     expires: UnixMillis,
+    /// The client's own port and id, put back on the answer.
+    client_port: u16,
+    id: u16,
+}
+
+/// An answer that matched its pending query.
+#[derive(Debug)]
+pub struct Matched {
+    /// The answer.
+    pub msg: Message,
+    /// The question it answers.
+    pub question: Question,
+    /// The client's own port, to put back as the destination port.
+    pub client_port: u16,
+    /// The client's own DNS id, to put back in the answer.
+    pub id: u16,
+}
+
+/// What lassi wrote into a query it forwards (see [`rewrite`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rewrite {
+    /// The source port now.
+    pub port: u16,
+    /// The DNS id now.
+    pub id: u16,
+}
+
+/// Which port of a UDP header [`rewrite`] replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// A query going out: its source port.
+    Source,
+    /// An answer coming back: its destination port.
+    Destination,
+}
+
+/// Replace one port and the DNS id of a UDP/IPv4 packet (`ihl`: its IP
+/// header length; the payload must hold at least a DNS header), keeping the
+/// UDP checksum right. A `partial` checksum (offload seed) covers only the
+/// pseudo-header and is left alone; a zero one means "none" and stays so.
+pub fn rewrite(ip: &mut [u8], ihl: usize, which: Port, port: u16, id: u16, partial: bool) {
+    let port_at = match which {
+        Port::Source => ihl,
+        Port::Destination => ihl + 2,
+    };
+    let (csum_at, id_at) = (ihl + 6, ihl + 8);
+    if ip.len() < id_at + 2 {
+        return;
+    }
+    let read = |ip: &[u8], at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
+    let (old_port, old_id) = (read(ip, port_at), read(ip, id_at));
+    ip[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    ip[id_at..id_at + 2].copy_from_slice(&id.to_be_bytes());
+    let csum = read(ip, csum_at);
+    if partial || csum == 0 {
+        return;
+    }
+    let mut c = update16(csum, old_port, port, false);
+    c = update16(c, old_id, id, false);
+    if c == 0 {
+        c = 0xffff; // 0 would mean "no checksum"
+    }
+    ip[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 #[derive(Debug, Default)]
@@ -164,26 +232,63 @@ pub struct DnsTracker {
     pending: HashMap<Key, Pending, FastBuildHasher>,
     clients: HashMap<Ipv4Addr, PerClient, FastBuildHasher>,
     unmatched_answers: u64,
+    /// splitmix64 state, seeded by the shell from the kernel's randomness.
+    /// Its outputs only ever leave toward the DNS server, never to the
+    /// guest, who therefore cannot predict them.
+    rng: u64,
 }
 
 impl DnsTracker {
+    /// Seed the generator of rewritten ports and ids.
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = seed;
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A fresh (port, id) for a query of `client` to `server`: a port above
+    /// 1023 and an id, not in use by another pending query.
+    fn fresh_key(&mut self, client: Ipv4Addr, server: Ipv4Addr) -> Key {
+        loop {
+            let r = self.next_random();
+            let key = Key {
+                client,
+                client_port: 1024 + (r as u16) % (65535 - 1023),
+                server,
+                id: (r >> 16) as u16,
+            };
+            if !self.pending.contains_key(&key) {
+                return key;
+            }
+        }
+    }
+
     /// A query from a client. `strict` is for servers the operator did not
     /// configure (`any_dns`): then only a well-formed query within the
     /// client's rate passes. To a configured server everything passes (it
     /// is the operator's own resolver), but only well-formed queries are
     /// remembered.
+    ///
+    /// A remembered query gets a fresh source port and id, returned for the
+    /// caller to write into the packet ([`rewrite`]).
     pub fn query(
         &mut self,
         now: UnixMillis,
         x: Exchange,
         payload: &[u8],
         strict: bool,
-    ) -> Result<(), DropReason> {
+    ) -> Result<Option<Rewrite>, DropReason> {
         let Some((id, question)) = parse_query(payload) else {
             return if strict {
                 Err(DropReason::DnsNotQuery)
             } else {
-                Ok(())
+                Ok(None)
             };
         };
         let c = self.clients.entry(x.client).or_default();
@@ -197,42 +302,36 @@ impl DnsTracker {
                 return Err(DropReason::DnsRateLimited);
             }
         }
-        let key = Key {
-            client: x.client,
-            client_port: x.client_port,
-            server: x.server,
-            id,
-        };
-        let fresh = !self.pending.contains_key(&key);
-        if fresh && (c.pending >= MAX_PENDING_PER_CLIENT || self.pending.len() >= MAX_PENDING) {
+        if c.pending >= MAX_PENDING_PER_CLIENT || self.pending.len() >= MAX_PENDING {
             // Full: a resolver retrying is not held up, but its answer will
             // teach nothing; a tunnel through any_dns gets no further.
             return if strict {
                 Err(DropReason::DnsRateLimited)
             } else {
-                Ok(())
+                Ok(None)
             };
         }
-        c.pending += usize::from(fresh);
+        c.pending += 1;
+        let key = self.fresh_key(x.client, x.server);
         self.pending.insert(
             key,
             Pending {
                 question,
                 expires: now + PENDING_MS,
+                client_port: x.client_port,
+                id,
             },
         );
-        Ok(())
+        Ok(Some(Rewrite {
+            port: key.client_port,
+            id: key.id,
+        }))
     }
 
     /// An answer from a server to a client: the parsed message and its
     /// question when it matches a pending query (which it consumes), else
     /// `None`.
-    pub fn answer(
-        &mut self,
-        now: UnixMillis,
-        x: Exchange,
-        payload: &[u8],
-    ) -> Option<(Message, Question)> {
+    pub fn answer(&mut self, now: UnixMillis, x: Exchange, payload: &[u8]) -> Option<Matched> {
         let matched = self.match_answer(now, x, payload);
         if matched.is_none() {
             self.unmatched_answers += 1;
@@ -240,12 +339,13 @@ impl DnsTracker {
         matched
     }
 
-    fn match_answer(
-        &mut self,
-        now: UnixMillis,
-        x: Exchange,
-        payload: &[u8],
-    ) -> Option<(Message, Question)> {
+    /// An answer arriving after its client logged in: put its port and id
+    /// back (it teaches nothing, and counts nowhere when it matches nothing).
+    pub fn late_answer(&mut self, now: UnixMillis, x: Exchange, payload: &[u8]) -> Option<Matched> {
+        self.match_answer(now, x, payload)
+    }
+
+    fn match_answer(&mut self, now: UnixMillis, x: Exchange, payload: &[u8]) -> Option<Matched> {
         let id = u16::from_be_bytes([*payload.first()?, *payload.get(1)?]);
         let key = Key {
             client: x.client,
@@ -262,7 +362,12 @@ impl DnsTracker {
         let msg = parse_answer(payload, &p.question)?;
         let p = self.pending.remove(&key)?;
         self.release(x.client);
-        Some((msg, p.question))
+        Some(Matched {
+            msg,
+            question: p.question,
+            client_port: p.client_port,
+            id: p.id,
+        })
     }
 
     fn release(&mut self, client: Ipv4Addr) {
@@ -289,6 +394,12 @@ impl DnsTracker {
     /// Queries waiting for their answer.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
+    }
+
+    /// True when no query waits for its answer (the common case: then an
+    /// answer to a logged-in guest needs no look-up).
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty()
     }
 
     /// Answers from DNS servers to unauthorized clients that matched no
@@ -373,78 +484,127 @@ mod tests {
         assert!(parse_query(&big).is_none(), "oversized");
     }
 
+    /// Send a query from port 5000 (id `id`); returns the exchange and id
+    /// an answer must carry (lassi's own port and id).
+    fn ask(t: &mut DnsTracker, id: u16, name: &str) -> (Exchange, u16) {
+        let rw = t
+            .query(T0, x(5000), &query(id, name, RecordType::A), false)
+            .unwrap()
+            .expect("remembered");
+        (x(rw.port), rw.id)
+    }
+
     #[test]
     fn an_answer_counts_only_for_its_own_pending_query() {
         let mut t = DnsTracker::default();
-        let reply = answer(
-            9,
-            "www.garden.test",
-            vec![a("www.garden.test", [1, 2, 3, 4], 60)],
-        );
+        t.seed(42);
+        let name = "www.garden.test";
+        let records = || vec![a(name, [1, 2, 3, 4], 60)];
         // Unsolicited.
-        assert!(t.answer(T0, x(5000), &reply).is_none());
-        t.query(
-            T0,
-            x(5000),
-            &query(9, "www.garden.test", RecordType::A),
-            false,
-        )
-        .unwrap();
+        assert!(t.answer(T0, x(5000), &answer(9, name, records())).is_none());
+        let (wire, id) = ask(&mut t, 9, name);
+        // What the client used (port 5000, id 9) is not what lassi sent.
+        assert!(t.answer(T0, x(5000), &answer(9, name, records())).is_none());
         // Wrong port, wrong server, wrong id, wrong question: no match, and
         // the pending entry survives them.
-        assert!(t.answer(T0, x(5001), &reply).is_none());
+        let reply = answer(id, name, records());
+        assert!(t.answer(T0, x(wire.client_port ^ 1), &reply).is_none());
         let other_server = Exchange {
             server: Ipv4Addr::new(198, 51, 100, 54),
-            ..x(5000)
+            ..wire
         };
         assert!(t.answer(T0, other_server, &reply).is_none());
+        let wrong_id = answer(id.wrapping_add(1), name, vec![]);
+        assert!(t.answer(T0, wire, &wrong_id).is_none());
         assert!(t
-            .answer(T0, x(5000), &answer(10, "www.garden.test", vec![]))
+            .answer(T0, wire, &answer(id, "evil.garden.test", vec![]))
             .is_none());
-        assert!(t
-            .answer(T0, x(5000), &answer(9, "evil.garden.test", vec![]))
-            .is_none());
-        assert!(t.answer(T0, x(5000), b"\x00\x09garbage").is_none());
-        assert_eq!(t.unmatched_answers(), 6);
-        let (_, q) = t.answer(T0 + 100, x(5000), &reply).expect("matches");
-        assert_eq!(q.name, "www.garden.test");
+        let mut garbage = id.to_be_bytes().to_vec();
+        garbage.extend_from_slice(b"garbage");
+        assert!(t.answer(T0, wire, &garbage).is_none());
+        assert_eq!(t.unmatched_answers(), 7);
+        let m = t.answer(T0 + 100, wire, &reply).expect("matches");
+        assert_eq!(m.question.name, "www.garden.test");
+        assert_eq!(
+            (m.client_port, m.id),
+            (5000, 9),
+            "the client's own, to put back"
+        );
         // Consumed: a replay teaches nothing.
-        assert!(t.answer(T0 + 200, x(5000), &reply).is_none());
+        assert!(t.answer(T0 + 200, wire, &reply).is_none());
         assert_eq!(t.pending_count(), 0);
+    }
+
+    #[test]
+    fn rewritten_ports_and_ids_vary_and_keep_the_checksum() {
+        let mut t = DnsTracker::default();
+        t.seed(7);
+        let draws: std::collections::HashSet<(u16, u16)> = (0..16)
+            .map(|i| {
+                let (w, id) = ask(&mut t, i, "a.test");
+                assert!(w.client_port >= 1024);
+                (w.client_port, id)
+            })
+            .collect();
+        assert_eq!(draws.len(), 16);
+        // A real UDP/IPv4 packet: its checksum stays valid.
+        let payload = query(9, "a.test", RecordType::A);
+        let a = crate::wire::frame::UdpAddressing {
+            src_mac: crate::wire::MacAddr([2, 0, 0, 0, 1, 1]),
+            dst_mac: crate::wire::MacAddr([2, 0, 0, 0, 0, 1]),
+            src_ip: C,
+            dst_ip: S,
+            src_port: 5000,
+            dst_port: 53,
+        };
+        let frame = crate::wire::frame::udp_frame(&a, &payload);
+        let mut ip = frame[14..].to_vec();
+        rewrite(&mut ip, 20, Port::Source, 40000, 0xbeef, false);
+        let mut b = a;
+        b.src_port = 40000;
+        let mut p2 = payload.clone();
+        p2[..2].copy_from_slice(&0xbeefu16.to_be_bytes());
+        assert_eq!(ip, crate::wire::frame::udp_frame(&b, &p2)[14..].to_vec());
     }
 
     #[test]
     fn pending_queries_expire() {
         let mut t = DnsTracker::default();
-        t.query(T0, x(5000), &query(1, "a.test", RecordType::A), false)
-            .unwrap();
-        let reply = answer(1, "a.test", vec![]);
-        assert!(t.answer(T0 + PENDING_MS, x(5000), &reply).is_none());
+        let (wire, id) = ask(&mut t, 1, "a.test");
+        let reply = answer(id, "a.test", vec![]);
+        assert!(t.answer(T0 + PENDING_MS, wire, &reply).is_none());
         t.expire(T0 + PENDING_MS);
         assert_eq!(t.pending_count(), 0);
         assert!(t.clients.is_empty(), "per-client state goes too");
     }
 
     #[test]
-    fn pending_queries_are_bounded_per_client() {
+    fn pending_queries_are_bounded_per_client_and_in_total() {
         let mut t = DnsTracker::default();
         for i in 0..40u16 {
             let r = t.query(T0, x(6000 + i), &query(i, "a.test", RecordType::A), false);
-            assert_eq!(r, Ok(()), "configured servers get every query");
+            assert!(r.is_ok(), "configured servers get every query");
+            assert_eq!(r.unwrap().is_some(), i < 16, "remembered up to the bound");
         }
         assert_eq!(t.pending_count(), MAX_PENDING_PER_CLIENT);
         // Strict (any_dns): over the bound is refused.
         let r = t.query(T0, x(7000), &query(1, "a.test", RecordType::A), true);
         assert_eq!(r, Err(DropReason::DnsRateLimited));
-        // Another client has its own room.
-        let other = Exchange {
-            client: Ipv4Addr::new(10, 1, 0, 11),
+        // Another client has its own room...
+        let other = |n: u32| Exchange {
+            client: Ipv4Addr::from(0x0a01_0000 + n),
             ..x(5000)
         };
-        assert_eq!(
-            t.query(T0, other, &query(1, "a.test", RecordType::A), true),
-            Ok(())
-        );
+        assert!(t
+            .query(T0, other(1), &query(1, "a.test", RecordType::A), true)
+            .is_ok_and(|r| r.is_some()));
+        // ...until the table is full.
+        for n in 2..1000 {
+            for i in 0..16 {
+                let _ = t.query(T0, other(n), &query(i, "a.test", RecordType::A), false);
+            }
+        }
+        assert_eq!(t.pending_count(), MAX_PENDING);
     }
 
     #[test]
@@ -454,27 +614,20 @@ mod tests {
             t.query(T0, x(5000), b"not dns at all, a vpn packet", true),
             Err(DropReason::DnsNotQuery)
         );
-        assert_eq!(t.query(T0, x(5000), b"whatever", false), Ok(()));
+        assert_eq!(t.query(T0, x(5000), b"whatever", false), Ok(None));
         let mut passed = 0;
         for i in 0..100u16 {
             let q = query(i, "a.test", RecordType::A);
-            if t.query(T0, x(5000), &q, true).is_ok() {
+            if let Ok(Some(rw)) = t.query(T0, x(5000), &q, true) {
                 passed += 1;
                 // Answered at once, so the pending bound is not what limits.
-                assert!(t
-                    .answer(T0, x(5000), &answer(i, "a.test", vec![]))
-                    .is_some());
+                let reply = answer(rw.id, "a.test", vec![]);
+                assert!(t.answer(T0, x(rw.port), &reply).is_some());
             }
         }
         assert_eq!(passed, ANY_DNS_QUERIES_PER_SECOND);
-        assert!(t
-            .query(
-                T0 + 1000,
-                x(5000),
-                &query(500, "a.test", RecordType::A),
-                true
-            )
-            .is_ok());
+        let q = query(500, "a.test", RecordType::A);
+        assert!(t.query(T0 + 1000, x(5000), &q, true).is_ok());
     }
 
     #[test]
@@ -532,10 +685,13 @@ mod tests {
                     b[at] = next() as u8;
                 }
             }
-            let _ = t.query(T0, x(5000), &b, i % 3 == 0);
-            if let Some((m, q)) = t.answer(T0, x(5000), &b) {
-                let _ = chain_addresses(&m, &q);
+            if let Ok(Some(rw)) = t.query(T0, x(5000), &b, i % 3 == 0) {
+                b[..2].copy_from_slice(&rw.id.to_be_bytes());
+                if let Some(m) = t.answer(T0, x(rw.port), &b) {
+                    let _ = chain_addresses(&m.msg, &m.question);
+                }
             }
+            let _ = t.answer(T0, x(5000), &b);
         }
         t.expire(T0 + PENDING_MS);
         assert_eq!(t.pending_count(), 0);

@@ -449,7 +449,14 @@ impl Engine {
                 };
                 let payload = &ip[p.ihl + 8..p.total_len];
                 return match self.intercept.dns.query(now, x, payload, !configured) {
-                    Ok(()) => LanAction::ToTun,
+                    Ok(rewrite) => {
+                        // lassi's own port and id go out (the guest learns
+                        // neither, so cannot have an answer forged for it).
+                        if let Some(rw) = rewrite {
+                            dns::rewrite(ip, p.ihl, dns::Port::Source, rw.port, rw.id, partial);
+                        }
+                        LanAction::ToTun
+                    }
                     Err(why) => {
                         tracing::debug!(client = %p.src, server = %p.dst, reason = why.name(), "DNS query dropped");
                         self.drop_lan(why)
@@ -606,6 +613,20 @@ impl Engine {
             return TunAction::ToLan(mac);
         }
         if authorized {
+            if p.proto == PROTO_UDP && p.src_port == DNS_PORT && !self.intercept.dns.is_idle() {
+                // An answer to a query sent before login: the guest's own
+                // port and id go back on, or its resolver would not take it.
+                let x = dns::Exchange {
+                    client: p.dst,
+                    client_port: p.dst_port,
+                    server: p.src,
+                };
+                let payload = &packet[p.ihl + 8..p.total_len];
+                if let Some(m) = self.intercept.dns.late_answer(now, x, payload) {
+                    let port = dns::Port::Destination;
+                    dns::rewrite(packet, p.ihl, port, m.client_port, m.id, partial);
+                }
+            }
             let quota_action = self.settings.quota_action;
             let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
             if client.over_quota() && !Self::quota_reached(client, quota_action, now) {
@@ -636,7 +657,7 @@ impl Engine {
             return TunAction::ToLan(mac);
         }
         if p.src_port == DNS_PORT && !p.later_fragment {
-            if let Some(action) = self.dns_to_unauthorized(now, &p, packet, mac) {
+            if let Some(action) = self.dns_to_unauthorized(now, &p, packet, partial, mac) {
                 return action;
             }
         }
@@ -659,7 +680,8 @@ impl Engine {
         &mut self,
         now: UnixMillis,
         p: &frame::Ipv4Summary,
-        packet: &[u8],
+        packet: &mut [u8],
+        partial: bool,
         mac: MacAddr,
     ) -> Option<TunAction> {
         let configured = self.settings.dns.contains(&p.src);
@@ -676,11 +698,13 @@ impl Engine {
         };
         let payload = &packet[p.ihl + 8..p.total_len];
         match self.intercept.dns.answer(now, x, payload) {
-            Some((msg, question)) => {
+            Some(m) => {
                 if configured {
                     self.intercept
-                        .learn_from_answer(&msg, &question, p.dst, now);
+                        .learn_from_answer(&m.msg, &m.question, p.dst, now);
                 }
+                let port = dns::Port::Destination;
+                dns::rewrite(packet, p.ihl, port, m.client_port, m.id, partial);
                 Some(TunAction::ToLan(mac))
             }
             None if configured => {
@@ -742,6 +766,12 @@ impl Engine {
         // Recounted from the queues themselves, so shapers replaced by a
         // CoA or a logout never leave the total wrong.
         self.held_bytes = held;
+    }
+
+    /// Seed the generator of the ports and ids lassi writes into guests'
+    /// DNS queries (the shell passes kernel randomness; tests any value).
+    pub fn seed_random(&mut self, seed: u64) {
+        self.intercept.dns.seed(seed);
     }
 
     /// Replace the addresses resolved for the walled garden's host names.
