@@ -198,6 +198,136 @@ fn a_matching_answer_teaches_only_the_records_of_its_question() {
     liar.stop();
 }
 
+/// A slow resolver on 198.51.100.53: answers every A question after a
+/// second (as a recursive lookup may take), with the upstream web address.
+const SLOW_DNS: &str = r#"
+import socket, time
+from scapy.all import DNS, DNSRR
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.51.100.53", 53))
+s.settimeout(0.5)
+print("ready", flush=True)
+end = time.time() + 40
+while time.time() < end:
+    try:
+        data, peer = s.recvfrom(2048)
+    except socket.timeout:
+        continue
+    q = DNS(data)
+    time.sleep(1)
+    an = DNSRR(rrname=q.qd.qname, type="A", ttl=300, rdata="198.51.100.10") if q.qd.qtype == 1 else None
+    s.sendto(bytes(DNS(id=q.id, qr=1, rd=q.rd, ra=1, qd=q.qd, an=an)), peer)
+    print("answered", q.qd.qname.decode(), flush=True)
+"#;
+
+/// The guest's side of the accomplice attack: one query from a port and id
+/// it chose (and told its accomplice), then every answer it gets in 3 s.
+const GUEST_QUERY: &str = r#"
+import socket, time
+from scapy.all import DNS, DNSQR
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5555))
+s.settimeout(0.2)
+s.sendto(bytes(DNS(id=0x1234, rd=1, qd=DNSQR(qname="x.garden.test"))), ("198.51.100.53", 53))
+print("sent", flush=True)
+end = time.time() + 3
+while time.time() < end:
+    try:
+        r = DNS(s.recv(2048))
+        print("answer id", r.id, "address", r.an.rdata if r.an else None, flush=True)
+    except socket.timeout:
+        pass
+"#;
+
+#[test]
+fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
+    let lab = Lab::new(LabOptions::default()).expect("lab");
+    let web = must(&lab, "upstream", lab.start_upstream());
+    add_upstream_address(&lab, "198.51.100.66");
+    let evil = must(
+        &lab,
+        "evil web",
+        UpstreamServer::start(
+            lab.upstream().name(),
+            &["198.51.100.66:80".parse().unwrap()],
+        ),
+    );
+    let slow = must(
+        &lab,
+        "slow dns",
+        lab.upstream().spawn(
+            "slow-dns",
+            &[PYTHON, "-c", SLOW_DNS],
+            &lab.dir().join("slow-dns.log"),
+            &ExecOptions::default(),
+        ),
+    );
+    let ready = lassi::lab::netns::wait_until(Duration::from_secs(10), || {
+        slow.log().contains("ready").then_some(())
+    });
+    assert!(ready.is_some(), "{}", slow.log());
+    let lassi = must(
+        &lab,
+        "lassi",
+        lab.start_lassi("[portal]\nwalled_garden = [\"*.garden.test\"]\n"),
+    );
+    let client = lab.client(1);
+    let lease = must(&lab, "udhcpc", client.udhcpc());
+
+    // The guest asks from port 5555 with id 0x1234; its accomplice outside
+    // answers at once with exactly those, the question, and its own host.
+    let mut guest = must(
+        &lab,
+        "guest query",
+        client.ns().spawn(
+            "guest-query",
+            &[PYTHON, "-c", GUEST_QUERY],
+            &lab.dir().join("guest-query.log"),
+            &ExecOptions::default(),
+        ),
+    );
+    let sent = lassi::lab::netns::wait_until(Duration::from_secs(10), || {
+        guest.log().contains("sent").then_some(())
+    });
+    assert!(sent.is_some(), "{}", guest.log());
+    let forged = "DNSRR(rrname='x.garden.test',type='A',ttl=86400,rdata='198.51.100.66')";
+    let script = format!(
+        "from scapy.all import *\nconf.verb=0\n\
+         a=DNS(id=0x1234,qr=1,aa=1,rd=1,ra=1,qd=DNSQR(qname='x.garden.test'),an={forged})\n\
+         send(IP(src='{DNS}',dst='{}')/UDP(sport=53,dport=5555)/a)\n",
+        lease.ip
+    );
+    python(&lab, lab.upstream(), "scapy accomplice", &script);
+    guest.wait_timeout(Duration::from_secs(10));
+    let heard = guest.log();
+
+    let r = must(
+        &lab,
+        "curl",
+        client.curl(&["--max-time", "3", "http://198.51.100.66/evil"]),
+    );
+    let s = status(&lab, &lassi);
+    println!(
+        "accomplice: guest heard [{}]; walled_garden_learnt = {}, evil host requests = {}",
+        heard.trim().replace('\n', "; "),
+        s["walled_garden_learnt"],
+        evil.requests().len()
+    );
+    assert!(!r.ok(), "the accomplice's answer opened its host: {r:?}");
+    assert!(evil.requests().is_empty(), "{:?}", evil.requests());
+    // The forged answer did arrive (delivered, unmatched), and the real one
+    // came back with the guest's own id and taught the real address.
+    assert!(heard.contains("address 198.51.100.66"), "{heard}");
+    assert!(
+        heard.contains("answer id 4660 address 198.51.100.10"),
+        "{heard}"
+    );
+    assert_eq!(s["walled_garden_learnt"], 1, "{s}");
+    let r = must(&lab, "curl", client.curl(&["http://198.51.100.10/real"]));
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(web.requests_to("/real").len(), 1);
+}
+
 /// A UDP echo on 198.51.100.99:53 (finding 6's tunnel endpoint), counting
 /// what it receives; it stops by itself.
 const ECHO: &str = r#"
