@@ -198,10 +198,12 @@ fn a_matching_answer_teaches_only_the_records_of_its_question() {
     liar.stop();
 }
 
-/// A slow resolver on 198.51.100.53: answers every A question after a
-/// second (as a recursive lookup may take), with the upstream web address.
+/// A slow resolver on 198.51.100.53 (as a recursive lookup may be): it
+/// answers every A question with the upstream web address, but only once
+/// the file named by its argument exists (the forged answer is out), so
+/// the forgery always wins the race.
 const SLOW_DNS: &str = r#"
-import socket, time
+import os, socket, sys, time
 from scapy.all import DNS, DNSRR
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("198.51.100.53", 53))
@@ -214,7 +216,9 @@ while time.time() < end:
     except socket.timeout:
         continue
     q = DNS(data)
-    time.sleep(1)
+    wait = time.time() + 20
+    while not os.path.exists(sys.argv[1]) and time.time() < wait:
+        time.sleep(0.05)
     an = DNSRR(rrname=q.qd.qname, type="A", ttl=300, rdata="198.51.100.10") if q.qd.qtype == 1 else None
     s.sendto(bytes(DNS(id=q.id, qr=1, rd=q.rd, ra=1, qd=q.qd, an=an)), peer)
     print("answered", q.qd.qname.decode(), flush=True)
@@ -230,10 +234,12 @@ s.bind(("0.0.0.0", 5555))
 s.settimeout(0.2)
 s.sendto(bytes(DNS(id=0x1234, rd=1, qd=DNSQR(qname="x.garden.test"))), ("198.51.100.53", 53))
 print("sent", flush=True)
-end = time.time() + 3
-while time.time() < end:
+end = time.time() + 30
+heard = 0
+while time.time() < end and heard < 2:
     try:
         r = DNS(s.recv(2048))
+        heard += 1
         print("answer id", r.id, "address", r.an.rdata if r.an else None, flush=True)
     except socket.timeout:
         pass
@@ -252,12 +258,13 @@ fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
             &["198.51.100.66:80".parse().unwrap()],
         ),
     );
+    let go = lab.dir().join("forged-answer-sent");
     let slow = must(
         &lab,
         "slow dns",
         lab.upstream().spawn(
             "slow-dns",
-            &[PYTHON, "-c", SLOW_DNS],
+            &[PYTHON, "-c", SLOW_DNS, &go.display().to_string()],
             &lab.dir().join("slow-dns.log"),
             &ExecOptions::default(),
         ),
@@ -298,7 +305,8 @@ fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
         lease.ip
     );
     python(&lab, lab.upstream(), "scapy accomplice", &script);
-    guest.wait_timeout(Duration::from_secs(10));
+    std::fs::write(&go, "").unwrap();
+    guest.wait_timeout(Duration::from_secs(40));
     let heard = guest.log();
 
     let r = must(
@@ -317,10 +325,11 @@ fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
     assert!(evil.requests().is_empty(), "{:?}", evil.requests());
     // The forged answer did arrive (delivered, unmatched), and the real one
     // came back with the guest's own id and taught the real address.
-    assert!(heard.contains("address 198.51.100.66"), "{heard}");
+    let forged_at = heard.find("answer id 4660 address 198.51.100.66");
+    let real_at = heard.find("answer id 4660 address 198.51.100.10");
     assert!(
-        heard.contains("answer id 4660 address 198.51.100.10"),
-        "{heard}"
+        forged_at.is_some() && real_at.is_some() && forged_at < real_at,
+        "the forgery must arrive first, then the real answer: {heard}"
     );
     assert_eq!(s["walled_garden_learnt"], 1, "{s}");
     let r = must(&lab, "curl", client.curl(&["http://198.51.100.10/real"]));
