@@ -568,6 +568,27 @@ mod tests {
     }
 
     #[test]
+    fn an_offload_seed_and_a_missing_checksum_are_left_alone() {
+        let mut ip = vec![0u8; 40];
+        ip[20 + 6..20 + 8].copy_from_slice(&0x1234u16.to_be_bytes());
+        rewrite(&mut ip, 20, Port::Destination, 5353, 7, true);
+        assert_eq!(
+            &ip[26..28],
+            &0x1234u16.to_be_bytes(),
+            "seed: pseudo-header only"
+        );
+        assert_eq!(&ip[22..24], &5353u16.to_be_bytes());
+        assert_eq!(&ip[28..30], &7u16.to_be_bytes());
+        ip[26..28].copy_from_slice(&[0, 0]);
+        rewrite(&mut ip, 20, Port::Source, 1, 2, false);
+        assert_eq!(&ip[26..28], &[0, 0], "no checksum stays none");
+        // Too short for a DNS id: untouched.
+        let mut short = vec![0u8; 29];
+        rewrite(&mut short, 20, Port::Source, 1, 2, false);
+        assert_eq!(short, vec![0u8; 29]);
+    }
+
+    #[test]
     fn pending_queries_expire() {
         let mut t = DnsTracker::default();
         let (wire, id) = ask(&mut t, 1, "a.test");

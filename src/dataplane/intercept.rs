@@ -376,3 +376,31 @@ fn rewrite(ip: &mut [u8], p: &Ipv4Summary, side: Side, addr: Ipv4Addr, port: u16
     }
     ip[csum_at..csum_at + 2].copy_from_slice(&tc.to_be_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learnt_addresses_are_bounded_in_total_and_ttls_capped() {
+        let mut i = Intercept::new(InterceptSettings::default());
+        let now = 1_000_000;
+        // 100 guests, 64 addresses each: 6400 asked, 4096 kept.
+        for c in 0..100u32 {
+            let client = Ipv4Addr::from(0x0a01_0000 + c);
+            for n in 0..64u32 {
+                let ip = Ipv4Addr::from(0xc000_0000 + c * 64 + n);
+                i.learn(ip, 86_400, client, now + u64::from(c));
+            }
+        }
+        assert_eq!(i.learnt_count(), MAX_LEARNT);
+        assert_eq!(i.learnt_by.values().sum::<usize>(), MAX_LEARNT);
+        // The last guest's are there; a day's TTL lasts an hour.
+        let last = Ipv4Addr::from(0xc000_0000 + 99 * 64);
+        assert!(i.walled(last, now + MAX_LEARNT_MS));
+        assert!(!i.walled(last, now + 100 + MAX_LEARNT_MS));
+        i.expire(now + 200 + MAX_LEARNT_MS);
+        assert_eq!(i.learnt_count(), 0);
+        assert!(i.learnt_by.is_empty(), "per-guest counts go with them");
+    }
+}
