@@ -32,6 +32,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use super::DropReason;
 use crate::session::FastBuildHasher;
 use crate::wire::checksum::update16;
+use crate::wire::frame::Ipv4Summary;
 use crate::UnixMillis;
 
 /// A pending query is forgotten after this long (resolvers retry sooner).
@@ -339,10 +340,35 @@ impl DnsTracker {
         matched
     }
 
-    /// An answer arriving after its client logged in: put its port and id
-    /// back (it teaches nothing, and counts nowhere when it matches nothing).
-    pub fn late_answer(&mut self, now: UnixMillis, x: Exchange, payload: &[u8]) -> Option<Matched> {
-        self.match_answer(now, x, payload)
+    /// A UDP packet from port 53 to a guest who has logged in since its
+    /// query (`p` summarises `packet`): if it answers a pending query, the
+    /// guest's own port and id go back on, or its resolver would not take
+    /// it. It teaches nothing, and counts nowhere when it matches nothing.
+    pub fn late_answer(
+        &mut self,
+        now: UnixMillis,
+        p: &Ipv4Summary,
+        packet: &mut [u8],
+        partial: bool,
+    ) {
+        if self.pending.is_empty() {
+            return; // the fast path's common case: no look-up
+        }
+        let x = Exchange {
+            client: p.dst,
+            client_port: p.dst_port,
+            server: p.src,
+        };
+        if let Some(m) = self.match_answer(now, x, &packet[p.ihl + 8..p.total_len]) {
+            rewrite(
+                packet,
+                p.ihl,
+                Port::Destination,
+                m.client_port,
+                m.id,
+                partial,
+            );
+        }
     }
 
     fn match_answer(&mut self, now: UnixMillis, x: Exchange, payload: &[u8]) -> Option<Matched> {
@@ -394,12 +420,6 @@ impl DnsTracker {
     /// Queries waiting for their answer.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
-    }
-
-    /// True when no query waits for its answer (the common case: then an
-    /// answer to a logged-in guest needs no look-up).
-    pub fn is_idle(&self) -> bool {
-        self.pending.is_empty()
     }
 
     /// Answers from DNS servers to unauthorized clients that matched no

@@ -173,7 +173,8 @@ pub struct Snapshot {
     /// Walled-garden addresses currently learnt from DNS answers.
     pub walled_garden_learnt: usize,
     /// DNS answers to unauthorized clients that matched none of their
-    /// pending queries (delivered from lan.dns, but they teach nothing).
+    /// pending queries: from lan.dns delivered but teaching nothing, from
+    /// other servers (any_dns) also dropped as `dns_unmatched`.
     pub dns_unmatched_answers: u64,
     /// Bytes held by shapers.
     pub shaper_held_bytes: usize,
@@ -437,31 +438,8 @@ impl Engine {
         // DNS to the servers handed out (any server, UDP only, with
         // portal.any_dns: TCP/53 to anywhere would carry a VPN).
         if p.dst_port == DNS_PORT && !p.later_fragment {
-            let configured = self.settings.dns.contains(&p.dst);
-            if p.proto == PROTO_TCP && configured {
-                return LanAction::ToTun;
-            }
-            if p.proto == PROTO_UDP && (configured || self.intercept.settings.any_dns) {
-                let x = dns::Exchange {
-                    client: p.src,
-                    client_port: p.src_port,
-                    server: p.dst,
-                };
-                let payload = &ip[p.ihl + 8..p.total_len];
-                return match self.intercept.dns.query(now, x, payload, !configured) {
-                    Ok(rewrite) => {
-                        // lassi's own port and id go out (the guest learns
-                        // neither, so cannot have an answer forged for it).
-                        if let Some(rw) = rewrite {
-                            dns::rewrite(ip, p.ihl, dns::Port::Source, rw.port, rw.id, partial);
-                        }
-                        LanAction::ToTun
-                    }
-                    Err(why) => {
-                        tracing::debug!(client = %p.src, server = %p.dst, reason = why.name(), "DNS query dropped");
-                        self.drop_lan(why)
-                    }
-                };
+            if let Some(action) = self.dns_from_unauthorized(now, p, ip, partial) {
+                return action;
             }
         }
         if self.intercept.walled(p.dst, now) {
@@ -478,6 +456,47 @@ impl Engine {
         }
         self.refuse(now, eth, p, ip);
         self.drop_lan(DropReason::Unauthorized)
+    }
+
+    /// A packet of an unauthorized client to port 53: `None` when it is not
+    /// DNS to a server the client may use (the caller goes on).
+    ///
+    /// TCP passes to lan.dns only. A UDP query is remembered as pending and
+    /// goes out with lassi's own source port and id (the guest learns
+    /// neither, so cannot have an answer forged for it); to other servers
+    /// (any_dns) only well-formed queries within the guest's rate pass.
+    fn dns_from_unauthorized(
+        &mut self,
+        now: UnixMillis,
+        p: &frame::Ipv4Summary,
+        ip: &mut [u8],
+        partial: bool,
+    ) -> Option<LanAction> {
+        let configured = self.settings.dns.contains(&p.dst);
+        if p.proto == PROTO_TCP && configured {
+            return Some(LanAction::ToTun);
+        }
+        if p.proto != PROTO_UDP || !(configured || self.intercept.settings.any_dns) {
+            return None;
+        }
+        let x = dns::Exchange {
+            client: p.src,
+            client_port: p.src_port,
+            server: p.dst,
+        };
+        let payload = &ip[p.ihl + 8..p.total_len];
+        match self.intercept.dns.query(now, x, payload, !configured) {
+            Ok(rewrite) => {
+                if let Some(rw) = rewrite {
+                    dns::rewrite(ip, p.ihl, dns::Port::Source, rw.port, rw.id, partial);
+                }
+                Some(LanAction::ToTun)
+            }
+            Err(why) => {
+                tracing::debug!(client = %p.src, server = %p.dst, reason = why.name(), "DNS query dropped");
+                Some(self.drop_lan(why))
+            }
+        }
     }
 
     /// What an unauthorized client may reach on the gateway itself.
@@ -613,19 +632,9 @@ impl Engine {
             return TunAction::ToLan(mac);
         }
         if authorized {
-            if p.proto == PROTO_UDP && p.src_port == DNS_PORT && !self.intercept.dns.is_idle() {
-                // An answer to a query sent before login: the guest's own
-                // port and id go back on, or its resolver would not take it.
-                let x = dns::Exchange {
-                    client: p.dst,
-                    client_port: p.dst_port,
-                    server: p.src,
-                };
-                let payload = &packet[p.ihl + 8..p.total_len];
-                if let Some(m) = self.intercept.dns.late_answer(now, x, payload) {
-                    let port = dns::Port::Destination;
-                    dns::rewrite(packet, p.ihl, port, m.client_port, m.id, partial);
-                }
+            if p.proto == PROTO_UDP && p.src_port == DNS_PORT {
+                // Maybe the answer to a query sent before login.
+                self.intercept.dns.late_answer(now, &p, packet, partial);
             }
             let quota_action = self.settings.quota_action;
             let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
