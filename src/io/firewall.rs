@@ -40,11 +40,7 @@ impl FirewallSpec {
     }
 
     fn tables(&self) -> Vec<(&'static str, String)> {
-        let mut t = vec![
-            ("inet", self.table()),
-            ("arp", self.table()),
-            ("netdev", self.table()),
-        ];
+        let mut t = vec![("inet", self.table()), ("arp", self.table())];
         if self.masquerade_out.is_some() {
             t.push(("ip", format!("{}-nat", self.table())));
         }
@@ -110,23 +106,6 @@ impl FirewallSpec {
             );
         }
         cmds.push(rule("inet", &name, "input_tun", &iif_tun));
-        // VLAN tags: the kernel strips a tag before the IP stack, and a
-        // VLAN-0 ("priority") frame then enters it as if untagged on the
-        // LAN interface, reaching prerouting and conntrack before the input
-        // drop above. Ingress runs after packet sockets have their copy
-        // (lassi's raw socket still sees and counts it), before the stack.
-        cmds.push(
-            json!({"add": {"chain": {"family": "netdev", "table": name, "name": "ingress",
-            "type": "filter", "hook": "ingress", "dev": lan, "prio": -500, "policy": "accept"}}}),
-        );
-        cmds.push(
-            json!({"add": {"rule": {"family": "netdev", "table": name, "chain": "ingress",
-            "expr": [
-                {"match": {"op": "==", "left": {"payload": {"protocol": "ether", "field": "type"}},
-                    "right": {"set": ["8021q", "8021ad"]}}},
-                {"counter": null}, {"drop": null}
-            ]}}}),
-        );
         // ARP: lassi answers for the gateway itself; the kernel must not
         // (it would answer for every local address, the uplink's included).
         for (c, m) in [("input", &iif), ("output", &oif)] {
@@ -148,6 +127,36 @@ impl FirewallSpec {
             ]}}}));
         }
         json!({"nftables": cmds})
+    }
+
+    /// The nft JSON batch of the VLAN guard: a `netdev` table whose ingress
+    /// chain on the LAN device drops tagged frames. The kernel strips a tag
+    /// before the IP stack, and a VLAN-0 ("priority") frame then enters it
+    /// as if untagged on the LAN interface, reaching prerouting and
+    /// conntrack before the input drop of the main table. Ingress runs
+    /// after packet sockets have their copy (lassi's raw socket still sees
+    /// and counts it), before the stack. A batch of its own: a router
+    /// without the netdev family (OpenWrt's `kmod-nft-netdev`) still runs.
+    pub fn vlan_guard_json(&self) -> Value {
+        let t = json!({"table": {"family": "netdev", "name": self.table()}});
+        json!({"nftables": [
+            {"add": t}, {"delete": t}, {"add": t},
+            {"add": {"chain": {"family": "netdev", "table": self.table(), "name": "ingress",
+                "type": "filter", "hook": "ingress", "dev": self.lan_interface, "prio": -500,
+                "policy": "accept"}}},
+            {"add": {"rule": {"family": "netdev", "table": self.table(), "chain": "ingress",
+                "expr": [
+                    {"match": {"op": "==", "left": {"payload": {"protocol": "ether", "field": "type"}},
+                        "right": {"set": ["8021q", "8021ad"]}}},
+                    {"counter": null}, {"drop": null}
+                ]}}}
+        ]})
+    }
+
+    /// The nft JSON batch that removes the VLAN guard (tolerates absence).
+    pub fn remove_vlan_guard_json(&self) -> Value {
+        let t = json!({"table": {"family": "netdev", "name": self.table()}});
+        json!({"nftables": [{"add": t}, {"delete": t}]})
     }
 
     /// The nft JSON batch that removes lassi's tables (tolerates absence).
@@ -190,13 +199,27 @@ fn nft(batch: &Value) -> Result<(), String> {
 /// The installed tables; removed when dropped.
 pub struct Firewall {
     spec: FirewallSpec,
+    vlan_guard: bool,
 }
 
 impl Firewall {
-    /// Install (or replace) lassi's tables.
+    /// Install (or replace) lassi's tables, and the VLAN guard where the
+    /// kernel has the netdev family (else a warning says what is missing).
     pub fn install(spec: FirewallSpec) -> Result<Firewall, String> {
         nft(&spec.install_json())?;
-        Ok(Firewall { spec })
+        let vlan_guard = match nft(&spec.vlan_guard_json()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    "no netdev ingress chain on {} ({e}): VLAN-0 tagged frames reach the \
+                     kernel's prerouting (lassi itself still drops every tagged frame); \
+                     install the netdev family (OpenWrt: kmod-nft-netdev)",
+                    spec.lan_interface
+                );
+                false
+            }
+        };
+        Ok(Firewall { spec, vlan_guard })
     }
 }
 
@@ -204,6 +227,11 @@ impl Drop for Firewall {
     fn drop(&mut self) {
         if let Err(e) = nft(&self.spec.remove_json()) {
             tracing::error!("removing nftables tables: {e}");
+        }
+        if self.vlan_guard {
+            if let Err(e) = nft(&self.spec.remove_vlan_guard_json()) {
+                tracing::error!("removing the netdev table: {e}");
+            }
         }
     }
 }
@@ -255,11 +283,13 @@ mod tests {
             &json!({"drop": null})
         );
         assert!(!j.to_string().contains("masquerade"));
-        // Tagged frames (VLAN 0 included) stop at the LAN device's ingress.
-        let vlan = rules
-            .iter()
-            .find(|r| r["family"] == "netdev")
-            .expect("a netdev rule");
+        // Tagged frames (VLAN 0 included) stop at the LAN device's ingress,
+        // in a batch of its own.
+        assert!(!j.to_string().contains("netdev"));
+        let guard = spec(false).vlan_guard_json();
+        let cmds = guard["nftables"].as_array().unwrap();
+        assert_eq!(cmds[3]["add"]["chain"]["dev"], "lan0");
+        let vlan = &cmds[4]["add"]["rule"];
         assert_eq!(vlan["expr"][0]["match"]["right"]["set"][0], "8021q");
         assert_eq!(vlan["expr"][2], json!({"drop": null}));
         // Every table is created fresh (add, delete, add).
@@ -278,6 +308,6 @@ mod tests {
         assert!(text.contains("\"masquerade\":null"));
         assert!(text.contains("\"addr\":\"10.1.0.0\",\"len\":24"));
         let rm = s.remove_json();
-        assert_eq!(rm["nftables"].as_array().unwrap().len(), 8);
+        assert_eq!(rm["nftables"].as_array().unwrap().len(), 6);
     }
 }
