@@ -43,11 +43,9 @@ pub fn dhcp_settings(cfg: &Config) -> DhcpSettings {
 
 /// A starting point for session-id counters that differs between runs.
 fn session_id_seed() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    nanos ^ std::process::id().rotate_left(16)
+    let mut b = [0u8; 4];
+    crate::io::sys::random_bytes(&mut b);
+    u32::from_ne_bytes(b)
 }
 
 /// Interception settings derived from the config.
@@ -294,6 +292,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
     );
     let resumed = saved_sessions.len();
     let mut engine = engine;
+    let mut seed = [0u8; 8];
+    crate::io::sys::random_bytes(&mut seed);
+    engine.seed_random(u64::from_ne_bytes(seed));
     engine.resume_sessions(saved_sessions, now);
     tracing::info!(
         lan = cfg.lan.interface,

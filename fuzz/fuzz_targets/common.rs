@@ -11,7 +11,14 @@ use lassi::wire::MacAddr;
 
 pub const NOW: u64 = 1_795_359_600_000;
 
+#[allow(dead_code)] // not every target uses it
 pub fn engine() -> Engine {
+    engine_with(false)
+}
+
+/// Like [`engine`], with `portal.any_dns` as given.
+#[allow(dead_code)] // not every target varies it
+pub fn engine_with(any_dns: bool) -> Engine {
     let gw = Ipv4Addr::new(10, 1, 0, 1);
     let leases = (1..=2u8)
         .map(|n| LeaseRecord {
@@ -53,9 +60,12 @@ pub fn engine() -> Engine {
                 portal_port: 3990,
                 walled_nets: vec!["203.0.113.0/24".parse().unwrap()],
                 walled_suffixes: vec!["example.org".into()],
-                any_dns: false,
+                any_dns,
             },
-            quota_action: QuotaAction::Throttle { up_bps: 64_000, down_bps: 64_000 },
+            quota_action: QuotaAction::Throttle {
+                up_bps: 64_000,
+                down_bps: 64_000,
+            },
             lost_carrier: LostCarrier::default(),
             default_limits: SessionLimits::default(),
             session_id_seed: 0,
@@ -69,15 +79,25 @@ pub fn engine() -> Engine {
         max_total_octets: Some(1_000_000),
         ..Default::default()
     };
-    e.authorize(MacAddr([2, 0, 0, 0, 1, 1]), Authorization { limits, ..Default::default() }, NOW)
-        .expect("restored client");
+    e.authorize(
+        MacAddr([2, 0, 0, 0, 1, 1]),
+        Authorization {
+            limits,
+            ..Default::default()
+        },
+        NOW,
+    )
+    .expect("restored client");
     e
 }
 
 /// A vnet header from the first input bytes, so offload paths get exercised.
+#[allow(dead_code)] // not every target uses it
 pub fn vnet(data: &[u8]) -> (VnetHdr, &[u8]) {
     match data.split_first() {
-        Some((&sel, rest)) if sel & 1 == 1 && rest.len() >= 10 => (VnetHdr::parse(rest).unwrap(), &rest[10..]),
+        Some((&sel, rest)) if sel & 1 == 1 && rest.len() >= 10 => {
+            (VnetHdr::parse(rest).unwrap(), &rest[10..])
+        }
         Some((_, rest)) => (VnetHdr::default(), rest),
         None => (VnetHdr::default(), data),
     }

@@ -42,6 +42,10 @@ drop_reasons! {
     DhcpRefused => "dhcp_refused", "DHCP message the server refused.";
     Shaped => "shaped", "Over the session's bandwidth limit with its queue full.";
     Quota => "quota", "The session's volume quota is used up.";
+    VlanTagged => "vlan_tagged", "An 802.1Q/802.1ad-tagged frame (VLAN 0 included): lassi serves no VLANs.";
+    DnsNotQuery => "dns_not_query", "UDP to port 53 of a server other than lan.dns (portal.any_dns) that is no plain DNS query.";
+    DnsRateLimited => "dns_rate_limited", "A guest's DNS queries to servers other than lan.dns over its rate or pending bound.";
+    DnsUnmatched => "dns_unmatched", "A DNS answer from a server other than lan.dns that answers no pending query of the guest.";
 }
 
 /// One counter per [`DropReason`].

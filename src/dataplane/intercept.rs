@@ -8,13 +8,16 @@
 //!   connection by the client's address and port.
 //! - The walled garden: networks from the config, addresses the shell
 //!   resolved for configured host names, and addresses learnt from DNS
-//!   answers for `*.domain` suffixes (kept for the record's TTL).
+//!   answers for `*.domain` suffixes (kept for the record's TTL, between a
+//!   minute and an hour). Only an answer to the client's own pending query
+//!   teaches, and only about the name it asked (see [`super::dns`]).
 //! - Everything else is refused at once — a TCP reset or an ICMP
 //!   unreachable — so browsers and apps fail fast instead of hanging.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
+use super::dns::{self, DnsTracker, Question};
 use crate::config::Ipv4Net;
 use crate::session::FastBuildHasher;
 use crate::wire::checksum::{update16, update32};
@@ -30,8 +33,10 @@ const MAX_LEARNT: usize = 4096;
 /// A learnt address is kept at least this long whatever its TTL says, so a
 /// page has time to load after the lookup.
 const MIN_LEARNT_MS: u64 = 60_000;
-/// At most this long, so a huge TTL cannot pin an address for ever.
-const MAX_LEARNT_MS: u64 = 86_400_000;
+/// At most this long, so a huge TTL cannot pin an address for a day.
+const MAX_LEARNT_MS: u64 = 3_600_000;
+/// Most learnt addresses one client's lookups may hold at once.
+const MAX_LEARNT_PER_CLIENT: usize = 64;
 /// Refusals (resets, unreachables) generated per second at most, gateway-wide.
 const REJECTS_PER_SECOND: u32 = 2000;
 
@@ -46,6 +51,14 @@ pub struct InterceptSettings {
     pub walled_suffixes: Vec<String>,
     /// Unauthorized clients may query any DNS server.
     pub any_dns: bool,
+}
+
+/// A walled-garden address learnt from DNS: until when, and whose lookup
+/// taught it (for the per-client bound).
+#[derive(Clone, Copy, Debug)]
+struct Learnt {
+    until: UnixMillis,
+    by: Ipv4Addr,
 }
 
 #[derive(Clone, Copy)]
@@ -65,7 +78,11 @@ pub struct Intercept {
     pub(super) settings: InterceptSettings,
     flows: HashMap<u64, Flow, FastBuildHasher>,
     resolved: HashSet<Ipv4Addr, FastBuildHasher>,
-    learnt: HashMap<Ipv4Addr, UnixMillis, FastBuildHasher>,
+    learnt: HashMap<Ipv4Addr, Learnt, FastBuildHasher>,
+    /// How many of `learnt` each client's lookups added.
+    learnt_by: HashMap<Ipv4Addr, usize, FastBuildHasher>,
+    /// Pending DNS queries of unauthorized clients.
+    pub(super) dns: DnsTracker,
     reject_window: UnixMillis,
     rejects_in_window: u32,
 }
@@ -83,7 +100,7 @@ impl Intercept {
     pub fn walled(&self, ip: Ipv4Addr, now: UnixMillis) -> bool {
         self.settings.walled_nets.iter().any(|n| n.contains(ip))
             || self.resolved.contains(&ip)
-            || self.learnt.get(&ip).is_some_and(|&until| until > now)
+            || self.learnt.get(&ip).is_some_and(|l| l.until > now)
     }
 
     /// Replace the addresses resolved for walled-garden host names.
@@ -200,57 +217,96 @@ impl Intercept {
         true
     }
 
-    /// Learn walled-garden addresses from a DNS answer a client is about to
-    /// receive (`payload` is the UDP payload).
-    pub fn snoop_dns(&mut self, payload: &[u8], now: UnixMillis) {
-        if self.settings.walled_suffixes.is_empty() {
+    /// True when `name` (normalised) is under one of the garden's suffixes.
+    fn walled_name(&self, name: &str) -> bool {
+        self.settings.walled_suffixes.iter().any(|s| {
+            name == s
+                || name
+                    .strip_suffix(s.as_str())
+                    .is_some_and(|head| head.ends_with('.'))
+        })
+    }
+
+    /// Learn walled-garden addresses from an answer that matched `client`'s
+    /// own pending query (see [`DnsTracker`]): only when the question is a
+    /// walled name, and only the records of that name and its CNAME chain
+    /// (a CNAME target outside the suffix is followed: the operator allowed
+    /// the name asked for, wherever it is served from).
+    ///
+    /// A learnt address opens for every unauthorized client, not just the
+    /// one that asked. That gives an attacker nothing: anyone may ask the
+    /// operator's resolver about a garden name, so the address is exactly
+    /// what the garden permits; per-client gardens would only make the
+    /// second guest's page break.
+    pub fn learn_from_answer(
+        &mut self,
+        msg: &hickory_proto::op::Message,
+        question: &Question,
+        client: Ipv4Addr,
+        now: UnixMillis,
+    ) {
+        if !self.walled_name(&question.name) {
             return;
         }
-        let Ok(msg) = hickory_proto::op::Message::from_vec(payload) else {
-            return;
-        };
-        let matches = |name: &hickory_proto::rr::Name| {
-            let n = name.to_lowercase().to_ascii();
-            let n = n.trim_end_matches('.');
-            self.settings.walled_suffixes.iter().any(|s| {
-                n == s
-                    || n.strip_suffix(s.as_str())
-                        .is_some_and(|head| head.ends_with('.'))
-            })
-        };
-        // An answer to a question about a walled-garden name covers the whole
-        // CNAME chain that follows, whatever the names of its A records.
-        let asked = msg.queries.iter().any(|q| matches(q.name()));
-        let found: Vec<(Ipv4Addr, u32)> = msg
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                hickory_proto::rr::RData::A(a) if asked || matches(&r.name) => Some((a.0, r.ttl)),
-                _ => None,
-            })
-            .collect();
-        for (ip, ttl) in found {
-            self.learn(ip, ttl, now);
+        for (ip, ttl) in dns::chain_addresses(msg, question) {
+            self.learn(ip, ttl, client, now);
         }
     }
 
-    fn learn(&mut self, ip: Ipv4Addr, ttl: u32, now: UnixMillis) {
+    fn learn(&mut self, ip: Ipv4Addr, ttl: u32, client: Ipv4Addr, now: UnixMillis) {
         let keep = (u64::from(ttl) * 1000).clamp(MIN_LEARNT_MS, MAX_LEARNT_MS);
-        if !self.learnt.contains_key(&ip) && self.learnt.len() >= MAX_LEARNT {
+        if let Some(l) = self.learnt.get_mut(&ip) {
+            l.until = l.until.max(now + keep);
+            return;
+        }
+        if self.learnt_by.get(&client).copied().unwrap_or(0) >= MAX_LEARNT_PER_CLIENT {
+            self.expire(now);
+        }
+        if self.learnt_by.get(&client).copied().unwrap_or(0) >= MAX_LEARNT_PER_CLIENT {
+            // This client's own oldest goes: one guest cannot fill the table.
+            self.forget_soonest(|l| l.by == client);
+        }
+        if self.learnt.len() >= MAX_LEARNT {
             self.expire(now);
             if self.learnt.len() >= MAX_LEARNT {
-                let soonest = self
-                    .learnt
-                    .iter()
-                    .min_by_key(|(_, &t)| t)
-                    .map(|(ip, _)| *ip);
-                if let Some(old) = soonest {
-                    self.learnt.remove(&old);
-                }
+                self.forget_soonest(|_| true);
             }
         }
-        let until = self.learnt.entry(ip).or_insert(0);
-        *until = (*until).max(now + keep);
+        self.learnt.insert(
+            ip,
+            Learnt {
+                until: now + keep,
+                by: client,
+            },
+        );
+        *self.learnt_by.entry(client).or_insert(0) += 1;
+    }
+
+    fn forget_soonest(&mut self, which: impl Fn(&Learnt) -> bool) {
+        let soonest = self
+            .learnt
+            .iter()
+            .filter(|(_, l)| which(l))
+            .min_by_key(|(_, l)| l.until)
+            .map(|(ip, _)| *ip);
+        if let Some(old) = soonest {
+            self.forget(old);
+        }
+    }
+
+    fn forget(&mut self, ip: Ipv4Addr) {
+        if let Some(l) = self.learnt.remove(&ip) {
+            Self::uncount(&mut self.learnt_by, l.by);
+        }
+    }
+
+    fn uncount(by: &mut HashMap<Ipv4Addr, usize, FastBuildHasher>, client: Ipv4Addr) {
+        if let Some(n) = by.get_mut(&client) {
+            *n -= 1;
+            if *n == 0 {
+                by.remove(&client);
+            }
+        }
     }
 
     /// True if one more refusal may be sent now (a flood of blocked packets
@@ -267,7 +323,15 @@ impl Intercept {
     /// Forget idle flows and expired learnt addresses.
     pub fn expire(&mut self, now: UnixMillis) {
         self.flows.retain(|_, f| f.last + FLOW_IDLE_MS > now);
-        self.learnt.retain(|_, &mut until| until > now);
+        let by = &mut self.learnt_by;
+        self.learnt.retain(|_, l| {
+            let keep = l.until > now;
+            if !keep {
+                Self::uncount(by, l.by);
+            }
+            keep
+        });
+        self.dns.expire(now);
     }
 
     /// Make room in a full table: drop any one entry (no scan for the
@@ -311,4 +375,32 @@ fn rewrite(ip: &mut [u8], p: &Ipv4Summary, side: Side, addr: Ipv4Addr, port: u16
         tc = update16(tc, old_port, port, false);
     }
     ip[csum_at..csum_at + 2].copy_from_slice(&tc.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learnt_addresses_are_bounded_in_total_and_ttls_capped() {
+        let mut i = Intercept::new(InterceptSettings::default());
+        let now = 1_000_000;
+        // 100 guests, 64 addresses each: 6400 asked, 4096 kept.
+        for c in 0..100u32 {
+            let client = Ipv4Addr::from(0x0a01_0000 + c);
+            for n in 0..64u32 {
+                let ip = Ipv4Addr::from(0xc000_0000 + c * 64 + n);
+                i.learn(ip, 86_400, client, now + u64::from(c));
+            }
+        }
+        assert_eq!(i.learnt_count(), MAX_LEARNT);
+        assert_eq!(i.learnt_by.values().sum::<usize>(), MAX_LEARNT);
+        // The last guest's are there; a day's TTL lasts an hour.
+        let last = Ipv4Addr::from(0xc000_0000 + 99 * 64);
+        assert!(i.walled(last, now + MAX_LEARNT_MS));
+        assert!(!i.walled(last, now + 100 + MAX_LEARNT_MS));
+        i.expire(now + 200 + MAX_LEARNT_MS);
+        assert_eq!(i.learnt_count(), 0);
+        assert!(i.learnt_by.is_empty(), "per-guest counts go with them");
+    }
 }

@@ -6,6 +6,7 @@
 //! engine originates (ARP, DHCP) are queued in an outbox the shell drains;
 //! session and lease changes are queued as [`Event`]s.
 
+pub mod dns;
 mod drops;
 pub mod intercept;
 
@@ -173,6 +174,10 @@ pub struct Snapshot {
     pub redirected_flows: usize,
     /// Walled-garden addresses currently learnt from DNS answers.
     pub walled_garden_learnt: usize,
+    /// DNS answers to unauthorized clients that matched none of their
+    /// pending queries: from lan.dns delivered but teaching nothing, from
+    /// other servers (any_dns) also dropped as `dns_unmatched`.
+    pub dns_unmatched_answers: u64,
     /// Bytes held by shapers.
     pub shaper_held_bytes: usize,
 }
@@ -246,8 +251,20 @@ impl Engine {
             // here: lassi does not route IPv6 yet, and it must never get
             // around the portal.
             ETHERTYPE_IPV6 => self.drop_lan(DropReason::Ipv6),
+            // A tag the kernel left in the frame (802.1Q, 802.1ad, the old
+            // QinQ type): its payload must never be read as untagged.
+            0x8100 | 0x88a8 | 0x9100 => self.drop_lan(DropReason::VlanTagged),
             _ => self.drop_lan(DropReason::NotIp),
         }
+    }
+
+    /// A frame the LAN port received with a VLAN tag the kernel stripped
+    /// (`tci`, VLAN 0 included). lassi serves no VLANs: a tagged frame is
+    /// not the untagged guest it would look like once the tag is gone, so
+    /// it is dropped and counted, whatever it carries.
+    pub fn tagged_from_lan(&mut self, tci: u16) -> LanAction {
+        tracing::debug!(vlan = tci & 0x0fff, "802.1Q-tagged frame dropped");
+        self.drop_lan(DropReason::VlanTagged)
     }
 
     fn arp_from_lan(&mut self, now: UnixMillis, eth: &EthHeader, payload: &[u8]) -> LanAction {
@@ -422,10 +439,12 @@ impl Engine {
         }
         // DNS to the servers handed out (any server, UDP only, with
         // portal.any_dns: TCP/53 to anywhere would carry a VPN).
-        let dns = p.dst_port == DNS_PORT
-            && ((matches!(p.proto, PROTO_UDP | PROTO_TCP) && self.settings.dns.contains(&p.dst))
-                || (p.proto == PROTO_UDP && self.intercept.settings.any_dns));
-        if dns || self.intercept.walled(p.dst, now) {
+        if p.dst_port == DNS_PORT && !p.later_fragment {
+            if let Some(action) = self.dns_from_unauthorized(now, p, ip, partial) {
+                return action;
+            }
+        }
+        if self.intercept.walled(p.dst, now) {
             return LanAction::ToTun;
         }
         if p.proto == PROTO_TCP && p.dst_port == HTTP_PORT {
@@ -439,6 +458,47 @@ impl Engine {
         }
         self.refuse(now, eth, p, ip);
         self.drop_lan(DropReason::Unauthorized)
+    }
+
+    /// A packet of an unauthorized client to port 53: `None` when it is not
+    /// DNS to a server the client may use (the caller goes on).
+    ///
+    /// TCP passes to lan.dns only. A UDP query is remembered as pending and
+    /// goes out with lassi's own source port and id (the guest learns
+    /// neither, so cannot have an answer forged for it); to other servers
+    /// (any_dns) only well-formed queries within the guest's rate pass.
+    fn dns_from_unauthorized(
+        &mut self,
+        now: UnixMillis,
+        p: &frame::Ipv4Summary,
+        ip: &mut [u8],
+        partial: bool,
+    ) -> Option<LanAction> {
+        let configured = self.settings.dns.contains(&p.dst);
+        if p.proto == PROTO_TCP && configured {
+            return Some(LanAction::ToTun);
+        }
+        if p.proto != PROTO_UDP || !(configured || self.intercept.settings.any_dns) {
+            return None;
+        }
+        let x = dns::Exchange {
+            client: p.src,
+            client_port: p.src_port,
+            server: p.dst,
+        };
+        let payload = &ip[p.ihl + 8..p.total_len];
+        match self.intercept.dns.query(now, x, payload, !configured) {
+            Ok(rewrite) => {
+                if let Some(rw) = rewrite {
+                    dns::rewrite(ip, p.ihl, dns::Port::Source, rw.port, rw.id, partial);
+                }
+                Some(LanAction::ToTun)
+            }
+            Err(why) => {
+                tracing::debug!(client = %p.src, server = %p.dst, reason = why.name(), "DNS query dropped");
+                Some(self.drop_lan(why))
+            }
+        }
     }
 
     /// What an unauthorized client may reach on the gateway itself.
@@ -596,6 +656,10 @@ impl Engine {
             return TunAction::ToLan(mac);
         }
         if authorized {
+            if p.proto == PROTO_UDP && p.src_port == DNS_PORT {
+                // Maybe the answer to a query sent before login.
+                self.intercept.dns.late_answer(now, &p, packet, partial);
+            }
             let quota_action = self.settings.quota_action;
             let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
             if client.over_quota() && !Self::quota_reached(client, quota_action, now) {
@@ -625,24 +689,64 @@ impl Engine {
             client.counters.octets_out += octets;
             return TunAction::ToLan(mac);
         }
-        let configured_dns = self.settings.dns.contains(&p.src);
-        let from_dns = p.src_port == DNS_PORT
-            && ((matches!(p.proto, PROTO_UDP | PROTO_TCP) && configured_dns)
-                || (p.proto == PROTO_UDP && self.intercept.settings.any_dns));
-        if from_dns {
-            // Only the operator's own DNS servers may widen the walled
-            // garden: with any_dns a guest could run a server that answers
-            // "walled.example.org A <anything>".
-            if p.proto == PROTO_UDP && configured_dns {
-                self.intercept
-                    .snoop_dns(&packet[p.ihl + 8..p.total_len], now);
+        if p.src_port == DNS_PORT && !p.later_fragment {
+            if let Some(action) = self.dns_to_unauthorized(now, &p, packet, partial, mac) {
+                return action;
             }
-            return TunAction::ToLan(mac);
         }
         if self.intercept.walled(p.src, now) {
             return TunAction::ToLan(mac);
         }
         self.drop_tun(DropReason::Unauthorized)
+    }
+
+    /// A packet from port 53 to an unauthorized client: `None` when it is
+    /// not DNS of a server the client may use (the caller goes on).
+    ///
+    /// Only an answer to the client's own pending query (same ports, id and
+    /// question) may teach the walled garden, and only from the operator's
+    /// own servers (with any_dns a guest could run one that answers
+    /// "walled.example.org A <anything>"). Unmatched answers from lan.dns
+    /// are still delivered (DNS keeps working) but teach nothing; from any
+    /// other server they are dropped, so any_dns is no tunnel.
+    fn dns_to_unauthorized(
+        &mut self,
+        now: UnixMillis,
+        p: &frame::Ipv4Summary,
+        packet: &mut [u8],
+        partial: bool,
+        mac: MacAddr,
+    ) -> Option<TunAction> {
+        let configured = self.settings.dns.contains(&p.src);
+        if p.proto == PROTO_TCP && configured {
+            return Some(TunAction::ToLan(mac));
+        }
+        if p.proto != PROTO_UDP || !(configured || self.intercept.settings.any_dns) {
+            return None;
+        }
+        let x = dns::Exchange {
+            client: p.dst,
+            client_port: p.dst_port,
+            server: p.src,
+        };
+        let payload = &packet[p.ihl + 8..p.total_len];
+        match self.intercept.dns.answer(now, x, payload) {
+            Some(m) => {
+                if configured {
+                    self.intercept
+                        .learn_from_answer(&m.msg, &m.question, p.dst, now);
+                }
+                let port = dns::Port::Destination;
+                dns::rewrite(packet, p.ihl, port, m.client_port, m.id, partial);
+                Some(TunAction::ToLan(mac))
+            }
+            None if configured => {
+                tracing::debug!(client = %p.dst, server = %p.src, "DNS answer matches no pending query: delivered, not learnt");
+                Some(TunAction::ToLan(mac))
+            }
+            None if self.intercept.walled(p.src, now) => Some(TunAction::ToLan(mac)),
+            None => Some(self.drop_tun(DropReason::DnsUnmatched)),
+        }
     }
 
     /// A session reached its quota on the fast path. With `Throttle` it is
@@ -695,6 +799,12 @@ impl Engine {
         // Recounted from the queues themselves, so shapers replaced by a
         // CoA or a logout never leave the total wrong.
         self.held_bytes = held;
+    }
+
+    /// Seed the generator of the ports and ids lassi writes into guests'
+    /// DNS queries (the shell passes kernel randomness; tests any value).
+    pub fn seed_random(&mut self, seed: u64) {
+        self.intercept.dns.seed(seed);
     }
 
     /// Replace the addresses resolved for the walled garden's host names.
@@ -901,6 +1011,7 @@ impl Engine {
             redirected_flows: self.intercept.flow_count(),
             shaper_held_bytes: self.held_bytes,
             walled_garden_learnt: self.intercept.learnt_count(),
+            dns_unmatched_answers: self.intercept.dns.unmatched_answers(),
         }
     }
 

@@ -772,7 +772,8 @@ fn walled_garden_networks_hosts_and_learnt_suffixes() {
         ],
         300,
     );
-    let f = dns_reply(mac(1), DNS, ip, &answer);
+    let asked = ask(&mut e, ip, DNS, "www.example.org");
+    let f = answered(asked, mac(1), DNS, ip, &answer);
     assert_eq!(
         tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
         TunAction::ToLan(mac(1))
@@ -788,7 +789,8 @@ fn walled_garden_networks_hosts_and_learnt_suffixes() {
     );
     // Answers about other names teach nothing.
     let unrelated = dns_answer("www.example.com", &[("www.example.com", Some(other))], 300);
-    let f = dns_reply(mac(1), DNS, ip, &unrelated);
+    let asked = ask(&mut e, ip, DNS, "www.example.com");
+    let f = answered(asked, mac(1), DNS, ip, &unrelated);
     tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(1), ip, other, 443, 0)),
@@ -796,7 +798,8 @@ fn walled_garden_networks_hosts_and_learnt_suffixes() {
     );
     // And "notexample.org" is not under "example.org".
     let lookalike = dns_answer("notexample.org", &[("notexample.org", Some(other))], 300);
-    let f = dns_reply(mac(1), DNS, ip, &lookalike);
+    let asked = ask(&mut e, ip, DNS, "notexample.org");
+    let f = answered(asked, mac(1), DNS, ip, &lookalike);
     tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(1), ip, other, 443, 0)),
@@ -828,6 +831,62 @@ fn dns_reply(mac: MacAddr, server: Ipv4Addr, ip: Ipv4Addr, answer: &[u8]) -> Vec
             dst_port: 5353,
         },
         answer,
+    )
+}
+
+/// A DNS query (id 1, type A) from a client's port 5353 to `server`.
+fn dns_query(mac: MacAddr, ip: Ipv4Addr, server: Ipv4Addr, question: &str) -> Vec<u8> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let mut m = Message::new(1, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(
+        Name::from_ascii(question).unwrap(),
+        RecordType::A,
+    ));
+    udp_frame(
+        &UdpAddressing {
+            src_mac: mac,
+            dst_mac: gw_mac(),
+            src_ip: ip,
+            dst_ip: server,
+            src_port: 5353,
+            dst_port: 53,
+        },
+        &m.to_vec().unwrap(),
+    )
+}
+
+/// Client 1 (at `ip`) asks `server` about `question`; the query passes
+/// with lassi's own source port and id, which are returned.
+fn ask(e: &mut Engine, ip: Ipv4Addr, server: Ipv4Addr, question: &str) -> (u16, u16) {
+    let mut q = dns_query(mac(1), ip, server, question);
+    assert_eq!(e.from_lan(T0, &plain(), &mut q), LanAction::ToTun);
+    let at = ETH_HLEN + 20;
+    let port = u16::from_be_bytes([q[at], q[at + 1]]);
+    let id = u16::from_be_bytes([q[at + 8], q[at + 9]]);
+    (port, id)
+}
+
+/// [`dns_reply`] to the port and id of a query [`ask`] sent.
+fn answered(
+    (port, id): (u16, u16),
+    mac: MacAddr,
+    server: Ipv4Addr,
+    ip: Ipv4Addr,
+    answer: &[u8],
+) -> Vec<u8> {
+    let mut a = answer.to_vec();
+    a[..2].copy_from_slice(&id.to_be_bytes());
+    udp_frame(
+        &UdpAddressing {
+            src_mac: gw_mac(),
+            dst_mac: mac,
+            src_ip: server,
+            dst_ip: ip,
+            src_port: 53,
+            dst_port: port,
+        },
+        &a,
     )
 }
 
@@ -1253,10 +1312,12 @@ fn no_way_around_the_portal_through_dns_or_other_guests() {
     let a = lease(&mut e, mac(1));
     let b = lease(&mut e, mac(2));
     let rogue_dns = Ipv4Addr::new(203, 0, 114, 53);
-    // any_dns opens UDP/53 to anywhere, but not TCP/53 (a VPN would fit).
+    // any_dns opens UDP/53 to anywhere for DNS queries only, and not
+    // TCP/53 (a VPN would fit).
+    let asked = ask(&mut e, a, rogue_dns, "evil.example.org");
     assert_eq!(
         lan(&mut e, T0, &plain(), &udp(mac(1), a, rogue_dns, 5353, 53)),
-        LanAction::ToTun
+        LanAction::Drop(DropReason::DnsNotQuery)
     );
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(1), a, rogue_dns, 53, 0)),
@@ -1269,7 +1330,7 @@ fn no_way_around_the_portal_through_dns_or_other_guests() {
         &[("evil.example.org", Some(target))],
         86400,
     );
-    let f = dns_reply(mac(1), rogue_dns, a, &lie);
+    let f = answered(asked, mac(1), rogue_dns, a, &lie);
     assert_eq!(
         tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
         TunAction::ToLan(mac(1)),
@@ -1397,4 +1458,210 @@ fn reclaimed_lease_ends_the_silent_guests_session_never_a_logged_in_one() {
         LanAction::Drop(DropReason::DhcpRefused)
     );
     assert_eq!(e.snapshot(later).dhcp.reclaimed_leases, 1);
+}
+
+#[test]
+fn a_forged_unsolicited_answer_teaches_nothing() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let evil = Ipv4Addr::new(198, 51, 100, 1);
+    // Finding 1 of issue 8: nobody asked, yet the answer comes from the
+    // DNS server's address and port, about a garden name.
+    let forged = dns_answer("x.example.org", &[("x.example.org", Some(evil))], 86400);
+    let f = dns_reply(mac(1), DNS, ip, &forged);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
+        TunAction::ToLan(mac(1)),
+        "delivered: DNS keeps working"
+    );
+    assert_eq!(e.snapshot(T0).walled_garden_learnt, 0);
+    assert_eq!(e.snapshot(T0).dns_unmatched_answers, 1);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, evil, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+}
+
+#[test]
+fn a_matching_answer_teaches_only_its_question_and_caps_the_ttl() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let good = Ipv4Addr::new(198, 51, 100, 30);
+    let evil = Ipv4Addr::new(198, 51, 100, 1);
+    let asked = ask(&mut e, ip, DNS, "www.example.org");
+    // The tuple and id match, but the answer slips in another name's record.
+    let answer = dns_answer(
+        "www.example.org",
+        &[
+            ("evil.attacker.test", Some(evil)),
+            ("www.example.org", Some(good)),
+        ],
+        86400,
+    );
+    let f = answered(asked, mac(1), DNS, ip, &answer);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    assert_eq!(e.snapshot(T0).walled_garden_learnt, 1);
+    let to = |e: &mut Engine, now, dst| lan(e, now, &plain(), &tcp(mac(1), ip, dst, 443, 0));
+    assert_eq!(to(&mut e, T0, good), LanAction::ToTun);
+    assert_eq!(
+        to(&mut e, T0, evil),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    // TTL 86400 is kept one hour at most (the lease ends then too, so the
+    // table says it).
+    e.tick(T0 + 3_500_000);
+    assert_eq!(to(&mut e, T0 + 3_500_000, good), LanAction::ToTun);
+    e.tick(T0 + 3_600_000);
+    assert_eq!(e.snapshot(T0 + 3_600_000).walled_garden_learnt, 0);
+}
+
+#[test]
+fn a_question_outside_the_garden_teaches_nothing_even_when_matched() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let addr = Ipv4Addr::new(198, 51, 100, 40);
+    let asked = ask(&mut e, ip, DNS, "attacker.test");
+    // Its CNAME chain even points into the garden: still nothing.
+    let answer = dns_answer(
+        "attacker.test",
+        &[("attacker.test", None), ("www.example.org", Some(addr))],
+        300,
+    );
+    let f = answered(asked, mac(1), DNS, ip, &answer);
+    tun(&mut e, T0, &plain(), &f[ETH_HLEN..]);
+    assert_eq!(e.snapshot(T0).walled_garden_learnt, 0);
+    assert_eq!(e.snapshot(T0).dns_unmatched_answers, 0, "it did match");
+}
+
+#[test]
+fn learnt_addresses_are_bounded_per_client() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    for i in 0..100u32 {
+        let name = format!("h{i}.example.org");
+        let asked = ask(&mut e, ip, DNS, &name);
+        let addr = Ipv4Addr::from(0xc633_6400 + i); // 198.51.100.x
+        let answer = dns_answer(&name, &[(name.as_str(), Some(addr))], 300);
+        let f = answered(asked, mac(1), DNS, ip, &answer);
+        tun(&mut e, T0 + u64::from(i), &plain(), &f[ETH_HLEN..]);
+    }
+    assert_eq!(e.snapshot(T0 + 100).walled_garden_learnt, 64);
+    // The newest stayed, the oldest went.
+    let to = |e: &mut Engine, dst| lan(e, T0 + 200, &plain(), &tcp(mac(1), ip, dst, 443, 0));
+    assert_eq!(
+        to(&mut e, Ipv4Addr::new(198, 51, 100, 99)),
+        LanAction::ToTun
+    );
+    assert_eq!(
+        to(&mut e, Ipv4Addr::new(198, 51, 100, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+}
+
+#[test]
+fn any_dns_carries_queries_and_their_answers_only() {
+    let mut e = engine(true);
+    e.intercept.settings.any_dns = true;
+    let ip = lease(&mut e, mac(1));
+    let far = Ipv4Addr::new(203, 0, 114, 53);
+    // Not DNS: dropped on the way out...
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &udp(mac(1), ip, far, 5353, 53)),
+        LanAction::Drop(DropReason::DnsNotQuery)
+    );
+    // ...and anything from port 53 nobody asked for on the way back.
+    let echo = udp(gw_mac(), far, ip, 53, 5353);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &echo[ETH_HLEN..]),
+        TunAction::Drop(DropReason::DnsUnmatched)
+    );
+    // A real query and its answer pass.
+    let asked = ask(&mut e, ip, far, "www.example.net");
+    let answer = dns_answer(
+        "www.example.net",
+        &[("www.example.net", Some(Ipv4Addr::new(198, 51, 100, 77)))],
+        300,
+    );
+    let f = answered(asked, mac(1), far, ip, &answer);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    // Once only: the same answer again is dropped.
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
+        TunAction::Drop(DropReason::DnsUnmatched)
+    );
+}
+
+#[test]
+fn vlan_tagged_frames_never_pass() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    e.authorize(mac(1), who(None), T0).unwrap();
+    // The same packet, with a tag left in the frame (802.1Q, 802.1ad).
+    for tpid in [0x8100u16, 0x88a8] {
+        let plain_frame = tcp(mac(1), ip, WEB, 443, 0);
+        let mut f = plain_frame[..12].to_vec();
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&5u16.to_be_bytes());
+        f.extend_from_slice(&plain_frame[12..]);
+        assert_eq!(
+            lan(&mut e, T0, &plain(), &f),
+            LanAction::Drop(DropReason::VlanTagged)
+        );
+    }
+    // A tag the kernel stripped and reported beside the frame (VLAN 0 too).
+    assert_eq!(
+        e.tagged_from_lan(0),
+        LanAction::Drop(DropReason::VlanTagged)
+    );
+    assert_eq!(e.drops().get(DropReason::VlanTagged), 3);
+    assert_eq!(
+        e.sessions().by_mac(mac(1)).unwrap().counters,
+        Default::default()
+    );
+}
+
+#[test]
+fn an_accomplice_cannot_answer_the_guests_own_query() {
+    // The guest knows the port and id it used; an accomplice outside forges
+    // the answer with them, before the real one. lassi sent other ones.
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    e.seed_random(0x5eed);
+    let evil = Ipv4Addr::new(198, 51, 100, 1);
+    let (port, id) = ask(&mut e, ip, DNS, "x.example.org");
+    assert_ne!((port, id), (5353, 1), "the guest's port and id stay inside");
+    let forged = dns_answer("x.example.org", &[("x.example.org", Some(evil))], 86400);
+    let f = answered((5353, 1), mac(1), DNS, ip, &forged);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &f[ETH_HLEN..]),
+        TunAction::ToLan(mac(1)),
+        "delivered, unmatched"
+    );
+    assert_eq!(e.snapshot(T0).walled_garden_learnt, 0);
+    // The real answer, to lassi's port and id, reaches the guest with the
+    // guest's own port and id back on, its UDP checksum still right.
+    let real = dns_answer("x.example.org", &[("x.example.org", Some(WEB))], 300);
+    let mut f = answered((port, id), mac(1), DNS, ip, &real)[ETH_HLEN..].to_vec();
+    assert_eq!(e.from_tun(T0, &plain(), &mut f), TunAction::ToLan(mac(1)));
+    let expected = dns_reply(mac(1), DNS, ip, &real);
+    assert_eq!(f, expected[ETH_HLEN..].to_vec());
+    assert_eq!(e.snapshot(T0).walled_garden_learnt, 1);
+}
+
+#[test]
+fn an_answer_after_login_still_gets_the_guests_port_and_id_back() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let asked = ask(&mut e, ip, DNS, "www.example.org");
+    e.authorize(mac(1), who(None), T0).unwrap();
+    let real = dns_answer("www.example.org", &[("www.example.org", Some(WEB))], 300);
+    let mut f = answered(asked, mac(1), DNS, ip, &real)[ETH_HLEN..].to_vec();
+    assert_eq!(e.from_tun(T0, &plain(), &mut f), TunAction::ToLan(mac(1)));
+    assert_eq!(f, dns_reply(mac(1), DNS, ip, &real)[ETH_HLEN..].to_vec());
 }

@@ -302,6 +302,10 @@ impl Dataplane {
                     };
                     io.lan_rx += n as u64;
                     for i in 0..n {
+                        if let Some(tci) = rx.vlan(i) {
+                            self.engine.tagged_from_lan(tci);
+                            continue;
+                        }
                         let frame = rx.frame(i);
                         self.lan_frame(now, frame, &mut tx, &mut io);
                     }

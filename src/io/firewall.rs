@@ -4,8 +4,9 @@
 //! kernel's IP stack. Left alone, the kernel would *also* route or answer
 //! those frames (with ip_forward on, a client with a hand-set address and
 //! route would go straight past the portal). These tables make the kernel
-//! deaf and mute on the LAN interface, IPv4, IPv6 and ARP alike; lassi's
-//! raw socket is unaffected. Optionally they masquerade guest traffic
+//! deaf and mute on the LAN interface, IPv4, IPv6 and ARP alike, and drop
+//! VLAN-tagged frames at the device's ingress; lassi's raw socket is
+//! unaffected. Optionally they masquerade guest traffic
 //! toward the WAN.
 //!
 //! The rules travel as nft's JSON (`nft -j -f -`): structured, no quoting
@@ -128,6 +129,36 @@ impl FirewallSpec {
         json!({"nftables": cmds})
     }
 
+    /// The nft JSON batch of the VLAN guard: a `netdev` table whose ingress
+    /// chain on the LAN device drops tagged frames. The kernel strips a tag
+    /// before the IP stack, and a VLAN-0 ("priority") frame then enters it
+    /// as if untagged on the LAN interface, reaching prerouting and
+    /// conntrack before the input drop of the main table. Ingress runs
+    /// after packet sockets have their copy (lassi's raw socket still sees
+    /// and counts it), before the stack. A batch of its own: a router
+    /// without the netdev family (OpenWrt's `kmod-nft-netdev`) still runs.
+    pub fn vlan_guard_json(&self) -> Value {
+        let t = json!({"table": {"family": "netdev", "name": self.table()}});
+        json!({"nftables": [
+            {"add": t}, {"delete": t}, {"add": t},
+            {"add": {"chain": {"family": "netdev", "table": self.table(), "name": "ingress",
+                "type": "filter", "hook": "ingress", "dev": self.lan_interface, "prio": -500,
+                "policy": "accept"}}},
+            {"add": {"rule": {"family": "netdev", "table": self.table(), "chain": "ingress",
+                "expr": [
+                    {"match": {"op": "==", "left": {"payload": {"protocol": "ether", "field": "type"}},
+                        "right": {"set": ["8021q", "8021ad"]}}},
+                    {"counter": null}, {"drop": null}
+                ]}}}
+        ]})
+    }
+
+    /// The nft JSON batch that removes the VLAN guard (tolerates absence).
+    pub fn remove_vlan_guard_json(&self) -> Value {
+        let t = json!({"table": {"family": "netdev", "name": self.table()}});
+        json!({"nftables": [{"add": t}, {"delete": t}]})
+    }
+
     /// The nft JSON batch that removes lassi's tables (tolerates absence).
     pub fn remove_json(&self) -> Value {
         let mut cmds = Vec::new();
@@ -168,13 +199,27 @@ fn nft(batch: &Value) -> Result<(), String> {
 /// The installed tables; removed when dropped.
 pub struct Firewall {
     spec: FirewallSpec,
+    vlan_guard: bool,
 }
 
 impl Firewall {
-    /// Install (or replace) lassi's tables.
+    /// Install (or replace) lassi's tables, and the VLAN guard where the
+    /// kernel has the netdev family (else a warning says what is missing).
     pub fn install(spec: FirewallSpec) -> Result<Firewall, String> {
         nft(&spec.install_json())?;
-        Ok(Firewall { spec })
+        let vlan_guard = match nft(&spec.vlan_guard_json()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    "no netdev ingress chain on {} ({e}): VLAN-0 tagged frames reach the \
+                     kernel's prerouting (lassi itself still drops every tagged frame); \
+                     install the netdev family (OpenWrt: kmod-nft-netdev)",
+                    spec.lan_interface
+                );
+                false
+            }
+        };
+        Ok(Firewall { spec, vlan_guard })
     }
 }
 
@@ -182,6 +227,11 @@ impl Drop for Firewall {
     fn drop(&mut self) {
         if let Err(e) = nft(&self.spec.remove_json()) {
             tracing::error!("removing nftables tables: {e}");
+        }
+        if self.vlan_guard {
+            if let Err(e) = nft(&self.spec.remove_vlan_guard_json()) {
+                tracing::error!("removing the netdev table: {e}");
+            }
         }
     }
 }
@@ -233,6 +283,15 @@ mod tests {
             &json!({"drop": null})
         );
         assert!(!j.to_string().contains("masquerade"));
+        // Tagged frames (VLAN 0 included) stop at the LAN device's ingress,
+        // in a batch of its own.
+        assert!(!j.to_string().contains("netdev"));
+        let guard = spec(false).vlan_guard_json();
+        let cmds = guard["nftables"].as_array().unwrap();
+        assert_eq!(cmds[3]["add"]["chain"]["dev"], "lan0");
+        let vlan = &cmds[4]["add"]["rule"];
+        assert_eq!(vlan["expr"][0]["match"]["right"]["set"][0], "8021q");
+        assert_eq!(vlan["expr"][2], json!({"drop": null}));
         // Every table is created fresh (add, delete, add).
         let first: Vec<&str> = cmds
             .iter()

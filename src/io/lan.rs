@@ -13,6 +13,13 @@ use crate::wire::vnet::VNET_HDR_LEN;
 const PACKET_VNET_HDR: libc::c_int = 15;
 /// `PACKET_IGNORE_OUTGOING` (Linux 4.20+): don't loop our own sends back.
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+/// `PACKET_AUXDATA`: a `tpacket_auxdata` control message with every frame.
+const PACKET_AUXDATA: libc::c_int = 8;
+/// `TP_STATUS_VLAN_VALID` in `tpacket_auxdata.tp_status`.
+const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+/// Room for one `tpacket_auxdata` control message (20 bytes after a
+/// 16-byte header), as u64s so the buffer is aligned for `cmsghdr`.
+const CONTROL_WORDS: usize = 8;
 
 /// Largest frame we may receive: vnet header + Ethernet + a 64 KiB GSO packet.
 pub const MAX_FRAME: usize = VNET_HDR_LEN + 14 + 65535;
@@ -61,6 +68,11 @@ impl LanPort {
         setsockopt_int(raw, libc::SOL_PACKET, PACKET_VNET_HDR, 1).map_err(|e| {
             io::Error::new(e.kind(), format!("PACKET_VNET_HDR on {interface}: {e}"))
         })?;
+        // The kernel strips a VLAN tag before a packet socket sees the frame
+        // (hardware or skb_vlan_untag) and reports it only here: without it
+        // a tagged frame would look like an untagged guest's.
+        setsockopt_int(raw, libc::SOL_PACKET, PACKET_AUXDATA, 1)
+            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_AUXDATA on {interface}: {e}")))?;
         if let Err(e) = setsockopt_int(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) {
             // Older kernels: we would see our own frames; the engine drops
             // them as not addressed to the gateway, so this is only a cost.
@@ -102,6 +114,11 @@ impl LanPort {
     /// Receive up to a batch of frames in one system call. Returns how many
     /// arrived (0 when none are waiting); see [`RecvBatch::frame`].
     pub fn recv(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        // The kernel shrinks msg_controllen to what it wrote: give every
+        // message its whole control buffer again.
+        for m in batch.msgs.iter_mut() {
+            m.msg_hdr.msg_controllen = (CONTROL_WORDS * 8) as _;
+        }
         // SAFETY: msgs point at iovecs that point at the batch's own
         // buffers; all live as long as `batch` and are not moved.
         let got = unsafe {
@@ -172,6 +189,7 @@ impl LanPort {
 pub struct RecvBatch {
     bufs: Vec<Box<[u8]>>,
     iovs: Vec<libc::iovec>,
+    controls: Vec<[u64; CONTROL_WORDS]>,
     msgs: Vec<libc::mmsghdr>,
 }
 
@@ -188,17 +206,39 @@ impl RecvBatch {
                 iov_len: b.len(),
             })
             .collect();
+        let mut controls = vec![[0u64; CONTROL_WORDS]; n];
         let msgs = iovs
             .iter_mut()
-            .map(|iov| {
+            .zip(controls.iter_mut())
+            .map(|(iov, control)| {
                 // SAFETY: an all-zero mmsghdr is a valid empty header.
                 let mut m: libc::mmsghdr = unsafe { mem::zeroed() };
                 m.msg_hdr.msg_iov = iov;
                 m.msg_hdr.msg_iovlen = 1;
+                m.msg_hdr.msg_control = control.as_mut_ptr().cast();
+                m.msg_hdr.msg_controllen = (CONTROL_WORDS * 8) as _;
                 m
             })
             .collect();
-        RecvBatch { bufs, iovs, msgs }
+        RecvBatch {
+            bufs,
+            iovs,
+            controls,
+            msgs,
+        }
+    }
+
+    /// The VLAN tag (TCI) the kernel stripped from frame `i` of the last
+    /// receive, if it had one (VLAN 0 included).
+    pub fn vlan(&self, i: usize) -> Option<u16> {
+        let hdr = &self.msgs[i].msg_hdr;
+        #[allow(clippy::unnecessary_cast)] // u32 on musl, usize on glibc
+        let len = (hdr.msg_controllen as usize).min(CONTROL_WORDS * 8);
+        // SAFETY: `controls[i]` is CONTROL_WORDS u64s; we read only `len`
+        // bytes of it, which the kernel filled.
+        let control: &[u8] =
+            unsafe { std::slice::from_raw_parts(self.controls[i].as_ptr().cast(), len) };
+        auxdata_vlan(control)
     }
 
     /// Frame `i` of the last receive: vnet header then Ethernet frame.
@@ -211,6 +251,34 @@ impl RecvBatch {
     pub fn capacity(&self) -> usize {
         self.iovs.len()
     }
+}
+
+/// The VLAN TCI in a control buffer holding a `PACKET_AUXDATA` message,
+/// when its status says the tag is valid. Layout (linux/if_packet.h):
+/// `tpacket_auxdata { u32 tp_status, tp_len, tp_snaplen; u16 tp_mac,
+/// tp_net, tp_vlan_tci, tp_vlan_tpid; }` after a `cmsghdr`.
+fn auxdata_vlan(control: &[u8]) -> Option<u16> {
+    let hdr_len = mem::size_of::<libc::cmsghdr>();
+    let mut at = 0;
+    while at + hdr_len <= control.len() {
+        // SAFETY: at + hdr_len is within the buffer; read_unaligned copes
+        // with any alignment.
+        let c: libc::cmsghdr = unsafe { std::ptr::read_unaligned(control[at..].as_ptr().cast()) };
+        let clen = c.cmsg_len as usize;
+        if clen < hdr_len || at + clen > control.len() {
+            return None;
+        }
+        let data = &control[at + hdr_len..at + clen];
+        if c.cmsg_level == libc::SOL_PACKET && c.cmsg_type == PACKET_AUXDATA && data.len() >= 20 {
+            let status = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]);
+            let tci = u16::from_ne_bytes([data[16], data[17]]);
+            return (status & TP_STATUS_VLAN_VALID != 0).then_some(tci);
+        }
+        // Next header, aligned as CMSG_NXTHDR does.
+        let align = mem::size_of::<usize>();
+        at += clen.div_ceil(align) * align;
+    }
+    None
 }
 
 /// Scatter lists for one sendmmsg, reused between calls (no allocation
@@ -282,5 +350,36 @@ impl SendBatch {
 impl AsRawFd for LanPort {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(status: u32, tci: u16) -> Vec<u8> {
+        let hdr_len = mem::size_of::<libc::cmsghdr>();
+        // SAFETY: an all-zero cmsghdr is valid; the fields are then set.
+        let mut c: libc::cmsghdr = unsafe { mem::zeroed() };
+        c.cmsg_len = (hdr_len + 20) as _;
+        c.cmsg_level = libc::SOL_PACKET;
+        c.cmsg_type = PACKET_AUXDATA;
+        let mut b = vec![0u8; hdr_len + 24];
+        // SAFETY: b has room for a cmsghdr at its start.
+        unsafe { std::ptr::write_unaligned(b.as_mut_ptr().cast(), c) };
+        b[hdr_len..hdr_len + 4].copy_from_slice(&status.to_ne_bytes());
+        b[hdr_len + 16..hdr_len + 18].copy_from_slice(&tci.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn auxdata_reports_a_stripped_tag_vlan_zero_included() {
+        // What the kernel sent on a veth for Dot1Q(vlan=5) and vlan=0
+        // (status 0x51: user, VLAN_VALID, VLAN_TPID_VALID) and untagged (0x1).
+        assert_eq!(auxdata_vlan(&control(0x51, 5)), Some(5));
+        assert_eq!(auxdata_vlan(&control(0x51, 0)), Some(0));
+        assert_eq!(auxdata_vlan(&control(0x1, 0)), None);
+        assert_eq!(auxdata_vlan(&[]), None);
+        assert_eq!(auxdata_vlan(&control(0x51, 5)[..10]), None, "truncated");
     }
 }

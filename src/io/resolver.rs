@@ -1,7 +1,8 @@
 //! A minimal DNS stub resolver for the walled garden's host names. It asks
 //! the LAN's own DNS servers (`lan.dns`), so lassi allows exactly the
 //! addresses its guests will be given, whatever the gateway's resolv.conf
-//! says.
+//! says. Ids and source ports are random (kernel randomness): a forged
+//! answer would widen the garden.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -10,6 +11,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::net::UdpSocket;
 
+use crate::dataplane::dns::normalize;
+
 /// Addresses of `name` and the smallest TTL among them.
 pub async fn resolve_a(
     server: Ipv4Addr,
@@ -17,14 +20,15 @@ pub async fn resolve_a(
     timeout: Duration,
 ) -> Result<(Vec<Ipv4Addr>, u32), String> {
     let fqdn = Name::from_ascii(name).map_err(|e| format!("{name}: {e}"))?;
-    let id: u16 = rand_id();
+    // A random id and source port (32 unguessable bits, as a full resolver
+    // would have): the answer widens the walled garden, so a forger must
+    // not be able to hit it.
+    let (id, port) = random_id_and_port();
     let mut q = Message::new(id, MessageType::Query, OpCode::Query);
     q.metadata.recursion_desired = true;
-    q.add_query(Query::query(fqdn, RecordType::A));
+    q.add_query(Query::query(fqdn.clone(), RecordType::A));
     let bytes = q.to_vec().map_err(|e| format!("{name}: {e}"))?;
-    let sock = UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))
-        .await
-        .map_err(|e| e.to_string())?;
+    let sock = bind_random(port).await.map_err(|e| e.to_string())?;
     sock.connect(SocketAddr::from((server, 53)))
         .await
         .map_err(|e| e.to_string())?;
@@ -40,8 +44,16 @@ pub async fn resolve_a(
         let Ok(reply) = Message::from_vec(&buf[..n]) else {
             continue;
         };
-        if reply.metadata.id != id {
-            continue; // a stale answer to an earlier question
+        // Compared as normalised text: `Name`'s equality also weighs the
+        // trailing dot, which the answer has and the name asked may lack.
+        let same_question = reply.queries.len() == 1
+            && reply.queries[0].query_type() == RecordType::A
+            && normalize(reply.queries[0].name()) == normalize(&fqdn);
+        if reply.metadata.id != id
+            || reply.metadata.message_type != MessageType::Response
+            || !same_question
+        {
+            continue; // a stale answer to an earlier question, or a forgery
         }
         let mut ips = Vec::new();
         let mut ttl = u32::MAX;
@@ -61,12 +73,38 @@ pub async fn resolve_a(
     }
 }
 
-fn rand_id() -> u16 {
-    // Not security-critical (the answer only widens the walled garden to
-    // what the guests' own resolver says), but vary it per query.
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (t ^ (t >> 16)) as u16 ^ std::process::id() as u16
+fn random_id_and_port() -> (u16, u16) {
+    let mut b = [0u8; 4];
+    crate::io::sys::random_bytes(&mut b);
+    let id = u16::from_ne_bytes([b[0], b[1]]);
+    // Above the well-known and registered-by-habit ports.
+    let port = 10_000 + u16::from_ne_bytes([b[2], b[3]]) % 55_000;
+    (id, port)
+}
+
+/// A UDP socket on `port`, or on other random ports if it is taken; the
+/// kernel's choice only when many are.
+async fn bind_random(mut port: u16) -> std::io::Result<UdpSocket> {
+    for _ in 0..8 {
+        if let Ok(s) = UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], port))).await {
+            return Ok(s);
+        }
+        port = random_id_and_port().1;
+    }
+    UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], 0))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_ports_come_from_the_kernel_not_the_clock() {
+        let draws: Vec<(u16, u16)> = (0..64).map(|_| random_id_and_port()).collect();
+        let ids: std::collections::HashSet<u16> = draws.iter().map(|d| d.0).collect();
+        let ports: std::collections::HashSet<u16> = draws.iter().map(|d| d.1).collect();
+        // 64 draws of 16 bits: a repeat is rare, many repeats mean no randomness.
+        assert!(ids.len() > 56 && ports.len() > 50, "{draws:?}");
+        assert!(draws.iter().all(|d| d.1 >= 10_000));
+    }
 }

@@ -17,6 +17,31 @@ pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// Fill `buf` from the kernel's random number generator: lassi's one source
+/// of randomness (portal challenges, DNS ids and ports, session-id seeds).
+/// Panics only when neither getrandom(2) nor /dev/urandom works, where no
+/// secret lassi makes could be trusted anyway.
+pub fn random_bytes(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: writes at most the remaining length into our buffer.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n > 0 {
+            filled += n as usize;
+        } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // No getrandom (kernel before 3.17): fall back to the device.
+            use std::io::Read;
+            let read = std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut buf[filled..]));
+            if read.is_ok() {
+                return;
+            }
+            panic!("no source of random numbers (getrandom and /dev/urandom both failed)");
+        }
+    }
+}
+
 /// The index of a network interface, with the name in the error.
 pub fn ifindex(name: &str) -> io::Result<i32> {
     let c = CString::new(name).map_err(|_| io::Error::other("interface name has a NUL byte"))?;

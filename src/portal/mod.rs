@@ -119,24 +119,7 @@ fn now_ms() -> UnixMillis {
 /// 16 random bytes from the kernel.
 pub fn random_challenge() -> uam::Challenge {
     let mut buf = [0u8; 16];
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: writes at most the remaining length into our buffer.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n > 0 {
-            filled += n as usize;
-        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            // No getrandom: fall back to the device.
-            use std::io::Read;
-            if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-                if f.read_exact(&mut buf).is_ok() {
-                    return buf;
-                }
-            }
-            panic!("no source of random numbers for portal challenges");
-        }
-    }
+    crate::io::sys::random_bytes(&mut buf);
     buf
 }
 
