@@ -255,7 +255,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // An unknown schema version stops lassi with a clear message rather
     // than dropping sessions (and their accounting) silently.
     let saved_sessions =
-        crate::session::SavedSessions::from_json(session_file.load::<serde_json::Value>())?;
+        crate::session::SavedSessions::from_json(session_file.load::<serde_json::Value>())?
+            .on_system_clock();
     let gateway_mac =
         sys::interface_mac(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
     prepare_lan(&cfg)?;

@@ -868,6 +868,14 @@ fn saved_counters(state_dir: &std::path::Path) -> (u64, u64) {
     let v: Value = serde_json::from_str(&text).expect("sessions.json");
     assert_eq!(v["version"], 2, "{v}");
     let k = &v["sessions"][0]["counters"];
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    println!(
+        "the last save was {} ms old at the crash",
+        wall.saturating_sub(v["saved_at"].as_u64().unwrap_or(0))
+    );
     (
         k["octets_in"].as_u64().expect("octets_in"),
         k["octets_out"].as_u64().expect("octets_out"),

@@ -425,7 +425,8 @@ impl Dataplane {
         }
         let engine = &self.engine;
         if let Some(d) = schedule.due(now, changed, || engine.counters_fingerprint()) {
-            let saved = SavedSessions::new(engine.session_records(now, false), now, None);
+            let saved = SavedSessions::new(engine.session_records(now, false), now, None)
+                .with_clock_offset(clock_step_ms());
             let _ = self.notices.send(Notice::Sessions(saved, d));
         }
         if !interims.is_empty() {
@@ -444,7 +445,7 @@ impl Dataplane {
         let kept = if stop { 0 } else { records.len() };
         self.engine.shutdown(now, stop);
         let _ = self.notices.send(Notice::Events(self.engine.take_events()));
-        let saved = SavedSessions::new(records, now, Some(now));
+        let saved = SavedSessions::new(records, now, Some(now)).with_clock_offset(clock_step_ms());
         let _ = self.notices.send(Notice::Sessions(saved, Durability::Sync));
         let _ = self
             .notices

@@ -23,6 +23,13 @@ pub struct SavedSessions {
     /// Set by a clean shutdown; absent after a crash.
     #[serde(default)]
     pub stopped_at: Option<UnixMillis>,
+    /// The system clock minus lassi's clock when saved (ms). lassi's clock
+    /// is the wall clock of its start moved on by the monotonic clock, so a
+    /// step of the system clock since (a router without a real-time clock
+    /// set by NTP after boot) would otherwise shift every saved time by the
+    /// step at the next start: Session-Timeouts would end at once.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
     /// The authorized sessions.
     pub sessions: Vec<SessionRecord>,
 }
@@ -38,8 +45,31 @@ impl SavedSessions {
             version: STATE_VERSION,
             saved_at: now,
             stopped_at,
+            clock_offset_ms: 0,
             sessions,
         }
+    }
+
+    /// Record that lassi's clock is `offset_ms` behind the system clock.
+    pub fn with_clock_offset(mut self, offset_ms: i64) -> Self {
+        self.clock_offset_ms = offset_ms;
+        self
+    }
+
+    /// The saved times moved onto the system clock (which the next
+    /// process's clock starts from), offset cleared.
+    pub fn on_system_clock(mut self) -> Self {
+        let by = std::mem::take(&mut self.clock_offset_ms);
+        let shift = |t: &mut UnixMillis| *t = t.saturating_add_signed(by);
+        shift(&mut self.saved_at);
+        self.stopped_at.as_mut().map(shift);
+        for r in &mut self.sessions {
+            shift(&mut r.authorized_at);
+            shift(&mut r.saved_at);
+            r.next_interim.as_mut().map(shift);
+            r.limits.terminate_at.as_mut().map(shift);
+        }
+        self
     }
 
     /// Read a saved document of any known version. `null` (no file) is an
@@ -206,6 +236,29 @@ mod tests {
         assert!(SavedSessions::from_json(serde_json::json!(7)).is_err());
         let empty = SavedSessions::from_json(serde_json::Value::Null).unwrap();
         assert!(empty.sessions.is_empty());
+    }
+
+    #[test]
+    fn saved_times_follow_a_step_of_the_system_clock() {
+        // lassi started at the build date; NTP then moved the system clock
+        // a year ahead: the saved times move with it.
+        let year = 365 * 86_400_000i64;
+        let mut r = rec(5000);
+        r.limits.terminate_at = Some(9000);
+        let s = SavedSessions::new(vec![r], 5000, Some(6000)).with_clock_offset(year);
+        let back = SavedSessions::from_json(serde_json::to_value(&s).unwrap()).unwrap();
+        let w = back.on_system_clock();
+        let y = year as u64;
+        assert_eq!(
+            (w.saved_at, w.stopped_at, w.clock_offset_ms),
+            (5000 + y, Some(6000 + y), 0)
+        );
+        let r = &w.sessions[0];
+        assert_eq!((r.authorized_at, r.saved_at), (1000 + y, 5000 + y));
+        assert_eq!(r.limits.terminate_at, Some(9000 + y));
+        // A step back cannot go below zero.
+        let s = SavedSessions::new(vec![rec(5000)], 5000, None).with_clock_offset(-year);
+        assert_eq!(s.on_system_clock().sessions[0].authorized_at, 0);
     }
 
     #[test]
