@@ -1061,6 +1061,52 @@ fn clean_restart_continues_the_session_and_its_timeout() {
     );
 }
 
+/// Issue 10: a start later than `session.restart_grace` after a clean stop
+/// closes the kept session: a NAS-Reboot Stop dated at the stop (its
+/// Acct-Delay-Time covers the time lassi was away) with the counters of the
+/// stop, then a new session for the guest, who stays online.
+#[test]
+fn start_after_the_grace_sends_the_stop_dated_at_the_shutdown() {
+    let mut w = World::new(1, "[session]\nrestart_grace = 1\n");
+    let c = w.lab.client(1);
+    let _web = w.must("upstream", w.lab.start_upstream());
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "bob");
+    let r = w.must(
+        "curl",
+        c.curl(&[format!("http://{WEB}/bytes/1000000").as_str()]),
+    );
+    assert!(r.ok(), "{r:?}");
+    w.lassi.stop();
+    let kept = w.fr.session_records(&sid);
+    assert!(
+        kept.iter().all(|r| r.status() != "Stop"),
+        "a clean stop keeps the session: {kept:#?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    w.lassi
+        .start_again()
+        .unwrap_or_else(|e| panic!("lassi: {e}"));
+    let stop = w.record(&sid, "Stop", Duration::from_secs(10));
+    assert_eq!(stop.terminate_cause(), Some("NAS-Reboot"));
+    let delay: u64 = stop
+        .get("Acct-Delay-Time")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    assert!(delay >= 3, "dated at the stop, sent {delay} s later");
+    assert!(stop.output_octets() > 1_000_000, "{stop:?}");
+    let recs = w.fr.session_records(&sid);
+    assert_complete(&recs, 5);
+    let new_sid = w.session(c)["session_id"].as_str().unwrap().to_string();
+    assert_ne!(new_sid, sid);
+    assert_eq!(w.state(c), "authorized", "the guest stays online");
+    w.record(&new_sid, "Start", Duration::from_secs(10));
+    println!(
+        "Stop after the grace: delay {delay} s, out {}",
+        stop.output_octets()
+    );
+}
+
 /// RFC 5997: a server that went silent is probed with Status-Server, and
 /// its first answer brings it back, not the spool's 10 s retry timer. Judged
 /// by what FreeRADIUS saw: after its restart a Status-Server from lassi
