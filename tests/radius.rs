@@ -902,6 +902,12 @@ fn sigkill_during_an_outage_while_downloading_keeps_the_session() {
     if spooled.is_none() {
         w.fail("nothing spooled while FreeRADIUS was down");
     }
+    // A small receive buffer, so curl's --limit-rate paces the wire too
+    // (the default 32 MB maximum would take the whole file in one burst).
+    w.must(
+        "tcp_rmem",
+        c.ns().sysctl("net.ipv4.tcp_rmem", "4096 131072 262144"),
+    );
     let lassi = &mut w.lassi;
     let (at_crash, saved) = std::thread::scope(|s| {
         // 24 MB at 3 MB/s: the download spans the crash.
