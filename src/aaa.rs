@@ -358,12 +358,16 @@ fn source_address(server: std::net::IpAddr) -> Option<Ipv4Addr> {
 }
 
 /// Start the service, Accounting-On, MAC authentication and the CoA
-/// listener. Must run inside the control-plane runtime.
+/// listener. Must run inside the control-plane runtime. With `resumed`
+/// (sessions of the previous process continue) no Accounting-On goes out:
+/// it tells the server every session of this NAS has ended, and FreeRADIUS's
+/// SQL accounting would close the sessions lassi is continuing.
 pub async fn start(
     cfg: &Config,
     r: &RadiusConfig,
     nas_mac: MacAddr,
     dp: DataplaneHandle,
+    resumed: bool,
 ) -> Result<Arc<Aaa>, String> {
     let mut settings = radius_settings(cfg, r, nas_mac);
     if settings.nas_ip.is_none() {
@@ -379,7 +383,9 @@ pub async fn start(
     let (radius, coa_calls) = crate::radius::service::RadiusService::start(settings)
         .await
         .map_err(|e| format!("radius: {e}"))?;
-    if let Err(e) = radius.accounting_on() {
+    if resumed {
+        tracing::info!("sessions resumed: no Accounting-On");
+    } else if let Err(e) = radius.accounting_on() {
         tracing::error!("Accounting-On not spooled: {e}");
     }
     if let Some(calls) = coa_calls {

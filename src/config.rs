@@ -269,6 +269,12 @@ pub struct SessionConfig {
     pub probe_interval: u32,
     /// Unanswered probes that end the session with Lost-Carrier.
     pub probes: u8,
+    /// Seconds after a stop (or crash) within which a new start resumes the
+    /// authorized sessions under their ids; later, their Stops go out.
+    pub restart_grace: u32,
+    /// End every session (NAS-Reboot Stop) at a clean shutdown instead of
+    /// keeping it for the next start.
+    pub stop_on_shutdown: bool,
 }
 
 /// One RADIUS server (`[[radius.server]]`).
@@ -599,6 +605,8 @@ struct RawSession {
     probe_after: Option<u32>,
     probe_interval: Option<u32>,
     probes: Option<u8>,
+    restart_grace: Option<u32>,
+    stop_on_shutdown: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1005,6 +1013,8 @@ impl Config {
             probe_after: se.probe_after.unwrap_or(120),
             probe_interval: se.probe_interval.unwrap_or(10).max(1),
             probes: se.probes.unwrap_or(3).max(1),
+            restart_grace: se.restart_grace.unwrap_or(300),
+            stop_on_shutdown: se.stop_on_shutdown.unwrap_or(false),
         };
 
         let radius = match raw.radius {

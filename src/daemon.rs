@@ -6,6 +6,7 @@
 
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{Config, WalledGarden};
 use crate::control::server::{ControlServer, DataplaneHandle};
@@ -235,12 +236,25 @@ fn log_event(ev: &Event, lease_log: &mut LeaseLog) {
     }
 }
 
+/// Waits up to `wait` for every spooled record to be acknowledged.
+async fn spool_drained(radius: &crate::radius::service::RadiusHandle, wait: Duration) -> bool {
+    let until = tokio::time::Instant::now() + wait;
+    while radius.pending_accounting() > 0 && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    radius.pending_accounting() == 0
+}
+
 /// Run the gateway until SIGTERM or SIGINT.
 pub fn run(cfg: Config) -> Result<(), String> {
     let lease_file = store::leases(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
     let session_file = store::sessions(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
     let restored: Vec<crate::dhcp::LeaseRecord> = lease_file.load();
-    let saved_sessions: Vec<crate::session::SessionRecord> = session_file.load();
+    // An unknown schema version stops lassi with a clear message rather
+    // than dropping sessions (and their accounting) silently.
+    let saved_sessions =
+        crate::session::SavedSessions::from_json(session_file.load::<serde_json::Value>())?
+            .on_system_clock();
     let gateway_mac =
         sys::interface_mac(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
     prepare_lan(&cfg)?;
@@ -290,18 +304,20 @@ pub fn run(cfg: Config) -> Result<(), String> {
         dhcp,
         now,
     );
-    let resumed = saved_sessions.len();
+    let saved_count = saved_sessions.sessions.len();
     let mut engine = engine;
     let mut seed = [0u8; 8];
     crate::io::sys::random_bytes(&mut seed);
     engine.seed_random(u64::from_ne_bytes(seed));
-    engine.resume_sessions(saved_sessions, now);
+    let grace_ms = u64::from(cfg.session.restart_grace) * 1000;
+    let resumed = engine.resume_sessions(saved_sessions, now, grace_ms);
     tracing::info!(
         lan = cfg.lan.interface,
         gateway = %cfg.lan.gateway,
         network = %cfg.lan.network,
         tun = cfg.uplink.tun_name,
         restored_leases = restored_count,
+        saved_sessions = saved_count,
         resumed_sessions = resumed,
         clients = engine.sessions().len(),
         "lassi started"
@@ -324,7 +340,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // RADIUS first: Accounting-On must be spooled before the first event
     // (the Stops of sessions resumed after a crash) reaches accounting.
     let aaa = match &cfg.radius {
-        Some(r) => Some(rt.block_on(crate::aaa::start(&cfg, r, gateway_mac, handle.clone()))?),
+        Some(r) => Some(rt.block_on(crate::aaa::start(
+            &cfg,
+            r,
+            gateway_mac,
+            handle.clone(),
+            resumed > 0,
+        ))?),
         None => None,
     };
 
@@ -340,6 +362,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         gro_bufs: Vec::new(),
         gro_used: 0,
         gro_table: Default::default(),
+        stop_on_shutdown: cfg.session.stop_on_shutdown,
     };
     let dp_thread = std::thread::Builder::new()
         .name("lassi-dataplane".into())
@@ -370,8 +393,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
                             tracing::error!("saving leases: {e}");
                         }
                     }
-                    Notice::Sessions(sessions) => {
-                        if let Err(e) = session_file.save(&sessions) {
+                    Notice::Sessions(sessions, durability) => {
+                        let sync = durability == crate::session::Durability::Sync;
+                        if let Err(e) = session_file.save_with(&sessions, sync) {
                             tracing::error!("saving sessions: {e}");
                         }
                     }
@@ -414,12 +438,28 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let _ = handle.commands.send(Command::Shutdown);
     handle.waker.wake();
     drop(handle);
-    if dp_thread.join().is_err() {
+    let kept = dp_thread.join().unwrap_or_else(|_| {
         tracing::error!("the data plane thread panicked");
-    }
+        0
+    });
     let _ = notice_thread.join();
+    if kept > 0 {
+        tracing::info!(
+            sessions = kept,
+            grace_s = cfg.session.restart_grace,
+            "sessions kept for the next start (their Stops go out if it comes later than the grace)"
+        );
+    }
     if let Some(aaa) = aaa {
-        let acked = rt.block_on(aaa.radius.accounting_off(std::time::Duration::from_secs(3)));
+        // Accounting-Off would tell the server the kept sessions ended.
+        let acked = if kept > 0 {
+            rt.block_on(spool_drained(
+                &aaa.radius,
+                std::time::Duration::from_secs(3),
+            ))
+        } else {
+            rt.block_on(aaa.radius.accounting_off(std::time::Duration::from_secs(3)))
+        };
         let pending = aaa.radius.pending_accounting();
         if acked && pending == 0 {
             tracing::info!("accounting complete");

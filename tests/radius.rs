@@ -40,6 +40,10 @@ free	Cleartext-Password := "hello"
 short	Cleartext-Password := "hello"
 	Session-Timeout = 6
 
+long	Cleartext-Password := "hello"
+	Session-Timeout = 20,
+	Acct-Interim-Interval = 5
+
 idle	Cleartext-Password := "hello"
 	Idle-Timeout = 5
 
@@ -823,74 +827,290 @@ fn freeradius_down_for_30s_mid_session_loses_and_duplicates_nothing() {
     assert!(interims >= 7, "{interims}");
 }
 
+/// A World whose FreeRADIUS writes accounting to PostgreSQL as well.
+fn world_with_sql(lassi_extra: &str) -> (World, Postgres) {
+    let lab = Lab::new(LabOptions::default()).expect("lab");
+    let pg = must(&lab, "postgres", Postgres::start(&lab.dir().join("pg")));
+    let sql = must(&lab, "schema", pg.create_radius_db("radius"));
+    let mut opts = FreeRadiusOptions::lab(USERS);
+    opts.sql = Some(sql);
+    let fr = must(&lab, "freeradius", lab.start_freeradius(opts));
+    (World::with(lab, fr, lassi_extra), pg)
+}
+
+/// The closed `radacct` row of a session: (input, output octets, cause).
+fn radacct_row(w: &World, pg: &Postgres, sid: &str) -> (u64, u64, String) {
+    let q = format!(
+        "SELECT acctinputoctets, acctoutputoctets, acctterminatecause, acctstoptime IS NOT NULL FROM radacct WHERE acctsessionid = '{sid}'"
+    );
+    let row = wait_until(Duration::from_secs(10), || {
+        pg.psql("radius", &q).ok().filter(|r| r.contains("|t"))
+    })
+    .unwrap_or_else(|| {
+        w.fail(&format!(
+            "no closed radacct row: {:?}",
+            pg.psql("radius", &q)
+        ))
+    });
+    let f: Vec<&str> = row.trim().split('|').collect();
+    assert_eq!(f.len(), 4, "one row: {row}");
+    (
+        f[0].parse().unwrap(),
+        f[1].parse().unwrap(),
+        f[2].to_string(),
+    )
+}
+
+/// The counters lassi last saved for its one session (sessions.json).
+fn saved_counters(state_dir: &std::path::Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(state_dir.join("sessions.json"))
+        .unwrap_or_else(|e| panic!("sessions.json: {e}"));
+    let v: Value = serde_json::from_str(&text).expect("sessions.json");
+    assert_eq!(v["version"], 2, "{v}");
+    let k = &v["sessions"][0]["counters"];
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    println!(
+        "the last save was {} ms old at the crash",
+        wall.saturating_sub(v["saved_at"].as_u64().unwrap_or(0))
+    );
+    (
+        k["octets_in"].as_u64().expect("octets_in"),
+        k["octets_out"].as_u64().expect("octets_out"),
+    )
+}
+
+/// Issue 10: lassi is killed (SIGKILL) during a RADIUS outage while the
+/// guest downloads, and started again before RADIUS comes back. The guest
+/// is online again without logging in, its session keeps its id, every
+/// record arrives once and in order with octets that never go back, and
+/// the radacct row counts what the client's kernel counted (less what the
+/// crash lost: counting since lassi's last save, measured here).
 #[test]
-fn sigkill_while_spooled_then_everything_arrives() {
-    let mut w = World::new(1, "");
+fn sigkill_during_an_outage_while_downloading_keeps_the_session() {
+    let (mut w, pg) = world_with_sql("");
     let c = w.lab.client(1);
+    let _web = w.must("upstream", w.lab.start_upstream());
     w.must("udhcpc", c.udhcpc());
     let sid = w.login_ok(c, "bob");
-    let first = w.record(&sid, "Interim-Update", Duration::from_secs(10));
+    let before = ip_bytes(c);
+    w.record(&sid, "Interim-Update", Duration::from_secs(10));
     w.fr.stop();
-    let before_down =
-        w.fr.session_records(&sid)
-            .iter()
-            .filter_map(|r| r.session_time())
-            .max()
-            .unwrap_or(first.session_time().unwrap_or(0));
-    let spooled = wait_until(Duration::from_secs(20), || {
-        (w.spooled() >= 2).then_some(w.spooled())
+    let spooled = wait_until(Duration::from_secs(20), || (w.spooled() >= 2).then_some(()));
+    if spooled.is_none() {
+        w.fail("nothing spooled while FreeRADIUS was down");
+    }
+    // A small receive buffer, so curl's --limit-rate paces the wire too
+    // (the default 32 MB maximum would take the whole file in one burst).
+    w.must(
+        "tcp_rmem",
+        c.ns().sysctl("net.ipv4.tcp_rmem", "4096 131072 262144"),
+    );
+    let lassi = &mut w.lassi;
+    let (at_crash, saved) = std::thread::scope(|s| {
+        // 24 MB at 3 MB/s: the download spans the crash.
+        let dl = s.spawn(|| {
+            c.curl(&[
+                "--limit-rate",
+                "3M",
+                "--max-time",
+                "60",
+                &format!("http://{WEB}/bytes/24000000"),
+            ])
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        lassi.crash();
+        // Nothing moves while lassi is down: these are the client's counts
+        // at the crash, and the file holds what lassi last saved.
+        let at_crash = ip_bytes(c);
+        let saved = saved_counters(lassi.state_dir());
+        lassi
+            .start_again()
+            .unwrap_or_else(|e| panic!("lassi after SIGKILL: {e}"));
+        let back = std::time::Instant::now();
+        let r = c
+            .curl(&["--max-time", "5", &format!("http://{WEB}/after-crash")])
+            .expect("curl");
+        assert!(
+            r.ok(),
+            "offline after the restart: {r:?}\n{}",
+            lassi.log_tail(30)
+        );
+        println!(
+            "guest online {:?} after lassi started again",
+            back.elapsed()
+        );
+        match dl.join().expect("download thread") {
+            Ok(r) => println!(
+                "the download across the crash: {} B, code {}",
+                r.body.len(),
+                r.http_code
+            ),
+            Err(e) => println!("the download across the crash failed: {e}"),
+        }
+        (at_crash, saved)
     });
-    let Some(spooled) = spooled else {
-        w.fail("nothing spooled while FreeRADIUS was down")
-    };
-    let t_crash = std::time::Instant::now();
-    w.lassi.crash();
-    w.lassi
-        .start_again()
-        .unwrap_or_else(|e| panic!("lassi after SIGKILL: {e}"));
-    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(w.state(c), "authorized");
+    assert_eq!(w.session(c)["session_id"].as_str(), Some(sid.as_str()));
     w.fr.start()
         .unwrap_or_else(|e| panic!("restarting FreeRADIUS: {e}"));
-    let stop = w.record(&sid, "Stop", Duration::from_secs(40));
-    println!(
-        "{spooled} records spooled at the crash; Stop {:?} arrived {:?} after it",
-        stop.terminate_cause(),
-        t_crash.elapsed()
-    );
-    assert_eq!(stop.terminate_cause(), Some("NAS-Reboot"));
-    let drained = wait_until(Duration::from_secs(30), || (w.spooled() == 0).then_some(()));
+    let drained = wait_until(Duration::from_secs(40), || (w.spooled() == 0).then_some(()));
     if drained.is_none() {
         w.fail("the spool did not drain");
     }
+    let after = ip_bytes(c);
+    w.logout(c);
+    let stop = w.record(&sid, "Stop", Duration::from_secs(15));
+    assert_eq!(stop.terminate_cause(), Some("User-Request"));
     let recs = w.fr.session_records(&sid);
-    // Every Interim spooled before the crash arrived.
-    let late = recs
-        .iter()
-        .filter(|r| r.status() == "Interim-Update" && r.session_time() > Some(before_down))
-        .count();
-    assert!(
-        late >= spooled,
-        "{spooled} spooled, {late} arrived: {recs:#?}"
+    // One Start, one Stop, Interims every 5 s, none twice, octets never
+    // going back: across the outage and the crash.
+    assert_complete(&recs, 5);
+    let all = w.fr.detail();
+    assert_eq!(
+        all.iter().filter(|r| r.status() == "Accounting-On").count(),
+        1,
+        "no Accounting-On after the restart (it would close the session)"
     );
-    // The Stop carries the counters last saved (up to 30 s old), so the
-    // Interims before it may count more: only completeness and no
-    // duplicates are judged here.
-    let mut ids: HashMap<String, usize> = HashMap::new();
-    for r in &recs {
-        *ids.entry(r.identity()).or_default() += 1;
-    }
-    assert!(ids.values().all(|n| *n == 1), "duplicates: {recs:#?}");
-    assert_eq!(recs.first().map(|r| r.status()), Some("Start"));
-    assert_eq!(recs.iter().filter(|r| r.status() == "Stop").count(), 1);
-    let mut last = 0;
-    for r in recs.iter().filter(|r| r.status() == "Interim-Update") {
-        let t = r.session_time().unwrap();
-        assert!(
-            t - last < 10,
-            "an Interim is missing before t={t}: {recs:#?}"
-        );
-        last = t;
-    }
+    assert!(
+        all.iter()
+            .all(|r| r.status() != "Start" || r.session_id() == Some(sid.as_str())),
+        "no new session"
+    );
+    // What the crash lost: the client's count at the crash less lassi's
+    // last saved count.
+    let lost_out = (at_crash.1 - before.1).saturating_sub(saved.1);
+    let lost_in = (at_crash.0 - before.0).saturating_sub(saved.0);
+    let (kin, kout) = (after.0 - before.0, after.1 - before.1);
+    let (rin, rout, cause) = radacct_row(&w, &pg, &sid);
+    assert_eq!(cause, "User-Request");
+    assert_eq!((rin, rout), (stop.input_octets(), stop.output_octets()));
+    println!(
+        "client kernel in/out {kin}/{kout}; radacct {rin}/{rout}; lost by the crash {lost_in}/{lost_out} \
+         (the last save before it); radacct + lost vs kernel {:+.3} % / {:+.3} %; {} records",
+        100.0 * ((rin + lost_in) as f64 / kin as f64 - 1.0),
+        100.0 * ((rout + lost_out) as f64 / kout as f64 - 1.0),
+        recs.len()
+    );
+    assert!(rout > 1_000_000, "the download was counted: {rout}");
+    assert!(
+        (0.99..1.01).contains(&((rout + lost_out) as f64 / kout as f64)),
+        "{rout} + {lost_out} vs {kout}"
+    );
+    assert!(
+        (0.99..1.01).contains(&((rin + lost_in) as f64 / kin as f64)),
+        "{rin} + {lost_in} vs {kin}"
+    );
+}
+
+/// Issue 10: a clean restart is no Stop/Start churn. FreeRADIUS sees one
+/// Start and one Stop for the session, and Session-Timeout (user `long`:
+/// 20 s, long enough to span the restart) ends it at the original time, by
+/// the Stop's Acct-Session-Time.
+#[test]
+fn clean_restart_continues_the_session_and_its_timeout() {
+    let mut w = World::new(1, "");
+    let c = w.lab.client(1);
+    let _web = w.must("upstream", w.lab.start_upstream());
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "long");
+    w.record(&sid, "Start", Duration::from_secs(5));
+    let r = w.must(
+        "curl",
+        c.curl(&[format!("http://{WEB}/bytes/2000000").as_str()]),
+    );
+    assert!(r.ok(), "{r:?}");
+    let first = w.record(&sid, "Interim-Update", Duration::from_secs(10));
+    w.lassi
+        .restart()
+        .unwrap_or_else(|e| panic!("restarting lassi: {e}"));
+    assert_eq!(w.state(c), "authorized", "{}", w.lassi.log_tail(20));
+    assert_eq!(w.session(c)["session_id"].as_str(), Some(sid.as_str()));
+    let r = w.must(
+        "curl",
+        c.curl(&[format!("http://{WEB}/bytes/1000000").as_str()]),
+    );
+    assert!(r.ok(), "offline after the restart: {r:?}");
+    let stop = w.record(&sid, "Stop", Duration::from_secs(30));
+    assert_eq!(stop.terminate_cause(), Some("Session-Timeout"));
+    let t = stop.session_time().unwrap();
+    assert!(
+        (20..=21).contains(&t),
+        "ended at t={t}, not at the original 20 s"
+    );
+    assert!(stop.output_octets() > first.output_octets() + 1_000_000);
+    let recs = w.fr.session_records(&sid);
+    assert_complete(&recs, 5);
+    let all = w.fr.detail();
+    assert_eq!(
+        all.iter().filter(|r| r.status() == "Start").count(),
+        1,
+        "{all:#?}"
+    );
+    assert_eq!(
+        all.iter().filter(|r| r.status() == "Stop").count(),
+        1,
+        "{all:#?}"
+    );
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.status() == "Accounting-Off")
+            .count(),
+        0,
+        "no Accounting-Off at a stop that keeps sessions"
+    );
+    println!(
+        "clean restart: {} records for one session, Stop t={t} cause Session-Timeout",
+        recs.len()
+    );
+}
+
+/// Issue 10: a start later than `session.restart_grace` after a clean stop
+/// closes the kept session: a NAS-Reboot Stop dated at the stop (its
+/// Acct-Delay-Time covers the time lassi was away) with the counters of the
+/// stop, then a new session for the guest, who stays online.
+#[test]
+fn start_after_the_grace_sends_the_stop_dated_at_the_shutdown() {
+    let mut w = World::new(1, "[session]\nrestart_grace = 1\n");
+    let c = w.lab.client(1);
+    let _web = w.must("upstream", w.lab.start_upstream());
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "bob");
+    let r = w.must(
+        "curl",
+        c.curl(&[format!("http://{WEB}/bytes/1000000").as_str()]),
+    );
+    assert!(r.ok(), "{r:?}");
+    w.lassi.stop();
+    let kept = w.fr.session_records(&sid);
+    assert!(
+        kept.iter().all(|r| r.status() != "Stop"),
+        "a clean stop keeps the session: {kept:#?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    w.lassi
+        .start_again()
+        .unwrap_or_else(|e| panic!("lassi: {e}"));
+    let stop = w.record(&sid, "Stop", Duration::from_secs(10));
+    assert_eq!(stop.terminate_cause(), Some("NAS-Reboot"));
+    let delay: u64 = stop
+        .get("Acct-Delay-Time")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    assert!(delay >= 3, "dated at the stop, sent {delay} s later");
+    assert!(stop.output_octets() > 1_000_000, "{stop:?}");
+    let recs = w.fr.session_records(&sid);
+    assert_complete(&recs, 5);
+    let new_sid = w.session(c)["session_id"].as_str().unwrap().to_string();
+    assert_ne!(new_sid, sid);
+    assert_eq!(w.state(c), "authorized", "the guest stays online");
+    w.record(&new_sid, "Start", Duration::from_secs(10));
+    println!(
+        "Stop after the grace: delay {delay} s, out {}",
+        stop.output_octets()
+    );
 }
 
 /// RFC 5997: a server that went silent is probed with Status-Server, and

@@ -20,8 +20,9 @@ pub use intercept::InterceptSettings;
 use crate::config::Ipv4Net;
 use crate::dhcp::{Clients, DhcpServer, DhcpStats, LeaseEvent, LeaseRecord, Standing};
 use crate::session::{
-    Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SessionError, SessionLimits,
-    SessionMatch, SessionRecord, SessionReport, SessionState, SessionTable, ShapeVerdict,
+    Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SavedSessions, SessionError,
+    SessionLimits, SessionMatch, SessionRecord, SessionReport, SessionState, SessionTable,
+    ShapeVerdict,
 };
 use crate::wire::frame::{
     self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
@@ -990,13 +991,34 @@ impl Engine {
         Ok(ended)
     }
 
-    /// End every authorized session (lassi is stopping). Leases are kept.
-    pub fn shutdown(&mut self, now: UnixMillis) {
+    /// lassi is stopping. With `stop` every authorized session ends
+    /// (NAS-Reboot) as before; without, sessions are left as they are, to be
+    /// saved with the stop time and resumed by the next start. Leases are
+    /// kept either way.
+    pub fn shutdown(&mut self, now: UnixMillis, stop: bool) {
+        if !stop {
+            return;
+        }
         for mac in self.sessions.macs() {
             if let Ok(ended) = self.sessions.deauthorize(mac, EndReason::NasReboot, now) {
                 self.events.push(Event::SessionEnded(ended));
             }
         }
+    }
+
+    /// A number that moves whenever any authorized session's counters move
+    /// (the save schedule compares it between saves).
+    pub fn counters_fingerprint(&self) -> u64 {
+        self.sessions
+            .iter()
+            .filter(|c| c.state == SessionState::Authorized)
+            .fold(0u64, |f, c| {
+                let k = &c.counters;
+                f.wrapping_add(k.octets_in)
+                    .wrapping_add(k.octets_out)
+                    .wrapping_add(k.packets_in)
+                    .wrapping_add(k.packets_out)
+            })
     }
 
     /// A copy of everything the control plane shows.
@@ -1024,32 +1046,100 @@ impl Engine {
             .collect()
     }
 
-    /// After a restart: close the saved sessions that were not closed (a
-    /// Stop with NAS-Reboot and the counters last saved) and log their
-    /// guests in again under new session ids, so nobody sees the splash
-    /// page twice and no accounting session is left open.
-    pub fn resume_sessions(&mut self, records: Vec<SessionRecord>, now: UnixMillis) {
+    /// After a restart. Within `grace_ms` of the previous process's end
+    /// (its clean stop, or its last save after a crash) each saved session
+    /// continues under its Acct-Session-Id, login time, limits and counters,
+    /// and its first record is an Interim-Update now (unless one went out
+    /// less than a second ago: it would be the same record again). Later than that, the
+    /// sessions end with NAS-Reboot Stops dated when that process was last
+    /// alive (with the counters last saved) and their guests are logged in
+    /// again under new ids with what their limits had left, so nobody sees
+    /// the splash page twice. Sessions whose Stops already went out (a
+    /// shutdown with `session.stop_on_shutdown`) are logged in again too.
+    /// Returns how many sessions continued.
+    pub fn resume_sessions(
+        &mut self,
+        saved: SavedSessions,
+        now: UnixMillis,
+        grace_ms: u64,
+    ) -> usize {
+        let resume = saved.resumable(now, grace_ms);
+        let last_alive = saved.last_alive();
+        let mut login_again = Vec::new();
+        let mut resumed = 0;
         // Every Stop before any Start.
-        for r in records.iter().filter(|r| !r.stopped) {
-            self.events.push(Event::SessionEnded(r.ended()));
-        }
-        let quota_ends = self.settings.quota_action == QuotaAction::End;
-        for r in records {
-            let same_client = self.sessions.by_mac(r.mac).is_some_and(|c| c.ip == r.ip);
-            // The new session gets what the old one had left, not a fresh
-            // quota and clock; a used-up one does not come back.
-            let Some(limits) = r.remaining_limits(quota_ends) else {
-                continue;
-            };
-            if !same_client {
-                continue;
+        for r in saved.sessions {
+            if r.stopped {
+                login_again.push(r);
+            } else if resume {
+                resumed += usize::from(self.resume_one(&r, now, last_alive));
+            } else {
+                let mut ended = r.ended();
+                ended.ended = last_alive.max(r.saved_at);
+                self.events.push(Event::SessionEnded(ended));
+                login_again.push(r);
             }
-            let mut auth = r.authorization();
-            auth.limits = limits;
-            if self.authorize(r.mac, auth, now).is_ok() && r.throttled {
-                if let QuotaAction::Throttle { up_bps, down_bps } = self.settings.quota_action {
-                    self.sessions.throttle(r.mac, up_bps, down_bps, now);
-                }
+        }
+        for r in login_again {
+            self.login_again(r, now);
+        }
+        resumed
+    }
+
+    /// Continue one saved session (true), or close it: its time ran out
+    /// while lassi was away (Stop dated when it ran out) or its client no
+    /// longer holds the lease (NAS-Reboot, dated when lassi was last alive).
+    fn resume_one(&mut self, r: &SessionRecord, now: UnixMillis, last_alive: UnixMillis) -> bool {
+        let timeout_at = [
+            r.limits
+                .session_timeout
+                .map(|t| r.authorized_at + u64::from(t) * 1000),
+            r.limits.terminate_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let mut ended = r.ended();
+        if let Some(t) = timeout_at.filter(|&t| t <= now) {
+            ended.reason = EndReason::SessionTimeout;
+            ended.ended = t.clamp(r.saved_at, now);
+            self.events.push(Event::SessionEnded(ended));
+            return false;
+        }
+        let Ok(c) = self.sessions.resume(r, now) else {
+            ended.ended = last_alive.max(r.saved_at);
+            self.events.push(Event::SessionEnded(ended));
+            return false;
+        };
+        if !r.reported_just_before(now) {
+            if let Some(report) = SessionReport::of(c, now) {
+                self.events.push(Event::InterimUpdate(report));
+            }
+        }
+        if r.throttled {
+            if let QuotaAction::Throttle { up_bps, down_bps } = self.settings.quota_action {
+                self.sessions.throttle(r.mac, up_bps, down_bps, now);
+            }
+        }
+        true
+    }
+
+    /// Log a saved session's guest in again under a new id, with what its
+    /// limits had left (a used-up one does not come back).
+    fn login_again(&mut self, r: SessionRecord, now: UnixMillis) {
+        let quota_ends = self.settings.quota_action == QuotaAction::End;
+        let same_client = self.sessions.by_mac(r.mac).is_some_and(|c| c.ip == r.ip);
+        let Some(limits) = r.remaining_limits(quota_ends) else {
+            return;
+        };
+        if !same_client {
+            return;
+        }
+        let mut auth = r.authorization();
+        auth.limits = limits;
+        if self.authorize(r.mac, auth, now).is_ok() && r.throttled {
+            if let QuotaAction::Throttle { up_bps, down_bps } = self.settings.quota_action {
+                self.sessions.throttle(r.mac, up_bps, down_bps, now);
             }
         }
     }

@@ -1167,28 +1167,112 @@ fn config_defaults_fill_in_what_a_login_leaves_out() {
     );
 }
 
+/// The engine a restart at `now` builds from the old one's saved state.
+fn restarted(e: &Engine, now: UnixMillis) -> Engine {
+    let dhcp = DhcpServer::new(dhcp_settings_for_restore(), e.lease_records(), now);
+    Engine::new(e.settings.clone(), dhcp, now)
+}
+
+const GRACE: u64 = 300_000;
+
 #[test]
-fn sessions_resume_after_a_restart_with_their_accounting_closed() {
+fn a_restart_within_the_grace_continues_the_session_under_its_id() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let limits = SessionLimits {
+        session_timeout: Some(60),
+        interim_interval: Some(30),
+        ..Default::default()
+    };
+    e.authorize(mac(1), limited(limits), T0).unwrap();
+    lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960));
+    let old_id = e.sessions().by_mac(mac(1)).unwrap().session_id.clone();
+    // A crash 10 s in: the last save is all that is left.
+    let saved = SavedSessions::new(e.session_records(T0 + 10_000, false), T0 + 10_000, None);
+
+    let mut e2 = restarted(&e, T0 + 20_000);
+    assert_eq!(e2.resume_sessions(saved, T0 + 20_000, GRACE), 1);
+    let r = match &e2.take_events()[..] {
+        [Event::InterimUpdate(r)] => r.clone(),
+        other => panic!("the first record is an Interim-Update: {other:?}"),
+    };
+    assert_eq!(
+        (r.session_id.as_str(), r.started, r.at, r.counters.octets_in),
+        (old_id.as_str(), T0, T0 + 20_000, 1000)
+    );
+    // Counting goes on from the saved counters, never from zero.
+    lan(
+        &mut e2,
+        T0 + 21_000,
+        &plain(),
+        &tcp(mac(1), ip, WEB, 443, 960),
+    );
+    let c = e2.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!(
+        (c.state, c.counters.octets_in),
+        (SessionState::Authorized, 2000)
+    );
+    assert_eq!(c.next_interim, Some(T0 + 50_000));
+    // Session-Timeout counts from the original login.
+    e2.tick(T0 + 59_000);
+    e2.take_events();
+    e2.tick(T0 + 60_000);
+    let ended = match &e2.take_events()[..] {
+        [Event::SessionEnded(s)] => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(ended.reason, EndReason::SessionTimeout);
+    assert_eq!(
+        (ended.session_id, ended.started, ended.ended),
+        (old_id, T0, T0 + 60_000)
+    );
+    assert_eq!(ended.counters.octets_in, 2000);
+}
+
+#[test]
+fn a_restart_right_after_an_interim_does_not_repeat_it() {
+    let mut e = engine(true);
+    lease(&mut e, mac(1));
+    let limits = SessionLimits {
+        interim_interval: Some(5),
+        ..Default::default()
+    };
+    e.authorize(mac(1), limited(limits), T0).unwrap();
+    e.tick(T0 + 5_000);
+    assert!(matches!(
+        &e.take_events()[..],
+        [.., Event::InterimUpdate(_)]
+    ));
+    let saved = SavedSessions::new(e.session_records(T0 + 5_000, false), T0 + 5_000, None);
+    let mut e2 = restarted(&e, T0 + 5_900);
+    assert_eq!(e2.resume_sessions(saved.clone(), T0 + 5_900, GRACE), 1);
+    assert!(e2.take_events().is_empty(), "the same record again");
+    let mut e3 = restarted(&e, T0 + 6_000);
+    e3.resume_sessions(saved, T0 + 6_000, GRACE);
+    assert!(matches!(&e3.take_events()[..], [Event::InterimUpdate(_)]));
+}
+
+#[test]
+fn a_restart_after_the_grace_closes_the_session_as_of_the_last_save() {
     let mut e = engine(true);
     let ip = lease(&mut e, mac(1));
     e.authorize(mac(1), who(Some("dana")), T0).unwrap();
-    assert_eq!(
-        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960)),
-        LanAction::ToTun
-    );
+    lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960));
     let old_id = e.sessions().by_mac(mac(1)).unwrap().session_id.clone();
-    let saved = e.session_records(T0 + 10_000, false);
-    let leases = e.lease_records();
+    let records = e.session_records(T0 + 10_000, false);
 
-    // A crash: the new process finds the saved session not stopped.
-    let dhcp = DhcpServer::new(dhcp_settings_for_restore(), leases.clone(), T0 + 20_000);
-    let mut e2 = Engine::new(e.settings.clone(), dhcp, T0 + 20_000);
-    e2.resume_sessions(saved.clone(), T0 + 20_000);
-    let evs = e2.take_events();
-    let (ended, started) = match &evs[..] {
-        [Event::SessionEnded(s), Event::SessionStarted(r)] => {
-            (s.clone(), (r.session_id.clone(), r.user.clone()))
-        }
+    // A clean stop at +12 s, the next start 300 s after it: still resumed.
+    let clean = SavedSessions::new(records.clone(), T0 + 12_000, Some(T0 + 12_000));
+    let mut e2 = restarted(&e, T0 + 312_000);
+    assert_eq!(e2.resume_sessions(clean.clone(), T0 + 312_000, GRACE), 1);
+    assert_eq!(e2.sessions().by_mac(mac(1)).unwrap().session_id, old_id);
+
+    // One millisecond later: the Stop goes out, dated at the stop, then a
+    // new session for the guest, who stays online.
+    let mut e3 = restarted(&e, T0 + 312_001);
+    assert_eq!(e3.resume_sessions(clean, T0 + 312_001, GRACE), 0);
+    let (ended, started) = match &e3.take_events()[..] {
+        [Event::SessionEnded(s), Event::SessionStarted(r)] => (s.clone(), r.clone()),
         other => panic!("{other:?}"),
     };
     assert_eq!(
@@ -1199,24 +1283,86 @@ fn sessions_resume_after_a_restart_with_their_accounting_closed() {
         ),
         (old_id.as_str(), EndReason::NasReboot, 1000)
     );
-    assert_eq!(ended.ended, T0 + 10_000, "ends when last saved");
-    assert_ne!(started.0, old_id, "a new accounting session");
-    assert_eq!(started.1.as_deref(), Some("dana"));
-    let c = e2.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!(ended.ended, T0 + 12_000, "ends when lassi stopped");
+    assert_ne!(started.session_id, old_id, "a new accounting session");
+    assert_eq!(started.user.as_deref(), Some("dana"));
+    let c = e3.sessions().by_mac(mac(1)).unwrap();
     assert_eq!(c.state, SessionState::Authorized, "the guest stays online");
 
-    // A clean stop already sent the Stop: only the new Start comes.
-    let stopped: Vec<_> = saved
-        .into_iter()
-        .map(|mut r| {
-            r.stopped = true;
-            r
-        })
-        .collect();
-    let dhcp = DhcpServer::new(dhcp_settings_for_restore(), leases, T0 + 20_000);
-    let mut e3 = Engine::new(e.settings.clone(), dhcp, T0 + 20_000);
-    e3.resume_sessions(stopped, T0 + 20_000);
-    assert!(matches!(&e3.take_events()[..], [Event::SessionStarted(_)]));
+    // After a crash the grace counts from the last save.
+    let crashed = SavedSessions::new(records.clone(), T0 + 10_000, None);
+    let mut e4 = restarted(&e, T0 + 310_001);
+    assert_eq!(e4.resume_sessions(crashed, T0 + 310_001, GRACE), 0);
+    match &e4.take_events()[..] {
+        [Event::SessionEnded(s), Event::SessionStarted(_)] => assert_eq!(s.ended, T0 + 10_000),
+        other => panic!("{other:?}"),
+    }
+
+    // session.stop_on_shutdown already sent the Stop: only a new Start.
+    let stopped = records.into_iter().map(|mut r| {
+        r.stopped = true;
+        r
+    });
+    let saved = SavedSessions::new(stopped.collect(), T0 + 12_000, Some(T0 + 12_000));
+    let mut e5 = restarted(&e, T0 + 20_000);
+    assert_eq!(e5.resume_sessions(saved, T0 + 20_000, GRACE), 0);
+    assert!(matches!(&e5.take_events()[..], [Event::SessionStarted(_)]));
+}
+
+#[test]
+fn a_session_whose_time_ran_out_while_lassi_was_away_ends_at_that_time() {
+    let mut e = engine(true);
+    lease(&mut e, mac(1));
+    let limits = SessionLimits {
+        session_timeout: Some(30),
+        ..Default::default()
+    };
+    e.authorize(mac(1), limited(limits), T0).unwrap();
+    let saved = SavedSessions::new(e.session_records(T0 + 10_000, false), T0 + 10_000, None);
+    let mut e2 = restarted(&e, T0 + 100_000);
+    assert_eq!(e2.resume_sessions(saved, T0 + 100_000, GRACE), 0);
+    match &e2.take_events()[..] {
+        [Event::SessionEnded(s)] => {
+            assert_eq!(
+                (s.reason, s.ended),
+                (EndReason::SessionTimeout, T0 + 30_000)
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        e2.sessions().by_mac(mac(1)).unwrap().state,
+        SessionState::Unauthorized
+    );
+}
+
+#[test]
+fn a_clean_shutdown_keeps_sessions_unless_told_to_stop_them() {
+    let mut e = engine(true);
+    lease(&mut e, mac(1));
+    e.authorize(mac(1), who(None), T0).unwrap();
+    e.take_events();
+    e.shutdown(T0 + 1000, false);
+    assert!(
+        e.take_events().is_empty(),
+        "no Stop: the next start resumes"
+    );
+    assert_eq!(e.session_records(T0 + 1000, false).len(), 1);
+    e.shutdown(T0 + 1000, true);
+    match &e.take_events()[..] {
+        [Event::SessionEnded(s)] => assert_eq!(s.reason, EndReason::NasReboot),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn counters_fingerprint_moves_with_traffic() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    e.authorize(mac(1), who(None), T0).unwrap();
+    let f0 = e.counters_fingerprint();
+    lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960));
+    assert_ne!(e.counters_fingerprint(), f0);
 }
 
 #[test]
@@ -1367,14 +1513,22 @@ fn a_restart_does_not_refill_time_or_quota() {
     for _ in 0..4 {
         lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960)); // 1000 IP bytes each
     }
-    let saved = e.session_records(T0 + 600_000, false); // 10 minutes in
-    let leases = e.lease_records();
-    let mut e2 = Engine::new(
-        e.settings.clone(),
-        DhcpServer::new(dhcp_settings_for_restore(), leases.clone(), T0),
-        T0 + 601_000,
+    let records = e.session_records(T0 + 600_000, false); // 10 minutes in
+    let saved = SavedSessions::new(records.clone(), T0 + 600_000, None);
+
+    // Resumed within the grace: the same limits, the counters carried on.
+    let mut e1 = restarted(&e, T0 + 601_000);
+    e1.resume_sessions(saved.clone(), T0 + 601_000, GRACE);
+    let c = e1.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!(
+        (c.authorized_at, c.limits.session_timeout),
+        (Some(T0), Some(3600))
     );
-    e2.resume_sessions(saved.clone(), T0 + 601_000);
+    assert_eq!(c.counters.octets_in, 4000, "6 kB left of 10");
+
+    // Beyond the grace: a new session gets what the old one had left.
+    let mut e2 = restarted(&e, T0 + 601_000);
+    e2.resume_sessions(saved, T0 + 601_000, 0);
     let c = e2.sessions().by_mac(mac(1)).unwrap();
     assert_eq!(
         c.limits.session_timeout,
@@ -1384,14 +1538,14 @@ fn a_restart_does_not_refill_time_or_quota() {
     assert_eq!(c.limits.max_total_octets, Some(6000), "6 kB left, not 10");
 
     // A session whose volume is used up does not come back.
-    let mut used = saved;
+    let mut used = records;
     used[0].counters.octets_out = 7000;
-    let mut e3 = Engine::new(
-        e.settings.clone(),
-        DhcpServer::new(dhcp_settings_for_restore(), leases, T0),
+    let mut e3 = restarted(&e, T0 + 601_000);
+    e3.resume_sessions(
+        SavedSessions::new(used, T0 + 600_000, None),
         T0 + 601_000,
+        0,
     );
-    e3.resume_sessions(used, T0 + 601_000);
     assert_eq!(
         e3.sessions().by_mac(mac(1)).unwrap().state,
         SessionState::Unauthorized

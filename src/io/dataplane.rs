@@ -21,7 +21,8 @@ use super::tun::Tun;
 use crate::dataplane::{Engine, Event, LanAction, Released, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
 use crate::session::{
-    Authorization, Client, EndReason, EndedSession, SessionLimits, SessionMatch, SessionRecord,
+    Authorization, Client, Durability, EndReason, EndedSession, SaveSchedule, SavedSessions,
+    SessionLimits, SessionMatch, COUNTER_SAVE_INTERVAL_MS,
 };
 use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETH_HLEN};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
@@ -119,8 +120,8 @@ pub enum Notice {
     Events(Vec<Event>),
     /// The lease table changed: persist this.
     Leases(Vec<LeaseRecord>),
-    /// Authorized sessions to persist.
-    Sessions(Vec<SessionRecord>),
+    /// Authorized sessions to persist, and how durably.
+    Sessions(SavedSessions, Durability),
 }
 
 /// Packet I/O counters of the shell (the engine counts drops by reason).
@@ -190,6 +191,8 @@ pub struct Dataplane {
     pub gro_used: usize,
     /// tun-rs's coalescing state, reused between batches.
     pub gro_table: tun_rs::GROTable,
+    /// End sessions at shutdown rather than keep them for the next start.
+    pub stop_on_shutdown: bool,
 }
 
 const ZERO_VNET: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
@@ -200,12 +203,11 @@ const TUN_HEADROOM: usize = ETH_HLEN;
 const BURST_BATCHES: usize = 8;
 /// Least time between two lease-file writes.
 const LEASE_SAVE_INTERVAL: u64 = 1000;
-/// Counters of running sessions are saved this often (ms).
-const SESSION_SAVE_INTERVAL: u64 = 30_000;
 
 impl Dataplane {
     /// Run until a Shutdown command (or the command channel closes).
-    pub fn run(mut self) {
+    /// Returns how many sessions were kept open for the next start.
+    pub fn run(mut self) -> usize {
         let mut rx = RecvBatch::new(self.batch);
         let mut tun_bufs: Vec<Box<[u8]>> = (0..self.batch)
             .map(|_| vec![0u8; TUN_HEADROOM + MAX_FRAME].into_boxed_slice())
@@ -216,9 +218,7 @@ impl Dataplane {
         let mut io = IoStats::default();
         let mut leases_dirty = false;
         let mut last_lease_save = 0u64;
-        let mut sessions_dirty = false;
-        let mut had_sessions = false;
-        let mut last_session_save = now_ms();
+        let mut save_schedule = SaveSchedule::new(COUNTER_SAVE_INTERVAL_MS, now_ms());
         let mut released = Vec::new();
         let mut next_clock_check = 0u64;
         let mut reported_step = 0i64;
@@ -273,18 +273,7 @@ impl Dataplane {
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
-                        // The Stops are spooled (events first), and only
-                        // then are the sessions saved as stopped: a crash in
-                        // between leaves them unstopped, so the next start
-                        // sends the Stops rather than losing them.
-                        let records = self.engine.session_records(now, true);
-                        self.engine.shutdown(now);
-                        let _ = self.notices.send(Notice::Events(self.engine.take_events()));
-                        let _ = self.notices.send(Notice::Sessions(records));
-                        let _ = self
-                            .notices
-                            .send(Notice::Leases(self.engine.lease_records()));
-                        return;
+                        return self.shutdown(now);
                     }
                     Ok(cmd) => self.command(cmd, now, &io),
                     Err(TryRecvError::Empty) => break,
@@ -408,27 +397,10 @@ impl Dataplane {
             }
             self.engine.tick(now);
             let events = self.engine.take_events();
-            if !events.is_empty() {
-                leases_dirty |= events
-                    .iter()
-                    .any(|e| matches!(e, Event::LeaseBound { .. } | Event::LeaseEnded { .. }));
-                sessions_dirty |= events
-                    .iter()
-                    .any(|e| matches!(e, Event::SessionStarted(_) | Event::SessionEnded(_)));
-                let _ = self.notices.send(Notice::Events(events));
-            }
-            // Sessions are saved at every login and logout, and their
-            // counters every SESSION_SAVE_INTERVAL: a crash loses at most
-            // that much counting.
-            if sessions_dirty || now >= last_session_save + SESSION_SAVE_INTERVAL {
-                let records = self.engine.session_records(now, false);
-                if sessions_dirty || !records.is_empty() || had_sessions {
-                    had_sessions = !records.is_empty();
-                    let _ = self.notices.send(Notice::Sessions(records));
-                }
-                sessions_dirty = false;
-                last_session_save = now;
-            }
+            leases_dirty |= events
+                .iter()
+                .any(|e| matches!(e, Event::LeaseBound { .. } | Event::LeaseEnded { .. }));
+            self.publish(now, events, &mut save_schedule);
             if leases_dirty && now >= last_lease_save + LEASE_SAVE_INTERVAL {
                 let _ = self
                     .notices
@@ -437,6 +409,52 @@ impl Dataplane {
                 last_lease_save = now;
             }
         }
+    }
+
+    /// Send the engine's events on, saving the sessions where they must be
+    /// on disk first. A Start or Stop is spooled before the save that drops
+    /// or adds its session (a crash in between resends it, never loses it);
+    /// an Interim is spooled after the save of the counters it carries, so
+    /// the Stop sent after a crash never counts less than an Interim did.
+    fn publish(&mut self, now: UnixMillis, events: Vec<Event>, schedule: &mut SaveSchedule) {
+        let (interims, others): (Vec<Event>, Vec<Event>) = events
+            .into_iter()
+            .partition(|e| matches!(e, Event::InterimUpdate(_)));
+        let changed = !interims.is_empty()
+            || others
+                .iter()
+                .any(|e| matches!(e, Event::SessionStarted(_) | Event::SessionEnded(_)));
+        if !others.is_empty() {
+            let _ = self.notices.send(Notice::Events(others));
+        }
+        let engine = &self.engine;
+        if let Some(d) = schedule.due(now, changed, || engine.counters_fingerprint()) {
+            let saved = SavedSessions::new(engine.session_records(now, false), now, None)
+                .with_clock_offset(clock_step_ms());
+            let _ = self.notices.send(Notice::Sessions(saved, d));
+        }
+        if !interims.is_empty() {
+            let _ = self.notices.send(Notice::Events(interims));
+        }
+    }
+
+    /// The last save. With `stop_on_shutdown` the Stops are spooled (events
+    /// first) and only then are the sessions saved as stopped: a crash in
+    /// between leaves them unstopped, so the next start sends the Stops
+    /// rather than losing them. Without it, the sessions are saved with the
+    /// stop time for the next start to resume. Returns how many were kept.
+    fn shutdown(&mut self, now: UnixMillis) -> usize {
+        let stop = self.stop_on_shutdown;
+        let records = self.engine.session_records(now, stop);
+        let kept = if stop { 0 } else { records.len() };
+        self.engine.shutdown(now, stop);
+        let _ = self.notices.send(Notice::Events(self.engine.take_events()));
+        let saved = SavedSessions::new(records, now, Some(now)).with_clock_offset(clock_step_ms());
+        let _ = self.notices.send(Notice::Sessions(saved, Durability::Sync));
+        let _ = self
+            .notices
+            .send(Notice::Leases(self.engine.lease_records()));
+        kept
     }
 
     /// Write the plain packets batched for the TUN device, coalesced.

@@ -7,6 +7,7 @@
 
 mod fasthash;
 mod limits;
+mod persist;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 pub use fasthash::FastBuildHasher;
 pub use limits::{Held, QuotaAction, SessionLimits, ShapeVerdict, Shaper, TokenBucket};
+pub use persist::{
+    Durability, SaveSchedule, SavedSessions, COUNTER_SAVE_INTERVAL_MS, STATE_VERSION,
+};
 
 use crate::wire::MacAddr;
 use crate::UnixMillis;
@@ -199,6 +203,9 @@ pub struct SessionRecord {
     /// True when a used-up quota had throttled the session.
     #[serde(default)]
     pub throttled: bool,
+    /// When the next Interim-Update was due (tells when the last went out).
+    #[serde(default)]
+    pub next_interim: Option<UnixMillis>,
 }
 
 impl SessionReport {
@@ -248,6 +255,7 @@ impl SessionRecord {
             saved_at: now,
             stopped,
             throttled: c.throttled,
+            next_interim: c.next_interim,
         })
     }
 
@@ -277,6 +285,16 @@ impl SessionRecord {
             return None;
         }
         Some(l)
+    }
+
+    /// True when an Interim-Update (or the Start) of this session went out
+    /// less than a second before `now`: a resume then sends none, as it
+    /// would repeat that record (same second, same counters).
+    pub fn reported_just_before(&self, now: UnixMillis) -> bool {
+        match (self.next_interim, self.limits.interim_interval) {
+            (Some(next), Some(every)) => now < next.saturating_sub(u64::from(every) * 1000) + 1000,
+            _ => false,
+        }
     }
 
     /// The login to grant again after a restart.
@@ -599,6 +617,35 @@ impl SessionTable {
         c.last_active = now;
         c.last_seen = now;
         c.counters = Counters::default();
+        c.class = auth.class;
+        c.cui = auth.cui;
+        c.throttled = false;
+        Self::apply_limits(c, auth.limits, now);
+        Ok(c)
+    }
+
+    /// Continue a session saved by the previous lassi process: the same
+    /// Acct-Session-Id, login time, counters and limits (so Session-Timeout
+    /// and quotas count from the original login). The client must hold its
+    /// lease again (restored from the lease file).
+    pub fn resume(&mut self, r: &SessionRecord, now: UnixMillis) -> Result<&Client, SessionError> {
+        let c = self
+            .by_mac_mut(r.mac)
+            .filter(|c| c.ip == r.ip)
+            .ok_or(SessionError::UnknownClient(r.mac))?;
+        if c.state == SessionState::Authorized {
+            return Err(SessionError::AlreadyAuthorized(r.mac));
+        }
+        let auth = r.authorization();
+        c.state = SessionState::Authorized;
+        c.session_id = r.session_id.clone();
+        c.user = auth.user;
+        c.authorized_at = Some(r.authorized_at);
+        // Idleness counts from the restart: the guest could not be seen
+        // while lassi was away.
+        c.last_active = now;
+        c.last_seen = now;
+        c.counters = r.counters;
         c.class = auth.class;
         c.cui = auth.cui;
         c.throttled = false;

@@ -7,8 +7,16 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Write `bytes` to `path` atomically.
+/// Write `bytes` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_replace(path, bytes, true)
+}
+
+/// Write `bytes` to `path` atomically (temp file then rename); with `sync`
+/// also durably (fsync of the file and the directory). Without it a crash
+/// of lassi still finds the old or the new file whole (the kernel keeps the
+/// written pages); only a power cut may fall back to an older version.
+pub fn write_replace(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     {
@@ -20,10 +28,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
     }
     fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    if sync {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// One JSON document in the state directory (leases.json, sessions.json).
@@ -70,10 +83,15 @@ impl JsonFile {
         }
     }
 
-    /// Replace the saved document atomically.
+    /// Replace the saved document atomically and durably.
     pub fn save<T: serde::Serialize + ?Sized>(&self, value: &T) -> io::Result<()> {
+        self.save_with(value, true)
+    }
+
+    /// Replace the saved document atomically; durably (fsync) with `sync`.
+    pub fn save_with<T: serde::Serialize + ?Sized>(&self, value: &T, sync: bool) -> io::Result<()> {
         let text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-        write_atomic(&self.path, &text)
+        write_replace(&self.path, &text, sync)
     }
 }
 
