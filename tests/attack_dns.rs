@@ -1,4 +1,4 @@
-//! The attacks of issue 8, findings 1, 6 and 8, replayed against a real
+//! The attacks of issue 8, findings 1, 6, 7 and 8, replayed against a real
 //! lassi in the lab: forged DNS answers that would widen the walled garden,
 //! a tunnel through `portal.any_dns`, and 802.1Q-tagged frames. The forged
 //! and tagged packets come from scapy; the verdicts come from what the
@@ -572,4 +572,125 @@ fn vlan_tagged_frames_reach_neither_upstream_nor_the_gateway_stack() {
         status(&lab, &lassi),
         lassi.log_tail(20)
     );
+}
+
+/// A DNS server for lassi's own walled-garden resolver on 198.51.100.53: it
+/// writes down each query's source port and id, then answers twice — first
+/// a forgery that guessed the id right but names another host (evil.test at
+/// 198.51.100.66), then the true answer (the upstream web address).
+const RECORDING_DNS: &str = r#"
+import socket, time
+from scapy.all import DNS, DNSQR, DNSRR
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.51.100.53", 53))
+s.settimeout(0.5)
+print("ready", flush=True)
+end = time.time() + 40
+while time.time() < end:
+    try:
+        data, peer = s.recvfrom(2048)
+    except socket.timeout:
+        continue
+    q = DNS(data)
+    print("query", peer[1], q.id, q.qd.qname.decode(), flush=True)
+    evil = DNSRR(rrname="evil.test.", type="A", ttl=86400, rdata="198.51.100.66")
+    s.sendto(bytes(DNS(id=q.id, qr=1, ra=1, qd=DNSQR(qname="evil.test."), an=evil)), peer)
+    time.sleep(0.05)
+    an = DNSRR(rrname=q.qd.qname, type="A", ttl=300, rdata="198.51.100.10")
+    s.sendto(bytes(DNS(id=q.id, qr=1, rd=q.rd, ra=1, qd=q.qd, an=an)), peer)
+"#;
+
+/// Finding 7: lassi's own resolver (walled-garden host names) asks with a
+/// random id from a random port, and an answer that got the id right but
+/// not the question widens nothing.
+#[test]
+fn the_garden_resolver_uses_random_ids_and_ports_and_refuses_a_forged_question() {
+    let lab = Lab::new(LabOptions::default()).expect("lab");
+    let web = must(&lab, "upstream", lab.start_upstream());
+    add_upstream_address(&lab, "198.51.100.66");
+    let evil = must(
+        &lab,
+        "evil web",
+        UpstreamServer::start(
+            lab.upstream().name(),
+            &["198.51.100.66:80".parse().unwrap()],
+        ),
+    );
+    let dns = must(
+        &lab,
+        "recording dns",
+        lab.upstream().spawn(
+            "recording-dns",
+            &[PYTHON, "-c", RECORDING_DNS],
+            &lab.dir().join("recording-dns.log"),
+            &ExecOptions::default(),
+        ),
+    );
+    let ready = lassi::lab::netns::wait_until(Duration::from_secs(10), || {
+        dns.log().contains("ready").then_some(())
+    });
+    assert!(ready.is_some(), "{}", dns.log());
+    let hosts: Vec<String> = (0..8).map(|i| format!("h{i}.partner.test")).collect();
+    let garden = hosts
+        .iter()
+        .map(|h| format!("\"{h}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lassi = must(
+        &lab,
+        "lassi",
+        lab.start_lassi(&format!(
+            "[lan]\ndns = [\"{DNS}\"]\n[portal]\nwalled_garden = [{garden}]\n"
+        )),
+    );
+    let resolved = lassi::lab::netns::wait_until(Duration::from_secs(15), || {
+        (lassi.log().matches("walled garden host resolved").count() >= hosts.len()).then_some(())
+    });
+    assert!(resolved.is_some(), "{}\n{}", lassi.log_tail(30), dns.log());
+    // What the DNS server saw: one query per name, ids and ports all
+    // different and in no fixed step (a counter or the clock would show).
+    let queries: Vec<(u32, u32)> = dns
+        .log()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"query")).then(|| (f[1].parse().unwrap(), f[2].parse().unwrap()))
+        })
+        .collect();
+    assert!(queries.len() >= hosts.len(), "{}", dns.log());
+    let distinct = |v: Vec<u32>| {
+        let mut d = v.clone();
+        d.sort_unstable();
+        d.dedup();
+        let steps: std::collections::HashSet<i64> = v
+            .windows(2)
+            .map(|w| i64::from(w[1]) - i64::from(w[0]))
+            .collect();
+        (d.len(), steps.len())
+    };
+    let (ports, port_steps) = distinct(queries.iter().map(|q| q.0).collect());
+    let (ids, id_steps) = distinct(queries.iter().map(|q| q.1).collect());
+    println!("{} queries: {ports} ports, {ids} ids", queries.len());
+    assert_eq!((ports, ids), (queries.len(), queries.len()), "{queries:?}");
+    assert!(port_steps > 1 && id_steps > 1, "sequential: {queries:?}");
+    // The forgery about evil.test came first with the right id: nothing of
+    // it was taken. A guest before login reaches the partner (the true
+    // answer) and not the forger's host.
+    let client = lab.client(1);
+    must(&lab, "udhcpc", client.udhcpc());
+    let bad = must(
+        &lab,
+        "curl evil",
+        client.curl(&["--max-time", "3", "http://198.51.100.66/evil"]),
+    );
+    assert!(!bad.ok(), "the forged address was let in: {bad:?}");
+    assert!(evil.requests().is_empty(), "{:?}", evil.requests());
+    let good = must(
+        &lab,
+        "curl partner",
+        client.curl(&[&format!("http://{WEB}/partner")]),
+    );
+    assert!(good.ok(), "the partner is out of reach: {good:?}");
+    assert_eq!(web.requests_to("/partner").len(), 1);
+    drop(dns);
 }
