@@ -313,6 +313,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         commands: cmd_tx,
         waker: waker.clone(),
         portal: Arc::default(),
+        radius: Arc::default(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -326,6 +327,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Some(r) => Some(rt.block_on(crate::aaa::start(&cfg, r, gateway_mac, handle.clone()))?),
         None => None,
     };
+    if let Some(a) = &aaa {
+        let _ = handle.radius.set(a.radius.clone());
+    }
 
     let dataplane = Dataplane {
         engine,
