@@ -234,20 +234,30 @@ fn watch(
 /// The end: every session logged out; wait for the spool to drain, then
 /// compare lassi's count with FreeRADIUS's detail file.
 fn report(w: &mut World, c: &Counts, (start, mid): (u64, u64), end: u64) -> Result<bool, String> {
+    // The last Stops are still on their way (data plane, spool, server):
+    // wait until every login has its Stop and the spool is empty.
+    let logins = c.logins.load(Ordering::Relaxed);
     let t = Instant::now();
+    let stops = |fr: &FreeRadius| fr.detail().iter().filter(|d| d.status() == "Stop").count();
     let mut r = radius_stats(&w.lassi)?;
-    while r.get("spool_pending") != Some(0) && t.elapsed() < Duration::from_secs(60) {
+    while (r.get("spool_pending") != Some(0) || (stops(&w.fr) as u64) < logins)
+        && t.elapsed() < Duration::from_secs(60)
+    {
         std::thread::sleep(Duration::from_millis(500));
         r = radius_stats(&w.lassi)?;
     }
+    println!(
+        "accounting settled {:.1} s after the last logout",
+        t.elapsed().as_secs_f64()
+    );
+    let hwm = hwm_kib(w.lassi.pid().unwrap_or(0));
     let detail = w.fr.detail();
     let by = |s: &str| detail.iter().filter(|d| d.status() == s).count();
     let unique: std::collections::HashSet<String> = detail.iter().map(|d| d.identity()).collect();
-    let logins = c.logins.load(Ordering::Relaxed);
     let acked = r.get("acct_acked").unwrap_or(0);
     println!();
     println!(
-        "VmRSS KiB: start {start}, middle {mid}, end {end}: end/start {:.3}",
+        "VmRSS KiB: start {start}, middle {mid}, end {end}: end/start {:.3}; VmHWM {hwm}",
         end as f64 / start.max(1) as f64
     );
     println!(
@@ -334,14 +344,23 @@ fn lassi_pid(h: &mut LassiHandle) -> Result<i32, String> {
 }
 
 fn rss_kib(pid: i32) -> Result<u64, String> {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// The peak RSS, 0 when unknown.
+fn hwm_kib(pid: i32) -> u64 {
+    proc_status_kib(pid, "VmHWM:").unwrap_or(0)
+}
+
+fn proc_status_kib(pid: i32, field: &str) -> Result<u64, String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| "no VmRSS".to_string())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 /// Where one synthetic client is in its cycle.
