@@ -4,11 +4,12 @@
 //! login rate limiting, challenges) against a fake data plane.
 #![no_main]
 use std::net::Ipv4Addr;
+use std::sync::OnceLock;
 
-use libfuzzer_sys::fuzz_target;
 use lassi::portal::{auth, pages::Pages, Gateway, Method, Portal, Request, Settings};
 use lassi::session::{Authorization, Client, EndReason, EndedSession, SessionState};
 use lassi::wire::MacAddr;
+use libfuzzer_sys::fuzz_target;
 
 struct OneGuest;
 
@@ -58,6 +59,24 @@ fn fields(text: &str) -> [Option<String>; 6] {
     std::array::from_fn(|_| it.next().map(str::to_string))
 }
 
+/// One runtime for every input (building one per input dominated the cost
+/// of an execution); the portal itself is built fresh per input so its
+/// rate limits and challenges never carry over.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    })
+}
+
+/// The embedded pages, parsed once and cloned per input.
+fn pages() -> Pages {
+    static PAGES: OnceLock<Pages> = OnceLock::new();
+    PAGES.get_or_init(Pages::embedded).clone()
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -82,12 +101,7 @@ fuzz_target!(|data: &[u8]| {
         challenge_timeout: 60,
         strict_csp: true,
     };
-    let portal = Portal::new(
-        settings,
-        Box::new(auth::ClickThrough),
-        Pages::embedded(),
-        || [7; 16],
-    );
+    let portal = Portal::new(settings, Box::new(auth::ClickThrough), pages(), || [7; 16]);
     let req = Request {
         method,
         host,
@@ -98,6 +112,5 @@ fuzz_target!(|data: &[u8]| {
         referer,
         peer: Ipv4Addr::new(10, 1, 0, 23),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let _ = rt.block_on(portal.handle(&OneGuest, &req, 1_000_000));
+    let _ = runtime().block_on(portal.handle(&OneGuest, &req, 1_000_000));
 });

@@ -28,6 +28,9 @@ pub struct DataplaneHandle {
     pub waker: Arc<Waker>,
     /// The portal's counters (`portal` in `lassi status`).
     pub portal: Arc<crate::portal::PortalStats>,
+    /// The RADIUS service (`radius` in `lassi status`), set once it has
+    /// started; it starts after this handle exists because it needs one.
+    pub radius: Arc<std::sync::OnceLock<crate::radius::RadiusHandle>>,
 }
 
 impl DataplaneHandle {
@@ -130,6 +133,7 @@ impl DataplaneHandle {
                         body: StatusReply {
                             status,
                             portal: self.portal.snapshot(),
+                            radius: self.radius.get().map(|r| r.stats()),
                         },
                     })
                 }
@@ -169,6 +173,9 @@ struct StatusReply<T: serde::Serialize> {
     #[serde(flatten)]
     status: T,
     portal: crate::portal::PortalCounters,
+    /// Absent without a `[radius]` section.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    radius: Option<crate::radius::RadiusStats>,
 }
 
 #[derive(serde::Serialize)]

@@ -144,7 +144,7 @@ pub enum Event {
 }
 
 /// Counters of what the engine did and dropped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ClientStats {
     /// First transmissions (including after a failover).
     pub sent: u64,

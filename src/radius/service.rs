@@ -194,8 +194,8 @@ pub enum AuthOutcome {
     Unreachable,
 }
 
-/// Counters of the whole service.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Counters of the whole service (`radius` in `lassi status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RadiusStats {
     /// The client engine's counters (sent, resent, dropped responses…).
     pub client: ClientStats,
