@@ -16,6 +16,13 @@
 //! request moves to the next server not yet tried, with a fresh identifier.
 //! When every server has been tried, [`Event::NoResponse`] reports it.
 //!
+//! An accounting request that a server leaves unanswered is not forgotten
+//! at once: its identifier stays reserved for [`LATE_ANSWER_MS`], and a valid
+//! answer arriving in that time still acknowledges it (as
+//! [`Event::Response`] with the request's token). A server slow under load
+//! then does not get the record a second time, with a new Acct-Delay-Time
+//! that makes it a new packet it would store twice.
+//!
 //! A dead server is probed with Status-Server (RFC 5997) every
 //! `status_interval` on the port that went silent; the first valid answer
 //! (Access-Accept or Accounting-Response) brings it back at once and
@@ -34,6 +41,11 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use super::crypto::{self, VerifyError};
+
+/// How long an unanswered accounting request's identifier stays reserved
+/// so that a late answer still counts (RFC 5080 §2.2.1: a server may answer
+/// after the client gave up).
+pub const LATE_ANSWER_MS: u64 = 30_000;
 use super::packet::{attr, Code, Packet};
 use crate::UnixMillis;
 
@@ -170,6 +182,8 @@ pub struct ClientStats {
     pub status_probes: u64,
     /// Dead servers brought back by an answer.
     pub revived: u64,
+    /// Accounting requests acknowledged after they were given up on.
+    pub late_answers: u64,
 }
 
 #[derive(Clone)]
@@ -213,6 +227,14 @@ impl IdPool {
     }
 }
 
+/// An accounting request a server left unanswered, kept so that its late
+/// answer still acknowledges it.
+struct Abandoned {
+    token: Token,
+    req_auth: [u8; 16],
+    until: UnixMillis,
+}
+
 struct InFlight {
     req: Request,
     server: usize,
@@ -235,6 +257,8 @@ pub struct ClientEngine {
     probe_at: Vec<Option<(Service, UnixMillis)>>,
     pools: HashMap<(Service, usize), IdPool>,
     by_id: HashMap<(Service, usize, u8), Token>,
+    /// Identifiers of unanswered accounting requests, reserved for late answers.
+    abandoned: HashMap<(Service, usize, u8), Abandoned>,
     inflight: HashMap<Token, InFlight>,
     waiting: VecDeque<Token>,
     out: VecDeque<Transmit>,
@@ -256,6 +280,7 @@ impl ClientEngine {
             probe_at: vec![None; n],
             pools: HashMap::new(),
             by_id: HashMap::new(),
+            abandoned: HashMap::new(),
             inflight: HashMap::new(),
             waiting: VecDeque::new(),
             out: VecDeque::new(),
@@ -400,6 +425,42 @@ impl ClientEngine {
         }
     }
 
+    /// Like [`Self::release`], but an accounting request's identifier stays
+    /// reserved until [`LATE_ANSWER_MS`] from now for a late answer.
+    fn abandon(&mut self, now: UnixMillis, token: Token, f: &InFlight) {
+        match &f.wire {
+            Some((id, req_auth, _)) if f.req.service == Service::Acct && !f.probe => {
+                let key = (f.req.service, f.server, *id);
+                self.by_id.remove(&key);
+                let until = now + LATE_ANSWER_MS;
+                let (token, req_auth) = (token, *req_auth);
+                self.abandoned.insert(
+                    key,
+                    Abandoned {
+                        token,
+                        req_auth,
+                        until,
+                    },
+                );
+            }
+            _ => self.release(f),
+        }
+    }
+
+    /// Frees the identifiers whose late-answer time is over.
+    fn expire_abandoned(&mut self, now: UnixMillis) {
+        let pools = &mut self.pools;
+        self.abandoned.retain(|(service, server, id), a| {
+            let keep = a.until > now;
+            if !keep {
+                if let Some(p) = pools.get_mut(&(*service, *server)) {
+                    p.free(*id);
+                }
+            }
+            keep
+        });
+    }
+
     fn release(&mut self, f: &InFlight) {
         if let Some((id, _, _)) = &f.wire {
             let key = (f.req.service, f.server);
@@ -532,7 +593,7 @@ impl ClientEngine {
             let (server, service) = (f.server, f.req.service);
             self.mark_dead(now, server, service);
             let f = self.inflight.remove(&token).expect("present");
-            self.release(&f);
+            self.abandon(now, token, &f);
             let mut f = f;
             match self.pick(&f.tried, now) {
                 Some(next) => {
@@ -550,6 +611,7 @@ impl ClientEngine {
             }
             self.drain_waiting(now);
         }
+        self.expire_abandoned(now);
         self.probe_dead_servers(now);
     }
 
@@ -574,9 +636,13 @@ impl ClientEngine {
             self.stats.unmatched += 1;
             return;
         };
-        let id = bytes[1];
-        let Some(&token) = self.by_id.get(&(service, server, id)) else {
-            self.stats.unmatched += 1;
+        let key = (service, server, bytes[1]);
+        let Some(&token) = self.by_id.get(&key) else {
+            if self.abandoned.contains_key(&key) {
+                self.late_answer(now, key, bytes);
+            } else {
+                self.stats.unmatched += 1;
+            }
             return;
         };
         let f = &self.inflight[&token];
@@ -599,30 +665,13 @@ impl ClientEngine {
         }
         let require =
             self.cfg.require_message_authenticator && f.req.packet.code == Code::AccessRequest;
-        let secret = &self.cfg.servers[server].secret;
-        if let Err(e) = crypto::verify_response(bytes, secret, req_auth, require) {
-            match e {
-                VerifyError::Malformed => self.stats.malformed += 1,
-                VerifyError::BadAuthenticator => self.stats.bad_authenticator += 1,
-                VerifyError::BadMessageAuthenticator => self.stats.bad_message_authenticator += 1,
-                VerifyError::MissingMessageAuthenticator => {
-                    self.stats.missing_message_authenticator += 1
-                }
-            }
-            return;
-        }
-        let Ok(packet) = Packet::decode(bytes) else {
-            self.stats.malformed += 1;
+        let req_auth = *req_auth;
+        let Some(packet) = self.verified(server, bytes, &req_auth, require) else {
             return;
         };
         let f = self.inflight.remove(&token).expect("present");
         self.release(&f);
-        if self.is_dead(server, now) || self.probe_at[server].is_some() {
-            self.stats.revived += 1;
-            self.events.push_back(Event::ServerAlive { server });
-        }
-        self.dead_until[server] = None;
-        self.probe_at[server] = None;
+        self.answered_by(server, now);
         if !f.probe {
             self.stats.responses += 1;
             self.events.push_back(Event::Response {
@@ -632,6 +681,74 @@ impl ClientEngine {
             });
         }
         self.drain_waiting(now);
+    }
+
+    /// An answer to an accounting request given up on less than
+    /// [`LATE_ANSWER_MS`] ago: it acknowledges the record all the same.
+    fn late_answer(&mut self, now: UnixMillis, key: (Service, usize, u8), bytes: &[u8]) {
+        let (_, server, id) = key;
+        if Code::from_u8(bytes[0]) != Code::AccountingResponse {
+            self.stats.malformed += 1;
+            return;
+        }
+        let req_auth = self.abandoned[&key].req_auth;
+        let Some(packet) = self.verified(server, bytes, &req_auth, false) else {
+            return;
+        };
+        let token = self.abandoned.remove(&key).expect("present").token;
+        if let Some(p) = self.pools.get_mut(&(key.0, server)) {
+            p.free(id);
+        }
+        // Failed over meanwhile: the copy sent to the next server is moot.
+        if let Some(f) = self.inflight.remove(&token) {
+            self.release(&f);
+        }
+        self.answered_by(server, now);
+        self.stats.late_answers += 1;
+        self.stats.responses += 1;
+        self.events.push_back(Event::Response {
+            token,
+            server,
+            packet,
+        });
+        self.drain_waiting(now);
+    }
+
+    /// Checks a response's authenticators; counts and drops a bad one.
+    fn verified(
+        &mut self,
+        server: usize,
+        bytes: &[u8],
+        req_auth: &[u8; 16],
+        require_ma: bool,
+    ) -> Option<Packet> {
+        let secret = &self.cfg.servers[server].secret;
+        if let Err(e) = crypto::verify_response(bytes, secret, req_auth, require_ma) {
+            match e {
+                VerifyError::Malformed => self.stats.malformed += 1,
+                VerifyError::BadAuthenticator => self.stats.bad_authenticator += 1,
+                VerifyError::BadMessageAuthenticator => self.stats.bad_message_authenticator += 1,
+                VerifyError::MissingMessageAuthenticator => {
+                    self.stats.missing_message_authenticator += 1
+                }
+            }
+            return None;
+        }
+        let packet = Packet::decode(bytes).ok();
+        if packet.is_none() {
+            self.stats.malformed += 1;
+        }
+        packet
+    }
+
+    /// A valid answer from `server`: it is alive (again).
+    fn answered_by(&mut self, server: usize, now: UnixMillis) {
+        if self.is_dead(server, now) || self.probe_at[server].is_some() {
+            self.stats.revived += 1;
+            self.events.push_back(Event::ServerAlive { server });
+        }
+        self.dead_until[server] = None;
+        self.probe_at[server] = None;
     }
 }
 
@@ -984,6 +1101,96 @@ mod tests {
         kill_server(&mut e);
         assert_eq!(e.poll_timeout(), None);
         assert_eq!(e.stats().status_probes, 0);
+    }
+
+    fn acct_req() -> Request {
+        let mut p = Packet::new(Code::AccountingRequest, 0);
+        p.push(attr::ACCT_SESSION_ID, "s1");
+        Request {
+            service: Service::Acct,
+            packet: p,
+            password: None,
+        }
+    }
+
+    #[test]
+    fn a_late_accounting_answer_still_acknowledges_the_record() {
+        let mut e = ClientEngine::new(cfg(1), [9; 16]);
+        let t = e.submit(0, acct_req());
+        let sent = drain(&mut e).pop().unwrap();
+        for at in [1000, 3000, 6000] {
+            e.handle_timeout(at);
+        }
+        assert!(matches!(e.poll_event(), Some(Event::NoResponse { token }) if token == t));
+        // The server was slow, not deaf: its answer 10 s later counts, for
+        // the same token, and the server is alive again.
+        let late = answer(&sent.bytes, Code::AccountingResponse, b"s", false);
+        e.handle_datagram(16_000, Service::Acct, sent.dest, &late);
+        assert!(matches!(
+            e.poll_event(),
+            Some(Event::ServerAlive { server: 0 })
+        ));
+        assert!(matches!(e.poll_event(), Some(Event::Response { token, .. }) if token == t));
+        assert_eq!(e.stats().late_answers, 1);
+        // Only once.
+        e.handle_datagram(16_500, Service::Acct, sent.dest, &late);
+        assert!(e.poll_event().is_none());
+        assert_eq!(e.stats().unmatched, 1);
+    }
+
+    #[test]
+    fn a_given_up_identifier_is_reserved_until_late_answers_cannot_come() {
+        let mut c = cfg(1);
+        c.timeout_ms = 1000;
+        let mut e = ClientEngine::new(c, [10; 16]);
+        let t = e.submit(0, acct_req());
+        let sent = drain(&mut e).pop().unwrap();
+        let id = sent.bytes[1];
+        for at in [1000, 3000, 6000] {
+            e.handle_timeout(at);
+        }
+        drain(&mut e); // the resends
+        let _ = e.poll_event();
+        // 255 more requests in the window: none takes the reserved id.
+        for _ in 0..255 {
+            e.submit(7000, acct_req());
+        }
+        let ids: Vec<u8> = drain(&mut e).iter().map(|x| x.bytes[1]).collect();
+        assert_eq!(ids.len(), 255);
+        assert!(!ids.contains(&id));
+        // A forged answer (wrong authenticator) changes nothing.
+        let forged = answer(&sent.bytes, Code::AccountingResponse, b"wrong", false);
+        e.handle_datagram(8000, Service::Acct, sent.dest, &forged);
+        assert_eq!(e.stats().bad_authenticator, 1);
+        // Past LATE_ANSWER_MS the id is free and an answer is unmatched.
+        e.handle_timeout(6000 + LATE_ANSWER_MS + 1);
+        let late = answer(&sent.bytes, Code::AccountingResponse, b"s", false);
+        e.handle_datagram(6000 + LATE_ANSWER_MS + 2, Service::Acct, sent.dest, &late);
+        assert!(!std::iter::from_fn(|| e.poll_event())
+            .any(|ev| matches!(ev, Event::Response { token, .. } if token == t)));
+    }
+
+    #[test]
+    fn a_late_answer_from_the_first_server_ends_the_failed_over_request() {
+        let mut e = ClientEngine::new(cfg(2), [11; 16]);
+        let t = e.submit(0, acct_req());
+        let first = drain(&mut e).pop().unwrap();
+        for at in [1000, 3000, 6000] {
+            e.handle_timeout(at);
+        }
+        let second = drain(&mut e).pop().unwrap();
+        assert_ne!(first.dest, second.dest);
+        let late = answer(&first.bytes, Code::AccountingResponse, b"s", false);
+        e.handle_datagram(6500, Service::Acct, first.dest, &late);
+        let events: Vec<Event> = std::iter::from_fn(|| e.poll_event()).collect();
+        assert!(events
+            .iter()
+            .any(|ev| matches!(ev, Event::Response { token, server: 0, .. } if *token == t)));
+        assert_eq!(e.in_flight(), 0, "the copy at the second server is moot");
+        // Its answer, if it comes, is unmatched.
+        let second_answer = answer(&second.bytes, Code::AccountingResponse, b"s", false);
+        e.handle_datagram(7000, Service::Acct, second.dest, &second_answer);
+        assert!(e.poll_event().is_none());
     }
 
     #[test]

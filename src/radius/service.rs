@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use super::attrs::{AccessRequest, AcctRecord, AcctStatus, MacAuthSettings, NasInfo, ReplyLimits};
 use super::client::{
     ClientEngine, ClientStats, EngineConfig, Event, Request, ServerConfig, Service, Token,
+    LATE_ANSWER_MS,
 };
 use super::coa::{
     CoaClient, CoaDrop, CoaOutcome, CoaReply, CoaRequest, CoaServer, ErrorCause, ReplayGuard,
@@ -379,6 +380,7 @@ impl RadiusService {
             epoch: Instant::now(),
             auth_waiters: HashMap::new(),
             acct_tokens: HashMap::new(),
+            given_up: HashMap::new(),
             busy: HashMap::new(),
             volatile: HashMap::new(),
             ack_waiters: HashMap::new(),
@@ -503,6 +505,9 @@ struct Task {
     epoch: Instant,
     auth_waiters: HashMap<Token, oneshot::Sender<AuthOutcome>>,
     acct_tokens: HashMap<Token, u64>,
+    /// Spooled records no server answered, by the token of that attempt and
+    /// when it was given up: the engine may still deliver a late answer.
+    given_up: HashMap<Token, (u64, u64)>,
     busy: HashMap<u64, Busy>,
     volatile: HashMap<Token, AcctRecord>,
     ack_waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
@@ -697,23 +702,15 @@ impl Task {
                     let _ = w.send(outcome);
                 } else if let Some(seq) = self.acct_tokens.remove(&token) {
                     self.busy.remove(&seq);
-                    if let Ok(mut sp) = self.spool.lock() {
-                        if let Err(e) = sp.remove(seq) {
-                            tracing::error!(
-                                "accounting spool: cannot delete acknowledged record {seq}: {e}"
-                            );
-                        }
+                    self.acknowledged(seq);
+                } else if let Some((seq, _)) = self.given_up.remove(&token) {
+                    // A late answer to an attempt given up on: the record
+                    // arrived. A resend already under way stays in flight
+                    // (its answer finds the record gone); a parked one goes.
+                    if matches!(self.busy.get(&seq), Some(Busy::RetryAt(_))) {
+                        self.busy.remove(&seq);
                     }
-                    if let Some(ws) = self.ack_waiters.remove(&seq) {
-                        for w in ws {
-                            let _ = w.send(());
-                        }
-                    }
-                    if self.outage_logged {
-                        tracing::info!("accounting: RADIUS answers again; resending the spool");
-                        self.outage_logged = false;
-                    }
-                    self.count(|s| s.acct_acked += 1);
+                    self.acknowledged(seq);
                 } else if self.volatile.remove(&token).is_some() {
                     self.count(|s| s.acct_acked += 1);
                 }
@@ -729,6 +726,10 @@ impl Task {
                     self.count(|s| s.auth_unreachable += 1);
                     let _ = w.send(AuthOutcome::Unreachable);
                 } else if let Some(seq) = self.acct_tokens.remove(&token) {
+                    // Late answers come within the engine's LATE_ANSWER_MS.
+                    self.given_up
+                        .retain(|_, (_, at)| now.saturating_sub(*at) <= LATE_ANSWER_MS);
+                    self.given_up.insert(token, (seq, now));
                     let retry = now + self.settings.spool_retry.as_millis() as u64;
                     self.busy.insert(seq, Busy::RetryAt(retry));
                     if !self.outage_logged {
@@ -751,6 +752,34 @@ impl Task {
                 }
             }
         }
+    }
+
+    /// A server acknowledged spooled record `seq` (once: a second answer,
+    /// to a resend, finds it gone and counts nothing).
+    fn acknowledged(&mut self, seq: u64) {
+        let present = self
+            .spool
+            .lock()
+            .map(|s| s.get(seq).is_some())
+            .unwrap_or(false);
+        if !present {
+            return;
+        }
+        if let Ok(mut sp) = self.spool.lock() {
+            if let Err(e) = sp.remove(seq) {
+                tracing::error!("accounting spool: cannot delete acknowledged record {seq}: {e}");
+            }
+        }
+        if let Some(ws) = self.ack_waiters.remove(&seq) {
+            for w in ws {
+                let _ = w.send(());
+            }
+        }
+        if self.outage_logged {
+            tracing::info!("accounting: RADIUS answers again; resending the spool");
+            self.outage_logged = false;
+        }
+        self.count(|s| s.acct_acked += 1);
     }
 
     fn count(&self, f: impl FnOnce(&mut RadiusStats)) {
