@@ -214,33 +214,39 @@ impl World {
         r.unwrap_or_else(|| self.fail("no Interim-Update within 15 s (interval 5 s)"))
     }
 
-    /// Stops FreeRADIUS once lassi holds no unacknowledged record: the
-    /// server writes its detail file before it answers, so stopping it as
-    /// soon as a record shows there can swallow the answer, and lassi then
-    /// rightly sends the record again (a duplicate made by the test).
-    fn stop_freeradius_when_acknowledged(&mut self) {
-        if wait_until(Duration::from_secs(15), || {
-            (self.spooled() == 0).then_some(())
-        })
-        .is_none()
-        {
-            self.fail("a record stayed unacknowledged with FreeRADIUS up");
-        }
-        self.fr.stop();
-    }
-
     /// Records durably in the spool: a `.tmp` is a write not yet renamed
     /// into place (a crash then loses nothing that was promised durable),
     /// so it is not counted.
     fn spooled(&self) -> usize {
-        std::fs::read_dir(self.lassi.state_dir().join("radius-spool"))
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
-                    .count()
-            })
-            .unwrap_or(0)
+        spooled(&self.lassi)
     }
+}
+
+/// Records durably in lassi's spool (see [`World::spooled`]).
+fn spooled(lassi: &LassiHandle) -> usize {
+    std::fs::read_dir(lassi.state_dir().join("radius-spool"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Stops FreeRADIUS once lassi holds no unacknowledged record: the server
+/// writes its detail file before it answers, so stopping it as soon as a
+/// record shows there can swallow the answer, and lassi then rightly sends
+/// the record again (a duplicate made by the test).
+fn stop_when_acknowledged(fr: &mut FreeRadius, lassi: &LassiHandle) {
+    let acked = wait_until(Duration::from_secs(15), || {
+        (spooled(lassi) == 0).then_some(())
+    });
+    assert!(
+        acked.is_some(),
+        "a record stayed unacknowledged with FreeRADIUS up\n{}",
+        lassi.log_tail(30)
+    );
+    fr.stop();
 }
 
 fn page_challenge(html: &str) -> String {
@@ -812,7 +818,7 @@ fn freeradius_down_for_30s_mid_session_loses_and_duplicates_nothing() {
     w.must("udhcpc", c.udhcpc());
     let sid = w.login_ok(c, "bob");
     w.record(&sid, "Interim-Update", Duration::from_secs(10));
-    w.stop_freeradius_when_acknowledged();
+    stop_when_acknowledged(&mut w.fr, &w.lassi);
     std::thread::sleep(Duration::from_secs(30));
     let spooled = w.spooled();
     println!("{spooled} records spooled during the outage");
@@ -912,7 +918,7 @@ fn sigkill_during_an_outage_while_downloading_keeps_the_session() {
     let sid = w.login_ok(c, "bob");
     let before = ip_bytes(c);
     w.record(&sid, "Interim-Update", Duration::from_secs(10));
-    w.stop_freeradius_when_acknowledged();
+    stop_when_acknowledged(&mut w.fr, &w.lassi);
     let spooled = wait_until(Duration::from_secs(20), || (w.spooled() >= 2).then_some(()));
     if spooled.is_none() {
         w.fail("nothing spooled while FreeRADIUS was down");
@@ -1143,7 +1149,7 @@ fn dead_server_is_probed_with_status_server_and_used_again_at_its_answer() {
     w.must("udhcpc", c.udhcpc());
     let sid = w.login_ok(c, "bob");
     w.record(&sid, "Start", Duration::from_secs(10));
-    w.stop_freeradius_when_acknowledged();
+    stop_when_acknowledged(&mut w.fr, &w.lassi);
     // The Stop finds no server: resent, the server declared dead, spooled.
     w.must("lassi logout", w.lassi.logout(c.mac()));
     let outage = wait_until(Duration::from_secs(20), || {
