@@ -61,6 +61,7 @@ pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> Radi
         clients: c.clients.clone(),
         event_timestamp_window: c.event_timestamp_window,
         require_event_timestamp: c.require_event_timestamp,
+        nak_stale_event_timestamp: c.nak_stale_event_timestamp,
         require_message_authenticator: c.require_message_authenticator,
         ..CoaSettings::default()
     });

@@ -340,6 +340,8 @@ pub struct CoaConfig {
     pub event_timestamp_window: u32,
     /// Refuse requests without Event-Timestamp (402 Missing-Attribute).
     pub require_event_timestamp: bool,
+    /// NAK a stale Event-Timestamp (404) instead of dropping it silently.
+    pub nak_stale_event_timestamp: bool,
     /// Drop requests without Message-Authenticator.
     pub require_message_authenticator: bool,
 }
@@ -524,6 +526,8 @@ struct RawCoa {
     event_timestamp_window: u32,
     #[serde(default)]
     require_event_timestamp: bool,
+    #[serde(default)]
+    nak_stale_event_timestamp: bool,
     #[serde(default)]
     require_message_authenticator: bool,
 }
@@ -1081,6 +1085,7 @@ impl Config {
                                 .collect(),
                             event_timestamp_window: c.event_timestamp_window,
                             require_event_timestamp: c.require_event_timestamp,
+                            nak_stale_event_timestamp: c.nak_stale_event_timestamp,
                             require_message_authenticator: c.require_message_authenticator,
                         })
                     }

@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         swap_octets: false,
         event_timestamp_window: 300,
         require_event_timestamp: false,
+        nak_stale_event_timestamp: false,
     };
     let _ = coa.handle("127.0.0.1:1".parse().unwrap(), data, 1_800_000_000);
     if let Ok(p) = Packet::decode(data) {

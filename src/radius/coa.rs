@@ -178,6 +178,11 @@ pub struct CoaServer {
     pub event_timestamp_window: u32,
     /// Refuse requests without Event-Timestamp (402).
     pub require_event_timestamp: bool,
+    /// Answer a stale Event-Timestamp with a NAK (404 Invalid-Request)
+    /// instead of the silent discard RFC 5176 §6.3 asks for: it shows an
+    /// operator a clock that drifted, at the cost of telling a replayer the
+    /// secret still holds.
+    pub nak_stale_event_timestamp: bool,
 }
 
 /// Attributes that may appear in a CoA or Disconnect request.
@@ -248,12 +253,12 @@ impl CoaServer {
             Err(_) => return CoaOutcome::Drop(CoaDrop::BadMessageAuthenticator),
         }
         let stamp = p.get_u32(attr::EVENT_TIMESTAMP);
-        if let Some(t) = stamp {
-            if self.event_timestamp_window > 0
+        let stale = stamp.is_some_and(|t| {
+            self.event_timestamp_window > 0
                 && now_secs.abs_diff(u64::from(t)) > u64::from(self.event_timestamp_window)
-            {
-                return CoaOutcome::Drop(CoaDrop::StaleEventTimestamp);
-            }
+        });
+        if stale && !self.nak_stale_event_timestamp {
+            return CoaOutcome::Drop(CoaDrop::StaleEventTimestamp);
         }
         let mut req = CoaRequest {
             kind,
@@ -274,6 +279,11 @@ impl CoaServer {
         if unsupported {
             return CoaOutcome::Answer(
                 self.respond(&req, CoaReply::Nak(ErrorCause::UnsupportedAttribute)),
+            );
+        }
+        if stale {
+            return CoaOutcome::Answer(
+                self.respond(&req, CoaReply::Nak(ErrorCause::InvalidRequest)),
             );
         }
         if stamp.is_none() && self.require_event_timestamp {
@@ -436,6 +446,7 @@ mod tests {
             swap_octets: false,
             event_timestamp_window: 300,
             require_event_timestamp: false,
+            nak_stale_event_timestamp: false,
         }
     }
 
@@ -608,6 +619,10 @@ mod tests {
         assert!(matches!(s.handle(from, &bare, NOW), CoaOutcome::Request(_)));
         s.require_event_timestamp = true;
         assert_eq!(nak_cause(s.handle(from, &bare, NOW)), 402);
+        // Told to, a stale one is refused with 404 Invalid-Request instead.
+        s.require_event_timestamp = false;
+        s.nak_stale_event_timestamp = true;
+        assert_eq!(nak_cause(s.handle(from, &at(NOW - 301), NOW)), 404);
         // A window of 0 checks nothing.
         s.event_timestamp_window = 0;
         assert!(matches!(

@@ -172,6 +172,7 @@ fn radclient_coa_and_disconnect() {
         swap_octets: false,
         event_timestamp_window: 300,
         require_event_timestamp: false,
+        nak_stale_event_timestamp: false,
     };
     // Recorded radclient requests carry no Event-Timestamp.
     let now = 1_800_000_000;

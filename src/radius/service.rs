@@ -68,6 +68,8 @@ pub struct CoaSettings {
     pub event_timestamp_window: u32,
     /// Refuse requests without Event-Timestamp.
     pub require_event_timestamp: bool,
+    /// NAK (404) a stale Event-Timestamp instead of dropping it silently.
+    pub nak_stale_event_timestamp: bool,
 }
 
 impl Default for CoaSettings {
@@ -79,6 +81,7 @@ impl Default for CoaSettings {
             answer_timeout: Duration::from_secs(5),
             event_timestamp_window: 300,
             require_event_timestamp: false,
+            nak_stale_event_timestamp: false,
         }
     }
 }
@@ -360,6 +363,7 @@ impl RadiusService {
                 swap_octets: settings.swap_octets,
                 event_timestamp_window: c.event_timestamp_window,
                 require_event_timestamp: c.require_event_timestamp,
+                nak_stale_event_timestamp: c.nak_stale_event_timestamp,
             };
             tokio::spawn(coa_loop(
                 Arc::new(sock),
