@@ -10,7 +10,7 @@
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -29,35 +29,7 @@ use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
-fn wall_ms() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// lassi's clock in Unix milliseconds: the wall clock as it was when lassi
-/// started, advanced by the monotonic clock. A step of the system clock (a
-/// router without a real-time clock booting at its build date, then set by
-/// NTP) therefore cannot expire every lease at once or freeze the shapers;
-/// times shown stay offset by the step until lassi restarts (see
-/// [`clock_step_ms`]).
-pub fn now_ms() -> UnixMillis {
-    let (wall0, mono0) = clock_anchor();
-    wall0 + mono0.elapsed().as_millis() as u64
-}
-
-fn clock_anchor() -> &'static (UnixMillis, std::time::Instant) {
-    static ANCHOR: std::sync::OnceLock<(UnixMillis, std::time::Instant)> =
-        std::sync::OnceLock::new();
-    ANCHOR.get_or_init(|| (wall_ms(), std::time::Instant::now()))
-}
-
-/// How far the system clock has moved away from lassi's since start, in ms
-/// (positive: the system clock is ahead).
-pub fn clock_step_ms() -> i64 {
-    wall_ms() as i64 - now_ms() as i64
-}
+pub use super::clock::{clock_step_ms, now_ms};
 
 /// Requests from the control plane.
 pub enum Command {
@@ -607,19 +579,5 @@ impl Dataplane {
             }
             Command::Shutdown => unreachable!("handled by the loop"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lassi_clock_is_wall_time_that_only_moves_forward_steadily() {
-        let a = now_ms();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let b = now_ms();
-        assert!(b >= a + 20 && b < a + 2000, "{a} {b}");
-        assert!(clock_step_ms().abs() < 1000, "no step on a quiet machine");
     }
 }

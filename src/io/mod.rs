@@ -1,5 +1,6 @@
 //! The thin I/O shell: devices, sockets, firewall, the data-plane thread.
 
+pub mod clock;
 pub mod dataplane;
 pub mod firewall;
 pub mod lan;

@@ -53,7 +53,6 @@ use crate::config::{AuthBackend, Config};
 use crate::control::server::DataplaneHandle;
 use crate::session::{Authorization, Client, EndReason, EndedSession};
 use crate::wire::MacAddr;
-use crate::UnixMillis;
 
 use admission::{Admission, Admit, ClientKey, ConnId, RefusalLog};
 pub use handler::{
@@ -108,13 +107,7 @@ impl Gateway for DataplaneHandle {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> UnixMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::io::clock::now_ms;
 
 /// 16 random bytes from the kernel.
 pub fn random_challenge() -> uam::Challenge {

@@ -19,7 +19,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -37,7 +37,6 @@ use super::coa::{
 use super::packet::{attr, Code};
 use super::spool::{Spool, SpoolConfig, SpoolError};
 use crate::wire::MacAddr;
-use crate::UnixMillis;
 
 /// One RADIUS server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -269,26 +268,11 @@ pub struct RadiusHandle {
 /// Entry point.
 pub struct RadiusService;
 
-fn wall_ms() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::io::clock::wall_ms;
 
 fn seed() -> [u8; 16] {
-    use std::io::Read;
     let mut s = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut s))
-        .is_err()
-    {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        s = super::crypto::md5(&[&t.to_be_bytes(), &std::process::id().to_be_bytes()]);
-    }
+    crate::io::sys::random_bytes(&mut s);
     s
 }
 
