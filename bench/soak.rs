@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Encodable};
-use lassi::control::Request;
+use lassi::control::ControlRequest as Request;
 use lassi::lab::radius::{FreeRadius, FreeRadiusOptions, RADIUS_ADDR};
 use lassi::lab::upstream::enter_netns;
 use lassi::lab::{Lab, LabOptions, LassiHandle};

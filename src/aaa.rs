@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Ipv4Net, RadiusConfig};
-use crate::control::server::DataplaneHandle;
 use crate::dataplane::Event;
+use crate::io::forwarder::DataplaneHandle;
 use crate::portal::auth::{AuthFuture, AuthOutcome, AuthRequest, Authenticator, Credentials};
 use crate::radius::attrs::{AcctRecord, AcctSession, MacAuthSettings, ReplyLimits};
 use crate::radius::coa::{CoaKind, CoaReply, ErrorCause};

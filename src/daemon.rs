@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, WalledGarden};
-use crate::control::server::{ControlServer, DataplaneHandle};
+use crate::control::server::ControlServer;
 use crate::dataplane::{Engine, EngineSettings, Event, InterceptSettings, LostCarrier};
 use crate::dhcp::{DhcpServer, DhcpSettings};
-use crate::io::dataplane::{now_ms, Command, Dataplane, Notice};
+use crate::io::clock::now_ms;
 use crate::io::firewall::{Firewall, FirewallSpec};
+use crate::io::forwarder::{Command, DataplaneHandle, Forwarder, Notice};
 use crate::io::lan::LanPort;
 use crate::io::sys::{self, Waker};
 use crate::io::tun::Tun;
@@ -378,7 +379,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let _ = handle.radius.set(a.radius.clone());
     }
 
-    let dataplane = Dataplane {
+    let dataplane = Forwarder {
         engine,
         lan,
         tun,

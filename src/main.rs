@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 use lassi::config::{self, Config};
-use lassi::control::{client, Request};
+use lassi::control::{client, ControlRequest as Request};
 use lassi::wire::MacAddr;
 
 #[derive(Parser)]

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::Request;
+use super::ControlRequest;
 
 /// Send one request and return the reply; `Err` carries a readable message
 /// (lassi not running, permission denied, or the error lassi answered).
-pub fn call(socket: &Path, req: &Request) -> Result<Value, String> {
+pub fn call(socket: &Path, req: &ControlRequest) -> Result<Value, String> {
     let mut s = UnixStream::connect(socket).map_err(|e| {
         format!(
             "cannot reach lassi at {} ({e}): is `lassi run` running?",

@@ -12,7 +12,7 @@ use crate::wire::MacAddr;
 /// A request on the control socket.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum Request {
+pub enum ControlRequest {
     /// Sessions, drop counters, DHCP and I/O statistics.
     Status,
     /// Log a client in (operator override).

@@ -2,161 +2,56 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
-use std::sync::Arc;
 
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::oneshot;
 
-use super::Request;
-use crate::io::dataplane::Command;
-use crate::io::sys::Waker;
-use crate::session::{Authorization, Client, EndReason, EndedSession, SessionLimits, SessionMatch};
-use crate::wire::MacAddr;
+use super::ControlRequest;
+use crate::io::forwarder::DataplaneHandle;
+use crate::session::{Client, EndReason, EndedSession};
 
 /// Longest request line accepted.
 const MAX_LINE: usize = 4096;
 
-/// Handle to send commands to the data plane.
-#[derive(Clone)]
-pub struct DataplaneHandle {
-    /// Command queue.
-    pub commands: Sender<Command>,
-    /// Wakes the data-plane thread.
-    pub waker: Arc<Waker>,
-    /// The portal's counters (`portal` in `lassi status`).
-    pub portal: Arc<crate::portal::PortalStats>,
-    /// The RADIUS service (`radius` in `lassi status`), set once it has
-    /// started; it starts after this handle exists because it needs one.
-    pub radius: Arc<std::sync::OnceLock<crate::radius::RadiusHandle>>,
-}
-
-impl DataplaneHandle {
-    fn send(&self, cmd: Command) -> Result<(), String> {
-        self.commands
-            .send(cmd)
-            .map_err(|_| "the data plane has stopped".to_string())?;
-        self.waker.wake();
-        Ok(())
-    }
-
-    /// Replace the walled garden's resolved host addresses.
-    pub fn set_walled_garden_hosts(&self, ips: Vec<std::net::Ipv4Addr>) -> Result<(), String> {
-        self.send(Command::SetWalledGardenHosts(ips))
-    }
-
-    /// The client holding `ip`, if any.
-    pub async fn client_by_ip(&self, ip: std::net::Ipv4Addr) -> Result<Option<Client>, String> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::ClientByIp { ip, reply: tx })?;
-        rx.await
-            .map_err(|_| "the data plane did not answer".to_string())
-    }
-
-    /// Log a client in with the configured default limits.
-    pub async fn authorize(&self, mac: MacAddr, user: Option<String>) -> Result<Client, String> {
-        let auth = Authorization {
-            user,
-            ..Default::default()
+/// Answer one request with a JSON text (one line, no newline).
+///
+/// Replies are written straight from the data structures, never through
+/// a `serde_json::Value` tree: at 10,000 sessions that tree cost tens
+/// of megabytes for one `lassi sessions --json`.
+pub async fn answer(dp: &DataplaneHandle, req: ControlRequest) -> String {
+    let result: Result<String, String> = async {
+        let text = match req {
+            ControlRequest::Status => {
+                let status = dp.status().await?;
+                serde_json::to_string(&Reply {
+                    ok: true,
+                    body: StatusReply {
+                        status,
+                        portal: dp.portal.snapshot(),
+                        radius: dp.radius.get().map(|r| r.stats()),
+                    },
+                })
+            }
+            ControlRequest::Authorize { mac, user } => {
+                let client = dp.authorize(mac, user).await?;
+                serde_json::to_string(&Reply {
+                    ok: true,
+                    body: ClientReply { client },
+                })
+            }
+            ControlRequest::Logout { mac } => {
+                let session = dp.logout(mac, EndReason::AdminReset).await?;
+                serde_json::to_string(&Reply {
+                    ok: true,
+                    body: SessionReply { session },
+                })
+            }
         };
-        self.authorize_with(mac, auth).await
+        text.map_err(|e| e.to_string())
     }
-
-    /// Log a client in with what its login granted (limits, RADIUS Class…).
-    pub async fn authorize_with(
-        &self,
-        mac: MacAddr,
-        auth: Authorization,
-    ) -> Result<Client, String> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Authorize {
-            mac,
-            auth,
-            reply: tx,
-        })?;
-        rx.await
-            .map_err(|_| "the data plane did not answer".to_string())?
-    }
-
-    /// The authorized sessions matching a CoA/Disconnect request.
-    pub async fn find_sessions(&self, criteria: SessionMatch) -> Result<Vec<Client>, String> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::FindSessions {
-            criteria,
-            reply: tx,
-        })?;
-        rx.await
-            .map_err(|_| "the data plane did not answer".to_string())
-    }
-
-    /// Change a running session's limits.
-    pub async fn set_limits(&self, mac: MacAddr, limits: SessionLimits) -> Result<Client, String> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::SetLimits {
-            mac,
-            limits,
-            reply: tx,
-        })?;
-        rx.await
-            .map_err(|_| "the data plane did not answer".to_string())?
-    }
-
-    /// End a client's session.
-    pub async fn logout(&self, mac: MacAddr, reason: EndReason) -> Result<EndedSession, String> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Logout {
-            mac,
-            reason,
-            reply: tx,
-        })?;
-        rx.await
-            .map_err(|_| "the data plane did not answer".to_string())?
-    }
-
-    /// Answer one request.
-    /// Answer one request with a JSON text (one line, no newline).
-    ///
-    /// Replies are written straight from the data structures, never through
-    /// a `serde_json::Value` tree: at 10,000 sessions that tree cost tens
-    /// of megabytes for one `lassi sessions --json`.
-    pub async fn handle(&self, req: Request) -> String {
-        let result: Result<String, String> = async {
-            let text = match req {
-                Request::Status => {
-                    let (tx, rx) = oneshot::channel();
-                    self.send(Command::Status { reply: tx })?;
-                    let status = rx.await.map_err(|_| "the data plane did not answer")?;
-                    serde_json::to_string(&Reply {
-                        ok: true,
-                        body: StatusReply {
-                            status,
-                            portal: self.portal.snapshot(),
-                            radius: self.radius.get().map(|r| r.stats()),
-                        },
-                    })
-                }
-                Request::Authorize { mac, user } => {
-                    let client = self.authorize(mac, user).await?;
-                    serde_json::to_string(&Reply {
-                        ok: true,
-                        body: ClientReply { client },
-                    })
-                }
-                Request::Logout { mac } => {
-                    let session = self.logout(mac, EndReason::AdminReset).await?;
-                    serde_json::to_string(&Reply {
-                        ok: true,
-                        body: SessionReply { session },
-                    })
-                }
-            };
-            text.map_err(|e| e.to_string())
-        }
-        .await;
-        result.unwrap_or_else(|e| json!({ "ok": false, "error": e }).to_string())
-    }
+    .await;
+    result.unwrap_or_else(|e| json!({ "ok": false, "error": e }).to_string())
 }
 
 /// `{"ok": true, ...body}`, streamed.
@@ -252,8 +147,8 @@ async fn connection(stream: UnixStream, dp: DataplaneHandle) {
         let reply = if line.len() > MAX_LINE {
             json!({ "ok": false, "error": "request too long" }).to_string()
         } else {
-            match serde_json::from_str::<Request>(&line) {
-                Ok(req) => dp.handle(req).await,
+            match serde_json::from_str::<ControlRequest>(&line) {
+                Ok(req) => answer(&dp, req).await,
                 Err(e) => json!({ "ok": false, "error": format!("bad request: {e}") }).to_string(),
             }
         };

@@ -1,7 +1,7 @@
 //! The forwarding engine: decides what happens to every frame from the LAN
 //! and every packet from the TUN device, answers ARP and DHCP, and counts.
 //!
-//! It is I/O-free: the shell (`io::dataplane`) hands it bytes, the virtio
+//! It is I/O-free: the shell (`io::forwarder`) hands it bytes, the virtio
 //! header and the time, and does what the returned action says. Replies the
 //! engine originates (ARP, DHCP) are queued in an outbox the shell drains;
 //! session and lease changes are queued as [`Event`]s.

@@ -50,7 +50,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::config::{AuthBackend, Config};
-use crate::control::server::DataplaneHandle;
+use crate::io::forwarder::DataplaneHandle;
 use crate::session::{Authorization, Client, EndReason, EndedSession};
 use crate::wire::MacAddr;
 

@@ -1,4 +1,4 @@
-//! The data-plane thread: owns the engine and both packet devices, moves
+//! The forwarder: the data-plane thread. It owns the engine and both packet devices, moves
 //! frames in batches, and talks to the control plane only by messages.
 //!
 //! Buffers are laid out so that no packet is copied: a LAN frame arrives as
@@ -86,6 +86,111 @@ pub enum Command {
     Shutdown,
 }
 
+/// Handle to send commands to the data plane.
+#[derive(Clone)]
+pub struct DataplaneHandle {
+    /// Command queue.
+    pub commands: Sender<Command>,
+    /// Wakes the data-plane thread.
+    pub waker: Arc<Waker>,
+    /// The portal's counters (`portal` in `lassi status`).
+    pub portal: Arc<crate::portal::PortalStats>,
+    /// The RADIUS service (`radius` in `lassi status`), set once it has
+    /// started; it starts after this handle exists because it needs one.
+    pub radius: Arc<std::sync::OnceLock<crate::radius::RadiusHandle>>,
+}
+
+impl DataplaneHandle {
+    fn send(&self, cmd: Command) -> Result<(), String> {
+        self.commands
+            .send(cmd)
+            .map_err(|_| "the data plane has stopped".to_string())?;
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Replace the walled garden's resolved host addresses.
+    pub fn set_walled_garden_hosts(&self, ips: Vec<std::net::Ipv4Addr>) -> Result<(), String> {
+        self.send(Command::SetWalledGardenHosts(ips))
+    }
+
+    /// The client holding `ip`, if any.
+    pub async fn client_by_ip(&self, ip: std::net::Ipv4Addr) -> Result<Option<Client>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::ClientByIp { ip, reply: tx })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())
+    }
+
+    /// A copy of the data plane's state and I/O counters.
+    pub async fn status(&self) -> Result<Status, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Status { reply: tx })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())
+    }
+
+    /// Log a client in with the configured default limits.
+    pub async fn authorize(&self, mac: MacAddr, user: Option<String>) -> Result<Client, String> {
+        let auth = Authorization {
+            user,
+            ..Default::default()
+        };
+        self.authorize_with(mac, auth).await
+    }
+
+    /// Log a client in with what its login granted (limits, RADIUS Class…).
+    pub async fn authorize_with(
+        &self,
+        mac: MacAddr,
+        auth: Authorization,
+    ) -> Result<Client, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Authorize {
+            mac,
+            auth,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())?
+    }
+
+    /// The authorized sessions matching a CoA/Disconnect request.
+    pub async fn find_sessions(&self, criteria: SessionMatch) -> Result<Vec<Client>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::FindSessions {
+            criteria,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())
+    }
+
+    /// Change a running session's limits.
+    pub async fn set_limits(&self, mac: MacAddr, limits: SessionLimits) -> Result<Client, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::SetLimits {
+            mac,
+            limits,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())?
+    }
+
+    /// End a client's session.
+    pub async fn logout(&self, mac: MacAddr, reason: EndReason) -> Result<EndedSession, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Logout {
+            mac,
+            reason,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())?
+    }
+}
+
 /// What the data plane tells the rest of lassi.
 pub enum Notice {
     /// Engine events, in order.
@@ -140,7 +245,7 @@ pub struct Status {
 }
 
 /// Everything the thread owns.
-pub struct Dataplane {
+pub struct Forwarder {
     /// The engine.
     pub engine: Engine,
     /// LAN raw socket.
@@ -176,7 +281,7 @@ const BURST_BATCHES: usize = 8;
 /// Least time between two lease-file writes.
 const LEASE_SAVE_INTERVAL: u64 = 1000;
 
-impl Dataplane {
+impl Forwarder {
     /// Run until a Shutdown command (or the command channel closes).
     /// Returns how many sessions were kept open for the next start.
     pub fn run(mut self) -> usize {
