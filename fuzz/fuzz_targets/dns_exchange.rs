@@ -54,5 +54,5 @@ fuzz_target!(|data: &[u8]| {
     let mut p = udp_frame(&back, &answer)[14..].to_vec();
     let _ = e.from_tun(common::NOW + 10, &VnetHdr::default(), &mut p);
     let _ = e.snapshot(common::NOW + 20);
-    e.tick(common::NOW + 20_000);
+    e.handle_timeout(common::NOW + 20_000);
 });

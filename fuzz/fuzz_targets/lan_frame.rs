@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let (vnet, frame) = common::vnet(data);
     let mut frame = frame.to_vec();
     let _ = e.from_lan(common::NOW, &vnet, &mut frame);
-    e.tick(common::NOW + 1000);
+    e.handle_timeout(common::NOW + 1000);
     let mut out = Vec::new();
     e.release_held(common::NOW + 2000, &mut out);
 });

@@ -10,5 +10,5 @@ fuzz_target!(|data: &[u8]| {
     let (vnet, packet) = common::vnet(data);
     let mut packet = packet.to_vec();
     let _ = e.from_tun(common::NOW, &vnet, &mut packet);
-    e.tick(common::NOW + 1000);
+    e.handle_timeout(common::NOW + 1000);
 });

@@ -8,21 +8,25 @@
 
 pub mod dns;
 mod drops;
+mod held;
+mod housekeeping;
 pub mod intercept;
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
 pub use drops::{DropCounters, DropReason};
+pub use housekeeping::{Save, HOUSEKEEPING_INTERVAL_MS};
 pub use intercept::InterceptSettings;
 
 use crate::config::Ipv4Net;
 use crate::dhcp::{Clients, DhcpServer, DhcpStats, LeaseEvent, LeaseRecord, Standing};
 use crate::session::{
-    Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SavedSessions, SessionError,
-    SessionLimits, SessionMatch, SessionRecord, SessionReport, SessionState, SessionTable,
-    ShapeVerdict,
+    Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SaveSchedule, SavedSessions,
+    SessionError, SessionLimits, SessionMatch, SessionRecord, SessionReport, SessionState,
+    SessionTable, COUNTER_SAVE_INTERVAL_MS,
 };
 use crate::wire::frame::{
     self, Arp, EthHeader, UdpAddressing, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4,
@@ -31,6 +35,7 @@ use crate::wire::frame::{
 use crate::wire::vnet::{wire_footprint, VnetHdr, F_NEEDS_CSUM};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
+use held::{Holding, Shaping};
 use intercept::Intercept;
 
 const DHCP_SERVER_PORT: u16 = 67;
@@ -157,9 +162,6 @@ pub enum Released {
     ToLan(MacAddr, Held),
 }
 
-/// Most bytes held by all shapers together: a router has little memory.
-const MAX_HELD_BYTES: usize = 4 << 20;
-
 /// A consistent copy of the engine's state for the control plane.
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
@@ -190,12 +192,14 @@ pub struct Engine {
     sessions: SessionTable,
     drops: DropCounters,
     outbox: Vec<Vec<u8>>,
-    events: Vec<Event>,
+    events: VecDeque<Event>,
     intercept: Intercept,
+    /// When the once-a-second housekeeping is next due (0: at once).
     next_housekeeping: UnixMillis,
-    /// Sessions whose shapers hold packets.
-    shaping: std::collections::HashSet<MacAddr, crate::session::FastBuildHasher>,
-    held_bytes: usize,
+    /// Packets the shapers hold.
+    held: Holding,
+    /// When the shell should save sessions and leases.
+    saves: SaveSchedule,
 }
 
 impl Engine {
@@ -213,11 +217,11 @@ impl Engine {
             sessions,
             drops: DropCounters::default(),
             outbox: Vec::new(),
-            events: Vec::new(),
+            events: VecDeque::new(),
             intercept,
             next_housekeeping: 0,
-            shaping: Default::default(),
-            held_bytes: 0,
+            held: Holding::default(),
+            saves: SaveSchedule::new(COUNTER_SAVE_INTERVAL_MS, now),
         }
     }
 
@@ -327,20 +331,10 @@ impl Engine {
         let Ok(p) = frame::parse_ipv4(ip) else {
             return self.drop_lan(DropReason::Malformed);
         };
-        if p.proto == PROTO_UDP && !p.later_fragment {
-            if p.dst_port == DHCP_SERVER_PORT && p.src_port == DHCP_CLIENT_PORT {
-                return self.dhcp_from_lan(now, eth, &p, ip);
-            }
-            if p.src_port == DHCP_SERVER_PORT {
-                // A client running a DHCP server: never let it answer others.
-                return self.drop_lan(DropReason::RogueDhcpServer);
-            }
+        if let Some(action) = self.screen_from_lan(now, eth, &p, ip) {
+            return action;
         }
         let gateway_ip = self.settings.gateway_ip;
-        let network = self.settings.network;
-        if p.dst.is_multicast() || p.dst.is_broadcast() || p.dst == network.broadcast() {
-            return self.drop_lan(DropReason::Broadcast);
-        }
         // The source address must be the sender's own lease.
         let Some(client) = self.sessions.by_ip_mut(p.src) else {
             return self.drop_lan(DropReason::NoLease);
@@ -352,15 +346,7 @@ impl Engine {
         client.probes = 0;
         let authorized = client.state == SessionState::Authorized;
         if p.dst == gateway_ip {
-            // lassi's own services are not the guest's internet use. Before
-            // login only the portal, DNS (when lassi is a DNS server it
-            // hands out) and ping are open on the gateway: nothing else the
-            // router runs (ssh, its web UI, a proxy) may be reached.
-            if authorized || self.gateway_service_open(&p) {
-                return LanAction::ToTun;
-            }
-            self.refuse(now, eth, &p, ip);
-            return self.drop_lan(DropReason::Unauthorized);
+            return self.for_gateway(now, eth, &p, ip, authorized);
         }
         let partial = vnet.flags & F_NEEDS_CSUM != 0;
         if !authorized {
@@ -375,45 +361,81 @@ impl Engine {
             return LanAction::ToTun;
         }
         // One lookup per packet: `client` is still the sender found above.
-        let quota_action = self.settings.quota_action;
         client.last_active = now;
-        let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
-        if client.over_quota() && !Self::quota_reached(client, quota_action, now) {
+        let footprint = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+        if client.over_quota() && !Self::quota_reached(client, self.settings.quota_action, now) {
             self.next_housekeeping = 0; // end it in this very loop
             return self.drop_lan(DropReason::Quota);
         }
-        if !network.contains(p.dst) {
-            if !client.up.unlimited() {
-                let mac = client.mac;
-                match client.up.offer(now, octets, p.total_len) {
-                    ShapeVerdict::Pass => {}
-                    ShapeVerdict::Hold if self.held_bytes + p.total_len <= MAX_HELD_BYTES => {
-                        client.up.hold(Held {
-                            vnet: *vnet,
-                            packet: ip[..p.total_len].to_vec(),
-                            packets,
-                            octets,
-                        });
-                        self.held_bytes += p.total_len;
-                        self.shaping.insert(mac);
-                        return LanAction::Held;
-                    }
-                    ShapeVerdict::Hold | ShapeVerdict::Drop => {
-                        return self.drop_lan(DropReason::Shaped)
-                    }
-                }
+        let to_guest = self.settings.network.contains(p.dst);
+        if !to_guest {
+            let packet = &ip[..p.total_len];
+            match (self.held).offer(&mut client.up, client.mac, now, vnet, packet, footprint) {
+                Shaping::Pass => {}
+                Shaping::Held => return LanAction::Held,
+                Shaping::Drop => return self.drop_lan(DropReason::Shaped),
             }
-            client.counters.packets_in += packets;
-            client.counters.octets_in += octets;
-            return LanAction::ToTun;
-        }
-        // Client to client.
-        if self.settings.client_isolation {
+        } else if self.settings.client_isolation {
             return self.drop_lan(DropReason::ClientToClient);
         }
-        client.counters.packets_in += packets;
-        client.counters.octets_in += octets;
-        match self.sessions.by_ip_mut(p.dst) {
+        client.counters.packets_in += footprint.0;
+        client.counters.octets_in += footprint.1;
+        if to_guest {
+            self.hairpin(p.dst, footprint)
+        } else {
+            LanAction::ToTun
+        }
+    }
+
+    /// What is dropped or answered before the sender is looked up: DHCP to
+    /// lassi's server, a guest's own DHCP server, broadcasts.
+    fn screen_from_lan(
+        &mut self,
+        now: UnixMillis,
+        eth: &EthHeader,
+        p: &frame::Ipv4Summary,
+        ip: &[u8],
+    ) -> Option<LanAction> {
+        if p.proto == PROTO_UDP && !p.later_fragment {
+            if p.dst_port == DHCP_SERVER_PORT && p.src_port == DHCP_CLIENT_PORT {
+                return Some(self.dhcp_from_lan(now, eth, p, ip));
+            }
+            if p.src_port == DHCP_SERVER_PORT {
+                // A client running a DHCP server: never let it answer others.
+                return Some(self.drop_lan(DropReason::RogueDhcpServer));
+            }
+        }
+        let broadcast = self.settings.network.broadcast();
+        if p.dst.is_multicast() || p.dst.is_broadcast() || p.dst == broadcast {
+            return Some(self.drop_lan(DropReason::Broadcast));
+        }
+        None
+    }
+
+    /// A guest's packet to lassi itself. lassi's own services are not the
+    /// guest's internet use. Before login only the portal, DNS (when lassi
+    /// is a DNS server it hands out) and ping are open on the gateway:
+    /// nothing else the router runs (ssh, its web UI, a proxy) may be
+    /// reached.
+    fn for_gateway(
+        &mut self,
+        now: UnixMillis,
+        eth: &EthHeader,
+        p: &frame::Ipv4Summary,
+        ip: &[u8],
+        authorized: bool,
+    ) -> LanAction {
+        if authorized || self.gateway_service_open(p) {
+            return LanAction::ToTun;
+        }
+        self.refuse(now, eth, p, ip);
+        self.drop_lan(DropReason::Unauthorized)
+    }
+
+    /// Client to client (isolation off): on to `dst` if it is logged in,
+    /// counted as its download.
+    fn hairpin(&mut self, dst: Ipv4Addr, (packets, octets): (u64, u64)) -> LanAction {
+        match self.sessions.by_ip_mut(dst) {
             Some(peer) if peer.state == SessionState::Authorized => {
                 peer.counters.packets_out += packets;
                 peer.counters.octets_out += octets;
@@ -598,7 +620,7 @@ impl Engine {
         now: UnixMillis,
     ) {
         self.sessions.lease_bound(mac, ip, expires, now);
-        self.events.push(Event::LeaseBound {
+        self.push_event(Event::LeaseBound {
             mac,
             ip,
             expires,
@@ -624,9 +646,9 @@ impl Engine {
             return;
         }
         if let Some(ended) = self.sessions.remove(mac, reason, now) {
-            self.events.push(Event::SessionEnded(ended));
+            self.push_event(Event::SessionEnded(ended));
         }
-        self.events.push(Event::LeaseEnded { mac, ip, reason });
+        self.push_event(Event::LeaseEnded { mac, ip, reason });
     }
 
     /// Classify an IP packet read from the TUN device (toward a client).
@@ -661,33 +683,20 @@ impl Engine {
                 // Maybe the answer to a query sent before login.
                 self.intercept.dns.late_answer(now, &p, packet, partial);
             }
-            let quota_action = self.settings.quota_action;
-            let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
-            if client.over_quota() && !Self::quota_reached(client, quota_action, now) {
+            let footprint = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+            if client.over_quota() && !Self::quota_reached(client, self.settings.quota_action, now)
+            {
                 self.next_housekeeping = 0;
                 return self.drop_tun(DropReason::Quota);
             }
-            if !client.down.unlimited() {
-                match client.down.offer(now, octets, p.total_len) {
-                    ShapeVerdict::Pass => {}
-                    ShapeVerdict::Hold if self.held_bytes + p.total_len <= MAX_HELD_BYTES => {
-                        client.down.hold(Held {
-                            vnet: *vnet,
-                            packet: packet[..p.total_len].to_vec(),
-                            packets,
-                            octets,
-                        });
-                        self.held_bytes += p.total_len;
-                        self.shaping.insert(mac);
-                        return TunAction::Held;
-                    }
-                    ShapeVerdict::Hold | ShapeVerdict::Drop => {
-                        return self.drop_tun(DropReason::Shaped)
-                    }
-                }
+            let packet = &packet[..p.total_len];
+            match (self.held).offer(&mut client.down, mac, now, vnet, packet, footprint) {
+                Shaping::Pass => {}
+                Shaping::Held => return TunAction::Held,
+                Shaping::Drop => return self.drop_tun(DropReason::Shaped),
             }
-            client.counters.packets_out += packets;
-            client.counters.octets_out += octets;
+            client.counters.packets_out += footprint.0;
+            client.counters.octets_out += footprint.1;
             return TunAction::ToLan(mac);
         }
         if p.src_port == DNS_PORT && !p.later_fragment {
@@ -767,13 +776,14 @@ impl Engine {
 
     /// Packets whose shaper lets them go now; the shell sends them on.
     pub fn release_held(&mut self, now: UnixMillis, out: &mut Vec<Released>) {
-        if self.shaping.is_empty() {
+        self.held.last_release = now;
+        if self.held.sessions.is_empty() {
             return;
         }
         let mut held = 0;
         let sessions = &mut self.sessions;
         // In place: no set rebuilt, nothing allocated per loop iteration.
-        self.shaping.retain(|&mac| {
+        self.held.sessions.retain(|&mac| {
             let Some(c) = sessions.by_mac_mut(mac) else {
                 return false;
             };
@@ -799,7 +809,7 @@ impl Engine {
         });
         // Recounted from the queues themselves, so shapers replaced by a
         // CoA or a logout never leave the total wrong.
-        self.held_bytes = held;
+        self.held.bytes = held;
     }
 
     /// Seed the generator of the ports and ids lassi writes into guests'
@@ -818,142 +828,6 @@ impl Engine {
         &mut self.outbox
     }
 
-    /// Take the events queued since the last call.
-    pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
-    }
-
-    /// Run timers: expire leases, idle redirected connections and learnt
-    /// walled-garden addresses. Cheap to call often: the work runs when a
-    /// lease is due or once a second.
-    pub fn tick(&mut self, now: UnixMillis) {
-        let lease_due = self.dhcp.next_expiry().is_some_and(|t| t <= now);
-        if !lease_due && now < self.next_housekeeping {
-            return;
-        }
-        self.next_housekeeping = now + 1000;
-        for ev in self.dhcp.expire(now) {
-            self.apply_lease_event(ev, now);
-        }
-        self.intercept.expire(now);
-        self.enforce_limits(now);
-    }
-
-    /// Once a second: end sessions past their time, idleness or volume,
-    /// throttle instead when so configured, queue Interim-Updates, and probe
-    /// silent clients.
-    fn enforce_limits(&mut self, now: UnixMillis) {
-        enum Action {
-            End(EndReason),
-            Throttle(u64, u64),
-            Probe,
-        }
-        let lc = self.settings.lost_carrier;
-        let quota_action = self.settings.quota_action;
-        let mut actions: Vec<(MacAddr, Ipv4Addr, Action)> = Vec::new();
-        for c in self.sessions.iter_mut() {
-            let silent_for = now.saturating_sub(c.last_seen);
-            let probe_due = lc.silent_secs > 0
-                && silent_for
-                    >= u64::from(lc.silent_secs) * 1000
-                        + u64::from(c.probes) * u64::from(lc.interval_secs) * 1000;
-            if c.state != SessionState::Authorized {
-                if probe_due && c.probes < lc.probes {
-                    actions.push((c.mac, c.ip, Action::Probe));
-                }
-                continue;
-            }
-            let started = c.authorized_at.unwrap_or(now);
-            let l = &c.limits;
-            let k = &c.counters;
-            let over_time = l
-                .session_timeout
-                .is_some_and(|t| now >= started + u64::from(t) * 1000)
-                || l.terminate_at.is_some_and(|t| now >= t);
-            let idle = l
-                .idle_timeout
-                .is_some_and(|t| now >= c.last_active + u64::from(t) * 1000);
-            let over_quota = l.max_input_octets.is_some_and(|m| k.octets_in >= m)
-                || l.max_output_octets.is_some_and(|m| k.octets_out >= m)
-                || l.max_total_octets
-                    .is_some_and(|m| k.octets_in + k.octets_out >= m);
-            let end = if over_time {
-                Some(EndReason::SessionTimeout)
-            } else if idle {
-                Some(EndReason::IdleTimeout)
-            } else if probe_due && c.probes >= lc.probes {
-                Some(EndReason::LostCarrier)
-            } else if over_quota && !c.throttled && quota_action == QuotaAction::End {
-                Some(EndReason::QuotaExceeded)
-            } else {
-                None
-            };
-            if let Some(reason) = end {
-                actions.push((c.mac, c.ip, Action::End(reason)));
-                continue;
-            }
-            if over_quota && !c.throttled {
-                if let QuotaAction::Throttle { up_bps, down_bps } = quota_action {
-                    actions.push((c.mac, c.ip, Action::Throttle(up_bps, down_bps)));
-                }
-            }
-            if probe_due {
-                actions.push((c.mac, c.ip, Action::Probe));
-            }
-            if let (Some(due), Some(every)) = (c.next_interim, l.interim_interval) {
-                if now >= due {
-                    c.next_interim = Some(due.max(now - 999) + u64::from(every) * 1000);
-                    if let Some(r) = SessionReport::of(c, now) {
-                        self.events.push(Event::InterimUpdate(r));
-                    }
-                }
-            }
-        }
-        for (mac, ip, action) in actions {
-            match action {
-                Action::End(reason) => {
-                    if let Ok(ended) = self.sessions.deauthorize(mac, reason, now) {
-                        self.events.push(Event::SessionEnded(ended));
-                    }
-                }
-                Action::Throttle(up, down) => self.sessions.throttle(mac, up, down, now),
-                Action::Probe => {
-                    if let Some(c) = self.sessions.by_mac_mut(mac) {
-                        c.probes += 1;
-                    }
-                    let probe = Arp {
-                        op: ARP_REQUEST,
-                        sha: self.settings.gateway_mac,
-                        spa: self.settings.gateway_ip,
-                        tha: MacAddr::default(),
-                        tpa: ip,
-                    };
-                    self.outbox
-                        .push(probe.to_frame(mac, self.settings.gateway_mac));
-                }
-            }
-        }
-    }
-
-    /// When `tick` or `release_held` next has work, if ever.
-    pub fn next_deadline(&self, now: UnixMillis) -> Option<UnixMillis> {
-        let shaped = self
-            .shaping
-            .iter()
-            .filter_map(|m| self.sessions.by_mac(*m))
-            .filter_map(|c| {
-                [c.up.next_release(now), c.down.next_release(now)]
-                    .into_iter()
-                    .flatten()
-                    .min()
-            })
-            .min();
-        [self.dhcp.next_expiry(), shaped]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
     /// Log a client in with what its login granted.
     pub fn authorize(
         &mut self,
@@ -964,7 +838,7 @@ impl Engine {
         auth.limits = auth.limits.or(&self.settings.default_limits);
         let c = self.sessions.authorize(mac, auth, now)?.clone();
         if let Some(r) = SessionReport::of(&c, now) {
-            self.events.push(Event::SessionStarted(r));
+            self.push_event(Event::SessionStarted(r));
         }
         Ok(c)
     }
@@ -987,7 +861,7 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<EndedSession, SessionError> {
         let ended = self.sessions.deauthorize(mac, reason, now)?;
-        self.events.push(Event::SessionEnded(ended.clone()));
+        self.push_event(Event::SessionEnded(ended.clone()));
         Ok(ended)
     }
 
@@ -1001,7 +875,7 @@ impl Engine {
         }
         for mac in self.sessions.macs() {
             if let Ok(ended) = self.sessions.deauthorize(mac, EndReason::NasReboot, now) {
-                self.events.push(Event::SessionEnded(ended));
+                self.push_event(Event::SessionEnded(ended));
             }
         }
     }
@@ -1009,16 +883,7 @@ impl Engine {
     /// A number that moves whenever any authorized session's counters move
     /// (the save schedule compares it between saves).
     pub fn counters_fingerprint(&self) -> u64 {
-        self.sessions
-            .iter()
-            .filter(|c| c.state == SessionState::Authorized)
-            .fold(0u64, |f, c| {
-                let k = &c.counters;
-                f.wrapping_add(k.octets_in)
-                    .wrapping_add(k.octets_out)
-                    .wrapping_add(k.packets_in)
-                    .wrapping_add(k.packets_out)
-            })
+        housekeeping::counters_fingerprint(&self.sessions)
     }
 
     /// A copy of everything the control plane shows.
@@ -1031,7 +896,7 @@ impl Engine {
             drops: self.drops.clone(),
             dhcp: self.dhcp.stats(),
             redirected_flows: self.intercept.flow_count(),
-            shaper_held_bytes: self.held_bytes,
+            shaper_held_bytes: self.held.bytes,
             walled_garden_learnt: self.intercept.learnt_count(),
             dns_unmatched_answers: self.intercept.dns.unmatched_answers(),
         }
@@ -1076,7 +941,7 @@ impl Engine {
             } else {
                 let mut ended = r.ended();
                 ended.ended = last_alive.max(r.saved_at);
-                self.events.push(Event::SessionEnded(ended));
+                self.push_event(Event::SessionEnded(ended));
                 login_again.push(r);
             }
         }
@@ -1103,17 +968,17 @@ impl Engine {
         if let Some(t) = timeout_at.filter(|&t| t <= now) {
             ended.reason = EndReason::SessionTimeout;
             ended.ended = t.clamp(r.saved_at, now);
-            self.events.push(Event::SessionEnded(ended));
+            self.push_event(Event::SessionEnded(ended));
             return false;
         }
         let Ok(c) = self.sessions.resume(r, now) else {
             ended.ended = last_alive.max(r.saved_at);
-            self.events.push(Event::SessionEnded(ended));
+            self.push_event(Event::SessionEnded(ended));
             return false;
         };
         if !r.reported_just_before(now) {
             if let Some(report) = SessionReport::of(c, now) {
-                self.events.push(Event::InterimUpdate(report));
+                self.push_event(Event::InterimUpdate(report));
             }
         }
         if r.throttled {

@@ -510,9 +510,9 @@ fn lease_expiry_ends_the_session() {
     e.take_events();
     let deadline = e.next_deadline(T0).expect("a lease to expire");
     assert_eq!(deadline, T0 + 3_600_000);
-    e.tick(deadline - 1);
+    e.handle_timeout(deadline - 1);
     assert!(e.sessions().by_mac(mac(1)).is_some());
-    e.tick(deadline + 1);
+    e.handle_timeout(deadline + 1);
     assert!(e.sessions().by_mac(mac(1)).is_none());
     assert!(e.sessions().by_ip(ip).is_none());
     let evs = e.take_events();
@@ -660,7 +660,7 @@ fn web_traffic_of_unauthorized_clients_is_steered_to_the_portal_and_back() {
     assert_eq!(frame::parse_ipv4(&fresh[ETH_HLEN..]).unwrap().dst, WEB);
     // Idle connections are forgotten.
     assert_eq!(e.snapshot(T0).redirected_flows, 1);
-    e.tick(T0 + 121_000);
+    e.handle_timeout(T0 + 121_000);
     assert_eq!(e.snapshot(T0 + 121_000).redirected_flows, 0);
 }
 
@@ -806,7 +806,7 @@ fn walled_garden_networks_hosts_and_learnt_suffixes() {
         LanAction::Drop(DropReason::Unauthorized)
     );
     // The learnt address goes when its TTL runs out.
-    e.tick(T0 + 301_000);
+    e.handle_timeout(T0 + 301_000);
     assert_eq!(
         lan(
             &mut e,
@@ -938,9 +938,9 @@ fn session_timeout_ends_on_time() {
         session_timeout: Some(60),
         ..Default::default()
     });
-    e.tick(T0 + 59_000);
+    e.handle_timeout(T0 + 59_000);
     assert_eq!(ended_reason(&mut e), None);
-    e.tick(T0 + 60_000);
+    e.handle_timeout(T0 + 60_000);
     assert_eq!(ended_reason(&mut e), Some(EndReason::SessionTimeout));
     assert_eq!(
         e.sessions().by_mac(mac(1)).unwrap().state,
@@ -954,7 +954,7 @@ fn idle_timeout_counts_from_the_last_packet_sent() {
         idle_timeout: Some(30),
         ..Default::default()
     });
-    e.tick(T0 + 20_000);
+    e.handle_timeout(T0 + 20_000);
     assert_eq!(
         lan(
             &mut e,
@@ -964,9 +964,9 @@ fn idle_timeout_counts_from_the_last_packet_sent() {
         ),
         LanAction::ToTun
     );
-    e.tick(T0 + 45_000);
+    e.handle_timeout(T0 + 45_000);
     assert_eq!(ended_reason(&mut e), None, "active 25 s ago");
-    e.tick(T0 + 50_000);
+    e.handle_timeout(T0 + 50_000);
     assert_eq!(ended_reason(&mut e), Some(EndReason::IdleTimeout));
 }
 
@@ -980,7 +980,7 @@ fn quota_ends_or_throttles() {
     for _ in 0..3 {
         lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 1000));
     }
-    e.tick(T0 + 1000);
+    e.handle_timeout(T0 + 1000);
     assert_eq!(ended_reason(&mut e), Some(EndReason::QuotaExceeded));
 
     let mut t = engine(true);
@@ -993,7 +993,7 @@ fn quota_ends_or_throttles() {
     for _ in 0..3 {
         lan(&mut t, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 1000));
     }
-    t.tick(T0 + 1000);
+    t.handle_timeout(T0 + 1000);
     let c = t.sessions().by_mac(mac(1)).unwrap();
     assert!(c.throttled && c.state == SessionState::Authorized);
     // 8 kB/s now: a burst of full frames soon hits the limit.
@@ -1067,7 +1067,7 @@ fn interim_updates_come_every_interval() {
     e.settings.lost_carrier.silent_secs = 0; // this client is silent but present
     let mut times = Vec::new();
     for s in 1..=1000u64 {
-        e.tick(T0 + s * 1000);
+        e.handle_timeout(T0 + s * 1000);
         for ev in e.take_events() {
             if let Event::InterimUpdate(r) = ev {
                 times.push((r.at - T0) / 1000);
@@ -1081,9 +1081,9 @@ fn interim_updates_come_every_interval() {
 fn silent_clients_are_probed_and_lost() {
     let (mut e, ip) = limited_client(SessionLimits::default());
     // 120 s of silence: probe; then every 10 s; after 3 unanswered, gone.
-    e.tick(T0 + 119_000);
+    e.handle_timeout(T0 + 119_000);
     assert!(e.outbox().is_empty());
-    e.tick(T0 + 120_000);
+    e.handle_timeout(T0 + 120_000);
     let probe = e.outbox().pop().expect("a probe");
     let a = Arp::parse(&probe[ETH_HLEN..]).unwrap();
     assert_eq!((a.op, a.tpa, a.spa), (ARP_REQUEST, ip, GW));
@@ -1105,12 +1105,12 @@ fn silent_clients_are_probed_and_lost() {
         lan(&mut e, T0 + 121_000, &plain(), &answer),
         LanAction::Consumed
     );
-    e.tick(T0 + 140_000);
+    e.handle_timeout(T0 + 140_000);
     assert!(e.outbox().is_empty());
     assert_eq!(ended_reason(&mut e), None);
     // Then it leaves for good.
     for s in (241..=300).step_by(1) {
-        e.tick(T0 + s * 1000);
+        e.handle_timeout(T0 + s * 1000);
     }
     assert_eq!(e.outbox().len(), 3, "three probes");
     assert_eq!(ended_reason(&mut e), Some(EndReason::LostCarrier));
@@ -1128,9 +1128,9 @@ fn coa_changes_limits_live() {
         T0 + 5000,
     )
     .unwrap();
-    e.tick(T0 + 9000);
+    e.handle_timeout(T0 + 9000);
     assert_eq!(ended_reason(&mut e), None);
-    e.tick(T0 + 10_000);
+    e.handle_timeout(T0 + 10_000);
     assert_eq!(
         ended_reason(&mut e),
         Some(EndReason::SessionTimeout),
@@ -1214,9 +1214,9 @@ fn a_restart_within_the_grace_continues_the_session_under_its_id() {
     );
     assert_eq!(c.next_interim, Some(T0 + 50_000));
     // Session-Timeout counts from the original login.
-    e2.tick(T0 + 59_000);
+    e2.handle_timeout(T0 + 59_000);
     e2.take_events();
-    e2.tick(T0 + 60_000);
+    e2.handle_timeout(T0 + 60_000);
     let ended = match &e2.take_events()[..] {
         [Event::SessionEnded(s)] => s.clone(),
         other => panic!("{other:?}"),
@@ -1238,7 +1238,7 @@ fn a_restart_right_after_an_interim_does_not_repeat_it() {
         ..Default::default()
     };
     e.authorize(mac(1), limited(limits), T0).unwrap();
-    e.tick(T0 + 5_000);
+    e.handle_timeout(T0 + 5_000);
     assert!(matches!(
         &e.take_events()[..],
         [.., Event::InterimUpdate(_)]
@@ -1666,9 +1666,9 @@ fn a_matching_answer_teaches_only_its_question_and_caps_the_ttl() {
     );
     // TTL 86400 is kept one hour at most (the lease ends then too, so the
     // table says it).
-    e.tick(T0 + 3_500_000);
+    e.handle_timeout(T0 + 3_500_000);
     assert_eq!(to(&mut e, T0 + 3_500_000, good), LanAction::ToTun);
-    e.tick(T0 + 3_600_000);
+    e.handle_timeout(T0 + 3_600_000);
     assert_eq!(e.snapshot(T0 + 3_600_000).walled_garden_learnt, 0);
 }
 
@@ -1818,4 +1818,77 @@ fn an_answer_after_login_still_gets_the_guests_port_and_id_back() {
     let mut f = answered(asked, mac(1), DNS, ip, &real)[ETH_HLEN..].to_vec();
     assert_eq!(e.from_tun(T0, &plain(), &mut f), TunAction::ToLan(mac(1)));
     assert_eq!(f, dns_reply(mac(1), DNS, ip, &real)[ETH_HLEN..].to_vec());
+}
+
+/// The saves due at `now`, in the order the engine gives them.
+fn saves_due(e: &mut Engine, now: UnixMillis) -> Vec<Save> {
+    std::iter::from_fn(|| e.poll_save(now)).collect()
+}
+
+#[test]
+fn poll_timeout_reports_the_housekeeping_deadline() {
+    let (mut e, _) = limited_client(SessionLimits::default());
+    saves_due(&mut e, T0);
+    assert!(
+        e.poll_timeout().is_some_and(|d| d <= T0),
+        "never run yet: due at once"
+    );
+    e.handle_timeout(T0);
+    assert_eq!(e.poll_timeout(), Some(T0 + HOUSEKEEPING_INTERVAL_MS));
+    e.handle_timeout(T0 + 1000);
+    assert_eq!(e.poll_timeout(), Some(T0 + 2000));
+}
+
+#[test]
+fn housekeeping_runs_at_its_deadline_and_nothing_happens_before_it() {
+    let (mut e, _) = limited_client(SessionLimits {
+        session_timeout: Some(5),
+        ..Default::default()
+    });
+    e.settings.lost_carrier.silent_secs = 0;
+    saves_due(&mut e, T0);
+    e.handle_timeout(T0);
+    // Drive the engine as the forwarder does: wake only at its deadline.
+    let mut now = T0;
+    let mut ended = None;
+    for _ in 0..100 {
+        let deadline = e.poll_timeout().expect("housekeeping is always due");
+        assert!(deadline > now, "a deadline in the future: no busy loop");
+        e.handle_timeout(deadline - 1);
+        assert!(e.take_events().is_empty(), "nothing before the deadline");
+        now = deadline;
+        e.handle_timeout(now);
+        saves_due(&mut e, now);
+        ended = ended_reason(&mut e);
+        if ended.is_some() {
+            break;
+        }
+    }
+    assert_eq!(ended, Some(EndReason::SessionTimeout));
+    assert_eq!(now, T0 + 5000, "ended at the first deadline after its time");
+}
+
+#[test]
+fn saves_are_engine_timers_too() {
+    use crate::session::{Durability, LEASE_SAVE_INTERVAL_MS};
+    let (mut e, _) = limited_client(SessionLimits::default());
+    assert!(
+        e.poll_timeout().is_some_and(|d| d <= T0),
+        "a login is saved at once"
+    );
+    assert_eq!(
+        saves_due(&mut e, T0),
+        vec![Save::Sessions(Durability::Sync), Save::Leases]
+    );
+    assert!(saves_due(&mut e, T0).is_empty(), "each save once");
+    e.handle_timeout(T0);
+    // Another lease: the lease file waits out its interval.
+    lease(&mut e, mac(2));
+    e.take_events();
+    assert_eq!(e.poll_timeout(), Some(T0 + LEASE_SAVE_INTERVAL_MS));
+    assert!(saves_due(&mut e, T0 + LEASE_SAVE_INTERVAL_MS - 1).is_empty());
+    assert_eq!(
+        saves_due(&mut e, T0 + LEASE_SAVE_INTERVAL_MS),
+        vec![Save::Leases]
+    );
 }

@@ -18,18 +18,18 @@ use tokio::sync::oneshot;
 use super::lan::{LanPort, RecvBatch, SendBatch, MAX_FRAME};
 use super::sys::Waker;
 use super::tun::Tun;
-use crate::dataplane::{Engine, Event, LanAction, Released, Snapshot, TunAction};
+use crate::dataplane::{Engine, Event, LanAction, Released, Save, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
 use crate::session::{
-    Authorization, Client, Durability, EndReason, EndedSession, SaveSchedule, SavedSessions,
-    SessionLimits, SessionMatch, COUNTER_SAVE_INTERVAL_MS,
+    Authorization, Client, Durability, EndReason, EndedSession, SavedSessions, SessionLimits,
+    SessionMatch,
 };
 use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETH_HLEN};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
-pub use super::clock::{clock_step_ms, now_ms};
+use super::clock::{clock_step_ms, now_ms};
 
 /// Requests from the control plane.
 pub enum Command {
@@ -278,237 +278,305 @@ const TUN_HEADROOM: usize = ETH_HLEN;
 /// Batches handled per device before looking at the other one, so a flood
 /// in one direction cannot starve the other or the control plane.
 const BURST_BATCHES: usize = 8;
-/// Least time between two lease-file writes.
-const LEASE_SAVE_INTERVAL: u64 = 1000;
+
+/// The buffers and counters one run of the loop reuses.
+struct LoopState {
+    rx: RecvBatch,
+    tun_bufs: Vec<Box<[u8]>>,
+    tun_lens: Vec<usize>,
+    tx: SendBatch,
+    /// Packets the shapers let go.
+    released: Vec<Released>,
+    released_frames: Vec<Vec<u8>>,
+    /// Frames the engine originated (ARP, DHCP).
+    outbox: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+    io: IoStats,
+    clock: ClockWatch,
+}
+
+impl LoopState {
+    fn new(batch: usize) -> Self {
+        LoopState {
+            rx: RecvBatch::new(batch),
+            tun_bufs: (0..batch)
+                .map(|_| vec![0u8; TUN_HEADROOM + MAX_FRAME].into_boxed_slice())
+                .collect(),
+            tun_lens: vec![0usize; batch],
+            tx: SendBatch::with_capacity(batch),
+            released: Vec::new(),
+            released_frames: Vec::new(),
+            outbox: Vec::new(),
+            scratch: Vec::new(),
+            io: IoStats::default(),
+            clock: ClockWatch::default(),
+        }
+    }
+}
+
+/// Warns when the system clock has stepped since lassi started. It is
+/// looked at when the loop wakes anyway (the engine's housekeeping wakes
+/// it every second), at most once a minute: it sets no timer of its own.
+#[derive(Default)]
+struct ClockWatch {
+    next_check: UnixMillis,
+    reported_step: i64,
+}
+
+impl ClockWatch {
+    const EVERY_MS: u64 = 60_000;
+    /// Steps smaller than this are not worth a warning.
+    const NOTABLE_MS: i64 = 10_000;
+
+    fn check(&mut self, now: UnixMillis) {
+        if now < self.next_check {
+            return;
+        }
+        self.next_check = now + Self::EVERY_MS;
+        let step = clock_step_ms();
+        if step.abs() > Self::NOTABLE_MS && (step - self.reported_step).abs() > Self::NOTABLE_MS {
+            self.reported_step = step;
+            tracing::warn!(
+                step_s = step / 1000,
+                "the system clock stepped since lassi started; sessions keep their timing, \
+                 times lassi shows are offset by the step until it restarts"
+            );
+        }
+    }
+}
+
+/// Which of the polled descriptors have something to read.
+struct Ready {
+    lan: bool,
+    tun: bool,
+}
 
 impl Forwarder {
     /// Run until a Shutdown command (or the command channel closes).
     /// Returns how many sessions were kept open for the next start.
+    ///
+    /// One pass: wait for I/O or the engine's deadline, take the control
+    /// plane's commands, receive from the LAN, receive from the TUN, run
+    /// the engine's timers, send what it originated or released, and
+    /// publish its events and the saves they call for.
     pub fn run(mut self) -> usize {
-        let mut rx = RecvBatch::new(self.batch);
-        let mut tun_bufs: Vec<Box<[u8]>> = (0..self.batch)
-            .map(|_| vec![0u8; TUN_HEADROOM + MAX_FRAME].into_boxed_slice())
-            .collect();
-        let mut tun_lens = vec![0usize; self.batch];
-        let mut tx = SendBatch::with_capacity(self.batch);
-        let mut outbox: Vec<Vec<u8>> = Vec::new();
-        let mut io = IoStats::default();
-        let mut leases_dirty = false;
-        let mut last_lease_save = 0u64;
-        let mut save_schedule = SaveSchedule::new(COUNTER_SAVE_INTERVAL_MS, now_ms());
-        let mut released = Vec::new();
-        let mut next_clock_check = 0u64;
-        let mut reported_step = 0i64;
-        let mut released_frames: Vec<Vec<u8>> = Vec::new();
-        let mut scratch: Vec<u8> = Vec::new();
-
+        let mut st = LoopState::new(self.batch);
         loop {
-            let now = now_ms();
-            // Wake for the engine's next deadline (a lease, a held packet),
-            // the pending lease save, or once a second for housekeeping.
-            let mut timeout = self
-                .engine
-                .next_deadline(now)
-                .map_or(1000, |d| d.saturating_sub(now))
-                .min(1000);
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.lan.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.tun.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.waker.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            if leases_dirty {
-                timeout = timeout.min((last_lease_save + LEASE_SAVE_INTERVAL).saturating_sub(now));
-            }
-
-            // SAFETY: three valid pollfds.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout as i32) };
-            if r < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    tracing::error!("poll: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+            let Some(ready) = self.wait() else {
                 continue;
-            }
+            };
             let now = now_ms();
+            if let Some(kept) = self.take_commands(now, &st.io) {
+                return kept;
+            }
+            if ready.lan {
+                self.receive_lan(now, &mut st);
+            }
+            if ready.tun {
+                self.receive_tun(now, &mut st);
+            }
+            self.engine.handle_timeout(now);
+            self.send_released(now, &mut st);
+            self.send_outbox(&mut st);
+            st.clock.check(now);
+            self.publish(now);
+        }
+    }
 
-            if fds[2].revents != 0 {
-                self.waker.drain();
+    /// Wait for a device or a command, or until the engine's next deadline.
+    /// `None` when the wait failed (it is tried again).
+    fn wait(&mut self) -> Option<Ready> {
+        let now = now_ms();
+        let timeout = self.engine.poll_timeout().map_or(-1, |d| {
+            i32::try_from(d.saturating_sub(now)).unwrap_or(i32::MAX)
+        });
+        let pollfd = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut fds = [
+            pollfd(self.lan.as_raw_fd()),
+            pollfd(self.tun.as_raw_fd()),
+            pollfd(self.waker.as_raw_fd()),
+        ];
+        // SAFETY: three valid pollfds.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                tracing::error!("poll: {e}");
+                std::thread::sleep(Duration::from_millis(10));
             }
-            loop {
-                match self.commands.try_recv() {
-                    Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
-                        return self.shutdown(now);
-                    }
-                    Ok(cmd) => self.command(cmd, now, &io),
-                    Err(TryRecvError::Empty) => break,
-                }
-            }
+            return None;
+        }
+        if fds[2].revents != 0 {
+            self.waker.drain();
+        }
+        Some(Ready {
+            lan: fds[0].revents & libc::POLLIN != 0,
+            tun: fds[1].revents & libc::POLLIN != 0,
+        })
+    }
 
-            if fds[0].revents & libc::POLLIN != 0 {
-                for _ in 0..BURST_BATCHES {
-                    let n = match self.lan.recv(&mut rx) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            tracing::error!("LAN receive: {e}");
-                            break;
-                        }
-                    };
-                    io.lan_rx += n as u64;
-                    for i in 0..n {
-                        if let Some(tci) = rx.vlan(i) {
-                            self.engine.tagged_from_lan(tci);
-                            continue;
-                        }
-                        let frame = rx.frame(i);
-                        self.lan_frame(now, frame, &mut tx, &mut io);
-                    }
-                    self.flush_coalesced(&mut io);
-                    self.flush(&mut tx, &mut io);
-                    if n < rx.capacity() {
-                        break;
-                    }
+    /// Carry out the queued commands; after a Shutdown (or when the control
+    /// plane is gone), the number of sessions kept for the next start.
+    fn take_commands(&mut self, now: UnixMillis, io: &IoStats) -> Option<usize> {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
+                    return Some(self.shutdown(now));
                 }
-            }
-
-            if fds[1].revents & libc::POLLIN != 0 {
-                for _ in 0..BURST_BATCHES {
-                    let mut n = 0;
-                    while n < tun_bufs.len() {
-                        match self.tun.recv(&mut tun_bufs[n][TUN_HEADROOM..]) {
-                            Ok(Some(len)) => {
-                                tun_lens[n] = len;
-                                n += 1;
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                tracing::error!("TUN receive: {e}");
-                                break;
-                            }
-                        }
-                    }
-                    io.tun_rx += n as u64;
-                    for (buf, &len) in tun_bufs.iter_mut().zip(tun_lens.iter()).take(n) {
-                        if let Some(frame) =
-                            self.tun_packet(now, &mut buf[..TUN_HEADROOM + len], &mut io)
-                        {
-                            tx.push(frame, &[]);
-                        }
-                    }
-                    self.flush(&mut tx, &mut io);
-                    if n < tun_bufs.len() {
-                        break;
-                    }
-                }
-            }
-
-            // Packets the shapers let go now.
-            self.engine.release_held(now, &mut released);
-            for r in released.drain(..) {
-                match r {
-                    Released::ToTun(h) => {
-                        scratch.clear();
-                        scratch.resize(VNET_HDR_LEN, 0);
-                        h.vnet.shifted(-(ETH_HLEN as i32)).write(&mut scratch);
-                        scratch.extend_from_slice(&h.packet);
-                        match self.tun.send(&scratch) {
-                            Ok(_) => io.tun_tx += 1,
-                            Err(_) => io.tun_tx_errors += 1,
-                        }
-                    }
-                    Released::ToLan(mac, h) => {
-                        let mut f = vec![0u8; VNET_HDR_LEN + ETH_HLEN];
-                        h.vnet.shifted(ETH_HLEN as i32).write(&mut f);
-                        EthHeader {
-                            dst: mac,
-                            src: self.gateway_mac,
-                            ethertype: ETHERTYPE_IPV4,
-                        }
-                        .write(&mut f[VNET_HDR_LEN..]);
-                        f.extend_from_slice(&h.packet);
-                        released_frames.push(f);
-                    }
-                }
-            }
-            for chunk in released_frames.chunks(self.batch) {
-                for f in chunk {
-                    tx.push(f, &[]);
-                }
-                self.flush(&mut tx, &mut io);
-            }
-            released_frames.clear();
-
-            // Replies the engine originated (ARP, DHCP).
-            std::mem::swap(&mut outbox, self.engine.outbox());
-            for chunk in outbox.chunks(self.batch) {
-                for f in chunk {
-                    tx.push(&ZERO_VNET, f);
-                }
-                self.flush(&mut tx, &mut io);
-            }
-            outbox.clear();
-
-            if now >= next_clock_check {
-                next_clock_check = now + 60_000;
-                let step = clock_step_ms();
-                if step.abs() > 10_000 && (step - reported_step).abs() > 10_000 {
-                    reported_step = step;
-                    tracing::warn!(
-                        step_s = step / 1000,
-                        "the system clock stepped since lassi started; sessions keep their timing, \
-                         times lassi shows are offset by the step until it restarts"
-                    );
-                }
-            }
-            self.engine.tick(now);
-            let events = self.engine.take_events();
-            leases_dirty |= events
-                .iter()
-                .any(|e| matches!(e, Event::LeaseBound { .. } | Event::LeaseEnded { .. }));
-            self.publish(now, events, &mut save_schedule);
-            if leases_dirty && now >= last_lease_save + LEASE_SAVE_INTERVAL {
-                let _ = self
-                    .notices
-                    .send(Notice::Leases(self.engine.lease_records()));
-                leases_dirty = false;
-                last_lease_save = now;
+                Ok(cmd) => self.command(cmd, now, io),
+                Err(TryRecvError::Empty) => return None,
             }
         }
     }
 
-    /// Send the engine's events on, saving the sessions where they must be
-    /// on disk first. A Start or Stop is spooled before the save that drops
-    /// or adds its session (a crash in between resends it, never loses it);
-    /// an Interim is spooled after the save of the counters it carries, so
-    /// the Stop sent after a crash never counts less than an Interim did.
-    fn publish(&mut self, now: UnixMillis, events: Vec<Event>, schedule: &mut SaveSchedule) {
-        let (interims, others): (Vec<Event>, Vec<Event>) = events
-            .into_iter()
-            .partition(|e| matches!(e, Event::InterimUpdate(_)));
-        let changed = !interims.is_empty()
-            || others
-                .iter()
-                .any(|e| matches!(e, Event::SessionStarted(_) | Event::SessionEnded(_)));
+    /// Up to [`BURST_BATCHES`] batches of LAN frames.
+    fn receive_lan(&mut self, now: UnixMillis, st: &mut LoopState) {
+        for _ in 0..BURST_BATCHES {
+            let n = match self.lan.recv(&mut st.rx) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("LAN receive: {e}");
+                    break;
+                }
+            };
+            st.io.lan_rx += n as u64;
+            for i in 0..n {
+                if let Some(tci) = st.rx.vlan(i) {
+                    self.engine.tagged_from_lan(tci);
+                    continue;
+                }
+                let frame = st.rx.frame(i);
+                self.lan_frame(now, frame, &mut st.tx, &mut st.io);
+            }
+            self.flush_coalesced(&mut st.io);
+            self.flush(&mut st.tx, &mut st.io);
+            if n < st.rx.capacity() {
+                break;
+            }
+        }
+    }
+
+    /// Up to [`BURST_BATCHES`] batches of TUN packets.
+    fn receive_tun(&mut self, now: UnixMillis, st: &mut LoopState) {
+        for _ in 0..BURST_BATCHES {
+            let n = self.read_tun(st);
+            st.io.tun_rx += n as u64;
+            let bufs = st.tun_bufs.iter_mut().zip(st.tun_lens.iter()).take(n);
+            for (buf, &len) in bufs {
+                let packet = &mut buf[..TUN_HEADROOM + len];
+                if let Some(frame) = self.tun_packet(now, packet, &mut st.io) {
+                    st.tx.push(frame, &[]);
+                }
+            }
+            self.flush(&mut st.tx, &mut st.io);
+            if n < st.tun_bufs.len() {
+                break;
+            }
+        }
+    }
+
+    /// Read TUN packets into the loop's buffers until it would block or
+    /// they are full; returns how many.
+    fn read_tun(&mut self, st: &mut LoopState) -> usize {
+        let mut n = 0;
+        while n < st.tun_bufs.len() {
+            match self.tun.recv(&mut st.tun_bufs[n][TUN_HEADROOM..]) {
+                Ok(Some(len)) => {
+                    st.tun_lens[n] = len;
+                    n += 1;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("TUN receive: {e}");
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    /// Send the packets the shapers let go now.
+    fn send_released(&mut self, now: UnixMillis, st: &mut LoopState) {
+        self.engine.release_held(now, &mut st.released);
+        for r in st.released.drain(..) {
+            match r {
+                Released::ToTun(h) => {
+                    st.scratch.clear();
+                    st.scratch.resize(VNET_HDR_LEN, 0);
+                    h.vnet.shifted(-(ETH_HLEN as i32)).write(&mut st.scratch);
+                    st.scratch.extend_from_slice(&h.packet);
+                    match self.tun.send(&st.scratch) {
+                        Ok(_) => st.io.tun_tx += 1,
+                        Err(_) => st.io.tun_tx_errors += 1,
+                    }
+                }
+                Released::ToLan(mac, h) => {
+                    let mut f = vec![0u8; VNET_HDR_LEN + ETH_HLEN];
+                    h.vnet.shifted(ETH_HLEN as i32).write(&mut f);
+                    EthHeader {
+                        dst: mac,
+                        src: self.gateway_mac,
+                        ethertype: ETHERTYPE_IPV4,
+                    }
+                    .write(&mut f[VNET_HDR_LEN..]);
+                    f.extend_from_slice(&h.packet);
+                    st.released_frames.push(f);
+                }
+            }
+        }
+        for chunk in st.released_frames.chunks(self.batch) {
+            for f in chunk {
+                st.tx.push(f, &[]);
+            }
+            self.flush(&mut st.tx, &mut st.io);
+        }
+        st.released_frames.clear();
+    }
+
+    /// Send the frames the engine originated (ARP, DHCP).
+    fn send_outbox(&mut self, st: &mut LoopState) {
+        std::mem::swap(&mut st.outbox, self.engine.outbox());
+        for chunk in st.outbox.chunks(self.batch) {
+            for f in chunk {
+                st.tx.push(&ZERO_VNET, f);
+            }
+            self.flush(&mut st.tx, &mut st.io);
+        }
+        st.outbox.clear();
+    }
+
+    /// Send the engine's events on, and save the tables it says are due,
+    /// the sessions where they must be on disk first. A Start or Stop is
+    /// spooled before the save that drops or adds its session (a crash in
+    /// between resends it, never loses it); an Interim is spooled after the
+    /// save of the counters it carries, so the Stop sent after a crash
+    /// never counts less than an Interim did.
+    fn publish(&mut self, now: UnixMillis) {
+        let (mut interims, mut others) = (Vec::new(), Vec::new());
+        while let Some(e) = self.engine.poll_event() {
+            match e {
+                Event::InterimUpdate(_) => interims.push(e),
+                _ => others.push(e),
+            }
+        }
         if !others.is_empty() {
             let _ = self.notices.send(Notice::Events(others));
         }
-        let engine = &self.engine;
-        if let Some(d) = schedule.due(now, changed, || engine.counters_fingerprint()) {
-            let saved = SavedSessions::new(engine.session_records(now, false), now, None)
-                .with_clock_offset(clock_step_ms());
-            let _ = self.notices.send(Notice::Sessions(saved, d));
+        while let Some(save) = self.engine.poll_save(now) {
+            let notice = match save {
+                Save::Sessions(d) => {
+                    let records = self.engine.session_records(now, false);
+                    let saved =
+                        SavedSessions::new(records, now, None).with_clock_offset(clock_step_ms());
+                    Notice::Sessions(saved, d)
+                }
+                Save::Leases => Notice::Leases(self.engine.lease_records()),
+            };
+            let _ = self.notices.send(notice);
         }
         if !interims.is_empty() {
             let _ = self.notices.send(Notice::Events(interims));

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 pub use fasthash::FastBuildHasher;
 pub use limits::{Held, QuotaAction, SessionLimits, ShapeVerdict, Shaper, TokenBucket};
 pub use persist::{
-    Durability, SaveSchedule, SavedSessions, COUNTER_SAVE_INTERVAL_MS, STATE_VERSION,
+    Durability, SaveSchedule, SavedSessions, COUNTER_SAVE_INTERVAL_MS, LEASE_SAVE_INTERVAL_MS,
+    STATE_VERSION,
 };
 
 use crate::wire::MacAddr;

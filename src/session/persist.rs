@@ -134,16 +134,28 @@ pub enum Durability {
     Cheap,
 }
 
-/// When the shell saves the session table: at once (synced) when sessions
-/// start or end or an Interim goes out, else every `every_ms` if counters
-/// moved. What a crash can lose is therefore at most `every_ms` of counting
-/// (plus the time to write the file).
+/// When the shell saves the session table and the lease table.
+///
+/// Sessions: at once (synced) when sessions start or end or an Interim goes
+/// out, else every `every_ms` if counters moved. What a crash can lose is
+/// therefore at most `every_ms` of counting (plus the time to write the
+/// file). Leases: after a change, at most once per
+/// [`LEASE_SAVE_INTERVAL_MS`], so a burst of DHCP writes the file once.
 #[derive(Clone, Debug)]
 pub struct SaveSchedule {
     every_ms: u64,
     last_save: UnixMillis,
     last_fingerprint: u64,
+    /// Sessions started or ended, or an Interim is going out, since the
+    /// last save: the next one is due at once.
+    sessions_changed: bool,
+    /// The lease table changed since it was last saved.
+    leases_dirty: bool,
+    last_lease_save: UnixMillis,
 }
+
+/// Least time (ms) between two lease-file writes.
+pub const LEASE_SAVE_INTERVAL_MS: u64 = 1000;
 
 /// Counters are saved this often (ms) while they move: 2 s bounds the
 /// crash loss at 2 s of traffic, and the file is small (one record per
@@ -157,6 +169,9 @@ impl SaveSchedule {
             every_ms,
             last_save: now,
             last_fingerprint: 0,
+            sessions_changed: false,
+            leases_dirty: false,
+            last_lease_save: 0,
         }
     }
 
@@ -190,6 +205,51 @@ impl SaveSchedule {
     /// When the next periodic save may be due.
     pub fn next_due(&self) -> UnixMillis {
         self.last_save + self.every_ms
+    }
+
+    /// Sessions started or ended, or an Interim was queued: the next
+    /// [`sessions_due`](Self::sessions_due) saves at once, synced.
+    pub fn sessions_changed(&mut self) {
+        self.sessions_changed = true;
+    }
+
+    /// The lease table changed: save it once the interval allows.
+    pub fn leases_changed(&mut self) {
+        self.leases_dirty = true;
+    }
+
+    /// [`due`](Self::due) with the changes recorded since the last call.
+    pub fn sessions_due(
+        &mut self,
+        now: UnixMillis,
+        fingerprint: impl FnOnce() -> u64,
+    ) -> Option<Durability> {
+        let changed = std::mem::take(&mut self.sessions_changed);
+        self.due(now, changed, fingerprint)
+    }
+
+    /// Whether to write the lease table now (it then counts as saved).
+    pub fn leases_due(&mut self, now: UnixMillis) -> bool {
+        if !self.leases_dirty || now < self.last_lease_save + LEASE_SAVE_INTERVAL_MS {
+            return false;
+        }
+        self.leases_dirty = false;
+        self.last_lease_save = now;
+        true
+    }
+
+    /// The earliest time a save may be due: at once after a session change,
+    /// else the periodic counter save, or the pending lease save.
+    pub fn next_deadline(&self) -> UnixMillis {
+        let sessions = if self.sessions_changed {
+            self.last_save.min(self.next_due())
+        } else {
+            self.next_due()
+        };
+        let leases = self
+            .leases_dirty
+            .then(|| self.last_lease_save + LEASE_SAVE_INTERVAL_MS);
+        leases.map_or(sessions, |l| l.min(sessions))
     }
 }
 
@@ -285,5 +345,26 @@ mod tests {
         assert_eq!(s.due(6100, false, || 6), Some(Durability::Cheap));
         // An Interim saves at once, whatever the window.
         assert_eq!(s.due(6200, true, || 6), Some(Durability::Sync));
+    }
+
+    #[test]
+    fn save_schedule_reports_its_deadlines() {
+        let mut s = SaveSchedule::new(2000, 10_000);
+        assert_eq!(s.next_deadline(), 12_000, "the periodic counter save");
+        s.sessions_changed();
+        assert!(s.next_deadline() <= 10_000, "a change saves at once");
+        assert_eq!(s.sessions_due(10_500, || 1), Some(Durability::Sync));
+        assert_eq!(s.next_deadline(), 12_500);
+        assert_eq!(s.sessions_due(11_000, || 1), None);
+        // Leases: the first save at once, then at most once a second.
+        assert!(!s.leases_due(11_000), "nothing changed");
+        s.leases_changed();
+        assert_eq!(s.next_deadline(), LEASE_SAVE_INTERVAL_MS);
+        assert!(s.leases_due(11_000));
+        s.leases_changed();
+        assert_eq!(s.next_deadline(), 12_000);
+        assert!(!s.leases_due(11_999));
+        assert!(s.leases_due(12_000));
+        assert_eq!(s.next_deadline(), 12_500);
     }
 }
