@@ -334,7 +334,6 @@ impl Engine {
         if let Some(action) = self.screen_from_lan(now, eth, &p, ip) {
             return action;
         }
-        let gateway_ip = self.settings.gateway_ip;
         // The source address must be the sender's own lease.
         let Some(client) = self.sessions.by_ip_mut(p.src) else {
             return self.drop_lan(DropReason::NoLease);
@@ -345,19 +344,12 @@ impl Engine {
         client.last_seen = now;
         client.probes = 0;
         let authorized = client.state == SessionState::Authorized;
-        if p.dst == gateway_ip {
-            return self.for_gateway(now, eth, &p, ip, authorized);
-        }
-        let partial = vnet.flags & F_NEEDS_CSUM != 0;
-        if !authorized {
-            return self.unauthorized_out(now, eth, &p, ip, partial);
+        if !authorized || p.dst == self.settings.gateway_ip {
+            return self.slow_path_out(now, vnet, eth, &p, ip, authorized);
         }
         // A connection redirected before login carries on to the portal.
-        if p.proto == PROTO_TCP
-            && self
-                .intercept
-                .continue_out(ip, &p, partial, gateway_ip, now)
-        {
+        let (partial, gw) = (vnet.flags & F_NEEDS_CSUM != 0, self.settings.gateway_ip);
+        if p.proto == PROTO_TCP && self.intercept.continue_out(ip, &p, partial, gw, now) {
             return LanAction::ToTun;
         }
         // One lookup per packet: `client` is still the sender found above.
@@ -412,19 +404,25 @@ impl Engine {
         None
     }
 
-    /// A guest's packet to lassi itself. lassi's own services are not the
-    /// guest's internet use. Before login only the portal, DNS (when lassi
-    /// is a DNS server it hands out) and ping are open on the gateway:
-    /// nothing else the router runs (ssh, its web UI, a proxy) may be
-    /// reached.
-    fn for_gateway(
+    /// A guest's packet to lassi itself, or from a guest not logged in.
+    ///
+    /// lassi's own services are not the guest's internet use. Before login
+    /// only the portal, DNS (when lassi is a DNS server it hands out) and
+    /// ping are open on the gateway: nothing else the router runs (ssh, its
+    /// web UI, a proxy) may be reached.
+    fn slow_path_out(
         &mut self,
         now: UnixMillis,
+        vnet: &VnetHdr,
         eth: &EthHeader,
         p: &frame::Ipv4Summary,
-        ip: &[u8],
+        ip: &mut [u8],
         authorized: bool,
     ) -> LanAction {
+        if p.dst != self.settings.gateway_ip {
+            let partial = vnet.flags & F_NEEDS_CSUM != 0;
+            return self.unauthorized_out(now, eth, p, ip, partial);
+        }
         if authorized || self.gateway_service_open(p) {
             return LanAction::ToTun;
         }

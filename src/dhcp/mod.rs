@@ -759,6 +759,27 @@ impl DhcpServer {
     ) -> Result<DhcpOutcome, DhcpError> {
         let mac = req.chaddr;
         let kind = kind_of(req.fingerprint);
+        let ip = self.address_to_offer(now, req, kind, clients)?;
+        self.hold_offer(now, req, kind, ip);
+        let lease = self.lease_secs_for(mac, clients);
+        let reply = self.reply(req, ReplyKind::Offer, ip, Some(lease))?;
+        Ok(DhcpOutcome {
+            reply: Some(reply),
+            event: None,
+        })
+    }
+
+    /// The address to offer a client: its static or current one, else
+    /// (within the new-client rate) a recycled offer of its kind, the one it
+    /// asks for, a fresh one, or one reclaimed from a silent guest.
+    fn address_to_offer(
+        &mut self,
+        now: UnixMillis,
+        req: &Request,
+        kind: u8,
+        clients: &dyn Clients,
+    ) -> Result<Ipv4Addr, DhcpError> {
+        let mac = req.chaddr;
         let ip = if let Some(&ip) = self.statics.get(&mac) {
             ip
         } else if let Some(&ip) = self.by_mac.get(&mac) {
@@ -776,6 +797,13 @@ impl DhcpServer {
         } else {
             return Err(DhcpError::PoolExhausted);
         };
+        Ok(ip)
+    }
+
+    /// Hold `ip` for the client's answer to the offer (a lease it already
+    /// has stays bound), remembering its host name and client id.
+    fn hold_offer(&mut self, now: UnixMillis, req: &Request, kind: u8, ip: Ipv4Addr) {
+        let mac = req.chaddr;
         let until = now + secs_ms(self.settings.offer_hold_secs);
         match self.slots.get(&ip) {
             // Already leased to this client: keep the lease, offer it again.
@@ -810,12 +838,6 @@ impl DhcpServer {
                 slot.lease.client_id.clone_from(&req.client_id);
             }
         }
-        let lease = self.lease_secs_for(mac, clients);
-        let reply = self.reply(req, ReplyKind::Offer, ip, Some(lease))?;
-        Ok(DhcpOutcome {
-            reply: Some(reply),
-            event: None,
-        })
     }
 
     fn request(
@@ -1064,6 +1086,33 @@ impl DhcpServer {
         yiaddr: Ipv4Addr,
         lease: Option<u32>,
     ) -> Result<DhcpReply, DhcpError> {
+        let opts = self.reply_options(req, kind, lease);
+        // RFC 2131 table 3: ciaddr is echoed in an ACK, zero in OFFER and NAK.
+        let ciaddr = if kind == ReplyKind::Ack {
+            req.ciaddr
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        };
+        let payload = msg::encode_reply(req, ciaddr, yiaddr, opts)?;
+        let (dst_mac, dst_ip) = reply_destination(req, kind, yiaddr);
+        let s = &mut self.stats;
+        match kind {
+            ReplyKind::Offer => s.tx_offer += 1,
+            ReplyKind::Ack => s.tx_ack += 1,
+            ReplyKind::Nak => s.tx_nak += 1,
+        }
+        Ok(DhcpReply {
+            kind,
+            payload,
+            dst_mac,
+            dst_ip,
+            dst_port: CLIENT_PORT,
+        })
+    }
+
+    /// The options of a reply: its type and lassi's identity, and (but in a
+    /// NAK) the network's settings; a `lease` time adds options 51/58/59.
+    fn reply_options(&self, req: &Request, kind: ReplyKind, lease: Option<u32>) -> DhcpOptions {
         let st = &self.settings;
         let mut opts = DhcpOptions::new();
         let msg_type = match kind {
@@ -1098,36 +1147,7 @@ impl DhcpServer {
                 opts.insert(DhcpOption::CaptivePortal(uri.clone()));
             }
         }
-        // RFC 2131 table 3: ciaddr is echoed in an ACK, zero in OFFER and NAK.
-        let ciaddr = if kind == ReplyKind::Ack {
-            req.ciaddr
-        } else {
-            Ipv4Addr::UNSPECIFIED
-        };
-        let payload = msg::encode_reply(req, ciaddr, yiaddr, opts)?;
-        // RFC 2131 §4.1 (giaddr is always zero here).
-        let (dst_mac, dst_ip) = if kind == ReplyKind::Nak {
-            (MacAddr::BROADCAST, Ipv4Addr::BROADCAST)
-        } else if !req.ciaddr.is_unspecified() {
-            (req.chaddr, req.ciaddr)
-        } else if req.flags.broadcast() || yiaddr.is_unspecified() {
-            (MacAddr::BROADCAST, Ipv4Addr::BROADCAST)
-        } else {
-            (req.chaddr, yiaddr)
-        };
-        let s = &mut self.stats;
-        match kind {
-            ReplyKind::Offer => s.tx_offer += 1,
-            ReplyKind::Ack => s.tx_ack += 1,
-            ReplyKind::Nak => s.tx_nak += 1,
-        }
-        Ok(DhcpReply {
-            kind,
-            payload,
-            dst_mac,
-            dst_ip,
-            dst_port: CLIENT_PORT,
-        })
+        opts
     }
 
     /// Expires leases, offers and quarantines due at `now`, and returns the
@@ -1421,6 +1441,19 @@ impl DhcpServer {
         } else {
             self.remove_slot(ip);
         }
+    }
+}
+
+/// Where a reply goes, by RFC 2131 §4.1 (giaddr is always zero here).
+fn reply_destination(req: &Request, kind: ReplyKind, yiaddr: Ipv4Addr) -> (MacAddr, Ipv4Addr) {
+    if kind == ReplyKind::Nak {
+        (MacAddr::BROADCAST, Ipv4Addr::BROADCAST)
+    } else if !req.ciaddr.is_unspecified() {
+        (req.chaddr, req.ciaddr)
+    } else if req.flags.broadcast() || yiaddr.is_unspecified() {
+        (MacAddr::BROADCAST, Ipv4Addr::BROADCAST)
+    } else {
+        (req.chaddr, yiaddr)
     }
 }
 

@@ -38,27 +38,7 @@ pub(crate) struct Request {
 /// Checks the fixed header by hand (so `dhcproto` never sees a hardware
 /// address length it would slice past), then decodes with `dhcproto`.
 pub(crate) fn parse(payload: &[u8]) -> Result<Request, DhcpError> {
-    if payload.len() < HEADER_LEN {
-        return Err(DhcpError::Malformed(format!(
-            "{} bytes, shorter than the {HEADER_LEN}-byte DHCP header",
-            payload.len()
-        )));
-    }
-    match payload[0] {
-        1 => {}
-        // A BOOTREPLY from the LAN side is another server (or a spoof): not ours to answer.
-        2 => return Err(DhcpError::NotForUs),
-        op => return Err(DhcpError::Malformed(format!("op {op}"))),
-    }
-    if payload[1] != 1 || payload[2] != 6 {
-        return Err(DhcpError::Malformed(format!(
-            "hardware type {} length {}, expected Ethernet (1, 6)",
-            payload[1], payload[2]
-        )));
-    }
-    if payload[236..240] != MAGIC {
-        return Err(DhcpError::Malformed("no DHCP magic cookie".into()));
-    }
+    check_header(payload)?;
     let fingerprint = fingerprint(payload);
     let msg = Message::from_bytes(&keep_used_options(payload))
         .map_err(|e| DhcpError::Malformed(e.to_string()))?;
@@ -97,6 +77,33 @@ pub(crate) fn parse(payload: &[u8]) -> Result<Request, DhcpError> {
         client_id,
         fingerprint,
     })
+}
+
+/// A BOOTREQUEST from an Ethernet client, long enough, with the magic
+/// cookie.
+fn check_header(payload: &[u8]) -> Result<(), DhcpError> {
+    if payload.len() < HEADER_LEN {
+        return Err(DhcpError::Malformed(format!(
+            "{} bytes, shorter than the {HEADER_LEN}-byte DHCP header",
+            payload.len()
+        )));
+    }
+    match payload[0] {
+        1 => {}
+        // A BOOTREPLY from the LAN side is another server (or a spoof): not ours to answer.
+        2 => return Err(DhcpError::NotForUs),
+        op => return Err(DhcpError::Malformed(format!("op {op}"))),
+    }
+    if payload[1] != 1 || payload[2] != 6 {
+        return Err(DhcpError::Malformed(format!(
+            "hardware type {} length {}, expected Ethernet (1, 6)",
+            payload[1], payload[2]
+        )));
+    }
+    if payload[236..240] != MAGIC {
+        return Err(DhcpError::Malformed("no DHCP magic cookie".into()));
+    }
+    Ok(())
 }
 
 /// FNV-1a over the option codes in order and the values of options 55

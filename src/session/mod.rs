@@ -153,6 +153,38 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client that has just taken a lease: behind the portal, nothing
+    /// counted, no limits.
+    fn leased(
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        session_id: String,
+        expires: UnixMillis,
+        now: UnixMillis,
+    ) -> Client {
+        Client {
+            mac,
+            ip,
+            state: SessionState::Unauthorized,
+            session_id,
+            user: None,
+            leased_at: now,
+            authorized_at: None,
+            lease_expires: expires,
+            last_active: now,
+            counters: Counters::default(),
+            limits: SessionLimits::default(),
+            throttled: false,
+            last_seen: now,
+            next_interim: None,
+            class: Vec::new(),
+            cui: None,
+            up: Shaper::default(),
+            down: Shaper::default(),
+            probes: 0,
+        }
+    }
+
     /// Slow the session to these rates (its quota is used up); the session
     /// stays throttled until new limits replace these.
     pub fn throttle(&mut self, up_bps: u64, down_bps: u64, now: UnixMillis) {
@@ -531,27 +563,7 @@ impl SessionTable {
             }
         }
         let session_id = self.new_session_id(now);
-        let client = Client {
-            mac,
-            ip,
-            state: SessionState::Unauthorized,
-            session_id,
-            user: None,
-            leased_at: now,
-            authorized_at: None,
-            lease_expires: expires,
-            last_active: now,
-            counters: Counters::default(),
-            limits: SessionLimits::default(),
-            throttled: false,
-            last_seen: now,
-            next_interim: None,
-            class: Vec::new(),
-            cui: None,
-            up: Shaper::default(),
-            down: Shaper::default(),
-            probes: 0,
-        };
+        let client = Client::leased(mac, ip, session_id, expires, now);
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = Some(client);
