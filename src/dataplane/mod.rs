@@ -4,7 +4,10 @@
 //! It is I/O-free: the shell (`io::forwarder`) hands it bytes, the virtio
 //! header and the time, and does what the returned action says. Replies the
 //! engine originates (ARP, DHCP) are queued in an outbox the shell drains;
-//! session and lease changes are queued as [`Event`]s.
+//! session and lease changes come out of [`Engine::poll_event`], and the
+//! tables to save out of [`Engine::poll_save`]. Every timer is the engine's
+//! (quinn-proto style): the shell sleeps until [`Engine::poll_timeout`] and
+//! then calls [`Engine::handle_timeout`].
 
 pub mod dns;
 mod drops;

@@ -1,4 +1,5 @@
-//! The thin I/O shell: devices, sockets, firewall, the data-plane thread.
+//! The thin I/O shell: devices, sockets, firewall, and the forwarder (the
+//! data-plane thread that drives the engine).
 
 pub mod clock;
 pub mod firewall;
