@@ -2,7 +2,7 @@
 //! 10,000 clients in its session table; bytes per client.
 //!
 //! `cargo bench --bench memory` (root: it builds a lab of network namespaces,
-//! see `src/lab`). Cargo builds the `lassi` binary in the bench profile
+//! see `crates/lassi-lab`). Cargo builds the `lassi` binary in the bench profile
 //! (= release: size-optimised, LTO) next to this bench, and that is what runs;
 //! `LASSI_BINS=path[,path…]` measures other builds instead (e.g. the static
 //! musl one from `bench/build-release`). When the static x86_64 musl build from
@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode};
 use dhcproto::{Decodable, Encodable};
-use lassi::lab::upstream::enter_netns;
-use lassi::lab::{Lab, LabOptions, LassiHandle};
 use lassi::wire::frame::{udp_frame, UdpAddressing};
 use lassi::wire::MacAddr;
+use lassi_lab::upstream::enter_netns;
+use lassi_lab::{Lab, LabOptions, LassiHandle};
 
 const STEPS: [usize; 2] = [1_000, 10_000];
 /// DHCP exchanges in flight at once.

@@ -3,7 +3,7 @@
 //! every accounting record arrive?
 //!
 //! `cargo bench --bench soak -- [--secs N] [--clients N] [--session-secs N]`
-//! (root: it builds a lab of network namespaces, see `src/lab`). Defaults:
+//! (root: it builds a lab of network namespaces, see `crates/lassi-lab`). Defaults:
 //! 600 s, 1,000 clients, sessions of 30–`session-secs` (120) s. `--secs 20`
 //! is a smoke run. `LASSI_BINS=path` soaks another build.
 //!
@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Encodable};
 use lassi::control::Request;
-use lassi::lab::radius::{FreeRadius, FreeRadiusOptions, RADIUS_ADDR};
-use lassi::lab::upstream::enter_netns;
-use lassi::lab::{Lab, LabOptions, LassiHandle};
 use lassi::wire::frame::{udp_frame, UdpAddressing};
 use lassi::wire::MacAddr;
+use lassi_lab::radius::{FreeRadius, FreeRadiusOptions, RADIUS_ADDR};
+use lassi_lab::upstream::enter_netns;
+use lassi_lab::{Lab, LabOptions, LassiHandle};
 
 /// DHCP exchanges in flight at once.
 const WINDOW: usize = 32;

@@ -13,8 +13,6 @@ pub mod daemon;
 pub mod dataplane;
 pub mod dhcp;
 pub mod io;
-#[cfg(feature = "lab")]
-pub mod lab;
 pub mod portal;
 pub mod radius;
 pub mod session;
