@@ -193,7 +193,7 @@ impl LeaseLog {
 const NOTICE_BATCH: usize = 256;
 
 /// Accounting and MAC authentication for one event.
-fn account_event(aaa: &crate::aaa::Aaa, ev: &Event, network: &crate::config::Ipv4Net) {
+fn account_event(aaa: &crate::aaa::Aaa, ev: &Event, network: &crate::wire::Ipv4Net) {
     crate::aaa::account(&aaa.radius, ev, network);
     let trigger = crate::aaa::mac_auth_trigger(ev);
     if let (Some(tx), Some(t)) = (&aaa.mac_auth, trigger) {

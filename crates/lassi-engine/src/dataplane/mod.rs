@@ -10,14 +10,13 @@ pub mod dns;
 mod drops;
 pub mod intercept;
 
-use std::net::Ipv4Addr;
+use core::net::Ipv4Addr;
 
 use serde::Serialize;
 
 pub use drops::{DropCounters, DropReason};
 pub use intercept::InterceptSettings;
 
-use crate::config::Ipv4Net;
 use crate::dhcp::{Clients, DhcpServer, DhcpStats, LeaseEvent, LeaseRecord, Standing};
 use crate::session::{
     Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SavedSessions, SessionError,
@@ -29,6 +28,7 @@ use crate::wire::frame::{
     ETHERTYPE_IPV6, ETH_HLEN, ICMP_ADMIN_PROHIBITED, PROTO_TCP, PROTO_UDP,
 };
 use crate::wire::vnet::{wire_footprint, VnetHdr, F_NEEDS_CSUM};
+use crate::wire::Ipv4Net;
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 use intercept::Intercept;

@@ -44,9 +44,9 @@ mod msg;
 #[cfg(test)]
 mod tests;
 
+use core::net::Ipv4Addr;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, DhcpOptions, MessageType};
 use serde::{Deserialize, Serialize};
