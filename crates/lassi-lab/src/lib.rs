@@ -26,6 +26,8 @@
 //! - [`dns`]: dnsmasq as the upstream DNS server (and as a reference DHCP server).
 //! - [`peers`]: DHCP client runners (dhclient, udhcpc, dhcpcd) and curl.
 //! - [`gateway`]: starting and driving `lassi run` inside the gateway namespace.
+//! - [`rawframes`]: raw frames on a LAN port, for benchmarks that play
+//!   thousands of DHCP clients.
 //! - [`radius`]: a private FreeRADIUS (and PostgreSQL) and `radclient`.
 //! - [`demo`]: the operator-facing walk-through behind `lassi lab`.
 
@@ -37,6 +39,7 @@ pub mod gateway;
 pub mod netns;
 pub mod peers;
 pub mod radius;
+pub mod rawframes;
 pub mod topology;
 pub mod upstream;
 
