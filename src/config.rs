@@ -350,9 +350,6 @@ pub struct CoaConfig {
 /// `[dataplane]`
 #[derive(Clone, Debug)]
 pub struct DataplaneConfig {
-    /// Carry virtio-net headers between LAN and TUN so GSO super-packets and
-    /// unfinished checksums pass through untouched (much faster).
-    pub offload: bool,
     /// Frames read or written per system call at most.
     pub batch: usize,
 }
@@ -476,8 +473,8 @@ impl Default for RawUplink {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDataplane {
-    #[serde(default = "yes")]
-    offload: bool,
+    /// Removed; read only to refuse it by name.
+    offload: Option<toml::Value>,
     #[serde(default = "default_batch")]
     batch: usize,
 }
@@ -485,7 +482,7 @@ struct RawDataplane {
 impl Default for RawDataplane {
     fn default() -> Self {
         RawDataplane {
-            offload: true,
+            offload: None,
             batch: default_batch(),
         }
     }
@@ -1210,17 +1207,23 @@ fn validate_coa(c: RawCoa) -> Result<CoaConfig, ConfigError> {
 
 /// `[dataplane]`.
 fn validate_dataplane(dp: RawDataplane) -> Result<DataplaneConfig, ConfigError> {
+    if dp.offload.is_some() {
+        return Err(err("dataplane.offload", OFFLOAD_REMOVED));
+    }
     if !(1..=1024).contains(&dp.batch) {
         return Err(err(
             "dataplane.batch",
             format!("{} is outside 1–1024", dp.batch),
         ));
     }
-    Ok(DataplaneConfig {
-        offload: dp.offload,
-        batch: dp.batch,
-    })
+    Ok(DataplaneConfig { batch: dp.batch })
 }
+
+/// Why `dataplane.offload` is refused.
+const OFFLOAD_REMOVED: &str = "removed: lassi always carries virtio-net headers between \
+    the LAN and the TUN device, so GSO super-packets and unfinished checksums pass \
+    through whatever the interfaces' offload settings (ethtool -K changes those); \
+    delete the line";
 
 /// Turn toml's error into ours, keeping the key it names and the line.
 fn toml_error(e: toml::de::Error) -> ConfigError {
@@ -1265,7 +1268,6 @@ dns = ["192.0.2.53"]
         assert!(c.lan.client_isolation);
         assert_eq!(c.uplink.tun_name, "lassi0");
         assert_eq!(c.dataplane.batch, 32);
-        assert!(c.dataplane.offload);
         assert_eq!(c.control.socket, default_socket());
     }
 
@@ -1581,10 +1583,14 @@ dns = ["192.0.2.53"]
         for (line, key) in [
             ("batch = 0", "dataplane.batch"),
             ("batch = 1025", "dataplane.batch"),
+            ("offload = true", "dataplane.offload"),
+            ("offload = false", "dataplane.offload"),
         ] {
             let e = refused(&format!("{MINIMAL}[dataplane]\n{line}\n"));
             assert_eq!(e.key, key, "{line}: {e}");
         }
+        let e = refused(&format!("{MINIMAL}[dataplane]\noffload = false\n"));
+        assert!(e.reason.starts_with("removed"), "{e}");
         let c = Config::parse(&format!("{MINIMAL}[dataplane]\nbatch = 1024\n")).unwrap();
         assert_eq!(c.dataplane.batch, 1024);
     }
