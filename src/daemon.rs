@@ -193,9 +193,9 @@ impl LeaseLog {
 const NOTICE_BATCH: usize = 256;
 
 /// Accounting and MAC authentication for one event.
-fn account_event(aaa: &crate::aaa::Aaa, ev: &Event, network: &crate::config::Ipv4Net) {
+fn account_event(aaa: &crate::aaa::Aaa, ev: &Event, network: std::net::Ipv4Addr) {
     crate::aaa::account(&aaa.radius, ev, network);
-    let trigger = crate::aaa::mac_auth_trigger(ev);
+    let trigger = crate::aaa::mac_auth::mac_auth_trigger(ev);
     if let (Some(tx), Some(t)) = (&aaa.mac_auth, trigger) {
         let _ = tx.send(t);
     }
@@ -423,7 +423,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
                             for ev in &evs {
                                 log_event(ev, &mut lease_log);
                                 if let Some(aaa) = &notice_aaa {
-                                    account_event(aaa, ev, &network);
+                                    account_event(aaa, ev, network.addr);
                                 }
                             }
                         }
