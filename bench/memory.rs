@@ -2,7 +2,7 @@
 //! 10,000 clients in its session table; bytes per client.
 //!
 //! `cargo bench --bench memory` (root: it builds a lab of network namespaces,
-//! see `src/lab`). Cargo builds the `lassi` binary in the bench profile
+//! see `crates/lassi-lab`). Cargo builds the `lassi` binary in the bench profile
 //! (= release: size-optimised, LTO) next to this bench, and that is what runs;
 //! `LASSI_BINS=path[,path…]` measures other builds instead (e.g. the static
 //! musl one from `bench/build-release`). When the static x86_64 musl build from
@@ -20,12 +20,13 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode};
-use dhcproto::{Decodable, Encodable};
-use lassi::lab::upstream::enter_netns;
-use lassi::lab::{Lab, LabOptions, LassiHandle};
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType};
+use dhcproto::Encodable;
 use lassi::wire::frame::{udp_frame, UdpAddressing};
 use lassi::wire::MacAddr;
+use lassi_lab::rawframes::{dhcp_server_reply, proc_status_kib, synthetic_mac, PacketSocket};
+use lassi_lab::upstream::enter_netns;
+use lassi_lab::{Lab, LabOptions, LassiHandle};
 
 const STEPS: [usize; 2] = [1_000, 10_000];
 /// DHCP exchanges in flight at once.
@@ -178,21 +179,11 @@ fn lassi_pid(h: &mut LassiHandle) -> Result<i32, String> {
 }
 
 fn snapshot(pid: i32, label: &str, sessions: usize) -> Result<Row, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
     Ok(Row {
         label: label.to_string(),
         sessions,
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
+        rss_kib: proc_status_kib(pid, "VmRSS:")?,
+        hwm_kib: proc_status_kib(pid, "VmHWM:").unwrap_or(0),
     })
 }
 
@@ -201,11 +192,6 @@ fn session_count(h: &LassiHandle) -> Result<usize, String> {
     v.as_array()
         .map(|a| a.len())
         .ok_or_else(|| format!("`sessions --json` is not an array: {v:.200}"))
-}
-
-/// Synthetic client number `i` (1-based): a locally administered MAC.
-fn client_mac(i: usize) -> MacAddr {
-    MacAddr([0x02, 0x4c, 0x61, (i >> 16) as u8, (i >> 8) as u8, i as u8])
 }
 
 #[derive(Clone, Copy)]
@@ -224,7 +210,7 @@ struct Pending {
 /// Runs DORA for clients `from+1 ..= to` from inside namespace `ns`.
 fn lease_clients(ns: &str, from: usize, to: usize) -> Result<(), String> {
     enter_netns(ns)?;
-    let sock = PacketSocket::open("eth0")?;
+    let sock = PacketSocket::open("eth0", Duration::from_millis(20))?;
     let mut next = from + 1;
     let mut pending: HashMap<u32, Pending> = HashMap::new();
     let mut buf = vec![0u8; 2048];
@@ -262,7 +248,7 @@ fn lease_clients(ns: &str, from: usize, to: usize) -> Result<(), String> {
         let Some(n) = sock.recv(&mut buf)? else {
             continue;
         };
-        let Some(reply) = server_reply(&buf[..n]) else {
+        let Some(reply) = dhcp_server_reply(&buf[..n]) else {
             continue;
         };
         let Some(p) = pending.get_mut(&reply.xid()) else {
@@ -294,7 +280,7 @@ fn lease_clients(ns: &str, from: usize, to: usize) -> Result<(), String> {
 }
 
 fn client_frame(i: usize, stage: Stage) -> Result<Vec<u8>, String> {
-    let mac = client_mac(i);
+    let mac = synthetic_mac(i);
     let z = Ipv4Addr::UNSPECIFIED;
     let mut m = Message::new_with_id(i as u32, z, z, z, z, &mac.0);
     m.set_flags(Flags::default().set_broadcast());
@@ -321,107 +307,4 @@ fn client_frame(i: usize, stage: Stage) -> Result<Vec<u8>, String> {
         },
         &payload,
     ))
-}
-
-/// A DHCP reply (UDP 67 → 68) in an Ethernet frame, decoded.
-fn server_reply(f: &[u8]) -> Option<Message> {
-    if f.len() < 14 + 20 + 8 || f[12..14] != [0x08, 0x00] {
-        return None;
-    }
-    let ip = &f[14..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[9] != 17 || ip.len() < ihl + 8 {
-        return None;
-    }
-    let udp = &ip[ihl..];
-    if udp[0..2] != 67u16.to_be_bytes() || udp[2..4] != 68u16.to_be_bytes() {
-        return None;
-    }
-    let m = Message::from_bytes(&udp[8..]).ok()?;
-    (m.opcode() == Opcode::BootReply).then_some(m)
-}
-
-/// An AF_PACKET socket bound to one interface (IPv4 frames only).
-struct PacketSocket {
-    fd: std::os::fd::OwnedFd,
-}
-
-impl PacketSocket {
-    fn open(ifname: &str) -> Result<Self, String> {
-        use std::os::fd::FromRawFd;
-        let proto = (libc::ETH_P_IP as u16).to_be();
-        // SAFETY: plain socket/bind/setsockopt calls on a fd we own.
-        unsafe {
-            let fd = libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            );
-            if fd < 0 {
-                return Err(format!(
-                    "AF_PACKET socket: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
-            let name = std::ffi::CString::new(ifname).unwrap();
-            let ifindex = libc::if_nametoindex(name.as_ptr());
-            if ifindex == 0 {
-                return Err(format!("no interface {ifname}"));
-            }
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = proto;
-            sll.sll_ifindex = ifindex as i32;
-            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-            if libc::bind(
-                raw,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            ) != 0
-            {
-                return Err(format!(
-                    "bind to {ifname}: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let tv = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 20_000,
-            };
-            libc::setsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
-            );
-            Ok(PacketSocket { fd })
-        }
-    }
-
-    fn send(&self, frame: &[u8]) -> Result<(), String> {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.fd);
-        // SAFETY: frame is a valid buffer for its length.
-        let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 {
-            return Err(format!("send: {}", std::io::Error::last_os_error()));
-        }
-        Ok(())
-    }
-
-    /// One frame, or None after the receive timeout.
-    fn recv(&self, buf: &mut [u8]) -> Result<Option<usize>, String> {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.fd);
-        // SAFETY: buf is a valid writable buffer for its length.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(format!("recv: {e}")),
-            };
-        }
-        Ok(Some(n as usize))
-    }
 }

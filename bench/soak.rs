@@ -3,7 +3,7 @@
 //! every accounting record arrive?
 //!
 //! `cargo bench --bench soak -- [--secs N] [--clients N] [--session-secs N]`
-//! (root: it builds a lab of network namespaces, see `src/lab`). Defaults:
+//! (root: it builds a lab of network namespaces, see `crates/lassi-lab`). Defaults:
 //! 600 s, 1,000 clients, sessions of 30–`session-secs` (120) s. `--secs 20`
 //! is a smoke run. `LASSI_BINS=path` soaks another build.
 //!
@@ -31,14 +31,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
-use dhcproto::{Decodable, Encodable};
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode};
+use dhcproto::Encodable;
 use lassi::control::ControlRequest as Request;
-use lassi::lab::radius::{FreeRadius, FreeRadiusOptions, RADIUS_ADDR};
-use lassi::lab::upstream::enter_netns;
-use lassi::lab::{Lab, LabOptions, LassiHandle};
 use lassi::wire::frame::{udp_frame, UdpAddressing};
 use lassi::wire::MacAddr;
+use lassi_lab::radius::{FreeRadius, FreeRadiusOptions, RADIUS_ADDR};
+use lassi_lab::rawframes::{dhcp_server_reply, proc_status_kib, synthetic_mac, PacketSocket};
+use lassi_lab::upstream::enter_netns;
+use lassi_lab::{Lab, LabOptions, LassiHandle};
 
 /// DHCP exchanges in flight at once.
 const WINDOW: usize = 32;
@@ -352,17 +353,6 @@ fn hwm_kib(pid: i32) -> u64 {
     proc_status_kib(pid, "VmHWM:").unwrap_or(0)
 }
 
-fn proc_status_kib(pid: i32, field: &str) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
-}
-
 /// Where one synthetic client is in its cycle.
 #[derive(Clone, Copy, Debug)]
 enum State {
@@ -419,7 +409,7 @@ impl Driver {
             })
             .collect();
         Ok(Driver {
-            sock: PacketSocket::open("eth0")?,
+            sock: PacketSocket::open("eth0", Duration::from_millis(10))?,
             control: control.to_path_buf(),
             clients,
             session_secs,
@@ -506,7 +496,7 @@ impl Driver {
     }
 
     fn on_frame(&mut self, f: &[u8]) -> Result<(), String> {
-        let Some(reply) = server_reply(f) else {
+        let Some(reply) = dhcp_server_reply(f) else {
             return Ok(());
         };
         let (i, cycle) = split_xid(reply.xid());
@@ -540,7 +530,7 @@ impl Driver {
     fn login(&mut self, i: usize, ip: Ipv4Addr, server: Ipv4Addr) -> Result<(), String> {
         self.counts.leases.fetch_add(1, Ordering::Relaxed);
         let req = Request::Authorize {
-            mac: client_mac(i),
+            mac: synthetic_mac(i),
             user: Some(format!("soak{i}")),
         };
         ok(control(&self.control, &req)?)?;
@@ -562,7 +552,9 @@ impl Driver {
     fn logout(&mut self, i: usize, ip: Ipv4Addr, server: Ipv4Addr) -> Result<(), String> {
         ok(control(
             &self.control,
-            &Request::Logout { mac: client_mac(i) },
+            &Request::Logout {
+                mac: synthetic_mac(i),
+            },
         )?)?;
         self.counts.logouts.fetch_add(1, Ordering::Relaxed);
         let frame = release_frame(i, ip, server, self.gw_mac.unwrap_or(MacAddr::BROADCAST))?;
@@ -578,7 +570,7 @@ impl Driver {
         let len = 100 + self.rand(1300) as usize;
         let frame = udp_frame(
             &UdpAddressing {
-                src_mac: client_mac(i),
+                src_mac: synthetic_mac(i),
                 dst_mac: self.gw_mac.unwrap_or(MacAddr::BROADCAST),
                 src_ip: ip,
                 dst_ip: UPSTREAM,
@@ -602,11 +594,6 @@ fn ok(v: serde_json::Value) -> Result<(), String> {
     }
 }
 
-/// Synthetic client number `i`: a locally administered MAC.
-fn client_mac(i: usize) -> MacAddr {
-    MacAddr([0x02, 0x50, 0x4b, (i >> 16) as u8, (i >> 8) as u8, i as u8])
-}
-
 /// The transaction id carries the client number and its cycle.
 fn xid(i: usize, cycle: u32) -> u32 {
     ((cycle & 0xfff) << 20) | (i as u32 & 0xf_ffff)
@@ -617,7 +604,7 @@ fn split_xid(x: u32) -> (usize, u32) {
 }
 
 fn dhcp_frame(i: usize, cycle: u32, state: State) -> Result<Vec<u8>, String> {
-    let mac = client_mac(i);
+    let mac = synthetic_mac(i);
     let z = Ipv4Addr::UNSPECIFIED;
     let mut m = Message::new_with_id(xid(i, cycle), z, z, z, z, &mac.0);
     m.set_flags(Flags::default().set_broadcast());
@@ -648,7 +635,7 @@ fn dhcp_frame(i: usize, cycle: u32, state: State) -> Result<Vec<u8>, String> {
 
 /// DHCPRELEASE, unicast to the server as RFC 2131 says.
 fn release_frame(i: usize, ip: Ipv4Addr, server: Ipv4Addr, gw: MacAddr) -> Result<Vec<u8>, String> {
-    let mac = client_mac(i);
+    let mac = synthetic_mac(i);
     let z = Ipv4Addr::UNSPECIFIED;
     let mut m = Message::new_with_id(xid(i, 0xfff), ip, z, z, z, &mac.0);
     let opts = m.opts_mut();
@@ -666,108 +653,4 @@ fn release_frame(i: usize, ip: Ipv4Addr, server: Ipv4Addr, gw: MacAddr) -> Resul
         },
         &payload,
     ))
-}
-
-/// A DHCP reply (UDP 67 → 68) in an Ethernet frame, decoded.
-fn server_reply(f: &[u8]) -> Option<Message> {
-    if f.len() < 14 + 20 + 8 || f[12..14] != [0x08, 0x00] {
-        return None;
-    }
-    let ip = &f[14..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[9] != 17 || ip.len() < ihl + 8 {
-        return None;
-    }
-    let udp = &ip[ihl..];
-    if udp[0..2] != 67u16.to_be_bytes() || udp[2..4] != 68u16.to_be_bytes() {
-        return None;
-    }
-    let m = Message::from_bytes(&udp[8..]).ok()?;
-    (m.opcode() == Opcode::BootReply).then_some(m)
-}
-
-/// An AF_PACKET socket bound to one interface (IPv4 frames only), with a
-/// short receive timeout so the driver's loop keeps its timers.
-struct PacketSocket {
-    fd: std::os::fd::OwnedFd,
-}
-
-impl PacketSocket {
-    fn open(ifname: &str) -> Result<Self, String> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let proto = (libc::ETH_P_IP as u16).to_be();
-        // SAFETY: plain socket/bind/setsockopt calls on a fd we own.
-        unsafe {
-            let fd = libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            );
-            if fd < 0 {
-                return Err(format!(
-                    "AF_PACKET socket: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
-            let name = std::ffi::CString::new(ifname).unwrap();
-            let ifindex = libc::if_nametoindex(name.as_ptr());
-            if ifindex == 0 {
-                return Err(format!("no interface {ifname}"));
-            }
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = proto;
-            sll.sll_ifindex = ifindex as i32;
-            let raw = fd.as_raw_fd();
-            if libc::bind(
-                raw,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            ) != 0
-            {
-                return Err(format!(
-                    "bind to {ifname}: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let tv = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 10_000,
-            };
-            libc::setsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
-            );
-            Ok(PacketSocket { fd })
-        }
-    }
-
-    fn send(&self, frame: &[u8]) -> Result<(), String> {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.fd);
-        // SAFETY: frame is a valid buffer for its length.
-        let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 {
-            return Err(format!("send: {}", std::io::Error::last_os_error()));
-        }
-        Ok(())
-    }
-
-    /// One frame, or None after the receive timeout.
-    fn recv(&self, buf: &mut [u8]) -> Result<Option<usize>, String> {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.fd);
-        // SAFETY: buf is a valid writable buffer for its length.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(format!("recv: {e}")),
-            };
-        }
-        Ok(Some(n as usize))
-    }
 }

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use lassi::lab::{Lab, LabOptions};
+use lassi_lab::{Lab, LabOptions};
 use serde_json::Value;
 
 const SERVER: &str = "198.51.100.10";
@@ -116,7 +116,7 @@ fn kernel_lab(offloads: bool) -> Result<Lab, String> {
     .map_err(|e| e.to_string())
 }
 
-fn lassi_lab(offloads: bool) -> Result<(Lab, lassi::lab::LassiHandle), String> {
+fn lassi_lab(offloads: bool) -> Result<(Lab, lassi_lab::LassiHandle), String> {
     let lab = Lab::new(LabOptions {
         offloads,
         lassi_bin: Some(env!("CARGO_BIN_EXE_lassi").into()),

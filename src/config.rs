@@ -11,90 +11,10 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::dhcp::{DhcpSettings, SettingsError, MTU_RANGE};
 use crate::wire::MacAddr;
 
-/// An IPv4 network in CIDR form, e.g. `10.1.0.0/24`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv4Net {
-    /// The network address (host bits zero).
-    pub addr: Ipv4Addr,
-    /// Prefix length, 0–32.
-    pub prefix: u8,
-}
-
-impl Ipv4Net {
-    /// The netmask as an address (`255.255.255.0` for /24).
-    pub fn netmask(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.mask_bits())
-    }
-
-    fn mask_bits(&self) -> u32 {
-        if self.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.prefix)
-        }
-    }
-
-    /// True when `ip` lies inside this network.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask_bits() == u32::from(self.addr)
-    }
-
-    /// The directed broadcast address of the network.
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) | !self.mask_bits())
-    }
-
-    /// First usable host address (network + 1).
-    pub fn first_host(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr).wrapping_add(1))
-    }
-
-    /// Last usable host address (broadcast − 1).
-    pub fn last_host(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.broadcast()).wrapping_sub(1))
-    }
-}
-
-impl fmt::Display for Ipv4Net {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl FromStr for Ipv4Net {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, p) = s
-            .split_once('/')
-            .ok_or_else(|| format!("'{s}' is not in CIDR form (like 10.1.0.0/24)"))?;
-        let addr: Ipv4Addr = a
-            .parse()
-            .map_err(|_| format!("'{a}' is not an IPv4 address"))?;
-        let prefix: u8 = p
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("'{p}' is not a prefix length between 0 and 32"))?;
-        let net = Ipv4Net { addr, prefix };
-        if u32::from(addr) & !net.mask_bits() != 0 {
-            return Err(format!(
-                "'{s}' has host bits set (did you mean {}/{prefix}?)",
-                Ipv4Addr::from(u32::from(addr) & net.mask_bits())
-            ));
-        }
-        Ok(net)
-    }
-}
-
-impl<'de> Deserialize<'de> for Ipv4Net {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use crate::wire::Ipv4Net;
 
 /// The whole configuration after validation.
 #[derive(Clone, Debug)]
@@ -349,9 +269,6 @@ pub struct CoaConfig {
 /// `[dataplane]`
 #[derive(Clone, Debug)]
 pub struct DataplaneConfig {
-    /// Carry virtio-net headers between LAN and TUN so GSO super-packets and
-    /// unfinished checksums pass through untouched (much faster).
-    pub offload: bool,
     /// Frames read or written per system call at most.
     pub batch: usize,
 }
@@ -475,8 +392,8 @@ impl Default for RawUplink {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDataplane {
-    #[serde(default = "yes")]
-    offload: bool,
+    /// Removed; read only to refuse it by name.
+    offload: Option<toml::Value>,
     #[serde(default = "default_batch")]
     batch: usize,
 }
@@ -484,7 +401,7 @@ struct RawDataplane {
 impl Default for RawDataplane {
     fn default() -> Self {
         RawDataplane {
-            offload: true,
+            offload: None,
             batch: default_batch(),
         }
     }
@@ -753,429 +670,40 @@ impl Config {
         Config::validate(raw)
     }
 
+    /// Each section validates itself; here only what spans sections.
     fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-        let lan = raw.lan;
-        check_ifname("lan.interface", &lan.interface)?;
-        let net = lan.network;
-        if net.prefix > 30 {
-            return Err(err(
-                "lan.network",
-                format!("{net} is too small for a gateway and clients (use /30 or larger)"),
-            ));
-        }
-        let gateway = lan.gateway.unwrap_or_else(|| net.first_host());
-        if !net.contains(gateway) || gateway == net.addr || gateway == net.broadcast() {
-            return Err(err(
-                "lan.gateway",
-                format!("{gateway} is not a host address inside lan.network {net}"),
-            ));
-        }
-        if lan.dns.is_empty() {
-            return Err(err(
-                "lan.dns",
-                "at least one DNS server is required (clients need one before they can log in)",
-            ));
-        }
-        let in_net = |ip: Ipv4Addr| net.contains(ip) && ip != net.addr && ip != net.broadcast();
-        let dhcp_range = match lan.dhcp_range {
-            Some([a, b]) => {
-                if !in_net(a) || !in_net(b) {
-                    return Err(err(
-                        "lan.dhcp_range",
-                        format!("{a} – {b} must lie inside lan.network {net}"),
-                    ));
-                }
-                if u32::from(a) > u32::from(b) {
-                    return Err(err(
-                        "lan.dhcp_range",
-                        format!("the first address {a} is after the last {b}"),
-                    ));
-                }
-                if a == gateway && b == gateway {
-                    return Err(err(
-                        "lan.dhcp_range",
-                        "the range holds only the gateway address",
-                    ));
-                }
-                (a, b)
-            }
-            None => {
-                // Everything but the network, broadcast and gateway addresses.
-                let first = if gateway == net.first_host() {
-                    Ipv4Addr::from(u32::from(gateway) + 1)
-                } else {
-                    net.first_host()
-                };
-                (first, net.last_host())
-            }
-        };
-        for (key, secs) in [
-            ("lan.lease_time", lan.lease_time),
-            ("lan.unauthorized_lease_time", lan.unauthorized_lease_time),
-        ] {
-            if secs < 60 {
-                return Err(err(key, format!("{secs} s is too short (60 s at least)")));
-            }
-        }
-        if let Some(mtu) = lan.mtu {
-            if !(576..=9000).contains(&mtu) {
-                return Err(err(
-                    "lan.mtu",
-                    format!(
-                        "{mtu} is outside 576–9000 (RFC 2132 minimum is 68, but clients need 576)"
-                    ),
-                ));
-            }
-        }
-        if let Some(d) = &lan.domain {
-            if d.is_empty() || d.len() > 253 || d.chars().any(|c| c.is_whitespace()) {
-                return Err(err("lan.domain", format!("'{d}' is not a domain name")));
-            }
-        }
-        if let Some(uri) = &lan.captive_portal_uri {
-            if !(uri.starts_with("http://") || uri.starts_with("https://")) || uri.len() > 255 {
-                return Err(err(
-                    "lan.captive_portal_uri",
-                    format!("'{uri}' must be an http(s) URI of at most 255 bytes (it travels in one DHCP option)"),
-                ));
-            }
-        }
-        let mut static_leases: Vec<(MacAddr, Ipv4Addr)> = Vec::new();
-        for (i, s) in lan.static_lease.iter().enumerate() {
-            let key = format!("lan.static_lease[{i}]");
-            if !in_net(s.ip) || s.ip == gateway {
-                return Err(err(
-                    &key,
-                    format!("{} is not a client address inside lan.network {net}", s.ip),
-                ));
-            }
-            if s.mac.is_multicast() {
-                return Err(err(&key, format!("{} is a group address", s.mac)));
-            }
-            if let Some((m, ip)) = static_leases
-                .iter()
-                .find(|(m, ip)| *m == s.mac || *ip == s.ip)
-            {
-                return Err(err(
-                    &key,
-                    format!(
-                        "{} → {} clashes with an earlier static lease {m} → {ip}",
-                        s.mac, s.ip
-                    ),
-                ));
-            }
-            static_leases.push((s.mac, s.ip));
-        }
-
-        let up = raw.uplink;
-        check_ifname("uplink.tun_name", &up.tun_name)?;
-        if up.tun_name == lan.interface {
+        let mut lan = validate_lan(raw.lan)?;
+        let uplink = validate_uplink(raw.uplink)?;
+        if uplink.tun_name == lan.interface {
             return Err(err("uplink.tun_name", "must differ from lan.interface"));
         }
-        if let Some(w) = &up.wan_interface {
-            check_ifname("uplink.wan_interface", w)?;
-            if *w == lan.interface {
-                return Err(err(
-                    "uplink.wan_interface",
-                    "must differ from lan.interface (the LAN is guests only)",
-                ));
-            }
-        }
-        if up.nat && up.wan_interface.is_none() {
+        if uplink.wan_interface.as_ref() == Some(&lan.interface) {
             return Err(err(
-                "uplink.nat",
-                "nat = true needs uplink.wan_interface to masquerade through",
+                "uplink.wan_interface",
+                "must differ from lan.interface (the LAN is guests only)",
             ));
         }
-
-        let p = raw.portal;
-        if p.port == 0 {
-            return Err(err("portal.port", "0 is not a port"));
-        }
-        let auth = match p.auth.as_str() {
-            "click-through" => AuthBackend::ClickThrough,
-            "local" => AuthBackend::Local,
-            "radius" => AuthBackend::Radius,
-            other => {
-                return Err(err(
-                    "portal.auth",
-                    format!("'{other}' is not one of click-through, local, radius"),
-                ))
-            }
-        };
-        if auth == AuthBackend::Local && p.users_file.is_none() {
-            return Err(err(
-                "portal.users_file",
-                "auth = \"local\" needs a users file",
-            ));
-        }
-        for (key, url) in [
-            ("portal.uam_server", &p.uam_server),
-            ("portal.success_url", &p.success_url),
-            ("portal.venue_info_url", &p.venue_info_url),
-        ] {
-            if let Some(u) = url {
-                check_url(key, u)?;
-            }
-        }
-        if p.uam_secret.as_deref() == Some("") {
-            return Err(err(
-                "portal.uam_secret",
-                "must not be empty (leave it out instead)",
-            ));
-        }
-        if p.nas_id.is_empty() || p.nas_id.len() > 253 {
-            return Err(err("portal.nas_id", "must be 1 to 253 characters"));
-        }
-        if !(10..=86_400).contains(&p.challenge_timeout) {
-            return Err(err(
-                "portal.challenge_timeout",
-                format!("{} s is outside 10–86400", p.challenge_timeout),
-            ));
-        }
-        let mut walled_garden = Vec::new();
-        for (i, entry) in p.walled_garden.iter().enumerate() {
-            walled_garden.push(
-                entry
-                    .parse()
-                    .map_err(|e: String| err(&format!("portal.walled_garden[{i}]"), e))?,
-            );
-        }
-        let captive_portal_uri = lan
-            .captive_portal_uri
-            .clone()
-            .or_else(|| Some(format!("http://{gateway}:{}/api", p.port)));
-
-        let se = raw.session;
-        for (key, v) in [
-            ("session.session_timeout", se.session_timeout),
-            ("session.idle_timeout", se.idle_timeout),
-            ("session.interim_interval", se.interim_interval),
-        ] {
-            if v == Some(0) {
-                return Err(err(
-                    key,
-                    "0 is not a duration (leave the key out for no limit)",
-                ));
-            }
-        }
-        if se.interim_interval.is_some_and(|i| i < 60) {
-            return Err(err(
-                "session.interim_interval",
-                "less than 60 s would flood the accounting server",
-            ));
-        }
-        for (key, v) in [
-            ("session.bandwidth_up", se.bandwidth_up),
-            ("session.bandwidth_down", se.bandwidth_down),
-            ("session.throttle_up", se.throttle_up),
-            ("session.throttle_down", se.throttle_down),
-        ] {
-            if v.is_some_and(|b| b < 8000) {
-                return Err(err(
-                    key,
-                    "is in bit/s; less than 8000 (1 kB/s) is not usable",
-                ));
-            }
-        }
-        let quota_action = match se.quota_action.as_deref().unwrap_or("end") {
-            "end" => crate::session::QuotaAction::End,
-            "throttle" => crate::session::QuotaAction::Throttle {
-                up_bps: se.throttle_up.ok_or_else(|| {
-                    err(
-                        "session.throttle_up",
-                        "quota_action = \"throttle\" needs throttle_up and throttle_down (bit/s)",
-                    )
-                })?,
-                down_bps: se.throttle_down.ok_or_else(|| {
-                    err(
-                        "session.throttle_down",
-                        "quota_action = \"throttle\" needs throttle_up and throttle_down (bit/s)",
-                    )
-                })?,
-            },
-            other => {
-                return Err(err(
-                    "session.quota_action",
-                    format!("'{other}' is not one of end, throttle"),
-                ))
-            }
-        };
-        let session = SessionConfig {
-            defaults: crate::session::SessionLimits {
-                session_timeout: se.session_timeout,
-                idle_timeout: se.idle_timeout,
-                terminate_at: None,
-                interim_interval: se.interim_interval,
-                bandwidth_up_bps: se.bandwidth_up,
-                bandwidth_down_bps: se.bandwidth_down,
-                max_input_octets: se.max_input_octets,
-                max_output_octets: se.max_output_octets,
-                max_total_octets: se.max_total_octets,
-            },
-            quota_action,
-            probe_after: se.probe_after.unwrap_or(120),
-            probe_interval: se.probe_interval.unwrap_or(10).max(1),
-            probes: se.probes.unwrap_or(3).max(1),
-            restart_grace: se.restart_grace.unwrap_or(300),
-            stop_on_shutdown: se.stop_on_shutdown.unwrap_or(false),
-        };
-
-        let radius = match raw.radius {
-            None => None,
-            Some(r) => {
-                if r.server.is_empty() {
-                    return Err(err(
-                        "radius.server",
-                        "at least one [[radius.server]] is needed",
-                    ));
-                }
-                for (i, sv) in r.server.iter().enumerate() {
-                    if sv.secret.is_empty() {
-                        return Err(err(
-                            &format!("radius.server[{i}].secret"),
-                            "must not be empty",
-                        ));
-                    }
-                    if sv.auth_port == 0 || sv.acct_port == 0 {
-                        return Err(err(&format!("radius.server[{i}]"), "ports must not be 0"));
-                    }
-                }
-                if !(1..=60).contains(&r.timeout) {
-                    return Err(err(
-                        "radius.timeout",
-                        format!("{} s is outside 1–60", r.timeout),
-                    ));
-                }
-                if r.retries > 10 {
-                    return Err(err(
-                        "radius.retries",
-                        "more than 10 resends per server is never useful",
-                    ));
-                }
-                if r.spool_max_records < 100 {
-                    return Err(err(
-                        "radius.spool_max_records",
-                        "fewer than 100 records would lose accounting in a short outage",
-                    ));
-                }
-                let coa = match r.coa {
-                    None => None,
-                    Some(c) => {
-                        if c.client.is_empty() {
-                            return Err(err(
-                                "radius.coa.client",
-                                "a CoA listener needs at least one [[radius.coa.client]]",
-                            ));
-                        }
-                        for (i, cl) in c.client.iter().enumerate() {
-                            if cl.secret.is_empty() {
-                                return Err(err(
-                                    &format!("radius.coa.client[{i}].secret"),
-                                    "must not be empty",
-                                ));
-                            }
-                        }
-                        Some(CoaConfig {
-                            listen: c.listen,
-                            clients: c
-                                .client
-                                .into_iter()
-                                .map(|c| (c.address, c.secret))
-                                .collect(),
-                            event_timestamp_window: c.event_timestamp_window,
-                            require_event_timestamp: c.require_event_timestamp,
-                            nak_stale_event_timestamp: c.nak_stale_event_timestamp,
-                            require_message_authenticator: c.require_message_authenticator,
-                        })
-                    }
-                };
-                Some(RadiusConfig {
-                    servers: r
-                        .server
-                        .into_iter()
-                        .map(|s| RadiusServer {
-                            address: s.address,
-                            secret: s.secret,
-                            auth_port: s.auth_port,
-                            acct_port: s.acct_port,
-                        })
-                        .collect(),
-                    timeout: r.timeout,
-                    retries: r.retries,
-                    dead_time: r.dead_time,
-                    status_interval: r.status_interval,
-                    require_message_authenticator: r.require_message_authenticator,
-                    nas_identifier: r.nas_identifier.unwrap_or_else(|| p.nas_id.clone()),
-                    nas_ip: r.nas_ip,
-                    called_station_id: r.called_station_id,
-                    location_id: r.location_id,
-                    location_name: r.location_name,
-                    swap_octets: r.swap_octets,
-                    mac_auth: r.mac_auth,
-                    mac_suffix: r.mac_suffix,
-                    mac_password: r.mac_password,
-                    spool_max_records: r.spool_max_records,
-                    coa,
-                })
-            }
-        };
-        if auth == AuthBackend::Radius && radius.is_none() {
+        let portal = validate_portal(raw.portal)?;
+        let session = validate_session(raw.session)?;
+        let radius = raw
+            .radius
+            .map(|r| validate_radius(r, &portal.nas_id))
+            .transpose()?;
+        if portal.auth == AuthBackend::Radius && radius.is_none() {
             return Err(err(
                 "portal.auth",
                 "auth = \"radius\" needs a [radius] section with a server",
             ));
         }
-
-        let dp = raw.dataplane;
-        if !(1..=1024).contains(&dp.batch) {
-            return Err(err(
-                "dataplane.batch",
-                format!("{} is outside 1–1024", dp.batch),
-            ));
-        }
-
+        let dataplane = validate_dataplane(raw.dataplane)?;
+        // Option 114 points at lassi's own portal API unless set.
+        let api = format!("http://{}:{}/api", lan.gateway, portal.port);
+        lan.captive_portal_uri.get_or_insert(api);
         Ok(Config {
-            lan: LanConfig {
-                interface: lan.interface,
-                network: net,
-                gateway,
-                dns: lan.dns,
-                dhcp_range,
-                lease_time: lan.lease_time,
-                // Never longer than the full lease.
-                unauthorized_lease_time: lan.unauthorized_lease_time.min(lan.lease_time),
-                new_client_rate: lan.new_client_rate,
-                domain: lan.domain,
-                mtu: lan.mtu,
-                client_isolation: lan.client_isolation,
-                captive_portal_uri,
-                static_leases,
-            },
-            uplink: UplinkConfig {
-                tun_name: up.tun_name,
-                wan_interface: up.wan_interface,
-                nat: up.nat,
-                ip_forward: up.ip_forward,
-            },
-            dataplane: DataplaneConfig {
-                offload: dp.offload,
-                batch: dp.batch,
-            },
-            portal: PortalConfig {
-                port: p.port,
-                uam_server: p.uam_server,
-                uam_secret: p.uam_secret,
-                auth,
-                users_file: p.users_file,
-                pages_dir: p.pages_dir,
-                success_url: p.success_url,
-                nas_id: p.nas_id,
-                walled_garden,
-                any_dns: p.any_dns,
-                venue_info_url: p.venue_info_url,
-                challenge_timeout: p.challenge_timeout,
-            },
+            lan,
+            uplink,
+            dataplane,
+            portal,
             session,
             radius,
             control: ControlConfig {
@@ -1185,6 +713,436 @@ impl Config {
         })
     }
 }
+
+impl LanConfig {
+    /// The DHCP server's settings for this LAN.
+    pub fn dhcp_settings(&self) -> DhcpSettings {
+        DhcpSettings {
+            server_ip: self.gateway,
+            netmask: self.network.netmask(),
+            dns: self.dns.clone(),
+            domain: self.domain.clone(),
+            mtu: self.mtu,
+            lease_secs: self.lease_time,
+            pool_start: self.dhcp_range.0,
+            pool_end: self.dhcp_range.1,
+            static_leases: self.static_leases.clone(),
+            captive_portal_uri: self.captive_portal_uri.clone(),
+            offer_hold_secs: crate::dhcp::DEFAULT_OFFER_HOLD_SECS,
+            unauthorized_lease_secs: self.unauthorized_lease_time,
+            new_client_rate: self.new_client_rate,
+        }
+    }
+}
+
+/// `[lan]`. What the DHCP server hands out is checked by
+/// [`DhcpSettings::validate`], its errors worded here in the file's keys.
+fn validate_lan(lan: RawLan) -> Result<LanConfig, ConfigError> {
+    check_ifname("lan.interface", &lan.interface)?;
+    let net = lan.network;
+    let gateway = lan.gateway.unwrap_or_else(|| net.first_host());
+    let dhcp_range = match lan.dhcp_range {
+        Some([a, b]) => (a, b),
+        // Everything but the network, broadcast and gateway addresses.
+        None if gateway == net.first_host() => {
+            (Ipv4Addr::from(u32::from(gateway) + 1), net.last_host())
+        }
+        None => (net.first_host(), net.last_host()),
+    };
+    let mut cfg = LanConfig {
+        interface: lan.interface,
+        network: net,
+        gateway,
+        dns: lan.dns,
+        dhcp_range,
+        lease_time: lan.lease_time,
+        unauthorized_lease_time: lan.unauthorized_lease_time,
+        new_client_rate: lan.new_client_rate,
+        domain: lan.domain,
+        mtu: lan.mtu,
+        client_isolation: lan.client_isolation,
+        captive_portal_uri: lan.captive_portal_uri,
+        static_leases: lan.static_lease.iter().map(|s| (s.mac, s.ip)).collect(),
+    };
+    let dhcp = cfg.dhcp_settings().validate();
+    if let Err(e @ SettingsError::Netmask(_)) = &dhcp {
+        return Err(lan_dhcp_error(e, &cfg));
+    }
+    if !net.contains(gateway) {
+        return Err(lan_dhcp_error(&SettingsError::ServerIp(gateway), &cfg));
+    }
+    if cfg.dns.is_empty() {
+        return Err(err(
+            "lan.dns",
+            "at least one DNS server is required (clients need one before they can log in)",
+        ));
+    }
+    dhcp.map_err(|e| lan_dhcp_error(&e, &cfg))?;
+    // Never longer than the full lease.
+    cfg.unauthorized_lease_time = cfg.unauthorized_lease_time.min(cfg.lease_time);
+    Ok(cfg)
+}
+
+/// A DHCP settings error in the words of the `[lan]` keys it came from.
+fn lan_dhcp_error(e: &SettingsError, lan: &LanConfig) -> ConfigError {
+    use SettingsError as E;
+    let (net, gateway) = (lan.network, lan.gateway);
+    let static_key = |i: usize| format!("lan.static_lease[{i}]");
+    let too_short = |secs: &u32| format!("{secs} s is too short (60 s at least)");
+    match e {
+        E::Netmask(_) => err(
+            "lan.network",
+            format!("{net} is too small for a gateway and clients (use /30 or larger)"),
+        ),
+        E::ServerIp(_) => err(
+            "lan.gateway",
+            format!("{gateway} is not a host address inside lan.network {net}"),
+        ),
+        E::PoolOutside(a, b) => err(
+            "lan.dhcp_range",
+            format!("{a} – {b} must lie inside lan.network {net}"),
+        ),
+        E::PoolOrder(a, b) => err(
+            "lan.dhcp_range",
+            format!("the first address {a} is after the last {b}"),
+        ),
+        E::PoolOnlyServer => err("lan.dhcp_range", "the range holds only the gateway address"),
+        E::LeaseSecs(s) => err("lan.lease_time", too_short(s)),
+        E::UnauthorizedLeaseSecs(s) => err("lan.unauthorized_lease_time", too_short(s)),
+        E::Mtu(mtu) => err(
+            "lan.mtu",
+            format!(
+                "{mtu} is outside {}–{} (RFC 2132 minimum is 68, but clients need 576)",
+                MTU_RANGE.start(),
+                MTU_RANGE.end()
+            ),
+        ),
+        E::Domain(d) => err("lan.domain", format!("'{d}' is not a domain name")),
+        E::CaptivePortalUri(uri) => err(
+            "lan.captive_portal_uri",
+            format!("'{uri}' must be an http(s) URI of at most 255 bytes (it travels in one DHCP option)"),
+        ),
+        E::StaticAddress(i) => err(
+            &static_key(*i),
+            format!(
+                "{} is not a client address inside lan.network {net}",
+                lan.static_leases[*i].1
+            ),
+        ),
+        E::StaticMac(i) => match lan.static_leases[*i].0 {
+            mac if mac.is_multicast() => err(&static_key(*i), format!("{mac} is a group address")),
+            mac => err(&static_key(*i), format!("{mac} is not a unicast MAC")),
+        },
+        E::StaticClash { index, earlier } => {
+            let ((mac, ip), (m, e_ip)) = (lan.static_leases[*index], lan.static_leases[*earlier]);
+            err(
+                &static_key(*index),
+                format!("{mac} → {ip} clashes with an earlier static lease {m} → {e_ip}"),
+            )
+        }
+        // Not read from the file: only a wrong default gets here.
+        E::OfferHold => err("lan", e.to_string()),
+    }
+}
+
+/// `[uplink]` (that its names differ from the LAN's is checked with `[lan]`).
+fn validate_uplink(up: RawUplink) -> Result<UplinkConfig, ConfigError> {
+    check_ifname("uplink.tun_name", &up.tun_name)?;
+    if let Some(w) = &up.wan_interface {
+        check_ifname("uplink.wan_interface", w)?;
+    }
+    if up.nat && up.wan_interface.is_none() {
+        return Err(err(
+            "uplink.nat",
+            "nat = true needs uplink.wan_interface to masquerade through",
+        ));
+    }
+    Ok(UplinkConfig {
+        tun_name: up.tun_name,
+        wan_interface: up.wan_interface,
+        nat: up.nat,
+        ip_forward: up.ip_forward,
+    })
+}
+
+/// `[portal]` (that `auth = "radius"` has a `[radius]` is a cross-section check).
+fn validate_portal(p: RawPortal) -> Result<PortalConfig, ConfigError> {
+    if p.port == 0 {
+        return Err(err("portal.port", "0 is not a port"));
+    }
+    let auth = parse_auth(&p.auth)?;
+    if auth == AuthBackend::Local && p.users_file.is_none() {
+        return Err(err(
+            "portal.users_file",
+            "auth = \"local\" needs a users file",
+        ));
+    }
+    for (key, url) in [
+        ("portal.uam_server", &p.uam_server),
+        ("portal.success_url", &p.success_url),
+        ("portal.venue_info_url", &p.venue_info_url),
+    ] {
+        if let Some(u) = url {
+            check_url(key, u)?;
+        }
+    }
+    if p.uam_secret.as_deref() == Some("") {
+        return Err(err(
+            "portal.uam_secret",
+            "must not be empty (leave it out instead)",
+        ));
+    }
+    if p.nas_id.is_empty() || p.nas_id.len() > 253 {
+        return Err(err("portal.nas_id", "must be 1 to 253 characters"));
+    }
+    if !(10..=86_400).contains(&p.challenge_timeout) {
+        return Err(err(
+            "portal.challenge_timeout",
+            format!("{} s is outside 10–86400", p.challenge_timeout),
+        ));
+    }
+    let walled_garden = p
+        .walled_garden
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            entry
+                .parse()
+                .map_err(|e: String| err(&format!("portal.walled_garden[{i}]"), e))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(PortalConfig {
+        port: p.port,
+        uam_server: p.uam_server,
+        uam_secret: p.uam_secret,
+        auth,
+        users_file: p.users_file,
+        pages_dir: p.pages_dir,
+        success_url: p.success_url,
+        nas_id: p.nas_id,
+        walled_garden,
+        any_dns: p.any_dns,
+        venue_info_url: p.venue_info_url,
+        challenge_timeout: p.challenge_timeout,
+    })
+}
+
+/// `portal.auth`.
+fn parse_auth(auth: &str) -> Result<AuthBackend, ConfigError> {
+    match auth {
+        "click-through" => Ok(AuthBackend::ClickThrough),
+        "local" => Ok(AuthBackend::Local),
+        "radius" => Ok(AuthBackend::Radius),
+        other => Err(err(
+            "portal.auth",
+            format!("'{other}' is not one of click-through, local, radius"),
+        )),
+    }
+}
+
+/// `[session]`.
+fn validate_session(se: RawSession) -> Result<SessionConfig, ConfigError> {
+    check_session_limits(&se)?;
+    let quota_action = parse_quota_action(&se)?;
+    Ok(SessionConfig {
+        defaults: crate::session::SessionLimits {
+            session_timeout: se.session_timeout,
+            idle_timeout: se.idle_timeout,
+            terminate_at: None,
+            interim_interval: se.interim_interval,
+            bandwidth_up_bps: se.bandwidth_up,
+            bandwidth_down_bps: se.bandwidth_down,
+            max_input_octets: se.max_input_octets,
+            max_output_octets: se.max_output_octets,
+            max_total_octets: se.max_total_octets,
+        },
+        quota_action,
+        probe_after: se.probe_after.unwrap_or(120),
+        probe_interval: se.probe_interval.unwrap_or(10).max(1),
+        probes: se.probes.unwrap_or(3).max(1),
+        restart_grace: se.restart_grace.unwrap_or(300),
+        stop_on_shutdown: se.stop_on_shutdown.unwrap_or(false),
+    })
+}
+
+/// The durations and rates of `[session]`.
+fn check_session_limits(se: &RawSession) -> Result<(), ConfigError> {
+    for (key, v) in [
+        ("session.session_timeout", se.session_timeout),
+        ("session.idle_timeout", se.idle_timeout),
+        ("session.interim_interval", se.interim_interval),
+    ] {
+        if v == Some(0) {
+            return Err(err(
+                key,
+                "0 is not a duration (leave the key out for no limit)",
+            ));
+        }
+    }
+    if se.interim_interval.is_some_and(|i| i < 60) {
+        return Err(err(
+            "session.interim_interval",
+            "less than 60 s would flood the accounting server",
+        ));
+    }
+    for (key, v) in [
+        ("session.bandwidth_up", se.bandwidth_up),
+        ("session.bandwidth_down", se.bandwidth_down),
+        ("session.throttle_up", se.throttle_up),
+        ("session.throttle_down", se.throttle_down),
+    ] {
+        if v.is_some_and(|b| b < 8000) {
+            return Err(err(
+                key,
+                "is in bit/s; less than 8000 (1 kB/s) is not usable",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `session.quota_action` with the throttle rates it needs.
+fn parse_quota_action(se: &RawSession) -> Result<crate::session::QuotaAction, ConfigError> {
+    let needs = |key| {
+        err(
+            key,
+            "quota_action = \"throttle\" needs throttle_up and throttle_down (bit/s)",
+        )
+    };
+    match se.quota_action.as_deref().unwrap_or("end") {
+        "end" => Ok(crate::session::QuotaAction::End),
+        "throttle" => Ok(crate::session::QuotaAction::Throttle {
+            up_bps: se.throttle_up.ok_or_else(|| needs("session.throttle_up"))?,
+            down_bps: se
+                .throttle_down
+                .ok_or_else(|| needs("session.throttle_down"))?,
+        }),
+        other => Err(err(
+            "session.quota_action",
+            format!("'{other}' is not one of end, throttle"),
+        )),
+    }
+}
+
+/// `[radius]`; `nas_id` (`portal.nas_id`) is the default NAS-Identifier.
+fn validate_radius(r: RawRadius, nas_id: &str) -> Result<RadiusConfig, ConfigError> {
+    if r.server.is_empty() {
+        return Err(err(
+            "radius.server",
+            "at least one [[radius.server]] is needed",
+        ));
+    }
+    for (i, sv) in r.server.iter().enumerate() {
+        if sv.secret.is_empty() {
+            return Err(err(
+                &format!("radius.server[{i}].secret"),
+                "must not be empty",
+            ));
+        }
+        if sv.auth_port == 0 || sv.acct_port == 0 {
+            return Err(err(&format!("radius.server[{i}]"), "ports must not be 0"));
+        }
+    }
+    if !(1..=60).contains(&r.timeout) {
+        return Err(err(
+            "radius.timeout",
+            format!("{} s is outside 1–60", r.timeout),
+        ));
+    }
+    if r.retries > 10 {
+        return Err(err(
+            "radius.retries",
+            "more than 10 resends per server is never useful",
+        ));
+    }
+    if r.spool_max_records < 100 {
+        return Err(err(
+            "radius.spool_max_records",
+            "fewer than 100 records would lose accounting in a short outage",
+        ));
+    }
+    let coa = r.coa.map(validate_coa).transpose()?;
+    Ok(RadiusConfig {
+        servers: r.server.into_iter().map(RadiusServer::from).collect(),
+        timeout: r.timeout,
+        retries: r.retries,
+        dead_time: r.dead_time,
+        status_interval: r.status_interval,
+        require_message_authenticator: r.require_message_authenticator,
+        nas_identifier: r.nas_identifier.unwrap_or_else(|| nas_id.to_string()),
+        nas_ip: r.nas_ip,
+        called_station_id: r.called_station_id,
+        location_id: r.location_id,
+        location_name: r.location_name,
+        swap_octets: r.swap_octets,
+        mac_auth: r.mac_auth,
+        mac_suffix: r.mac_suffix,
+        mac_password: r.mac_password,
+        spool_max_records: r.spool_max_records,
+        coa,
+    })
+}
+
+impl From<RawRadiusServer> for RadiusServer {
+    fn from(s: RawRadiusServer) -> Self {
+        RadiusServer {
+            address: s.address,
+            secret: s.secret,
+            auth_port: s.auth_port,
+            acct_port: s.acct_port,
+        }
+    }
+}
+
+/// `[radius.coa]`.
+fn validate_coa(c: RawCoa) -> Result<CoaConfig, ConfigError> {
+    if c.client.is_empty() {
+        return Err(err(
+            "radius.coa.client",
+            "a CoA listener needs at least one [[radius.coa.client]]",
+        ));
+    }
+    for (i, cl) in c.client.iter().enumerate() {
+        if cl.secret.is_empty() {
+            return Err(err(
+                &format!("radius.coa.client[{i}].secret"),
+                "must not be empty",
+            ));
+        }
+    }
+    Ok(CoaConfig {
+        listen: c.listen,
+        clients: c
+            .client
+            .into_iter()
+            .map(|c| (c.address, c.secret))
+            .collect(),
+        event_timestamp_window: c.event_timestamp_window,
+        require_event_timestamp: c.require_event_timestamp,
+        nak_stale_event_timestamp: c.nak_stale_event_timestamp,
+        require_message_authenticator: c.require_message_authenticator,
+    })
+}
+
+/// `[dataplane]`.
+fn validate_dataplane(dp: RawDataplane) -> Result<DataplaneConfig, ConfigError> {
+    if dp.offload.is_some() {
+        return Err(err("dataplane.offload", OFFLOAD_REMOVED));
+    }
+    if !(1..=1024).contains(&dp.batch) {
+        return Err(err(
+            "dataplane.batch",
+            format!("{} is outside 1–1024", dp.batch),
+        ));
+    }
+    Ok(DataplaneConfig { batch: dp.batch })
+}
+
+/// Why `dataplane.offload` is refused.
+const OFFLOAD_REMOVED: &str = "removed: lassi always carries virtio-net headers between \
+    the LAN and the TUN device, so GSO super-packets and unfinished checksums pass \
+    through whatever the interfaces' offload settings (ethtool -K changes those); \
+    delete the line";
 
 /// Turn toml's error into ours, keeping the key it names and the line.
 fn toml_error(e: toml::de::Error) -> ConfigError {
@@ -1228,7 +1186,7 @@ dns = ["192.0.2.53"]
         assert_eq!(c.lan.new_client_rate, 20);
         assert!(c.lan.client_isolation);
         assert_eq!(c.uplink.tun_name, "lassi0");
-        assert!(c.dataplane.offload);
+        assert_eq!(c.dataplane.batch, 32);
         assert_eq!(c.control.socket, default_socket());
     }
 
@@ -1359,6 +1317,201 @@ dns = ["192.0.2.53"]
             "{MINIMAL}[[radius.server]]\naddress = \"not an ip\"\nsecret = \"x\"\n"
         ));
         assert!(e.to_string().contains("address"), "{e}");
+    }
+
+    #[test]
+    fn lan_section_words_dhcp_errors_in_its_keys() {
+        let cases: &[(String, &str, &str)] = &[
+            (
+                format!("{MINIMAL}gateway = \"10.2.0.1\"\n"),
+                "lan.gateway",
+                "10.2.0.1 is not a host address inside lan.network 10.1.0.0/24",
+            ),
+            (
+                format!("{MINIMAL}gateway = \"10.1.0.255\"\n"),
+                "lan.gateway",
+                "10.1.0.255 is not a host address inside lan.network 10.1.0.0/24",
+            ),
+            (
+                MINIMAL.replace("10.1.0.0/24", "10.1.0.0/31"),
+                "lan.network",
+                "10.1.0.0/31 is too small for a gateway and clients (use /30 or larger)",
+            ),
+            (
+                format!("{MINIMAL}dhcp_range = [\"10.1.0.1\", \"10.1.0.1\"]\n"),
+                "lan.dhcp_range",
+                "the range holds only the gateway address",
+            ),
+            (
+                format!("{MINIMAL}mtu = 9001\n"),
+                "lan.mtu",
+                "9001 is outside 576–9000 (RFC 2132 minimum is 68, but clients need 576)",
+            ),
+            (
+                format!("{MINIMAL}domain = \"a b\"\n"),
+                "lan.domain",
+                "'a b' is not a domain name",
+            ),
+            (
+                format!("{MINIMAL}[[lan.static_lease]]\nmac = \"02:00:00:00:00:01\"\nip = \"10.1.0.5\"\n[[lan.static_lease]]\nmac = \"02:00:00:00:00:01\"\nip = \"10.1.0.6\"\n"),
+                "lan.static_lease[1]",
+                "02:00:00:00:00:01 → 10.1.0.6 clashes with an earlier static lease 02:00:00:00:00:01 → 10.1.0.5",
+            ),
+            (
+                format!("{MINIMAL}[[lan.static_lease]]\nmac = \"01:00:5e:00:00:01\"\nip = \"10.1.0.5\"\n"),
+                "lan.static_lease[0]",
+                "01:00:5e:00:00:01 is a group address",
+            ),
+            (
+                format!("{MINIMAL}[[lan.static_lease]]\nmac = \"00:00:00:00:00:00\"\nip = \"10.1.0.5\"\n"),
+                "lan.static_lease[0]",
+                "00:00:00:00:00:00 is not a unicast MAC",
+            ),
+            (
+                format!("{MINIMAL}[[lan.static_lease]]\nmac = \"02:00:00:00:00:01\"\nip = \"10.1.0.1\"\n"),
+                "lan.static_lease[0]",
+                "10.1.0.1 is not a client address inside lan.network 10.1.0.0/24",
+            ),
+        ];
+        for (text, key, reason) in cases {
+            let e = refused(text);
+            assert_eq!(
+                (e.key.as_str(), e.reason.as_str()),
+                (*key, *reason),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn lan_section_gives_the_dhcp_settings() {
+        let c = Config::parse(&format!(
+            "{MINIMAL}unauthorized_lease_time = 7200\nmtu = 1400\n[[lan.static_lease]]\nmac = \"02:00:00:00:00:01\"\nip = \"10.1.0.5\"\n"
+        ))
+        .unwrap();
+        let d = c.lan.dhcp_settings();
+        assert_eq!(d.validate(), Ok(()));
+        assert_eq!(d.server_ip, c.lan.gateway);
+        assert_eq!(d.netmask, Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!((d.pool_start, d.pool_end), c.lan.dhcp_range);
+        assert_eq!(d.mtu, Some(1400));
+        assert_eq!((d.lease_secs, d.unauthorized_lease_secs), (3600, 3600));
+        assert_eq!(d.static_leases, c.lan.static_leases);
+        assert_eq!(
+            d.captive_portal_uri.as_deref(),
+            Some("http://10.1.0.1:3990/api")
+        );
+        assert_eq!(d.offer_hold_secs, crate::dhcp::DEFAULT_OFFER_HOLD_SECS);
+    }
+
+    #[test]
+    fn uplink_section() {
+        let cases = [
+            ("tun_name = \"lan0\"", "uplink.tun_name"),
+            ("tun_name = \"a/b\"", "uplink.tun_name"),
+            ("wan_interface = \"lan0\"", "uplink.wan_interface"),
+            ("wan_interface = \"\"", "uplink.wan_interface"),
+        ];
+        for (line, key) in cases {
+            let e = refused(&format!("{MINIMAL}[uplink]\n{line}\n"));
+            assert_eq!(e.key, key, "{line}: {e}");
+        }
+        let c = Config::parse(&format!(
+            "{MINIMAL}[uplink]\nwan_interface = \"eth1\"\nnat = true\nip_forward = false\n"
+        ))
+        .unwrap();
+        assert_eq!(c.uplink.wan_interface.as_deref(), Some("eth1"));
+        assert!(c.uplink.nat && !c.uplink.ip_forward);
+    }
+
+    #[test]
+    fn portal_section_values() {
+        let cases = [
+            ("port = 0", "portal.port"),
+            ("uam_secret = \"\"", "portal.uam_secret"),
+            ("nas_id = \"\"", "portal.nas_id"),
+            ("challenge_timeout = 5", "portal.challenge_timeout"),
+            ("success_url = \"http:///x\"", "portal.success_url"),
+            ("venue_info_url = \"x\"", "portal.venue_info_url"),
+        ];
+        for (line, key) in cases {
+            let e = refused(&format!("{MINIMAL}[portal]\n{line}\n"));
+            assert_eq!(e.key, key, "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn session_section() {
+        let cases = [
+            ("session_timeout = 0", "session.session_timeout"),
+            ("idle_timeout = 0", "session.idle_timeout"),
+            ("interim_interval = 30", "session.interim_interval"),
+            ("bandwidth_down = 100", "session.bandwidth_down"),
+            ("throttle_up = 100", "session.throttle_up"),
+            ("quota_action = \"pause\"", "session.quota_action"),
+            (
+                "quota_action = \"throttle\"\nthrottle_up = 64000",
+                "session.throttle_down",
+            ),
+        ];
+        for (line, key) in cases {
+            let e = refused(&format!("{MINIMAL}[session]\n{line}\n"));
+            assert_eq!(e.key, key, "{line}: {e}");
+        }
+        let c = Config::parse(&format!(
+            "{MINIMAL}[session]\nquota_action = \"throttle\"\nthrottle_up = 64000\nthrottle_down = 128000\nidle_timeout = 600\nprobes = 0\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.session.quota_action,
+            crate::session::QuotaAction::Throttle {
+                up_bps: 64000,
+                down_bps: 128000
+            }
+        );
+        assert_eq!(c.session.defaults.idle_timeout, Some(600));
+        assert_eq!(c.session.probes, 1, "at least one probe");
+        assert_eq!(c.session.probe_after, 120);
+    }
+
+    #[test]
+    fn radius_limits_and_coa() {
+        let server = "[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"x\"\n";
+        let cases = [
+            (format!("[radius]\ntimeout = 0\n{server}"), "radius.timeout"),
+            (format!("[radius]\nretries = 11\n{server}"), "radius.retries"),
+            (
+                format!("[radius]\nspool_max_records = 5\n{server}"),
+                "radius.spool_max_records",
+            ),
+            (format!("{server}acct_port = 0\n"), "radius.server[0]"),
+            (format!("{server}[radius.coa]\n"), "radius.coa.client"),
+            (
+                format!("{server}[radius.coa]\n[[radius.coa.client]]\naddress = \"192.0.2.10\"\nsecret = \"\"\n"),
+                "radius.coa.client[0].secret",
+            ),
+        ];
+        for (section, key) in cases {
+            let e = refused(&format!("{MINIMAL}{section}"));
+            assert_eq!(e.key, key, "{section}: {e}");
+        }
+    }
+
+    #[test]
+    fn dataplane_section() {
+        for (line, key) in [
+            ("batch = 0", "dataplane.batch"),
+            ("batch = 1025", "dataplane.batch"),
+            ("offload = true", "dataplane.offload"),
+            ("offload = false", "dataplane.offload"),
+        ] {
+            let e = refused(&format!("{MINIMAL}[dataplane]\n{line}\n"));
+            assert_eq!(e.key, key, "{line}: {e}");
+        }
+        let e = refused(&format!("{MINIMAL}[dataplane]\noffload = false\n"));
+        assert!(e.reason.starts_with("removed"), "{e}");
+        let c = Config::parse(&format!("{MINIMAL}[dataplane]\nbatch = 1024\n")).unwrap();
+        assert_eq!(c.dataplane.batch, 1024);
     }
 
     #[test]

@@ -4,44 +4,27 @@
 //! thread (logs events, writes the lease file), and the control-plane
 //! runtime on the main thread (control socket, signals).
 
+use std::net::Ipv4Addr;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::aaa::garden::{GardenRefresh, GardenSettings};
+use crate::aaa::Aaa;
 use crate::config::{Config, WalledGarden};
 use crate::control::server::ControlServer;
 use crate::dataplane::{Engine, EngineSettings, Event, InterceptSettings, LostCarrier};
-use crate::dhcp::{DhcpServer, DhcpSettings};
+use crate::dhcp::DhcpServer;
 use crate::io::clock::now_ms;
 use crate::io::firewall::{Firewall, FirewallSpec};
 use crate::io::forwarder::{Command, DataplaneHandle, Forwarder, Notice};
 use crate::io::lan::LanPort;
 use crate::io::sys::{self, Waker};
 use crate::io::tun::Tun;
-use crate::store;
-
-/// How long an offered address stays reserved for the client it was offered to.
-const OFFER_HOLD_SECS: u32 = 30;
-
-/// DHCP settings derived from the config.
-pub fn dhcp_settings(cfg: &Config) -> DhcpSettings {
-    let lan = &cfg.lan;
-    DhcpSettings {
-        server_ip: lan.gateway,
-        netmask: lan.network.netmask(),
-        dns: lan.dns.clone(),
-        domain: lan.domain.clone(),
-        mtu: lan.mtu,
-        lease_secs: lan.lease_time,
-        pool_start: lan.dhcp_range.0,
-        pool_end: lan.dhcp_range.1,
-        static_leases: lan.static_leases.clone(),
-        captive_portal_uri: lan.captive_portal_uri.clone(),
-        offer_hold_secs: OFFER_HOLD_SECS,
-        unauthorized_lease_secs: lan.unauthorized_lease_time,
-        new_client_rate: lan.new_client_rate,
-    }
-}
+use crate::session::{Durability, SavedSessions};
+use crate::store::{self, JsonFile};
+use crate::wire::MacAddr;
 
 /// A starting point for session-id counters that differs between runs.
 fn session_id_seed() -> u32 {
@@ -75,57 +58,54 @@ pub fn intercept_settings(cfg: &Config) -> InterceptSettings {
     }
 }
 
-/// Resolve the walled garden's host names through the LAN's DNS servers, hand
-/// the addresses to the data plane, and refresh them as their TTLs run out.
-async fn walled_garden_resolver(cfg: std::sync::Arc<Config>, dp: DataplaneHandle) {
-    let hosts: Vec<String> = cfg
-        .portal
+/// The walled garden's host names.
+fn garden_hosts(cfg: &Config) -> Vec<String> {
+    cfg.portal
         .walled_garden
         .iter()
         .filter_map(|w| match w {
             WalledGarden::Host(h) => Some(h.clone()),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The addresses and TTL of `host` from the first of `servers` that
+/// answers.
+async fn resolve(host: &str, servers: &[Ipv4Addr]) -> Option<(Vec<Ipv4Addr>, u32)> {
+    for server in servers {
+        match crate::io::resolver::resolve_a(*server, host, Duration::from_secs(3)).await {
+            Ok(answer) => return Some(answer),
+            Err(e) => tracing::warn!("walled garden: {e}"),
+        }
+    }
+    None
+}
+
+/// Resolve the walled garden's host names through the LAN's DNS servers
+/// and hand the addresses to the data plane, as [`GardenRefresh`] says when.
+async fn walled_garden_resolver(hosts: Vec<String>, dns: Vec<Ipv4Addr>, dp: DataplaneHandle) {
     if hosts.is_empty() {
         return;
     }
+    let mut garden = GardenRefresh::new(hosts, GardenSettings::default());
     loop {
-        let mut all = Vec::new();
-        let mut ttl = 3600u32;
-        for host in &hosts {
-            let mut resolved = false;
-            for server in &cfg.lan.dns {
-                match crate::io::resolver::resolve_a(
-                    *server,
-                    host,
-                    std::time::Duration::from_secs(3),
-                )
-                .await
-                {
-                    Ok((ips, t)) => {
-                        tracing::info!(host, addresses = ?ips, "walled garden host resolved");
-                        all.extend(ips);
-                        ttl = ttl.min(t);
-                        resolved = true;
-                        break;
-                    }
-                    Err(e) => tracing::warn!("walled garden: {e}"),
+        while let Some(host) = garden.poll_query() {
+            match resolve(&host, &dns).await {
+                Some((ips, ttl)) => {
+                    tracing::info!(host, addresses = ?ips, "walled garden host resolved");
+                    garden.handle_resolved(&host, ips, ttl, now_ms());
+                }
+                None => garden.handle_failed(&host, now_ms()),
+            }
+            if let Some(addrs) = garden.poll_addresses() {
+                if dp.set_walled_garden_hosts(addrs).is_err() {
+                    return;
                 }
             }
-            if !resolved {
-                ttl = ttl.min(30); // try again soon
-            }
         }
-        all.sort();
-        all.dedup();
-        if dp.set_walled_garden_hosts(all).is_err() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(u64::from(
-            ttl.clamp(30, 3600),
-        )))
-        .await;
+        crate::aaa::sleep_until(garden.poll_timeout()).await;
+        garden.handle_timeout(now_ms());
     }
 }
 
@@ -194,9 +174,9 @@ impl LeaseLog {
 const NOTICE_BATCH: usize = 256;
 
 /// Accounting and MAC authentication for one event.
-fn account_event(aaa: &crate::aaa::Aaa, ev: &Event, network: &crate::config::Ipv4Net) {
+fn account_event(aaa: &crate::aaa::Aaa, ev: &Event, network: std::net::Ipv4Addr) {
     crate::aaa::account(&aaa.radius, ev, network);
-    let trigger = crate::aaa::mac_auth_trigger(ev);
+    let trigger = crate::aaa::mac_auth::mac_auth_trigger(ev);
     if let (Some(tx), Some(t)) = (&aaa.mac_auth, trigger) {
         let _ = tx.send(t);
     }
@@ -258,7 +238,6 @@ async fn spool_drained(radius: &crate::radius::service::RadiusHandle, wait: Dura
     radius.pending_accounting() == 0
 }
 
-/// Run the gateway until SIGTERM or SIGINT.
 /// Writes the newest session snapshot of a batch, durably when asked.
 fn save_sessions(
     file: &crate::store::JsonFile,
@@ -271,19 +250,47 @@ fn save_sessions(
     }
 }
 
-pub fn run(cfg: Config) -> Result<(), String> {
-    let lease_file = store::leases(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
-    let session_file = store::sessions(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
-    let restored: Vec<crate::dhcp::LeaseRecord> = lease_file.load();
+/// The state files.
+struct StateFiles {
+    leases: JsonFile,
+    sessions: JsonFile,
+}
+
+/// The state files and what they held when lassi started.
+struct State {
+    files: StateFiles,
+    restored: Vec<crate::dhcp::LeaseRecord>,
+    saved: SavedSessions,
+}
+
+/// Opens the state directory's files and reads them.
+fn open_state(cfg: &Config) -> Result<State, String> {
+    let leases = store::leases(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
+    let sessions = store::sessions(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
+    let restored = leases.load();
     // An unknown schema version stops lassi with a clear message rather
     // than dropping sessions (and their accounting) silently.
-    let saved_sessions =
-        crate::session::SavedSessions::from_json(session_file.load::<serde_json::Value>())?
-            .on_system_clock();
+    let saved = SavedSessions::from_json(sessions.load::<serde_json::Value>())?.on_system_clock();
+    Ok(State {
+        files: StateFiles { leases, sessions },
+        restored,
+        saved,
+    })
+}
+
+/// The LAN port, the TUN device and the firewall that keeps them apart.
+struct Devices {
+    gateway_mac: MacAddr,
+    firewall: Firewall,
+    tun: Tun,
+    lan: LanPort,
+}
+
+/// Prepares the LAN, installs the firewall and opens the devices.
+fn install_devices(cfg: &Config) -> Result<Devices, String> {
     let gateway_mac =
         sys::interface_mac(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
-    prepare_lan(&cfg)?;
-
+    prepare_lan(cfg)?;
     // Firewall before the TUN exists: there is no moment in which the
     // kernel could route LAN traffic around lassi.
     let firewall = Firewall::install(FirewallSpec {
@@ -305,37 +312,51 @@ pub fn run(cfg: Config) -> Result<(), String> {
     )
     .map_err(|e| format!("uplink.tun_name: {e}"))?;
     let lan = LanPort::open(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
+    Ok(Devices {
+        gateway_mac,
+        firewall,
+        tun,
+        lan,
+    })
+}
 
-    let now = now_ms();
-    let restored_count = restored.len();
-    let dhcp = DhcpServer::new(dhcp_settings(&cfg), restored, now);
-    let engine = Engine::new(
-        EngineSettings {
-            gateway_ip: cfg.lan.gateway,
-            gateway_mac,
-            network: cfg.lan.network,
-            dns: cfg.lan.dns.clone(),
-            client_isolation: cfg.lan.client_isolation,
-            intercept: intercept_settings(&cfg),
-            quota_action: cfg.session.quota_action,
-            lost_carrier: LostCarrier {
-                silent_secs: cfg.session.probe_after,
-                interval_secs: cfg.session.probe_interval,
-                probes: cfg.session.probes,
-            },
-            default_limits: cfg.session.defaults.clone(),
-            session_id_seed: session_id_seed(),
+/// Engine settings derived from the config.
+fn engine_settings(cfg: &Config, gateway_mac: MacAddr) -> EngineSettings {
+    EngineSettings {
+        gateway_ip: cfg.lan.gateway,
+        gateway_mac,
+        network: cfg.lan.network,
+        dns: cfg.lan.dns.clone(),
+        client_isolation: cfg.lan.client_isolation,
+        intercept: intercept_settings(cfg),
+        quota_action: cfg.session.quota_action,
+        lost_carrier: LostCarrier {
+            silent_secs: cfg.session.probe_after,
+            interval_secs: cfg.session.probe_interval,
+            probes: cfg.session.probes,
         },
-        dhcp,
-        now,
-    );
-    let saved_count = saved_sessions.sessions.len();
-    let mut engine = engine;
+        default_limits: cfg.session.defaults.clone(),
+        session_id_seed: session_id_seed(),
+    }
+}
+
+/// Builds the engine from the restored leases and resumes the saved
+/// sessions; returns it with the number of sessions resumed.
+fn build_engine(
+    cfg: &Config,
+    gateway_mac: MacAddr,
+    restored: Vec<crate::dhcp::LeaseRecord>,
+    saved: SavedSessions,
+) -> (Engine, usize) {
+    let now = now_ms();
+    let (restored_count, saved_count) = (restored.len(), saved.sessions.len());
+    let dhcp = DhcpServer::new(cfg.lan.dhcp_settings(), restored, now);
+    let mut engine = Engine::new(engine_settings(cfg, gateway_mac), dhcp, now);
     let mut seed = [0u8; 8];
-    crate::io::sys::random_bytes(&mut seed);
+    sys::random_bytes(&mut seed);
     engine.seed_random(u64::from_ne_bytes(seed));
     let grace_ms = u64::from(cfg.session.restart_grace) * 1000;
-    let resumed = engine.resume_sessions(saved_sessions, now, grace_ms);
+    let resumed = engine.resume_sessions(saved, now, grace_ms);
     tracing::info!(
         lan = cfg.lan.interface,
         gateway = %cfg.lan.gateway,
@@ -347,7 +368,31 @@ pub fn run(cfg: Config) -> Result<(), String> {
         clients = engine.sessions().len(),
         "lassi started"
     );
+    (engine, resumed)
+}
 
+/// The running gateway: what `run` keeps between spawning its threads and
+/// shutting them down.
+struct Daemon {
+    cfg: Config,
+    gateway_mac: MacAddr,
+    rt: tokio::runtime::Runtime,
+    handle: DataplaneHandle,
+    aaa: Option<Arc<Aaa>>,
+    dataplane: JoinHandle<usize>,
+    notices: JoinHandle<()>,
+    firewall: Firewall,
+}
+
+/// Starts the control-plane runtime, RADIUS, the data-plane thread and the
+/// notice thread.
+fn spawn(
+    cfg: Config,
+    files: StateFiles,
+    devices: Devices,
+    engine: Engine,
+    resumed: usize,
+) -> Result<Daemon, String> {
     let waker = Arc::new(Waker::new().map_err(|e| format!("eventfd: {e}"))?);
     let (cmd_tx, cmd_rx) = mpsc::channel();
     let (notice_tx, notice_rx) = mpsc::channel::<Notice>();
@@ -362,27 +407,14 @@ pub fn run(cfg: Config) -> Result<(), String> {
         .enable_time()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-
+    let gateway_mac = devices.gateway_mac;
     // RADIUS first: Accounting-On must be spooled before the first event
     // (the Stops of sessions resumed after a crash) reaches accounting.
-    let aaa = match &cfg.radius {
-        Some(r) => Some(rt.block_on(crate::aaa::start(
-            &cfg,
-            r,
-            gateway_mac,
-            handle.clone(),
-            resumed > 0,
-        ))?),
-        None => None,
-    };
-    if let Some(a) = &aaa {
-        let _ = handle.radius.set(a.radius.clone());
-    }
-
+    let aaa = start_aaa(&rt, &cfg, gateway_mac, &handle, resumed > 0)?;
     let dataplane = Forwarder {
         engine,
-        lan,
-        tun,
+        lan: devices.lan,
+        tun: devices.tun,
         gateway_mac,
         waker,
         commands: cmd_rx,
@@ -393,128 +425,193 @@ pub fn run(cfg: Config) -> Result<(), String> {
         gro_table: Default::default(),
         stop_on_shutdown: cfg.session.stop_on_shutdown,
     };
-    let dp_thread = std::thread::Builder::new()
+    let dataplane = std::thread::Builder::new()
         .name("lassi-dataplane".into())
         .spawn(move || dataplane.run())
         .map_err(|e| format!("starting the data plane: {e}"))?;
-    let notice_aaa = aaa.clone();
-    let network = cfg.lan.network;
-    let notice_thread = std::thread::Builder::new()
+    let (notice_aaa, network) = (aaa.clone(), cfg.lan.network.addr);
+    let notices = std::thread::Builder::new()
         .name("lassi-notices".into())
-        .spawn(move || {
-            let mut lease_log = LeaseLog::default();
-            // The data plane sends a snapshot of every session at each login
-            // and logout. Saving each one (fsync) fell behind a burst of
-            // logins and the queued snapshots held over 100 MB at 1,000
-            // clients (bench/soak), so what is queued is taken at once:
-            // events in order, and only the newest snapshots saved. One
-            // exception keeps accounting monotonic: an Interim goes out
-            // only after the save queued before it (a Stop after a crash
-            // must not count less than an Interim did).
-            while let Ok(first) = notice_rx.recv() {
-                let (mut leases, mut sessions) = (None, None);
-                let queued = notice_rx.try_iter().take(NOTICE_BATCH);
-                for notice in std::iter::once(first).chain(queued) {
-                    match notice {
-                        Notice::Events(evs) => {
-                            let interim = evs.iter().any(|e| matches!(e, Event::InterimUpdate(_)));
-                            if interim {
-                                save_sessions(&session_file, sessions.take());
-                            }
-                            for ev in &evs {
-                                log_event(ev, &mut lease_log);
-                                if let Some(aaa) = &notice_aaa {
-                                    account_event(aaa, ev, &network);
-                                }
-                            }
-                        }
-                        Notice::Leases(l) => leases = Some(l),
-                        // The newest snapshot wins; it is written durably
-                        // (fsync) if any snapshot it replaces asked for that.
-                        Notice::Sessions(s, durability) => {
-                            let sync = durability == crate::session::Durability::Sync
-                                || sessions.as_ref().is_some_and(|(_, sync)| *sync);
-                            sessions = Some((s, sync));
+        .spawn(move || notice_loop(notice_rx, files, notice_aaa, network))
+        .map_err(|e| format!("starting the notice thread: {e}"))?;
+    Ok(Daemon {
+        cfg,
+        gateway_mac,
+        rt,
+        handle,
+        aaa,
+        dataplane,
+        notices,
+        firewall: devices.firewall,
+    })
+}
+
+/// Starts RADIUS (when configured) and makes it known to the control
+/// socket.
+fn start_aaa(
+    rt: &tokio::runtime::Runtime,
+    cfg: &Config,
+    gateway_mac: MacAddr,
+    handle: &DataplaneHandle,
+    resumed: bool,
+) -> Result<Option<Arc<Aaa>>, String> {
+    let Some(r) = &cfg.radius else {
+        return Ok(None);
+    };
+    let aaa = rt.block_on(crate::aaa::start(
+        cfg,
+        r,
+        gateway_mac,
+        handle.clone(),
+        resumed,
+    ))?;
+    let _ = handle.radius.set(aaa.radius.clone());
+    Ok(Some(aaa))
+}
+
+/// The notice thread: logs events, does their accounting, and saves the
+/// state files.
+///
+/// The data plane sends a snapshot of every session at each login and
+/// logout. Saving each one (fsync) fell behind a burst of logins and the
+/// queued snapshots held over 100 MB at 1,000 clients (bench/soak), so what
+/// is queued is taken at once: events in order, and only the newest
+/// snapshots saved. One exception keeps accounting monotonic: an Interim
+/// goes out only after the save queued before it (a Stop after a crash must
+/// not count less than an Interim did).
+fn notice_loop(
+    rx: mpsc::Receiver<Notice>,
+    files: StateFiles,
+    aaa: Option<Arc<Aaa>>,
+    network: Ipv4Addr,
+) {
+    let mut lease_log = LeaseLog::default();
+    while let Ok(first) = rx.recv() {
+        let (mut leases, mut sessions) = (None, None);
+        let queued = rx.try_iter().take(NOTICE_BATCH);
+        for notice in std::iter::once(first).chain(queued) {
+            match notice {
+                Notice::Events(evs) => {
+                    if evs.iter().any(|e| matches!(e, Event::InterimUpdate(_))) {
+                        save_sessions(&files.sessions, sessions.take());
+                    }
+                    for ev in &evs {
+                        log_event(ev, &mut lease_log);
+                        if let Some(aaa) = &aaa {
+                            account_event(aaa, ev, network);
                         }
                     }
                 }
-                if let Some(Err(e)) = leases.map(|l| lease_file.save(&l)) {
-                    tracing::error!("saving leases: {e}");
+                Notice::Leases(l) => leases = Some(l),
+                // The newest snapshot wins; it is written durably (fsync)
+                // if any snapshot it replaces asked for that.
+                Notice::Sessions(s, durability) => {
+                    let sync = durability == Durability::Sync
+                        || sessions.as_ref().is_some_and(|(_, sync)| *sync);
+                    sessions = Some((s, sync));
                 }
-                save_sessions(&session_file, sessions);
             }
-        })
-        .map_err(|e| format!("starting the notice thread: {e}"))?;
+        }
+        if let Some(Err(e)) = leases.map(|l| files.leases.save(&l)) {
+            tracing::error!("saving leases: {e}");
+        }
+        save_sessions(&files.sessions, sessions);
+    }
+}
 
-    let served = rt.block_on(async {
-        let server = ControlServer::bind(&cfg.control.socket)
-            .map_err(|e| format!("control.socket {}: {e}", cfg.control.socket.display()))?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| format!("signals: {e}"))?;
-        let radius_auth: Option<Box<dyn crate::portal::auth::Authenticator>> =
-            aaa.as_ref().map(|a| {
+impl Daemon {
+    /// Serves the control socket, the portal and the walled garden until
+    /// SIGTERM, SIGINT or the control server's end.
+    fn serve(&self) -> Result<(), String> {
+        let (cfg, handle) = (&self.cfg, &self.handle);
+        self.rt.block_on(async {
+            let server = ControlServer::bind(&cfg.control.socket)
+                .map_err(|e| format!("control.socket {}: {e}", cfg.control.socket.display()))?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| format!("signals: {e}"))?;
+            let radius_auth = self.aaa.as_ref().map(|a| {
                 Box::new(crate::aaa::RadiusAuth {
                     radius: a.radius.clone(),
                     dp: handle.clone(),
                     network: cfg.lan.network,
                 }) as Box<dyn crate::portal::auth::Authenticator>
             });
-        crate::portal::start(&cfg, gateway_mac, handle.clone(), radius_auth).await?;
-        let serve = server.serve(handle.clone());
-        tokio::spawn(walled_garden_resolver(
-            std::sync::Arc::new(cfg.clone()),
-            handle.clone(),
-        ));
-        tokio::select! {
-            _ = serve => {}
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-        }
-        Ok::<(), String>(())
-    });
-
-    // Orderly stop: sessions end (NAS-Reboot) and their Stops are spooled,
-    // leases are written, Accounting-Off goes out (what the servers have not
-    // acknowledged stays spooled for the next start), then the firewall
-    // tables go and the TUN device disappears with its descriptor.
-    let _ = handle.commands.send(Command::Shutdown);
-    handle.waker.wake();
-    drop(handle);
-    let kept = dp_thread.join().unwrap_or_else(|_| {
-        tracing::error!("the data plane thread panicked");
-        0
-    });
-    let _ = notice_thread.join();
-    if kept > 0 {
-        tracing::info!(
-            sessions = kept,
-            grace_s = cfg.session.restart_grace,
-            "sessions kept for the next start (their Stops go out if it comes later than the grace)"
-        );
+            crate::portal::start(cfg, self.gateway_mac, handle.clone(), radius_auth).await?;
+            let serve = server.serve(handle.clone());
+            let garden =
+                walled_garden_resolver(garden_hosts(cfg), cfg.lan.dns.clone(), handle.clone());
+            tokio::spawn(garden);
+            tokio::select! {
+                _ = serve => {}
+                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            }
+            Ok::<(), String>(())
+        })
     }
-    if let Some(aaa) = aaa {
-        // Accounting-Off would tell the server the kept sessions ended.
-        let acked = if kept > 0 {
-            rt.block_on(spool_drained(
-                &aaa.radius,
-                std::time::Duration::from_secs(3),
-            ))
-        } else {
-            rt.block_on(aaa.radius.accounting_off(std::time::Duration::from_secs(3)))
-        };
-        let pending = aaa.radius.pending_accounting();
-        if acked && pending == 0 {
-            tracing::info!("accounting complete");
-        } else {
-            tracing::warn!(
-                pending,
-                "accounting not all acknowledged; kept in the spool for the next start"
+
+    /// Orderly stop: sessions end (NAS-Reboot) and their Stops are spooled,
+    /// leases are written, Accounting-Off goes out (what the servers have
+    /// not acknowledged stays spooled for the next start), then the
+    /// firewall tables go and the TUN device disappears with its
+    /// descriptor.
+    fn shutdown(self) {
+        let _ = self.handle.commands.send(Command::Shutdown);
+        self.handle.waker.wake();
+        drop(self.handle);
+        let kept = self.dataplane.join().unwrap_or_else(|_| {
+            tracing::error!("the data plane thread panicked");
+            0
+        });
+        let _ = self.notices.join();
+        if kept > 0 {
+            tracing::info!(
+                sessions = kept,
+                grace_s = self.cfg.session.restart_grace,
+                "sessions kept for the next start (their Stops go out if it comes later than the grace)"
             );
         }
-        aaa.radius.shutdown();
+        if let Some(aaa) = self.aaa {
+            finish_accounting(&self.rt, &aaa, kept);
+        }
+        drop(self.firewall);
+        tracing::info!("lassi stopped");
     }
-    drop(firewall);
-    tracing::info!("lassi stopped");
+}
+
+/// Waits for the spool to drain and sends Accounting-Off, unless sessions
+/// are kept for the next start: it would tell the server they ended.
+fn finish_accounting(rt: &tokio::runtime::Runtime, aaa: &Aaa, kept: usize) {
+    let acked = if kept > 0 {
+        rt.block_on(spool_drained(&aaa.radius, Duration::from_secs(3)))
+    } else {
+        rt.block_on(aaa.radius.accounting_off(Duration::from_secs(3)))
+    };
+    let pending = aaa.radius.pending_accounting();
+    if acked && pending == 0 {
+        tracing::info!("accounting complete");
+    } else {
+        tracing::warn!(
+            pending,
+            "accounting not all acknowledged; kept in the spool for the next start"
+        );
+    }
+    aaa.radius.shutdown();
+}
+
+/// Run the gateway until SIGTERM or SIGINT.
+pub fn run(cfg: Config) -> Result<(), String> {
+    let State {
+        files,
+        restored,
+        saved,
+    } = open_state(&cfg)?;
+    let devices = install_devices(&cfg)?;
+    let (engine, resumed) = build_engine(&cfg, devices.gateway_mac, restored, saved);
+    let daemon = spawn(cfg, files, devices, engine, resumed)?;
+    let served = daemon.serve();
+    daemon.shutdown();
     served
 }
 

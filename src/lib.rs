@@ -10,17 +10,9 @@ pub mod aaa;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod dataplane;
-pub mod dhcp;
 pub mod io;
-#[cfg(feature = "lab")]
-pub mod lab;
 pub mod portal;
 pub mod radius;
-pub mod session;
 pub mod store;
-pub mod wire;
 
-/// Milliseconds since the Unix epoch. The engine never reads the clock: the
-/// shell passes `now` in, which keeps every decision reproducible in tests.
-pub type UnixMillis = u64;
+pub use lassi_engine::{dataplane, dhcp, session, wire, UnixMillis};

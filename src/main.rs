@@ -87,9 +87,6 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
-    /// Run the self-contained demo lab in network namespaces (needs root).
-    #[cfg(feature = "lab")]
-    Lab,
 }
 
 fn main() -> ExitCode {
@@ -172,12 +169,6 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 s["counters"]["octets_out"]
             );
             Ok(())
-        }
-        #[cfg(feature = "lab")]
-        Cmd::Lab => {
-            let exe =
-                std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
-            lassi::lab::demo::run_demo(std::path::Path::new(&exe))
         }
     }
 }

@@ -8,8 +8,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use lassi::lab::peers::DhcpOptions;
-use lassi::lab::{must, Client, ExecOptions, Lab, LabOptions, LassiHandle};
+use lassi_lab::peers::DhcpOptions;
+use lassi_lab::{must, ExecOptions, Guest, Lab, LabOptions, LassiHandle};
 use serde_json::Value;
 
 const WEB: &str = "http://198.51.100.10/";
@@ -65,7 +65,7 @@ fn rss_kib(lassi: &mut LassiHandle) -> u64 {
 
 /// The honest client: udhcpc within its budget, then the portal through the
 /// redirect of a plain web request.
-fn honest_client_served(lab: &Lab, client: &Client) -> (Ipv4Addr, Duration) {
+fn honest_client_served(lab: &Lab, client: &Guest) -> (Ipv4Addr, Duration) {
     let opts = DhcpOptions {
         timeout_secs: HONEST_BUDGET_SECS,
         ..DhcpOptions::default()

@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use lassi::lab::{must, ExecOptions, Lab, LabOptions, LassiHandle, UpstreamServer};
+use lassi_lab::{must, ExecOptions, Lab, LabOptions, LassiHandle, UpstreamServer};
 use serde_json::Value;
 
 const WEB: &str = "198.51.100.10";
@@ -21,7 +21,7 @@ fn status(lab: &Lab, lassi: &LassiHandle) -> Value {
     serde_json::from_str(&out.stdout).expect("status is JSON")
 }
 
-fn python(lab: &Lab, ns: &lassi::lab::Netns, what: &str, script: &str) -> String {
+fn python(lab: &Lab, ns: &lassi_lab::Netns, what: &str, script: &str) -> String {
     let out = must(lab, what, ns.run(&[PYTHON, "-c", script]));
     assert!(out.success(), "{what}: {out:?}");
     out.stdout
@@ -77,7 +77,7 @@ fn a_forged_unsolicited_answer_opens_nothing_a_real_lookup_still_does() {
         );
     }
     // Until lassi has seen both (or, were it still vulnerable, learnt).
-    lassi::lab::netns::wait_until(Duration::from_secs(5), || {
+    lassi_lab::netns::wait_until(Duration::from_secs(5), || {
         let s = status(&lab, &lassi);
         (s["dns_unmatched_answers"].as_u64() >= Some(2)
             || s["walled_garden_learnt"].as_u64() > Some(0))
@@ -161,7 +161,7 @@ fn a_matching_answer_teaches_only_the_records_of_its_question() {
             &ExecOptions::default(),
         ),
     );
-    let ready = lassi::lab::netns::wait_until(Duration::from_secs(10), || {
+    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
         liar.log().contains("ready").then_some(())
     });
     assert!(ready.is_some(), "{}", liar.log());
@@ -269,7 +269,7 @@ fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
             &ExecOptions::default(),
         ),
     );
-    let ready = lassi::lab::netns::wait_until(Duration::from_secs(10), || {
+    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
         slow.log().contains("ready").then_some(())
     });
     assert!(ready.is_some(), "{}", slow.log());
@@ -293,7 +293,7 @@ fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
             &ExecOptions::default(),
         ),
     );
-    let sent = lassi::lab::netns::wait_until(Duration::from_secs(10), || {
+    let sent = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
         guest.log().contains("sent").then_some(())
     });
     assert!(sent.is_some(), "{}", guest.log());
@@ -423,7 +423,7 @@ fn any_dns_carries_dns_but_no_tunnel() {
             &ExecOptions::default(),
         ),
     );
-    let ready = lassi::lab::netns::wait_until(Duration::from_secs(10), || {
+    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
         (echo.log().contains("ready") && other_dns.log().contains("started, version")).then_some(())
     });
     assert!(ready.is_some(), "{}\n{}", echo.log(), other_dns.log());
@@ -462,7 +462,7 @@ fn send_frames(lab: &Lab, gw_mac: &str, src: Ipv4Addr, dst: &str, port: u16, vla
 }
 
 /// The packet count of the named nft counter in namespace `ns`.
-fn nft_counter(lab: &Lab, ns: &lassi::lab::Netns, table: &str, name: &str) -> u64 {
+fn nft_counter(lab: &Lab, ns: &lassi_lab::Netns, table: &str, name: &str) -> u64 {
     let out = must(
         lab,
         "nft",
@@ -495,7 +495,7 @@ while time.time() < end:
     print("got", n, flush=True)
 "#;
 
-fn sink_count(sink: &lassi::lab::Proc) -> usize {
+fn sink_count(sink: &lassi_lab::Proc) -> usize {
     sink.log().matches("got").count()
 }
 
@@ -524,7 +524,7 @@ fn vlan_tagged_frames_reach_neither_upstream_nor_the_gateway_stack() {
         lab.gw().run(&["nft", "-f", &path.display().to_string()]),
     );
     assert!(out.success(), "{out:?}");
-    let ready = lassi::lab::netns::wait_until(Duration::from_secs(10), || {
+    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
         sink.log().contains("ready").then_some(())
     });
     assert!(ready.is_some(), "{}", sink.log());
@@ -554,7 +554,7 @@ fn vlan_tagged_frames_reach_neither_upstream_nor_the_gateway_stack() {
     let dropped = s["drops"]["vlan_tagged"].as_u64().unwrap_or(0);
     // The same packets untagged do reach upstream: the probe can see them.
     send_frames(&lab, &gw_mac, lease.ip, WEB, 7777, None);
-    lassi::lab::netns::wait_until(Duration::from_secs(5), || {
+    lassi_lab::netns::wait_until(Duration::from_secs(5), || {
         (sink_count(&sink) >= upstream_tagged + 20).then_some(())
     });
     let untagged = sink_count(&sink) - upstream_tagged;
@@ -626,7 +626,7 @@ fn the_garden_resolver_uses_random_ids_and_ports_and_refuses_a_forged_question()
             &ExecOptions::default(),
         ),
     );
-    let ready = lassi::lab::netns::wait_until(Duration::from_secs(10), || {
+    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
         dns.log().contains("ready").then_some(())
     });
     assert!(ready.is_some(), "{}", dns.log());
@@ -643,7 +643,7 @@ fn the_garden_resolver_uses_random_ids_and_ports_and_refuses_a_forged_question()
             "[lan]\ndns = [\"{DNS}\"]\n[portal]\nwalled_garden = [{garden}]\n"
         )),
     );
-    let resolved = lassi::lab::netns::wait_until(Duration::from_secs(15), || {
+    let resolved = lassi_lab::netns::wait_until(Duration::from_secs(15), || {
         (lassi.log().matches("walled garden host resolved").count() >= hosts.len()).then_some(())
     });
     assert!(resolved.is_some(), "{}\n{}", lassi.log_tail(30), dns.log());

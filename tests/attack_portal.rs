@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lassi::lab::must;
-use lassi::lab::netns::ExecOptions;
-use lassi::lab::radius::FreeRadiusOptions;
-use lassi::lab::{Client, CurlResult, Lab, LabOptions, LassiHandle, Proc};
+use lassi_lab::must;
+use lassi_lab::netns::ExecOptions;
+use lassi_lab::radius::FreeRadiusOptions;
+use lassi_lab::{CurlResult, Guest, Lab, LabOptions, LassiHandle, Proc};
 use serde_json::Value;
 
 const PORTAL: &str = "http://10.1.0.1:3990";
@@ -28,7 +28,7 @@ fn lab(clients: usize) -> Lab {
     .unwrap_or_else(|e| panic!("building the lab: {e}"))
 }
 
-fn state_of(lassi: &LassiHandle, client: &Client) -> String {
+fn state_of(lassi: &LassiHandle, client: &Guest) -> String {
     let v = lassi.sessions_json().expect("lassi sessions --json");
     v.as_array()
         .and_then(|a| a.iter().find(|c| c["mac"] == client.mac().to_string()))
@@ -119,7 +119,7 @@ fn summary(log: &str, key: &str) -> u64 {
 
 /// One honest click-through login, logout first if needed. Every request
 /// has curl's own 2 s limit. Returns the time it took or what failed.
-fn honest_login(client: &Client, web: &lassi::lab::UpstreamServer) -> Result<Duration, String> {
+fn honest_login(client: &Guest, web: &lassi_lab::UpstreamServer) -> Result<Duration, String> {
     let t = Instant::now();
     let curl = |args: &[&str]| -> Result<CurlResult, String> {
         let mut a = vec!["--max-time", "2"];
@@ -301,7 +301,7 @@ secret = "testing123"
 auth_port = 1812
 acct_port = 1813
 "#,
-        lassi::lab::radius::RADIUS_ADDR
+        lassi_lab::radius::RADIUS_ADDR
     )
 }
 
@@ -434,7 +434,7 @@ fn five_hundred_wrong_logins_barely_reach_radius_and_are_all_answered() {
 /// Opens `url` in headless Chromium in the client's namespace, lets its
 /// scripts and navigations run (5 s of virtual time), and returns the DOM
 /// it ended on.
-fn chromium_visit(lab: &Lab, client: &Client, url: &str) -> String {
+fn chromium_visit(lab: &Lab, client: &Guest, url: &str) -> String {
     let dir = lab.dir().join(format!("chromium-{}", lab.next_seq()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = must(
@@ -480,7 +480,7 @@ fn local_users(lab: &Lab, extra: &str) -> String {
     )
 }
 
-fn curl_login(lab: &Lab, client: &Client, user: &str, pw: &str) -> CurlResult {
+fn curl_login(lab: &Lab, client: &Guest, user: &str, pw: &str) -> CurlResult {
     let page = must(lab, "splash", client.curl(&[&format!("{PORTAL}/")]));
     let chal = page_field(&page.text(), "challenge").expect("login page");
     must(

@@ -7,10 +7,10 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use lassi::lab::must;
-use lassi::lab::peers::{DhcpClientKind, DhcpOptions};
-use lassi::lab::upstream::expected_bytes;
-use lassi::lab::{Client, Lab, LabOptions, LassiHandle};
+use lassi_lab::must;
+use lassi_lab::peers::{DhcpClientKind, DhcpOptions};
+use lassi_lab::upstream::expected_bytes;
+use lassi_lab::{Guest, Lab, LabOptions, LassiHandle};
 use serde_json::Value;
 
 const WEB: &str = "http://198.51.100.10";
@@ -35,7 +35,7 @@ fn counter(c: &Value, name: &str) -> u64 {
 
 /// IP-layer bytes and packets an interface sent or received, from the
 /// kernel's own statistics (Ethernet bytes minus 14 per frame).
-fn ip_bytes(client: &Client, dir: &str) -> (u64, u64) {
+fn ip_bytes(client: &Guest, dir: &str) -> (u64, u64) {
     let read = |name: &str| -> u64 {
         let out = client
             .ns()
@@ -136,7 +136,7 @@ fn forwarding(offloads: bool) {
 }
 
 /// TCP segments a namespace's stack refused for a bad checksum.
-fn tcp_in_csum_errors(ns: &lassi::lab::Netns) -> u64 {
+fn tcp_in_csum_errors(ns: &lassi_lab::Netns) -> u64 {
     let snmp = ns.run(&["cat", "/proc/net/snmp"]).expect("snmp").stdout;
     let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
     let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
@@ -498,7 +498,7 @@ fn lease_ends_end_the_session() {
     dhclient("-1");
     let release = dhclient("-r");
     assert!(release.stderr.contains("DHCPRELEASE"), "{release:?}");
-    let gone = lassi::lab::netns::wait_until(Duration::from_secs(5), || {
+    let gone = lassi_lab::netns::wait_until(Duration::from_secs(5), || {
         session_of(&lassi, &client.mac().to_string())
             .is_none()
             .then_some(())
@@ -599,7 +599,7 @@ fn router_services_stay_out_of_reach_before_and_after_login() {
     let server = must(
         &lab,
         "admin server",
-        lassi::lab::UpstreamServer::start(lab.gw().name(), &[admin]),
+        lassi_lab::UpstreamServer::start(lab.gw().name(), &[admin]),
     );
     let client = lab.client(1);
     must(&lab, "udhcpc", client.udhcpc());

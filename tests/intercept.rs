@@ -5,8 +5,8 @@
 
 use std::net::IpAddr;
 
-use lassi::lab::must;
-use lassi::lab::{Lab, LabOptions};
+use lassi_lab::must;
+use lassi_lab::{Lab, LabOptions};
 
 const WEB: &str = "198.51.100.10";
 
@@ -84,7 +84,7 @@ fn walled_garden_addresses_hosts_and_suffixes_are_reachable_before_login() {
 
     // 2. A host name in the garden, resolved by lassi through lan.dns.
     let lassi = start("[portal]\nwalled_garden = [\"portal.partner.test\"]\n");
-    let resolved = lassi::lab::netns::wait_until(std::time::Duration::from_secs(5), || {
+    let resolved = lassi_lab::netns::wait_until(std::time::Duration::from_secs(5), || {
         lassi
             .log()
             .contains("walled garden host resolved")

@@ -1,13 +1,13 @@
-//! Checks of the test lab itself (`lassi::lab`), independent of the lassi
+//! Checks of the test lab itself (`lassi_lab`), independent of the lassi
 //! daemon: topology up and down without leaks (also on panic), the upstream
 //! HTTP server, dnsmasq as DNS, and the three DHCP client runners against
 //! dnsmasq acting as a reference DHCP server.
 //!
 //! Needs root and the peer packages from TESTBED.md.
 
-use lassi::lab::topology::namespaces_with_prefix;
-use lassi::lab::upstream::{APPLE_SUCCESS, HOME_MARKER, MICROSOFT_CONNECT_TEST};
-use lassi::lab::{
+use lassi_lab::topology::namespaces_with_prefix;
+use lassi_lab::upstream::{APPLE_SUCCESS, HOME_MARKER, MICROSOFT_CONNECT_TEST};
+use lassi_lab::{
     expected_bytes, expected_checksum, pattern_checksum, DhcpClientKind, DhcpOptions,
     DhcpServerOptions, Lab, LabOptions, Netns, Proc, UpstreamServer,
 };
@@ -292,7 +292,7 @@ fn dnsmasq_answers_names() {
 
 /// Brings a lab with dnsmasq as DHCP server on the gateway LAN (whose
 /// 10.1.0.1 then routes to the upstream web server).
-fn dhcp_lab(clients: usize) -> (Lab, lassi::lab::dns::Dnsmasq, UpstreamServer) {
+fn dhcp_lab(clients: usize) -> (Lab, lassi_lab::dns::Dnsmasq, UpstreamServer) {
     let lab = lab(clients);
     let srv = lab
         .start_reference_dhcp(&DhcpServerOptions::default())
@@ -507,5 +507,5 @@ fn lassi_handle_drives_the_daemon_through_its_cli() {
 /// logging out.
 #[test]
 fn demo_runs_end_to_end_with_the_real_lassi() {
-    lassi::lab::run_demo(std::path::Path::new(env!("CARGO_BIN_EXE_lassi"))).unwrap();
+    lassi_lab::run_demo(std::path::Path::new(env!("CARGO_BIN_EXE_lassi"))).unwrap();
 }

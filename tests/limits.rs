@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use lassi::lab::must;
-use lassi::lab::netns::wait_until;
-use lassi::lab::{Lab, LabOptions, LassiHandle};
+use lassi_lab::must;
+use lassi_lab::netns::wait_until;
+use lassi_lab::{Lab, LabOptions, LassiHandle};
 use serde_json::Value;
 
 const WEB: &str = "198.51.100.10";

@@ -13,11 +13,11 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lassi::lab::must;
-use lassi::lab::netns::ExecOptions;
-use lassi::lab::upstream::enter_netns;
-use lassi::lab::{Client, Lab, LabOptions, LassiHandle, Proc};
 use lassi::portal::uam;
+use lassi_lab::must;
+use lassi_lab::netns::ExecOptions;
+use lassi_lab::upstream::enter_netns;
+use lassi_lab::{Guest, Lab, LabOptions, LassiHandle, Proc};
 use serde_json::{json, Value};
 
 const PORTAL: &str = "http://10.1.0.1:3990";
@@ -29,7 +29,7 @@ fn lab() -> Lab {
     Lab::new(LabOptions::default()).unwrap_or_else(|e| panic!("building the lab: {e}"))
 }
 
-fn session_of(lassi: &LassiHandle, client: &Client) -> Value {
+fn session_of(lassi: &LassiHandle, client: &Guest) -> Value {
     let v = lassi.sessions_json().expect("lassi sessions --json");
     v.as_array()
         .and_then(|a| a.iter().find(|c| c["mac"] == client.mac().to_string()))
@@ -75,7 +75,7 @@ fn page_challenge(html: &str) -> String {
 
 /// A guest's request to a web site as the data plane delivers it to the
 /// portal once intercepted: same path, foreign Host.
-fn intercepted(client: &Client, host: &str, path: &str) -> lassi::lab::CurlResult {
+fn intercepted(client: &Guest, host: &str, path: &str) -> lassi_lab::CurlResult {
     client
         .curl(&["-H", &format!("Host: {host}"), &format!("{PORTAL}{path}")])
         .expect("curl")
@@ -213,7 +213,7 @@ fn click_through_with_curl_and_the_json_and_rfc8908_apis() {
     assert_eq!(session_of(&lassi, client)["state"], "unauthorized");
     // The state changes before the daemon writes its log line: wait for it
     // rather than read the log once (that raced, one run in many).
-    let logged = lassi::lab::netns::wait_until(Duration::from_secs(5), || {
+    let logged = lassi_lab::netns::wait_until(Duration::from_secs(5), || {
         let log = lassi.log();
         (log.contains("session ended") && log.contains("user-request")).then_some(())
     });
@@ -291,7 +291,7 @@ fn local_users_wrong_password_gets_an_answer_and_stays_out() {
 
 /// Logs in with a used challenge and the right password: refused as
 /// expired. Returns the fresh challenge of the page that says so.
-fn replay_fails(lab: &Lab, lassi: &LassiHandle, client: &Client, chal: &str) -> String {
+fn replay_fails(lab: &Lab, lassi: &LassiHandle, client: &Guest, chal: &str) -> String {
     let r = must(
         lab,
         "replay",
@@ -483,11 +483,11 @@ fn http_in_netns(
 }
 
 impl WebDriver {
-    fn start(lab: &Lab, client: &Client) -> Result<WebDriver, String> {
+    fn start(lab: &Lab, client: &Guest) -> Result<WebDriver, String> {
         Self::start_with_lang(lab, client, "en-US")
     }
 
-    fn start_with_lang(lab: &Lab, client: &Client, lang: &str) -> Result<WebDriver, String> {
+    fn start_with_lang(lab: &Lab, client: &Guest, lang: &str) -> Result<WebDriver, String> {
         let port = 9515;
         let dir = lab.dir().join("chromium");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

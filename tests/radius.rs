@@ -1,6 +1,6 @@
 //! lassi against a real FreeRADIUS, end to end in network namespaces: a
 //! private FreeRADIUS 3.2 per test on 198.51.100.60 in the upstream
-//! namespace (`src/lab/radius.rs`), lassi in the gateway namespace with
+//! namespace (`crates/lassi-lab/src/radius.rs`), lassi in the gateway namespace with
 //! `portal.auth = "radius"`, guests in client namespaces logging in through
 //! the portal with curl, iperf3 and curl moving the bytes, `radclient` as
 //! the CoA/Disconnect peer, and FreeRADIUS's own detail file (or its
@@ -13,14 +13,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use lassi::lab::lassi::{emit_toml, merge_toml};
-use lassi::lab::must;
-use lassi::lab::netns::wait_until;
-use lassi::lab::radius::{
+use lassi::portal::uam;
+use lassi_lab::gateway::{emit_toml, merge_toml};
+use lassi_lab::must;
+use lassi_lab::netns::wait_until;
+use lassi_lab::radius::{
     radclient, DetailRecord, FreeRadius, FreeRadiusOptions, Postgres, RADIUS_ADDR,
 };
-use lassi::lab::{Client, CurlResult, Lab, LabOptions, LabResult, LassiHandle};
-use lassi::portal::uam;
+use lassi_lab::{CurlResult, Guest, Lab, LabOptions, LabResult, LassiHandle};
 use serde_json::Value;
 
 const PORTAL: &str = "http://10.1.0.1:3990";
@@ -28,7 +28,7 @@ const WEB: &str = "198.51.100.10";
 const COA: &str = "192.0.2.1:3799";
 const COA_SECRET: &str = "coasecret";
 
-/// Every test's users. Client N's MAC is 02:00:00:00:00:0N; client 2 is
+/// Every test's users. Guest N's MAC is 02:00:00:00:00:0N; client 2 is
 /// listed for MAC authentication (mac_suffix "", mac_password "password").
 const USERS: &str = r#"
 bob	Cleartext-Password := "hello"
@@ -129,7 +129,7 @@ impl World {
         World { lassi, fr, lab }
     }
 
-    fn client(&self, i: usize) -> &Client {
+    fn client(&self, i: usize) -> &Guest {
         self.lab.client(i)
     }
 
@@ -146,7 +146,7 @@ impl World {
         r.unwrap_or_else(|e| self.fail(&format!("{what}: {e}")))
     }
 
-    fn session(&self, client: &Client) -> Value {
+    fn session(&self, client: &Guest) -> Value {
         let v = self.must("lassi sessions --json", self.lassi.sessions_json());
         v.as_array()
             .and_then(|a| a.iter().find(|c| c["mac"] == client.mac().to_string()))
@@ -154,7 +154,7 @@ impl World {
             .unwrap_or(Value::Null)
     }
 
-    fn state(&self, client: &Client) -> String {
+    fn state(&self, client: &Guest) -> String {
         self.session(client)["state"]
             .as_str()
             .unwrap_or("")
@@ -162,7 +162,7 @@ impl World {
     }
 
     /// Logs in on lassi's own pages; returns the session id on success.
-    fn login(&self, client: &Client, user: &str, pw: &str) -> Result<String, CurlResult> {
+    fn login(&self, client: &Guest, user: &str, pw: &str) -> Result<String, CurlResult> {
         let r = own_login(self, client, user, pw);
         if r.http_code == 302 && self.state(client) == "authorized" {
             Ok(self.session(client)["session_id"]
@@ -174,12 +174,12 @@ impl World {
         }
     }
 
-    fn login_ok(&self, client: &Client, user: &str) -> String {
+    fn login_ok(&self, client: &Guest, user: &str) -> String {
         self.login(client, user, "hello")
             .unwrap_or_else(|r| self.fail(&format!("{user} could not log in: {r:?}")))
     }
 
-    fn logout(&self, client: &Client) {
+    fn logout(&self, client: &Guest) {
         // A POST: on lassi's own pages a GET without the form token or an
         // own Referer is what a cross-site link looks like (issue 8).
         let r = self.must(
@@ -258,7 +258,7 @@ fn page_challenge(html: &str) -> String {
 }
 
 /// POST /login on lassi's own pages (challenge from the splash page).
-fn own_login(w: &World, client: &Client, user: &str, pw: &str) -> CurlResult {
+fn own_login(w: &World, client: &Guest, user: &str, pw: &str) -> CurlResult {
     let page = w.must("splash", client.curl(&[format!("{PORTAL}/").as_str()]));
     let chal = page_challenge(&page.text());
     w.must(
@@ -285,7 +285,7 @@ fn param(url: &str, k: &str) -> String {
 
 /// An iperf3 run through lassi (5 s unless `secs`): (receiver bit/s,
 /// bytes received).
-fn iperf(lab: &Lab, client: &Client, reverse: bool, secs: Option<&str>) -> (f64, u64) {
+fn iperf(lab: &Lab, client: &Guest, reverse: bool, secs: Option<&str>) -> (f64, u64) {
     let log = lab.dir().join(format!("iperf3-{}.log", lab.next_seq()));
     let mut server = must(
         lab,
@@ -320,7 +320,7 @@ fn iperf(lab: &Lab, client: &Client, reverse: bool, secs: Option<&str>) -> (f64,
 
 /// IP-layer bytes the client's `eth0` sent and received (kernel counters,
 /// Ethernet header taken off).
-fn ip_bytes(client: &Client) -> (u64, u64) {
+fn ip_bytes(client: &Guest) -> (u64, u64) {
     let read = |name: &str| -> u64 {
         let out = client
             .ns()
@@ -491,7 +491,7 @@ fn portal_logins_pap_chap_reply_message_and_mac_auth() {
              [radius]\nmac_auth = true\nmac_suffix = \"\"\nmac_password = \"password\"\n"
         ),
     );
-    // Client 2 is listed: MAC authentication lets it straight through.
+    // Guest 2 is listed: MAC authentication lets it straight through.
     let c2 = w.client(2);
     w.must("udhcpc 2", c2.udhcpc());
     let through = wait_until(Duration::from_secs(10), || {
@@ -505,7 +505,7 @@ fn portal_logins_pap_chap_reply_message_and_mac_auth() {
         "{}",
         w.fr.log_tail(30)
     );
-    // Client 1 is not: it is refused at DHCP time and meets the portal.
+    // Guest 1 is not: it is refused at DHCP time and meets the portal.
     let c1 = w.client(1);
     w.must("udhcpc 1", c1.udhcpc());
     wait_until(Duration::from_secs(10), || {

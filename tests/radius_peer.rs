@@ -14,9 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lassi::lab::netns::tail;
-use lassi::lab::radius::{FreeRadius, FreeRadiusOptions, RadiusClient};
-use lassi::lab::unique_name;
 use lassi::radius::attrs::{AccessRequest, AcctRecord, AcctSession, Credentials, TerminateCause};
 use lassi::radius::coa::{CoaKind, CoaReply, ErrorCause};
 use lassi::radius::crypto::chap_response;
@@ -25,6 +22,9 @@ use lassi::radius::service::{
 };
 use lassi::radius::MacAuthSettings;
 use lassi::session::Counters;
+use lassi_lab::netns::tail;
+use lassi_lab::radius::{FreeRadius, FreeRadiusOptions, RadiusClient};
+use lassi_lab::unique_name;
 
 const SECRET: &str = "testing123";
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -66,7 +66,7 @@ mallory	Auth-Type := Reject
 "#;
 
 /// A private FreeRADIUS on 127.0.0.1 with unique ports (the lab's harness,
-/// `lassi::lab::radius`, on loopback). Replies to `nomabob` are unsigned.
+/// `lassi_lab::radius`, on loopback). Replies to `nomabob` are unsigned.
 fn configure(tag: &str) -> FreeRadius {
     let opts = FreeRadiusOptions {
         listen: LOCALHOST,

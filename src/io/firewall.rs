@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::config::Ipv4Net;
+use crate::wire::Ipv4Net;
 
 /// What the tables need to know.
 #[derive(Clone, Debug)]

@@ -23,8 +23,8 @@
 //! queries leave (rate-limited per client) and only answers to them come
 //! back, so UDP/53 is no tunnel for arbitrary datagrams.
 
+use core::net::Ipv4Addr;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 
 use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::{Name, RData, RecordType};

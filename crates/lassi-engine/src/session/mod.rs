@@ -9,9 +9,9 @@ mod fasthash;
 mod limits;
 mod persist;
 
+use core::net::Ipv4Addr;
 use std::collections::HashMap;
 use std::fmt;
-use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 

@@ -1000,23 +1000,77 @@ fn expire_events_and_next_expiry() {
 
 #[test]
 fn validate_reports_mistakes() {
+    use SettingsError as E;
     assert_eq!(settings().validate(), Ok(()));
-    let cases: Vec<fn(&mut DhcpSettings)> = vec![
-        |s| s.netmask = ip("255.0.255.0"),
-        |s| s.pool_start = ip("10.2.0.10"),
-        |s| s.pool_end = ip("10.1.0.5"),
-        |s| s.server_ip = ip("10.1.0.255"),
-        |s| s.offer_hold_secs = 0,
-        |s| s.mtu = Some(20),
-        |s| s.static_leases.push((mac(9), ip("10.1.0.5"))),
-        |s| s.static_leases.push((mac(STATIC_IN), ip("10.1.0.6"))),
-        |s| s.static_leases.push((mac(9), ip("10.1.0.1"))),
-        |s| s.domain = Some(String::new()),
+    type Case = (fn(&mut DhcpSettings), SettingsError);
+    let cases: Vec<Case> = vec![
+        (
+            |s| s.netmask = ip("255.0.255.0"),
+            E::Netmask(ip("255.0.255.0")),
+        ),
+        (
+            |s| s.netmask = ip("255.255.255.254"),
+            E::Netmask(ip("255.255.255.254")),
+        ),
+        (
+            |s| s.pool_start = ip("10.2.0.10"),
+            E::PoolOutside(ip("10.2.0.10"), ip("10.1.0.250")),
+        ),
+        (
+            |s| s.pool_end = ip("10.1.0.5"),
+            E::PoolOrder(ip("10.1.0.10"), ip("10.1.0.5")),
+        ),
+        (
+            |s| (s.pool_start, s.pool_end) = (ip("10.1.0.1"), ip("10.1.0.1")),
+            E::PoolOnlyServer,
+        ),
+        (
+            |s| s.server_ip = ip("10.1.0.255"),
+            E::ServerIp(ip("10.1.0.255")),
+        ),
+        (|s| s.lease_secs = 59, E::LeaseSecs(59)),
+        (
+            |s| s.unauthorized_lease_secs = 5,
+            E::UnauthorizedLeaseSecs(5),
+        ),
+        (|s| s.offer_hold_secs = 0, E::OfferHold),
+        (|s| s.mtu = Some(20), E::Mtu(20)),
+        (|s| s.mtu = Some(9001), E::Mtu(9001)),
+        (
+            |s| s.static_leases.push((mac(9), ip("10.1.0.5"))),
+            E::StaticClash {
+                index: 2,
+                earlier: 0,
+            },
+        ),
+        (
+            |s| s.static_leases.push((mac(STATIC_IN), ip("10.1.0.6"))),
+            E::StaticClash {
+                index: 2,
+                earlier: 1,
+            },
+        ),
+        (
+            |s| s.static_leases.push((mac(9), ip("10.1.0.1"))),
+            E::StaticAddress(2),
+        ),
+        (
+            |s| s.static_leases.push((MacAddr::default(), ip("10.1.0.7"))),
+            E::StaticMac(2),
+        ),
+        (|s| s.domain = Some(String::new()), E::Domain(String::new())),
+        (|s| s.domain = Some("a b".into()), E::Domain("a b".into())),
+        (
+            |s| s.captive_portal_uri = Some("ftp://x".into()),
+            E::CaptivePortalUri("ftp://x".into()),
+        ),
     ];
-    for (i, f) in cases.into_iter().enumerate() {
+    for (i, (f, want)) in cases.into_iter().enumerate() {
         let mut st = settings();
         f(&mut st);
-        assert!(st.validate().is_err(), "case {i}");
+        let got = st.validate();
+        assert_eq!(got, Err(want), "case {i}");
+        assert!(!got.unwrap_err().to_string().is_empty());
     }
 }
 

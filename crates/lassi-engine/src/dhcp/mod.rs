@@ -44,9 +44,9 @@ mod msg;
 #[cfg(test)]
 mod tests;
 
+use core::net::Ipv4Addr;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, DhcpOptions, MessageType};
 use serde::{Deserialize, Serialize};
@@ -107,80 +107,174 @@ pub struct DhcpSettings {
     pub new_client_rate: u32,
 }
 
+/// A mistake in [`DhcpSettings`] found by [`DhcpSettings::validate`]: which
+/// setting is wrong and the values needed to explain it. The `Display` text
+/// names the setting in the engine's terms; a caller that reads the settings
+/// from a file can word it in its own keys instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingsError {
+    /// `netmask` is not contiguous, or leaves no room for a server and a
+    /// client (longer than /30).
+    Netmask(Ipv4Addr),
+    /// `server_ip` is the network or broadcast address.
+    ServerIp(Ipv4Addr),
+    /// `pool_start` or `pool_end` is not a host address of the network.
+    PoolOutside(Ipv4Addr, Ipv4Addr),
+    /// `pool_start` is after `pool_end`.
+    PoolOrder(Ipv4Addr, Ipv4Addr),
+    /// The pool holds only `server_ip`.
+    PoolOnlyServer,
+    /// `lease_secs` is shorter than [`MIN_LEASE_SECS`].
+    LeaseSecs(u32),
+    /// `unauthorized_lease_secs` is shorter than [`MIN_LEASE_SECS`].
+    UnauthorizedLeaseSecs(u32),
+    /// `offer_hold_secs` is 0.
+    OfferHold,
+    /// `mtu` is outside [`MTU_RANGE`].
+    Mtu(u16),
+    /// `domain` is empty, longer than 253 bytes or holds whitespace.
+    Domain(String),
+    /// `captive_portal_uri` is not http(s) or longer than 255 bytes.
+    CaptivePortalUri(String),
+    /// `static_leases[index]`'s address is not a client address of the network.
+    StaticAddress(usize),
+    /// `static_leases[index]`'s MAC is a group address or all zeros.
+    StaticMac(usize),
+    /// `static_leases[index]` repeats the MAC or the address of `static_leases[earlier]`.
+    StaticClash {
+        /// The later of the two.
+        index: usize,
+        /// The earlier one it clashes with.
+        earlier: usize,
+    },
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use SettingsError::*;
+        match self {
+            Netmask(m) => write!(f, "netmask {m} is not a contiguous mask of /30 or shorter"),
+            ServerIp(ip) => write!(f, "server address {ip} is the network or broadcast address"),
+            PoolOutside(a, b) => write!(f, "pool {a} – {b} is not inside the network"),
+            PoolOrder(a, b) => write!(f, "pool start {a} is after pool end {b}"),
+            PoolOnlyServer => write!(f, "the pool holds only the server address"),
+            LeaseSecs(s) => write!(f, "lease time {s}s is shorter than {MIN_LEASE_SECS}s"),
+            UnauthorizedLeaseSecs(s) => write!(
+                f,
+                "unauthorized lease time {s}s is shorter than {MIN_LEASE_SECS}s"
+            ),
+            OfferHold => write!(f, "offer hold time must be at least 1s"),
+            Mtu(m) => write!(f, "MTU {m} is outside {MTU_RANGE:?}"),
+            Domain(d) => write!(f, "domain '{d}' is not a domain name"),
+            CaptivePortalUri(u) => write!(
+                f,
+                "captive portal URI '{u}' is not an http(s) URI of at most 255 bytes"
+            ),
+            StaticAddress(i) => write!(f, "static lease {i}: not a client address of the network"),
+            StaticMac(i) => write!(f, "static lease {i}: not a unicast MAC"),
+            StaticClash { index, earlier } => write!(
+                f,
+                "static lease {index}: MAC or address already in static lease {earlier}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// MTUs handed out (option 26): RFC 2132's minimum is 68, but clients need 576.
+pub const MTU_RANGE: std::ops::RangeInclusive<u16> = 576..=9000;
+
+/// How long an offered address stays reserved, unless configured otherwise.
+pub const DEFAULT_OFFER_HOLD_SECS: u32 = 30;
+
 impl DhcpSettings {
     /// Checks the settings for mistakes an operator should hear about.
     /// [`DhcpServer::new`] accepts anything (it clamps the pool to the
-    /// network and skips unusable static leases); call this at config load.
-    pub fn validate(&self) -> Result<(), String> {
+    /// network and skips unusable static leases); the configuration loader
+    /// calls this, and is the only place that checks DHCP settings.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let net = self.validate_network()?;
+        self.validate_pool(&net)?;
+        self.validate_times()?;
+        self.validate_options()?;
+        self.validate_static_leases(&net)
+    }
+
+    /// The netmask and the server's address; returns the network served.
+    fn validate_network(&self) -> Result<Network, SettingsError> {
         let mask = u32::from(self.netmask);
         if mask.leading_ones() + mask.trailing_zeros() != 32 || mask.leading_ones() > 30 {
-            return Err(format!(
-                "netmask {} is not a contiguous mask of /30 or shorter",
-                self.netmask
-            ));
+            return Err(SettingsError::Netmask(self.netmask));
         }
         let net = Network::new(self.server_ip, self.netmask);
         if !net.is_host(self.server_ip) {
-            return Err(format!(
-                "server address {} is the network or broadcast address",
-                self.server_ip
-            ));
+            return Err(SettingsError::ServerIp(self.server_ip));
         }
-        for (what, ip) in [("pool start", self.pool_start), ("pool end", self.pool_end)] {
-            if !net.is_host(ip) {
-                return Err(format!(
-                    "{what} {ip} is not a host address of {}/{}",
-                    net.base(),
-                    mask.leading_ones()
-                ));
-            }
+        Ok(net)
+    }
+
+    fn validate_pool(&self, net: &Network) -> Result<(), SettingsError> {
+        let (a, b) = (self.pool_start, self.pool_end);
+        if !net.is_host(a) || !net.is_host(b) {
+            return Err(SettingsError::PoolOutside(a, b));
         }
-        if u32::from(self.pool_start) > u32::from(self.pool_end) {
-            return Err(format!(
-                "pool start {} is after pool end {}",
-                self.pool_start, self.pool_end
-            ));
+        if u32::from(a) > u32::from(b) {
+            return Err(SettingsError::PoolOrder(a, b));
         }
+        if a == self.server_ip && b == self.server_ip {
+            return Err(SettingsError::PoolOnlyServer);
+        }
+        Ok(())
+    }
+
+    fn validate_times(&self) -> Result<(), SettingsError> {
         if self.lease_secs < MIN_LEASE_SECS {
-            return Err(format!(
-                "lease time {}s is shorter than {MIN_LEASE_SECS}s",
-                self.lease_secs
+            return Err(SettingsError::LeaseSecs(self.lease_secs));
+        }
+        if self.unauthorized_lease_secs < MIN_LEASE_SECS {
+            return Err(SettingsError::UnauthorizedLeaseSecs(
+                self.unauthorized_lease_secs,
             ));
         }
         if self.offer_hold_secs == 0 {
-            return Err("offer hold time must be at least 1s".into());
+            return Err(SettingsError::OfferHold);
         }
-        if let Some(mtu) = self.mtu {
-            if mtu < 68 {
-                return Err(format!("MTU {mtu} is below the IPv4 minimum of 68"));
+        Ok(())
+    }
+
+    /// Options 26, 15 and 114.
+    fn validate_options(&self) -> Result<(), SettingsError> {
+        if let Some(mtu) = self.mtu.filter(|m| !MTU_RANGE.contains(m)) {
+            return Err(SettingsError::Mtu(mtu));
+        }
+        if let Some(d) = &self.domain {
+            if d.is_empty() || d.len() > 253 || d.chars().any(|c| c.is_whitespace()) {
+                return Err(SettingsError::Domain(d.clone()));
             }
         }
-        for (what, s) in [
-            ("domain", &self.domain),
-            ("captive portal URI", &self.captive_portal_uri),
-        ] {
-            if let Some(s) = s {
-                if s.is_empty() || s.len() > 255 {
-                    return Err(format!("{what} must be 1 to 255 bytes long"));
-                }
+        if let Some(uri) = &self.captive_portal_uri {
+            // It travels in one DHCP option.
+            if !(uri.starts_with("http://") || uri.starts_with("https://")) || uri.len() > 255 {
+                return Err(SettingsError::CaptivePortalUri(uri.clone()));
             }
         }
-        let mut macs = BTreeSet::new();
-        let mut ips = BTreeSet::new();
-        for (mac, ip) in &self.static_leases {
+        Ok(())
+    }
+
+    fn validate_static_leases(&self, net: &Network) -> Result<(), SettingsError> {
+        for (index, (mac, ip)) in self.static_leases.iter().enumerate() {
             if !net.is_host(*ip) || *ip == self.server_ip {
-                return Err(format!(
-                    "static lease {mac} → {ip}: not a client address of this network"
-                ));
+                return Err(SettingsError::StaticAddress(index));
             }
             if mac.is_multicast() || *mac == MacAddr::default() {
-                return Err(format!("static lease {mac}: not a unicast MAC"));
+                return Err(SettingsError::StaticMac(index));
             }
-            if !macs.insert(*mac) {
-                return Err(format!("static lease {mac} given twice"));
-            }
-            if !ips.insert(*ip) {
-                return Err(format!("static address {ip} given to two MACs"));
+            let earlier = self.static_leases[..index]
+                .iter()
+                .position(|(m, i)| m == mac || i == ip);
+            if let Some(earlier) = earlier {
+                return Err(SettingsError::StaticClash { index, earlier });
             }
         }
         Ok(())
@@ -430,9 +524,6 @@ impl Network {
             base: u32::from(ip) & mask,
             mask,
         }
-    }
-    fn base(&self) -> Ipv4Addr {
-        self.base.into()
     }
     fn broadcast(&self) -> u32 {
         self.base | !self.mask

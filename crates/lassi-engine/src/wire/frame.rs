@@ -3,7 +3,7 @@
 //! (ARP replies, DHCP replies). Parsing here is deliberately minimal and
 //! bounds-checked; anything unusual goes to the slow path or is dropped.
 
-use std::net::Ipv4Addr;
+use core::net::Ipv4Addr;
 
 use super::checksum;
 use super::MacAddr;

@@ -53,8 +53,8 @@ impl BuildHasher for FastBuildHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::net::Ipv4Addr;
     use std::collections::HashSet;
-    use std::net::Ipv4Addr;
 
     #[test]
     fn neighbouring_keys_spread_over_low_bits() {

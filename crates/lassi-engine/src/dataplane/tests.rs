@@ -1,6 +1,6 @@
 //! Engine tests: whole frames in, actions and frames out, no root needed.
 
-use std::net::Ipv4Addr;
+use core::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType};
 use dhcproto::{Decodable, Encodable};

@@ -152,7 +152,8 @@ impl FreeRadius {
         for d in ["radacct", "run", "log"] {
             std::fs::create_dir_all(dir.join(d)).ctx(|| format!("creating {}", dir.display()))?;
         }
-        let dicts = Path::new(env!("CARGO_MANIFEST_DIR")).join("radius-dicts/dictionary.lassi");
+        let dicts =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../radius-dicts/dictionary.lassi");
         let write = |name: &str, text: String| {
             std::fs::write(dir.join(name), text).ctx(|| format!("writing {name}"))
         };

@@ -6,7 +6,7 @@
 //! probes, idle redirected flows), lease expiry, held packets, and the
 //! saves of the session and lease tables.
 
-use std::net::Ipv4Addr;
+use core::net::Ipv4Addr;
 
 use super::{Engine, Event};
 use crate::session::{

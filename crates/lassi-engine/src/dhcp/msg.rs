@@ -1,7 +1,7 @@
 //! The boundary to `dhcproto`: checking and decoding a client's message into
 //! the few fields the server acts on, and encoding replies.
 
-use std::net::Ipv4Addr;
+use core::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, DhcpOptions, Flags, HType, Message, MessageType, Opcode, MAGIC};
 use dhcproto::{Decodable, Encodable};

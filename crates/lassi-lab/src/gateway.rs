@@ -4,7 +4,7 @@
 use super::netns::{read_lossy, tail, wait_until, CmdOutput, ExecOptions, Netns, Proc};
 use super::topology::{addrs, Lab};
 use super::{IoContext, LabError, LabResult};
-use crate::wire::MacAddr;
+use lassi::wire::MacAddr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;

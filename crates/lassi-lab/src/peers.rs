@@ -7,7 +7,7 @@
 //! ones (which would rewrite resolv.conf).
 
 use super::netns::{read_lossy, wait_until, ExecOptions};
-use super::topology::Client;
+use super::topology::Guest;
 use super::{IoContext, LabError, LabResult};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -266,7 +266,7 @@ fn find_event(dir: &Path, events: &[&str]) -> Option<BTreeMap<String, String>> {
         .find_map(|e| read_env(&dir.join(format!("env.{e}"))))
 }
 
-impl Client {
+impl Guest {
     /// Runs BusyBox udhcpc once (`-f -q -n`), with a script that records the
     /// environment and configures `eth0` (address, default route) like the
     /// stock script, minus resolv.conf.
@@ -274,7 +274,7 @@ impl Client {
         self.udhcpc_with(&DhcpOptions::default())
     }
 
-    /// [`Client::udhcpc`] with options.
+    /// [`Guest::udhcpc`] with options.
     pub fn udhcpc_with(&self, opts: &DhcpOptions) -> LabResult<DhcpLease> {
         let dir = self.run_dir("udhcpc")?;
         let script = dir.join("script.sh");
@@ -367,7 +367,7 @@ exit 0
         self.dhclient_with(&DhcpOptions::default())
     }
 
-    /// [`Client::dhclient`] with options.
+    /// [`Guest::dhclient`] with options.
     pub fn dhclient_with(&self, opts: &DhcpOptions) -> LabResult<DhcpLease> {
         let dir = self.run_dir("dhclient")?;
         let script = dir.join("script.sh");
@@ -482,7 +482,7 @@ exit 0
         self.dhcpcd_with(&DhcpOptions::default())
     }
 
-    /// [`Client::dhcpcd`] with options.
+    /// [`Guest::dhcpcd`] with options.
     pub fn dhcpcd_with(&self, opts: &DhcpOptions) -> LabResult<DhcpLease> {
         let dir = self.run_dir("dhcpcd")?;
         let script = dir.join("script.sh");
@@ -695,8 +695,8 @@ fn parse_ip(v: Option<&String>, what: &str, log: &str) -> LabResult<Ipv4Addr> {
 }
 
 impl super::Lab {
-    /// Runs curl in client `client` (see [`Client::curl`]).
-    pub fn curl<S: AsRef<str>>(&self, client: &Client, args: &[S]) -> LabResult<CurlResult> {
+    /// Runs curl in client `client` (see [`Guest::curl`]).
+    pub fn curl<S: AsRef<str>>(&self, client: &Guest, args: &[S]) -> LabResult<CurlResult> {
         client.curl(args)
     }
 

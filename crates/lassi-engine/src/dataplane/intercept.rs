@@ -14,14 +14,14 @@
 //! - Everything else is refused at once — a TCP reset or an ICMP
 //!   unreachable — so browsers and apps fail fast instead of hanging.
 
+use core::net::Ipv4Addr;
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
 
 use super::dns::{self, DnsTracker, Question};
-use crate::config::Ipv4Net;
 use crate::session::FastBuildHasher;
 use crate::wire::checksum::{update16, update32};
 use crate::wire::frame::{Ipv4Summary, PROTO_TCP};
+use crate::wire::Ipv4Net;
 use crate::UnixMillis;
 
 /// Redirected connections idle longer than this are forgotten.

@@ -21,11 +21,13 @@
 //!
 //! The pieces:
 //! - [`netns`]: [`Netns`] and [`Proc`] guards, command helpers.
-//! - [`topology`]: [`Lab`], the namespaces and links above, and [`Client`].
+//! - [`topology`]: [`Lab`], the namespaces and links above, and [`Guest`].
 //! - [`upstream`]: the HTTP server playing "the internet".
 //! - [`dns`]: dnsmasq as the upstream DNS server (and as a reference DHCP server).
 //! - [`peers`]: DHCP client runners (dhclient, udhcpc, dhcpcd) and curl.
-//! - [`lassi`]: starting and driving `lassi run` inside the gateway namespace.
+//! - [`gateway`]: starting and driving `lassi run` inside the gateway namespace.
+//! - [`rawframes`]: raw frames on a LAN port, for benchmarks that play
+//!   thousands of DHCP clients.
 //! - [`radius`]: a private FreeRADIUS (and PostgreSQL) and `radclient`.
 //! - [`demo`]: the operator-facing walk-through behind `lassi lab`.
 
@@ -33,19 +35,20 @@
 
 pub mod demo;
 pub mod dns;
-pub mod lassi;
+pub mod gateway;
 pub mod netns;
 pub mod peers;
 pub mod radius;
+pub mod rawframes;
 pub mod topology;
 pub mod upstream;
 
 pub use demo::{check_prerequisites, run_demo};
 pub use dns::{DhcpServerOptions, DnsServer};
-pub use lassi::LassiHandle;
+pub use gateway::LassiHandle;
 pub use netns::{unique_name, CmdOutput, ExecOptions, Netns, Proc};
 pub use peers::{CurlResult, DhcpClientKind, DhcpLease, DhcpOptions};
-pub use topology::{addrs, Client, Lab, LabOptions};
+pub use topology::{addrs, Guest, Lab, LabOptions};
 pub use upstream::{
     expected_bytes, expected_checksum, pattern_checksum, RequestRecord, UpstreamServer,
 };

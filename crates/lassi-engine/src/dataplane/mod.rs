@@ -15,8 +15,8 @@ mod held;
 mod housekeeping;
 pub mod intercept;
 
+use core::net::Ipv4Addr;
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
@@ -24,7 +24,6 @@ pub use drops::{DropCounters, DropReason};
 pub use housekeeping::{Save, HOUSEKEEPING_INTERVAL_MS};
 pub use intercept::InterceptSettings;
 
-use crate::config::Ipv4Net;
 use crate::dhcp::{Clients, DhcpServer, DhcpStats, LeaseEvent, LeaseRecord, Standing};
 use crate::session::{
     Authorization, Client, EndReason, EndedSession, Held, QuotaAction, SaveSchedule, SavedSessions,
@@ -36,6 +35,7 @@ use crate::wire::frame::{
     ETHERTYPE_IPV6, ETH_HLEN, ICMP_ADMIN_PROHIBITED, PROTO_TCP, PROTO_UDP,
 };
 use crate::wire::vnet::{wire_footprint, VnetHdr, F_NEEDS_CSUM};
+use crate::wire::Ipv4Net;
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 use held::{Holding, Shaping};

@@ -3,7 +3,7 @@
 
 use super::netns::{check_command, read_lossy, tail, unique_name, Netns};
 use super::{IoContext, LabError, LabResult};
-use crate::wire::MacAddr;
+use lassi::wire::MacAddr;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -54,7 +54,7 @@ pub struct LabOptions {
     pub ipv6: bool,
     /// Plain kernel forwarding instead of lassi: the gateway's `lan0` gets
     /// 10.1.0.1/24 and every client a static address
-    /// ([`Client::baseline_ip`]) and a default route via 10.1.0.1.
+    /// ([`Guest::baseline_ip`]) and a default route via 10.1.0.1.
     pub kernel_baseline: bool,
     /// Mark client switch ports `isolated`, as on a Wi-Fi AP with client
     /// isolation: clients then reach only the gateway port, never each other.
@@ -84,7 +84,7 @@ impl Default for LabOptions {
 
 /// One client machine: a namespace with `eth0` on switch port `pN`.
 #[derive(Debug)]
-pub struct Client {
+pub struct Guest {
     pub(crate) index: usize,
     pub(crate) ns: Netns,
     pub(crate) mac: MacAddr,
@@ -92,7 +92,7 @@ pub struct Client {
     pub(crate) runs: AtomicU32,
 }
 
-impl Client {
+impl Guest {
     /// 1-based client number (its switch port is `p{index}`).
     pub fn index(&self) -> usize {
         self.index
@@ -199,7 +199,7 @@ impl Drop for LabDir {
 pub struct Lab {
     // Drop order matters: clients, then the gateway, switch and upstream
     // namespaces, then the directory.
-    clients: Vec<Client>,
+    clients: Vec<Guest>,
     gw: Netns,
     sw: Netns,
     up: Netns,
@@ -404,7 +404,7 @@ impl Lab {
             ns.ip(&["addr", "add", &a, "dev", "eth0"])?;
             ns.ip(&["route", "add", "default", "via", "10.1.0.1"])?;
         }
-        self.clients.push(Client {
+        self.clients.push(Guest {
             index,
             ns,
             mac,
@@ -455,8 +455,8 @@ impl Lab {
         &self.up
     }
 
-    /// Client number `index` (1-based). Panics if there is no such client.
-    pub fn client(&self, index: usize) -> &Client {
+    /// Guest number `index` (1-based). Panics if there is no such client.
+    pub fn client(&self, index: usize) -> &Guest {
         index
             .checked_sub(1)
             .and_then(|i| self.clients.get(i))
@@ -464,7 +464,7 @@ impl Lab {
     }
 
     /// All clients, in index order.
-    pub fn clients(&self) -> &[Client] {
+    pub fn clients(&self) -> &[Guest] {
         &self.clients
     }
 

@@ -1,6 +1,16 @@
 //! Connects the RADIUS service to the gateway: portal logins and MAC
 //! authentication become Access-Requests, session events become accounting
 //! records, and CoA/Disconnect requests act on sessions.
+//!
+//! This module is the shell: tokio tasks and the glue to the RADIUS
+//! service and the data plane. What they decide lives in I/O-free
+//! submodules: [`reply`] (reply attributes to limits, events to accounting
+//! records), [`mac_auth`] (whom to ask, when to ask again) and [`garden`]
+//! (when to resolve walled-garden names again).
+
+pub mod garden;
+pub mod mac_auth;
+pub mod reply;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -11,17 +21,24 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Ipv4Net, RadiusConfig};
 use crate::dataplane::Event;
+use crate::io::clock::now_ms;
 use crate::io::forwarder::DataplaneHandle;
 use crate::portal::auth::{AuthFuture, AuthOutcome, AuthRequest, Authenticator, Credentials};
-use crate::radius::attrs::{AcctRecord, AcctSession, MacAuthSettings, ReplyLimits};
+use crate::radius::attrs::MacAuthSettings;
 use crate::radius::coa::{CoaKind, CoaReply, ErrorCause};
 use crate::radius::service::{
     AuthOutcome as RadiusOutcome, CoaCall, CoaSettings, RadiusHandle, RadiusSettings,
     ServerSettings,
 };
 use crate::radius::AccessRequest;
-use crate::session::{Authorization, EndReason, SessionLimits, SessionReport};
+use crate::session::{EndReason, SessionState};
 use crate::wire::MacAddr;
+use crate::UnixMillis;
+use mac_auth::{
+    MacAuthAction, MacAuthAnswer, MacAuthPolicy, MacAuthPolicySettings, MacAuthRequest,
+    MacAuthTrigger,
+};
+use reply::{accounting_record, limits_from_reply, nas_port};
 
 /// RADIUS service settings from the config.
 pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> RadiusSettings {
@@ -68,62 +85,10 @@ pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> Radi
     st
 }
 
-/// NAS-Port of a client: its host number on the LAN, stable for the lease
-/// and unique among the clients.
-pub fn nas_port(network: &Ipv4Net, ip: Ipv4Addr) -> u32 {
-    u32::from(ip).wrapping_sub(u32::from(network.addr))
-}
-
-/// The session limits an Access-Accept (or a CoA) grants.
-pub fn limits_from_reply(r: &ReplyLimits) -> SessionLimits {
-    SessionLimits {
-        session_timeout: r.session_timeout.filter(|&t| t > 0),
-        idle_timeout: r.idle_timeout.filter(|&t| t > 0),
-        terminate_at: r.session_terminate_at,
-        interim_interval: r.interim_interval.filter(|&t| t > 0),
-        bandwidth_up_bps: r.bandwidth_max_up_bps.filter(|&b| b > 0),
-        bandwidth_down_bps: r.bandwidth_max_down_bps.filter(|&b| b > 0),
-        max_input_octets: r.max_input_octets,
-        max_output_octets: r.max_output_octets,
-        max_total_octets: r.max_total_octets,
-    }
-}
-
-fn acct_session(r: &SessionReport, network: &Ipv4Net) -> AcctSession {
-    AcctSession {
-        session_id: r.session_id.clone(),
-        user_name: r.user.clone(),
-        mac: Some(r.mac),
-        ip: Some(r.ip),
-        nas_port: Some(nas_port(network, r.ip)),
-        started: r.started,
-        class: r.class.clone(),
-        cui: r.cui.clone(),
-    }
-}
-
-/// The accounting record an engine event calls for, if any.
-pub fn accounting_record(ev: &Event, network: &Ipv4Net) -> Option<AcctRecord> {
-    match ev {
-        Event::SessionStarted(r) => Some(AcctRecord::start(&acct_session(r, network), r.at)),
-        Event::InterimUpdate(r) => Some(AcctRecord::interim(
-            &acct_session(r, network),
-            &r.counters,
-            r.at,
-        )),
-        Event::SessionEnded(e) => Some(AcctRecord::stop_ended(
-            e,
-            Some(nas_port(network, e.ip)),
-            e.class.clone(),
-            e.cui.clone(),
-        )),
-        Event::LeaseBound { .. } | Event::LeaseEnded { .. } => None,
-    }
-}
-
 /// Spool the accounting an event calls for. Called from the notice thread,
 /// in event order, so a session's records are spooled in order.
-pub fn account(radius: &RadiusHandle, ev: &Event, network: &Ipv4Net) {
+/// `network` is the LAN's network address, for NAS-Port.
+pub fn account(radius: &RadiusHandle, ev: &Event, network: Ipv4Addr) {
     if let Some(rec) = accounting_record(ev, network) {
         if let Err(e) = radius.account(rec) {
             // The service still sends it once; say loudly that it is not
@@ -152,7 +117,7 @@ impl Authenticator for RadiusAuth {
                 Ok(Some(c)) => c.session_id,
                 _ => String::new(),
             };
-            let port = nas_port(&self.network, req.ip);
+            let port = nas_port(self.network.addr, req.ip);
             let mut access = match &req.credentials {
                 Credentials::Pap(pw) => AccessRequest::pap(
                     &req.username,
@@ -205,91 +170,100 @@ fn outcome(r: RadiusOutcome) -> AuthOutcome {
     }
 }
 
-/// Why MAC authentication should look at a client.
-#[derive(Clone, Copy, Debug)]
-pub enum MacAuthTrigger {
-    /// It got or renewed a lease.
-    Lease(MacAddr, Ipv4Addr),
-    /// Its MAC-authenticated session ended on its own (timeout, quota, lost
-    /// carrier): ask again.
-    Ended(MacAddr, Ipv4Addr),
-}
-
-/// MAC authentication: every client that gets a lease and is not logged in
-/// is tried once per lease (retried with backoff while no server answers);
-/// an Access-Accept logs it in without the portal.
-pub async fn mac_auth(
-    radius: RadiusHandle,
-    dp: DataplaneHandle,
-    network: Ipv4Net,
-    mut triggers: mpsc::UnboundedReceiver<MacAuthTrigger>,
-) {
-    let mut tried: std::collections::HashMap<MacAddr, Ipv4Addr> = Default::default();
-    while let Some(t) = triggers.recv().await {
-        let (mac, ip) = match t {
-            MacAuthTrigger::Lease(mac, ip) if tried.get(&mac) == Some(&ip) => continue, // a renewal
-            MacAuthTrigger::Lease(mac, ip) | MacAuthTrigger::Ended(mac, ip) => (mac, ip),
-        };
-        if tried.len() > 65_536 {
-            tried.clear();
-        }
-        tried.insert(mac, ip);
-        let (radius, dp) = (radius.clone(), dp.clone());
-        tokio::spawn(async move {
-            // Unanswered requests are tried again: 10 s, 20 s, 40 s … 5 min.
-            let mut wait = Duration::from_secs(10);
-            loop {
-                let Ok(Some(client)) = dp.client_by_ip(ip).await else {
-                    return;
-                };
-                if client.mac != mac || client.state == crate::session::SessionState::Authorized {
-                    return;
-                }
-                let req =
-                    radius.mac_auth_request(mac, ip, &client.session_id, nas_port(&network, ip));
-                match radius.authenticate(req).await {
-                    RadiusOutcome::Accept(reply) => {
-                        let auth = Authorization {
-                            user: Some(mac.to_dashed()),
-                            limits: limits_from_reply(&reply),
-                            class: reply.class.clone(),
-                            cui: reply.cui.clone(),
-                        };
-                        match dp.authorize_with(mac, auth).await {
-                            Ok(_) => tracing::info!(%mac, %ip, "MAC authentication accepted"),
-                            Err(e) => tracing::warn!(%mac, "MAC authentication accepted but: {e}"),
-                        }
-                        return;
-                    }
-                    RadiusOutcome::Reject { .. } => {
-                        tracing::debug!(%mac, "MAC authentication rejected: the portal decides");
-                        return;
-                    }
-                    RadiusOutcome::Unreachable => {
-                        tracing::warn!(%mac, retry_in_s = wait.as_secs(), "MAC authentication: no RADIUS server answered");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(Duration::from_secs(300));
-                    }
-                }
-            }
-        });
+/// The policy's answer for what the RADIUS service said.
+fn mac_auth_answer(r: RadiusOutcome) -> MacAuthAnswer {
+    match r {
+        RadiusOutcome::Accept(reply) => MacAuthAnswer::Accept(reply),
+        RadiusOutcome::Reject { .. } => MacAuthAnswer::Reject,
+        RadiusOutcome::Unreachable => MacAuthAnswer::Unreachable,
     }
 }
 
-/// The MAC-authentication trigger an engine event calls for, if any.
-pub fn mac_auth_trigger(ev: &Event) -> Option<MacAuthTrigger> {
-    match ev {
-        Event::LeaseBound { mac, ip, .. } => Some(MacAuthTrigger::Lease(*mac, *ip)),
-        Event::SessionEnded(e)
-            if e.user.as_deref() == Some(e.mac.to_dashed().as_str())
-                && !matches!(
-                    e.reason,
-                    EndReason::UserRequest | EndReason::AdminReset | EndReason::NasReboot
-                ) =>
-        {
-            Some(MacAuthTrigger::Ended(e.mac, e.ip))
+/// Sleeps until engine time `deadline` (for ever without one).
+pub(crate) async fn sleep_until(deadline: Option<UnixMillis>) {
+    match deadline {
+        Some(ms) => {
+            let at = crate::io::clock::instant_at(ms);
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await
         }
-        _ => None,
+        None => std::future::pending().await,
+    }
+}
+
+/// One MAC-authentication question: asked only while the client is there
+/// with its MAC and not logged in.
+async fn ask(
+    radius: RadiusHandle,
+    dp: DataplaneHandle,
+    network: Ipv4Addr,
+    req: MacAuthRequest,
+) -> MacAuthAnswer {
+    let (mac, ip) = (req.mac, req.ip);
+    match dp.client_by_ip(ip).await {
+        Ok(Some(c)) if c.mac == mac && c.state != SessionState::Authorized => {
+            let access = radius.mac_auth_request(mac, ip, &c.session_id, nas_port(network, ip));
+            mac_auth_answer(radius.authenticate(access).await)
+        }
+        _ => MacAuthAnswer::NotNeeded,
+    }
+}
+
+/// Carries out what the policy decided for a client.
+fn carry_out(dp: &DataplaneHandle, action: MacAuthAction) {
+    match action {
+        MacAuthAction::Authorize {
+            mac,
+            ip,
+            authorization,
+        } => {
+            let dp = dp.clone();
+            tokio::spawn(async move {
+                match dp.authorize_with(mac, authorization).await {
+                    Ok(_) => tracing::info!(%mac, %ip, "MAC authentication accepted"),
+                    Err(e) => tracing::warn!(%mac, "MAC authentication accepted but: {e}"),
+                }
+            });
+        }
+        MacAuthAction::LeaveToPortal { mac } => {
+            tracing::debug!(%mac, "MAC authentication rejected: the portal decides")
+        }
+        MacAuthAction::RetryLater { mac, in_ms, .. } => {
+            tracing::warn!(%mac, retry_in_s = in_ms / 1000, "MAC authentication: no RADIUS server answered")
+        }
+    }
+}
+
+/// MAC authentication: carries out [`MacAuthPolicy`] (every client that
+/// gets a lease and is not logged in is asked about once per lease,
+/// again with backoff while no server answers; an Access-Accept logs it in
+/// without the portal). `network` is the LAN's network address.
+pub async fn mac_auth(
+    radius: RadiusHandle,
+    dp: DataplaneHandle,
+    network: Ipv4Addr,
+    mut triggers: mpsc::UnboundedReceiver<MacAuthTrigger>,
+) {
+    let mut policy = MacAuthPolicy::new(MacAuthPolicySettings::default());
+    let (answer_tx, mut answers) = mpsc::unbounded_channel();
+    loop {
+        while let Some(req) = policy.poll_request() {
+            let (radius, dp, tx) = (radius.clone(), dp.clone(), answer_tx.clone());
+            tokio::spawn(async move {
+                let answer = ask(radius, dp, network, req).await;
+                let _ = tx.send((req, answer));
+            });
+        }
+        while let Some(action) = policy.poll_action() {
+            carry_out(&dp, action);
+        }
+        tokio::select! {
+            t = triggers.recv() => match t {
+                Some(t) => policy.handle_trigger(t),
+                None => return,
+            },
+            Some((req, answer)) = answers.recv() => policy.handle_answer(req, answer, now_ms()),
+            _ = sleep_until(policy.poll_timeout()) => policy.handle_timeout(now_ms()),
+        }
     }
 }
 
@@ -394,7 +368,7 @@ pub async fn start(
     }
     let mac_tx = if r.mac_auth {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(mac_auth(radius.clone(), dp, cfg.lan.network, rx));
+        tokio::spawn(mac_auth(radius.clone(), dp, cfg.lan.network.addr, rx));
         Some(tx)
     } else {
         None
@@ -403,53 +377,4 @@ pub async fn start(
         radius,
         mac_auth: mac_tx,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::session::{Counters, EndedSession};
-
-    fn ended(user: Option<String>, reason: EndReason) -> Event {
-        Event::SessionEnded(EndedSession {
-            mac: MacAddr([2, 0, 0, 0, 0, 7]),
-            ip: Ipv4Addr::new(10, 1, 0, 7),
-            session_id: "x".into(),
-            user,
-            started: 0,
-            ended: 1,
-            counters: Counters::default(),
-            reason,
-            class: vec![],
-            cui: None,
-        })
-    }
-
-    #[test]
-    fn mac_sessions_that_run_out_are_authenticated_again() {
-        let mac_user = Some("02-00-00-00-00-07".to_string());
-        assert!(matches!(
-            mac_auth_trigger(&ended(mac_user.clone(), EndReason::SessionTimeout)),
-            Some(MacAuthTrigger::Ended(..))
-        ));
-        for reason in [
-            EndReason::UserRequest,
-            EndReason::AdminReset,
-            EndReason::NasReboot,
-        ] {
-            assert!(
-                mac_auth_trigger(&ended(mac_user.clone(), reason)).is_none(),
-                "{reason}"
-            );
-        }
-        assert!(
-            mac_auth_trigger(&ended(Some("alice".into()), EndReason::SessionTimeout)).is_none()
-        );
-    }
-
-    #[test]
-    fn nas_port_is_the_host_number() {
-        let net: Ipv4Net = "10.1.0.0/24".parse().unwrap();
-        assert_eq!(nas_port(&net, Ipv4Addr::new(10, 1, 0, 23)), 23);
-    }
 }

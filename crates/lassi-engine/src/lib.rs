@@ -1,0 +1,31 @@
+//! lassi's engine: everything that decides, nothing that does I/O.
+//!
+//! The engine takes bytes and the current time as arguments and returns
+//! bytes to send, events and the next deadline, in the style of
+//! quinn-proto: `handle_*` in; `poll_transmit`, `poll_event` and
+//! `poll_timeout` out. It opens no file or socket, reads no clock, spawns
+//! nothing and never sleeps, so nearly every behaviour is testable without
+//! root, deterministically. The shell (the `lassi` crate) owns the devices,
+//! sockets, files and the one clock, and carries out what the engine says.
+//! `tests/engine-purity` keeps it so: CI fails if an async runtime, libc, an
+//! HTTP server or a socket crate enters this crate's dependencies, or if its
+//! source reads the clock or touches files or sockets.
+//!
+//! The layers, bottom up:
+//! - [`wire`]: packet views and builders (Ethernet, ARP, IPv4, UDP, TCP,
+//!   checksums, the vnet header), MAC addresses and CIDR networks.
+//! - [`dhcp`]: the DHCPv4 server: pool, leases, options, starvation guards.
+//! - [`session`]: the session table, state machine, counters, limits and
+//!   shapers, and the saved form that survives a restart.
+//! - [`dataplane`]: classification, the fast path, interception and DNS
+//!   snooping: the decisions every forwarding backend carries out.
+
+pub mod dataplane;
+pub mod dhcp;
+pub mod session;
+pub mod wire;
+
+/// Engine time in milliseconds. The shell's one clock (`lassi::io::clock`)
+/// supplies it: the wall clock as it was at start, advanced monotonically,
+/// so it never steps. The engine never reads a clock itself.
+pub type UnixMillis = u64;
