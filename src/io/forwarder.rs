@@ -1,5 +1,7 @@
-//! The forwarder: the data-plane thread. It owns the engine and both packet devices, moves
-//! frames in batches, and talks to the control plane only by messages.
+//! The forwarder: the data-plane thread. It owns the engine and both packet
+//! devices, moves frames in batches, sleeps until the engine's next deadline
+//! ([`Engine::poll_timeout`]) or I/O, and talks to the control plane only by
+//! messages ([`Command`]s in through a [`DataplaneHandle`], [`Notice`]s out).
 //!
 //! Buffers are laid out so that no packet is copied: a LAN frame arrives as
 //! `[vnet 10][eth 14][ip …]`; for the TUN the shifted vnet header is written

@@ -37,8 +37,8 @@ enum Due {
 }
 
 impl Engine {
-    /// When [`handle_timeout`](Self::handle_timeout), [`release_held`]
-    /// (Self::release_held) or [`poll_save`](Self::poll_save) next has
+    /// When [`handle_timeout`](Self::handle_timeout),
+    /// [`release_held`](Self::release_held) or [`poll_save`](Self::poll_save) next has
     /// work: the shell waits for I/O until then, and no longer. (Always
     /// `Some` today: housekeeping runs once a second.)
     pub fn poll_timeout(&self) -> Option<UnixMillis> {

@@ -29,7 +29,7 @@
 //!
 //! New clients (MACs the server holds nothing for) are rate-limited once
 //! half the pool is taken: gateway-wide, and per *kind* of client, the
-//! [fingerprint](msg::Request::fingerprint) of its message (which options,
+//! fingerprint (`msg::Request::fingerprint`) of its message (which options,
 //! in which order), since a flood tool rotating MACs keeps its kind while an
 //! honest newcomer usually has another. Each kind may also hold at most
 //! `pool / 8` pending offers: a DISCOVER flood recycles its own offers

@@ -38,7 +38,7 @@ impl Hasher for FastHasher {
     }
 }
 
-/// `BuildHasher` for [`FastHasher`].
+/// `BuildHasher` for `FastHasher`.
 #[derive(Default, Clone, Copy)]
 pub struct FastBuildHasher;
 
