@@ -16,8 +16,7 @@ use crate::portal::auth::{AuthFuture, AuthOutcome, AuthRequest, Authenticator, C
 use crate::radius::attrs::{AcctRecord, AcctSession, MacAuthSettings, ReplyLimits};
 use crate::radius::coa::{CoaKind, CoaReply, ErrorCause};
 use crate::radius::service::{
-    AuthOutcome as RadiusOutcome, CoaCall, CoaSettings, RadiusHandle, RadiusSettings,
-    ServerSettings,
+    AccessAnswer as RadiusOutcome, CoaCall, CoaSettings, RadiusHandle, RadiusSettings, ServerConfig,
 };
 use crate::radius::AccessRequest;
 use crate::session::{Authorization, EndReason, SessionLimits, SessionReport};
@@ -28,11 +27,11 @@ pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> Radi
     let servers = r
         .servers
         .iter()
-        .map(|s| ServerSettings {
+        .map(|s| ServerConfig {
             addr: s.address,
             auth_port: s.auth_port,
             acct_port: s.acct_port,
-            secret: s.secret.clone(),
+            secret: s.secret.as_bytes().to_vec(),
         })
         .collect();
     let mut st = RadiusSettings::new(servers, cfg.state.dir.join("radius-spool"));

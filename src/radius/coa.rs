@@ -28,7 +28,7 @@
 //! (RFC 5176 §3); at least one must be present.
 
 use crate::session::SessionMatch;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::attrs::ReplyLimits;
 use super::crypto::{self, VerifyError};
@@ -114,6 +114,12 @@ pub enum CoaReply {
     Nak(ErrorCause),
 }
 
+impl CoaReply {
+    /// The answer to a request the daemon did not answer in time (or could
+    /// not be given): 506 Resources-Unavailable.
+    pub const NOT_ANSWERED: CoaReply = CoaReply::Nak(ErrorCause::ResourcesUnavailable);
+}
+
 /// A valid request for the daemon to act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoaRequest {
@@ -129,6 +135,13 @@ pub struct CoaRequest {
     authenticator: [u8; 16],
     client: usize,
     proxy_state: Vec<Vec<u8>>,
+}
+
+impl CoaRequest {
+    /// The request's answer-cache key.
+    fn key(&self) -> CoaKey {
+        (self.from, self.id, self.authenticator)
+    }
 }
 
 /// What became of a datagram.
@@ -232,26 +245,10 @@ impl CoaServer {
     /// Checks one datagram from `from`; `now_secs` is the wall clock (Unix
     /// seconds) that Event-Timestamps are compared with.
     pub fn handle(&self, from: SocketAddr, bytes: &[u8], now_secs: u64) -> CoaOutcome {
-        let Some(client) = self.clients.iter().position(|c| c.addr == from.ip()) else {
-            return CoaOutcome::Drop(CoaDrop::UnknownClient);
+        let (client, p, kind) = match self.authentic(from, bytes) {
+            Ok(x) => x,
+            Err(why) => return CoaOutcome::Drop(why),
         };
-        let Ok(p) = Packet::decode(bytes) else {
-            return CoaOutcome::Drop(CoaDrop::Malformed);
-        };
-        let kind = match p.code {
-            Code::DisconnectRequest => CoaKind::Disconnect,
-            Code::CoaRequest => CoaKind::Coa,
-            _ => return CoaOutcome::Drop(CoaDrop::UnexpectedCode),
-        };
-        let secret = &self.clients[client].secret;
-        match crypto::verify_request(bytes, secret, self.require_message_authenticator) {
-            Ok(()) => {}
-            Err(VerifyError::BadAuthenticator) => {
-                return CoaOutcome::Drop(CoaDrop::BadAuthenticator)
-            }
-            Err(VerifyError::Malformed) => return CoaOutcome::Drop(CoaDrop::Malformed),
-            Err(_) => return CoaOutcome::Drop(CoaDrop::BadMessageAuthenticator),
-        }
         let stamp = p.get_u32(attr::EVENT_TIMESTAMP);
         let stale = stamp.is_some_and(|t| {
             self.event_timestamp_window > 0
@@ -270,72 +267,83 @@ impl CoaServer {
             client,
             proxy_state: p.get_all(attr::PROXY_STATE).map(<[u8]>::to_vec).collect(),
         };
-        // Unknown attributes: refuse rather than half-apply.
+        let checked = self
+            .refusal(&p, kind, stale, stamp.is_some())
+            .map_or_else(|| identify(&p), Err);
+        match checked {
+            Ok(matcher) => req.matcher = matcher,
+            Err(cause) => return CoaOutcome::Answer(self.respond(&req, CoaReply::Nak(cause))),
+        }
+        if kind == CoaKind::Coa {
+            req.changes = self.changes(&p);
+        }
+        CoaOutcome::Request(Box::new(req))
+    }
+
+    /// The client, packet and kind of an authentic request from `from`, or
+    /// why it is dropped.
+    fn authentic(
+        &self,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(usize, Packet, CoaKind), CoaDrop> {
+        let client = self
+            .clients
+            .iter()
+            .position(|c| c.addr == from.ip())
+            .ok_or(CoaDrop::UnknownClient)?;
+        let p = Packet::decode(bytes).map_err(|_| CoaDrop::Malformed)?;
+        let kind = match p.code {
+            Code::DisconnectRequest => CoaKind::Disconnect,
+            Code::CoaRequest => CoaKind::Coa,
+            _ => return Err(CoaDrop::UnexpectedCode),
+        };
+        let secret = &self.clients[client].secret;
+        match crypto::verify_request(bytes, secret, self.require_message_authenticator) {
+            Ok(()) => Ok((client, p, kind)),
+            Err(VerifyError::BadAuthenticator) => Err(CoaDrop::BadAuthenticator),
+            Err(VerifyError::Malformed) => Err(CoaDrop::Malformed),
+            Err(_) => Err(CoaDrop::BadMessageAuthenticator),
+        }
+    }
+
+    /// Why an authentic request is refused before its session is looked
+    /// at, if it is: an attribute lassi does not handle (refused rather
+    /// than half-applied), a stale or missing Event-Timestamp, another NAS.
+    fn refusal(&self, p: &Packet, kind: CoaKind, stale: bool, stamped: bool) -> Option<ErrorCause> {
         let unsupported = p.attrs.iter().any(|a| {
             !(IDENTIFICATION.contains(&a.key)
                 || HOUSEKEEPING.contains(&a.key)
                 || (kind == CoaKind::Coa && CHANGES.contains(&a.key)))
         });
         if unsupported {
-            return CoaOutcome::Answer(
-                self.respond(&req, CoaReply::Nak(ErrorCause::UnsupportedAttribute)),
-            );
+            return Some(ErrorCause::UnsupportedAttribute);
         }
         if stale {
-            return CoaOutcome::Answer(
-                self.respond(&req, CoaReply::Nak(ErrorCause::InvalidRequest)),
-            );
+            return Some(ErrorCause::InvalidRequest);
         }
-        if stamp.is_none() && self.require_event_timestamp {
-            return CoaOutcome::Answer(
-                self.respond(&req, CoaReply::Nak(ErrorCause::MissingAttribute)),
-            );
+        if !stamped && self.require_event_timestamp {
+            return Some(ErrorCause::MissingAttribute);
         }
-        if let (Some(ours), Some(theirs)) = (&self.nas_identifier, p.get(attr::NAS_IDENTIFIER)) {
-            if ours.as_bytes() != theirs {
-                return CoaOutcome::Answer(
-                    self.respond(&req, CoaReply::Nak(ErrorCause::NasIdentificationMismatch)),
-                );
-            }
-        }
-        if let (Some(ours), Some(theirs)) = (self.nas_ip, p.get(attr::NAS_IP_ADDRESS)) {
-            if ours.octets() != theirs {
-                return CoaOutcome::Answer(
-                    self.respond(&req, CoaReply::Nak(ErrorCause::NasIdentificationMismatch)),
-                );
-            }
-        }
-        let invalid = |req: &CoaRequest| {
-            CoaOutcome::Answer(self.respond(req, CoaReply::Nak(ErrorCause::InvalidAttributeValue)))
-        };
-        req.matcher.user = p.get_string(attr::USER_NAME);
-        req.matcher.session_id = p.get_string(attr::ACCT_SESSION_ID);
-        if let Some(m) = p.get(attr::CALLING_STATION_ID) {
-            match std::str::from_utf8(m).ok().and_then(parse_station_mac) {
-                Some(mac) => req.matcher.mac = Some(mac),
-                None => return invalid(&req),
-            }
-        }
-        if p.get(attr::FRAMED_IP_ADDRESS).is_some() {
-            match p.get_ipv4(attr::FRAMED_IP_ADDRESS) {
-                Some(ip) => req.matcher.ip = Some(ip),
-                None => return invalid(&req),
-            }
-        }
-        if req.matcher.is_empty() {
-            return CoaOutcome::Answer(
-                self.respond(&req, CoaReply::Nak(ErrorCause::MissingAttribute)),
-            );
-        }
-        if kind == CoaKind::Coa {
-            req.changes = ReplyLimits::from_packet(&p, self.swap_octets);
-            // Echoed context, not a change.
-            req.changes.class.clear();
-            req.changes.state = None;
-            req.changes.cui = None;
-            req.changes.reply_message = None;
-        }
-        CoaOutcome::Request(Box::new(req))
+        let other_id = matches!(
+            (&self.nas_identifier, p.get(attr::NAS_IDENTIFIER)),
+            (Some(ours), Some(theirs)) if ours.as_bytes() != theirs
+        );
+        let other_ip = matches!(
+            (self.nas_ip, p.get(attr::NAS_IP_ADDRESS)),
+            (Some(ours), Some(theirs)) if ours.octets() != theirs
+        );
+        (other_id || other_ip).then_some(ErrorCause::NasIdentificationMismatch)
+    }
+
+    /// What a CoA-Request changes (echoed context is not a change).
+    fn changes(&self, p: &Packet) -> ReplyLimits {
+        let mut changes = ReplyLimits::from_packet(p, self.swap_octets);
+        changes.class.clear();
+        changes.state = None;
+        changes.cui = None;
+        changes.reply_message = None;
+        changes
     }
 
     /// The answer to `req`: ACK or NAK (with Error-Cause), Proxy-State
@@ -360,6 +368,32 @@ impl CoaServer {
         crypto::sign_response(&mut b, &self.clients[req.client].secret, &req.authenticator);
         b
     }
+}
+
+/// The session(s) a request designates: every one of User-Name,
+/// Acct-Session-Id, Calling-Station-Id and Framed-IP-Address that is present
+/// (407 Invalid-Attribute-Value if one does not parse; 402
+/// Missing-Attribute if none is there).
+fn identify(p: &Packet) -> Result<SessionMatch, ErrorCause> {
+    let mut m = SessionMatch {
+        user: p.get_string(attr::USER_NAME),
+        session_id: p.get_string(attr::ACCT_SESSION_ID),
+        ..SessionMatch::default()
+    };
+    if let Some(station) = p.get(attr::CALLING_STATION_ID) {
+        let mac = std::str::from_utf8(station)
+            .ok()
+            .and_then(parse_station_mac);
+        m.mac = Some(mac.ok_or(ErrorCause::InvalidAttributeValue)?);
+    }
+    if p.get(attr::FRAMED_IP_ADDRESS).is_some() {
+        let ip = p.get_ipv4(attr::FRAMED_IP_ADDRESS);
+        m.ip = Some(ip.ok_or(ErrorCause::InvalidAttributeValue)?);
+    }
+    if m.is_empty() {
+        return Err(ErrorCause::MissingAttribute);
+    }
+    Ok(m)
 }
 
 /// Authenticators of the requests accepted recently, per client address:
@@ -407,6 +441,136 @@ impl ReplayGuard {
         }
         self.seen.push_back((now_secs, addr, authenticator));
         false
+    }
+}
+
+/// A request as the answer cache knows it: source, identifier and Request
+/// Authenticator (a retransmission repeats all three).
+pub type CoaKey = (SocketAddr, u8, [u8; 16]);
+
+/// What the answer cache holds for a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CachedAnswer {
+    /// The daemon is still deciding: a retransmission is ignored.
+    Pending,
+    /// The answer sent: a retransmission gets it again, and nothing is
+    /// done twice.
+    Sent(Vec<u8>),
+}
+
+/// The answers to the latest [`AnswerCache::MAX_ENTRIES`] requests (or
+/// [`CachedAnswer::Pending`] while the daemon decides), to answer a
+/// retransmitted request the same way without acting twice.
+#[derive(Debug, Default)]
+pub struct AnswerCache {
+    entries: std::collections::VecDeque<(CoaKey, CachedAnswer)>,
+}
+
+impl AnswerCache {
+    /// Entries kept at most (the oldest goes first).
+    pub const MAX_ENTRIES: usize = 256;
+
+    /// What is known of request `k`.
+    pub fn get(&self, k: &CoaKey) -> Option<&CachedAnswer> {
+        self.entries
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v)
+    }
+
+    /// Records `v` for request `k`.
+    pub fn put(&mut self, k: CoaKey, v: CachedAnswer) {
+        if let Some(e) = self.entries.iter_mut().find(|(key, _)| *key == k) {
+            e.1 = v;
+            return;
+        }
+        if self.entries.len() >= Self::MAX_ENTRIES {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((k, v));
+    }
+}
+
+/// What the CoA listener does with a datagram ([`CoaEngine::handle_datagram`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoaAction {
+    /// A retransmission of a request the daemon is still deciding: nothing.
+    Ignore,
+    /// A retransmission: send the answer sent before, again.
+    Resend(Vec<u8>),
+    /// Drop it silently (count it).
+    Drop(CoaDrop),
+    /// Send this NAK, decided by lassi (count it).
+    Nak(Vec<u8>),
+    /// A valid request for the daemon: answer it with [`CoaEngine::answer`].
+    Deliver(Box<CoaRequest>),
+}
+
+/// The CoA/Disconnect listener's decisions, I/O-free: the request check
+/// ([`CoaServer`]), the replay guard across ports ([`ReplayGuard`]) and the
+/// answer cache for retransmissions ([`AnswerCache`]). The shell owns the
+/// socket, hands the daemon what is delivered, and gives up on a request
+/// the daemon leaves unanswered with [`CoaReply::NOT_ANSWERED`].
+#[derive(Debug)]
+pub struct CoaEngine {
+    server: CoaServer,
+    replays: ReplayGuard,
+    cache: AnswerCache,
+}
+
+impl CoaEngine {
+    /// An engine checking requests with `server`.
+    pub fn new(server: CoaServer) -> CoaEngine {
+        CoaEngine {
+            server,
+            replays: ReplayGuard::default(),
+            cache: AnswerCache::default(),
+        }
+    }
+
+    /// The request checker.
+    pub fn server(&self) -> &CoaServer {
+        &self.server
+    }
+
+    /// Decides about one datagram from `from`; `now_secs` is the wall clock
+    /// in Unix seconds (Event-Timestamps and replays are judged by it).
+    pub fn handle_datagram(&mut self, from: SocketAddr, bytes: &[u8], now_secs: u64) -> CoaAction {
+        let key =
+            (bytes.len() >= 20).then(|| (from, bytes[1], bytes[4..20].try_into().expect("16")));
+        match key.as_ref().and_then(|k| self.cache.get(k)) {
+            Some(CachedAnswer::Sent(answer)) => return CoaAction::Resend(answer.clone()),
+            Some(CachedAnswer::Pending) => return CoaAction::Ignore,
+            None => {}
+        }
+        match self.server.handle(from, bytes, now_secs) {
+            CoaOutcome::Drop(why) => CoaAction::Drop(why),
+            CoaOutcome::Answer(answer) => {
+                let key = key.expect("a decoded packet has a header");
+                self.cache.put(key, CachedAnswer::Sent(answer.clone()));
+                CoaAction::Nak(answer)
+            }
+            CoaOutcome::Request(req) => {
+                let window = u64::from(self.server.event_timestamp_window);
+                if self
+                    .replays
+                    .replayed(from.ip(), req.authenticator, now_secs, window)
+                {
+                    return CoaAction::Drop(CoaDrop::Replayed);
+                }
+                self.cache.put(req.key(), CachedAnswer::Pending);
+                CoaAction::Deliver(req)
+            }
+        }
+    }
+
+    /// The answer to a delivered request, remembered for its
+    /// retransmissions.
+    pub fn answer(&mut self, req: &CoaRequest, reply: CoaReply) -> Vec<u8> {
+        let answer = self.server.respond(req, reply);
+        self.cache
+            .put(req.key(), CachedAnswer::Sent(answer.clone()));
+        answer
     }
 }
 
