@@ -910,6 +910,25 @@ mod tests {
     }
 
     #[test]
+    fn access_answers_from_responses() {
+        let mut accept = Packet::new(Code::AccessAccept, 1);
+        accept.push_u32(attr::SESSION_TIMEOUT, 60);
+        let AccessAnswer::Accept(l) = AccessAnswer::from_response(&accept, false) else {
+            panic!("not an accept")
+        };
+        assert_eq!(l.session_timeout, Some(60));
+        // A challenge cannot be relayed by a captive portal: a reject.
+        let mut challenge = Packet::new(Code::AccessChallenge, 1);
+        challenge.push(attr::REPLY_MESSAGE, "more?");
+        assert_eq!(
+            AccessAnswer::from_response(&challenge, false),
+            AccessAnswer::Reject {
+                reply_message: Some("more?".into())
+            }
+        );
+    }
+
+    #[test]
     fn iso8601() {
         assert_eq!(parse_iso8601("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_iso8601("2000-03-01T00:00:00"), Some(951_868_800_000));

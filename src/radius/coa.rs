@@ -816,6 +816,59 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_answers_retransmissions_from_its_cache_and_drops_replays() {
+        let mut e = CoaEngine::new(server());
+        let from: SocketAddr = FROM.parse().unwrap();
+        let b = request(Code::DisconnectRequest, b"coasecret", |p| {
+            p.push(attr::USER_NAME, "bob");
+        });
+        let CoaAction::Deliver(req) = e.handle_datagram(from, &b, NOW) else {
+            panic!("not delivered")
+        };
+        // While the daemon decides, a retransmission is ignored.
+        assert_eq!(e.handle_datagram(from, &b, NOW), CoaAction::Ignore);
+        let ack = e.answer(&req, CoaReply::Ack);
+        assert_eq!(Packet::decode(&ack).unwrap().code, Code::DisconnectAck);
+        // Then it gets the same answer, and nothing is delivered twice.
+        assert_eq!(e.handle_datagram(from, &b, NOW), CoaAction::Resend(ack));
+        // The same request from another port is a replay.
+        let other: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        assert_eq!(
+            e.handle_datagram(other, &b, NOW),
+            CoaAction::Drop(CoaDrop::Replayed)
+        );
+        // A NAK lassi decides is cached too.
+        let bad = request(Code::DisconnectRequest, b"coasecret", |_| {});
+        let CoaAction::Nak(nak) = e.handle_datagram(from, &bad, NOW) else {
+            panic!("no NAK")
+        };
+        assert_eq!(nak_cause(CoaOutcome::Answer(nak.clone())), 402);
+        assert_eq!(e.handle_datagram(from, &bad, NOW), CoaAction::Resend(nak));
+        // Noise is dropped, not cached.
+        assert_eq!(
+            e.handle_datagram(from, &[0; 10], NOW),
+            CoaAction::Drop(CoaDrop::Malformed)
+        );
+    }
+
+    #[test]
+    fn the_answer_cache_is_bounded() {
+        let mut c = AnswerCache::default();
+        let from: SocketAddr = FROM.parse().unwrap();
+        for i in 0..=AnswerCache::MAX_ENTRIES {
+            c.put((from, i as u8, [(i >> 8) as u8; 16]), CachedAnswer::Pending);
+        }
+        assert_eq!(c.entries.len(), AnswerCache::MAX_ENTRIES);
+        assert_eq!(c.get(&(from, 0, [0; 16])), None, "the oldest went");
+        c.put((from, 1, [0; 16]), CachedAnswer::Sent(vec![1]));
+        assert_eq!(
+            c.get(&(from, 1, [0; 16])),
+            Some(&CachedAnswer::Sent(vec![1]))
+        );
+        assert_eq!(c.entries.len(), AnswerCache::MAX_ENTRIES);
+    }
+
+    #[test]
     fn station_ids() {
         let m = MacAddr([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]);
         for s in [
