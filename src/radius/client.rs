@@ -41,13 +41,13 @@ use core::net::{IpAddr, SocketAddr};
 use std::collections::{HashMap, VecDeque};
 
 use super::crypto::{self, VerifyError};
+use super::packet::{attr, Code, Packet};
+use crate::UnixMillis;
 
 /// How long an unanswered accounting request's identifier stays reserved
 /// so that a late answer still counts (RFC 5080 §2.2.1: a server may answer
 /// after the client gave up).
 pub const LATE_ANSWER_MS: u64 = 30_000;
-use super::packet::{attr, Code, Packet};
-use crate::UnixMillis;
 
 /// Which port and identifier space a request uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

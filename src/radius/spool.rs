@@ -1,7 +1,7 @@
 //! The accounting spool's policy, I/O-free: which records it holds, in what
 //! order they go out, when one no server answered goes out again, what a
 //! late answer acknowledges and what happens when the spool is full. The
-//! files that make it durable are the shell's ([`super::spool_store`]):
+//! files that make it durable are the shell's (lassi's `radius::spool_store`):
 //! every record is written to disk (fsync'd) before it is first sent and
 //! deleted when [`SpoolEvent::Acked`] says a server acknowledged it.
 //!
