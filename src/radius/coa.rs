@@ -29,11 +29,13 @@
 
 use crate::session::SessionMatch;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::VecDeque;
 
 use super::attrs::ReplyLimits;
 use super::crypto::{self, VerifyError};
 use super::packet::{attr, AttrKey, Code, Packet};
 use crate::wire::MacAddr;
+use crate::UnixMillis;
 
 /// A host allowed to send CoA/Disconnect requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,8 +140,9 @@ pub struct CoaRequest {
 }
 
 impl CoaRequest {
-    /// The request's answer-cache key.
-    fn key(&self) -> CoaKey {
+    /// The request's answer-cache key (what [`CoaEngine::handle_reply`]
+    /// knows it by).
+    pub fn key(&self) -> CoaKey {
         (self.from, self.id, self.authenticator)
     }
 }
@@ -506,25 +509,45 @@ pub enum CoaAction {
     Deliver(Box<CoaRequest>),
 }
 
+/// An answer to a delivered request, to send ([`CoaEngine::poll_transmit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoaTransmit {
+    /// Where to (the request's source).
+    pub dest: SocketAddr,
+    /// The answer.
+    pub bytes: Vec<u8>,
+    /// What it says (for counters).
+    pub reply: CoaReply,
+}
+
 /// The CoA/Disconnect listener's decisions, I/O-free: the request check
-/// ([`CoaServer`]), the replay guard across ports ([`ReplayGuard`]) and the
-/// answer cache for retransmissions ([`AnswerCache`]). The shell owns the
-/// socket, hands the daemon what is delivered, and gives up on a request
-/// the daemon leaves unanswered with [`CoaReply::NOT_ANSWERED`].
+/// ([`CoaServer`]), the replay guard across ports ([`ReplayGuard`]), the
+/// answer cache for retransmissions ([`AnswerCache`]) and the deadline of
+/// the daemon's reply: a delivered request it leaves unanswered for
+/// `answer_timeout_ms` is answered [`CoaReply::NOT_ANSWERED`]. The shell
+/// owns the socket and hands the daemon what is delivered.
 #[derive(Debug)]
 pub struct CoaEngine {
     server: CoaServer,
     replays: ReplayGuard,
     cache: AnswerCache,
+    answer_timeout_ms: u64,
+    /// Delivered requests waiting for the daemon's reply, with their deadline.
+    waiting: Vec<(UnixMillis, CoaRequest)>,
+    out: VecDeque<CoaTransmit>,
 }
 
 impl CoaEngine {
-    /// An engine checking requests with `server`.
-    pub fn new(server: CoaServer) -> CoaEngine {
+    /// An engine checking requests with `server`, giving the daemon
+    /// `answer_timeout_ms` to reply.
+    pub fn new(server: CoaServer, answer_timeout_ms: u64) -> CoaEngine {
         CoaEngine {
             server,
             replays: ReplayGuard::default(),
             cache: AnswerCache::default(),
+            answer_timeout_ms,
+            waiting: Vec::new(),
+            out: VecDeque::new(),
         }
     }
 
@@ -533,9 +556,16 @@ impl CoaEngine {
         &self.server
     }
 
-    /// Decides about one datagram from `from`; `now_secs` is the wall clock
-    /// in Unix seconds (Event-Timestamps and replays are judged by it).
-    pub fn handle_datagram(&mut self, from: SocketAddr, bytes: &[u8], now_secs: u64) -> CoaAction {
+    /// Decides about one datagram from `from` received at `now`;
+    /// `wall_secs` is the wall clock in Unix seconds (Event-Timestamps and
+    /// replays are judged by it).
+    pub fn handle_datagram(
+        &mut self,
+        now: UnixMillis,
+        from: SocketAddr,
+        bytes: &[u8],
+        wall_secs: u64,
+    ) -> CoaAction {
         let key =
             (bytes.len() >= 20).then(|| (from, bytes[1], bytes[4..20].try_into().expect("16")));
         match key.as_ref().and_then(|k| self.cache.get(k)) {
@@ -543,7 +573,7 @@ impl CoaEngine {
             Some(CachedAnswer::Pending) => return CoaAction::Ignore,
             None => {}
         }
-        match self.server.handle(from, bytes, now_secs) {
+        match self.server.handle(from, bytes, wall_secs) {
             CoaOutcome::Drop(why) => CoaAction::Drop(why),
             CoaOutcome::Answer(answer) => {
                 let key = key.expect("a decoded packet has a header");
@@ -554,23 +584,54 @@ impl CoaEngine {
                 let window = u64::from(self.server.event_timestamp_window);
                 if self
                     .replays
-                    .replayed(from.ip(), req.authenticator, now_secs, window)
+                    .replayed(from.ip(), req.authenticator, wall_secs, window)
                 {
                     return CoaAction::Drop(CoaDrop::Replayed);
                 }
                 self.cache.put(req.key(), CachedAnswer::Pending);
+                let deadline = now + self.answer_timeout_ms;
+                self.waiting.push((deadline, (*req).clone()));
                 CoaAction::Deliver(req)
             }
         }
     }
 
-    /// The answer to a delivered request, remembered for its
-    /// retransmissions.
-    pub fn answer(&mut self, req: &CoaRequest, reply: CoaReply) -> Vec<u8> {
-        let answer = self.server.respond(req, reply);
-        self.cache
-            .put(req.key(), CachedAnswer::Sent(answer.clone()));
-        answer
+    /// The daemon's reply to the delivered request `key` (ignored once the
+    /// request was answered, by an earlier reply or at its deadline).
+    pub fn handle_reply(&mut self, key: CoaKey, reply: CoaReply) {
+        if let Some(i) = self.waiting.iter().position(|(_, r)| r.key() == key) {
+            let (_, req) = self.waiting.remove(i);
+            self.answer(&req, reply);
+        }
+    }
+
+    /// Answers [`CoaReply::NOT_ANSWERED`] what waited past its deadline.
+    pub fn handle_timeout(&mut self, now: UnixMillis) {
+        while let Some(i) = self.waiting.iter().position(|(t, _)| *t <= now) {
+            let (_, req) = self.waiting.remove(i);
+            self.answer(&req, CoaReply::NOT_ANSWERED);
+        }
+    }
+
+    /// When [`CoaEngine::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.waiting.iter().map(|(t, _)| *t).min()
+    }
+
+    /// The next answer to send.
+    pub fn poll_transmit(&mut self) -> Option<CoaTransmit> {
+        self.out.pop_front()
+    }
+
+    /// Queues the answer to `req`, remembered for its retransmissions.
+    fn answer(&mut self, req: &CoaRequest, reply: CoaReply) {
+        let bytes = self.server.respond(req, reply);
+        self.cache.put(req.key(), CachedAnswer::Sent(bytes.clone()));
+        self.out.push_back(CoaTransmit {
+            dest: req.from,
+            bytes,
+            reply,
+        });
     }
 }
 
@@ -817,37 +878,73 @@ mod tests {
 
     #[test]
     fn the_engine_answers_retransmissions_from_its_cache_and_drops_replays() {
-        let mut e = CoaEngine::new(server());
+        let mut e = CoaEngine::new(server(), 5000);
         let from: SocketAddr = FROM.parse().unwrap();
         let b = request(Code::DisconnectRequest, b"coasecret", |p| {
             p.push(attr::USER_NAME, "bob");
         });
-        let CoaAction::Deliver(req) = e.handle_datagram(from, &b, NOW) else {
+        let CoaAction::Deliver(req) = e.handle_datagram(0, from, &b, NOW) else {
             panic!("not delivered")
         };
         // While the daemon decides, a retransmission is ignored.
-        assert_eq!(e.handle_datagram(from, &b, NOW), CoaAction::Ignore);
-        let ack = e.answer(&req, CoaReply::Ack);
-        assert_eq!(Packet::decode(&ack).unwrap().code, Code::DisconnectAck);
+        assert_eq!(e.handle_datagram(1, from, &b, NOW), CoaAction::Ignore);
+        e.handle_reply(req.key(), CoaReply::Ack);
+        let t = e.poll_transmit().unwrap();
+        assert_eq!((t.dest, t.reply), (from, CoaReply::Ack));
+        assert_eq!(Packet::decode(&t.bytes).unwrap().code, Code::DisconnectAck);
+        // A second reply changes nothing.
+        e.handle_reply(req.key(), CoaReply::Nak(ErrorCause::SessionContextNotFound));
+        assert_eq!(e.poll_transmit(), None);
         // Then it gets the same answer, and nothing is delivered twice.
-        assert_eq!(e.handle_datagram(from, &b, NOW), CoaAction::Resend(ack));
+        let again = e.handle_datagram(2, from, &b, NOW);
+        assert_eq!(again, CoaAction::Resend(t.bytes));
         // The same request from another port is a replay.
         let other: SocketAddr = "127.0.0.1:40001".parse().unwrap();
         assert_eq!(
-            e.handle_datagram(other, &b, NOW),
+            e.handle_datagram(3, other, &b, NOW),
             CoaAction::Drop(CoaDrop::Replayed)
         );
         // A NAK lassi decides is cached too.
         let bad = request(Code::DisconnectRequest, b"coasecret", |_| {});
-        let CoaAction::Nak(nak) = e.handle_datagram(from, &bad, NOW) else {
+        let CoaAction::Nak(nak) = e.handle_datagram(4, from, &bad, NOW) else {
             panic!("no NAK")
         };
         assert_eq!(nak_cause(CoaOutcome::Answer(nak.clone())), 402);
-        assert_eq!(e.handle_datagram(from, &bad, NOW), CoaAction::Resend(nak));
+        assert_eq!(
+            e.handle_datagram(5, from, &bad, NOW),
+            CoaAction::Resend(nak)
+        );
         // Noise is dropped, not cached.
         assert_eq!(
-            e.handle_datagram(from, &[0; 10], NOW),
+            e.handle_datagram(6, from, &[0; 10], NOW),
             CoaAction::Drop(CoaDrop::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_request_the_daemon_leaves_unanswered_is_naked_at_its_deadline() {
+        let mut e = CoaEngine::new(server(), 5000);
+        let from: SocketAddr = FROM.parse().unwrap();
+        let b = request(Code::CoaRequest, b"coasecret", |p| {
+            p.push(attr::USER_NAME, "bob");
+        });
+        let CoaAction::Deliver(req) = e.handle_datagram(1000, from, &b, NOW) else {
+            panic!("not delivered")
+        };
+        assert_eq!(e.poll_timeout(), Some(6000));
+        e.handle_timeout(5999);
+        assert_eq!(e.poll_transmit(), None);
+        e.handle_timeout(6000);
+        let t = e.poll_transmit().unwrap();
+        assert_eq!(t.reply, CoaReply::NOT_ANSWERED);
+        assert_eq!(nak_cause(CoaOutcome::Answer(t.bytes.clone())), 506);
+        assert_eq!(e.poll_timeout(), None);
+        // The daemon's late reply is ignored; a retransmission gets the NAK.
+        e.handle_reply(req.key(), CoaReply::Ack);
+        assert_eq!(e.poll_transmit(), None);
+        assert_eq!(
+            e.handle_datagram(7000, from, &b, NOW),
+            CoaAction::Resend(t.bytes)
         );
     }
 

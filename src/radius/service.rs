@@ -31,7 +31,7 @@ use super::attrs::{AccessRequest, AcctRecord, AcctStatus, MacAuthSettings, NasIn
 pub use super::client::ServerConfig;
 use super::client::Token;
 use super::client::{ClientEngine, ClientEvent, ClientStats, EngineConfig, RadiusRequest, Service};
-use super::coa::{CoaAction, CoaClient, CoaEngine, CoaReply, CoaRequest, CoaServer};
+use super::coa::{CoaAction, CoaClient, CoaEngine, CoaKey, CoaReply, CoaRequest, CoaServer};
 use super::packet::Packet;
 use super::spool::{SpoolConfig, SpoolEvent};
 pub use super::spool_store::SpoolError;
@@ -251,15 +251,19 @@ pub struct RadiusStats {
 pub struct CoaCall {
     /// What was asked.
     pub request: CoaRequest,
-    reply: Option<oneshot::Sender<CoaReply>>,
+    replies: Option<mpsc::UnboundedSender<(CoaKey, CoaReply)>>,
 }
 
 impl CoaCall {
     /// Sends the answer (ACK, or NAK with Error-Cause such as
     /// Session-Context-Not-Found).
     pub fn reply(mut self, r: CoaReply) {
-        if let Some(tx) = self.reply.take() {
-            let _ = tx.send(r);
+        self.send(r);
+    }
+
+    fn send(&mut self, r: CoaReply) {
+        if let Some(tx) = self.replies.take() {
+            let _ = tx.send((self.request.key(), r));
         }
     }
 }
@@ -313,12 +317,9 @@ impl RadiusService {
         let settings = Arc::new(settings);
         let (coa_handle, coa_rx) = match (coa, &settings.coa) {
             (Some((sock, calls, rx)), Some(c)) => {
-                let listener = CoaListener {
-                    sock: Arc::new(sock),
-                    engine: Arc::new(Mutex::new(CoaEngine::new(settings.coa_server(c)))),
-                    stats: stats.clone(),
-                    answer_timeout: c.answer_timeout,
-                };
+                let timeout_ms = c.answer_timeout.as_millis() as u64;
+                let engine = CoaEngine::new(settings.coa_server(c), timeout_ms);
+                let listener = CoaListener::new(sock, engine, stats.clone());
                 (Some(tokio::spawn(listener.run(calls))), Some(rx))
             }
             _ => (None, None),
@@ -693,76 +694,85 @@ impl Task {
     }
 }
 
-/// The CoA/Disconnect listener: receives datagrams, does what the
-/// [`CoaEngine`] decides, and hands delivered requests to the daemon.
-#[derive(Clone)]
+/// The CoA/Disconnect listener: receives datagrams and the daemon's
+/// replies, does what the [`CoaEngine`] decides, and hands delivered
+/// requests to the daemon.
 struct CoaListener {
-    sock: Arc<UdpSocket>,
-    engine: Arc<Mutex<CoaEngine>>,
+    sock: UdpSocket,
+    engine: CoaEngine,
     stats: Arc<Mutex<RadiusStats>>,
-    answer_timeout: Duration,
+    replies_tx: mpsc::UnboundedSender<(CoaKey, CoaReply)>,
+    replies: mpsc::UnboundedReceiver<(CoaKey, CoaReply)>,
 }
 
 impl CoaListener {
-    async fn run(self, calls: mpsc::Sender<CoaCall>) {
+    fn new(sock: UdpSocket, engine: CoaEngine, stats: Arc<Mutex<RadiusStats>>) -> CoaListener {
+        let (replies_tx, replies) = mpsc::unbounded_channel();
+        CoaListener {
+            sock,
+            engine,
+            stats,
+            replies_tx,
+            replies,
+        }
+    }
+
+    async fn run(mut self, calls: mpsc::Sender<CoaCall>) {
         let mut buf = vec![0u8; 4096];
         loop {
-            let Ok((n, from)) = self.sock.recv_from(&mut buf).await else {
-                continue;
-            };
-            let now_secs = wall_ms() / 1000;
-            let Ok(action) = self
-                .engine
-                .lock()
-                .map(|mut e| e.handle_datagram(from, &buf[..n], now_secs))
-            else {
-                continue;
-            };
-            match action {
-                CoaAction::Ignore => {}
-                CoaAction::Resend(answer) => {
-                    let _ = self.sock.send_to(&answer, from).await;
+            self.flush().await;
+            let deadline = self.engine.poll_timeout();
+            tokio::select! {
+                r = self.sock.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        self.datagram(from, &buf[..n], &calls).await;
+                    }
                 }
-                CoaAction::Drop(why) => {
-                    tracing::debug!("CoA: dropped datagram from {from}: {why:?}");
-                    self.count(|s| s.coa_dropped += 1);
-                }
-                CoaAction::Nak(answer) => {
-                    self.count(|s| s.coa_naks += 1);
-                    let _ = self.sock.send_to(&answer, from).await;
-                }
-                CoaAction::Deliver(req) => {
-                    self.count(|s| s.coa_requests += 1);
-                    let (tx, rx) = oneshot::channel();
-                    let call = CoaCall {
-                        request: (*req).clone(),
-                        reply: Some(tx),
-                    };
-                    let delivered = calls.try_send(call).is_ok().then_some(rx);
-                    tokio::spawn(self.clone().answer(*req, delivered));
-                }
+                Some((key, reply)) = self.replies.recv() => self.engine.handle_reply(key, reply),
+                _ = sleep_until(deadline) => self.engine.handle_timeout(now_ms()),
             }
         }
     }
 
-    /// Waits for the daemon's reply to `req` (or gives up:
-    /// [`CoaReply::NOT_ANSWERED`]) and sends the answer.
-    async fn answer(self, req: CoaRequest, reply: Option<oneshot::Receiver<CoaReply>>) {
-        let reply = match reply {
-            Some(rx) => match tokio::time::timeout(self.answer_timeout, rx).await {
-                Ok(Ok(r)) => r,
-                _ => CoaReply::NOT_ANSWERED,
-            },
-            None => CoaReply::NOT_ANSWERED,
-        };
-        let Ok(answer) = self.engine.lock().map(|mut e| e.answer(&req, reply)) else {
-            return;
-        };
-        self.count(|s| match reply {
-            CoaReply::Ack => s.coa_acks += 1,
-            CoaReply::Nak(_) => s.coa_naks += 1,
-        });
-        let _ = self.sock.send_to(&answer, req.from).await;
+    async fn datagram(&mut self, from: SocketAddr, bytes: &[u8], calls: &mpsc::Sender<CoaCall>) {
+        let wall_secs = wall_ms() / 1000;
+        match self
+            .engine
+            .handle_datagram(now_ms(), from, bytes, wall_secs)
+        {
+            CoaAction::Ignore => {}
+            CoaAction::Resend(answer) => {
+                let _ = self.sock.send_to(&answer, from).await;
+            }
+            CoaAction::Drop(why) => {
+                tracing::debug!("CoA: dropped datagram from {from}: {why:?}");
+                self.count(|s| s.coa_dropped += 1);
+            }
+            CoaAction::Nak(answer) => {
+                self.count(|s| s.coa_naks += 1);
+                let _ = self.sock.send_to(&answer, from).await;
+            }
+            CoaAction::Deliver(req) => {
+                self.count(|s| s.coa_requests += 1);
+                let call = CoaCall {
+                    request: *req,
+                    replies: Some(self.replies_tx.clone()),
+                };
+                // Undelivered, the call is dropped, which NAKs it (506).
+                let _ = calls.try_send(call);
+            }
+        }
+    }
+
+    /// Sends the answers to delivered requests.
+    async fn flush(&mut self) {
+        while let Some(t) = self.engine.poll_transmit() {
+            self.count(|s| match t.reply {
+                CoaReply::Ack => s.coa_acks += 1,
+                CoaReply::Nak(_) => s.coa_naks += 1,
+            });
+            let _ = self.sock.send_to(&t.bytes, t.dest).await;
+        }
     }
 
     fn count(&self, f: impl FnOnce(&mut RadiusStats)) {
@@ -774,8 +784,6 @@ impl CoaListener {
 
 impl Drop for CoaCall {
     fn drop(&mut self) {
-        if let Some(tx) = self.reply.take() {
-            let _ = tx.send(CoaReply::NOT_ANSWERED);
-        }
+        self.send(CoaReply::NOT_ANSWERED);
     }
 }
