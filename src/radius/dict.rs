@@ -6,11 +6,11 @@
 //! `END-VENDOR name`, `ATTRIBUTE name number type [flags|vendor]`,
 //! `$INCLUDE file` (relative to the including file); `VALUE` and other
 //! keywords are skipped; `#` starts a comment.
+//!
+//! It reads no file: [`Dictionary::parse_file`] asks its caller for the
+//! text of every `$INCLUDE`d one.
 
 use std::collections::HashMap;
-use std::fs;
-use std::io;
-use std::path::Path;
 
 use super::packet::AttrKey;
 
@@ -34,94 +34,118 @@ pub struct Dictionary {
     pub attrs: HashMap<String, DictAttr>,
 }
 
+/// Gives the text of an `$INCLUDE`d file, by its path (the name written
+/// after `$INCLUDE`, relative to the including file's directory unless it
+/// starts with `/`), or `None` if there is no such file.
+pub type Includes<'a> = dyn FnMut(&str) -> Option<String> + 'a;
+
 impl Dictionary {
-    /// Parses `path` (following `$INCLUDE`s) into this dictionary.
-    pub fn load(&mut self, path: &Path) -> io::Result<()> {
-        let text = fs::read_to_string(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        self.parse(&text, Some(base)).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        })
+    /// Parses dictionary text; `$INCLUDE` lines are skipped.
+    pub fn parse(&mut self, text: &str) -> Result<(), String> {
+        self.parse_text(text, None)
     }
 
-    /// Parses dictionary text; `$INCLUDE` is followed only with a `base`.
-    pub fn parse(&mut self, text: &str, base: Option<&Path>) -> Result<(), String> {
+    /// Parses the text of the file at `path`, following `$INCLUDE`s
+    /// through `open` (a missing `$INCLUDE-` file is skipped, a missing
+    /// `$INCLUDE` one is an error). Errors name the file and line.
+    pub fn parse_file(
+        &mut self,
+        path: &str,
+        text: &str,
+        open: &mut Includes<'_>,
+    ) -> Result<(), String> {
+        self.parse_text(text, Some((path, open)))
+            .map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn parse_text(
+        &mut self,
+        text: &str,
+        mut from: Option<(&str, &mut Includes<'_>)>,
+    ) -> Result<(), String> {
         let mut vendor: u32 = 0;
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("");
             let f: Vec<&str> = line.split_whitespace().collect();
             let err = |m: &str| format!("line {}: {m}: {}", n + 1, line.trim());
             match f.first().copied() {
-                None => {}
-                Some("$INCLUDE") | Some("$INCLUDE-") => {
-                    let (Some(b), Some(file)) = (base, f.get(1)) else {
+                Some(include @ ("$INCLUDE" | "$INCLUDE-")) => {
+                    let (Some((path, open)), Some(file)) = (from.as_mut(), f.get(1)) else {
                         continue;
                     };
-                    let p = b.join(file);
-                    if f[0] == "$INCLUDE-" && !p.exists() {
-                        continue;
+                    let p = relative_to(path, file);
+                    match open(&p) {
+                        Some(t) => self.parse_file(&p, &t, *open).map_err(|e| err(&e))?,
+                        None if include == "$INCLUDE-" => {}
+                        None => return Err(err(&format!("{p}: no such file"))),
                     }
-                    self.load(&p).map_err(|e| err(&e.to_string()))?;
                 }
-                Some("VENDOR") => {
-                    let (Some(name), Some(num)) = (f.get(1), f.get(2)) else {
-                        return Err(err("VENDOR needs a name and a number"));
-                    };
-                    let num = parse_num(num).ok_or_else(|| err("bad vendor number"))?;
-                    self.vendors.insert(name.to_string(), num);
-                }
-                Some("BEGIN-VENDOR") => {
-                    let name = f.get(1).ok_or_else(|| err("BEGIN-VENDOR needs a name"))?;
-                    vendor = *self
-                        .vendors
-                        .get(*name)
-                        .ok_or_else(|| err("unknown vendor"))?;
-                }
-                Some("END-VENDOR") => vendor = 0,
-                Some("ATTRIBUTE") => {
-                    if f.len() < 4 {
-                        return Err(err("ATTRIBUTE needs a name, a number and a type"));
-                    }
-                    // Extended and TLV attributes ("241.1", "255.1") and
-                    // wide vendor numbers have no place in lassi's codec:
-                    // skipped.
-                    if f[2].contains('.') {
-                        continue;
-                    }
-                    let num = parse_num(f[2]).ok_or_else(|| err("bad attribute number"))?;
-                    let Ok(num) = u8::try_from(num) else {
-                        continue;
-                    };
-                    // Old style: a vendor name as fifth field.
-                    let v = match f.get(4).and_then(|x| self.vendors.get(*x)) {
-                        Some(v) => *v,
-                        None => vendor,
-                    };
-                    self.attrs.insert(
-                        f[1].to_string(),
-                        DictAttr {
-                            name: f[1].to_string(),
-                            key: AttrKey {
-                                vendor: v,
-                                typ: num,
-                            },
-                            typ: f[3].to_string(),
-                        },
-                    );
-                }
-                Some(_) => {}
+                _ => self.definition(&f, &mut vendor).map_err(err)?,
             }
         }
+        Ok(())
+    }
+
+    /// One line other than `$INCLUDE`, split into fields; `vendor` is the
+    /// one a `BEGIN-VENDOR` opened (0: none).
+    fn definition(&mut self, f: &[&str], vendor: &mut u32) -> Result<(), &'static str> {
+        match f.first().copied() {
+            Some("VENDOR") => {
+                let (Some(name), Some(num)) = (f.get(1), f.get(2)) else {
+                    return Err("VENDOR needs a name and a number");
+                };
+                let num = parse_num(num).ok_or("bad vendor number")?;
+                self.vendors.insert(name.to_string(), num);
+            }
+            Some("BEGIN-VENDOR") => {
+                let name = f.get(1).ok_or("BEGIN-VENDOR needs a name")?;
+                *vendor = *self.vendors.get(*name).ok_or("unknown vendor")?;
+            }
+            Some("END-VENDOR") => *vendor = 0,
+            Some("ATTRIBUTE") => self.attribute(f, *vendor)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn attribute(&mut self, f: &[&str], vendor: u32) -> Result<(), &'static str> {
+        if f.len() < 4 {
+            return Err("ATTRIBUTE needs a name, a number and a type");
+        }
+        // Extended and TLV attributes ("241.1", "255.1") and wide vendor
+        // numbers have no place in lassi's codec: skipped.
+        if f[2].contains('.') {
+            return Ok(());
+        }
+        let num = parse_num(f[2]).ok_or("bad attribute number")?;
+        let Ok(num) = u8::try_from(num) else {
+            return Ok(());
+        };
+        // Old style: a vendor name as fifth field.
+        let v = match f.get(4).and_then(|x| self.vendors.get(*x)) {
+            Some(v) => *v,
+            None => vendor,
+        };
+        let key = AttrKey {
+            vendor: v,
+            typ: num,
+        };
+        let (name, typ) = (f[1].to_string(), f[3].to_string());
+        self.attrs.insert(name.clone(), DictAttr { name, key, typ });
         Ok(())
     }
 
     /// An attribute by name.
     pub fn get(&self, name: &str) -> Option<&DictAttr> {
         self.attrs.get(name)
+    }
+}
+
+/// `file` as written in an `$INCLUDE` of the file at `path`.
+fn relative_to(path: &str, file: &str) -> String {
+    match path.rfind('/') {
+        Some(i) if !file.starts_with('/') => format!("{}/{file}", &path[..i]),
+        _ => file.to_string(),
     }
 }
 
@@ -136,16 +160,48 @@ fn parse_num(s: &str) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::radius::packet::attr;
-    use std::path::PathBuf;
 
-    fn dicts() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("radius-dicts")
+    /// `radius-dicts/` relative to this file: the one place to change
+    /// when the file moves (`include_str!` needs a literal, so a macro).
+    macro_rules! dicts_dir {
+        () => {
+            "../../radius-dicts/"
+        };
+    }
+
+    /// The shipped dictionaries, by file name.
+    const SHIPPED: &[(&str, &str)] = &[
+        (
+            "dictionary.lassi",
+            include_str!(concat!(dicts_dir!(), "dictionary.lassi")),
+        ),
+        (
+            "dictionary.wispr",
+            include_str!(concat!(dicts_dir!(), "dictionary.wispr")),
+        ),
+        (
+            "dictionary.chillispot",
+            include_str!(concat!(dicts_dir!(), "dictionary.chillispot")),
+        ),
+        (
+            "dictionary.coovachilli",
+            include_str!(concat!(dicts_dir!(), "dictionary.coovachilli")),
+        ),
+    ];
+
+    fn shipped(name: &str) -> Option<String> {
+        SHIPPED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.to_string())
     }
 
     #[test]
     fn shipped_dictionaries_agree_with_the_codec() {
         let mut d = Dictionary::default();
-        d.load(&dicts().join("dictionary.lassi")).unwrap();
+        let top = shipped("dictionary.lassi").unwrap();
+        d.parse_file("dictionary.lassi", &top, &mut shipped)
+            .unwrap();
         assert_eq!(d.vendors["WISPr"], attr::VENDOR_WISPR);
         assert_eq!(d.vendors["ChilliSpot"], attr::VENDOR_CHILLISPOT);
         assert_eq!(d.vendors["CoovaChilli"], attr::VENDOR_CHILLISPOT);
@@ -169,39 +225,33 @@ mod tests {
     }
 
     #[test]
-    fn freeradius_dictionaries_agree_with_the_codec() {
-        // FreeRADIUS's own dictionaries, when installed (CI installs them):
-        // the standard attributes, and its WISPr/ChilliSpot subsets.
-        let root = Path::new("/usr/share/freeradius/dictionary");
-        if !root.exists() {
-            eprintln!("FreeRADIUS dictionaries not installed; skipped");
-            return;
-        }
-        let mut d = Dictionary::default();
-        d.load(root).unwrap();
-        for (name, key, typ) in attr::KNOWN {
-            let Some(a) = d.get(name) else {
-                assert!(
-                    key.vendor == attr::VENDOR_CHILLISPOT && key.typ > 9,
-                    "{name} missing from FreeRADIUS's dictionaries"
-                );
-                continue;
-            };
-            assert_eq!((a.key, a.typ.as_str()), (*key, *typ), "{name}");
-        }
-    }
-
-    #[test]
     fn parses_old_and_new_vendor_syntax() {
         let mut d = Dictionary::default();
         d.parse(
             "VENDOR V 9 # c\nATTRIBUTE A 1 integer V\nBEGIN-VENDOR V\nATTRIBUTE B 0x2 string\nEND-VENDOR V\nATTRIBUTE C 3 ipaddr\nVALUE A x 1\n",
-            None,
         )
         .unwrap();
         assert_eq!(d.get("A").unwrap().key, AttrKey::vendor(9, 1));
         assert_eq!(d.get("B").unwrap().key, AttrKey::vendor(9, 2));
         assert_eq!(d.get("C").unwrap().key, AttrKey::std(3));
-        assert!(d.parse("ATTRIBUTE X y integer", None).is_err());
+        assert!(d.parse("ATTRIBUTE X y integer").is_err());
+    }
+
+    #[test]
+    fn includes_are_relative_and_optional_ones_may_be_missing() {
+        let mut files = |p: &str| match p {
+            "/d/sub/inc" => Some("ATTRIBUTE I 7 integer\n$INCLUDE- nothing".to_string()),
+            _ => None,
+        };
+        let mut d = Dictionary::default();
+        d.parse_file("/d/top", "$INCLUDE sub/inc\n$INCLUDE- gone", &mut files)
+            .unwrap();
+        assert_eq!(d.get("I").unwrap().key, AttrKey::std(7));
+        let e = d
+            .parse_file("/d/top", "\n$INCLUDE gone", &mut files)
+            .unwrap_err();
+        assert!(e.contains("/d/top: line 2") && e.contains("/d/gone"), "{e}");
+        // Without an includer, $INCLUDE is skipped.
+        d.parse("$INCLUDE gone").unwrap();
     }
 }

@@ -9,10 +9,15 @@
 //!   decoded into [`attrs::ReplyLimits`], accounting records.
 //! - [`client`]: the client engine (identifiers, retransmission, failover,
 //!   response validation).
-//! - [`spool`]: the durable accounting spool.
-//! - [`coa`]: CoA/Disconnect request checking and answers (RFC 5176).
+//! - [`spool`]: the accounting spool's policy (order, retries, limits,
+//!   acknowledgements).
+//! - [`coa`]: CoA/Disconnect request checking, replay guard, answer cache
+//!   and answers (RFC 5176).
 //! - [`dict`]: a FreeRADIUS dictionary reader (checks `radius-dicts/`).
-//! - [`service`]: the tokio shell the daemon calls.
+//!
+//! The shell, which does the I/O:
+//! - [`spool_store`]: the spool's files.
+//! - [`service`]: the tokio service the daemon calls (sockets, tasks).
 
 pub mod attrs;
 pub mod client;
@@ -22,14 +27,17 @@ pub mod dict;
 pub mod packet;
 pub mod service;
 pub mod spool;
+pub mod spool_store;
 
 pub use crate::session::SessionMatch;
 pub use attrs::{
-    AccessRequest, AcctRecord, AcctSession, AcctStatus, Credentials, MacAuthSettings, NasInfo,
-    ReplyLimits, TerminateCause,
+    AccessAnswer, AccessCredentials, AccessRequest, AcctRecord, AcctSession, AcctStatus,
+    MacAuthSettings, NasInfo, ReplyLimits, TerminateCause,
 };
 pub use coa::{CoaKind, CoaReply, CoaRequest, ErrorCause};
-pub use service::{AuthOutcome, RadiusHandle, RadiusService, RadiusSettings, RadiusStats};
+pub use service::{RadiusHandle, RadiusService, RadiusSettings, RadiusStats};
 
+#[cfg(test)]
+mod dict_check;
 #[cfg(test)]
 mod fixtures;

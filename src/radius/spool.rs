@@ -1,16 +1,13 @@
-//! The durable accounting spool: every accounting record is written to disk
-//! (fsync'd) before it is first sent, and removed only when a server
-//! acknowledges it. It survives RADIUS outages and restarts of lassi.
+//! The accounting spool's policy, I/O-free: which records it holds, in what
+//! order they go out, when one no server answered goes out again, what a
+//! late answer acknowledges and what happens when the spool is full. The
+//! files that make it durable are the shell's (lassi's `radius::spool_store`):
+//! every record is written to disk (fsync'd) before it is first sent and
+//! deleted when [`SpoolEvent::Acked`] says a server acknowledged it.
 //!
-//! Layout: one file per record, `DIR/<sequence, 20 digits>.acct`, JSON,
-//! written with [`crate::store::write_atomic`] (temp file, fsync, rename,
-//! fsync of the directory). A crash leaves either the whole file or a
-//! `.tmp` that is ignored and removed at the next open. Sequence numbers
-//! grow monotonically across restarts (the next one follows the largest on
-//! disk), so the order of events is the order of the file names.
-//!
-//! Delivery is at least once: a record acknowledged just before a crash,
-//! whose removal had not reached the disk, is sent again.
+//! Sequence numbers grow monotonically (across restarts too: the shell
+//! [`Spool::load`]s what it finds and numbering follows the largest seen),
+//! so the order of events is the order of the sequence numbers.
 //!
 //! Ordering ([`Spool::sendable`]): records of one session go out one at a
 //! time in sequence order (a Stop never leaves before that session's
@@ -19,57 +16,92 @@
 //! one goes out only when every earlier record is acknowledged, and nothing
 //! later goes out before it.
 //!
-//! The spool is bounded by a record count and a byte total; when full,
-//! [`Spool::append`] refuses with [`SpoolError::Full`], logs an error
-//! naming the session, and counts it.
+//! Sending ([`Spool::due`]): at most `max_in_flight` records at once. A
+//! record no server answered ([`Spool::handle_no_response`]) waits
+//! `retry_ms` before it goes again, unless a server comes back first
+//! ([`Spool::handle_server_alive`]); [`Spool::poll_timeout`] tells when the
+//! next one is due. An answer that arrives after the client engine gave
+//! up (within [`LATE_ANSWER_MS`]) still acknowledges the record.
+//!
+//! Limits: the spool is bounded by a record count and a byte total; when
+//! full, [`Spool::append`] refuses with [`SpoolFull`] and counts it. The
+//! shell then sends that record once, not durably
+//! ([`Spool::sent_volatile`]); if no server answers it either, it is
+//! [`SpoolEvent::Lost`].
+//!
+//! Delivery is at least once: a record acknowledged just before a crash,
+//! whose removal had not reached the disk, is sent again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
 
 use super::attrs::AcctRecord;
-use crate::store::write_atomic;
+use super::client::{Token, LATE_ANSWER_MS};
+use crate::UnixMillis;
 
-/// Spool location and bounds.
+/// Bounds and send policy of the spool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpoolConfig {
-    /// Directory holding the records (created if missing).
-    pub dir: PathBuf,
     /// At most this many records.
     pub max_records: usize,
     /// At most this many bytes of records.
     pub max_bytes: u64,
+    /// Wait before resending a record no server answered, in ms.
+    pub retry_ms: u64,
+    /// Records in flight at once.
+    pub max_in_flight: usize,
 }
 
-/// Why a record was not spooled.
-#[derive(Debug)]
-pub enum SpoolError {
-    /// The bound is reached; the record is not durable.
-    Full {
-        /// Records held.
-        records: usize,
-        /// Bytes held.
-        bytes: u64,
-    },
-    /// Writing failed.
-    Io(io::Error),
+/// The spool is full: the record was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpoolFull {
+    /// Records held.
+    pub records: usize,
+    /// Bytes held.
+    pub bytes: u64,
 }
 
-impl fmt::Display for SpoolError {
+impl fmt::Display for SpoolFull {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpoolError::Full { records, bytes } => write!(
-                f,
-                "accounting spool full ({records} records, {bytes} bytes)"
-            ),
-            SpoolError::Io(e) => write!(f, "accounting spool: {e}"),
-        }
+        write!(
+            f,
+            "accounting spool full ({} records, {} bytes)",
+            self.records, self.bytes
+        )
     }
 }
 
-impl std::error::Error for SpoolError {}
+impl std::error::Error for SpoolFull {}
+
+/// What became of the records, for the shell to act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpoolEvent {
+    /// A server acknowledged spooled record `seq`; it is gone from the
+    /// spool: delete its file (once: a second answer, to a resend, finds it
+    /// gone and reports nothing).
+    Acked(u64),
+    /// A record sent without being spooled (the spool was full) was
+    /// acknowledged.
+    VolatileAcked,
+    /// No server answered record `seq`; it stays and goes again later.
+    Unanswered(u64),
+    /// The first unanswered record after answers: an outage begins, with
+    /// this many records held.
+    OutageBegan {
+        /// Records held.
+        pending: usize,
+    },
+    /// A server acknowledged a record again after an outage.
+    OutageEnded,
+    /// A record that could not be spooled got no answer: it is lost.
+    Lost(AcctRecord),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Busy {
+    InFlight,
+    RetryAt(UnixMillis),
+}
 
 /// The spool. See the module documentation.
 #[derive(Debug)]
@@ -79,113 +111,92 @@ pub struct Spool {
     bytes: u64,
     next_seq: u64,
     refused: u64,
-}
-
-fn file_name(seq: u64) -> String {
-    format!("{seq:020}.acct")
+    busy: HashMap<u64, Busy>,
+    /// Spooled records in flight, by the client engine's token.
+    sending: HashMap<Token, u64>,
+    /// Spooled records no server answered, by the token of that attempt and
+    /// when it was given up: the engine may still deliver a late answer.
+    given_up: HashMap<Token, (u64, UnixMillis)>,
+    /// Records sent without being spooled.
+    volatile: HashMap<Token, AcctRecord>,
+    outage: bool,
+    events: VecDeque<SpoolEvent>,
 }
 
 impl Spool {
-    /// Opens (creating) the spool directory and loads what it holds.
-    /// Leftover `.tmp` files are removed; a record that does not parse is
-    /// moved aside as `.corrupt` with an error log.
-    pub fn open(cfg: SpoolConfig) -> io::Result<Spool> {
-        fs::create_dir_all(&cfg.dir).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("accounting spool {}: {e}", cfg.dir.display()),
-            )
-        })?;
-        let mut records = BTreeMap::new();
-        let mut bytes = 0;
-        let mut max_seq = 0;
-        for entry in fs::read_dir(&cfg.dir)? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.ends_with(".tmp") {
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            let Some(stem) = name.strip_suffix(".acct") else {
-                continue;
-            };
-            let Ok(seq) = stem.parse::<u64>() else {
-                continue;
-            };
-            max_seq = max_seq.max(seq);
-            let data = fs::read(&path)?;
-            match serde_json::from_slice::<AcctRecord>(&data) {
-                Ok(r) => {
-                    bytes += data.len() as u64;
-                    records.insert(seq, (r, data.len() as u64));
-                }
-                Err(e) => {
-                    let aside = path.with_extension("corrupt");
-                    tracing::error!(
-                        "accounting spool: {} is damaged ({e}); moved to {}",
-                        path.display(),
-                        aside.display()
-                    );
-                    let _ = fs::rename(&path, aside);
-                }
-            }
-        }
-        if !records.is_empty() {
-            tracing::info!(
-                "accounting spool {}: {} unacknowledged records to resend",
-                cfg.dir.display(),
-                records.len()
-            );
-        }
-        Ok(Spool {
+    /// An empty spool; sequence numbers start at 1.
+    pub fn new(cfg: SpoolConfig) -> Spool {
+        Spool {
             cfg,
-            records,
-            bytes,
-            next_seq: max_seq + 1,
+            records: BTreeMap::new(),
+            bytes: 0,
+            next_seq: 1,
             refused: 0,
-        })
+            busy: HashMap::new(),
+            sending: HashMap::new(),
+            given_up: HashMap::new(),
+            volatile: HashMap::new(),
+            outage: false,
+            events: VecDeque::new(),
+        }
     }
 
-    /// Writes `rec` durably and returns its sequence number.
-    pub fn append(&mut self, rec: &AcctRecord) -> Result<u64, SpoolError> {
-        let data = serde_json::to_vec(rec).map_err(|e| SpoolError::Io(io::Error::other(e)))?;
-        if self.records.len() >= self.cfg.max_records
-            || self.bytes + data.len() as u64 > self.cfg.max_bytes
-        {
+    /// The configuration.
+    pub fn config(&self) -> &SpoolConfig {
+        &self.cfg
+    }
+
+    /// Takes in record `seq` of `size` bytes found in durable storage
+    /// (whatever the bounds: it is already there).
+    pub fn load(&mut self, seq: u64, rec: AcctRecord, size: u64) {
+        self.insert(seq, rec, size);
+    }
+
+    /// Notes that sequence number `seq` was used (a damaged record set
+    /// aside): numbering continues after it.
+    pub fn skip_past(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq + 1);
+    }
+
+    /// The sequence number a record of `size` bytes would get, or
+    /// [`SpoolFull`] (counted) when the bounds do not allow it. Nothing is
+    /// held until [`Spool::insert`].
+    pub fn reserve(&mut self, size: u64) -> Result<u64, SpoolFull> {
+        if self.records.len() >= self.cfg.max_records || self.bytes + size > self.cfg.max_bytes {
             self.refused += 1;
-            let err = SpoolError::Full {
+            return Err(SpoolFull {
                 records: self.records.len(),
                 bytes: self.bytes,
-            };
-            tracing::error!(
-                "{err} in {}: {:?} record of session '{}' is NOT durable \
-                 (refused so far: {}); raise the spool bounds or check the RADIUS servers",
-                self.cfg.dir.display(),
-                rec.status,
-                rec.session_id,
-                self.refused
-            );
-            return Err(err);
+            });
         }
-        let seq = self.next_seq;
-        write_atomic(&self.cfg.dir.join(file_name(seq)), &data).map_err(SpoolError::Io)?;
-        self.next_seq += 1;
-        self.bytes += data.len() as u64;
-        self.records.insert(seq, (rec.clone(), data.len() as u64));
+        Ok(self.next_seq)
+    }
+
+    /// Holds record `seq` (from [`Spool::reserve`], once it is durable).
+    pub fn insert(&mut self, seq: u64, rec: AcctRecord, size: u64) {
+        self.skip_past(seq);
+        if let Some((_, old)) = self.records.insert(seq, (rec, size)) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+    }
+
+    /// [`Spool::reserve`] and [`Spool::insert`] at once.
+    pub fn append(&mut self, rec: AcctRecord, size: u64) -> Result<u64, SpoolFull> {
+        let seq = self.reserve(size)?;
+        self.insert(seq, rec, size);
         Ok(seq)
     }
 
-    /// Forgets an acknowledged record (deleting its file).
-    pub fn remove(&mut self, seq: u64) -> io::Result<()> {
-        if let Some((_, n)) = self.records.remove(&seq) {
-            self.bytes -= n;
-            match fs::remove_file(self.cfg.dir.join(file_name(seq))) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+    /// Forgets record `seq`; true if it was held.
+    pub fn remove(&mut self, seq: u64) -> bool {
+        match self.records.remove(&seq) {
+            Some((_, n)) => {
+                self.bytes -= n;
+                true
             }
+            None => false,
         }
-        Ok(())
     }
 
     /// A record by sequence number.
@@ -218,9 +229,9 @@ impl Spool {
         self.refused
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.cfg.dir
+    /// Spooled records in flight.
+    pub fn in_flight(&self) -> usize {
+        self.sending.len()
     }
 
     /// Records that may be sent now, oldest first, given which ones are
@@ -245,6 +256,104 @@ impl Spool {
         }
         out
     }
+
+    /// The records to send at `now`, oldest first: [`Spool::sendable`] ones
+    /// whose retry wait is over, as many as `max_in_flight` allows. Report
+    /// each one's token with [`Spool::sent`].
+    pub fn due(&mut self, now: UnixMillis) -> Vec<u64> {
+        self.busy
+            .retain(|_, b| !matches!(b, Busy::RetryAt(t) if *t <= now));
+        let room = self.cfg.max_in_flight.saturating_sub(self.sending.len());
+        if room == 0 {
+            return Vec::new();
+        }
+        let mut due = self.sendable(|s| self.busy.contains_key(&s));
+        due.truncate(room);
+        due
+    }
+
+    /// Record `seq` went out as the client engine's request `token`.
+    pub fn sent(&mut self, seq: u64, token: Token) {
+        self.busy.insert(seq, Busy::InFlight);
+        self.sending.insert(token, seq);
+    }
+
+    /// A record the full spool refused went out, once, as `token`.
+    pub fn sent_volatile(&mut self, token: Token, rec: AcctRecord) {
+        self.volatile.insert(token, rec);
+    }
+
+    /// A server answered request `token` (tokens that are not the spool's
+    /// are ignored).
+    pub fn handle_response(&mut self, token: Token) {
+        if let Some(seq) = self.sending.remove(&token) {
+            self.busy.remove(&seq);
+            self.acknowledged(seq);
+        } else if let Some((seq, _)) = self.given_up.remove(&token) {
+            // A late answer to an attempt given up on: the record arrived.
+            // A resend already under way stays in flight (its answer finds
+            // the record gone); a parked one goes.
+            if matches!(self.busy.get(&seq), Some(Busy::RetryAt(_))) {
+                self.busy.remove(&seq);
+            }
+            self.acknowledged(seq);
+        } else if self.volatile.remove(&token).is_some() {
+            self.events.push_back(SpoolEvent::VolatileAcked);
+        }
+    }
+
+    /// No server answered request `token` (given up at `now`).
+    pub fn handle_no_response(&mut self, now: UnixMillis, token: Token) {
+        if let Some(seq) = self.sending.remove(&token) {
+            // Late answers come within the client engine's LATE_ANSWER_MS.
+            self.given_up
+                .retain(|_, (_, at)| now.saturating_sub(*at) <= LATE_ANSWER_MS);
+            self.given_up.insert(token, (seq, now));
+            let retry = now + self.cfg.retry_ms;
+            self.busy.insert(seq, Busy::RetryAt(retry));
+            if !self.outage {
+                self.outage = true;
+                let pending = self.records.len();
+                self.events.push_back(SpoolEvent::OutageBegan { pending });
+            }
+            self.events.push_back(SpoolEvent::Unanswered(seq));
+        } else if let Some(rec) = self.volatile.remove(&token) {
+            self.events.push_back(SpoolEvent::Lost(rec));
+        }
+    }
+
+    /// A server answers again: what waits for its retry goes now, not at
+    /// its time.
+    pub fn handle_server_alive(&mut self) {
+        self.busy.retain(|_, b| matches!(b, Busy::InFlight));
+    }
+
+    /// When the next record waiting for a retry is due.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.busy
+            .values()
+            .filter_map(|b| match b {
+                Busy::RetryAt(t) => Some(*t),
+                Busy::InFlight => None,
+            })
+            .min()
+    }
+
+    /// The next thing the shell must know.
+    pub fn poll_event(&mut self) -> Option<SpoolEvent> {
+        self.events.pop_front()
+    }
+
+    fn acknowledged(&mut self, seq: u64) {
+        if !self.remove(seq) {
+            return;
+        }
+        self.events.push_back(SpoolEvent::Acked(seq));
+        if self.outage {
+            self.outage = false;
+            self.events.push_back(SpoolEvent::OutageEnded);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -253,21 +362,14 @@ mod tests {
     use crate::radius::attrs::{AcctSession, AcctStatus, TerminateCause};
     use crate::session::Counters;
 
-    fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "lassi-spool-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&d);
-        d
-    }
+    const RETRY: u64 = 10_000;
 
-    fn cfg(dir: &Path) -> SpoolConfig {
+    fn cfg() -> SpoolConfig {
         SpoolConfig {
-            dir: dir.to_path_buf(),
             max_records: 100,
             max_bytes: 1 << 20,
+            retry_ms: RETRY,
+            max_in_flight: 32,
         }
     }
 
@@ -279,106 +381,229 @@ mod tests {
         }
     }
 
-    #[test]
-    fn survives_reopen_and_ignores_partial_files() {
-        let dir = tempdir("reopen");
-        let mut s = Spool::open(cfg(&dir)).unwrap();
-        let a = s.append(&AcctRecord::start(&sess("a"), 1000)).unwrap();
-        let b = s
-            .append(&AcctRecord::interim(&sess("a"), &Counters::default(), 2000))
-            .unwrap();
-        assert!(b > a);
-        // A crash in the middle of a write leaves a .tmp; a damaged file
-        // is set aside.
-        fs::write(dir.join("00000000000000000099.tmp"), b"{\"stat").unwrap();
-        fs::write(dir.join("00000000000000000050.acct"), b"{garbage").unwrap();
-        drop(s);
-        let mut s = Spool::open(cfg(&dir)).unwrap();
-        assert_eq!(s.iter().map(|(q, _)| q).collect::<Vec<_>>(), vec![a, b]);
-        assert!(!dir.join("00000000000000000099.tmp").exists());
-        assert!(dir.join("00000000000000000050.corrupt").exists());
-        // Sequence numbers continue after the largest seen, damaged included.
-        let c = s.append(&AcctRecord::start(&sess("b"), 3000)).unwrap();
-        assert_eq!(c, 51);
-        s.remove(a).unwrap();
-        drop(s);
-        let s = Spool::open(cfg(&dir)).unwrap();
-        assert_eq!(s.iter().map(|(q, _)| q).collect::<Vec<_>>(), vec![b, c]);
-        assert_eq!(s.get(b).unwrap().status, AcctStatus::InterimUpdate);
-        fs::remove_dir_all(&dir).unwrap();
+    fn add(s: &mut Spool, rec: AcctRecord) -> u64 {
+        s.append(rec, 100).unwrap()
+    }
+
+    fn events(s: &mut Spool) -> Vec<SpoolEvent> {
+        std::iter::from_fn(|| s.poll_event()).collect()
     }
 
     #[test]
     fn per_session_order_and_barriers() {
-        let dir = tempdir("order");
-        let mut s = Spool::open(cfg(&dir)).unwrap();
+        let mut s = Spool::new(cfg());
         let c0 = Counters::default();
-        let on = s
-            .append(&AcctRecord::nas(AcctStatus::AccountingOn, 0))
-            .unwrap();
-        let a1 = s.append(&AcctRecord::start(&sess("a"), 1)).unwrap();
-        let b1 = s.append(&AcctRecord::start(&sess("b"), 2)).unwrap();
-        let a2 = s.append(&AcctRecord::interim(&sess("a"), &c0, 3)).unwrap();
-        let a3 = s
-            .append(&AcctRecord::stop(
-                &sess("a"),
-                &c0,
-                TerminateCause::UserRequest,
-                4,
-            ))
-            .unwrap();
-        let off = s
-            .append(&AcctRecord::nas(AcctStatus::AccountingOff, 5))
-            .unwrap();
-        let b2 = s.append(&AcctRecord::start(&sess("b"), 6)).unwrap();
+        let on = add(&mut s, AcctRecord::nas(AcctStatus::AccountingOn, 0));
+        let a1 = add(&mut s, AcctRecord::start(&sess("a"), 1));
+        let b1 = add(&mut s, AcctRecord::start(&sess("b"), 2));
+        let a2 = add(&mut s, AcctRecord::interim(&sess("a"), &c0, 3));
+        let stop = AcctRecord::stop(&sess("a"), &c0, TerminateCause::UserRequest, 4);
+        let a3 = add(&mut s, stop);
+        let off = add(&mut s, AcctRecord::nas(AcctStatus::AccountingOff, 5));
+        let b2 = add(&mut s, AcctRecord::start(&sess("b"), 6));
         let none = |_| false;
         // The barrier goes alone.
         assert_eq!(s.sendable(none), vec![on]);
         assert_eq!(s.sendable(|q| q == on), Vec::<u64>::new());
-        s.remove(on).unwrap();
+        s.remove(on);
         // One per session, oldest first; nothing past the Off barrier.
         assert_eq!(s.sendable(none), vec![a1, b1]);
         // While a1 is in flight, a2 and a3 wait.
         assert_eq!(s.sendable(|q| q == a1), vec![b1]);
-        s.remove(a1).unwrap();
+        s.remove(a1);
         assert_eq!(s.sendable(|q| q == b1), vec![a2]);
-        s.remove(a2).unwrap();
-        s.remove(b1).unwrap();
+        s.remove(a2);
+        s.remove(b1);
         assert_eq!(s.sendable(none), vec![a3]);
-        s.remove(a3).unwrap();
+        s.remove(a3);
         assert_eq!(s.sendable(none), vec![off]);
-        s.remove(off).unwrap();
+        s.remove(off);
         assert_eq!(s.sendable(none), vec![b2]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn bounded_by_count_and_bytes() {
-        let dir = tempdir("bound");
-        let mut c = cfg(&dir);
-        c.max_records = 3;
-        let mut s = Spool::open(c.clone()).unwrap();
-        for i in 0..3 {
-            s.append(&AcctRecord::start(&sess("a"), i)).unwrap();
-        }
-        assert!(matches!(
-            s.append(&AcctRecord::start(&sess("a"), 9)),
-            Err(SpoolError::Full { records: 3, .. })
-        ));
+    fn a_session_keeps_its_order_through_acknowledgements() {
+        let mut s = Spool::new(cfg());
+        let a1 = add(&mut s, AcctRecord::start(&sess("a"), 1));
+        let a2 = add(
+            &mut s,
+            AcctRecord::interim(&sess("a"), &Counters::default(), 2),
+        );
+        let b1 = add(&mut s, AcctRecord::start(&sess("b"), 3));
+        assert_eq!(s.due(0), vec![a1, b1]);
+        s.sent(a1, 7);
+        s.sent(b1, 8);
+        // Nothing more until a1 is acknowledged; then a2.
+        assert_eq!(s.due(1), Vec::<u64>::new());
+        s.handle_response(7);
+        assert_eq!(events(&mut s), vec![SpoolEvent::Acked(a1)]);
+        assert_eq!(s.get(a1), None);
+        assert_eq!(s.due(2), vec![a2]);
+        assert_eq!(s.in_flight(), 1);
+    }
+
+    #[test]
+    fn an_unanswered_record_goes_again_after_the_retry_interval() {
+        let mut s = Spool::new(cfg());
+        let a1 = add(&mut s, AcctRecord::start(&sess("a"), 1));
+        let b1 = add(&mut s, AcctRecord::start(&sess("b"), 1));
+        assert_eq!(s.due(1000), vec![a1, b1]);
+        s.sent(a1, 1);
+        s.sent(b1, 2);
+        s.handle_no_response(5000, 1);
+        assert_eq!(
+            events(&mut s),
+            vec![
+                SpoolEvent::OutageBegan { pending: 2 },
+                SpoolEvent::Unanswered(a1)
+            ]
+        );
+        // The outage is reported once.
+        s.handle_no_response(5000, 2);
+        assert_eq!(events(&mut s), vec![SpoolEvent::Unanswered(b1)]);
+        assert_eq!(s.poll_timeout(), Some(5000 + RETRY));
+        assert_eq!(s.due(5000 + RETRY - 1), Vec::<u64>::new());
+        assert_eq!(s.due(5000 + RETRY), vec![a1, b1]);
+        assert_eq!(s.poll_timeout(), None);
+        // Answers end the outage; both records are gone.
+        s.sent(a1, 3);
+        s.sent(b1, 4);
+        s.handle_response(3);
+        s.handle_response(4);
+        assert_eq!(
+            events(&mut s),
+            vec![
+                SpoolEvent::Acked(a1),
+                SpoolEvent::OutageEnded,
+                SpoolEvent::Acked(b1)
+            ]
+        );
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_server_coming_back_releases_the_records_waiting_for_their_retry() {
+        let mut s = Spool::new(cfg());
+        let a1 = add(&mut s, AcctRecord::start(&sess("a"), 1));
+        s.due(0);
+        s.sent(a1, 1);
+        s.handle_no_response(100, 1);
+        assert_eq!(s.due(200), Vec::<u64>::new());
+        s.handle_server_alive();
+        assert_eq!(s.poll_timeout(), None);
+        assert_eq!(s.due(200), vec![a1]);
+    }
+
+    #[test]
+    fn no_more_than_max_in_flight_at_once() {
+        let mut s = Spool::new(SpoolConfig {
+            max_in_flight: 2,
+            ..cfg()
+        });
+        let seqs: Vec<u64> = (0..4)
+            .map(|i| add(&mut s, AcctRecord::start(&sess(&format!("s{i}")), i)))
+            .collect();
+        assert_eq!(s.due(0), seqs[..2].to_vec());
+        s.sent(seqs[0], 10);
+        s.sent(seqs[1], 11);
+        assert_eq!(s.due(0), Vec::<u64>::new());
+        s.handle_response(10);
+        assert_eq!(s.due(0), vec![seqs[2]]);
+    }
+
+    #[test]
+    fn a_full_spool_refuses_and_its_record_goes_once_then_is_lost() {
+        let mut s = Spool::new(SpoolConfig {
+            max_records: 1,
+            ..cfg()
+        });
+        add(&mut s, AcctRecord::start(&sess("a"), 1));
+        let rec = AcctRecord::start(&sess("b"), 2);
+        assert_eq!(
+            s.append(rec.clone(), 100),
+            Err(SpoolFull {
+                records: 1,
+                bytes: 100
+            })
+        );
         assert_eq!(s.refused(), 1);
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 3);
-        let first = s.iter().next().unwrap().0;
-        s.remove(first).unwrap();
-        s.append(&AcctRecord::start(&sess("a"), 9)).unwrap();
-        drop(s);
-        c.max_records = 100;
-        c.max_bytes = 10;
-        let mut s = Spool::open(c).unwrap();
-        assert!(s.bytes() > 10);
-        assert!(matches!(
-            s.append(&AcctRecord::start(&sess("z"), 1)),
-            Err(SpoolError::Full { .. })
-        ));
-        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(s.len(), 1);
+        // Sent once, outside the spool: an answer counts, silence loses it.
+        s.sent_volatile(5, rec.clone());
+        s.handle_response(5);
+        assert_eq!(events(&mut s), vec![SpoolEvent::VolatileAcked]);
+        s.sent_volatile(6, rec.clone());
+        s.handle_no_response(0, 6);
+        assert_eq!(events(&mut s), vec![SpoolEvent::Lost(rec)]);
+        // No retry, no outage: the spooled records are not concerned.
+        assert_eq!(s.poll_timeout(), None);
+        // The byte bound counts too.
+        let mut s = Spool::new(SpoolConfig {
+            max_bytes: 150,
+            ..cfg()
+        });
+        add(&mut s, AcctRecord::start(&sess("a"), 1));
+        assert!(s.append(AcctRecord::start(&sess("b"), 1), 51).is_err());
+        assert!(s.append(AcctRecord::start(&sess("b"), 1), 50).is_ok());
+    }
+
+    #[test]
+    fn a_late_answer_acknowledges_a_record_given_up_on() {
+        let mut s = Spool::new(cfg());
+        let a1 = add(&mut s, AcctRecord::start(&sess("a"), 1));
+        s.due(0);
+        s.sent(a1, 1);
+        s.handle_no_response(1000, 1);
+        events(&mut s);
+        // The answer to the attempt given up on arrives while a1 waits for
+        // its retry: acknowledged, and nothing is resent.
+        s.handle_response(1);
+        assert_eq!(
+            events(&mut s),
+            vec![SpoolEvent::Acked(a1), SpoolEvent::OutageEnded]
+        );
+        assert_eq!(s.poll_timeout(), None);
+        assert_eq!(s.due(1000 + RETRY), Vec::<u64>::new());
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_late_answer_during_a_resend_acknowledges_once() {
+        let mut s = Spool::new(cfg());
+        let a1 = add(&mut s, AcctRecord::start(&sess("a"), 1));
+        let a2 = add(
+            &mut s,
+            AcctRecord::interim(&sess("a"), &Counters::default(), 2),
+        );
+        s.due(0);
+        s.sent(a1, 1);
+        s.handle_no_response(1000, 1);
+        assert_eq!(s.due(1000 + RETRY), vec![a1]);
+        s.sent(a1, 2);
+        events(&mut s);
+        // The first attempt's answer arrives: a1 is acknowledged, so a2 may
+        // go; the resend stays in flight.
+        s.handle_response(1);
+        assert_eq!(
+            events(&mut s),
+            vec![SpoolEvent::Acked(a1), SpoolEvent::OutageEnded]
+        );
+        assert_eq!(s.in_flight(), 1);
+        assert_eq!(s.due(1000 + RETRY), vec![a2]);
+        s.sent(a2, 3);
+        // The resend's own answer finds a1 gone: nothing more to report.
+        s.handle_response(2);
+        assert_eq!(events(&mut s), vec![]);
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn numbering_continues_after_loaded_and_damaged_records() {
+        let mut s = Spool::new(cfg());
+        s.load(7, AcctRecord::start(&sess("a"), 1), 10);
+        s.skip_past(50);
+        assert_eq!(s.bytes(), 10);
+        assert_eq!(add(&mut s, AcctRecord::start(&sess("b"), 2)), 51);
+        assert_eq!(s.iter().map(|(q, _)| q).collect::<Vec<_>>(), vec![7, 51]);
     }
 }
