@@ -927,3 +927,47 @@ fn garbage_origins_and_tokens_never_panic_and_never_pass() {
         }
     }
 }
+
+// One clock (issue 9): the portal's times are engine times.
+
+#[test]
+fn time_online_and_left_count_in_engine_time_across_a_clock_step() {
+    // Engine time (the shell's `io::clock::now_ms`) never steps; the system
+    // clock may (a router without a real-time clock, set by NTP later).
+    // Here engine time is in 2024 while this machine's clock says
+    // otherwise: a portal reading the system clock would be off by that
+    // step. Logged in at NOW, asked 5 s of engine time later, it must say
+    // 5 s online and 55 s left.
+    let g = EngineGateway::with_client();
+    let p = portal(settings(), users());
+    log_in(&p, &g);
+    assert_eq!(g.client().authorized_at, Some(NOW), "the engine's start");
+    let later = NOW + 5_000;
+    let v: Value =
+        serde_json::from_slice(&get_at(&p, &g, "10.1.0.1", "/json/status", later).body).unwrap();
+    assert_eq!(v["clientState"], 1, "{v}");
+    assert_eq!(v["accounting"]["sessionTime"], 5, "{v}");
+    assert_eq!(v["accounting"]["idleTime"], 5, "{v}");
+    assert_eq!(v["session"]["sessionTimeout"], 60, "{v}");
+    let html = body(&get_at(&p, &g, "10.1.0.1", "/status", later));
+    assert!(html.contains("id=\"session-time\">5 s<"), "{html}");
+    assert!(html.contains("id=\"time-left\">55 s<"), "{html}");
+    // The RFC 8908 API counts the same way.
+    let v: Value = serde_json::from_slice(&get_at(&p, &g, "10.1.0.1", "/api", later).body).unwrap();
+    assert_eq!(v["seconds-remaining"], 55, "{v}");
+}
+
+#[test]
+fn a_new_challenge_comes_from_the_requests_random_bytes() {
+    // Randomness comes in with the request: the portal draws none itself.
+    let g = EngineGateway::with_client();
+    let p = portal(settings(), users());
+    let mut r = req(Method::Get, "10.1.0.1", "/", None);
+    r.random = [0xab; 16];
+    let html = body(&handle(&p, &g, &r, NOW));
+    assert_eq!(page_challenge(&html), "ab".repeat(16));
+    // A live challenge stays; other bytes do not replace it.
+    r.random = [0xcd; 16];
+    let html = body(&handle(&p, &g, &r, NOW + 1_000));
+    assert_eq!(page_challenge(&html), "ab".repeat(16));
+}
