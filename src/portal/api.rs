@@ -175,7 +175,7 @@ pub fn captive_api(
 mod tests {
     use super::*;
     use crate::session::{Counters, SessionLimits};
-    use std::net::Ipv4Addr;
+    use core::net::Ipv4Addr;
 
     fn client(authorized: bool) -> Client {
         Client {
