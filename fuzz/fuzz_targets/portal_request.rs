@@ -112,6 +112,7 @@ fuzz_target!(|data: &[u8]| {
         referer,
         peer: Ipv4Addr::new(10, 1, 0, 23),
         random: [9; 16],
+        wall_offset_ms: 0,
     };
     let _ = runtime().block_on(portal.handle(&OneGuest, &req, 1_000_000));
 });

@@ -22,6 +22,11 @@ pub struct JsonContext {
     pub logout_url: String,
     /// A message for the guest (after a login attempt).
     pub message: Option<String>,
+    /// How far the wall clock is from engine time, ms (the shell's
+    /// `io::clock::clock_step_ms`): engine times become the dates shown
+    /// (`session.startTime`) with it, so a step of the system clock moves
+    /// the date, not the durations.
+    pub wall_offset_ms: i64,
 }
 
 /// True if `name` may be used as a JSONP callback (an identifier path such
@@ -79,7 +84,8 @@ pub fn chilli_status(client: &Client, ctx: &JsonContext, now: UnixMillis) -> Val
             "userName".into(),
             json!(client.user.clone().unwrap_or_default()),
         );
-        session.insert("startTime".into(), json!(start / 1000));
+        let start_wall = start.saturating_add_signed(ctx.wall_offset_ms);
+        session.insert("startTime".into(), json!(start_wall / 1000));
         session.insert(
             "sessionTimeout".into(),
             json!(l.session_timeout.unwrap_or(0)),
@@ -222,6 +228,7 @@ mod tests {
             redirection_url: None,
             logout_url: "http://10.1.0.1:3990/logoff".into(),
             message: None,
+            wall_offset_ms: 0,
         }
     }
 

@@ -204,6 +204,9 @@ pub struct PortalRequest {
     /// 16 fresh random bytes from the shell: the guest's new challenge, if
     /// this request needs one.
     pub random: Challenge,
+    /// How far the wall clock is from engine time, ms (the shell's
+    /// `io::clock::clock_step_ms`); only dates shown use it.
+    pub wall_offset_ms: i64,
 }
 
 /// One HTTP response.
@@ -340,6 +343,7 @@ struct Ctx {
     json: bool,
     now: UnixMillis,
     random: Challenge,
+    wall_offset_ms: i64,
 }
 
 /// What a login attempt came to.
@@ -632,6 +636,7 @@ impl Portal {
             redirection_url: self.settings.success_url.clone(),
             logout_url: format!("{}/logoff", self.settings.base()),
             message: None,
+            wall_offset_ms: ctx.wall_offset_ms,
         }
     }
 
@@ -651,6 +656,7 @@ impl Portal {
             params,
             now,
             random: req.random,
+            wall_offset_ms: req.wall_offset_ms,
         }
     }
 

@@ -420,6 +420,7 @@ async fn answer<G: Gateway>(
         referer,
         peer,
         random: random_challenge(),
+        wall_offset_ms: crate::io::clock::clock_step_ms(),
     };
     // Boxed: the handler's state (4 KB) then exists only while a request is
     // handled, not in every connection's task for its whole life.

@@ -206,6 +206,7 @@ fn req(method: Method, host: &str, target: &str, form: Option<&str>) -> PortalRe
         referer: None,
         peer: IP,
         random: counter_random(),
+        wall_offset_ms: 0,
     }
 }
 
@@ -952,6 +953,14 @@ fn time_online_and_left_count_in_engine_time_across_a_clock_step() {
     let html = body(&get_at(&p, &g, "10.1.0.1", "/status", later));
     assert!(html.contains("id=\"session-time\">5 s<"), "{html}");
     assert!(html.contains("id=\"time-left\">55 s<"), "{html}");
+    // The start shown as a date is the wall clock's: engine time moved by
+    // the step the shell reports.
+    let step: i64 = 86_400_000;
+    let mut r = req(Method::Get, "10.1.0.1", "/json/status", None);
+    r.wall_offset_ms = step;
+    let v: Value = serde_json::from_slice(&handle(&p, &g, &r, later).body).unwrap();
+    assert_eq!(v["session"]["startTime"], (NOW + step as u64) / 1000, "{v}");
+    assert_eq!(v["accounting"]["sessionTime"], 5, "{v}");
     // The RFC 8908 API counts the same way.
     let v: Value = serde_json::from_slice(&get_at(&p, &g, "10.1.0.1", "/api", later).body).unwrap();
     assert_eq!(v["seconds-remaining"], 55, "{v}");
