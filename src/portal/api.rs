@@ -77,30 +77,8 @@ pub fn chilli_status(client: &Client, ctx: &JsonContext, now: UnixMillis) -> Val
     );
     if authorized {
         let start = client.authorized_at.unwrap_or(now);
-        let l = &client.limits;
-        let mut session = Map::new();
-        session.insert("sessionId".into(), json!(client.session_id));
-        session.insert(
-            "userName".into(),
-            json!(client.user.clone().unwrap_or_default()),
-        );
         let start_wall = start.saturating_add_signed(ctx.wall_offset_ms);
-        session.insert("startTime".into(), json!(start_wall / 1000));
-        session.insert(
-            "sessionTimeout".into(),
-            json!(l.session_timeout.unwrap_or(0)),
-        );
-        session.insert("idleTimeout".into(), json!(l.idle_timeout.unwrap_or(0)));
-        for (k, v) in [
-            ("maxInputOctets", l.max_input_octets),
-            ("maxOutputOctets", l.max_output_octets),
-            ("maxTotalOctets", l.max_total_octets),
-        ] {
-            if let Some(v) = v {
-                session.insert(k.into(), json!(v));
-            }
-        }
-        doc.insert("session".into(), Value::Object(session));
+        doc.insert("session".into(), session_doc(client, start_wall));
         let c = &client.counters;
         doc.insert(
             "accounting".into(),
@@ -116,6 +94,34 @@ pub fn chilli_status(client: &Client, ctx: &JsonContext, now: UnixMillis) -> Val
         );
     }
     Value::Object(doc)
+}
+
+/// The `session` object of a logged-in client that started at wall time
+/// `start_wall`.
+fn session_doc(client: &Client, start_wall: UnixMillis) -> Value {
+    let l = &client.limits;
+    let mut session = Map::new();
+    session.insert("sessionId".into(), json!(client.session_id));
+    session.insert(
+        "userName".into(),
+        json!(client.user.clone().unwrap_or_default()),
+    );
+    session.insert("startTime".into(), json!(start_wall / 1000));
+    session.insert(
+        "sessionTimeout".into(),
+        json!(l.session_timeout.unwrap_or(0)),
+    );
+    session.insert("idleTimeout".into(), json!(l.idle_timeout.unwrap_or(0)));
+    for (k, v) in [
+        ("maxInputOctets", l.max_input_octets),
+        ("maxOutputOctets", l.max_output_octets),
+        ("maxTotalOctets", l.max_total_octets),
+    ] {
+        if let Some(v) = v {
+            session.insert(k.into(), json!(v));
+        }
+    }
+    Value::Object(session)
 }
 
 /// Seconds left of the client's session, if it has a session timeout or a
