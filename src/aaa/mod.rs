@@ -8,9 +8,7 @@
 //! records), [`mac_auth`] (whom to ask, when to ask again) and [`garden`]
 //! (when to resolve walled-garden names again).
 
-pub mod garden;
-pub mod mac_auth;
-pub mod reply;
+pub use lassi_engine::aaa::{garden, mac_auth, reply};
 
 use std::net::Ipv4Addr;
 use std::path::Path;

@@ -159,8 +159,8 @@ fn counter_random() -> uam::Challenge {
     [N.fetch_add(1, Ordering::Relaxed); 16]
 }
 
-/// The local users check, inline (the daemon runs it on tokio's blocking
-/// pool: `files::OffLoopUsers`).
+/// The local users check, inline (the daemon runs it off its event loop:
+/// `lassi::portal::files::OffLoopUsers`).
 struct Inline(LocalUsers);
 
 impl Authenticator for Inline {
@@ -210,12 +210,18 @@ fn req(method: Method, host: &str, target: &str, form: Option<&str>) -> PortalRe
     }
 }
 
+/// Runs a portal future to completion. The engine gateway answers at once
+/// and the local users check is inline, so nothing ever waits on I/O: a
+/// loop polling with a no-op waker is the whole executor (and the engine's
+/// tests need no async runtime).
 fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
 }
 
 /// The portal's answer to `r` at engine time `now` (the data plane's time

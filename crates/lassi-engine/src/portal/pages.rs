@@ -22,23 +22,35 @@ use std::collections::HashMap;
 pub const PAGE_NAMES: [&str; 5] = ["login", "terms", "success", "logout", "error"];
 
 const EMBEDDED: &[(&str, &str)] = &[
-    ("login.html", include_str!("../../portal-pages/login.html")),
-    ("terms.html", include_str!("../../portal-pages/terms.html")),
+    (
+        "login.html",
+        include_str!("../../../../portal-pages/login.html"),
+    ),
+    (
+        "terms.html",
+        include_str!("../../../../portal-pages/terms.html"),
+    ),
     (
         "success.html",
-        include_str!("../../portal-pages/success.html"),
+        include_str!("../../../../portal-pages/success.html"),
     ),
     (
         "logout.html",
-        include_str!("../../portal-pages/logout.html"),
+        include_str!("../../../../portal-pages/logout.html"),
     ),
-    ("error.html", include_str!("../../portal-pages/error.html")),
-    ("style.css", include_str!("../../portal-pages/style.css")),
+    (
+        "error.html",
+        include_str!("../../../../portal-pages/error.html"),
+    ),
+    (
+        "style.css",
+        include_str!("../../../../portal-pages/style.css"),
+    ),
 ];
 
 const EMBEDDED_LANGS: &[(&str, &str)] = &[
-    ("en", include_str!("../../portal-pages/lang-en.txt")),
-    ("de", include_str!("../../portal-pages/lang-de.txt")),
+    ("en", include_str!("../../../../portal-pages/lang-en.txt")),
+    ("de", include_str!("../../../../portal-pages/lang-de.txt")),
 ];
 
 /// Escapes `& < > " '` for HTML text and attribute values.

@@ -165,7 +165,7 @@ mod tests {
     /// when the file moves (`include_str!` needs a literal, so a macro).
     macro_rules! dicts_dir {
         () => {
-            "../../radius-dicts/"
+            "../../../../radius-dicts/"
         };
     }
 
