@@ -114,7 +114,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             if let (config::AuthBackend::Local, Some(users)) =
                 (cfg.portal.auth, &cfg.portal.users_file)
             {
-                let loaded = lassi::portal::auth::LocalUsers::load(users)
+                let loaded = lassi::portal::files::load_users(users)
                     .map_err(|e| format!("{}: portal.users_file: {e}", file.display()))?;
                 println!("{}: {} user(s)", users.display(), loaded.len());
             }

@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lassi::radius::attrs::{AccessRequest, AcctRecord, AcctSession, Credentials, TerminateCause};
+use lassi::radius::attrs::{
+    AccessCredentials, AccessRequest, AcctRecord, AcctSession, TerminateCause,
+};
 use lassi::radius::coa::{CoaKind, CoaReply, ErrorCause};
 use lassi::radius::crypto::chap_response;
 use lassi::radius::service::{
-    AuthOutcome, CoaSettings, RadiusHandle, RadiusService, RadiusSettings, ServerSettings,
+    AccessAnswer, CoaSettings, RadiusHandle, RadiusService, RadiusSettings, ServerConfig,
 };
 use lassi::radius::MacAuthSettings;
 use lassi::session::Counters;
@@ -85,8 +87,8 @@ fn configure(tag: &str) -> FreeRadius {
     FreeRadius::configure_temp(tag, opts).expect("configuring FreeRADIUS")
 }
 
-fn server(fr: &FreeRadius) -> ServerSettings {
-    ServerSettings {
+fn server(fr: &FreeRadius) -> ServerConfig {
+    ServerConfig {
         addr: LOCALHOST,
         auth_port: fr.options().auth_port,
         acct_port: fr.options().acct_port,
@@ -94,7 +96,7 @@ fn server(fr: &FreeRadius) -> ServerSettings {
     }
 }
 
-fn settings(servers: Vec<ServerSettings>, spool: &Path) -> RadiusSettings {
+fn settings(servers: Vec<ServerConfig>, spool: &Path) -> RadiusSettings {
     let mut s = RadiusSettings::new(servers, spool.to_path_buf());
     s.timeout = Duration::from_millis(300);
     s.max_backoff = Duration::from_millis(600);
@@ -142,7 +144,7 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
         // PAP accept, reply attributes decoded from FreeRADIUS's answer
         // (CoovaChilli-Max-Total-Gigawords comes from radius-dicts/).
         let t0 = Instant::now();
-        let AuthOutcome::Accept(l) = h.authenticate(pap("bob", "hello")).await else {
+        let AccessAnswer::Accept(l) = h.authenticate(pap("bob", "hello")).await else {
             panic!("bob refused\n{}", fr.log())
         };
         eprintln!("PAP accept in {:?}", t0.elapsed());
@@ -156,34 +158,34 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
         // PAP reject, and a reject with Reply-Message.
         assert_eq!(
             h.authenticate(pap("bob", "wrong")).await,
-            AuthOutcome::Reject {
+            AccessAnswer::Reject {
                 reply_message: None
             }
         );
         assert_eq!(
             h.authenticate(pap("mallory", "x")).await,
-            AuthOutcome::Reject {
+            AccessAnswer::Reject {
                 reply_message: Some("Go away".into())
             }
         );
         // CHAP as the portal's UAM login sends it: ident 0, own challenge.
         let challenge = *b"0123456789abcdef";
         let mut chap = pap("bob", "");
-        chap.credentials = Credentials::Chap {
+        chap.credentials = AccessCredentials::Chap {
             ident: 0,
             response: chap_response(0, b"hello", &challenge),
             challenge: challenge.to_vec(),
         };
         assert!(matches!(
             h.authenticate(chap.clone()).await,
-            AuthOutcome::Accept(_)
+            AccessAnswer::Accept(_)
         ));
-        if let Credentials::Chap { response, .. } = &mut chap.credentials {
+        if let AccessCredentials::Chap { response, .. } = &mut chap.credentials {
             response[0] ^= 1;
         }
         assert!(matches!(
             h.authenticate(chap).await,
-            AuthOutcome::Reject { .. }
+            AccessAnswer::Reject { .. }
         ));
         // MAC authentication.
         let req = h.mac_auth_request(
@@ -192,7 +194,7 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
             "sess-mac",
             2,
         );
-        let AuthOutcome::Accept(l) = h.authenticate(req).await else {
+        let AccessAnswer::Accept(l) = h.authenticate(req).await else {
             panic!("MAC auth refused\n{}", fr.log())
         };
         assert_eq!(l.idle_timeout, Some(600));
@@ -201,7 +203,7 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
         let before = h.stats().client.missing_message_authenticator;
         assert_eq!(
             h.authenticate(pap("nomabob", "hello")).await,
-            AuthOutcome::Unreachable
+            AccessAnswer::Unreachable
         );
         assert!(h.stats().client.missing_message_authenticator >= before + 2);
         h.shutdown();
@@ -210,7 +212,7 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
         let (h2, _) = RadiusService::start(lax).await.unwrap();
         assert!(matches!(
             h2.authenticate(pap("nomabob", "hello")).await,
-            AuthOutcome::Accept(_)
+            AccessAnswer::Accept(_)
         ));
         // A wrong secret: FreeRADIUS drops the request (its
         // Message-Authenticator check fails), nothing comes back.
@@ -219,7 +221,7 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
         let (h3, _) = RadiusService::start(bad).await.unwrap();
         assert_eq!(
             h3.authenticate(pap("bob", "hello")).await,
-            AuthOutcome::Unreachable
+            AccessAnswer::Unreachable
         );
         h2.shutdown();
         h3.shutdown();
@@ -351,7 +353,7 @@ fn failover_to_secondary_and_back() {
             .unwrap();
         assert!(matches!(
             h.authenticate(pap("bob", "hello")).await,
-            AuthOutcome::Accept(_)
+            AccessAnswer::Accept(_)
         ));
         assert_eq!(a.log().matches("Login OK").count(), 1);
         a.stop();
@@ -359,14 +361,14 @@ fn failover_to_secondary_and_back() {
         let t0 = Instant::now();
         assert!(matches!(
             h.authenticate(pap("bob", "hello")).await,
-            AuthOutcome::Accept(_)
+            AccessAnswer::Accept(_)
         ));
         let failover = t0.elapsed();
         // The primary is remembered dead: straight to the secondary.
         let t1 = Instant::now();
         assert!(matches!(
             h.authenticate(pap("bob", "hello")).await,
-            AuthOutcome::Accept(_)
+            AccessAnswer::Accept(_)
         ));
         let direct = t1.elapsed();
         eprintln!("failover login {failover:?}, next login {direct:?}");

@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 
-use lassi::portal::{auth, pages::Pages, Gateway, Method, Portal, Request, Settings};
+use lassi::portal::{auth, pages::Pages, Gateway, Method, Portal, PortalRequest, Settings};
 use lassi::session::{Authorization, Client, EndReason, EndedSession, SessionState};
 use lassi::wire::MacAddr;
 use libfuzzer_sys::fuzz_target;
@@ -101,8 +101,8 @@ fuzz_target!(|data: &[u8]| {
         challenge_timeout: 60,
         strict_csp: true,
     };
-    let portal = Portal::new(settings, Box::new(auth::ClickThrough), pages(), || [7; 16]);
-    let req = Request {
+    let portal = Portal::new(settings, Box::new(auth::ClickThrough), pages(), [7; 16]);
+    let req = PortalRequest {
         method,
         host,
         target: target.unwrap_or_default(),
@@ -111,6 +111,8 @@ fuzz_target!(|data: &[u8]| {
         origin,
         referer,
         peer: Ipv4Addr::new(10, 1, 0, 23),
+        random: [9; 16],
+        wall_offset_ms: 0,
     };
     let _ = runtime().block_on(portal.handle(&OneGuest, &req, 1_000_000));
 });

@@ -8,9 +8,7 @@
 //! records), [`mac_auth`] (whom to ask, when to ask again) and [`garden`]
 //! (when to resolve walled-garden names again).
 
-pub mod garden;
-pub mod mac_auth;
-pub mod reply;
+pub use lassi_engine::aaa::{garden, mac_auth, reply};
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -27,8 +25,7 @@ use crate::portal::auth::{AuthFuture, AuthOutcome, AuthRequest, Authenticator, C
 use crate::radius::attrs::MacAuthSettings;
 use crate::radius::coa::{CoaKind, CoaReply, ErrorCause};
 use crate::radius::service::{
-    AuthOutcome as RadiusOutcome, CoaCall, CoaSettings, RadiusHandle, RadiusSettings,
-    ServerSettings,
+    AccessAnswer as RadiusOutcome, CoaCall, CoaSettings, RadiusHandle, RadiusSettings, ServerConfig,
 };
 use crate::radius::AccessRequest;
 use crate::session::{EndReason, SessionState};
@@ -45,11 +42,11 @@ pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> Radi
     let servers = r
         .servers
         .iter()
-        .map(|s| ServerSettings {
+        .map(|s| ServerConfig {
             addr: s.address,
             auth_port: s.auth_port,
             acct_port: s.acct_port,
-            secret: s.secret.clone(),
+            secret: s.secret.as_bytes().to_vec(),
         })
         .collect();
     let mut st = RadiusSettings::new(servers, cfg.state.dir.join("radius-spool"));
@@ -134,7 +131,7 @@ impl Authenticator for RadiusAuth {
                 } => {
                     let mut a =
                         AccessRequest::pap(&req.username, b"", req.mac, req.ip, &session_id, port);
-                    a.credentials = crate::radius::attrs::Credentials::Chap {
+                    a.credentials = crate::radius::attrs::AccessCredentials::Chap {
                         ident: *ident,
                         response: *response,
                         challenge: challenge.to_vec(),

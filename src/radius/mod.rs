@@ -1,35 +1,16 @@
-//! RADIUS: authentication, accounting and dynamic authorization, the way
-//! CoovaChilli speaks it, hardened (DESIGN.md, "Where lassi goes beyond").
+//! RADIUS in the shell: the engine's codec, client, CoA and spool policy
+//! ([`lassi_engine::radius`], re-exported here) carried over UDP sockets
+//! and files.
 //!
-//! Layers, I/O-free first:
-//! - [`packet`]: the codec (codes, attributes, Vendor-Specific, bounds).
-//! - [`crypto`]: User-Password hiding, CHAP, authenticators,
-//!   Message-Authenticator.
-//! - [`attrs`]: requests built with CoovaChilli's attributes, replies
-//!   decoded into [`attrs::ReplyLimits`], accounting records.
-//! - [`client`]: the client engine (identifiers, retransmission, failover,
-//!   response validation).
-//! - [`spool`]: the durable accounting spool.
-//! - [`coa`]: CoA/Disconnect request checking and answers (RFC 5176).
-//! - [`dict`]: a FreeRADIUS dictionary reader (checks `radius-dicts/`).
-//! - [`service`]: the tokio shell the daemon calls.
+//! - [`service`]: the tokio service the daemon calls (sockets, tasks).
+//! - [`spool_store`]: the spool's files.
 
-pub mod attrs;
-pub mod client;
-pub mod coa;
-pub mod crypto;
-pub mod dict;
-pub mod packet;
+pub use lassi_engine::radius::*;
+
 pub mod service;
-pub mod spool;
+pub mod spool_store;
 
-pub use crate::session::SessionMatch;
-pub use attrs::{
-    AccessRequest, AcctRecord, AcctSession, AcctStatus, Credentials, MacAuthSettings, NasInfo,
-    ReplyLimits, TerminateCause,
-};
-pub use coa::{CoaKind, CoaReply, CoaRequest, ErrorCause};
-pub use service::{AuthOutcome, RadiusHandle, RadiusService, RadiusSettings, RadiusStats};
+pub use service::{RadiusHandle, RadiusService, RadiusSettings, RadiusStats};
 
 #[cfg(test)]
-mod fixtures;
+mod dict_check;

@@ -14,7 +14,7 @@
 //! deletes it when a server acknowledges it, keeping each session's records
 //! in order. Acct-Delay-Time is recomputed at every send.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -26,30 +26,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::attrs::{AccessRequest, AcctRecord, AcctStatus, MacAuthSettings, NasInfo, ReplyLimits};
-use super::client::{
-    ClientEngine, ClientStats, EngineConfig, Event, Request, ServerConfig, Service, Token,
-    LATE_ANSWER_MS,
-};
-use super::coa::{
-    CoaClient, CoaDrop, CoaOutcome, CoaReply, CoaRequest, CoaServer, ErrorCause, ReplayGuard,
-};
-use super::packet::{attr, Code};
-use super::spool::{Spool, SpoolConfig, SpoolError};
+pub use super::attrs::AccessAnswer;
+use super::attrs::{AccessRequest, AcctRecord, AcctStatus, MacAuthSettings, NasInfo};
+pub use super::client::ServerConfig;
+use super::client::Token;
+use super::client::{ClientEngine, ClientEvent, ClientStats, EngineConfig, RadiusRequest, Service};
+use super::coa::{CoaAction, CoaClient, CoaEngine, CoaKey, CoaReply, CoaRequest, CoaServer};
+use super::packet::Packet;
+use super::spool::{SpoolConfig, SpoolEvent};
+pub use super::spool_store::SpoolError;
+use super::spool_store::SpoolStore;
+use crate::io::clock::{instant_at, now_ms, wall_ms};
 use crate::wire::MacAddr;
-
-/// One RADIUS server.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerSettings {
-    /// Address.
-    pub addr: IpAddr,
-    /// Authentication port (1812).
-    pub auth_port: u16,
-    /// Accounting port (1813).
-    pub acct_port: u16,
-    /// Shared secret.
-    pub secret: String,
-}
 
 /// The CoA/Disconnect listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +78,7 @@ impl Default for CoaSettings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RadiusSettings {
     /// Servers, primary first.
-    pub servers: Vec<ServerSettings>,
+    pub servers: Vec<ServerConfig>,
     /// Wait before the first resend (default 2 s); doubles at each resend.
     pub timeout: Duration,
     /// Upper bound of the resend interval (default 8 s).
@@ -142,7 +130,7 @@ pub struct RadiusSettings {
 
 impl RadiusSettings {
     /// Defaults around the two things that have none.
-    pub fn new(servers: Vec<ServerSettings>, spool_dir: PathBuf) -> RadiusSettings {
+    pub fn new(servers: Vec<ServerConfig>, spool_dir: PathBuf) -> RadiusSettings {
         RadiusSettings {
             servers,
             timeout: Duration::from_secs(2),
@@ -180,21 +168,50 @@ impl RadiusSettings {
             location_name: self.location_name.clone(),
         }
     }
-}
 
-/// The answer to a login.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuthOutcome {
-    /// Access-Accept with what to enforce.
-    Accept(Box<ReplyLimits>),
-    /// Access-Reject (an Access-Challenge, which a captive portal cannot
-    /// relay, counts as a reject too).
-    Reject {
-        /// Reply-Message, if the server gave one.
-        reply_message: Option<String>,
-    },
-    /// No server answered validly.
-    Unreachable,
+    /// The client engine's settings.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            servers: self.servers.clone(),
+            timeout_ms: self.timeout.as_millis() as u64,
+            retries: self.retries,
+            max_backoff_ms: self.max_backoff.as_millis() as u64,
+            dead_time_ms: self.dead_time.as_millis() as u64,
+            status_interval_ms: self.status_interval.as_millis() as u64,
+            require_message_authenticator: self.require_message_authenticator,
+        }
+    }
+
+    /// The accounting spool's bounds and send policy.
+    pub fn spool_config(&self) -> SpoolConfig {
+        SpoolConfig {
+            max_records: self.spool_max_records,
+            max_bytes: self.spool_max_bytes,
+            retry_ms: self.spool_retry.as_millis() as u64,
+            max_in_flight: self.max_acct_in_flight,
+        }
+    }
+
+    /// The CoA request checker for listener `c`.
+    pub fn coa_server(&self, c: &CoaSettings) -> CoaServer {
+        CoaServer {
+            clients: c
+                .clients
+                .iter()
+                .map(|(a, s)| CoaClient {
+                    addr: *a,
+                    secret: s.as_bytes().to_vec(),
+                })
+                .collect(),
+            nas_identifier: self.nas_identifier.clone(),
+            nas_ip: self.nas_ip,
+            require_message_authenticator: c.require_message_authenticator,
+            swap_octets: self.swap_octets,
+            event_timestamp_window: c.event_timestamp_window,
+            require_event_timestamp: c.require_event_timestamp,
+            nak_stale_event_timestamp: c.nak_stale_event_timestamp,
+        }
+    }
 }
 
 /// Counters of the whole service (`radius` in `lassi status`).
@@ -234,21 +251,25 @@ pub struct RadiusStats {
 pub struct CoaCall {
     /// What was asked.
     pub request: CoaRequest,
-    reply: Option<oneshot::Sender<CoaReply>>,
+    replies: Option<mpsc::UnboundedSender<(CoaKey, CoaReply)>>,
 }
 
 impl CoaCall {
     /// Sends the answer (ACK, or NAK with Error-Cause such as
     /// Session-Context-Not-Found).
     pub fn reply(mut self, r: CoaReply) {
-        if let Some(tx) = self.reply.take() {
-            let _ = tx.send(r);
+        self.send(r);
+    }
+
+    fn send(&mut self, r: CoaReply) {
+        if let Some(tx) = self.replies.take() {
+            let _ = tx.send((self.request.key(), r));
         }
     }
 }
 
 enum Cmd {
-    Auth(AccessRequest, oneshot::Sender<AuthOutcome>),
+    Auth(AccessRequest, oneshot::Sender<AccessAnswer>),
     Spooled,
     Volatile(AcctRecord),
     WaitAcked(u64, oneshot::Sender<()>),
@@ -260,7 +281,7 @@ enum Cmd {
 #[derive(Clone)]
 pub struct RadiusHandle {
     tx: mpsc::UnboundedSender<Cmd>,
-    spool: Arc<Mutex<Spool>>,
+    spool: Arc<Mutex<SpoolStore>>,
     stats: Arc<Mutex<RadiusStats>>,
     settings: Arc<RadiusSettings>,
 }
@@ -268,13 +289,14 @@ pub struct RadiusHandle {
 /// Entry point.
 pub struct RadiusService;
 
-use crate::io::clock::wall_ms;
-
 fn seed() -> [u8; 16] {
     let mut s = [0u8; 16];
     crate::io::sys::random_bytes(&mut s);
     s
 }
+
+/// The CoA listener's socket and the channel to the daemon.
+type CoaOpen = (UdpSocket, mpsc::Sender<CoaCall>, mpsc::Receiver<CoaCall>);
 
 impl RadiusService {
     /// Starts the service on the current tokio runtime. Fails if a socket
@@ -282,120 +304,79 @@ impl RadiusService {
     pub async fn start(
         settings: RadiusSettings,
     ) -> io::Result<(RadiusHandle, Option<mpsc::Receiver<CoaCall>>)> {
-        let any: IpAddr = match settings.servers.first().map(|s| s.addr) {
-            Some(IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        };
-        let bind = SocketAddr::new(settings.bind_addr.unwrap_or(any), 0);
-        let auth_sock = UdpSocket::bind(bind).await?;
-        let acct_sock = UdpSocket::bind(bind).await?;
-        let spool = Spool::open(SpoolConfig {
-            dir: settings.spool_dir.clone(),
-            max_records: settings.spool_max_records,
-            max_bytes: settings.spool_max_bytes,
-        })?;
-        let (coa_task, coa_rx) = match &settings.coa {
-            Some(c) => {
-                let sock = UdpSocket::bind(c.listen).await?;
-                let (tx, rx) = mpsc::channel(64);
-                (Some((sock, tx)), Some(rx))
-            }
-            None => (None, None),
-        };
-        let engine = ClientEngine::new(
-            EngineConfig {
-                servers: settings
-                    .servers
-                    .iter()
-                    .map(|s| ServerConfig {
-                        addr: s.addr,
-                        auth_port: s.auth_port,
-                        acct_port: s.acct_port,
-                        secret: s.secret.as_bytes().to_vec(),
-                    })
-                    .collect(),
-                timeout_ms: settings.timeout.as_millis() as u64,
-                retries: settings.retries,
-                max_backoff_ms: settings.max_backoff.as_millis() as u64,
-                dead_time_ms: settings.dead_time.as_millis() as u64,
-                status_interval_ms: settings.status_interval.as_millis() as u64,
-                require_message_authenticator: settings.require_message_authenticator,
-            },
-            seed(),
-        );
+        let (auth_sock, acct_sock) = Self::bind(&settings).await?;
+        let spool = SpoolStore::open(settings.spool_dir.clone(), settings.spool_config())?;
+        let coa = Self::open_coa(&settings).await?;
+        let engine = ClientEngine::new(settings.engine_config(), seed());
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(RadiusStats {
-            spool_pending: spool.len() as u64,
+            spool_pending: spool.spool().len() as u64,
             ..Default::default()
         }));
         let spool = Arc::new(Mutex::new(spool));
         let settings = Arc::new(settings);
-        let coa_handle = coa_task.map(|(sock, ctx)| {
-            let c = settings.coa.clone().expect("coa settings");
-            let server = CoaServer {
-                clients: c
-                    .clients
-                    .iter()
-                    .map(|(a, s)| CoaClient {
-                        addr: *a,
-                        secret: s.as_bytes().to_vec(),
-                    })
-                    .collect(),
-                nas_identifier: settings.nas_identifier.clone(),
-                nas_ip: settings.nas_ip,
-                require_message_authenticator: c.require_message_authenticator,
-                swap_octets: settings.swap_octets,
-                event_timestamp_window: c.event_timestamp_window,
-                require_event_timestamp: c.require_event_timestamp,
-                nak_stale_event_timestamp: c.nak_stale_event_timestamp,
-            };
-            tokio::spawn(coa_loop(
-                Arc::new(sock),
-                server,
-                ctx,
-                stats.clone(),
-                c.answer_timeout,
-            ))
-        });
+        let (coa_handle, coa_rx) = match (coa, &settings.coa) {
+            (Some((sock, calls, rx)), Some(c)) => {
+                let timeout_ms = c.answer_timeout.as_millis() as u64;
+                let engine = CoaEngine::new(settings.coa_server(c), timeout_ms);
+                let listener = CoaListener::new(sock, engine, stats.clone());
+                (Some(tokio::spawn(listener.run(calls))), Some(rx))
+            }
+            _ => (None, None),
+        };
         let task = Task {
             engine,
             auth_sock,
             acct_sock,
             spool: spool.clone(),
             stats: stats.clone(),
-            settings: settings.clone(),
             nas: settings.nas_info(),
-            epoch: Instant::now(),
+            settings: settings.clone(),
             auth_waiters: HashMap::new(),
-            acct_tokens: HashMap::new(),
-            given_up: HashMap::new(),
-            busy: HashMap::new(),
-            volatile: HashMap::new(),
             ack_waiters: HashMap::new(),
-            outage_logged: false,
         };
         tokio::spawn(task.run(rx, coa_handle));
-        Ok((
-            RadiusHandle {
-                tx,
-                spool,
-                stats,
-                settings,
-            },
-            coa_rx,
-        ))
+        let handle = RadiusHandle {
+            tx,
+            spool,
+            stats,
+            settings,
+        };
+        Ok((handle, coa_rx))
+    }
+
+    /// The authentication and accounting sockets (each talks to every
+    /// server), bound to `bind_addr` or the wildcard of the first server's
+    /// family.
+    async fn bind(settings: &RadiusSettings) -> io::Result<(UdpSocket, UdpSocket)> {
+        let any: IpAddr = match settings.servers.first().map(|s| s.addr) {
+            Some(IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let bind = SocketAddr::new(settings.bind_addr.unwrap_or(any), 0);
+        Ok((UdpSocket::bind(bind).await?, UdpSocket::bind(bind).await?))
+    }
+
+    /// The CoA listener's socket, when one is configured.
+    async fn open_coa(settings: &RadiusSettings) -> io::Result<Option<CoaOpen>> {
+        let Some(c) = &settings.coa else {
+            return Ok(None);
+        };
+        let sock = UdpSocket::bind(c.listen).await?;
+        let (tx, rx) = mpsc::channel(64);
+        Ok(Some((sock, tx, rx)))
     }
 }
 
 impl RadiusHandle {
     /// Checks a login. Resolves when a server answers or every server has
     /// been tried (about `timeout × (1 + 2 + …)` per server).
-    pub async fn authenticate(&self, req: AccessRequest) -> AuthOutcome {
+    pub async fn authenticate(&self, req: AccessRequest) -> AccessAnswer {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Auth(req, tx)).is_err() {
-            return AuthOutcome::Unreachable;
+            return AccessAnswer::Unreachable;
         }
-        rx.await.unwrap_or(AuthOutcome::Unreachable)
+        rx.await.unwrap_or(AccessAnswer::Unreachable)
     }
 
     /// The Access-Request for MAC authentication of a client, with the
@@ -457,7 +438,7 @@ impl RadiusHandle {
 
     /// Records waiting in the spool.
     pub fn pending_accounting(&self) -> usize {
-        self.spool.lock().map(|s| s.len()).unwrap_or(0)
+        self.spool.lock().map(|s| s.spool().len()).unwrap_or(0)
     }
 
     /// A snapshot of the counters.
@@ -477,49 +458,39 @@ impl RadiusHandle {
     }
 }
 
-enum Busy {
-    InFlight,
-    RetryAt(u64),
-}
-
+/// The service's task: the client engine and the spool's policy, driven by
+/// the sockets, the handle's commands and the engines' deadlines.
 struct Task {
     engine: ClientEngine,
     auth_sock: UdpSocket,
     acct_sock: UdpSocket,
-    spool: Arc<Mutex<Spool>>,
+    spool: Arc<Mutex<SpoolStore>>,
     stats: Arc<Mutex<RadiusStats>>,
     settings: Arc<RadiusSettings>,
     nas: NasInfo,
-    epoch: Instant,
-    auth_waiters: HashMap<Token, oneshot::Sender<AuthOutcome>>,
-    acct_tokens: HashMap<Token, u64>,
-    /// Spooled records no server answered, by the token of that attempt and
-    /// when it was given up: the engine may still deliver a late answer.
-    given_up: HashMap<Token, (u64, u64)>,
-    busy: HashMap<u64, Busy>,
-    volatile: HashMap<Token, AcctRecord>,
+    auth_waiters: HashMap<Token, oneshot::Sender<AccessAnswer>>,
     ack_waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
-    outage_logged: bool,
+}
+
+/// Sleeps until engine time `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<u64>) {
+    match deadline {
+        Some(ms) => tokio::time::sleep_until(Instant::from_std(instant_at(ms))).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Task {
-    fn now(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>, coa: Option<JoinHandle<()>>) {
         let mut abuf = vec![0u8; 4096];
         let mut cbuf = vec![0u8; 4096];
         loop {
             self.pump();
             self.flush().await;
-            let next = [self.engine.poll_timeout(), self.next_retry()]
+            let deadline = [self.engine.poll_timeout(), self.spool_timeout()]
                 .into_iter()
                 .flatten()
                 .min();
-            let sleep_to = next
-                .map(|ms| self.epoch + Duration::from_millis(ms))
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None | Some(Cmd::Shutdown) => break,
@@ -527,38 +498,33 @@ impl Task {
                 },
                 r = self.auth_sock.recv_from(&mut abuf) => {
                     if let Ok((n, from)) = r {
-                        let now = self.now();
-                        self.engine.handle_datagram(now, Service::Auth, from, &abuf[..n]);
+                        self.engine.handle_datagram(now_ms(), Service::Auth, from, &abuf[..n]);
                     }
                 }
                 r = self.acct_sock.recv_from(&mut cbuf) => {
                     if let Ok((n, from)) = r {
-                        let now = self.now();
-                        self.engine.handle_datagram(now, Service::Acct, from, &cbuf[..n]);
+                        self.engine.handle_datagram(now_ms(), Service::Acct, from, &cbuf[..n]);
                     }
                 }
-                _ = tokio::time::sleep_until(sleep_to) => {
-                    let now = self.now();
-                    self.engine.handle_timeout(now);
-                }
+                _ = sleep_until(deadline) => self.engine.handle_timeout(now_ms()),
             }
         }
         if let Some(h) = coa {
             h.abort();
         }
         for (_, w) in self.auth_waiters.drain() {
-            let _ = w.send(AuthOutcome::Unreachable);
+            let _ = w.send(AccessAnswer::Unreachable);
         }
     }
 
     fn command(&mut self, c: Cmd) {
-        let now = self.now();
+        let now = now_ms();
         match c {
             Cmd::Auth(req, reply) => {
                 let (packet, password) = req.to_packet(&self.nas);
                 let t = self.engine.submit(
                     now,
-                    Request {
+                    RadiusRequest {
                         service: Service::Auth,
                         packet,
                         password,
@@ -568,24 +534,11 @@ impl Task {
             }
             Cmd::Spooled => {}
             Cmd::Volatile(rec) => {
-                let packet = rec.to_packet(&self.nas, self.settings.swap_octets, wall_ms());
-                let t = self.engine.submit(
-                    now,
-                    Request {
-                        service: Service::Acct,
-                        packet,
-                        password: None,
-                    },
-                );
-                self.volatile.insert(t, rec);
+                let t = self.engine.submit(now, self.acct_request(&rec));
+                self.with_spool(|s| s.spool_mut().sent_volatile(t, rec));
             }
             Cmd::WaitAcked(seq, w) => {
-                let present = self
-                    .spool
-                    .lock()
-                    .map(|s| s.get(seq).is_some())
-                    .unwrap_or(false);
-                if present {
+                if self.with_spool(|s| s.spool().get(seq).is_some()) == Some(true) {
                     self.ack_waiters.entry(seq).or_default().push(w);
                 } else {
                     let _ = w.send(());
@@ -595,49 +548,37 @@ impl Task {
         }
     }
 
-    fn next_retry(&self) -> Option<u64> {
-        self.busy
-            .values()
-            .filter_map(|b| match b {
-                Busy::RetryAt(t) => Some(*t),
-                Busy::InFlight => None,
-            })
-            .min()
+    /// The Accounting-Request for `rec`, as sent now (Acct-Delay-Time and
+    /// Event-Timestamp are wall-clock matters).
+    fn acct_request(&self, rec: &AcctRecord) -> RadiusRequest {
+        RadiusRequest {
+            service: Service::Acct,
+            packet: rec.to_packet(&self.nas, self.settings.swap_octets, wall_ms()),
+            password: None,
+        }
+    }
+
+    fn with_spool<T>(&self, f: impl FnOnce(&mut SpoolStore) -> T) -> Option<T> {
+        self.spool.lock().ok().map(|mut s| f(&mut s))
+    }
+
+    fn spool_timeout(&self) -> Option<u64> {
+        self.with_spool(|s| s.spool().poll_timeout()).flatten()
     }
 
     /// Sends what the spool allows.
     fn pump(&mut self) {
-        let now = self.now();
-        self.busy
-            .retain(|_, b| !matches!(b, Busy::RetryAt(t) if *t <= now));
-        let in_flight = self.acct_tokens.len();
-        let room = self.settings.max_acct_in_flight.saturating_sub(in_flight);
-        if room == 0 {
+        let now = now_ms();
+        let Some(due) = self.with_spool(|s| {
+            let due = s.spool_mut().due(now);
+            let rec = |seq| s.spool().get(seq).map(|r| (seq, r.clone()));
+            due.into_iter().filter_map(rec).collect::<Vec<_>>()
+        }) else {
             return;
-        }
-        let to_send: Vec<(u64, AcctRecord)> = {
-            let Ok(spool) = self.spool.lock() else {
-                return;
-            };
-            spool
-                .sendable(|s| self.busy.contains_key(&s))
-                .into_iter()
-                .take(room)
-                .filter_map(|s| spool.get(s).map(|r| (s, r.clone())))
-                .collect()
         };
-        for (seq, rec) in to_send {
-            let packet = rec.to_packet(&self.nas, self.settings.swap_octets, wall_ms());
-            let t = self.engine.submit(
-                now,
-                Request {
-                    service: Service::Acct,
-                    packet,
-                    password: None,
-                },
-            );
-            self.busy.insert(seq, Busy::InFlight);
-            self.acct_tokens.insert(t, seq);
+        for (seq, rec) in due {
+            let t = self.engine.submit(now, self.acct_request(&rec));
+            self.with_spool(|s| s.spool_mut().sent(seq, t));
         }
     }
 
@@ -657,80 +598,72 @@ impl Task {
             while let Some(ev) = self.engine.poll_event() {
                 progressed = true;
                 self.event(ev);
+                self.spool_events();
             }
             if !progressed {
                 break;
             }
             self.pump();
         }
-        let pending = self.spool.lock().map(|s| s.len() as u64).unwrap_or(0);
+        let pending = self.with_spool(|s| s.spool().len() as u64).unwrap_or(0);
         if let Ok(mut s) = self.stats.lock() {
             s.client = self.engine.stats();
             s.spool_pending = pending;
         }
     }
 
-    fn event(&mut self, ev: Event) {
-        let now = self.now();
+    fn event(&mut self, ev: ClientEvent) {
         match ev {
-            Event::Response { token, packet, .. } => {
-                if let Some(w) = self.auth_waiters.remove(&token) {
-                    let outcome = match packet.code {
-                        Code::AccessAccept => AuthOutcome::Accept(Box::new(
-                            ReplyLimits::from_packet(&packet, self.settings.swap_octets),
-                        )),
-                        _ => AuthOutcome::Reject {
-                            reply_message: packet.get_string(attr::REPLY_MESSAGE),
-                        },
-                    };
-                    self.count(|s| match outcome {
-                        AuthOutcome::Accept(_) => s.accepts += 1,
-                        _ => s.rejects += 1,
-                    });
-                    let _ = w.send(outcome);
-                } else if let Some(seq) = self.acct_tokens.remove(&token) {
-                    self.busy.remove(&seq);
-                    self.acknowledged(seq);
-                } else if let Some((seq, _)) = self.given_up.remove(&token) {
-                    // A late answer to an attempt given up on: the record
-                    // arrived. A resend already under way stays in flight
-                    // (its answer finds the record gone); a parked one goes.
-                    if matches!(self.busy.get(&seq), Some(Busy::RetryAt(_))) {
-                        self.busy.remove(&seq);
-                    }
-                    self.acknowledged(seq);
-                } else if self.volatile.remove(&token).is_some() {
-                    self.count(|s| s.acct_acked += 1);
+            ClientEvent::Response { token, packet, .. } => match self.auth_waiters.remove(&token) {
+                Some(w) => self.answered(w, &packet),
+                None => {
+                    self.with_spool(|s| s.spool_mut().handle_response(token));
                 }
-            }
-            Event::ServerAlive { server } => {
+            },
+            ClientEvent::ServerAlive { server } => {
                 let addr = self.settings.servers.get(server).map(|s| s.addr);
                 tracing::info!(?addr, "radius: server answers again");
-                // What waits for its spool retry goes now, not at the timer.
-                self.busy.retain(|_, b| matches!(b, Busy::InFlight));
+                self.with_spool(|s| s.spool_mut().handle_server_alive());
             }
-            Event::NoResponse { token } => {
-                if let Some(w) = self.auth_waiters.remove(&token) {
+            ClientEvent::NoResponse { token } => match self.auth_waiters.remove(&token) {
+                Some(w) => {
                     self.count(|s| s.auth_unreachable += 1);
-                    let _ = w.send(AuthOutcome::Unreachable);
-                } else if let Some(seq) = self.acct_tokens.remove(&token) {
-                    // Late answers come within the engine's LATE_ANSWER_MS.
-                    self.given_up
-                        .retain(|_, (_, at)| now.saturating_sub(*at) <= LATE_ANSWER_MS);
-                    self.given_up.insert(token, (seq, now));
-                    let retry = now + self.settings.spool_retry.as_millis() as u64;
-                    self.busy.insert(seq, Busy::RetryAt(retry));
-                    if !self.outage_logged {
-                        let n = self.spool.lock().map(|s| s.len()).unwrap_or(0);
-                        tracing::warn!(
-                            "accounting: no RADIUS server answered; {n} records kept in the spool, \
-                             resent every {:?}",
-                            self.settings.spool_retry
-                        );
-                        self.outage_logged = true;
-                    }
-                    self.count(|s| s.acct_unanswered += 1);
-                } else if let Some(rec) = self.volatile.remove(&token) {
+                    let _ = w.send(AccessAnswer::Unreachable);
+                }
+                None => {
+                    let now = now_ms();
+                    self.with_spool(|s| s.spool_mut().handle_no_response(now, token));
+                }
+            },
+        }
+    }
+
+    /// A server answered a login.
+    fn answered(&self, w: oneshot::Sender<AccessAnswer>, packet: &Packet) {
+        let answer = AccessAnswer::from_response(packet, self.settings.swap_octets);
+        self.count(|s| match answer {
+            AccessAnswer::Accept(_) => s.accepts += 1,
+            _ => s.rejects += 1,
+        });
+        let _ = w.send(answer);
+    }
+
+    /// Carries out what the spool decided.
+    fn spool_events(&mut self) {
+        while let Some(ev) = self.with_spool(|s| s.spool_mut().poll_event()).flatten() {
+            match ev {
+                SpoolEvent::Acked(seq) => self.acknowledged(seq),
+                SpoolEvent::VolatileAcked => self.count(|s| s.acct_acked += 1),
+                SpoolEvent::Unanswered(_) => self.count(|s| s.acct_unanswered += 1),
+                SpoolEvent::OutageBegan { pending } => tracing::warn!(
+                    "accounting: no RADIUS server answered; {pending} records kept in the spool, \
+                     resent every {:?}",
+                    self.settings.spool_retry
+                ),
+                SpoolEvent::OutageEnded => {
+                    tracing::info!("accounting: RADIUS answers again; resending the spool")
+                }
+                SpoolEvent::Lost(rec) => {
                     tracing::error!(
                         "accounting: {:?} record of session '{}' LOST (spool full, no server answered)",
                         rec.status,
@@ -742,30 +675,14 @@ impl Task {
         }
     }
 
-    /// A server acknowledged spooled record `seq` (once: a second answer,
-    /// to a resend, finds it gone and counts nothing).
+    /// A server acknowledged spooled record `seq`: its file goes, and who
+    /// waits for it is told.
     fn acknowledged(&mut self, seq: u64) {
-        let present = self
-            .spool
-            .lock()
-            .map(|s| s.get(seq).is_some())
-            .unwrap_or(false);
-        if !present {
-            return;
+        if let Some(Err(e)) = self.with_spool(|s| s.delete(seq)) {
+            tracing::error!("accounting spool: cannot delete acknowledged record {seq}: {e}");
         }
-        if let Ok(mut sp) = self.spool.lock() {
-            if let Err(e) = sp.remove(seq) {
-                tracing::error!("accounting spool: cannot delete acknowledged record {seq}: {e}");
-            }
-        }
-        if let Some(ws) = self.ack_waiters.remove(&seq) {
-            for w in ws {
-                let _ = w.send(());
-            }
-        }
-        if self.outage_logged {
-            tracing::info!("accounting: RADIUS answers again; resending the spool");
-            self.outage_logged = false;
+        for w in self.ack_waiters.remove(&seq).unwrap_or_default() {
+            let _ = w.send(());
         }
         self.count(|s| s.acct_acked += 1);
     }
@@ -777,139 +694,96 @@ impl Task {
     }
 }
 
-type CoaKey = (SocketAddr, u8, [u8; 16]);
-
-/// Answers already sent (or being prepared, `None`), to answer a
-/// retransmitted request the same way without acting twice.
-struct CoaCache {
-    entries: VecDeque<(CoaKey, Option<Vec<u8>>)>,
-}
-
-impl CoaCache {
-    fn get(&self, k: &CoaKey) -> Option<&Option<Vec<u8>>> {
-        self.entries
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v)
-    }
-
-    fn put(&mut self, k: CoaKey, v: Option<Vec<u8>>) {
-        if let Some(e) = self.entries.iter_mut().find(|(key, _)| *key == k) {
-            e.1 = v;
-            return;
-        }
-        if self.entries.len() >= 256 {
-            self.entries.pop_front();
-        }
-        self.entries.push_back((k, v));
-    }
-}
-
-async fn coa_loop(
-    sock: Arc<UdpSocket>,
-    server: CoaServer,
-    calls: mpsc::Sender<CoaCall>,
+/// The CoA/Disconnect listener: receives datagrams and the daemon's
+/// replies, does what the [`CoaEngine`] decides, and hands delivered
+/// requests to the daemon.
+struct CoaListener {
+    sock: UdpSocket,
+    engine: CoaEngine,
     stats: Arc<Mutex<RadiusStats>>,
-    answer_timeout: Duration,
-) {
-    let server = Arc::new(server);
-    let cache = Arc::new(Mutex::new(CoaCache {
-        entries: VecDeque::new(),
-    }));
-    let mut replays = ReplayGuard::default();
-    let mut buf = vec![0u8; 4096];
-    let count = |f: &dyn Fn(&mut RadiusStats)| {
-        if let Ok(mut s) = stats.lock() {
-            f(&mut s);
+    replies_tx: mpsc::UnboundedSender<(CoaKey, CoaReply)>,
+    replies: mpsc::UnboundedReceiver<(CoaKey, CoaReply)>,
+}
+
+impl CoaListener {
+    fn new(sock: UdpSocket, engine: CoaEngine, stats: Arc<Mutex<RadiusStats>>) -> CoaListener {
+        let (replies_tx, replies) = mpsc::unbounded_channel();
+        CoaListener {
+            sock,
+            engine,
+            stats,
+            replies_tx,
+            replies,
         }
-    };
-    loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-            continue;
-        };
-        let bytes = &buf[..n];
-        if n >= 20 {
-            let key: CoaKey = (from, bytes[1], bytes[4..20].try_into().expect("16"));
-            let cached = cache.lock().ok().and_then(|c| c.get(&key).cloned());
-            match cached {
-                Some(Some(answer)) => {
-                    let _ = sock.send_to(&answer, from).await;
-                    continue;
+    }
+
+    async fn run(mut self, calls: mpsc::Sender<CoaCall>) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            self.flush().await;
+            let deadline = self.engine.poll_timeout();
+            tokio::select! {
+                r = self.sock.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        self.datagram(from, &buf[..n], &calls).await;
+                    }
                 }
-                Some(None) => continue, // still being handled
-                None => {}
+                Some((key, reply)) = self.replies.recv() => self.engine.handle_reply(key, reply),
+                _ = sleep_until(deadline) => self.engine.handle_timeout(now_ms()),
             }
         }
-        let now_secs = wall_ms() / 1000;
-        let outcome = match server.handle(from, bytes, now_secs) {
-            CoaOutcome::Request(req) => {
-                let auth: [u8; 16] = bytes[4..20].try_into().expect("16");
-                let window = u64::from(server.event_timestamp_window);
-                if replays.replayed(from.ip(), auth, now_secs, window) {
-                    CoaOutcome::Drop(CoaDrop::Replayed)
-                } else {
-                    CoaOutcome::Request(req)
-                }
+    }
+
+    async fn datagram(&mut self, from: SocketAddr, bytes: &[u8], calls: &mpsc::Sender<CoaCall>) {
+        let wall_secs = wall_ms() / 1000;
+        match self
+            .engine
+            .handle_datagram(now_ms(), from, bytes, wall_secs)
+        {
+            CoaAction::Ignore => {}
+            CoaAction::Resend(answer) => {
+                let _ = self.sock.send_to(&answer, from).await;
             }
-            other => other,
-        };
-        match outcome {
-            CoaOutcome::Drop(why) => {
+            CoaAction::Drop(why) => {
                 tracing::debug!("CoA: dropped datagram from {from}: {why:?}");
-                count(&|s| s.coa_dropped += 1);
+                self.count(|s| s.coa_dropped += 1);
             }
-            CoaOutcome::Answer(answer) => {
-                count(&|s| s.coa_naks += 1);
-                let key: CoaKey = (from, bytes[1], bytes[4..20].try_into().expect("16"));
-                if let Ok(mut c) = cache.lock() {
-                    c.put(key, Some(answer.clone()));
-                }
-                let _ = sock.send_to(&answer, from).await;
+            CoaAction::Nak(answer) => {
+                self.count(|s| s.coa_naks += 1);
+                let _ = self.sock.send_to(&answer, from).await;
             }
-            CoaOutcome::Request(req) => {
-                count(&|s| s.coa_requests += 1);
-                let key: CoaKey = (from, bytes[1], bytes[4..20].try_into().expect("16"));
-                if let Ok(mut c) = cache.lock() {
-                    c.put(key, None);
-                }
-                let (tx, rx) = oneshot::channel();
+            CoaAction::Deliver(req) => {
+                self.count(|s| s.coa_requests += 1);
                 let call = CoaCall {
-                    request: (*req).clone(),
-                    reply: Some(tx),
+                    request: *req,
+                    replies: Some(self.replies_tx.clone()),
                 };
-                let delivered = calls.try_send(call).is_ok();
-                let (sock, server, cache, stats) =
-                    (sock.clone(), server.clone(), cache.clone(), stats.clone());
-                tokio::spawn(async move {
-                    let reply = if delivered {
-                        match tokio::time::timeout(answer_timeout, rx).await {
-                            Ok(Ok(r)) => r,
-                            _ => CoaReply::Nak(ErrorCause::ResourcesUnavailable),
-                        }
-                    } else {
-                        CoaReply::Nak(ErrorCause::ResourcesUnavailable)
-                    };
-                    let answer = server.respond(&req, reply);
-                    if let Ok(mut s) = stats.lock() {
-                        match reply {
-                            CoaReply::Ack => s.coa_acks += 1,
-                            CoaReply::Nak(_) => s.coa_naks += 1,
-                        }
-                    }
-                    if let Ok(mut c) = cache.lock() {
-                        c.put(key, Some(answer.clone()));
-                    }
-                    let _ = sock.send_to(&answer, req.from).await;
-                });
+                // Undelivered, the call is dropped, which NAKs it (506).
+                let _ = calls.try_send(call);
             }
+        }
+    }
+
+    /// Sends the answers to delivered requests.
+    async fn flush(&mut self) {
+        while let Some(t) = self.engine.poll_transmit() {
+            self.count(|s| match t.reply {
+                CoaReply::Ack => s.coa_acks += 1,
+                CoaReply::Nak(_) => s.coa_naks += 1,
+            });
+            let _ = self.sock.send_to(&t.bytes, t.dest).await;
+        }
+    }
+
+    fn count(&self, f: impl FnOnce(&mut RadiusStats)) {
+        if let Ok(mut s) = self.stats.lock() {
+            f(&mut s);
         }
     }
 }
 
 impl Drop for CoaCall {
     fn drop(&mut self) {
-        if let Some(tx) = self.reply.take() {
-            let _ = tx.send(CoaReply::Nak(ErrorCause::ResourcesUnavailable));
-        }
+        self.send(CoaReply::NOT_ANSWERED);
     }
 }

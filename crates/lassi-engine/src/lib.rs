@@ -19,9 +19,18 @@
 //!   shapers, and the saved form that survives a restart.
 //! - [`dataplane`]: classification, the fast path, interception and DNS
 //!   snooping: the decisions every forwarding backend carries out.
+//! - [`radius`]: the codec, dictionaries, client engine (retransmit,
+//!   failover), CoA and the accounting spool's ordering.
+//! - [`portal`]: UAM redirects and the login rules, pages, JSON and RFC 8908
+//!   answers, and what a hostile guest meets there.
+//! - [`aaa`]: policies: reply attributes to limits, MAC-auth retries,
+//!   walled-garden refresh.
 
+pub mod aaa;
 pub mod dataplane;
 pub mod dhcp;
+pub mod portal;
+pub mod radius;
 pub mod session;
 pub mod wire;
 

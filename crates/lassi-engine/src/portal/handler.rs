@@ -1,10 +1,12 @@
-//! What the portal answers, independent of the HTTP library: a [`Request`]
-//! in, a [`Response`] out, the data plane behind the [`Gateway`] trait so
-//! unit tests can stand in for it.
+//! What the portal answers, independent of the HTTP library: a
+//! [`PortalRequest`] in, a [`Response`] out, the data plane behind the
+//! [`Gateway`] trait so unit tests can drive the real engine through it.
+//! Pure: the time is the `now` the shell passes, fresh randomness comes in
+//! the request ([`PortalRequest::random`]).
 
+use core::future::Future;
+use core::net::Ipv4Addr;
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -16,7 +18,6 @@ use super::csrf::{Guard, Source};
 use super::limiter::LoginLimiter;
 use super::pages::{choose_lang, Pages};
 use super::uam::{self, Challenge, Redirect, Res};
-use crate::config::PortalConfig;
 use crate::session::{Authorization, Client, EndReason, EndedSession, SessionState};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
@@ -134,7 +135,8 @@ pub trait Gateway: Send + Sync {
     ) -> impl Future<Output = Result<EndedSession, String>> + Send;
 }
 
-/// The portal's settings, from `[portal]` and the LAN.
+/// The portal's settings, from `[portal]` and the LAN (the shell builds
+/// them from its config: `portal::server::portal_settings`).
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// lassi's LAN address (`uamip`).
@@ -161,22 +163,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Settings from the config.
-    pub fn new(cfg: &PortalConfig, gateway: Ipv4Addr, gateway_mac: MacAddr) -> Settings {
-        Settings {
-            gateway,
-            port: cfg.port,
-            gateway_mac,
-            uam_server: cfg.uam_server.clone(),
-            uam_secret: cfg.uam_secret.clone(),
-            success_url: cfg.success_url.clone(),
-            nas_id: cfg.nas_id.clone(),
-            venue_info_url: cfg.venue_info_url.clone(),
-            challenge_timeout: cfg.challenge_timeout,
-            strict_csp: cfg.pages_dir.is_none(),
-        }
-    }
-
     /// `http://<gateway>:<port>`.
     pub fn base(&self) -> String {
         format!("http://{}:{}", self.gateway, self.port)
@@ -196,9 +182,9 @@ pub enum Method {
     Other,
 }
 
-/// One HTTP request.
+/// One HTTP request to the portal.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub struct PortalRequest {
     /// Method.
     pub method: Method,
     /// The Host header.
@@ -215,6 +201,12 @@ pub struct Request {
     pub referer: Option<String>,
     /// The TCP peer: who the guest is.
     pub peer: Ipv4Addr,
+    /// 16 fresh random bytes from the shell: the guest's new challenge, if
+    /// this request needs one.
+    pub random: Challenge,
+    /// How far the wall clock is from engine time, ms (the shell's
+    /// `io::clock::clock_step_ms`); only dates shown use it.
+    pub wall_offset_ms: i64,
 }
 
 /// One HTTP response.
@@ -341,7 +333,35 @@ pub struct Portal {
     limiter: Mutex<LoginLimiter>,
     guard: Guard,
     stats: Arc<PortalStats>,
-    random: fn() -> Challenge,
+}
+
+/// What one request brings besides the client: its parameters, the guest's
+/// language, whether it asked for JSON, the time and fresh random bytes.
+struct Ctx {
+    params: Params,
+    lang: String,
+    json: bool,
+    now: UnixMillis,
+    random: Challenge,
+    wall_offset_ms: i64,
+}
+
+/// What a login attempt came to.
+enum Attempt {
+    /// The guest was logged in already.
+    Already(Client),
+    /// Logged in now, with the backend's Reply-Message.
+    LoggedIn(Client, Option<String>),
+    /// Refused or not checked, with a message for the guest.
+    Failed(Client, Failure, Option<String>),
+}
+
+impl Attempt {
+    fn client(&self) -> &Client {
+        match self {
+            Attempt::Already(c) | Attempt::LoggedIn(c, _) | Attempt::Failed(c, _, _) => c,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -415,13 +435,14 @@ pub fn original_url(host: Option<&str>, target: &str) -> Option<String> {
 }
 
 impl Portal {
-    /// A portal with `auth` as its backend and `pages` as its pages;
-    /// `random` supplies fresh challenges.
+    /// A portal with `auth` as its backend and `pages` as its pages; `key`
+    /// (16 random bytes from the shell) keys the form tokens for the
+    /// portal's life: a restart only costs a guest one reloaded page.
     pub fn new(
         settings: Settings,
         auth: Box<dyn Authenticator>,
         pages: Pages,
-        random: fn() -> Challenge,
+        key: [u8; 16],
     ) -> Portal {
         Portal {
             challenges: Mutex::new(ChallengeStore::new(
@@ -429,14 +450,11 @@ impl Portal {
                 MAX_CHALLENGES,
             )),
             limiter: Mutex::new(LoginLimiter::new(MAX_LIMITED)),
-            // The form-token key lives as long as the process: a restart
-            // only costs a guest one reloaded page.
-            guard: Guard::new(random(), &settings.base(), settings.uam_server.as_deref()),
+            guard: Guard::new(key, &settings.base(), settings.uam_server.as_deref()),
             stats: Arc::default(),
             settings,
             auth,
             pages,
-            random,
         }
     }
 
@@ -469,8 +487,8 @@ impl Portal {
         name.parse::<Ipv4Addr>().ok() == Some(self.settings.gateway)
     }
 
-    fn challenge_for(&self, mac: MacAddr, now: UnixMillis) -> Challenge {
-        lock(&self.challenges).current(mac, now, (self.random)())
+    fn challenge_for(&self, mac: MacAddr, ctx: &Ctx) -> Challenge {
+        lock(&self.challenges).current(mac, ctx.now, ctx.random)
     }
 
     fn redirect_to_splash(
@@ -553,6 +571,13 @@ impl Portal {
         }
     }
 
+    /// CoovaChilli's status document for `client`, with `message`.
+    fn json_status(&self, client: &Client, ctx: &Ctx, message: Option<String>) -> Response {
+        let mut doc = self.json_context(client, ctx);
+        doc.message = message;
+        self.json(api::chilli_status(client, &doc, ctx.now), &ctx.params)
+    }
+
     /// JSONP hands the document to any page that asks. The challenge may
     /// go with it only when the challenge alone cannot log anyone in: with
     /// an external portal and a `uam_secret` every login is CHAP or an
@@ -566,8 +591,9 @@ impl Portal {
 
     /// True unless the request changes the guest's state for another site
     /// (see [`super::csrf`]).
-    fn same_site(&self, req: &Request, client: &Client, params: &Params, json: bool) -> bool {
-        if params
+    fn same_site(&self, req: &PortalRequest, client: &Client, ctx: &Ctx) -> bool {
+        if ctx
+            .params
             .get("token")
             .is_some_and(|t| self.guard.token_ok(client.mac, t))
         {
@@ -584,48 +610,38 @@ impl Portal {
             // external portals and JSON clients know no token: for them
             // `uam_secret` protects the login (README).
             Source::Unknown => {
-                req.method == Method::Post || json || self.settings.uam_server.is_some()
+                req.method == Method::Post || ctx.json || self.settings.uam_server.is_some()
             }
         }
     }
 
-    fn cross_site(
-        &self,
-        req: &Request,
-        client: &Client,
-        params: &Params,
-        lang: &str,
-        json: bool,
-        now: UnixMillis,
-    ) -> Response {
+    fn cross_site(&self, req: &PortalRequest, client: &Client, ctx: &Ctx) -> Response {
         self.stats.cross_site_refused.bump();
         tracing::info!(mac = %client.mac, ip = %client.ip, origin = req.origin.as_deref().unwrap_or("-"), referer = req.referer.as_deref().unwrap_or("-"), "portal: cross-site request refused");
-        if json {
-            let mut ctx = self.json_context(client, params, now);
-            ctx.message = Some(self.pages.string(lang, Failure::CrossSite.key()));
-            let mut r = self.json(api::chilli_status(client, &ctx, now), params);
+        let key = Failure::CrossSite.key();
+        if ctx.json {
+            let mut r = self.json_status(client, ctx, Some(self.pages.string(&ctx.lang, key)));
             r.status = 403;
             return r;
         }
-        self.error_page(403, Failure::CrossSite.key(), lang, true)
+        self.error_page(403, key, &ctx.lang, true)
     }
 
-    fn json_context(&self, client: &Client, params: &Params, now: UnixMillis) -> JsonContext {
+    fn json_context(&self, client: &Client, ctx: &Ctx) -> JsonContext {
         JsonContext {
             nas_id: self.settings.nas_id.clone(),
             challenge: (client.state != SessionState::Authorized)
-                .then(|| self.challenge_for(client.mac, now)),
-            original_url: params.userurl(),
+                .then(|| self.challenge_for(client.mac, ctx)),
+            original_url: ctx.params.userurl(),
             redirection_url: self.settings.success_url.clone(),
             logout_url: format!("{}/logoff", self.settings.base()),
             message: None,
+            wall_offset_ms: ctx.wall_offset_ms,
         }
     }
 
-    /// Answers one request.
-    pub async fn handle<G: Gateway>(&self, gw: &G, req: &Request, now: UnixMillis) -> Response {
-        let own = self.is_own_host(req.host.as_deref());
-        let (path, query) = split_target(&req.target);
+    /// The parameters (query, then form), language and kind of a request.
+    fn context(&self, req: &PortalRequest, path: &str, query: &str, now: UnixMillis) -> Ctx {
         let mut params = Params(uam::parse_query(query, MAX_PARAMS));
         if req.method == Method::Post {
             if let Some(body) = &req.form {
@@ -633,73 +649,83 @@ impl Portal {
             }
         }
         let langs = self.pages.languages();
-        let lang =
-            choose_lang(&langs, params.get("lang"), req.accept_language.as_deref()).to_string();
-        let lang = lang.as_str();
+        let lang = choose_lang(&langs, params.get("lang"), req.accept_language.as_deref());
+        Ctx {
+            lang: lang.to_string(),
+            json: self.is_own_host(req.host.as_deref()) && path.starts_with("/json/"),
+            params,
+            now,
+            random: req.random,
+            wall_offset_ms: req.wall_offset_ms,
+        }
+    }
+
+    /// Answers one request at engine time `now`.
+    pub async fn handle<G: Gateway>(
+        &self,
+        gw: &G,
+        req: &PortalRequest,
+        now: UnixMillis,
+    ) -> Response {
+        let own = self.is_own_host(req.host.as_deref());
+        let (path, query) = split_target(&req.target);
+        let ctx = self.context(req, path, query, now);
         if own && path == "/favicon.ico" {
             return Response::new(404, "text/plain", Vec::new());
         }
-        let json = own && path.starts_with("/json/");
         let client = match gw.client_by_ip(req.peer).await {
             Ok(Some(c)) => c,
-            Ok(None) => {
-                return if json {
-                    let doc = serde_json::json!({
-                        "version": "1.0", "clientState": 0,
-                        "message": self.pages.string(lang, "err_nolease"),
-                    });
-                    let mut r = self.json(doc, &params);
-                    r.status = 403;
-                    r
-                } else {
-                    self.error_page(403, "err_nolease", lang, false)
-                };
-            }
+            Ok(None) => return self.no_lease(&ctx),
             Err(e) => {
                 tracing::warn!("portal: asking the data plane about {}: {e}", req.peer);
-                return self.error_page(503, "err_unavailable", lang, true);
+                return self.error_page(503, "err_unavailable", &ctx.lang, true);
             }
         };
         if !own {
-            return self.intercepted(req, &client, now);
+            return self.intercepted(req, &client, &ctx);
         }
-        let route = if json { &path[5..] } else { path };
+        let route = if ctx.json { &path[5..] } else { path };
+        let attempt = ctx.json || req.method == Method::Post || ctx.params.is_attempt();
         let changes_state = match route {
-            "/login" | "/logon" => json || req.method == Method::Post || params.is_attempt(),
+            "/login" | "/logon" => attempt,
             "/logoff" | "/logout" => true,
             _ => false,
         };
-        if changes_state && !self.same_site(req, &client, &params, json) {
-            return self.cross_site(req, &client, &params, lang, json, now);
+        if changes_state && !self.same_site(req, &client, &ctx) {
+            return self.cross_site(req, &client, &ctx);
         }
         match route {
-            "/api" | "/api/" if !json => self.captive_api(&client, now),
-            "/" | "/prelogin" | "/index.html" if !json => self.splash(&client, &params, lang, now),
-            "/login" | "/logon" => {
-                if json || req.method == Method::Post || params.is_attempt() {
-                    self.logon(gw, client, &params, lang, json, now).await
-                } else {
-                    self.splash(&client, &params, lang, now)
-                }
+            "/api" | "/api/" if !ctx.json => self.captive_api(&client, &ctx),
+            "/" | "/prelogin" | "/index.html" if !ctx.json => self.splash(&client, &ctx),
+            "/login" | "/logon" if attempt => self.logon(gw, client, &ctx).await,
+            "/login" | "/logon" => self.splash(&client, &ctx),
+            "/logoff" | "/logout" => self.logoff(gw, client, &ctx).await,
+            "/status" if ctx.json => self.json_status(&client, &ctx, None),
+            "/status" if client.state == SessionState::Authorized => {
+                self.success_page(&client, &ctx)
             }
-            "/logoff" | "/logout" => self.logoff(gw, client, &params, lang, json, now).await,
-            "/status" => {
-                if json {
-                    let ctx = self.json_context(&client, &params, now);
-                    self.json(api::chilli_status(&client, &ctx, now), &params)
-                } else if client.state == SessionState::Authorized {
-                    self.success_page(&client, &params, lang, now)
-                } else {
-                    self.splash(&client, &params, lang, now)
-                }
-            }
-            _ => self.error_page(404, "err_notfound", lang, true),
+            "/status" => self.splash(&client, &ctx),
+            _ => self.error_page(404, "err_notfound", &ctx.lang, true),
         }
+    }
+
+    /// The answer to a guest that holds no address from this network.
+    fn no_lease(&self, ctx: &Ctx) -> Response {
+        if !ctx.json {
+            return self.error_page(403, "err_nolease", &ctx.lang, false);
+        }
+        let doc = serde_json::json!({
+            "version": "1.0", "clientState": 0,
+            "message": self.pages.string(&ctx.lang, "err_nolease"),
+        });
+        let mut r = self.json(doc, &ctx.params);
+        r.status = 403;
+        r
     }
 
     /// An intercepted request (Host is not the portal): 302 to the splash
     /// page with CoovaChilli's parameters.
-    fn intercepted(&self, req: &Request, client: &Client, now: UnixMillis) -> Response {
+    fn intercepted(&self, req: &PortalRequest, client: &Client, ctx: &Ctx) -> Response {
         let userurl = original_url(req.host.as_deref(), &req.target);
         let mut r = if client.state == SessionState::Authorized {
             // A connection intercepted before the login: the guest may go
@@ -708,7 +734,7 @@ impl Portal {
                 &userurl.unwrap_or_else(|| format!("{}/status", self.settings.base())),
             )
         } else {
-            let challenge = self.challenge_for(client.mac, now);
+            let challenge = self.challenge_for(client.mac, ctx);
             let base = self.splash_base();
             self.redirect_to_splash(&base, Res::NotYet, client, Some(challenge), userurl, None)
         };
@@ -727,37 +753,36 @@ impl Portal {
 
     /// The splash page: the login (or terms) page, or a redirect to the
     /// external portal; the success page (or `res=already`) when logged in.
-    fn splash(&self, client: &Client, params: &Params, lang: &str, now: UnixMillis) -> Response {
+    fn splash(&self, client: &Client, ctx: &Ctx) -> Response {
         let authorized = client.state == SessionState::Authorized;
         if let Some(server) = &self.settings.uam_server {
             let (res, challenge) = if authorized {
                 (Res::Already, None)
             } else {
-                (Res::NotYet, Some(self.challenge_for(client.mac, now)))
+                (Res::NotYet, Some(self.challenge_for(client.mac, ctx)))
             };
-            return self.redirect_to_splash(server, res, client, challenge, params.userurl(), None);
+            let userurl = ctx.params.userurl();
+            return self.redirect_to_splash(server, res, client, challenge, userurl, None);
         }
         if authorized {
-            return self.success_page(client, params, lang, now);
+            return self.success_page(client, ctx);
         }
-        self.login_page(client, params, lang, now, None, None)
+        self.login_page(client, ctx, None, None)
     }
 
     fn login_page(
         &self,
         client: &Client,
-        params: &Params,
-        lang: &str,
-        now: UnixMillis,
+        ctx: &Ctx,
         failure: Option<Failure>,
         reply: Option<String>,
     ) -> Response {
-        let challenge = self.challenge_for(client.mac, now);
+        let challenge = self.challenge_for(client.mac, ctx);
         let mut vars = HashMap::new();
         vars.insert("challenge", uam::hex(&challenge));
         vars.insert("token", self.guard.token(client.mac));
-        vars.insert("userurl", params.userurl().unwrap_or_default());
-        if let Some(u) = params.get("username") {
+        vars.insert("userurl", ctx.params.userurl().unwrap_or_default());
+        if let Some(u) = ctx.params.get("username") {
             vars.insert("username", u.chars().take(MAX_USERNAME).collect());
         }
         match failure {
@@ -766,7 +791,7 @@ impl Portal {
                 vars.insert("error", reply.unwrap_or_default());
             }
             Some(f) => {
-                vars.insert("error", self.pages.string(lang, f.key()));
+                vars.insert("error", self.pages.string(&ctx.lang, f.key()));
                 if let Some(r) = reply.filter(|r| r != "wrong user name or password") {
                     vars.insert("reply", r);
                 }
@@ -778,17 +803,15 @@ impl Portal {
         } else {
             "login"
         };
-        self.html(200, page, lang, vars)
+        self.html(200, page, &ctx.lang, vars)
     }
 
-    fn success_page(
-        &self,
-        client: &Client,
-        params: &Params,
-        lang: &str,
-        now: UnixMillis,
-    ) -> Response {
-        let c = &client.counters;
+    /// The status page of a logged-in guest. Time online and time left
+    /// count in engine time: the session's start (from the data plane) and
+    /// `now` (from the shell) come from the same clock, so a step of the
+    /// system clock moves neither.
+    fn success_page(&self, client: &Client, ctx: &Ctx) -> Response {
+        let (c, now) = (&client.counters, ctx.now);
         let mut vars = HashMap::new();
         vars.insert("token", self.guard.token(client.mac));
         vars.insert("user", client.user.clone().unwrap_or_default());
@@ -803,27 +826,21 @@ impl Portal {
         if let Some(b) = api::bytes_remaining(client) {
             vars.insert("data_left", format_bytes(b));
         }
-        if let Some(u) = params
+        if let Some(u) = ctx
+            .params
             .userurl()
             .or_else(|| self.settings.success_url.clone())
         {
             vars.insert("continue_url", u);
         }
-        self.html(200, "success", lang, vars)
+        self.html(200, "success", &ctx.lang, vars)
     }
 
-    fn captive_api(&self, client: &Client, now: UnixMillis) -> Response {
+    fn captive_api(&self, client: &Client, ctx: &Ctx) -> Response {
         let portal_url = match &self.settings.uam_server {
             Some(server) if client.state != SessionState::Authorized => {
-                let challenge = self.challenge_for(client.mac, now);
-                let r = self.redirect_to_splash(
-                    server,
-                    Res::NotYet,
-                    client,
-                    Some(challenge),
-                    None,
-                    None,
-                );
+                let challenge = Some(self.challenge_for(client.mac, ctx));
+                let r = self.redirect_to_splash(server, Res::NotYet, client, challenge, None, None);
                 r.header("location").unwrap_or(server).to_string()
             }
             Some(server) => server.clone(),
@@ -833,7 +850,7 @@ impl Portal {
             client,
             &portal_url,
             self.settings.venue_info_url.as_deref(),
-            now,
+            ctx.now,
         );
         Response::new(
             200,
@@ -877,28 +894,20 @@ impl Portal {
         }
     }
 
-    async fn logon<G: Gateway>(
-        &self,
-        gw: &G,
-        client: Client,
-        params: &Params,
-        lang: &str,
-        json: bool,
-        now: UnixMillis,
-    ) -> Response {
+    /// A login: the attempt decides, the answer renders what it came to.
+    async fn logon<G: Gateway>(&self, gw: &G, client: Client, ctx: &Ctx) -> Response {
+        let attempt = self.attempt(gw, client, ctx).await;
+        self.render_logon(&attempt, ctx)
+    }
+
+    /// Decides a login attempt: already logged in, backed off, the checks
+    /// and the backend, then the data plane's authorization.
+    async fn attempt<G: Gateway>(&self, gw: &G, client: Client, ctx: &Ctx) -> Attempt {
         if client.state == SessionState::Authorized {
-            return if json {
-                let mut ctx = self.json_context(&client, params, now);
-                ctx.message = Some("Already logged in".into());
-                self.json(api::chilli_status(&client, &ctx, now), params)
-            } else if let Some(server) = &self.settings.uam_server {
-                self.redirect_to_splash(server, Res::Already, &client, None, params.userurl(), None)
-            } else {
-                self.after_login(&client, params)
-            };
+            return Attempt::Already(client);
         }
         self.stats.login_attempts.bump();
-        if let Err(wait_ms) = lock(&self.limiter).check(client.mac, now) {
+        if let Err(wait_ms) = lock(&self.limiter).check(client.mac, ctx.now) {
             // Not checked at all: the backend never sees a backed-off guest.
             // The challenge is left alone, so the page still works after
             // the wait.
@@ -907,21 +916,19 @@ impl Portal {
             let secs = wait_ms.div_ceil(1000).to_string();
             let msg = self
                 .pages
-                .string(lang, Failure::Wait.key())
+                .string(&ctx.lang, Failure::Wait.key())
                 .replace("{secs}", &secs);
-            return self.failed(&client, params, lang, json, now, Failure::Wait, Some(msg));
+            return Attempt::Failed(client, Failure::Wait, Some(msg));
         }
-        let username: String = params
+        let username: String = ctx
+            .params
             .get("username")
             .unwrap_or("")
             .trim()
             .chars()
             .take(MAX_USERNAME)
             .collect();
-        match self
-            .check_login(&client, params, &username, json, now)
-            .await
-        {
+        match self.check_login(&client, &username, ctx).await {
             Ok((limits, reply, class, cui)) => {
                 lock(&self.limiter).succeeded(client.mac);
                 let user = if username.is_empty() {
@@ -930,22 +937,21 @@ impl Portal {
                     username
                 };
                 let grant = Authorization {
-                    user: Some(user.clone()),
+                    user: Some(user),
                     limits,
                     class,
                     cui,
                 };
-                self.grant(gw, client, grant, params, lang, json, now, reply)
-                    .await
+                self.grant(gw, client, grant, reply).await
             }
             Err((failure, reply)) => {
                 if failure == Failure::Wrong {
                     // Only what the backend checked counts: a stale page
                     // or a typo in the form costs RADIUS nothing.
-                    lock(&self.limiter).failed(client.mac, now);
+                    lock(&self.limiter).failed(client.mac, ctx.now);
                 }
                 tracing::info!(mac = %client.mac, ip = %client.ip, user = username, reason = failure.key(), "portal: login refused");
-                self.failed(&client, params, lang, json, now, failure, reply)
+                Attempt::Failed(client, failure, reply)
             }
         }
     }
@@ -962,11 +968,10 @@ impl Portal {
     async fn check_login(
         &self,
         client: &Client,
-        params: &Params,
         username: &str,
-        json: bool,
-        now: UnixMillis,
+        ctx: &Ctx,
     ) -> Result<Accepted, (Failure, Option<String>)> {
+        let params = &ctx.params;
         let claimed: Option<Challenge> = match params.nonempty("challenge") {
             Some(h) => match uam::unhex(h).and_then(|v| v.try_into().ok()) {
                 Some(c) => Some(c),
@@ -980,11 +985,11 @@ impl Portal {
             return Err((Failure::Expired, None));
         }
         let challenge = lock(&self.challenges)
-            .consume(client.mac, claimed.as_ref(), now)
+            .consume(client.mac, claimed.as_ref(), ctx.now)
             .map_err(|_: ChallengeError| (Failure::Expired, None))?;
         let external = self.settings.uam_server.is_some();
         let credentials = self
-            .credentials(params, &challenge, !json && !external)
+            .credentials(params, &challenge, !ctx.json && !external)
             .map_err(|f| (f, None))?;
         if username.is_empty() && !self.auth.is_click_through() {
             return Err((Failure::Missing, None));
@@ -1006,98 +1011,75 @@ impl Portal {
         }
     }
 
-    /// Hands an accepted login to the data plane and answers the guest.
-    #[allow(clippy::too_many_arguments)]
+    /// Hands an accepted login to the data plane.
     async fn grant<G: Gateway>(
         &self,
         gw: &G,
         client: Client,
         grant: Authorization,
-        params: &Params,
-        lang: &str,
-        json: bool,
-        now: UnixMillis,
         reply: Option<String>,
-    ) -> Response {
+    ) -> Attempt {
         let user = grant.user.clone().unwrap_or_default();
         match gw.authorize(client.mac, grant).await {
             Ok(authorized) => {
                 tracing::info!(mac = %client.mac, ip = %client.ip, user, "portal: login accepted");
                 lock(&self.challenges).forget(client.mac);
-                if json {
-                    let mut ctx = self.json_context(&authorized, params, now);
-                    ctx.message = reply;
-                    self.json(api::chilli_status(&authorized, &ctx, now), params)
-                } else if let Some(server) = &self.settings.uam_server {
-                    self.redirect_to_splash(
-                        server,
-                        Res::Success,
-                        &authorized,
-                        None,
-                        params.userurl(),
-                        reply,
-                    )
-                } else {
-                    self.after_login(&authorized, params)
-                }
+                Attempt::LoggedIn(authorized, reply)
             }
             Err(e) => {
                 tracing::warn!(mac = %client.mac, "portal: authorizing: {e}");
-                self.failed(&client, params, lang, json, now, Failure::Unavailable, None)
+                Attempt::Failed(client, Failure::Unavailable, None)
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn failed(
-        &self,
-        client: &Client,
-        params: &Params,
-        lang: &str,
-        json: bool,
-        now: UnixMillis,
-        failure: Failure,
-        reply: Option<String>,
-    ) -> Response {
-        if json {
-            let mut ctx = self.json_context(client, params, now);
-            ctx.message = Some(reply.unwrap_or_else(|| self.pages.string(lang, failure.key())));
-            return self.json(api::chilli_status(client, &ctx, now), params);
+    /// Renders what a login attempt came to, for a JSON client, an external
+    /// portal (a redirect with `res=`) or lassi's own pages.
+    fn render_logon(&self, attempt: &Attempt, ctx: &Ctx) -> Response {
+        let client = attempt.client();
+        if ctx.json {
+            let message = match attempt {
+                Attempt::Already(_) => Some("Already logged in".into()),
+                Attempt::LoggedIn(_, reply) => reply.clone(),
+                Attempt::Failed(_, f, reply) => reply
+                    .clone()
+                    .or_else(|| Some(self.pages.string(&ctx.lang, f.key()))),
+            };
+            return self.json_status(client, ctx, message);
         }
         if let Some(server) = &self.settings.uam_server {
-            let challenge = self.challenge_for(client.mac, now);
-            let reply = reply.or_else(|| Some(self.pages.string("en", failure.key())));
-            return self.redirect_to_splash(
-                server,
-                Res::Failed,
-                client,
-                Some(challenge),
-                params.userurl(),
-                reply,
-            );
+            let (res, challenge, reply) = match attempt {
+                Attempt::Already(_) => (Res::Already, None, None),
+                Attempt::LoggedIn(_, reply) => (Res::Success, None, reply.clone()),
+                Attempt::Failed(_, f, reply) => (
+                    Res::Failed,
+                    Some(self.challenge_for(client.mac, ctx)),
+                    reply
+                        .clone()
+                        .or_else(|| Some(self.pages.string("en", f.key()))),
+                ),
+            };
+            let userurl = ctx.params.userurl();
+            return self.redirect_to_splash(server, res, client, challenge, userurl, reply);
         }
-        self.login_page(client, params, lang, now, Some(failure), reply)
+        match attempt {
+            Attempt::Failed(_, f, reply) => self.login_page(client, ctx, Some(*f), reply.clone()),
+            _ => self.after_login(ctx),
+        }
     }
 
     /// Own pages, after a login: the original URL, else the success URL,
     /// else the status page.
-    fn after_login(&self, _client: &Client, params: &Params) -> Response {
-        let target = params
+    fn after_login(&self, ctx: &Ctx) -> Response {
+        let target = ctx
+            .params
             .userurl()
             .or_else(|| self.settings.success_url.clone())
             .unwrap_or_else(|| format!("{}/status", self.settings.base()));
         Response::redirect(&target)
     }
 
-    async fn logoff<G: Gateway>(
-        &self,
-        gw: &G,
-        mut client: Client,
-        params: &Params,
-        lang: &str,
-        json: bool,
-        now: UnixMillis,
-    ) -> Response {
+    async fn logoff<G: Gateway>(&self, gw: &G, mut client: Client, ctx: &Ctx) -> Response {
         if client.state == SessionState::Authorized {
             match gw.logout(client.mac, EndReason::UserRequest).await {
                 Ok(_) => {
@@ -1108,19 +1090,18 @@ impl Portal {
                 }
                 Err(e) => {
                     tracing::warn!(mac = %client.mac, "portal: logout: {e}");
-                    return self.error_page(503, "err_unavailable", lang, true);
+                    return self.error_page(503, "err_unavailable", &ctx.lang, true);
                 }
             }
         }
-        if json {
-            let ctx = self.json_context(&client, params, now);
-            return self.json(api::chilli_status(&client, &ctx, now), params);
+        if ctx.json {
+            return self.json_status(&client, ctx, None);
         }
         if let Some(server) = &self.settings.uam_server {
             return self.redirect_to_splash(server, Res::Logoff, &client, None, None, None);
         }
         let mut vars = HashMap::new();
         vars.insert("login_url", format!("{}/", self.settings.base()));
-        self.html(200, "logout", lang, vars)
+        self.html(200, "logout", &ctx.lang, vars)
     }
 }

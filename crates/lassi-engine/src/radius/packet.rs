@@ -8,8 +8,8 @@
 //! attribute. [`Packet::decode`] checks every length against the buffer and
 //! never panics, whatever the input (a fuzz target in `fuzz/` checks that).
 
+use core::net::Ipv4Addr;
 use std::fmt;
-use std::net::Ipv4Addr;
 
 /// Header length: code, identifier, length, authenticator.
 pub const HEADER_LEN: usize = 20;

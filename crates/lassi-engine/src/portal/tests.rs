@@ -1,60 +1,115 @@
-//! The portal's routing against a fake data plane.
+//! The portal's routing against the real data-plane engine: the test
+//! [`Gateway`] drives a [`crate::dataplane::Engine`] synchronously, so what
+//! these tests assert is what the engine does.
 
-use std::collections::HashMap;
+use core::net::Ipv4Addr;
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::auth::{self, Authenticator, LocalUsers};
-use super::handler::{Gateway, Method, Portal, Request, Response, Settings};
+use super::auth::{self, AuthFuture, AuthRequest, Authenticator, LocalUsers};
+use super::handler::{Gateway, Method, Portal, PortalRequest, Response, Settings};
 use super::pages::Pages;
 use super::uam;
-use crate::session::{Authorization, Client, Counters, EndReason, EndedSession, SessionState};
+use crate::dataplane::{Engine, EngineSettings, InterceptSettings, LostCarrier};
+use crate::dhcp::{DhcpServer, DhcpSettings, LeaseRecord};
+use crate::session::{
+    Authorization, Client, EndReason, EndedSession, QuotaAction, SessionLimits, SessionState,
+};
 use crate::wire::MacAddr;
+use crate::UnixMillis;
 
 const GW: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const IP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 23);
 const SECRET: &str = "testing123";
+/// Engine time when the data plane starts: session ids begin with it in
+/// hex (`66500000…`).
+const T0: UnixMillis = 0x6650_0000 * 1000;
+/// Engine time of most requests.
+const NOW: UnixMillis = T0 + 1_000_000;
 
-#[derive(Clone, Default)]
-struct FakeGateway {
-    clients: Arc<Mutex<HashMap<Ipv4Addr, Client>>>,
+/// The real data-plane engine as the portal's [`Gateway`]: authorize,
+/// logout and lookups are the engine's own, called at the engine time the
+/// test last gave the portal.
+#[derive(Clone)]
+struct EngineGateway {
+    engine: Arc<Mutex<Engine>>,
+    now: Arc<AtomicU64>,
 }
 
-impl FakeGateway {
-    fn with_client() -> FakeGateway {
-        let g = FakeGateway::default();
-        g.clients.lock().unwrap().insert(
-            IP,
-            Client {
-                mac: mac(),
-                ip: IP,
-                state: SessionState::Unauthorized,
-                session_id: "66500000000000aa".into(),
-                user: None,
-                leased_at: 0,
-                authorized_at: None,
-                lease_expires: u64::MAX,
-                last_active: 0,
-                counters: Counters::default(),
-                limits: Default::default(),
-                throttled: false,
-                last_seen: 0,
-                next_interim: None,
-                class: Vec::new(),
-                cui: None,
-                up: Default::default(),
-                down: Default::default(),
-                probes: 0,
+impl EngineGateway {
+    /// An engine where no client holds a lease.
+    fn empty() -> EngineGateway {
+        EngineGateway::with_leases(vec![])
+    }
+
+    /// An engine where the guest holds `IP` (a restored lease).
+    fn with_client() -> EngineGateway {
+        EngineGateway::with_leases(vec![LeaseRecord {
+            mac: mac(),
+            ip: IP,
+            expires: T0 + 86_400_000,
+            hostname: None,
+        }])
+    }
+
+    fn with_leases(leases: Vec<LeaseRecord>) -> EngineGateway {
+        let dhcp = DhcpSettings {
+            server_ip: GW,
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            dns: vec![GW],
+            domain: None,
+            mtu: None,
+            lease_secs: 3600,
+            pool_start: Ipv4Addr::new(10, 1, 0, 10),
+            pool_end: Ipv4Addr::new(10, 1, 0, 250),
+            static_leases: vec![],
+            captive_portal_uri: None,
+            offer_hold_secs: 30,
+            unauthorized_lease_secs: 3600,
+            new_client_rate: 0,
+        };
+        let settings = EngineSettings {
+            gateway_ip: GW,
+            gateway_mac: "02:00:00:00:00:01".parse().unwrap(),
+            network: "10.1.0.0/24".parse().unwrap(),
+            dns: vec![GW],
+            client_isolation: true,
+            intercept: InterceptSettings {
+                portal_port: 3990,
+                walled_nets: vec![],
+                walled_suffixes: vec![],
+                any_dns: false,
             },
-        );
-        g
+            quota_action: QuotaAction::End,
+            lost_carrier: LostCarrier::default(),
+            default_limits: SessionLimits::default(),
+            // The first session id is then 66500000000000aa.
+            session_id_seed: 0xa9,
+        };
+        let engine = Engine::new(settings, DhcpServer::new(dhcp, leases, T0), T0);
+        EngineGateway {
+            engine: Arc::new(Mutex::new(engine)),
+            now: Arc::new(AtomicU64::new(T0)),
+        }
+    }
+
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap()
+    }
+
+    fn set_now(&self, now: UnixMillis) {
+        self.now.store(now, Ordering::SeqCst);
+    }
+
+    fn now(&self) -> UnixMillis {
+        self.now.load(Ordering::SeqCst)
     }
 
     fn client(&self) -> Client {
-        self.clients.lock().unwrap()[&IP].clone()
+        self.engine().sessions().by_ip(IP).cloned().unwrap()
     }
 
     fn authorized(&self) -> bool {
@@ -66,12 +121,12 @@ fn mac() -> MacAddr {
     "02:00:00:00:00:17".parse().unwrap()
 }
 
-impl Gateway for FakeGateway {
+impl Gateway for EngineGateway {
     fn client_by_ip(
         &self,
         ip: Ipv4Addr,
     ) -> impl Future<Output = Result<Option<Client>, String>> + Send {
-        let c = self.clients.lock().unwrap().get(&ip).cloned();
+        let c = self.engine().sessions().by_ip(ip).cloned();
         async move { Ok(c) }
     }
 
@@ -80,20 +135,9 @@ impl Gateway for FakeGateway {
         mac: MacAddr,
         auth: Authorization,
     ) -> impl Future<Output = Result<Client, String>> + Send {
-        let mut clients = self.clients.lock().unwrap();
-        let r = match clients.values_mut().find(|c| c.mac == mac) {
-            Some(c) if c.state == SessionState::Authorized => Err("already".to_string()),
-            Some(c) => {
-                c.state = SessionState::Authorized;
-                c.user = auth.user;
-                c.limits = auth.limits;
-                c.authorized_at = Some(1_000_000);
-                c.last_active = 1_000_000;
-                Ok(c.clone())
-            }
-            None => Err("unknown".to_string()),
-        };
-        async move { r }
+        let now = self.now();
+        let r = self.engine().authorize(mac, auth, now);
+        async move { r.map_err(|e| e.to_string()) }
     }
 
     fn logout(
@@ -101,35 +145,29 @@ impl Gateway for FakeGateway {
         mac: MacAddr,
         reason: EndReason,
     ) -> impl Future<Output = Result<EndedSession, String>> + Send {
-        let mut clients = self.clients.lock().unwrap();
-        let r = match clients.values_mut().find(|c| c.mac == mac) {
-            Some(c) if c.state == SessionState::Authorized => {
-                c.state = SessionState::Unauthorized;
-                let e = EndedSession {
-                    mac,
-                    ip: c.ip,
-                    session_id: c.session_id.clone(),
-                    user: c.user.take(),
-                    started: c.authorized_at.take().unwrap_or(0),
-                    ended: 0,
-                    counters: c.counters,
-                    reason,
-                    class: Vec::new(),
-                    cui: None,
-                };
-                c.session_id.push('x');
-                Ok(e)
-            }
-            _ => Err("not authorized".to_string()),
-        };
-        async move { r }
+        let now = self.now();
+        let r = self.engine().logout(mac, reason, now);
+        async move { r.map_err(|e| e.to_string()) }
     }
 }
 
+/// Fresh challenge bytes for each request (the shell draws them from
+/// `random_bytes`).
 fn counter_random() -> uam::Challenge {
-    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::atomic::AtomicU8;
     static N: AtomicU8 = AtomicU8::new(1);
     [N.fetch_add(1, Ordering::Relaxed); 16]
+}
+
+/// The local users check, inline (the daemon runs it off its event loop:
+/// `lassi::portal::files::OffLoopUsers`).
+struct Inline(LocalUsers);
+
+impl Authenticator for Inline {
+    fn authenticate<'a>(&'a self, req: &'a AuthRequest) -> AuthFuture<'a> {
+        let outcome = self.0.check(&req.username, &req.credentials);
+        Box::pin(async move { outcome })
+    }
 }
 
 fn settings() -> Settings {
@@ -150,15 +188,15 @@ fn settings() -> Settings {
 fn users() -> Box<dyn Authenticator> {
     let u = LocalUsers::parse("alice plain:wonderland session_timeout=60 max_total_octets=5000\n")
         .unwrap();
-    Box::new(Arc::new(u))
+    Box::new(Inline(u))
 }
 
 fn portal(settings: Settings, auth: Box<dyn Authenticator>) -> Portal {
-    Portal::new(settings, auth, Pages::embedded(), counter_random)
+    Portal::new(settings, auth, Pages::embedded(), counter_random())
 }
 
-fn req(method: Method, host: &str, target: &str, form: Option<&str>) -> Request {
-    Request {
+fn req(method: Method, host: &str, target: &str, form: Option<&str>) -> PortalRequest {
+    PortalRequest {
         method,
         host: (!host.is_empty()).then(|| host.to_string()),
         target: target.into(),
@@ -167,27 +205,43 @@ fn req(method: Method, host: &str, target: &str, form: Option<&str>) -> Request 
         origin: None,
         referer: None,
         peer: IP,
+        random: counter_random(),
+        wall_offset_ms: 0,
     }
 }
 
+/// Runs a portal future to completion. The engine gateway answers at once
+/// and the local users check is inline, so nothing ever waits on I/O: a
+/// loop polling with a no-op waker is the whole executor (and the engine's
+/// tests need no async runtime).
 fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
 }
 
-fn get(p: &Portal, g: &FakeGateway, host: &str, target: &str) -> Response {
-    run(p.handle(g, &req(Method::Get, host, target, None), 1_000_000))
+/// The portal's answer to `r` at engine time `now` (the data plane's time
+/// too).
+fn handle(p: &Portal, g: &EngineGateway, r: &PortalRequest, now: UnixMillis) -> Response {
+    g.set_now(now);
+    run(p.handle(g, r, now))
 }
 
-fn post(p: &Portal, g: &FakeGateway, target: &str, form: &str) -> Response {
-    run(p.handle(
-        g,
-        &req(Method::Post, "10.1.0.1:3990", target, Some(form)),
-        1_000_000,
-    ))
+fn get_at(p: &Portal, g: &EngineGateway, host: &str, target: &str, now: UnixMillis) -> Response {
+    handle(p, g, &req(Method::Get, host, target, None), now)
+}
+
+fn get(p: &Portal, g: &EngineGateway, host: &str, target: &str) -> Response {
+    get_at(p, g, host, target, NOW)
+}
+
+fn post(p: &Portal, g: &EngineGateway, target: &str, form: &str) -> Response {
+    let r = req(Method::Post, "10.1.0.1:3990", target, Some(form));
+    handle(p, g, &r, NOW)
 }
 
 fn body(r: &Response) -> String {
@@ -213,7 +267,7 @@ fn page_challenge(html: &str) -> String {
 
 #[test]
 fn intercepted_requests_redirect_to_the_splash_page() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(settings(), users());
     for (host, target) in [
         ("example.test", "/some/page?q=1"),
@@ -255,7 +309,7 @@ fn intercepted_requests_redirect_to_the_splash_page() {
 
 #[test]
 fn unknown_clients_get_a_clear_error() {
-    let g = FakeGateway::default();
+    let g = EngineGateway::empty();
     let p = portal(settings(), users());
     let r = get(&p, &g, "example.test", "/");
     assert_eq!(r.status, 403);
@@ -271,7 +325,7 @@ fn unknown_clients_get_a_clear_error() {
 
 #[test]
 fn local_login_own_pages() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(settings(), users());
     let page = body(&get(
         &p,
@@ -324,11 +378,11 @@ fn local_login_own_pages() {
 
 #[test]
 fn german_pages_by_accept_language() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(settings(), users());
     let mut r = req(Method::Get, "10.1.0.1", "/", None);
     r.accept_language = Some("de-DE,de;q=0.9,en;q=0.5".into());
-    let html = body(&run(p.handle(&g, &r, 0)));
+    let html = body(&handle(&p, &g, &r, NOW));
     assert!(html.contains("<html lang=\"de\""));
     assert!(html.contains("Im Internet anmelden"));
     let html = body(&get(&p, &g, "10.1.0.1", "/?lang=de"));
@@ -337,7 +391,7 @@ fn german_pages_by_accept_language() {
 
 #[test]
 fn click_through_needs_the_terms() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(settings(), Box::new(auth::ClickThrough));
     let page = body(&get(&p, &g, "10.1.0.1", "/"));
     assert!(page.contains("name=\"accept\""));
@@ -363,7 +417,7 @@ fn external() -> Settings {
 
 #[test]
 fn external_portal_with_secret() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(external(), users());
     let r = get(&p, &g, "example.test", "/page");
     let loc = r.header("location").unwrap().to_string();
@@ -448,7 +502,7 @@ fn external_portal_with_secret() {
 
 #[test]
 fn json_api_with_chap_and_jsonp() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(external(), users());
     let r = get(&p, &g, "10.1.0.1", "/json/status?callback=chilliJSON.reply");
     assert_eq!(
@@ -512,7 +566,7 @@ fn json_api_with_chap_and_jsonp() {
 
 #[test]
 fn rfc8908_api() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(
         Settings {
             venue_info_url: Some("https://venue.example/".into()),
@@ -542,7 +596,7 @@ fn rfc8908_api() {
 
 #[test]
 fn the_login_grants_the_users_limits() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(settings(), users());
     let chal = page_challenge(&body(&get(&p, &g, "10.1.0.1", "/")));
     post(
@@ -560,7 +614,7 @@ fn the_login_grants_the_users_limits() {
 
 #[test]
 fn garbage_never_panics() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(external(), users());
     for target in [
         "",
@@ -591,8 +645,8 @@ fn from_site(
     form: Option<&str>,
     origin: Option<&str>,
     referer: Option<&str>,
-) -> Request {
-    Request {
+) -> PortalRequest {
+    PortalRequest {
         origin: origin.map(str::to_string),
         referer: referer.map(str::to_string),
         ..req(method, "10.1.0.1:3990", target, form)
@@ -605,7 +659,7 @@ fn page_token(html: &str) -> String {
     html[i..i + 32].to_string()
 }
 
-fn log_in(p: &Portal, g: &FakeGateway) {
+fn log_in(p: &Portal, g: &EngineGateway) {
     let chal = page_challenge(&body(&get(p, g, "10.1.0.1", "/")));
     post(
         p,
@@ -618,7 +672,7 @@ fn log_in(p: &Portal, g: &FakeGateway) {
 
 #[test]
 fn another_site_cannot_log_a_guest_out() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(settings(), users());
     log_in(&p, &g);
     let evil = "http://198.51.100.66";
@@ -654,7 +708,7 @@ fn another_site_cannot_log_a_guest_out() {
             Some(evil),
         ),
     ] {
-        let resp = run(p.handle(&g, &r, 1_000_000));
+        let resp = handle(&p, &g, &r, NOW);
         assert_eq!(resp.status, 403, "{r:?}");
         assert!(g.authorized(), "{r:?} logged the guest out");
     }
@@ -669,7 +723,7 @@ fn another_site_cannot_log_a_guest_out() {
         Some("http://10.1.0.1:3990"),
         None,
     );
-    assert_eq!(run(p.handle(&g, &r, 1_000_000)).status, 200);
+    assert_eq!(handle(&p, &g, &r, NOW).status, 200);
     assert!(!g.authorized());
     // A tokenized GET link works too.
     log_in(&p, &g);
@@ -680,13 +734,13 @@ fn another_site_cannot_log_a_guest_out() {
         None,
         None,
     );
-    assert_eq!(run(p.handle(&g, &r, 1_000_000)).status, 200);
+    assert_eq!(handle(&p, &g, &r, NOW).status, 200);
     assert!(!g.authorized());
 }
 
 #[test]
 fn another_site_cannot_log_a_guest_in() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(settings(), users());
     // The attacker's own account, posted by its page: refused even with
     // the victim's live challenge.
@@ -694,12 +748,12 @@ fn another_site_cannot_log_a_guest_in() {
     let form = format!("challenge={chal}&username=alice&password=wonderland");
     for origin in ["http://198.51.100.66", "null"] {
         let r = from_site(Method::Post, "/logon", Some(&form), Some(origin), None);
-        let resp = run(p.handle(&g, &r, 1_000_000));
+        let resp = handle(&p, &g, &r, NOW);
         assert_eq!(resp.status, 403);
         assert!(body(&resp).contains("another web site"), "{}", body(&resp));
     }
     let r = from_site(Method::Get, &format!("/logon?{form}"), None, None, None);
-    assert_eq!(run(p.handle(&g, &r, 1_000_000)).status, 403);
+    assert_eq!(handle(&p, &g, &r, NOW).status, 403);
     assert!(!g.authorized());
     // Without a challenge a plain password is refused (the page expired).
     let r = from_site(
@@ -709,7 +763,7 @@ fn another_site_cannot_log_a_guest_in() {
         None,
         None,
     );
-    assert!(body(&run(p.handle(&g, &r, 1_000_000))).contains("expired"));
+    assert!(body(&handle(&p, &g, &r, NOW)).contains("expired"));
     assert!(!g.authorized());
     // The page's own form (token, same origin) logs in.
     let page = body(&get(&p, &g, "10.1.0.1", "/"));
@@ -725,13 +779,13 @@ fn another_site_cannot_log_a_guest_in() {
         Some("http://10.1.0.1:3990"),
         None,
     );
-    assert_eq!(run(p.handle(&g, &r, 1_000_000)).status, 302);
+    assert_eq!(handle(&p, &g, &r, NOW).status, 302);
     assert!(g.authorized());
 }
 
 #[test]
 fn jsonp_carries_the_challenge_only_where_it_cannot_act_alone() {
-    let challenge_of = |p: &Portal, g: &FakeGateway, target: &str| -> Option<String> {
+    let challenge_of = |p: &Portal, g: &EngineGateway, target: &str| -> Option<String> {
         let text = body(&get(p, g, "10.1.0.1", target));
         let json = text
             .strip_prefix("cb(")
@@ -740,7 +794,7 @@ fn jsonp_carries_the_challenge_only_where_it_cannot_act_alone() {
         let v: Value = serde_json::from_str(json).unwrap();
         v.get("challenge").map(|c| c.as_str().unwrap().to_string())
     };
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     // Own pages: plain passwords, so JSONP must not hand out the challenge;
     // plain JSON (readable by the portal's own origin only) still does.
     let p = portal(settings(), users());
@@ -772,18 +826,18 @@ impl Authenticator for Counting {
 #[test]
 fn wrong_logins_back_off_and_the_backend_is_spared() {
     use std::sync::atomic::Ordering;
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let p = portal(settings(), Box::new(Counting(users(), seen.clone())));
     let mut chal = page_challenge(&body(&get(&p, &g, "10.1.0.1", "/")));
     let at = |t: u64, form: &str| {
         let r = req(Method::Post, "10.1.0.1:3990", "/logon", Some(form));
-        run(p.handle(&g, &r, t))
+        handle(&p, &g, &r, t)
     };
     let mut waits = 0;
     for i in 0..100u64 {
         let html = body(&at(
-            1_000_000 + i,
+            NOW + i,
             &format!("challenge={chal}&username=alice&password=nope{i}"),
         ));
         if html.contains("Too many sign-in attempts. Please wait 1 s") {
@@ -803,16 +857,16 @@ fn wrong_logins_back_off_and_the_backend_is_spared() {
     assert_eq!((c.login_attempts, c.logins_rate_limited), (100, 95));
     // Even the right password waits; the page's challenge survives the wait.
     let right = format!("challenge={chal}&username=alice&password=wonderland");
-    assert!(body(&at(1_000_500, &right)).contains("Please wait"));
+    assert!(body(&at(NOW + 500, &right)).contains("Please wait"));
     assert!(!g.authorized());
-    assert_eq!(at(1_001_100, &right).status, 302);
+    assert_eq!(at(NOW + 1_100, &right).status, 302);
     assert!(g.authorized());
     assert_eq!(seen.load(Ordering::SeqCst), 6);
 }
 
 #[test]
 fn a_backed_off_json_client_is_told_to_wait() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(external(), users());
     let mut last = Value::Null;
     for _ in 0..6 {
@@ -851,7 +905,7 @@ fn a_backed_off_json_client_is_told_to_wait() {
 
 #[test]
 fn garbage_origins_and_tokens_never_panic_and_never_pass() {
-    let g = FakeGateway::with_client();
+    let g = EngineGateway::with_client();
     let p = portal(settings(), users());
     log_in(&p, &g);
     let long = "h".repeat(70_000);
@@ -873,10 +927,62 @@ fn garbage_origins_and_tokens_never_panic_and_never_pass() {
             let form = format!("token={token}");
             for (origin, referer) in [(Some(header), None), (None, Some(header))] {
                 let r = from_site(Method::Post, "/logoff", Some(&form), origin, referer);
-                let resp = run(p.handle(&g, &r, 1_000_000));
+                let resp = handle(&p, &g, &r, NOW);
                 assert_eq!(resp.status, 403, "{header:?} {token:?}");
                 assert!(g.authorized());
             }
         }
     }
+}
+
+// One clock (issue 9): the portal's times are engine times.
+
+#[test]
+fn time_online_and_left_count_in_engine_time_across_a_clock_step() {
+    // Engine time (the shell's `io::clock::now_ms`) never steps; the system
+    // clock may (a router without a real-time clock, set by NTP later).
+    // Here engine time is in 2024 while this machine's clock says
+    // otherwise: a portal reading the system clock would be off by that
+    // step. Logged in at NOW, asked 5 s of engine time later, it must say
+    // 5 s online and 55 s left.
+    let g = EngineGateway::with_client();
+    let p = portal(settings(), users());
+    log_in(&p, &g);
+    assert_eq!(g.client().authorized_at, Some(NOW), "the engine's start");
+    let later = NOW + 5_000;
+    let v: Value =
+        serde_json::from_slice(&get_at(&p, &g, "10.1.0.1", "/json/status", later).body).unwrap();
+    assert_eq!(v["clientState"], 1, "{v}");
+    assert_eq!(v["accounting"]["sessionTime"], 5, "{v}");
+    assert_eq!(v["accounting"]["idleTime"], 5, "{v}");
+    assert_eq!(v["session"]["sessionTimeout"], 60, "{v}");
+    let html = body(&get_at(&p, &g, "10.1.0.1", "/status", later));
+    assert!(html.contains("id=\"session-time\">5 s<"), "{html}");
+    assert!(html.contains("id=\"time-left\">55 s<"), "{html}");
+    // The start shown as a date is the wall clock's: engine time moved by
+    // the step the shell reports.
+    let step: i64 = 86_400_000;
+    let mut r = req(Method::Get, "10.1.0.1", "/json/status", None);
+    r.wall_offset_ms = step;
+    let v: Value = serde_json::from_slice(&handle(&p, &g, &r, later).body).unwrap();
+    assert_eq!(v["session"]["startTime"], (NOW + step as u64) / 1000, "{v}");
+    assert_eq!(v["accounting"]["sessionTime"], 5, "{v}");
+    // The RFC 8908 API counts the same way.
+    let v: Value = serde_json::from_slice(&get_at(&p, &g, "10.1.0.1", "/api", later).body).unwrap();
+    assert_eq!(v["seconds-remaining"], 55, "{v}");
+}
+
+#[test]
+fn a_new_challenge_comes_from_the_requests_random_bytes() {
+    // Randomness comes in with the request: the portal draws none itself.
+    let g = EngineGateway::with_client();
+    let p = portal(settings(), users());
+    let mut r = req(Method::Get, "10.1.0.1", "/", None);
+    r.random = [0xab; 16];
+    let html = body(&handle(&p, &g, &r, NOW));
+    assert_eq!(page_challenge(&html), "ab".repeat(16));
+    // A live challenge stays; other bytes do not replace it.
+    r.random = [0xcd; 16];
+    let html = body(&handle(&p, &g, &r, NOW + 1_000));
+    assert_eq!(page_challenge(&html), "ab".repeat(16));
 }

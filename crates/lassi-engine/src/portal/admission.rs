@@ -15,8 +15,8 @@
 //! closes the victim it names, and calls [`Admission::release`] when a
 //! connection ends.
 
+use core::net::Ipv4Addr;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 
 use crate::wire::MacAddr;
 use crate::UnixMillis;

@@ -17,33 +17,41 @@
 //! `lang=` parameter, else from `Accept-Language`.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 /// The pages lassi serves.
 pub const PAGE_NAMES: [&str; 5] = ["login", "terms", "success", "logout", "error"];
 
 const EMBEDDED: &[(&str, &str)] = &[
-    ("login.html", include_str!("../../portal-pages/login.html")),
-    ("terms.html", include_str!("../../portal-pages/terms.html")),
+    (
+        "login.html",
+        include_str!("../../../../portal-pages/login.html"),
+    ),
+    (
+        "terms.html",
+        include_str!("../../../../portal-pages/terms.html"),
+    ),
     (
         "success.html",
-        include_str!("../../portal-pages/success.html"),
+        include_str!("../../../../portal-pages/success.html"),
     ),
     (
         "logout.html",
-        include_str!("../../portal-pages/logout.html"),
+        include_str!("../../../../portal-pages/logout.html"),
     ),
-    ("error.html", include_str!("../../portal-pages/error.html")),
-    ("style.css", include_str!("../../portal-pages/style.css")),
+    (
+        "error.html",
+        include_str!("../../../../portal-pages/error.html"),
+    ),
+    (
+        "style.css",
+        include_str!("../../../../portal-pages/style.css"),
+    ),
 ];
 
 const EMBEDDED_LANGS: &[(&str, &str)] = &[
-    ("en", include_str!("../../portal-pages/lang-en.txt")),
-    ("de", include_str!("../../portal-pages/lang-de.txt")),
+    ("en", include_str!("../../../../portal-pages/lang-en.txt")),
+    ("de", include_str!("../../../../portal-pages/lang-de.txt")),
 ];
-
-/// Largest page file read from `pages_dir`.
-const MAX_FILE: u64 = 1 << 20;
 
 /// Escapes `& < > " '` for HTML text and attribute values.
 pub fn escape_html(s: &str, out: &mut String) {
@@ -57,6 +65,15 @@ pub fn escape_html(s: &str, out: &mut String) {
             c => out.push(c),
         }
     }
+}
+
+/// The language code (lowercase) of a `lang-XX.txt` file name: 2 to 8
+/// ASCII letters.
+pub fn lang_file_code(name: &str) -> Option<String> {
+    name.strip_prefix("lang-")
+        .and_then(|n| n.strip_suffix(".txt"))
+        .filter(|l| (2..=8).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()))
+        .map(str::to_ascii_lowercase)
 }
 
 /// Parses a language file: `key = value` lines, `#` comments.
@@ -190,63 +207,25 @@ impl Pages {
         }
     }
 
-    /// The embedded pages with files from `dir` replacing those of the same
-    /// name; `lang-XX.txt` files there replace or add languages. Returns
-    /// the pages and a warning per file that could not be read.
-    pub fn load(dir: Option<&Path>) -> (Pages, Vec<String>) {
-        let mut p = Pages::embedded();
-        let mut warnings = Vec::new();
-        let Some(dir) = dir else {
-            return (p, warnings);
-        };
-        let read = |path: &Path| -> Result<String, String> {
-            let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-            if meta.len() > MAX_FILE {
-                return Err("larger than 1 MiB".into());
-            }
-            std::fs::read_to_string(path).map_err(|e| e.to_string())
-        };
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => {
-                warnings.push(format!("portal.pages_dir {}: {e}", dir.display()));
-                return (p, warnings);
-            }
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        names.sort();
-        for name in names {
-            let path = dir.join(&name);
-            let lang = name
-                .strip_prefix("lang-")
-                .and_then(|n| n.strip_suffix(".txt"))
-                .filter(|l| {
-                    (2..=8).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic())
-                });
-            if !p.files.contains_key(&name) && lang.is_none() {
-                continue;
-            }
-            match read(&path) {
-                Ok(text) => match lang {
-                    Some(l) => {
-                        let l = l.to_ascii_lowercase();
-                        let strings = parse_lang(&text);
-                        match p.langs.iter_mut().find(|(code, _)| *code == l) {
-                            Some((_, s)) => s.extend(strings),
-                            None => p.langs.push((l, strings)),
-                        }
-                    }
-                    None => {
-                        p.files.insert(name, text);
-                    }
-                },
-                Err(e) => warnings.push(format!("portal.pages_dir {}: {e}", path.display())),
-            }
+    /// True if `name` (such as `login.html`) is one of the page files, so
+    /// a file of that name may replace it.
+    pub fn has_file(&self, name: &str) -> bool {
+        self.files.contains_key(name)
+    }
+
+    /// Replaces the page file `name` (read from `pages_dir` by the shell).
+    pub fn set_file(&mut self, name: String, text: String) {
+        self.files.insert(name, text);
+    }
+
+    /// Adds the strings of language `code` from a language file's `text`;
+    /// a language the pages already speak keeps the keys the file lacks.
+    pub fn add_language(&mut self, code: &str, text: &str) {
+        let strings = parse_lang(text);
+        match self.langs.iter_mut().find(|(c, _)| c == code) {
+            Some((_, s)) => s.extend(strings),
+            None => self.langs.push((code.to_string(), strings)),
         }
-        (p, warnings)
     }
 
     /// Codes of the languages the pages speak.
@@ -363,23 +342,26 @@ mod tests {
     }
 
     #[test]
-    fn pages_dir_overrides() {
-        let dir = std::env::temp_dir().join(format!("lassi-pages-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("error.html"), "custom {{message}}").unwrap();
-        std::fs::write(dir.join("lang-fr.txt"), "title = Bienvenue\n").unwrap();
-        std::fs::write(dir.join("unrelated.txt"), "x").unwrap();
-        let (p, warnings) = Pages::load(Some(&dir));
-        assert!(warnings.is_empty(), "{warnings:?}");
+    fn overrides_replace_pages_and_add_languages() {
+        let mut p = Pages::embedded();
+        assert!(p.has_file("error.html") && !p.has_file("unrelated.txt"));
+        p.set_file("error.html".into(), "custom {{message}}".into());
+        p.add_language("fr", "title = Bienvenue\n");
+        p.add_language("de", "title = Hallo\n");
         let mut v = HashMap::new();
         v.insert("message", "<m>".to_string());
         assert_eq!(p.render("error", "en", &mut v), "custom &lt;m&gt;");
         assert_eq!(p.languages(), ["en", "de", "fr"]);
         assert_eq!(p.string("fr", "title"), "Bienvenue");
-        // Falls back to English for keys the file lacks.
-        assert_eq!(p.string("fr", "logout"), p.string("en", "logout"));
-        let (_, warnings) = Pages::load(Some(&dir.join("missing")));
-        assert_eq!(warnings.len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(p.string("de", "title"), "Hallo");
+        // A language file keeps the keys it does not name.
+        assert_eq!(
+            p.string("de", "logout"),
+            Pages::embedded().string("de", "logout")
+        );
+        assert_eq!(lang_file_code("lang-FR.txt").as_deref(), Some("fr"));
+        for n in ["lang-f.txt", "lang-fr1.txt", "lang-fr.html", "fr.txt"] {
+            assert_eq!(lang_file_code(n), None, "{n}");
+        }
     }
 }

@@ -7,11 +7,10 @@
 //! [`AuthOutcome::Reject`]. The trait returns a boxed future so backends can
 //! be chosen at run time and do network I/O (RADIUS) without blocking.
 
+use core::future::Future;
+use core::net::Ipv4Addr;
+use core::pin::Pin;
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::Ipv4Addr;
-use std::path::Path;
-use std::pin::Pin;
 
 use super::uam::{chap_response, ct_eq};
 use crate::wire::MacAddr;
@@ -167,20 +166,7 @@ pub struct LocalUsers {
     users: HashMap<String, LocalUser>,
 }
 
-/// Largest users file read (bytes).
-const MAX_USERS_FILE: u64 = 4 << 20;
-
 impl LocalUsers {
-    /// Reads and parses a users file.
-    pub fn load(path: &Path) -> Result<LocalUsers, String> {
-        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if meta.len() > MAX_USERS_FILE {
-            return Err(format!("{}: larger than 4 MiB", path.display()));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
     /// Parses users-file text; errors name the line.
     pub fn parse(text: &str) -> Result<LocalUsers, String> {
         let mut users = HashMap::new();
@@ -251,8 +237,9 @@ impl LocalUsers {
         self.users.is_empty()
     }
 
-    /// Checks credentials against one user (CPU-bound for crypt hashes:
-    /// call it off the event loop).
+    /// Checks credentials against one user. Pure, but CPU-bound for crypt
+    /// hashes: the daemon runs it off its event loop
+    /// (`portal::files::OffLoopUsers`).
     pub fn check(&self, username: &str, credentials: &Credentials) -> AuthOutcome {
         let reject = |m: &str| AuthOutcome::Reject {
             reply: Some(m.to_string()),
@@ -290,23 +277,6 @@ impl LocalUsers {
         } else {
             reject("wrong user name or password")
         }
-    }
-}
-
-impl Authenticator for std::sync::Arc<LocalUsers> {
-    fn authenticate<'a>(&'a self, req: &'a AuthRequest) -> AuthFuture<'a> {
-        let users = self.clone();
-        let name = req.username.clone();
-        let creds = req.credentials.clone();
-        Box::pin(async move {
-            // Crypt hashes take milliseconds (more on a router): keep them
-            // off the control-plane event loop.
-            tokio::task::spawn_blocking(move || users.check(&name, &creds))
-                .await
-                .unwrap_or(AuthOutcome::Reject {
-                    reply: Some("internal error".into()),
-                })
-        })
     }
 }
 

@@ -5,8 +5,8 @@
 //! Every function here is total: bad input gives `None` or an empty value,
 //! never a panic, so the HTTP layer can feed it whatever a client sent.
 
+use core::net::Ipv4Addr;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
 
 use md5::{Digest, Md5};
 

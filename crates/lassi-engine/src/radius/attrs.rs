@@ -17,7 +17,7 @@
 //! Acct-Session-Time, Acct-Input/Output-Octets/-Gigawords/-Packets, on Stop
 //! Acct-Terminate-Cause.
 
-use std::net::Ipv4Addr;
+use core::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +83,7 @@ impl NasInfo {
 
 /// How the user proves who they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Credentials {
+pub enum AccessCredentials {
     /// PAP: the clear-text password, hidden per server by the engine.
     Pap(Vec<u8>),
     /// CHAP: ident, the 16-byte response and the challenge it answers.
@@ -124,7 +124,7 @@ pub struct AccessRequest {
     /// User-Name.
     pub user_name: String,
     /// PAP or CHAP.
-    pub credentials: Credentials,
+    pub credentials: AccessCredentials,
     /// Client MAC (Calling-Station-Id).
     pub mac: MacAddr,
     /// Client address (Framed-IP-Address).
@@ -151,7 +151,7 @@ impl AccessRequest {
     ) -> AccessRequest {
         AccessRequest {
             user_name: user.to_string(),
-            credentials: Credentials::Pap(password.to_vec()),
+            credentials: AccessCredentials::Pap(password.to_vec()),
             mac,
             ip,
             session_id: session_id.to_string(),
@@ -172,7 +172,7 @@ impl AccessRequest {
     ) -> AccessRequest {
         AccessRequest {
             user_name: format!("{}{}", mac.to_dashed(), settings.suffix),
-            credentials: Credentials::Pap(settings.password.as_bytes().to_vec()),
+            credentials: AccessCredentials::Pap(settings.password.as_bytes().to_vec()),
             mac,
             ip,
             session_id: session_id.to_string(),
@@ -188,8 +188,8 @@ impl AccessRequest {
         let mut p = Packet::new(Code::AccessRequest, 0);
         p.push(attr::USER_NAME, self.user_name.as_str());
         let password = match &self.credentials {
-            Credentials::Pap(pw) => Some(pw.clone()),
-            Credentials::Chap {
+            AccessCredentials::Pap(pw) => Some(pw.clone()),
+            AccessCredentials::Chap {
                 ident,
                 response,
                 challenge,
@@ -648,6 +648,35 @@ impl ReplyLimits {
     }
 }
 
+/// The answer to a login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessAnswer {
+    /// Access-Accept with what to enforce.
+    Accept(Box<ReplyLimits>),
+    /// Access-Reject (an Access-Challenge, which a captive portal cannot
+    /// relay, counts as a reject too).
+    Reject {
+        /// Reply-Message, if the server gave one.
+        reply_message: Option<String>,
+    },
+    /// No server answered validly.
+    Unreachable,
+}
+
+impl AccessAnswer {
+    /// What a server's validated response to an Access-Request means.
+    pub fn from_response(p: &Packet, swap_octets: bool) -> AccessAnswer {
+        match p.code {
+            Code::AccessAccept => {
+                AccessAnswer::Accept(Box::new(ReplyLimits::from_packet(p, swap_octets)))
+            }
+            _ => AccessAnswer::Reject {
+                reply_message: p.get_string(attr::REPLY_MESSAGE),
+            },
+        }
+    }
+}
+
 /// Parses `YYYY-MM-DDThh:mm:ss` with an optional `Z` or `±hh:mm` / `±hhmm`
 /// offset (none = UTC) into Unix milliseconds.
 pub fn parse_iso8601(s: &str) -> Option<UnixMillis> {
@@ -770,9 +799,9 @@ mod tests {
             1,
         );
         assert_eq!(r.user_name, "02-00-0A-01-00-17@mac");
-        assert_eq!(r.credentials, Credentials::Pap(b"macpw".to_vec()));
+        assert_eq!(r.credentials, AccessCredentials::Pap(b"macpw".to_vec()));
         let mut c = r.clone();
-        c.credentials = Credentials::Chap {
+        c.credentials = AccessCredentials::Chap {
             ident: 0,
             response: [5; 16],
             challenge: vec![9; 16],
@@ -874,6 +903,25 @@ mod tests {
         assert_eq!(s.max_input_octets, Some(1 << 32));
         assert_eq!(s.max_output_octets, Some(100));
         assert!(ReplyLimits::from_packet(&Packet::new(Code::AccessAccept, 1), false).is_empty());
+    }
+
+    #[test]
+    fn access_answers_from_responses() {
+        let mut accept = Packet::new(Code::AccessAccept, 1);
+        accept.push_u32(attr::SESSION_TIMEOUT, 60);
+        let AccessAnswer::Accept(l) = AccessAnswer::from_response(&accept, false) else {
+            panic!("not an accept")
+        };
+        assert_eq!(l.session_timeout, Some(60));
+        // A challenge cannot be relayed by a captive portal: a reject.
+        let mut challenge = Packet::new(Code::AccessChallenge, 1);
+        challenge.push(attr::REPLY_MESSAGE, "more?");
+        assert_eq!(
+            AccessAnswer::from_response(&challenge, false),
+            AccessAnswer::Reject {
+                reply_message: Some("more?".into())
+            }
+        );
     }
 
     #[test]

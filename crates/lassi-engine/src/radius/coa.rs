@@ -28,12 +28,14 @@
 //! (RFC 5176 §3); at least one must be present.
 
 use crate::session::SessionMatch;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::VecDeque;
 
 use super::attrs::ReplyLimits;
 use super::crypto::{self, VerifyError};
 use super::packet::{attr, AttrKey, Code, Packet};
 use crate::wire::MacAddr;
+use crate::UnixMillis;
 
 /// A host allowed to send CoA/Disconnect requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +116,12 @@ pub enum CoaReply {
     Nak(ErrorCause),
 }
 
+impl CoaReply {
+    /// The answer to a request the daemon did not answer in time (or could
+    /// not be given): 506 Resources-Unavailable.
+    pub const NOT_ANSWERED: CoaReply = CoaReply::Nak(ErrorCause::ResourcesUnavailable);
+}
+
 /// A valid request for the daemon to act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoaRequest {
@@ -129,6 +137,14 @@ pub struct CoaRequest {
     authenticator: [u8; 16],
     client: usize,
     proxy_state: Vec<Vec<u8>>,
+}
+
+impl CoaRequest {
+    /// The request's answer-cache key (what [`CoaEngine::handle_reply`]
+    /// knows it by).
+    pub fn key(&self) -> CoaKey {
+        (self.from, self.id, self.authenticator)
+    }
 }
 
 /// What became of a datagram.
@@ -232,26 +248,10 @@ impl CoaServer {
     /// Checks one datagram from `from`; `now_secs` is the wall clock (Unix
     /// seconds) that Event-Timestamps are compared with.
     pub fn handle(&self, from: SocketAddr, bytes: &[u8], now_secs: u64) -> CoaOutcome {
-        let Some(client) = self.clients.iter().position(|c| c.addr == from.ip()) else {
-            return CoaOutcome::Drop(CoaDrop::UnknownClient);
+        let (client, p, kind) = match self.authentic(from, bytes) {
+            Ok(x) => x,
+            Err(why) => return CoaOutcome::Drop(why),
         };
-        let Ok(p) = Packet::decode(bytes) else {
-            return CoaOutcome::Drop(CoaDrop::Malformed);
-        };
-        let kind = match p.code {
-            Code::DisconnectRequest => CoaKind::Disconnect,
-            Code::CoaRequest => CoaKind::Coa,
-            _ => return CoaOutcome::Drop(CoaDrop::UnexpectedCode),
-        };
-        let secret = &self.clients[client].secret;
-        match crypto::verify_request(bytes, secret, self.require_message_authenticator) {
-            Ok(()) => {}
-            Err(VerifyError::BadAuthenticator) => {
-                return CoaOutcome::Drop(CoaDrop::BadAuthenticator)
-            }
-            Err(VerifyError::Malformed) => return CoaOutcome::Drop(CoaDrop::Malformed),
-            Err(_) => return CoaOutcome::Drop(CoaDrop::BadMessageAuthenticator),
-        }
         let stamp = p.get_u32(attr::EVENT_TIMESTAMP);
         let stale = stamp.is_some_and(|t| {
             self.event_timestamp_window > 0
@@ -270,72 +270,83 @@ impl CoaServer {
             client,
             proxy_state: p.get_all(attr::PROXY_STATE).map(<[u8]>::to_vec).collect(),
         };
-        // Unknown attributes: refuse rather than half-apply.
+        let checked = self
+            .refusal(&p, kind, stale, stamp.is_some())
+            .map_or_else(|| identify(&p), Err);
+        match checked {
+            Ok(matcher) => req.matcher = matcher,
+            Err(cause) => return CoaOutcome::Answer(self.respond(&req, CoaReply::Nak(cause))),
+        }
+        if kind == CoaKind::Coa {
+            req.changes = self.changes(&p);
+        }
+        CoaOutcome::Request(Box::new(req))
+    }
+
+    /// The client, packet and kind of an authentic request from `from`, or
+    /// why it is dropped.
+    fn authentic(
+        &self,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(usize, Packet, CoaKind), CoaDrop> {
+        let client = self
+            .clients
+            .iter()
+            .position(|c| c.addr == from.ip())
+            .ok_or(CoaDrop::UnknownClient)?;
+        let p = Packet::decode(bytes).map_err(|_| CoaDrop::Malformed)?;
+        let kind = match p.code {
+            Code::DisconnectRequest => CoaKind::Disconnect,
+            Code::CoaRequest => CoaKind::Coa,
+            _ => return Err(CoaDrop::UnexpectedCode),
+        };
+        let secret = &self.clients[client].secret;
+        match crypto::verify_request(bytes, secret, self.require_message_authenticator) {
+            Ok(()) => Ok((client, p, kind)),
+            Err(VerifyError::BadAuthenticator) => Err(CoaDrop::BadAuthenticator),
+            Err(VerifyError::Malformed) => Err(CoaDrop::Malformed),
+            Err(_) => Err(CoaDrop::BadMessageAuthenticator),
+        }
+    }
+
+    /// Why an authentic request is refused before its session is looked
+    /// at, if it is: an attribute lassi does not handle (refused rather
+    /// than half-applied), a stale or missing Event-Timestamp, another NAS.
+    fn refusal(&self, p: &Packet, kind: CoaKind, stale: bool, stamped: bool) -> Option<ErrorCause> {
         let unsupported = p.attrs.iter().any(|a| {
             !(IDENTIFICATION.contains(&a.key)
                 || HOUSEKEEPING.contains(&a.key)
                 || (kind == CoaKind::Coa && CHANGES.contains(&a.key)))
         });
         if unsupported {
-            return CoaOutcome::Answer(
-                self.respond(&req, CoaReply::Nak(ErrorCause::UnsupportedAttribute)),
-            );
+            return Some(ErrorCause::UnsupportedAttribute);
         }
         if stale {
-            return CoaOutcome::Answer(
-                self.respond(&req, CoaReply::Nak(ErrorCause::InvalidRequest)),
-            );
+            return Some(ErrorCause::InvalidRequest);
         }
-        if stamp.is_none() && self.require_event_timestamp {
-            return CoaOutcome::Answer(
-                self.respond(&req, CoaReply::Nak(ErrorCause::MissingAttribute)),
-            );
+        if !stamped && self.require_event_timestamp {
+            return Some(ErrorCause::MissingAttribute);
         }
-        if let (Some(ours), Some(theirs)) = (&self.nas_identifier, p.get(attr::NAS_IDENTIFIER)) {
-            if ours.as_bytes() != theirs {
-                return CoaOutcome::Answer(
-                    self.respond(&req, CoaReply::Nak(ErrorCause::NasIdentificationMismatch)),
-                );
-            }
-        }
-        if let (Some(ours), Some(theirs)) = (self.nas_ip, p.get(attr::NAS_IP_ADDRESS)) {
-            if ours.octets() != theirs {
-                return CoaOutcome::Answer(
-                    self.respond(&req, CoaReply::Nak(ErrorCause::NasIdentificationMismatch)),
-                );
-            }
-        }
-        let invalid = |req: &CoaRequest| {
-            CoaOutcome::Answer(self.respond(req, CoaReply::Nak(ErrorCause::InvalidAttributeValue)))
-        };
-        req.matcher.user = p.get_string(attr::USER_NAME);
-        req.matcher.session_id = p.get_string(attr::ACCT_SESSION_ID);
-        if let Some(m) = p.get(attr::CALLING_STATION_ID) {
-            match std::str::from_utf8(m).ok().and_then(parse_station_mac) {
-                Some(mac) => req.matcher.mac = Some(mac),
-                None => return invalid(&req),
-            }
-        }
-        if p.get(attr::FRAMED_IP_ADDRESS).is_some() {
-            match p.get_ipv4(attr::FRAMED_IP_ADDRESS) {
-                Some(ip) => req.matcher.ip = Some(ip),
-                None => return invalid(&req),
-            }
-        }
-        if req.matcher.is_empty() {
-            return CoaOutcome::Answer(
-                self.respond(&req, CoaReply::Nak(ErrorCause::MissingAttribute)),
-            );
-        }
-        if kind == CoaKind::Coa {
-            req.changes = ReplyLimits::from_packet(&p, self.swap_octets);
-            // Echoed context, not a change.
-            req.changes.class.clear();
-            req.changes.state = None;
-            req.changes.cui = None;
-            req.changes.reply_message = None;
-        }
-        CoaOutcome::Request(Box::new(req))
+        let other_id = matches!(
+            (&self.nas_identifier, p.get(attr::NAS_IDENTIFIER)),
+            (Some(ours), Some(theirs)) if ours.as_bytes() != theirs
+        );
+        let other_ip = matches!(
+            (self.nas_ip, p.get(attr::NAS_IP_ADDRESS)),
+            (Some(ours), Some(theirs)) if ours.octets() != theirs
+        );
+        (other_id || other_ip).then_some(ErrorCause::NasIdentificationMismatch)
+    }
+
+    /// What a CoA-Request changes (echoed context is not a change).
+    fn changes(&self, p: &Packet) -> ReplyLimits {
+        let mut changes = ReplyLimits::from_packet(p, self.swap_octets);
+        changes.class.clear();
+        changes.state = None;
+        changes.cui = None;
+        changes.reply_message = None;
+        changes
     }
 
     /// The answer to `req`: ACK or NAK (with Error-Cause), Proxy-State
@@ -360,6 +371,32 @@ impl CoaServer {
         crypto::sign_response(&mut b, &self.clients[req.client].secret, &req.authenticator);
         b
     }
+}
+
+/// The session(s) a request designates: every one of User-Name,
+/// Acct-Session-Id, Calling-Station-Id and Framed-IP-Address that is present
+/// (407 Invalid-Attribute-Value if one does not parse; 402
+/// Missing-Attribute if none is there).
+fn identify(p: &Packet) -> Result<SessionMatch, ErrorCause> {
+    let mut m = SessionMatch {
+        user: p.get_string(attr::USER_NAME),
+        session_id: p.get_string(attr::ACCT_SESSION_ID),
+        ..SessionMatch::default()
+    };
+    if let Some(station) = p.get(attr::CALLING_STATION_ID) {
+        let mac = std::str::from_utf8(station)
+            .ok()
+            .and_then(parse_station_mac);
+        m.mac = Some(mac.ok_or(ErrorCause::InvalidAttributeValue)?);
+    }
+    if p.get(attr::FRAMED_IP_ADDRESS).is_some() {
+        let ip = p.get_ipv4(attr::FRAMED_IP_ADDRESS);
+        m.ip = Some(ip.ok_or(ErrorCause::InvalidAttributeValue)?);
+    }
+    if m.is_empty() {
+        return Err(ErrorCause::MissingAttribute);
+    }
+    Ok(m)
 }
 
 /// Authenticators of the requests accepted recently, per client address:
@@ -407,6 +444,194 @@ impl ReplayGuard {
         }
         self.seen.push_back((now_secs, addr, authenticator));
         false
+    }
+}
+
+/// A request as the answer cache knows it: source, identifier and Request
+/// Authenticator (a retransmission repeats all three).
+pub type CoaKey = (SocketAddr, u8, [u8; 16]);
+
+/// What the answer cache holds for a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CachedAnswer {
+    /// The daemon is still deciding: a retransmission is ignored.
+    Pending,
+    /// The answer sent: a retransmission gets it again, and nothing is
+    /// done twice.
+    Sent(Vec<u8>),
+}
+
+/// The answers to the latest [`AnswerCache::MAX_ENTRIES`] requests (or
+/// [`CachedAnswer::Pending`] while the daemon decides), to answer a
+/// retransmitted request the same way without acting twice.
+#[derive(Debug, Default)]
+pub struct AnswerCache {
+    entries: std::collections::VecDeque<(CoaKey, CachedAnswer)>,
+}
+
+impl AnswerCache {
+    /// Entries kept at most (the oldest goes first).
+    pub const MAX_ENTRIES: usize = 256;
+
+    /// What is known of request `k`.
+    pub fn get(&self, k: &CoaKey) -> Option<&CachedAnswer> {
+        self.entries
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v)
+    }
+
+    /// Records `v` for request `k`.
+    pub fn put(&mut self, k: CoaKey, v: CachedAnswer) {
+        if let Some(e) = self.entries.iter_mut().find(|(key, _)| *key == k) {
+            e.1 = v;
+            return;
+        }
+        if self.entries.len() >= Self::MAX_ENTRIES {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((k, v));
+    }
+}
+
+/// What the CoA listener does with a datagram ([`CoaEngine::handle_datagram`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoaAction {
+    /// A retransmission of a request the daemon is still deciding: nothing.
+    Ignore,
+    /// A retransmission: send the answer sent before, again.
+    Resend(Vec<u8>),
+    /// Drop it silently (count it).
+    Drop(CoaDrop),
+    /// Send this NAK, decided by lassi (count it).
+    Nak(Vec<u8>),
+    /// A valid request for the daemon: answer it with [`CoaEngine::answer`].
+    Deliver(Box<CoaRequest>),
+}
+
+/// An answer to a delivered request, to send ([`CoaEngine::poll_transmit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoaTransmit {
+    /// Where to (the request's source).
+    pub dest: SocketAddr,
+    /// The answer.
+    pub bytes: Vec<u8>,
+    /// What it says (for counters).
+    pub reply: CoaReply,
+}
+
+/// The CoA/Disconnect listener's decisions, I/O-free: the request check
+/// ([`CoaServer`]), the replay guard across ports ([`ReplayGuard`]), the
+/// answer cache for retransmissions ([`AnswerCache`]) and the deadline of
+/// the daemon's reply: a delivered request it leaves unanswered for
+/// `answer_timeout_ms` is answered [`CoaReply::NOT_ANSWERED`]. The shell
+/// owns the socket and hands the daemon what is delivered.
+#[derive(Debug)]
+pub struct CoaEngine {
+    server: CoaServer,
+    replays: ReplayGuard,
+    cache: AnswerCache,
+    answer_timeout_ms: u64,
+    /// Delivered requests waiting for the daemon's reply, with their deadline.
+    waiting: Vec<(UnixMillis, CoaRequest)>,
+    out: VecDeque<CoaTransmit>,
+}
+
+impl CoaEngine {
+    /// An engine checking requests with `server`, giving the daemon
+    /// `answer_timeout_ms` to reply.
+    pub fn new(server: CoaServer, answer_timeout_ms: u64) -> CoaEngine {
+        CoaEngine {
+            server,
+            replays: ReplayGuard::default(),
+            cache: AnswerCache::default(),
+            answer_timeout_ms,
+            waiting: Vec::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The request checker.
+    pub fn server(&self) -> &CoaServer {
+        &self.server
+    }
+
+    /// Decides about one datagram from `from` received at `now`;
+    /// `wall_secs` is the wall clock in Unix seconds (Event-Timestamps and
+    /// replays are judged by it).
+    pub fn handle_datagram(
+        &mut self,
+        now: UnixMillis,
+        from: SocketAddr,
+        bytes: &[u8],
+        wall_secs: u64,
+    ) -> CoaAction {
+        let key =
+            (bytes.len() >= 20).then(|| (from, bytes[1], bytes[4..20].try_into().expect("16")));
+        match key.as_ref().and_then(|k| self.cache.get(k)) {
+            Some(CachedAnswer::Sent(answer)) => return CoaAction::Resend(answer.clone()),
+            Some(CachedAnswer::Pending) => return CoaAction::Ignore,
+            None => {}
+        }
+        match self.server.handle(from, bytes, wall_secs) {
+            CoaOutcome::Drop(why) => CoaAction::Drop(why),
+            CoaOutcome::Answer(answer) => {
+                let key = key.expect("a decoded packet has a header");
+                self.cache.put(key, CachedAnswer::Sent(answer.clone()));
+                CoaAction::Nak(answer)
+            }
+            CoaOutcome::Request(req) => {
+                let window = u64::from(self.server.event_timestamp_window);
+                if self
+                    .replays
+                    .replayed(from.ip(), req.authenticator, wall_secs, window)
+                {
+                    return CoaAction::Drop(CoaDrop::Replayed);
+                }
+                self.cache.put(req.key(), CachedAnswer::Pending);
+                let deadline = now + self.answer_timeout_ms;
+                self.waiting.push((deadline, (*req).clone()));
+                CoaAction::Deliver(req)
+            }
+        }
+    }
+
+    /// The daemon's reply to the delivered request `key` (ignored once the
+    /// request was answered, by an earlier reply or at its deadline).
+    pub fn handle_reply(&mut self, key: CoaKey, reply: CoaReply) {
+        if let Some(i) = self.waiting.iter().position(|(_, r)| r.key() == key) {
+            let (_, req) = self.waiting.remove(i);
+            self.answer(&req, reply);
+        }
+    }
+
+    /// Answers [`CoaReply::NOT_ANSWERED`] what waited past its deadline.
+    pub fn handle_timeout(&mut self, now: UnixMillis) {
+        while let Some(i) = self.waiting.iter().position(|(t, _)| *t <= now) {
+            let (_, req) = self.waiting.remove(i);
+            self.answer(&req, CoaReply::NOT_ANSWERED);
+        }
+    }
+
+    /// When [`CoaEngine::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.waiting.iter().map(|(t, _)| *t).min()
+    }
+
+    /// The next answer to send.
+    pub fn poll_transmit(&mut self) -> Option<CoaTransmit> {
+        self.out.pop_front()
+    }
+
+    /// Queues the answer to `req`, remembered for its retransmissions.
+    fn answer(&mut self, req: &CoaRequest, reply: CoaReply) {
+        let bytes = self.server.respond(req, reply);
+        self.cache.put(req.key(), CachedAnswer::Sent(bytes.clone()));
+        self.out.push_back(CoaTransmit {
+            dest: req.from,
+            bytes,
+            reply,
+        });
     }
 }
 
@@ -649,6 +874,95 @@ mod tests {
             g.replayed(a, auth, NOW + 400, 300);
         }
         assert_eq!(g.seen.len(), ReplayGuard::MAX_ENTRIES);
+    }
+
+    #[test]
+    fn the_engine_answers_retransmissions_from_its_cache_and_drops_replays() {
+        let mut e = CoaEngine::new(server(), 5000);
+        let from: SocketAddr = FROM.parse().unwrap();
+        let b = request(Code::DisconnectRequest, b"coasecret", |p| {
+            p.push(attr::USER_NAME, "bob");
+        });
+        let CoaAction::Deliver(req) = e.handle_datagram(0, from, &b, NOW) else {
+            panic!("not delivered")
+        };
+        // While the daemon decides, a retransmission is ignored.
+        assert_eq!(e.handle_datagram(1, from, &b, NOW), CoaAction::Ignore);
+        e.handle_reply(req.key(), CoaReply::Ack);
+        let t = e.poll_transmit().unwrap();
+        assert_eq!((t.dest, t.reply), (from, CoaReply::Ack));
+        assert_eq!(Packet::decode(&t.bytes).unwrap().code, Code::DisconnectAck);
+        // A second reply changes nothing.
+        e.handle_reply(req.key(), CoaReply::Nak(ErrorCause::SessionContextNotFound));
+        assert_eq!(e.poll_transmit(), None);
+        // Then it gets the same answer, and nothing is delivered twice.
+        let again = e.handle_datagram(2, from, &b, NOW);
+        assert_eq!(again, CoaAction::Resend(t.bytes));
+        // The same request from another port is a replay.
+        let other: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        assert_eq!(
+            e.handle_datagram(3, other, &b, NOW),
+            CoaAction::Drop(CoaDrop::Replayed)
+        );
+        // A NAK lassi decides is cached too.
+        let bad = request(Code::DisconnectRequest, b"coasecret", |_| {});
+        let CoaAction::Nak(nak) = e.handle_datagram(4, from, &bad, NOW) else {
+            panic!("no NAK")
+        };
+        assert_eq!(nak_cause(CoaOutcome::Answer(nak.clone())), 402);
+        assert_eq!(
+            e.handle_datagram(5, from, &bad, NOW),
+            CoaAction::Resend(nak)
+        );
+        // Noise is dropped, not cached.
+        assert_eq!(
+            e.handle_datagram(6, from, &[0; 10], NOW),
+            CoaAction::Drop(CoaDrop::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_request_the_daemon_leaves_unanswered_is_naked_at_its_deadline() {
+        let mut e = CoaEngine::new(server(), 5000);
+        let from: SocketAddr = FROM.parse().unwrap();
+        let b = request(Code::CoaRequest, b"coasecret", |p| {
+            p.push(attr::USER_NAME, "bob");
+        });
+        let CoaAction::Deliver(req) = e.handle_datagram(1000, from, &b, NOW) else {
+            panic!("not delivered")
+        };
+        assert_eq!(e.poll_timeout(), Some(6000));
+        e.handle_timeout(5999);
+        assert_eq!(e.poll_transmit(), None);
+        e.handle_timeout(6000);
+        let t = e.poll_transmit().unwrap();
+        assert_eq!(t.reply, CoaReply::NOT_ANSWERED);
+        assert_eq!(nak_cause(CoaOutcome::Answer(t.bytes.clone())), 506);
+        assert_eq!(e.poll_timeout(), None);
+        // The daemon's late reply is ignored; a retransmission gets the NAK.
+        e.handle_reply(req.key(), CoaReply::Ack);
+        assert_eq!(e.poll_transmit(), None);
+        assert_eq!(
+            e.handle_datagram(7000, from, &b, NOW),
+            CoaAction::Resend(t.bytes)
+        );
+    }
+
+    #[test]
+    fn the_answer_cache_is_bounded() {
+        let mut c = AnswerCache::default();
+        let from: SocketAddr = FROM.parse().unwrap();
+        for i in 0..=AnswerCache::MAX_ENTRIES {
+            c.put((from, i as u8, [(i >> 8) as u8; 16]), CachedAnswer::Pending);
+        }
+        assert_eq!(c.entries.len(), AnswerCache::MAX_ENTRIES);
+        assert_eq!(c.get(&(from, 0, [0; 16])), None, "the oldest went");
+        c.put((from, 1, [0; 16]), CachedAnswer::Sent(vec![1]));
+        assert_eq!(
+            c.get(&(from, 1, [0; 16])),
+            Some(&CachedAnswer::Sent(vec![1]))
+        );
+        assert_eq!(c.entries.len(), AnswerCache::MAX_ENTRIES);
     }
 
     #[test]

@@ -14,19 +14,19 @@
 //! §2.2.1), after `timeout`, then 2×, 4×… up to `max_backoff`; after
 //! `retries` resends the server is marked dead for `dead_time` and the
 //! request moves to the next server not yet tried, with a fresh identifier.
-//! When every server has been tried, [`Event::NoResponse`] reports it.
+//! When every server has been tried, [`ClientEvent::NoResponse`] reports it.
 //!
 //! An accounting request that a server leaves unanswered is not forgotten
 //! at once: its identifier stays reserved for [`LATE_ANSWER_MS`], and a valid
 //! answer arriving in that time still acknowledges it (as
-//! [`Event::Response`] with the request's token). A server slow under load
+//! [`ClientEvent::Response`] with the request's token). A server slow under load
 //! then does not get the record a second time, with a new Acct-Delay-Time
 //! that makes it a new packet it would store twice.
 //!
 //! A dead server is probed with Status-Server (RFC 5997) every
 //! `status_interval` on the port that went silent; the first valid answer
 //! (Access-Accept or Accounting-Response) brings it back at once and
-//! [`Event::ServerAlive`] tells the caller, who may then resend what it had
+//! [`ClientEvent::ServerAlive`] tells the caller, who may then resend what it had
 //! parked. Without probing (interval 0), or for a server that does not
 //! answer Status-Server, `dead_time` still ends the dead spell.
 //!
@@ -37,17 +37,17 @@
 //! `require_message_authenticator` is on). Anything else is dropped
 //! silently and counted in [`ClientStats`].
 
+use core::net::{IpAddr, SocketAddr};
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
 
 use super::crypto::{self, VerifyError};
+use super::packet::{attr, Code, Packet};
+use crate::UnixMillis;
 
 /// How long an unanswered accounting request's identifier stays reserved
 /// so that a late answer still counts (RFC 5080 §2.2.1: a server may answer
 /// after the client gave up).
 pub const LATE_ANSWER_MS: u64 = 30_000;
-use super::packet::{attr, Code, Packet};
-use crate::UnixMillis;
 
 /// Which port and identifier space a request uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,7 +110,7 @@ pub type Token = u64;
 /// authenticator are the engine's business) and, for PAP, the clear-text
 /// password to hide with each server's secret.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub struct RadiusRequest {
     /// Auth or acct.
     pub service: Service,
     /// Code and attributes; `id` and `authenticator` are ignored.
@@ -132,7 +132,7 @@ pub struct Transmit {
 
 /// Outcome of a request.
 #[derive(Clone, Debug)]
-pub enum Event {
+pub enum ClientEvent {
     /// A validated response.
     Response {
         /// The request's token.
@@ -236,7 +236,7 @@ struct Abandoned {
 }
 
 struct InFlight {
-    req: Request,
+    req: RadiusRequest,
     server: usize,
     /// Identifier and encoded bytes once a slot was found.
     wire: Option<(u8, [u8; 16], Vec<u8>)>,
@@ -245,7 +245,7 @@ struct InFlight {
     interval: u64,
     next_at: UnixMillis,
     /// A Status-Server probe of the engine's own: sent once, never failed
-    /// over, answered with no event but [`Event::ServerAlive`].
+    /// over, answered with no event but [`ClientEvent::ServerAlive`].
     probe: bool,
 }
 
@@ -262,7 +262,7 @@ pub struct ClientEngine {
     inflight: HashMap<Token, InFlight>,
     waiting: VecDeque<Token>,
     out: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    events: VecDeque<ClientEvent>,
     next_token: Token,
     rng_key: [u8; 16],
     rng_ctr: u64,
@@ -332,14 +332,14 @@ impl ClientEngine {
     }
 
     /// Queues a request and returns its token. If there is no server at all
-    /// it is answered at once with [`Event::NoResponse`].
-    pub fn submit(&mut self, now: UnixMillis, req: Request) -> Token {
+    /// it is answered at once with [`ClientEvent::NoResponse`].
+    pub fn submit(&mut self, now: UnixMillis, req: RadiusRequest) -> Token {
         let token = self.next_token;
         self.next_token += 1;
         let tried = vec![false; self.cfg.servers.len()];
         let Some(server) = self.pick(&tried, now) else {
             self.stats.no_response += 1;
-            self.events.push_back(Event::NoResponse { token });
+            self.events.push_back(ClientEvent::NoResponse { token });
             return token;
         };
         self.inflight.insert(
@@ -368,7 +368,7 @@ impl ClientEngine {
         self.inflight.insert(
             token,
             InFlight {
-                req: Request {
+                req: RadiusRequest {
                     service,
                     packet: Packet::new(Code::StatusServer, 0),
                     password: None,
@@ -497,7 +497,7 @@ impl ClientEngine {
                 pool.free(id);
                 self.inflight.remove(&token);
                 self.stats.no_response += 1;
-                self.events.push_back(Event::NoResponse { token });
+                self.events.push_back(ClientEvent::NoResponse { token });
                 return;
             }
         };
@@ -537,7 +537,7 @@ impl ClientEngine {
     }
 
     /// The next outcome.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
     }
 
@@ -606,7 +606,7 @@ impl ClientEngine {
                 }
                 None => {
                     self.stats.no_response += 1;
-                    self.events.push_back(Event::NoResponse { token });
+                    self.events.push_back(ClientEvent::NoResponse { token });
                 }
             }
             self.drain_waiting(now);
@@ -674,7 +674,7 @@ impl ClientEngine {
         self.answered_by(server, now);
         if !f.probe {
             self.stats.responses += 1;
-            self.events.push_back(Event::Response {
+            self.events.push_back(ClientEvent::Response {
                 token,
                 server,
                 packet,
@@ -706,7 +706,7 @@ impl ClientEngine {
         self.answered_by(server, now);
         self.stats.late_answers += 1;
         self.stats.responses += 1;
-        self.events.push_back(Event::Response {
+        self.events.push_back(ClientEvent::Response {
             token,
             server,
             packet,
@@ -745,7 +745,7 @@ impl ClientEngine {
     fn answered_by(&mut self, server: usize, now: UnixMillis) {
         if self.is_dead(server, now) || self.probe_at[server].is_some() {
             self.stats.revived += 1;
-            self.events.push_back(Event::ServerAlive { server });
+            self.events.push_back(ClientEvent::ServerAlive { server });
         }
         self.dead_until[server] = None;
         self.probe_at[server] = None;
@@ -754,7 +754,7 @@ impl ClientEngine {
 
 /// Encodes a request for one server: identifier, authenticator, the
 /// password hidden with this server's secret, Message-Authenticator first.
-fn encode_request(req: &Request, id: u8, random: [u8; 16], secret: &[u8]) -> Option<Vec<u8>> {
+fn encode_request(req: &RadiusRequest, id: u8, random: [u8; 16], secret: &[u8]) -> Option<Vec<u8>> {
     let mut p = req.packet.clone();
     p.id = id;
     p.authenticator = match p.code {
@@ -817,10 +817,10 @@ mod tests {
         }
     }
 
-    fn auth_req() -> Request {
+    fn auth_req() -> RadiusRequest {
         let mut p = Packet::new(Code::AccessRequest, 0);
         p.push(attr::USER_NAME, "bob");
-        Request {
+        RadiusRequest {
             service: Service::Auth,
             packet: p,
             password: Some(b"hello".to_vec()),
@@ -922,7 +922,7 @@ mod tests {
             &answer(&req, Code::AccessAccept, b"s", true),
         );
         match e.poll_event() {
-            Some(Event::Response { token, packet, .. }) => {
+            Some(ClientEvent::Response { token, packet, .. }) => {
                 assert_eq!(token, t);
                 assert_eq!(packet.get_u32(attr::SESSION_TIMEOUT), Some(60));
             }
@@ -997,7 +997,7 @@ mod tests {
         );
         assert!(matches!(
             e.poll_event(),
-            Some(Event::Response { server: 1, .. })
+            Some(ClientEvent::Response { server: 1, .. })
         ));
         e.submit(10_000, auth_req());
         assert_eq!(drain(&mut e)[0].dest.port(), 1822);
@@ -1013,7 +1013,10 @@ mod tests {
         for at in [1000, 3000, 6000] {
             e.handle_timeout(at);
         }
-        assert!(matches!(e.poll_event(), Some(Event::NoResponse { .. })));
+        assert!(matches!(
+            e.poll_event(),
+            Some(ClientEvent::NoResponse { .. })
+        ));
         drain(e);
         6000
     }
@@ -1056,7 +1059,7 @@ mod tests {
         );
         assert!(matches!(
             e.poll_event(),
-            Some(Event::ServerAlive { server: 0 })
+            Some(ClientEvent::ServerAlive { server: 0 })
         ));
         assert!(e.poll_event().is_none(), "a probe answer is no response");
         assert!(!e.is_dead(0, now));
@@ -1103,10 +1106,10 @@ mod tests {
         assert_eq!(e.stats().status_probes, 0);
     }
 
-    fn acct_req() -> Request {
+    fn acct_req() -> RadiusRequest {
         let mut p = Packet::new(Code::AccountingRequest, 0);
         p.push(attr::ACCT_SESSION_ID, "s1");
-        Request {
+        RadiusRequest {
             service: Service::Acct,
             packet: p,
             password: None,
@@ -1121,16 +1124,16 @@ mod tests {
         for at in [1000, 3000, 6000] {
             e.handle_timeout(at);
         }
-        assert!(matches!(e.poll_event(), Some(Event::NoResponse { token }) if token == t));
+        assert!(matches!(e.poll_event(), Some(ClientEvent::NoResponse { token }) if token == t));
         // The server was slow, not deaf: its answer 10 s later counts, for
         // the same token, and the server is alive again.
         let late = answer(&sent.bytes, Code::AccountingResponse, b"s", false);
         e.handle_datagram(16_000, Service::Acct, sent.dest, &late);
         assert!(matches!(
             e.poll_event(),
-            Some(Event::ServerAlive { server: 0 })
+            Some(ClientEvent::ServerAlive { server: 0 })
         ));
-        assert!(matches!(e.poll_event(), Some(Event::Response { token, .. }) if token == t));
+        assert!(matches!(e.poll_event(), Some(ClientEvent::Response { token, .. }) if token == t));
         assert_eq!(e.stats().late_answers, 1);
         // Only once.
         e.handle_datagram(16_500, Service::Acct, sent.dest, &late);
@@ -1167,7 +1170,7 @@ mod tests {
         let late = answer(&sent.bytes, Code::AccountingResponse, b"s", false);
         e.handle_datagram(6000 + LATE_ANSWER_MS + 2, Service::Acct, sent.dest, &late);
         assert!(!std::iter::from_fn(|| e.poll_event())
-            .any(|ev| matches!(ev, Event::Response { token, .. } if token == t)));
+            .any(|ev| matches!(ev, ClientEvent::Response { token, .. } if token == t)));
     }
 
     #[test]
@@ -1182,10 +1185,10 @@ mod tests {
         assert_ne!(first.dest, second.dest);
         let late = answer(&first.bytes, Code::AccountingResponse, b"s", false);
         e.handle_datagram(6500, Service::Acct, first.dest, &late);
-        let events: Vec<Event> = std::iter::from_fn(|| e.poll_event()).collect();
+        let events: Vec<ClientEvent> = std::iter::from_fn(|| e.poll_event()).collect();
         assert!(events
             .iter()
-            .any(|ev| matches!(ev, Event::Response { token, server: 0, .. } if *token == t)));
+            .any(|ev| matches!(ev, ClientEvent::Response { token, server: 0, .. } if *token == t)));
         assert_eq!(e.in_flight(), 0, "the copy at the second server is moot");
         // Its answer, if it comes, is unmatched.
         let second_answer = answer(&second.bytes, Code::AccountingResponse, b"s", false);
@@ -1221,7 +1224,7 @@ mod tests {
         p.push_u32(attr::ACCT_STATUS_TYPE, 7);
         e.submit(
             0,
-            Request {
+            RadiusRequest {
                 service: Service::Acct,
                 packet: p,
                 password: None,

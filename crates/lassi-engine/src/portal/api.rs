@@ -22,6 +22,11 @@ pub struct JsonContext {
     pub logout_url: String,
     /// A message for the guest (after a login attempt).
     pub message: Option<String>,
+    /// How far the wall clock is from engine time, ms (the shell's
+    /// `io::clock::clock_step_ms`): engine times become the dates shown
+    /// (`session.startTime`) with it, so a step of the system clock moves
+    /// the date, not the durations.
+    pub wall_offset_ms: i64,
 }
 
 /// True if `name` may be used as a JSONP callback (an identifier path such
@@ -72,29 +77,8 @@ pub fn chilli_status(client: &Client, ctx: &JsonContext, now: UnixMillis) -> Val
     );
     if authorized {
         let start = client.authorized_at.unwrap_or(now);
-        let l = &client.limits;
-        let mut session = Map::new();
-        session.insert("sessionId".into(), json!(client.session_id));
-        session.insert(
-            "userName".into(),
-            json!(client.user.clone().unwrap_or_default()),
-        );
-        session.insert("startTime".into(), json!(start / 1000));
-        session.insert(
-            "sessionTimeout".into(),
-            json!(l.session_timeout.unwrap_or(0)),
-        );
-        session.insert("idleTimeout".into(), json!(l.idle_timeout.unwrap_or(0)));
-        for (k, v) in [
-            ("maxInputOctets", l.max_input_octets),
-            ("maxOutputOctets", l.max_output_octets),
-            ("maxTotalOctets", l.max_total_octets),
-        ] {
-            if let Some(v) = v {
-                session.insert(k.into(), json!(v));
-            }
-        }
-        doc.insert("session".into(), Value::Object(session));
+        let start_wall = start.saturating_add_signed(ctx.wall_offset_ms);
+        doc.insert("session".into(), session_doc(client, start_wall));
         let c = &client.counters;
         doc.insert(
             "accounting".into(),
@@ -110,6 +94,34 @@ pub fn chilli_status(client: &Client, ctx: &JsonContext, now: UnixMillis) -> Val
         );
     }
     Value::Object(doc)
+}
+
+/// The `session` object of a logged-in client that started at wall time
+/// `start_wall`.
+fn session_doc(client: &Client, start_wall: UnixMillis) -> Value {
+    let l = &client.limits;
+    let mut session = Map::new();
+    session.insert("sessionId".into(), json!(client.session_id));
+    session.insert(
+        "userName".into(),
+        json!(client.user.clone().unwrap_or_default()),
+    );
+    session.insert("startTime".into(), json!(start_wall / 1000));
+    session.insert(
+        "sessionTimeout".into(),
+        json!(l.session_timeout.unwrap_or(0)),
+    );
+    session.insert("idleTimeout".into(), json!(l.idle_timeout.unwrap_or(0)));
+    for (k, v) in [
+        ("maxInputOctets", l.max_input_octets),
+        ("maxOutputOctets", l.max_output_octets),
+        ("maxTotalOctets", l.max_total_octets),
+    ] {
+        if let Some(v) = v {
+            session.insert(k.into(), json!(v));
+        }
+    }
+    Value::Object(session)
 }
 
 /// Seconds left of the client's session, if it has a session timeout or a
@@ -175,7 +187,7 @@ pub fn captive_api(
 mod tests {
     use super::*;
     use crate::session::{Counters, SessionLimits};
-    use std::net::Ipv4Addr;
+    use core::net::Ipv4Addr;
 
     fn client(authorized: bool) -> Client {
         Client {
@@ -222,6 +234,7 @@ mod tests {
             redirection_url: None,
             logout_url: "http://10.1.0.1:3990/logoff".into(),
             message: None,
+            wall_offset_ms: 0,
         }
     }
 
