@@ -197,18 +197,9 @@ pub struct SessionConfig {
     pub stop_on_shutdown: bool,
 }
 
-/// One RADIUS server (`[[radius.server]]`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RadiusServer {
-    /// Its address.
-    pub address: std::net::IpAddr,
-    /// Shared secret.
-    pub secret: String,
-    /// Authentication port.
-    pub auth_port: u16,
-    /// Accounting port.
-    pub acct_port: u16,
-}
+/// One RADIUS server (`[[radius.server]]`): the engine's own type, so the
+/// config, the service and the client engine share one description.
+pub use crate::radius::client::ServerConfig as RadiusServer;
 
 /// `[radius]`
 #[derive(Clone, Debug)]
@@ -1086,8 +1077,8 @@ fn validate_radius(r: RawRadius, nas_id: &str) -> Result<RadiusConfig, ConfigErr
 impl From<RawRadiusServer> for RadiusServer {
     fn from(s: RawRadiusServer) -> Self {
         RadiusServer {
-            address: s.address,
-            secret: s.secret,
+            addr: s.address,
+            secret: s.secret.into_bytes(),
             auth_port: s.auth_port,
             acct_port: s.acct_port,
         }

@@ -104,7 +104,7 @@ async fn walled_garden_resolver(hosts: Vec<String>, dns: Vec<Ipv4Addr>, dp: Data
                 }
             }
         }
-        crate::aaa::sleep_until(garden.poll_timeout()).await;
+        crate::io::clock::sleep_until(garden.poll_timeout()).await;
         garden.handle_timeout(now_ms());
     }
 }

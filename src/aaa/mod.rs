@@ -19,18 +19,18 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Ipv4Net, RadiusConfig};
 use crate::dataplane::Event;
-use crate::io::clock::now_ms;
+use crate::io::clock::{now_ms, sleep_until};
 use crate::io::forwarder::DataplaneHandle;
 use crate::portal::auth::{AuthFuture, AuthOutcome, AuthRequest, Authenticator, Credentials};
 use crate::radius::attrs::MacAuthSettings;
 use crate::radius::coa::{CoaKind, CoaReply, ErrorCause};
 use crate::radius::service::{
-    AccessAnswer as RadiusOutcome, CoaCall, CoaSettings, RadiusHandle, RadiusSettings, ServerConfig,
+    AccessAnswer as RadiusOutcome, CoaCall, CoaSettings, RadiusHandle, RadiusSettings,
 };
 use crate::radius::AccessRequest;
+use crate::radius::ReplyLimits;
 use crate::session::{EndReason, SessionState};
 use crate::wire::MacAddr;
-use crate::UnixMillis;
 use mac_auth::{
     MacAuthAction, MacAuthAnswer, MacAuthPolicy, MacAuthPolicySettings, MacAuthRequest,
     MacAuthTrigger,
@@ -39,17 +39,7 @@ use reply::{accounting_record, limits_from_reply, nas_port};
 
 /// RADIUS service settings from the config.
 pub fn radius_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> RadiusSettings {
-    let servers = r
-        .servers
-        .iter()
-        .map(|s| ServerConfig {
-            addr: s.address,
-            auth_port: s.auth_port,
-            acct_port: s.acct_port,
-            secret: s.secret.as_bytes().to_vec(),
-        })
-        .collect();
-    let mut st = RadiusSettings::new(servers, cfg.state.dir.join("radius-spool"));
+    let mut st = RadiusSettings::new(r.servers.clone(), cfg.state.dir.join("radius-spool"));
     st.timeout = Duration::from_secs(u64::from(r.timeout));
     st.retries = r.retries;
     st.dead_time = Duration::from_secs(u64::from(r.dead_time));
@@ -153,7 +143,7 @@ impl Authenticator for RadiusAuth {
 fn outcome(r: RadiusOutcome) -> AuthOutcome {
     match r {
         RadiusOutcome::Accept(reply) => AuthOutcome::Accept {
-            limits: limits_from_reply(&reply),
+            limits: limits_from_reply(&in_engine_time(reply.clone())),
             reply: reply.reply_message.clone(),
             class: reply.class.clone(),
             cui: reply.cui.clone(),
@@ -167,23 +157,21 @@ fn outcome(r: RadiusOutcome) -> AuthOutcome {
     }
 }
 
+/// A reply with its dates (Session-Terminate-Time, a wall-clock date) turned
+/// into engine time, which is what the data plane compares them with.
+fn in_engine_time(mut reply: Box<ReplyLimits>) -> Box<ReplyLimits> {
+    reply.session_terminate_at = reply
+        .session_terminate_at
+        .map(crate::io::clock::engine_time_of_wall);
+    reply
+}
+
 /// The policy's answer for what the RADIUS service said.
 fn mac_auth_answer(r: RadiusOutcome) -> MacAuthAnswer {
     match r {
-        RadiusOutcome::Accept(reply) => MacAuthAnswer::Accept(reply),
+        RadiusOutcome::Accept(reply) => MacAuthAnswer::Accept(in_engine_time(reply)),
         RadiusOutcome::Reject { .. } => MacAuthAnswer::Reject,
         RadiusOutcome::Unreachable => MacAuthAnswer::Unreachable,
-    }
-}
-
-/// Sleeps until engine time `deadline` (for ever without one).
-pub(crate) async fn sleep_until(deadline: Option<UnixMillis>) {
-    match deadline {
-        Some(ms) => {
-            let at = crate::io::clock::instant_at(ms);
-            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await
-        }
-        None => std::future::pending().await,
     }
 }
 
@@ -286,7 +274,7 @@ pub async fn coa(mut calls: mpsc::Receiver<CoaCall>, dp: DataplaneHandle) {
                 CoaKind::Disconnect => dp.logout(c.mac, EndReason::AdminReset).await.map(|_| ()),
                 CoaKind::Coa => {
                     // Only what the request carries changes; the rest stays.
-                    let changes = limits_from_reply(&req.changes);
+                    let changes = limits_from_reply(&in_engine_time(Box::new(req.changes.clone())));
                     dp.set_limits(c.mac, changes.or(&c.limits))
                         .await
                         .map(|_| ())

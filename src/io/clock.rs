@@ -47,6 +47,22 @@ pub fn clock_step_ms() -> i64 {
     wall_ms() as i64 - now_ms() as i64
 }
 
+/// The engine time at which the wall clock shows `wall` (a date that came
+/// from outside, like RADIUS's Session-Terminate-Time), so the engine can
+/// compare it with its own `now` even after the system clock stepped.
+pub fn engine_time_of_wall(wall: UnixMillis) -> UnixMillis {
+    (wall as i64 - clock_step_ms()).max(0) as u64
+}
+
+/// Sleeps until engine time `deadline` (for ever without one): how every
+/// shell task waits for its engine's `poll_timeout`.
+pub async fn sleep_until(deadline: Option<UnixMillis>) {
+    match deadline {
+        Some(ms) => tokio::time::sleep_until(tokio::time::Instant::from_std(instant_at(ms))).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +74,13 @@ mod tests {
         let b = now_ms();
         assert!(b >= a + 20 && b < a + 2000, "{a} {b}");
         assert!(clock_step_ms().abs() < 1000, "no step on a quiet machine");
+    }
+
+    #[test]
+    fn wall_dates_map_to_engine_time() {
+        let wall = wall_ms() + 60_000;
+        let engine = engine_time_of_wall(wall);
+        assert!(engine.abs_diff(now_ms() + 60_000) < 1000, "{engine}");
     }
 
     #[test]

@@ -24,7 +24,6 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 pub use super::attrs::AccessAnswer;
 use super::attrs::{AccessRequest, AcctRecord, AcctStatus, MacAuthSettings, NasInfo};
@@ -36,7 +35,7 @@ use super::packet::Packet;
 use super::spool::{SpoolConfig, SpoolEvent};
 pub use super::spool_store::SpoolError;
 use super::spool_store::SpoolStore;
-use crate::io::clock::{instant_at, now_ms, wall_ms};
+use crate::io::clock::{now_ms, sleep_until, wall_ms};
 use crate::wire::MacAddr;
 
 /// The CoA/Disconnect listener.
@@ -470,14 +469,6 @@ struct Task {
     nas: NasInfo,
     auth_waiters: HashMap<Token, oneshot::Sender<AccessAnswer>>,
     ack_waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
-}
-
-/// Sleeps until engine time `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<u64>) {
-    match deadline {
-        Some(ms) => tokio::time::sleep_until(Instant::from_std(instant_at(ms))).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl Task {
