@@ -16,9 +16,10 @@ fn settings() -> DhcpSettings {
     static SETTINGS: OnceLock<DhcpSettings> = OnceLock::new();
     SETTINGS
         .get_or_init(|| {
-            lassi::daemon::dhcp_settings(
-                &lassi::config::Config::parse("[lan]\ninterface = \"lan0\"\nnetwork = \"10.1.0.0/24\"\ndns = [\"192.0.2.53\"]\n").unwrap(),
-            )
+            lassi::config::Config::parse("[lan]\ninterface = \"lan0\"\nnetwork = \"10.1.0.0/24\"\ndns = [\"192.0.2.53\"]\n")
+                .unwrap()
+                .lan
+                .dhcp_settings()
         })
         .clone()
 }

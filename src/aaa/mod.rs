@@ -3,10 +3,10 @@
 //! records, and CoA/Disconnect requests act on sessions.
 //!
 //! This module is the shell: tokio tasks and the glue to the RADIUS
-//! service and the data plane. What they decide lives in I/O-free
-//! submodules: [`reply`] (reply attributes to limits, events to accounting
-//! records), [`mac_auth`] (whom to ask, when to ask again) and [`garden`]
-//! (when to resolve walled-garden names again).
+//! service and the data plane. What they decide lives in the engine's
+//! `aaa` policies, re-exported here: `reply` (reply attributes to limits,
+//! events to accounting records), `mac_auth` (whom to ask, when to ask
+//! again) and `garden` (when to resolve walled-garden names again).
 
 pub use lassi_engine::aaa::{garden, mac_auth, reply};
 

@@ -505,7 +505,7 @@ pub enum CoaAction {
     Drop(CoaDrop),
     /// Send this NAK, decided by lassi (count it).
     Nak(Vec<u8>),
-    /// A valid request for the daemon: answer it with [`CoaEngine::answer`].
+    /// A valid request for the daemon: answer it with [`CoaEngine::handle_reply`].
     Deliver(Box<CoaRequest>),
 }
 
