@@ -11,7 +11,11 @@
 //! | `{{#name}}…{{/name}}` | the part between, only if `name` is not empty |
 //! | `{{^name}}…{{/name}}` | the part between, only if `name` is empty |
 //!
-//! plus `{{{style}}}`, the style sheet `style.css`, inserted as is.
+//! plus `{{{style}}}`, the style sheet `style.css`, inserted as is, and
+//! `{{>head}}`, `{{>top}}`, `{{>foot}}`: the parts every page shares
+//! (`head.html`, `top.html`, `foot.html`: the document head, the brand bar,
+//! the footer), so one file restyles every page. A replaced page need not
+//! use them; a part cannot include another.
 //! Languages are `lang-XX.txt` files of `key = value` lines; a key missing
 //! from one falls back to English. The guest's language comes from a
 //! `lang=` parameter, else from `Accept-Language`.
@@ -20,6 +24,9 @@ use std::collections::HashMap;
 
 /// The pages lassi serves.
 pub const PAGE_NAMES: [&str; 5] = ["login", "terms", "success", "logout", "error"];
+
+/// The parts pages include with `{{>name}}`.
+pub const PART_NAMES: [&str; 3] = ["head", "top", "foot"];
 
 const EMBEDDED: &[(&str, &str)] = &[
     (
@@ -45,6 +52,18 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "style.css",
         include_str!("../../../../portal-pages/style.css"),
+    ),
+    (
+        "head.html",
+        include_str!("../../../../portal-pages/head.html"),
+    ),
+    (
+        "top.html",
+        include_str!("../../../../portal-pages/top.html"),
+    ),
+    (
+        "foot.html",
+        include_str!("../../../../portal-pages/foot.html"),
     ),
 ];
 
@@ -126,28 +145,52 @@ pub fn choose_lang<'a>(
     best.map(|(_, l)| l).unwrap_or("en")
 }
 
-/// Renders a template with `vars` and the strings of one language.
+/// Renders a template with `vars` and the strings of one language (parts
+/// left out).
 pub fn render(tpl: &str, vars: &HashMap<&str, String>, strings: &dyn Fn(&str) -> String) -> String {
+    render_with_parts(tpl, vars, strings, &|_| None)
+}
+
+/// Renders a template with `vars`, the strings of one language, and the
+/// parts `{{>name}}` refers to (`parts(name)`; an unknown part renders as
+/// nothing).
+pub fn render_with_parts<'a>(
+    tpl: &str,
+    vars: &'a HashMap<&'a str, String>,
+    strings: &'a dyn Fn(&str) -> String,
+    parts: &'a dyn Fn(&str) -> Option<&'a str>,
+) -> String {
     let mut out = String::with_capacity(tpl.len() + 256);
-    render_into(tpl, vars, strings, &mut out, 0);
+    let ctx = Ctx {
+        vars,
+        strings,
+        parts,
+    };
+    render_into(tpl, &ctx, &mut out, 0, true);
     out
 }
 
-fn render_into(
-    tpl: &str,
-    vars: &HashMap<&str, String>,
-    strings: &dyn Fn(&str) -> String,
-    out: &mut String,
-    depth: u32,
-) {
-    let get = |name: &str| vars.get(name).map(String::as_str).unwrap_or("");
+/// What a template is rendered with.
+struct Ctx<'a> {
+    vars: &'a HashMap<&'a str, String>,
+    strings: &'a dyn Fn(&str) -> String,
+    parts: &'a dyn Fn(&str) -> Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    fn get(&self, name: &str) -> &str {
+        self.vars.get(name).map(String::as_str).unwrap_or("")
+    }
+}
+
+fn render_into(tpl: &str, ctx: &Ctx, out: &mut String, depth: u32, parts_allowed: bool) {
     let mut rest = tpl;
     while let Some(i) = rest.find("{{") {
         out.push_str(&rest[..i]);
         let after = &rest[i..];
         if let Some(inner) = after.strip_prefix("{{{") {
             if let Some(j) = inner.find("}}}") {
-                out.push_str(get(inner[..j].trim()));
+                out.push_str(ctx.get(inner[..j].trim()));
                 rest = &inner[j + 3..];
                 continue;
             }
@@ -163,26 +206,50 @@ fn render_into(
             .map(|n| (false, n))
             .or_else(|| tag.strip_prefix('^').map(|n| (true, n)))
         {
-            let close = format!("{{{{/{name}}}}}");
-            if let Some(k) = next.find(&close) {
-                let show = get(name).is_empty() == neg;
-                if show && depth < 8 {
-                    render_into(&next[..k], vars, strings, out, depth + 1);
-                }
-                rest = &next[k + close.len()..];
-                continue;
-            }
-            rest = next;
+            rest = render_section(next, name, neg, ctx, out, depth, parts_allowed);
             continue;
         }
-        if let Some(key) = tag.strip_prefix("t.") {
-            escape_html(&strings(key), out);
+        if let Some(name) = tag.strip_prefix('>') {
+            if let Some(part) = (ctx.parts)(name.trim()).filter(|_| parts_allowed) {
+                // The part's own last line break would double the page's.
+                render_into(
+                    part.strip_suffix('\n').unwrap_or(part),
+                    ctx,
+                    out,
+                    depth,
+                    false,
+                );
+            }
+        } else if let Some(key) = tag.strip_prefix("t.") {
+            escape_html(&(ctx.strings)(key), out);
         } else {
-            escape_html(get(tag), out);
+            escape_html(ctx.get(tag), out);
         }
         rest = next;
     }
     out.push_str(rest);
+}
+
+/// Renders the section `{{#name}}…{{/name}}` (`{{^name}}` when `neg`) that
+/// starts at `next`; returns what follows it.
+fn render_section<'t>(
+    next: &'t str,
+    name: &str,
+    neg: bool,
+    ctx: &Ctx,
+    out: &mut String,
+    depth: u32,
+    parts_allowed: bool,
+) -> &'t str {
+    let close = format!("{{{{/{name}}}}}");
+    let Some(k) = next.find(&close) else {
+        return next;
+    };
+    let show = ctx.get(name).is_empty() == neg;
+    if show && depth < 8 {
+        render_into(&next[..k], ctx, out, depth + 1, parts_allowed);
+    }
+    &next[k + close.len()..]
 }
 
 /// The page templates and languages, embedded or from `pages_dir`.
@@ -260,7 +327,14 @@ impl Pages {
             "style",
             self.files.get("style.css").cloned().unwrap_or_default(),
         );
-        render(tpl, vars, &|k| self.string(lang, k))
+        let parts = |name: &str| {
+            PART_NAMES
+                .contains(&name)
+                .then(|| self.files.get(&format!("{name}.html")))
+                .flatten()
+                .map(String::as_str)
+        };
+        render_with_parts(tpl, vars, &|k| self.string(lang, k), &parts)
     }
 }
 
@@ -319,12 +393,38 @@ mod tests {
     }
 
     #[test]
+    fn pages_share_their_parts_and_a_replaced_part_changes_every_page() {
+        let mut p = Pages::embedded();
+        let vars_of = |nasid: &str| vars(&[("nasid", nasid), ("message", "m")]);
+        let error = p.render("error", "en", &mut vars_of("cafe-1"));
+        assert!(
+            error.starts_with("<!doctype html>\n<html lang=\"en\">"),
+            "{error:.80}"
+        );
+        assert!(error.contains("<title>") && error.contains("class=\"brand\""));
+        assert!(error.trim_end().ends_with("</html>") && error.contains("cafe-1</footer>"));
+        p.set_file("top.html".into(), "<body>MY-BRAND {{t.brand}}".into());
+        for name in PAGE_NAMES {
+            let html = p.render(name, "en", &mut vars_of("x"));
+            assert!(html.contains("MY-BRAND"), "{name}");
+            assert!(!html.contains("class=\"brand\""), "{name}");
+        }
+        // A part cannot pull in another part (no loops), and only the
+        // named parts are parts.
+        p.set_file("top.html".into(), "[{{>top}}{{>foot}}]".into());
+        p.set_file("login.html".into(), "{{>top}}{{>login}}{{>style}}".into());
+        assert_eq!(p.render("login", "en", &mut vars_of("x")), "[]");
+        // Without parts, a reference to one renders as nothing.
+        assert_eq!(render("a{{>head}}b", &HashMap::new(), &|k| k.into()), "ab");
+    }
+
+    #[test]
     fn embedded_pages_are_complete() {
         let p = Pages::embedded();
         let en = parse_lang(EMBEDDED_LANGS[0].1);
         let de = parse_lang(EMBEDDED_LANGS[1].1);
-        // Every string a page uses exists in both languages.
-        for name in PAGE_NAMES {
+        // Every string a page or a part uses exists in both languages.
+        for name in PAGE_NAMES.into_iter().chain(PART_NAMES) {
             let tpl = &p.files[&format!("{name}.html")];
             for part in tpl.split("{{t.").skip(1) {
                 let key = part.split("}}").next().unwrap();
@@ -334,8 +434,11 @@ mod tests {
             // No external resources.
             assert!(!tpl.contains("src=\"http"), "{name}");
             assert!(!tpl.contains("href=\"http"), "{name}");
-            let html = p.render(name, "de", &mut HashMap::new());
-            assert!(html.contains("<html lang=\"de\""), "{name}");
+            if PAGE_NAMES.contains(&name) {
+                let html = p.render(name, "de", &mut HashMap::new());
+                assert!(html.contains("<html lang=\"de\""), "{name}");
+                assert!(html.contains("</footer>") && !html.contains("{{"), "{name}");
+            }
         }
         assert_eq!(p.languages(), ["en", "de"]);
         assert_eq!(p.string("de", "no-such-key"), "no-such-key");
