@@ -51,7 +51,7 @@ use std::fmt;
 use dhcproto::v4::{DhcpOption, DhcpOptions, MessageType};
 use serde::{Deserialize, Serialize};
 
-use crate::wire::MacAddr;
+use crate::wire::{Ipv4Net, MacAddr};
 use crate::UnixMillis;
 use msg::Request;
 
@@ -202,19 +202,17 @@ impl DhcpSettings {
     }
 
     /// The netmask and the server's address; returns the network served.
-    fn validate_network(&self) -> Result<Network, SettingsError> {
-        let mask = u32::from(self.netmask);
-        if mask.leading_ones() + mask.trailing_zeros() != 32 || mask.leading_ones() > 30 {
-            return Err(SettingsError::Netmask(self.netmask));
-        }
-        let net = Network::new(self.server_ip, self.netmask);
+    fn validate_network(&self) -> Result<Ipv4Net, SettingsError> {
+        let net = Ipv4Net::from_netmask(self.server_ip, self.netmask)
+            .filter(|n| n.prefix <= 30)
+            .ok_or(SettingsError::Netmask(self.netmask))?;
         if !net.is_host(self.server_ip) {
             return Err(SettingsError::ServerIp(self.server_ip));
         }
         Ok(net)
     }
 
-    fn validate_pool(&self, net: &Network) -> Result<(), SettingsError> {
+    fn validate_pool(&self, net: &Ipv4Net) -> Result<(), SettingsError> {
         let (a, b) = (self.pool_start, self.pool_end);
         if !net.is_host(a) || !net.is_host(b) {
             return Err(SettingsError::PoolOutside(a, b));
@@ -262,7 +260,7 @@ impl DhcpSettings {
         Ok(())
     }
 
-    fn validate_static_leases(&self, net: &Network) -> Result<(), SettingsError> {
+    fn validate_static_leases(&self, net: &Ipv4Net) -> Result<(), SettingsError> {
         for (index, (mac, ip)) in self.static_leases.iter().enumerate() {
             if !net.is_host(*ip) || *ip == self.server_ip {
                 return Err(SettingsError::StaticAddress(index));
@@ -510,31 +508,6 @@ pub struct DhcpStats {
     pub quarantined: u32,
 }
 
-/// The network served, from `server_ip` and `netmask`.
-#[derive(Debug, Clone, Copy)]
-struct Network {
-    base: u32,
-    mask: u32,
-}
-
-impl Network {
-    fn new(ip: Ipv4Addr, mask: Ipv4Addr) -> Self {
-        let mask = u32::from(mask);
-        Network {
-            base: u32::from(ip) & mask,
-            mask,
-        }
-    }
-    fn broadcast(&self) -> u32 {
-        self.base | !self.mask
-    }
-    /// On the network and neither its network nor its broadcast address.
-    fn is_host(&self, ip: Ipv4Addr) -> bool {
-        let x = u32::from(ip);
-        x & self.mask == self.base && x != self.base && x != self.broadcast()
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SlotState {
     /// Reserved for the owner until `lease.expires`.
@@ -619,7 +592,7 @@ fn kind_of(fingerprint: u32) -> u8 {
 #[derive(Debug)]
 pub struct DhcpServer {
     settings: DhcpSettings,
-    net: Network,
+    net: Ipv4Net,
     /// Dynamic range clamped to the network's host addresses.
     lo: u32,
     hi: u32,
@@ -665,9 +638,14 @@ impl DhcpServer {
         settings.unauthorized_lease_secs = settings
             .unauthorized_lease_secs
             .clamp(MIN_LEASE_SECS, settings.lease_secs);
-        let net = Network::new(settings.server_ip, settings.netmask);
-        let lo = u32::from(settings.pool_start).max(net.base.saturating_add(1));
-        let hi = u32::from(settings.pool_end).min(net.broadcast().saturating_sub(1));
+        // Settings are validated before they get here; a mask that is not
+        // contiguous still gives a network that holds the server alone.
+        let net = Ipv4Net::from_netmask(settings.server_ip, settings.netmask).unwrap_or(Ipv4Net {
+            addr: settings.server_ip,
+            prefix: 32,
+        });
+        let lo = u32::from(settings.pool_start).max(u32::from(net.addr).saturating_add(1));
+        let hi = u32::from(settings.pool_end).min(u32::from(net.broadcast()).saturating_sub(1));
         let mut statics = HashMap::new();
         let mut static_owner = HashMap::new();
         for &(mac, ip) in &settings.static_leases {

@@ -28,6 +28,25 @@ impl Ipv4Net {
         }
     }
 
+    /// The network of `ip` under `netmask`, or `None` when the mask is not
+    /// contiguous (like `255.0.255.0`).
+    pub fn from_netmask(ip: Ipv4Addr, netmask: Ipv4Addr) -> Option<Ipv4Net> {
+        let mask = u32::from(netmask);
+        if mask.leading_ones() + mask.trailing_zeros() != 32 {
+            return None;
+        }
+        Some(Ipv4Net {
+            addr: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix: mask.leading_ones() as u8,
+        })
+    }
+
+    /// True when `ip` is an address a host may hold here: inside the
+    /// network, and neither its network nor its broadcast address.
+    pub fn is_host(&self, ip: Ipv4Addr) -> bool {
+        self.contains(ip) && ip != self.addr && ip != self.broadcast()
+    }
+
     /// True when `ip` lies inside this network.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & self.mask_bits() == u32::from(self.addr)
@@ -85,5 +104,26 @@ impl<'de> serde::Deserialize<'de> for Ipv4Net {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <String as serde::Deserialize>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_from_netmasks_and_their_hosts() {
+        let ip = Ipv4Addr::new(10, 1, 0, 1);
+        let n = Ipv4Net::from_netmask(ip, Ipv4Addr::new(255, 255, 255, 0)).unwrap();
+        assert_eq!(n, "10.1.0.0/24".parse().unwrap());
+        assert!(n.is_host(ip) && n.is_host(Ipv4Addr::new(10, 1, 0, 254)));
+        assert!(!n.is_host(n.addr) && !n.is_host(n.broadcast()));
+        assert!(!n.is_host(Ipv4Addr::new(10, 1, 1, 1)));
+        assert_eq!(
+            Ipv4Net::from_netmask(ip, Ipv4Addr::new(255, 0, 255, 0)),
+            None
+        );
+        let all = Ipv4Net::from_netmask(ip, Ipv4Addr::UNSPECIFIED).unwrap();
+        assert_eq!((all.addr, all.prefix), (Ipv4Addr::UNSPECIFIED, 0));
     }
 }
