@@ -11,6 +11,3 @@ pub mod service;
 pub mod spool_store;
 
 pub use service::{RadiusHandle, RadiusService, RadiusSettings, RadiusStats};
-
-#[cfg(test)]
-mod dict_check;

@@ -23,6 +23,8 @@
 //! - [`netns`]: [`Netns`] and [`Proc`] guards, command helpers.
 //! - [`topology`]: [`Lab`], the namespaces and links above, and [`Guest`].
 //! - [`upstream`]: the HTTP server playing "the internet".
+//! - [`dictionary`]: a FreeRADIUS dictionary reader that checks
+//!   `radius-dicts/` (and FreeRADIUS's own) against lassi's codec.
 //! - [`dns`]: dnsmasq as the upstream DNS server (and as a reference DHCP server).
 //! - [`peers`]: DHCP client runners (dhclient, udhcpc, dhcpcd) and curl.
 //! - [`gateway`]: starting and driving `lassi run` inside the gateway namespace.
@@ -34,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod demo;
+pub mod dictionary;
 pub mod dns;
 pub mod gateway;
 pub mod netns;

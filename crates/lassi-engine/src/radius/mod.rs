@@ -14,13 +14,11 @@
 //!   acknowledgements).
 //! - [`coa`]: CoA/Disconnect request checking, replay guard, answer cache
 //!   and answers (RFC 5176).
-//! - [`dict`]: a FreeRADIUS dictionary reader (checks `radius-dicts/`).
 
 pub mod attrs;
 pub mod client;
 pub mod coa;
 pub mod crypto;
-pub mod dict;
 pub mod packet;
 pub mod spool;
 

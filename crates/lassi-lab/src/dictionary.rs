@@ -1,6 +1,8 @@
 //! A reader for FreeRADIUS-format dictionaries, enough to check that the
-//! numbers and types lassi uses ([`super::packet::attr::KNOWN`]) agree with
-//! the dictionaries it ships in `radius-dicts/` (and with FreeRADIUS's own).
+//! numbers and types lassi's RADIUS codec uses (`lassi::radius::packet::attr::KNOWN`)
+//! agree with the dictionaries it ships in `radius-dicts/` and with
+//! FreeRADIUS's own. Test infrastructure: lassi itself never reads a
+//! dictionary (its codec knows its attributes).
 //!
 //! Understood: `VENDOR name number [format=…]`, `BEGIN-VENDOR name`,
 //! `END-VENDOR name`, `ATTRIBUTE name number type [flags|vendor]`,
@@ -12,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use super::packet::AttrKey;
+use lassi::radius::packet::AttrKey;
 
 /// One attribute definition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,13 +161,13 @@ fn parse_num(s: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::radius::packet::attr;
+    use lassi::radius::packet::attr;
 
     /// `radius-dicts/` relative to this file: the one place to change
     /// when the file moves (`include_str!` needs a literal, so a macro).
     macro_rules! dicts_dir {
         () => {
-            "../../../../radius-dicts/"
+            "../../../radius-dicts/"
         };
     }
 
@@ -253,5 +255,41 @@ mod tests {
         assert!(e.contains("/d/top: line 2") && e.contains("/d/gone"), "{e}");
         // Without an includer, $INCLUDE is skipped.
         d.parse("$INCLUDE gone").unwrap();
+    }
+}
+
+/// Checks against the dictionaries on this machine: FreeRADIUS's own, when
+/// installed (CI installs them), must agree with lassi's codec.
+#[cfg(test)]
+mod freeradius {
+    use std::fs;
+
+    use super::Dictionary;
+    use lassi::radius::packet::attr;
+
+    /// The FreeRADIUS dictionaries' entry point.
+    const FREERADIUS: &str = "/usr/share/freeradius/dictionary";
+
+    #[test]
+    fn freeradius_dictionaries_agree_with_the_codec() {
+        // The standard attributes, and its WISPr/ChilliSpot subsets.
+        if !std::path::Path::new(FREERADIUS).exists() {
+            eprintln!("FreeRADIUS dictionaries not installed; skipped");
+            return;
+        }
+        let top = fs::read_to_string(FREERADIUS).unwrap();
+        let mut d = Dictionary::default();
+        let mut open = |p: &str| fs::read_to_string(p).ok();
+        d.parse_file(FREERADIUS, &top, &mut open).unwrap();
+        for (name, key, typ) in attr::KNOWN {
+            let Some(a) = d.get(name) else {
+                assert!(
+                    key.vendor == attr::VENDOR_CHILLISPOT && key.typ > 9,
+                    "{name} missing from FreeRADIUS's dictionaries"
+                );
+                continue;
+            };
+            assert_eq!((a.key, a.typ.as_str()), (*key, *typ), "{name}");
+        }
     }
 }
