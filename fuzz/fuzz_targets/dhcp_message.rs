@@ -1,5 +1,5 @@
-//! DHCP messages straight into the server (dhcproto's decoder behind lassi's
-//! option pre-filter).
+//! DHCP messages straight into the server (lassi's own codec,
+//! `wire::dhcpv4`, then the server's logic).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 

@@ -7,11 +7,9 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::net::UdpSocket;
 
-use crate::dataplane::dns::normalize;
+use crate::wire::dns::{Message, Name, RData, TYPE_A};
 
 /// Addresses of `name` and the smallest TTL among them.
 pub async fn resolve_a(
@@ -19,15 +17,14 @@ pub async fn resolve_a(
     name: &str,
     timeout: Duration,
 ) -> Result<(Vec<Ipv4Addr>, u32), String> {
-    let fqdn = Name::from_ascii(name).map_err(|e| format!("{name}: {e}"))?;
+    let fqdn = Name::from_dotted(name).map_err(|e| format!("{name}: {e}"))?;
     // A random id and source port (32 unguessable bits, as a full resolver
     // would have): the answer widens the walled garden, so a forger must
     // not be able to hit it.
     let (id, port) = random_id_and_port();
-    let mut q = Message::new(id, MessageType::Query, OpCode::Query);
-    q.metadata.recursion_desired = true;
-    q.add_query(Query::query(fqdn.clone(), RecordType::A));
-    let bytes = q.to_vec().map_err(|e| format!("{name}: {e}"))?;
+    let bytes = Message::query(id, fqdn.clone(), TYPE_A)
+        .emit()
+        .map_err(|e| format!("{name}: {e}"))?;
     let sock = bind_random(port).await.map_err(|e| e.to_string())?;
     sock.connect(SocketAddr::from((server, 53)))
         .await
@@ -41,35 +38,56 @@ pub async fn resolve_a(
             .await
             .map_err(|_| format!("{name}: no answer from {server}"))?
             .map_err(|e| format!("{name} via {server}: {e}"))?;
-        let Ok(reply) = Message::from_vec(&buf[..n]) else {
+        let Ok(reply) = Message::parse(&buf[..n]) else {
             continue;
         };
-        // Compared as normalised text: `Name`'s equality also weighs the
-        // trailing dot, which the answer has and the name asked may lack.
-        let same_question = reply.queries.len() == 1
-            && reply.queries[0].query_type() == RecordType::A
-            && normalize(reply.queries[0].name()) == normalize(&fqdn);
-        if reply.metadata.id != id
-            || reply.metadata.message_type != MessageType::Response
-            || !same_question
-        {
-            continue; // a stale answer to an earlier question, or a forgery
+        if let Some(found) = addresses(&reply, id, &fqdn) {
+            return found
+                .map_err(|rcode| format!("{name}: {server} returned no address ({rcode})"));
         }
-        let mut ips = Vec::new();
-        let mut ttl = u32::MAX;
-        for r in &reply.answers {
-            if let RData::A(a) = &r.data {
-                ips.push(a.0);
-                ttl = ttl.min(r.ttl);
-            }
+    }
+}
+
+/// What `reply` says about `fqdn`: `None` when it is not the response to
+/// the query `id` (a stale answer to an earlier question, or a forgery);
+/// else the addresses and their smallest TTL, or the response code's name
+/// when it holds none.
+fn addresses(
+    reply: &Message,
+    id: u16,
+    fqdn: &Name,
+) -> Option<Result<(Vec<Ipv4Addr>, u32), String>> {
+    // `Name`'s equality ignores case, and neither side has a root dot.
+    let same_question = reply.questions.len() == 1
+        && reply.questions[0].qtype == TYPE_A
+        && reply.questions[0].name == *fqdn;
+    if reply.header.id != id || !reply.header.is_response() || !same_question {
+        return None;
+    }
+    let mut ips = Vec::new();
+    let mut ttl = u32::MAX;
+    for r in &reply.answers {
+        if let RData::A(a) = r.data {
+            ips.push(a);
+            ttl = ttl.min(r.ttl);
         }
-        if ips.is_empty() {
-            return Err(format!(
-                "{name}: {server} returned no address ({:?})",
-                reply.metadata.response_code
-            ));
-        }
-        return Ok((ips, ttl));
+    }
+    if ips.is_empty() {
+        return Some(Err(rcode_name(reply.header.rcode())));
+    }
+    Some(Ok((ips, ttl)))
+}
+
+/// The name of a response code as operators see it in logs.
+fn rcode_name(rcode: u8) -> String {
+    match rcode {
+        0 => "NoError".into(),
+        1 => "FormErr".into(),
+        2 => "ServFail".into(),
+        3 => "NXDomain".into(),
+        4 => "NotImp".into(),
+        5 => "Refused".into(),
+        n => format!("rcode {n}"),
     }
 }
 
@@ -106,5 +124,51 @@ mod tests {
         // 64 draws of 16 bits: a repeat is rare, many repeats mean no randomness.
         assert!(ids.len() > 56 && ports.len() > 50, "{draws:?}");
         assert!(draws.iter().all(|d| d.1 >= 10_000));
+    }
+
+    fn reply(id: u16, asked: &str, records: &[(u32, [u8; 4])], rcode: u16) -> Message {
+        use crate::wire::dns::{Record, CLASS_IN, FLAG_RESPONSE};
+        let mut m = Message::query(id, Name::from_dotted(asked).unwrap(), TYPE_A);
+        m.header.flags |= FLAG_RESPONSE | rcode;
+        for &(ttl, ip) in records {
+            m.answers.push(Record {
+                name: Name::from_dotted(asked).unwrap(),
+                rtype: TYPE_A,
+                class: CLASS_IN,
+                ttl,
+                data: RData::A(ip.into()),
+            });
+        }
+        m
+    }
+
+    #[test]
+    fn only_the_answer_to_the_question_asked_counts() {
+        let fqdn = Name::from_dotted("portal.partner.test").unwrap();
+        let ok = reply(
+            7,
+            "Portal.Partner.TEST.",
+            &[(300, [192, 0, 2, 1]), (60, [192, 0, 2, 2])],
+            0,
+        );
+        let ips = vec![Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)];
+        assert_eq!(
+            addresses(&ok, 7, &fqdn),
+            Some(Ok((ips, 60))),
+            "smallest TTL"
+        );
+        // Another id, another name, or a query: not the answer.
+        assert_eq!(addresses(&ok, 8, &fqdn), None);
+        let other = reply(7, "evil.test", &[(300, [192, 0, 2, 9])], 0);
+        assert_eq!(addresses(&other, 7, &fqdn), None);
+        let mut query = ok.clone();
+        query.header.flags &= !crate::wire::dns::FLAG_RESPONSE;
+        assert_eq!(addresses(&query, 7, &fqdn), None);
+        // The answer, without an address: the response code says why.
+        let none = reply(7, "portal.partner.test", &[], 3);
+        assert_eq!(addresses(&none, 7, &fqdn), Some(Err("NXDomain".into())));
+        // It goes through the wire and back the same.
+        let wire = Message::parse(&ok.emit().unwrap()).unwrap();
+        assert_eq!(wire, ok);
     }
 }

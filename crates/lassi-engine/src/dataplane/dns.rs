@@ -26,12 +26,10 @@
 use core::net::Ipv4Addr;
 use std::collections::HashMap;
 
-use hickory_proto::op::{Message, MessageType, OpCode};
-use hickory_proto::rr::{Name, RData, RecordType};
-
 use super::DropReason;
 use crate::session::FastBuildHasher;
 use crate::wire::checksum::update16;
+use crate::wire::dns::{Message, Name, RData, OPCODE_QUERY, TYPE_A};
 use crate::wire::frame::Ipv4Summary;
 use crate::UnixMillis;
 
@@ -60,11 +58,7 @@ pub struct Question {
 
 /// Lowercase, without the root dot: the form names are compared in.
 pub fn normalize(name: &Name) -> String {
-    let mut n = name.to_lowercase().to_ascii();
-    if n.ends_with('.') {
-        n.pop();
-    }
-    n
+    name.normalized()
 }
 
 /// Parse a datagram as a plain DNS query: QR=0, opcode QUERY, exactly one
@@ -74,35 +68,34 @@ pub fn parse_query(payload: &[u8]) -> Option<(u16, Question)> {
     if payload.len() > MAX_QUERY_LEN {
         return None;
     }
-    let msg = Message::from_vec(payload).ok()?;
-    let md = &msg.metadata;
-    if md.message_type != MessageType::Query || md.op_code != OpCode::Query {
+    let msg = Message::parse(payload).ok()?;
+    let h = &msg.header;
+    if h.is_response() || h.opcode() != OPCODE_QUERY {
         return None;
     }
-    if msg.queries.len() != 1
+    if msg.questions.len() != 1
         || !msg.answers.is_empty()
         || !msg.authorities.is_empty()
         || !msg.additionals.is_empty()
     {
         return None;
     }
-    let q = &msg.queries[0];
+    let q = &msg.questions[0];
     let question = Question {
-        name: normalize(q.name()),
-        qtype: u16::from(q.query_type()),
+        name: normalize(&q.name),
+        qtype: q.qtype,
     };
-    Some((md.id, question))
+    Some((h.id, question))
 }
 
 /// Parse a datagram as the response to `question` (QR=1, same question).
 fn parse_answer(payload: &[u8], question: &Question) -> Option<Message> {
-    let msg = Message::from_vec(payload).ok()?;
-    if msg.metadata.message_type != MessageType::Response || msg.queries.len() != 1 {
+    let msg = Message::parse(payload).ok()?;
+    if !msg.header.is_response() || msg.questions.len() != 1 {
         return None;
     }
-    let q = &msg.queries[0];
-    (u16::from(q.query_type()) == question.qtype && normalize(q.name()) == question.name)
-        .then_some(msg)
+    let q = &msg.questions[0];
+    (q.qtype == question.qtype && normalize(&q.name) == question.name).then_some(msg)
 }
 
 /// The addresses a matched answer may teach: A records owned by the
@@ -110,7 +103,7 @@ fn parse_answer(payload: &[u8], question: &Question) -> Option<Message> {
 /// TTLs. Records about any other name are ignored, whatever the answer
 /// claims.
 pub fn chain_addresses(msg: &Message, question: &Question) -> Vec<(Ipv4Addr, u32)> {
-    if question.qtype != u16::from(RecordType::A) {
+    if question.qtype != TYPE_A {
         return Vec::new();
     }
     let mut found = Vec::new();
@@ -119,8 +112,8 @@ pub fn chain_addresses(msg: &Message, question: &Question) -> Vec<(Ipv4Addr, u32
         let mut next = None;
         for r in msg.answers.iter().filter(|r| normalize(&r.name) == current) {
             match &r.data {
-                RData::A(a) => found.push((a.0, r.ttl)),
-                RData::CNAME(c) if next.is_none() => next = Some(normalize(&c.0)),
+                RData::A(a) => found.push((*a, r.ttl)),
+                RData::Cname(c) if next.is_none() => next = Some(normalize(c)),
                 _ => {}
             }
         }
@@ -433,8 +426,10 @@ impl DnsTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::Query;
-    use hickory_proto::rr::{rdata, Record};
+    // Messages are built by hickory-proto, an independent codec, and
+    // parsed by lassi's (`wire::dns`).
+    use hickory_proto::op::{Message as HMessage, MessageType, OpCode, Query};
+    use hickory_proto::rr::{rdata, Name as HName, RData as HRData, Record, RecordType};
 
     const T0: UnixMillis = 1_000_000;
     const C: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 10);
@@ -449,14 +444,17 @@ mod tests {
     }
 
     fn query(id: u16, name: &str, t: RecordType) -> Vec<u8> {
-        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-        m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        let mut m = HMessage::new(id, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(HName::from_ascii(name).unwrap(), t));
         m.to_vec().unwrap()
     }
 
     fn answer(id: u16, name: &str, records: Vec<Record>) -> Vec<u8> {
-        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
-        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        let mut m = HMessage::new(id, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(
+            HName::from_ascii(name).unwrap(),
+            RecordType::A,
+        ));
         for r in records {
             m.add_answer(r);
         }
@@ -465,24 +463,24 @@ mod tests {
 
     fn a(name: &str, ip: [u8; 4], ttl: u32) -> Record {
         Record::from_rdata(
-            Name::from_ascii(name).unwrap(),
+            HName::from_ascii(name).unwrap(),
             ttl,
-            RData::A(rdata::A(ip.into())),
+            HRData::A(rdata::A(ip.into())),
         )
     }
 
     fn cname(name: &str, target: &str) -> Record {
         Record::from_rdata(
-            Name::from_ascii(name).unwrap(),
+            HName::from_ascii(name).unwrap(),
             60,
-            RData::CNAME(rdata::CNAME(Name::from_ascii(target).unwrap())),
+            HRData::CNAME(rdata::CNAME(HName::from_ascii(target).unwrap())),
         )
     }
 
     #[test]
     fn names_compare_without_case_or_root_dot() {
-        let a = normalize(&Name::from_ascii("Portal.Partner.test").unwrap());
-        let b = normalize(&Name::from_ascii("portal.partner.TEST.").unwrap());
+        let a = normalize(&Name::from_dotted("Portal.Partner.test").unwrap());
+        let b = normalize(&Name::from_dotted("portal.partner.TEST.").unwrap());
         assert_eq!(
             (a.as_str(), b.as_str()),
             ("portal.partner.test", "portal.partner.test")
@@ -677,7 +675,7 @@ mod tests {
             name: "www.garden.test".into(),
             qtype: 1,
         };
-        let msg = Message::from_vec(&answer(
+        let msg = Message::parse(&answer(
             1,
             "www.garden.test",
             vec![
@@ -744,7 +742,7 @@ mod tests {
             name: "a.test".into(),
             qtype: 1,
         };
-        let msg = Message::from_vec(&answer(
+        let msg = Message::parse(&answer(
             1,
             "a.test",
             vec![cname("a.test", "b.test"), cname("b.test", "a.test")],

@@ -240,7 +240,7 @@ impl Intercept {
     /// second guest's page break.
     pub fn learn_from_answer(
         &mut self,
-        msg: &hickory_proto::op::Message,
+        msg: &crate::wire::dns::Message,
         question: &Question,
         client: Ipv4Addr,
         now: UnixMillis,

@@ -48,7 +48,7 @@ use core::net::Ipv4Addr;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-use dhcproto::v4::{DhcpOption, DhcpOptions, MessageType};
+use crate::wire::dhcpv4::{DhcpOption, DhcpOptions, MessageType};
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{Ipv4Net, MacAddr};

@@ -2,7 +2,7 @@
 //! check the decoded replies; one vector test checks an OFFER byte for byte.
 
 use super::*;
-use dhcproto::v4::{Flags, Message, Opcode, OptionCode};
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Encodable};
 
 const T0: UnixMillis = 1_700_000_000_000;

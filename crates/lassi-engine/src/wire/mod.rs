@@ -1,8 +1,11 @@
 //! Packet views and builders: Ethernet, ARP, IPv4, UDP, TCP, checksums, and
-//! the virtio-net header that carries offload state; the address types
-//! (MAC addresses, IPv4 networks in CIDR form).
+//! the virtio-net header that carries offload state; the DHCPv4 and DNS
+//! message codecs; the address types (MAC addresses, IPv4 networks in CIDR
+//! form).
 
 pub mod checksum;
+pub mod dhcpv4;
+pub mod dns;
 pub mod frame;
 pub mod mac;
 pub mod net;
