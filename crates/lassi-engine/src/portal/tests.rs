@@ -4,7 +4,7 @@
 
 use core::net::Ipv4Addr;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -36,7 +36,8 @@ const NOW: UnixMillis = T0 + 1_000_000;
 #[derive(Clone)]
 struct EngineGateway {
     engine: Arc<Mutex<Engine>>,
-    now: Arc<AtomicU64>,
+    // A mutex, not an AtomicU64: 32-bit MIPS has no 64-bit atomics.
+    now: Arc<std::sync::Mutex<UnixMillis>>,
 }
 
 impl EngineGateway {
@@ -92,7 +93,7 @@ impl EngineGateway {
         let engine = Engine::new(settings, DhcpServer::new(dhcp, leases, T0), T0);
         EngineGateway {
             engine: Arc::new(Mutex::new(engine)),
-            now: Arc::new(AtomicU64::new(T0)),
+            now: Arc::new(std::sync::Mutex::new(T0)),
         }
     }
 
@@ -101,11 +102,11 @@ impl EngineGateway {
     }
 
     fn set_now(&self, now: UnixMillis) {
-        self.now.store(now, Ordering::SeqCst);
+        *self.now.lock().unwrap() = now;
     }
 
     fn now(&self) -> UnixMillis {
-        self.now.load(Ordering::SeqCst)
+        *self.now.lock().unwrap()
     }
 
     fn client(&self) -> Client {
