@@ -3,7 +3,9 @@
 //! `lassi` binary, lassi runs from the result in the namespace lab, a real
 //! udhcpc gets a lease, curl meets CoovaChilli's redirect (parameters and
 //! `md` signed with the uamsecret) and a login is checked by a real
-//! FreeRADIUS. Root only; CI runs it (`tests/run-all`).
+//! FreeRADIUS (root only; CI runs it, `tests/run-all`). A second test runs
+//! the command on every fixture form without root and checks the output
+//! with `lassi check-config`.
 
 use std::process::Command;
 
@@ -116,4 +118,66 @@ fn imported_coova_config_serves_a_lease_the_coova_redirect_and_a_radius_login() 
         "{}",
         fr.log_tail(30)
     );
+}
+
+/// Runs `lassi ARGS…`: (success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lassi"))
+        .args(args)
+        .output()
+        .expect("running lassi");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Without root: the command's output for each form passes `lassi
+/// check-config`, with one stderr line per unmapped option; chilli.conf's
+/// `include` is found beside the file and localusers are converted.
+#[test]
+fn import_coova_output_passes_check_config_in_every_form() {
+    let dir = std::env::temp_dir().join(format!("lassi-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/coova");
+    let conf = std::fs::read_to_string(format!("{fixtures}/chilli.conf")).unwrap();
+    let conf = conf.replace("/etc/chilli/localusers", &format!("{fixtures}/localusers"));
+    std::fs::write(dir.join("chilli.conf"), conf).unwrap();
+    std::fs::copy(
+        format!("{fixtures}/chilli-radius.conf"),
+        dir.join("chilli-radius.conf"),
+    )
+    .unwrap();
+    let users = dir.join("users").display().to_string();
+    let chilli_conf = dir.join("chilli.conf").display().to_string();
+    let forms: [(Vec<String>, usize); 3] = [
+        (
+            vec![format!("{fixtures}/defaults"), format!("{fixtures}/config")],
+            7,
+        ),
+        (vec![chilli_conf, "--users-out".into(), users.clone()], 6),
+        (vec![format!("{fixtures}/uci-chilli")], 4),
+    ];
+    for (i, (files, unmapped)) in forms.iter().enumerate() {
+        let mut args = vec!["import-coova"];
+        args.extend(files.iter().map(String::as_str));
+        let (ok, toml, err) = run(&args);
+        assert!(ok, "{args:?}: {err}");
+        let warnings = err
+            .lines()
+            .filter(|l| l.starts_with("lassi: warning: "))
+            .count();
+        assert_eq!(warnings, *unmapped, "{args:?}: {err}");
+        assert_eq!(
+            toml.lines().filter(|l| l.starts_with("#   ")).count(),
+            *unmapped,
+            "{toml}"
+        );
+        let out = dir.join(format!("imported-{i}.toml"));
+        std::fs::write(&out, &toml).unwrap();
+        let (ok, stdout, err) = run(&["check-config", out.to_str().unwrap()]);
+        assert!(ok, "{toml}\n{err}");
+        assert!(stdout.contains(": ok"), "{stdout}");
+    }
+    let converted = std::fs::read_to_string(&users).unwrap();
+    assert!(converted.contains("guest plain:welcome"), "{converted}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
