@@ -57,6 +57,18 @@ enum Cmd {
         /// Configuration file.
         file: PathBuf,
     },
+    /// Print a lassi config equivalent to a CoovaChilli configuration
+    /// (chilli.conf, /etc/chilli/{defaults,config} HS_* files or UCI
+    /// /etc/config/chilli; later files override earlier ones). Options
+    /// without a lassi equivalent are listed at the top and on stderr.
+    ImportCoova {
+        /// CoovaChilli configuration files, e.g. /etc/chilli/defaults /etc/chilli/config.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write chilli's localusers file, converted, here (the output's portal.users_file).
+        #[arg(long, value_name = "FILE", default_value = "/etc/lassi/users")]
+        users_out: PathBuf,
+    },
     /// List clients and their sessions.
     Sessions {
         /// Machine-readable output.
@@ -107,29 +119,8 @@ fn run(cmd: Cmd) -> Result<(), String> {
             let cfg = Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
             lassi::daemon::run(cfg)
         }
-        Cmd::CheckConfig { file } => {
-            let cfg = Config::load(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            // The users file is part of the configuration: check it now
-            // rather than at the next start.
-            if let (config::AuthBackend::Local, Some(users)) =
-                (cfg.portal.auth, &cfg.portal.users_file)
-            {
-                let loaded = lassi::portal::files::load_users(users)
-                    .map_err(|e| format!("{}: portal.users_file: {e}", file.display()))?;
-                println!("{}: {} user(s)", users.display(), loaded.len());
-            }
-            println!(
-                "{}: ok (LAN {} on {}, gateway {}, pool {}–{}, {} static lease(s))",
-                file.display(),
-                cfg.lan.network,
-                cfg.lan.interface,
-                cfg.lan.gateway,
-                cfg.lan.dhcp_range.0,
-                cfg.lan.dhcp_range.1,
-                cfg.lan.static_leases.len()
-            );
-            Ok(())
-        }
+        Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::ImportCoova { files, users_out } => import_coova(&files, &users_out),
         Cmd::Sessions { json, target } => {
             let v = client::call(&target.socket()?, &Request::Status)?;
             if json {
@@ -171,6 +162,65 @@ fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `lassi check-config FILE`: the config and the users file it names.
+fn check_config(file: &std::path::Path) -> Result<(), String> {
+    let cfg = Config::load(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    // The users file is part of the configuration: check it now
+    // rather than at the next start.
+    if let (config::AuthBackend::Local, Some(users)) = (cfg.portal.auth, &cfg.portal.users_file) {
+        let loaded = lassi::portal::files::load_users(users)
+            .map_err(|e| format!("{}: portal.users_file: {e}", file.display()))?;
+        println!("{}: {} user(s)", users.display(), loaded.len());
+    }
+    println!(
+        "{}: ok (LAN {} on {}, gateway {}, pool {}–{}, {} static lease(s))",
+        file.display(),
+        cfg.lan.network,
+        cfg.lan.interface,
+        cfg.lan.gateway,
+        cfg.lan.dhcp_range.0,
+        cfg.lan.dhcp_range.1,
+        cfg.lan.static_leases.len()
+    );
+    Ok(())
+}
+
+/// `lassi import-coova`: reads the files, prints the config, warns on stderr,
+/// and writes the converted local users when chilli's config names a file.
+fn import_coova(files: &[PathBuf], users_out: &std::path::Path) -> Result<(), String> {
+    use lassi::import;
+    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| e.to_string());
+    let mut texts = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        texts.push((
+            name.clone(),
+            read(&name).map_err(|e| format!("{name}: {e}"))?,
+        ));
+    }
+    // An `include` names a file as chilli would open it, or one beside the first file.
+    let beside = files[0].parent().unwrap_or(std::path::Path::new("."));
+    let mut include =
+        |p: &str| read(p).or_else(|e| read(&beside.join(p).display().to_string()).map_err(|_| e));
+    let options = import::read_all(&texts, &mut include)?;
+    let resolvers = read("/etc/resolv.conf").unwrap_or_default();
+    let users_path = users_out.display().to_string();
+    let imported = import::map(&options, &import::resolv_conf(&resolvers), &users_path)?;
+    let mut warnings = imported.warnings.clone();
+    if let Some(coova_users) = &imported.local_users {
+        let text = read(coova_users).map_err(|e| format!("localusers {coova_users}: {e}"))?;
+        let (users, more) = import::convert_local_users(coova_users, &text);
+        std::fs::write(users_out, users).map_err(|e| format!("{users_path}: {e}"))?;
+        eprintln!("lassi: wrote {users_path} from {coova_users}");
+        warnings.extend(more);
+    }
+    for w in &warnings {
+        eprintln!("lassi: warning: {w}");
+    }
+    print!("{}", imported.toml);
+    Ok(())
 }
 
 fn init_logging(level: &str) -> Result<(), String> {
