@@ -7,11 +7,11 @@ use dhcproto::{Decodable, Encodable};
 
 use super::*;
 use crate::dhcp::{DhcpServer, DhcpSettings};
+use crate::testkit::{self, GW};
 use crate::wire::checksum;
 use crate::wire::frame::{udp_frame, UdpAddressing};
 use crate::wire::vnet::{F_NEEDS_CSUM, GSO_TCPV4};
 
-const GW: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
 const WEB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 const T0: UnixMillis = 1_795_359_600_000;
@@ -29,44 +29,14 @@ fn engine(isolation: bool) -> Engine {
 }
 
 fn engine_with(isolation: bool, tweak: impl FnOnce(&mut DhcpSettings)) -> Engine {
-    let mut settings = DhcpSettings {
-        server_ip: GW,
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
-        dns: vec![DNS],
-        domain: None,
-        mtu: None,
-        lease_secs: 3600,
-        pool_start: Ipv4Addr::new(10, 1, 0, 10),
-        pool_end: Ipv4Addr::new(10, 1, 0, 250),
-        static_leases: vec![],
-        captive_portal_uri: None,
-        offer_hold_secs: 30,
-        unauthorized_lease_secs: 3600,
-        new_client_rate: 0,
-    };
+    let mut settings = testkit::dhcp_settings(DNS);
     tweak(&mut settings);
     let dhcp = DhcpServer::new(settings, vec![], T0);
-    Engine::new(
-        EngineSettings {
-            gateway_ip: GW,
-            gateway_mac: gw_mac(),
-            network: "10.1.0.0/24".parse().unwrap(),
-            dns: vec![DNS],
-            client_isolation: isolation,
-            intercept: InterceptSettings {
-                portal_port: 3990,
-                walled_nets: vec!["203.0.113.0/24".parse().unwrap()],
-                walled_suffixes: vec!["example.org".into()],
-                any_dns: false,
-            },
-            quota_action: QuotaAction::End,
-            lost_carrier: LostCarrier::default(),
-            default_limits: SessionLimits::default(),
-            session_id_seed: 0,
-        },
-        dhcp,
-        T0,
-    )
+    let mut engine_settings = testkit::engine_settings(DNS);
+    engine_settings.client_isolation = isolation;
+    engine_settings.intercept.walled_nets = vec!["203.0.113.0/24".parse().unwrap()];
+    engine_settings.intercept.walled_suffixes = vec!["example.org".into()];
+    Engine::new(engine_settings, dhcp, T0)
 }
 
 /// Classify a copy of `f` (the engine may rewrite frames in place).
@@ -532,21 +502,7 @@ fn restored_leases_come_back_as_clients() {
 }
 
 fn dhcp_settings_for_restore() -> DhcpSettings {
-    DhcpSettings {
-        server_ip: GW,
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
-        dns: vec![DNS],
-        domain: None,
-        mtu: None,
-        lease_secs: 3600,
-        pool_start: Ipv4Addr::new(10, 1, 0, 10),
-        pool_end: Ipv4Addr::new(10, 1, 0, 250),
-        static_leases: vec![],
-        captive_portal_uri: None,
-        offer_hold_secs: 30,
-        unauthorized_lease_secs: 3600,
-        new_client_rate: 0,
-    }
+    testkit::dhcp_settings(DNS)
 }
 
 #[test]

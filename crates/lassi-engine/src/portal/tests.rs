@@ -13,15 +13,13 @@ use super::auth::{self, AuthFuture, AuthRequest, Authenticator, LocalUsers};
 use super::handler::{Gateway, Method, Portal, PortalRequest, Response, Settings};
 use super::pages::Pages;
 use super::uam;
-use crate::dataplane::{Engine, EngineSettings, InterceptSettings, LostCarrier};
-use crate::dhcp::{DhcpServer, DhcpSettings, LeaseRecord};
-use crate::session::{
-    Authorization, Client, EndReason, EndedSession, QuotaAction, SessionLimits, SessionState,
-};
+use crate::dataplane::Engine;
+use crate::dhcp::{DhcpServer, LeaseRecord};
+use crate::session::{Authorization, Client, EndReason, EndedSession, SessionState};
+use crate::testkit::{self, GW};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
-const GW: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const IP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 23);
 const SECRET: &str = "testing123";
 /// Engine time when the data plane starts: session ids begin with it in
@@ -56,39 +54,10 @@ impl EngineGateway {
     }
 
     fn with_leases(leases: Vec<LeaseRecord>) -> EngineGateway {
-        let dhcp = DhcpSettings {
-            server_ip: GW,
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
-            dns: vec![GW],
-            domain: None,
-            mtu: None,
-            lease_secs: 3600,
-            pool_start: Ipv4Addr::new(10, 1, 0, 10),
-            pool_end: Ipv4Addr::new(10, 1, 0, 250),
-            static_leases: vec![],
-            captive_portal_uri: None,
-            offer_hold_secs: 30,
-            unauthorized_lease_secs: 3600,
-            new_client_rate: 0,
-        };
-        let settings = EngineSettings {
-            gateway_ip: GW,
-            gateway_mac: "02:00:00:00:00:01".parse().unwrap(),
-            network: "10.1.0.0/24".parse().unwrap(),
-            dns: vec![GW],
-            client_isolation: true,
-            intercept: InterceptSettings {
-                portal_port: 3990,
-                walled_nets: vec![],
-                walled_suffixes: vec![],
-                any_dns: false,
-            },
-            quota_action: QuotaAction::End,
-            lost_carrier: LostCarrier::default(),
-            default_limits: SessionLimits::default(),
-            // The first session id is then 66500000000000aa.
-            session_id_seed: 0xa9,
-        };
+        let dhcp = testkit::dhcp_settings(GW);
+        let mut settings = testkit::engine_settings(GW);
+        // The first session id is then 66500000000000aa.
+        settings.session_id_seed = 0xa9;
         let engine = Engine::new(settings, DhcpServer::new(dhcp, leases, T0), T0);
         EngineGateway {
             engine: Arc::new(Mutex::new(engine)),
