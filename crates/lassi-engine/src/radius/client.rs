@@ -671,16 +671,7 @@ impl ClientEngine {
         };
         let f = self.inflight.remove(&token).expect("present");
         self.release(&f);
-        self.answered_by(server, now);
-        if !f.probe {
-            self.stats.responses += 1;
-            self.events.push_back(ClientEvent::Response {
-                token,
-                server,
-                packet,
-            });
-        }
-        self.drain_waiting(now);
+        self.deliver(now, server, token, (!f.probe).then_some(packet));
     }
 
     /// An answer to an accounting request given up on less than
@@ -703,14 +694,23 @@ impl ClientEngine {
         if let Some(f) = self.inflight.remove(&token) {
             self.release(&f);
         }
-        self.answered_by(server, now);
         self.stats.late_answers += 1;
-        self.stats.responses += 1;
-        self.events.push_back(ClientEvent::Response {
-            token,
-            server,
-            packet,
-        });
+        self.deliver(now, server, token, Some(packet));
+    }
+
+    /// `server` answered: it is alive; `packet` (none for a probe's answer)
+    /// goes to the caller as the response to `token`, and requests waiting
+    /// for a free identifier or slot go out.
+    fn deliver(&mut self, now: UnixMillis, server: usize, token: Token, packet: Option<Packet>) {
+        self.answered_by(server, now);
+        if let Some(packet) = packet {
+            self.stats.responses += 1;
+            self.events.push_back(ClientEvent::Response {
+                token,
+                server,
+                packet,
+            });
+        }
         self.drain_waiting(now);
     }
 
