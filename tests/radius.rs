@@ -286,31 +286,16 @@ fn param(url: &str, k: &str) -> String {
 /// An iperf3 run through lassi (5 s unless `secs`): (receiver bit/s,
 /// bytes received).
 fn iperf(lab: &Lab, client: &Guest, reverse: bool, secs: Option<&str>) -> (f64, u64) {
-    let log = lab.dir().join(format!("iperf3-{}.log", lab.next_seq()));
-    let mut server = must(
-        lab,
-        "iperf3 -s",
-        lab.upstream().spawn(
-            "iperf3 -s",
-            &["iperf3", "-s", "-1", "-B", WEB],
-            &log,
-            &Default::default(),
-        ),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let mut argv = vec!["iperf3", "-c", WEB, "-J"];
+    let mut args = vec![];
     match secs {
         // Every byte counts: nothing omitted.
-        Some(t) => argv.extend(["-t", t]),
-        None => argv.extend(["-t", "5", "-O", "1"]),
+        Some(t) => args.extend(["-t", t]),
+        None => args.extend(["-t", "5", "-O", "1"]),
     }
     if reverse {
-        argv.push("-R");
+        args.push("-R");
     }
-    let out = must(lab, "iperf3", client.ns().run(&argv));
-    server.stop();
-    let v: Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("iperf3 JSON: {e}: {out:?}"));
+    let v = must(lab, "iperf3", lab.iperf(client, WEB, &args));
     let r = &v["end"]["sum_received"];
     (
         r["bits_per_second"].as_f64().expect("bits_per_second"),
