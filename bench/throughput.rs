@@ -8,7 +8,6 @@
 //! Environment: `LASSI_BENCH_SECONDS` (default 5) per iperf3 run,
 //! `LASSI_BENCH_OFFLOADS` = `on`, `off` or `both` (default both).
 
-
 use lassi_lab::{Lab, LabOptions};
 use serde_json::Value;
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use lassi::portal::uam;
 use lassi_lab::must;
 use lassi_lab::netns::ExecOptions;
+use lassi_lab::portal::{page_challenge, param, query, uam_key};
 use lassi_lab::upstream::enter_netns;
 use lassi_lab::{Guest, Lab, LabOptions, LassiHandle, Proc};
 use serde_json::{json, Value};
@@ -51,26 +52,6 @@ fn local_users_config(lab: &Lab, extra: &str) -> String {
         "[portal]\nauth = \"local\"\nusers_file = \"{}\"\n{extra}",
         users.display()
     )
-}
-
-fn query(url: &str) -> Vec<(String, String)> {
-    uam::parse_query(url.split_once('?').map(|x| x.1).unwrap_or(""), 64)
-}
-
-fn param(url: &str, k: &str) -> String {
-    query(url)
-        .into_iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
-fn page_challenge(html: &str) -> String {
-    let i = html
-        .find("name=\"challenge\" value=\"")
-        .unwrap_or_else(|| panic!("no challenge in {html}"))
-        + 24;
-    html[i..i + 32].to_string()
 }
 
 /// A guest's request to a web site as the data plane delivers it to the
@@ -352,13 +333,7 @@ fn external_portal_gets_coovachilli_parameters_and_answers() {
         uam::hex(&uam::md5(&[signed.as_bytes(), secret.as_bytes()])).to_uppercase()
     );
     assert_eq!(param(&loc, "nasid"), "cafe-1");
-    let key = |url: &str| {
-        let c: uam::Challenge = uam::unhex(&param(url, "challenge"))
-            .unwrap()
-            .try_into()
-            .unwrap();
-        uam::derived_challenge(&c, Some(secret))
-    };
+    let key = |url: &str| uam_key(url, secret);
 
     // Wrong password (hex XOR form): res=failed, never a closed connection.
     let r = must(

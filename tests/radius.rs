@@ -17,8 +17,9 @@ use lassi::portal::uam;
 use lassi_lab::gateway::{emit_toml, merge_toml};
 use lassi_lab::must;
 use lassi_lab::netns::wait_until;
+use lassi_lab::portal::{page_challenge, param, uam_key};
 use lassi_lab::radius::{
-    radclient, DetailRecord, FreeRadius, FreeRadiusOptions, Postgres, RADIUS_ADDR,
+    self as radius, radclient, DetailRecord, FreeRadius, FreeRadiusOptions, Postgres, RADIUS_ADDR,
 };
 use lassi_lab::{CurlResult, Guest, Lab, LabOptions, LabResult, LassiHandle};
 use serde_json::Value;
@@ -61,27 +62,15 @@ mallory	Cleartext-Password := "hello", Auth-Type := Reject
 	Class = "mac-ok"
 "#;
 
-/// lassi's `[radius]` for the lab: FreeRADIUS upstream, CoA from the
-/// upstream router's address.
-fn radius_toml() -> String {
-    format!(
+/// lassi's `[radius]` for the lab (FreeRADIUS upstream, failover after
+/// 10 s), CoA from the upstream router's address, with `extra` deep-merged
+/// over it.
+fn config(extra: &str) -> String {
+    let mut base: toml::Table = radius::lassi_toml().parse().expect("radius toml");
+    let coa = format!(
         r#"
-[portal]
-auth = "radius"
-
 [radius]
-nas_identifier = "lassi-lab"
-require_message_authenticator = true
-timeout = 1
-retries = 1
 dead_time = 10
-mac_auth = false
-
-[[radius.server]]
-address = "{RADIUS_ADDR}"
-secret = "testing123"
-auth_port = 1812
-acct_port = 1813
 
 [radius.coa]
 listen = "{COA}"
@@ -90,14 +79,9 @@ listen = "{COA}"
 address = "192.0.2.2"
 secret = "{COA_SECRET}"
 "#
-    )
-}
-
-/// The RADIUS config with `extra` deep-merged over it.
-fn config(extra: &str) -> String {
-    let mut base: toml::Table = radius_toml().parse().expect("radius toml");
-    let over: toml::Table = extra.parse().expect("extra toml");
-    merge_toml(&mut base, over);
+    );
+    merge_toml(&mut base, coa.parse().expect("CoA toml"));
+    merge_toml(&mut base, extra.parse().expect("extra toml"));
     emit_toml(&base)
 }
 
@@ -249,14 +233,6 @@ fn stop_when_acknowledged(fr: &mut FreeRadius, lassi: &LassiHandle) {
     fr.stop();
 }
 
-fn page_challenge(html: &str) -> String {
-    let i = html
-        .find("name=\"challenge\" value=\"")
-        .unwrap_or_else(|| panic!("no challenge in {html}"))
-        + 24;
-    html[i..i + 32].to_string()
-}
-
 /// POST /login on lassi's own pages (challenge from the splash page).
 fn own_login(w: &World, client: &Guest, user: &str, pw: &str) -> CurlResult {
     let page = w.must("splash", client.curl(&[format!("{PORTAL}/").as_str()]));
@@ -273,14 +249,6 @@ fn own_login(w: &World, client: &Guest, user: &str, pw: &str) -> CurlResult {
             &format!("{PORTAL}/login"),
         ]),
     )
-}
-
-fn param(url: &str, k: &str) -> String {
-    uam::parse_query(url.split_once('?').map(|x| x.1).unwrap_or(""), 64)
-        .into_iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
 }
 
 /// An iperf3 run through lassi (5 s unless `secs`): (receiver bit/s,
@@ -505,13 +473,7 @@ fn portal_logins_pap_chap_reply_message_and_mac_auth() {
     let mut loc = r
         .header("location")
         .unwrap_or_else(|| w.fail("no redirect"));
-    let key = |url: &str| {
-        let c: uam::Challenge = uam::unhex(&param(url, "challenge"))
-            .unwrap()
-            .try_into()
-            .unwrap();
-        uam::derived_challenge(&c, Some(secret))
-    };
+    let key = |url: &str| uam_key(url, secret);
     let logon = |url: &str, q: String| -> String {
         let r = w.must("logon", c1.curl(&[format!("{PORTAL}/logon?{q}").as_str()]));
         let _ = url;
