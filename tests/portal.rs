@@ -62,6 +62,19 @@ fn intercepted(client: &Guest, host: &str, path: &str) -> lassi_lab::CurlResult 
         .expect("curl")
 }
 
+/// Asserts that `r` (the answer to `what`) is an uncached redirect to
+/// lassi's own splash page of an unauthorized guest; its Location.
+fn splash_redirect(what: &str, r: &lassi_lab::CurlResult) -> String {
+    assert_eq!(r.http_code, 302, "{what}: {r:?}");
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+    let loc = r.header("location").unwrap();
+    assert!(
+        loc.starts_with("http://10.1.0.1:3990/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge="),
+        "{what}: {loc}"
+    );
+    loc
+}
+
 #[test]
 fn click_through_with_curl_and_the_json_and_rfc8908_apis() {
     let lab = lab();
@@ -94,16 +107,7 @@ fn click_through_with_curl_and_the_json_and_rfc8908_apis() {
         ("www.msftconnecttest.com", "/connecttest.txt"),
         ("198.51.100.10", "/welcome?from=test"),
     ] {
-        let r = intercepted(client, host, path);
-        assert_eq!(r.http_code, 302, "{host}: {r:?}");
-        assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
-        let loc = r.header("location").unwrap();
-        assert!(
-            loc.starts_with(
-                "http://10.1.0.1:3990/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge="
-            ),
-            "{loc}"
-        );
+        let loc = splash_redirect(host, &intercepted(client, host, path));
         assert_eq!(param(&loc, "userurl"), format!("http://{host}{path}"));
         assert_eq!(param(&loc, "ip"), lease.ip.to_string());
         assert_eq!(param(&loc, "mac"), client.mac().to_dashed());
@@ -664,16 +668,7 @@ fn intercepted_http_and_os_probes_get_the_splash_page() {
         "http://www.msftconnecttest.com/connecttest.txt",
         "http://198.51.100.10/",
     ] {
-        let r = must(&lab, "curl", client.curl(&[url]));
-        assert_eq!(r.http_code, 302, "{url}: {r:?}");
-        assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
-        let loc = r.header("location").unwrap();
-        assert!(
-            loc.starts_with(
-                "http://10.1.0.1:3990/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge="
-            ),
-            "{url}: {loc}"
-        );
+        let loc = splash_redirect(url, &must(&lab, "curl", client.curl(&[url])));
         assert_eq!(param(&loc, "userurl"), url);
     }
     assert!(
