@@ -78,16 +78,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let uam = data.first().is_some_and(|b| b & 1 == 1);
     let settings = Settings {
-        gateway: Ipv4Addr::new(10, 1, 0, 1),
-        port: 3990,
-        gateway_mac: MacAddr([2, 0, 0, 0, 0, 1]),
         uam_server: uam.then(|| "https://portal.example/login".into()),
         uam_secret: uam.then(|| "secret".into()),
-        success_url: None,
-        nas_id: "lassi".into(),
-        venue_info_url: None,
-        challenge_timeout: 60,
-        strict_csp: true,
+        ..Settings::new(
+            Ipv4Addr::new(10, 1, 0, 1),
+            3990,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+        )
     };
     let portal = Portal::new(settings, Box::new(auth::ClickThrough), pages(), [7; 16]);
     let req = PortalRequest {

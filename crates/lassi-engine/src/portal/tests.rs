@@ -140,18 +140,7 @@ impl Authenticator for Inline {
 }
 
 fn settings() -> Settings {
-    Settings {
-        gateway: GW,
-        port: 3990,
-        gateway_mac: "02:00:00:00:00:01".parse().unwrap(),
-        uam_server: None,
-        uam_secret: None,
-        success_url: None,
-        nas_id: "lassi".into(),
-        venue_info_url: None,
-        challenge_timeout: 60,
-        strict_csp: true,
-    }
+    Settings::new(GW, 3990, "02:00:00:00:00:01".parse().unwrap())
 }
 
 fn users() -> Box<dyn Authenticator> {
