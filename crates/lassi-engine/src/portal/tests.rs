@@ -217,6 +217,12 @@ fn param(q: &[(String, String)], k: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The key a UAM page derives from hex challenge `hex` and [`SECRET`].
+fn secret_key(hex: &str) -> [u8; 16] {
+    let chal: uam::Challenge = uam::unhex(hex).unwrap().try_into().unwrap();
+    uam::derived_challenge(&chal, Some(SECRET))
+}
+
 /// The hidden challenge of a rendered login page.
 fn page_challenge(html: &str) -> String {
     let i = html.find("name=\"challenge\" value=\"").unwrap() + 24;
@@ -389,11 +395,7 @@ fn external_portal_with_secret() {
         uam::hex(&uam::md5(&[signed.as_bytes(), SECRET.as_bytes()])).to_uppercase()
     );
     let q = query_of(&loc);
-    let chal: uam::Challenge = uam::unhex(&param(&q, "challenge"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = uam::derived_challenge(&chal, Some(SECRET));
+    let key = secret_key(&param(&q, "challenge"));
 
     // A plain password is not accepted from a portal with a secret.
     let r = get(
@@ -406,11 +408,7 @@ fn external_portal_with_secret() {
     assert!(loc.contains("?res=failed&"), "{loc}");
     assert!(!g.authorized());
     // The failure carries a fresh challenge for the next try.
-    let chal: uam::Challenge = uam::unhex(&param(&query_of(&loc), "challenge"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key2 = uam::derived_challenge(&chal, Some(SECRET));
+    let key2 = secret_key(&param(&query_of(&loc), "challenge"));
     assert_ne!(key, key2);
 
     // Wrong password, XOR-encoded: res=failed with a reply.
@@ -426,11 +424,7 @@ fn external_portal_with_secret() {
     let loc = r.header("location").unwrap().to_string();
     assert!(loc.contains("res=failed"), "{loc}");
     assert!(loc.contains("&reply="), "{loc}");
-    let chal: uam::Challenge = uam::unhex(&param(&query_of(&loc), "challenge"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key3 = uam::derived_challenge(&chal, Some(SECRET));
+    let key3 = secret_key(&param(&query_of(&loc), "challenge"));
 
     // Right password: res=success back to the portal, signed.
     let r = get(
@@ -474,11 +468,7 @@ fn json_api_with_chap_and_jsonp() {
         .unwrap();
     let v: Value = serde_json::from_str(json).unwrap();
     assert_eq!(v["clientState"], 0);
-    let chal: uam::Challenge = uam::unhex(v["challenge"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = uam::derived_challenge(&chal, Some(SECRET));
+    let key = secret_key(v["challenge"].as_str().unwrap());
     // A bad callback is ignored (plain JSON).
     let r = get(&p, &g, "10.1.0.1", "/json/status?callback=alert(1)");
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -497,11 +487,7 @@ fn json_api_with_chap_and_jsonp() {
     .unwrap();
     assert_eq!(v["clientState"], 0);
     assert!(v["message"].as_str().unwrap().contains("wrong"));
-    let chal: uam::Challenge = uam::unhex(v["challenge"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = uam::derived_challenge(&chal, Some(SECRET));
+    let key = secret_key(v["challenge"].as_str().unwrap());
     let good = uam::hex(&uam::chap_response(0, b"wonderland", &key));
     let v: Value = serde_json::from_slice(
         &get(
@@ -830,11 +816,7 @@ fn a_backed_off_json_client_is_told_to_wait() {
     for _ in 0..6 {
         let v: Value =
             serde_json::from_slice(&get(&p, &g, "10.1.0.1", "/json/status").body).unwrap();
-        let chal: uam::Challenge = uam::unhex(v["challenge"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let key = uam::derived_challenge(&chal, Some(SECRET));
+        let key = secret_key(v["challenge"].as_str().unwrap());
         let bad = uam::hex(&uam::chap_response(0, b"nope", &key));
         last = serde_json::from_slice(
             &get(
