@@ -91,6 +91,13 @@ fn decode_reply(frame: &[u8]) -> (EthHeader, frame::Ipv4Summary, Message) {
     (eth, p, msg)
 }
 
+/// Leases `m` an address and lets it through the portal (no user) at T0.
+fn online(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
+    let ip = lease(e, m);
+    e.authorize(m, who(None), T0).unwrap();
+    ip
+}
+
 /// Run DISCOVER/OFFER/REQUEST/ACK for `m` through the engine; returns the address.
 fn lease(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
     let mut d = Message::new_with_id(
@@ -312,8 +319,7 @@ fn authorized_traffic_is_forwarded_and_counted_at_the_ip_layer() {
 #[test]
 fn gso_super_packets_count_what_they_stand_for() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     let payload = 1448 * 10 + 100;
     let f = tcp(mac(1), ip, WEB, 80, payload);
     let vnet = VnetHdr {
@@ -358,8 +364,7 @@ fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
 #[test]
 fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     let mut v6 = vec![0u8; 80];
     EthHeader {
         dst: MacAddr([0x33, 0x33, 0, 0, 0, 1]),
@@ -475,8 +480,7 @@ fn client_to_client_follows_isolation() {
 #[test]
 fn lease_expiry_ends_the_session() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     e.take_events();
     let deadline = e.next_deadline(T0).expect("a lease to expire");
     assert_eq!(deadline, T0 + 3_600_000);
@@ -508,8 +512,7 @@ fn dhcp_settings_for_restore() -> DhcpSettings {
 #[test]
 fn garbage_never_panics_and_is_counted() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     let base = tcp(mac(1), ip, WEB, 80, 20);
     let mut seed = 0x1234_5678u32;
     let mut rnd = || {
@@ -1314,8 +1317,7 @@ fn a_clean_shutdown_keeps_sessions_unless_told_to_stop_them() {
 #[test]
 fn counters_fingerprint_moves_with_traffic() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     let f0 = e.counters_fingerprint();
     lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960));
     assert_ne!(e.counters_fingerprint(), f0);
@@ -1710,8 +1712,7 @@ fn any_dns_carries_queries_and_their_answers_only() {
 #[test]
 fn vlan_tagged_frames_never_pass() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     // The same packet, with a tag left in the frame (802.1Q, 802.1ad).
     for tpid in [0x8100u16, 0x88a8] {
         let plain_frame = tcp(mac(1), ip, WEB, 443, 0);
