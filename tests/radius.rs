@@ -367,34 +367,22 @@ fn harness_freeradius_postgres_and_radclient() {
     opts.clients[0].require_message_authenticator = false;
     opts.sql = Some(sql);
     let fr = must(&lab, "freeradius", lab.start_freeradius(opts));
-    let target = format!("{RADIUS_ADDR}:1812");
-    let out = must(
-        &lab,
-        "radclient auth",
-        radclient(
-            Some(lab.gw()),
-            &target,
-            "auth",
-            "testing123",
-            "User-Name = bob, User-Password = hello",
-        ),
-    );
+    // radclient from the gateway namespace, as lassi's NAS.
+    let send = |service: &str, port: u16, attrs: &str| {
+        let target = format!("{RADIUS_ADDR}:{port}");
+        let what = format!("radclient {service}");
+        must(
+            &lab,
+            &what,
+            radclient(Some(lab.gw()), &target, service, "testing123", attrs),
+        )
+    };
+    let out = send("auth", 1812, "User-Name = bob, User-Password = hello");
     assert!(out.contains("Received Access-Accept"), "{out}");
     assert!(out.contains("Acct-Interim-Interval = 5"), "{out}");
-    let out = must(
-        &lab,
-        "radclient auth",
-        radclient(
-            Some(lab.gw()),
-            &target,
-            "auth",
-            "testing123",
-            "User-Name = mallory, User-Password = hello",
-        ),
-    );
+    let out = send("auth", 1812, "User-Name = mallory, User-Password = hello");
     assert!(out.contains("Received Access-Reject"), "{out}");
     assert!(out.contains("Account suspended"), "{out}");
-    let acct = format!("{RADIUS_ADDR}:1813");
     for (status, extra) in [
         ("Start", ""),
         (
@@ -402,16 +390,10 @@ fn harness_freeradius_postgres_and_radclient() {
             ", Acct-Input-Octets = 7, Acct-Output-Gigawords = 1, Acct-Output-Octets = 9, Acct-Session-Time = 3, Acct-Terminate-Cause = User-Request",
         ),
     ] {
-        let out = must(
-            &lab,
-            "radclient acct",
-            radclient(
-                Some(lab.gw()),
-                &acct,
-                "acct",
-                "testing123",
-                &format!("User-Name = bob, Acct-Session-Id = h-1, Acct-Status-Type = {status}, NAS-IP-Address = 192.0.2.1{extra}"),
-            ),
+        let out = send(
+            "acct",
+            1813,
+            &format!("User-Name = bob, Acct-Session-Id = h-1, Acct-Status-Type = {status}, NAS-IP-Address = 192.0.2.1{extra}"),
         );
         assert!(out.contains("Received Accounting-Response"), "{out}");
     }
