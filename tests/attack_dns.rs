@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use lassi_lab::{must, ExecOptions, Lab, LabOptions, LassiHandle, UpstreamServer};
+use lassi_lab::{must, ExecOptions, Lab, LabOptions, LassiHandle, Proc, UpstreamServer};
 use serde_json::Value;
 
 const WEB: &str = "198.51.100.10";
@@ -27,6 +27,30 @@ fn python(lab: &Lab, ns: &lassi_lab::Netns, what: &str, script: &str) -> String 
     out.stdout
 }
 
+/// `python3 -c` with `script_and_args` started in `ns` as `name` (its log
+/// `<name>.log` in the lab's directory), once that log says `word`.
+fn python_until(
+    lab: &Lab,
+    ns: &lassi_lab::Netns,
+    name: &str,
+    script_and_args: &[&str],
+    word: &str,
+) -> Proc {
+    let mut argv = vec![PYTHON, "-c"];
+    argv.extend_from_slice(script_and_args);
+    let log = lab.dir().join(format!("{name}.log"));
+    let p = must(
+        lab,
+        name,
+        ns.spawn(name, &argv, &log, &ExecOptions::default()),
+    );
+    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
+        p.log().contains(word).then_some(())
+    });
+    assert!(ready.is_some(), "{name}: {}", p.log());
+    p
+}
+
 /// An extra "internet" address on the upstream namespace's loopback.
 fn add_upstream_address(lab: &Lab, ip: &str) {
     must(
@@ -35,6 +59,19 @@ fn add_upstream_address(lab: &Lab, ip: &str) {
         lab.upstream()
             .ip(&["addr", "add", &format!("{ip}/32"), "dev", "lo"]),
     );
+}
+
+/// The attacker's web server, on 198.51.100.66:80 upstream.
+fn evil_web(lab: &Lab) -> UpstreamServer {
+    add_upstream_address(lab, "198.51.100.66");
+    must(
+        lab,
+        "evil web",
+        UpstreamServer::start(
+            lab.upstream().name(),
+            &["198.51.100.66:80".parse().unwrap()],
+        ),
+    )
 }
 
 /// A forged DNS answer from the DNS server's address and port 53, sent from
@@ -141,30 +178,8 @@ while time.time() < end:
 fn a_matching_answer_teaches_only_the_records_of_its_question() {
     let lab = Lab::new(LabOptions::default()).expect("lab");
     let web = must(&lab, "upstream", lab.start_upstream());
-    add_upstream_address(&lab, "198.51.100.66");
-    let evil = must(
-        &lab,
-        "evil web",
-        UpstreamServer::start(
-            lab.upstream().name(),
-            &["198.51.100.66:80".parse().unwrap()],
-        ),
-    );
-    let log = lab.dir().join("lying-dns.log");
-    let mut liar = must(
-        &lab,
-        "lying dns",
-        lab.upstream().spawn(
-            "lying-dns",
-            &[PYTHON, "-c", LYING_DNS],
-            &log,
-            &ExecOptions::default(),
-        ),
-    );
-    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
-        liar.log().contains("ready").then_some(())
-    });
-    assert!(ready.is_some(), "{}", liar.log());
+    let evil = evil_web(&lab);
+    let mut liar = python_until(&lab, lab.upstream(), "lying-dns", &[LYING_DNS], "ready");
     let lassi = must(
         &lab,
         "lassi",
@@ -249,30 +264,16 @@ while time.time() < end and heard < 2:
 fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
     let lab = Lab::new(LabOptions::default()).expect("lab");
     let web = must(&lab, "upstream", lab.start_upstream());
-    add_upstream_address(&lab, "198.51.100.66");
-    let evil = must(
-        &lab,
-        "evil web",
-        UpstreamServer::start(
-            lab.upstream().name(),
-            &["198.51.100.66:80".parse().unwrap()],
-        ),
-    );
+    let evil = evil_web(&lab);
     let go = lab.dir().join("forged-answer-sent");
-    let slow = must(
+    let go_path = go.display().to_string();
+    let _slow = python_until(
         &lab,
-        "slow dns",
-        lab.upstream().spawn(
-            "slow-dns",
-            &[PYTHON, "-c", SLOW_DNS, &go.display().to_string()],
-            &lab.dir().join("slow-dns.log"),
-            &ExecOptions::default(),
-        ),
+        lab.upstream(),
+        "slow-dns",
+        &[SLOW_DNS, &go_path],
+        "ready",
     );
-    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
-        slow.log().contains("ready").then_some(())
-    });
-    assert!(ready.is_some(), "{}", slow.log());
     let lassi = must(
         &lab,
         "lassi",
@@ -283,20 +284,7 @@ fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
 
     // The guest asks from port 5555 with id 0x1234; its accomplice outside
     // answers at once with exactly those, the question, and its own host.
-    let mut guest = must(
-        &lab,
-        "guest query",
-        client.ns().spawn(
-            "guest-query",
-            &[PYTHON, "-c", GUEST_QUERY],
-            &lab.dir().join("guest-query.log"),
-            &ExecOptions::default(),
-        ),
-    );
-    let sent = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
-        guest.log().contains("sent").then_some(())
-    });
-    assert!(sent.is_some(), "{}", guest.log());
+    let mut guest = python_until(&lab, client.ns(), "guest-query", &[GUEST_QUERY], "sent");
     let forged = "DNSRR(rrname='x.garden.test',type='A',ttl=86400,rdata='198.51.100.66')";
     let script = format!(
         "from scapy.all import *\nconf.verb=0\n\
@@ -607,29 +595,14 @@ while time.time() < end:
 fn the_garden_resolver_uses_random_ids_and_ports_and_refuses_a_forged_question() {
     let lab = Lab::new(LabOptions::default()).expect("lab");
     let web = must(&lab, "upstream", lab.start_upstream());
-    add_upstream_address(&lab, "198.51.100.66");
-    let evil = must(
+    let evil = evil_web(&lab);
+    let dns = python_until(
         &lab,
-        "evil web",
-        UpstreamServer::start(
-            lab.upstream().name(),
-            &["198.51.100.66:80".parse().unwrap()],
-        ),
+        lab.upstream(),
+        "recording-dns",
+        &[RECORDING_DNS],
+        "ready",
     );
-    let dns = must(
-        &lab,
-        "recording dns",
-        lab.upstream().spawn(
-            "recording-dns",
-            &[PYTHON, "-c", RECORDING_DNS],
-            &lab.dir().join("recording-dns.log"),
-            &ExecOptions::default(),
-        ),
-    );
-    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
-        dns.log().contains("ready").then_some(())
-    });
-    assert!(ready.is_some(), "{}", dns.log());
     let hosts: Vec<String> = (0..8).map(|i| format!("h{i}.partner.test")).collect();
     let garden = hosts
         .iter()
