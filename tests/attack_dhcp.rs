@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use lassi_lab::peers::DhcpOptions;
-use lassi_lab::{must, ExecOptions, Guest, Lab, LabOptions, LassiHandle};
+use lassi_lab::rawframes::proc_status_kib;
+use lassi_lab::{must, ExecOptions, Guest, Lab, LabOptions, LassiHandle, UpstreamServer};
 use serde_json::Value;
 
 const WEB: &str = "http://198.51.100.10/";
@@ -56,11 +57,32 @@ fn status(lassi: &LassiHandle) -> Value {
 
 fn rss_kib(lassi: &mut LassiHandle) -> u64 {
     let pid = lassi.pid().expect("lassi runs");
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
+    proc_status_kib(pid, "VmRSS:").expect("VmRSS")
+}
+
+/// Prints how much lassi's log grew since `log_before` and its RSS, and
+/// asserts both stay within their budgets; the growth.
+fn within_budgets(lassi: &mut LassiHandle, log_before: usize) -> usize {
+    let logged = lassi.log().len() - log_before;
+    let rss = rss_kib(lassi);
+    println!("log grew {logged} bytes, RSS {rss} KiB");
+    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+    logged
+}
+
+/// A lab of two guests (1 honest, 2 the attacker), the upstream web
+/// server and lassi with a 31-address pool; lassi's log length at start.
+fn small_pool_lab() -> (Lab, UpstreamServer, LassiHandle, usize) {
+    let lab = Lab::new(LabOptions {
+        clients: 2,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let web = must(&lab, "upstream", lab.start_upstream());
+    let lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let log_before = lassi.log().len();
+    (lab, web, lassi, log_before)
 }
 
 /// The honest client: udhcpc within its budget, then the portal through the
@@ -88,14 +110,7 @@ fn honest_client_served(lab: &Lab, client: &Guest) -> (Ipv4Addr, Duration) {
 
 #[test]
 fn dora_flood_of_1000_macs_leaves_room_for_an_honest_client() {
-    let lab = Lab::new(LabOptions {
-        clients: 2,
-        ..LabOptions::default()
-    })
-    .expect("lab");
-    let _web = must(&lab, "upstream", lab.start_upstream());
-    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
-    let log_before = lassi.log().len();
+    let (lab, _web, mut lassi, log_before) = small_pool_lab();
 
     let attacker = lab.client(2);
     let out = must(
@@ -127,23 +142,12 @@ fn dora_flood_of_1000_macs_leaves_room_for_an_honest_client() {
         "{st}"
     );
 
-    let logged = lassi.log().len() - log_before;
-    let rss = rss_kib(&mut lassi);
-    println!("log grew {logged} bytes, RSS {rss} KiB");
-    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
-    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+    within_budgets(&mut lassi, log_before);
 }
 
 #[test]
 fn discover_flood_does_not_steal_an_honest_clients_offer() {
-    let lab = Lab::new(LabOptions {
-        clients: 2,
-        ..LabOptions::default()
-    })
-    .expect("lab");
-    let _web = must(&lab, "upstream", lab.start_upstream());
-    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
-    let log_before = lassi.log().len();
+    let (lab, _web, mut lassi, log_before) = small_pool_lab();
 
     let attacker = lab.client(2);
     let flood_log = lab.dir().join("discover-flood.log");
@@ -173,23 +177,12 @@ fn discover_flood_does_not_steal_an_honest_clients_offer() {
     let st = status(&lassi);
     println!("dhcp: {}", st["dhcp"]);
 
-    let logged = lassi.log().len() - log_before;
-    let rss = rss_kib(&mut lassi);
-    println!("log grew {logged} bytes, RSS {rss} KiB");
-    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
-    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+    within_budgets(&mut lassi, log_before);
 }
 
 #[test]
 fn honest_client_gets_a_lease_while_a_dora_flood_holds_the_pool() {
-    let lab = Lab::new(LabOptions {
-        clients: 2,
-        ..LabOptions::default()
-    })
-    .expect("lab");
-    let _web = must(&lab, "upstream", lab.start_upstream());
-    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
-    let log_before = lassi.log().len();
+    let (lab, _web, mut lassi, log_before) = small_pool_lab();
 
     let flood_log = lab.dir().join("dora-flood.log");
     let mut flood = must(
@@ -223,11 +216,7 @@ fn honest_client_gets_a_lease_while_a_dora_flood_holds_the_pool() {
         "{summary}"
     );
 
-    let logged = lassi.log().len() - log_before;
-    let rss = rss_kib(&mut lassi);
-    println!("log grew {logged} bytes, RSS {rss} KiB");
-    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
-    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+    within_budgets(&mut lassi, log_before);
 }
 
 #[test]
@@ -255,26 +244,16 @@ fn a_renewal_flood_does_not_grow_the_log() {
     assert!(acks >= 100, "{flood}");
     // …and logged the first binding only, not a line (~100 bytes) per
     // renewal.
-    let logged = lassi.log().len() - log_before;
-    let rss = rss_kib(&mut lassi);
-    println!("log grew {logged} bytes, RSS {rss} KiB");
-    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    let logged = within_budgets(&mut lassi, log_before);
     assert!(
         logged < acks * 10,
         "log grew {logged} bytes for {acks} renewals"
     );
-    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
 }
 
 #[test]
 fn a_logged_in_client_keeps_its_lease_through_a_dora_flood() {
-    let lab = Lab::new(LabOptions {
-        clients: 2,
-        ..LabOptions::default()
-    })
-    .expect("lab");
-    let web = must(&lab, "upstream", lab.start_upstream());
-    let lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let (lab, web, lassi, _) = small_pool_lab();
     let user = lab.client(1);
     let lease = must(&lab, "udhcpc", user.udhcpc());
     must(&lab, "authorize", lassi.authorize(user.mac()));
