@@ -98,6 +98,16 @@ fn online(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
     ip
 }
 
+/// Leases clients 1 and 2 their addresses, then lets both through the
+/// portal (no user) at T0.
+fn both_online(e: &mut Engine) -> (Ipv4Addr, Ipv4Addr) {
+    let a = lease(e, mac(1));
+    let b = lease(e, mac(2));
+    e.authorize(mac(1), who(None), T0).unwrap();
+    e.authorize(mac(2), who(None), T0).unwrap();
+    (a, b)
+}
+
 /// Run DISCOVER/OFFER/REQUEST/ACK for `m` through the engine; returns the address.
 fn lease(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
     let mut d = Message::new_with_id(
@@ -339,10 +349,7 @@ fn gso_super_packets_count_what_they_stand_for() {
 #[test]
 fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
     let mut e = engine(true);
-    let a = lease(&mut e, mac(1));
-    let _b = lease(&mut e, mac(2));
-    e.authorize(mac(1), who(None), T0).unwrap();
-    e.authorize(mac(2), who(None), T0).unwrap();
+    let (a, _b) = both_online(&mut e);
     // Client 2 forges client 1's address.
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(2), a, WEB, 80, 500)),
@@ -448,10 +455,7 @@ fn logout_cuts_the_client_off_and_reports_the_session() {
 #[test]
 fn client_to_client_follows_isolation() {
     let mut iso = engine(true);
-    let a = lease(&mut iso, mac(1));
-    let b = lease(&mut iso, mac(2));
-    iso.authorize(mac(1), who(None), T0).unwrap();
-    iso.authorize(mac(2), who(None), T0).unwrap();
+    let (a, b) = both_online(&mut iso);
     assert_eq!(
         lan(&mut iso, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Drop(DropReason::ClientToClient)
