@@ -202,6 +202,12 @@ fn post(p: &Portal, g: &EngineGateway, target: &str, form: &str) -> Response {
     handle(p, g, &r, NOW)
 }
 
+/// GET `/logon?{query}` at the gateway; the Location of the answer.
+fn logon(p: &Portal, g: &EngineGateway, query: &str) -> String {
+    let r = get(p, g, "10.1.0.1", &format!("/logon?{query}"));
+    r.header("location").unwrap().to_string()
+}
+
 fn body(r: &Response) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
@@ -398,13 +404,7 @@ fn external_portal_with_secret() {
     let key = secret_key(&param(&q, "challenge"));
 
     // A plain password is not accepted from a portal with a secret.
-    let r = get(
-        &p,
-        &g,
-        "10.1.0.1",
-        "/logon?username=alice&password=wonderland",
-    );
-    let loc = r.header("location").unwrap().to_string();
+    let loc = logon(&p, &g, "username=alice&password=wonderland");
     assert!(loc.contains("?res=failed&"), "{loc}");
     assert!(!g.authorized());
     // The failure carries a fresh challenge for the next try.
@@ -412,31 +412,19 @@ fn external_portal_with_secret() {
     assert_ne!(key, key2);
 
     // Wrong password, XOR-encoded: res=failed with a reply.
-    let r = get(
-        &p,
-        &g,
-        "10.1.0.1",
-        &format!(
-            "/logon?username=alice&password={}",
-            uam::encode_password("nope", &key2)
-        ),
-    );
-    let loc = r.header("location").unwrap().to_string();
+    let nope = uam::encode_password("nope", &key2);
+    let loc = logon(&p, &g, &format!("username=alice&password={nope}"));
     assert!(loc.contains("res=failed"), "{loc}");
     assert!(loc.contains("&reply="), "{loc}");
     let key3 = secret_key(&param(&query_of(&loc), "challenge"));
 
     // Right password: res=success back to the portal, signed.
-    let r = get(
+    let right = uam::encode_password("wonderland", &key3);
+    let loc = logon(
         &p,
         &g,
-        "10.1.0.1",
-        &format!(
-            "/logon?username=alice&password={}&userurl=http%3A%2F%2Fexample.test%2Fpage",
-            uam::encode_password("wonderland", &key3)
-        ),
+        &format!("username=alice&password={right}&userurl=http%3A%2F%2Fexample.test%2Fpage"),
     );
-    let loc = r.header("location").unwrap().to_string();
     assert!(loc.starts_with("https://portal.example/hotspotlogin.cgi?res=success&uamip=10.1.0.1&uamport=3990&uid=alice&called="), "{loc}");
     assert_eq!(
         param(&query_of(&loc), "userurl"),
@@ -444,8 +432,7 @@ fn external_portal_with_secret() {
     );
     assert!(g.authorized());
     // Again: res=already.
-    let r = get(&p, &g, "10.1.0.1", "/logon?username=alice&password=00");
-    assert!(r.header("location").unwrap().contains("res=already"));
+    assert!(logon(&p, &g, "username=alice&password=00").contains("res=already"));
     // Logoff: res=logoff.
     let r = get(&p, &g, "10.1.0.1", "/logoff");
     assert!(r.header("location").unwrap().contains("?res=logoff&"));
@@ -835,8 +822,7 @@ fn a_backed_off_json_client_is_told_to_wait() {
         "{last}"
     );
     // An external portal gets res=failed with the reply.
-    let r = get(&p, &g, "10.1.0.1", "/logon?username=alice&password=00");
-    let loc = r.header("location").unwrap();
+    let loc = logon(&p, &g, "username=alice&password=00");
     assert!(
         loc.contains("res=failed") && loc.contains("Please%20wait"),
         "{loc}"
