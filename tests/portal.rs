@@ -54,6 +54,18 @@ fn local_users_config(lab: &Lab, extra: &str) -> String {
     )
 }
 
+/// lassi with the test's local users (alice, bob) and nothing else set.
+fn start_local_users(lab: &Lab) -> LassiHandle {
+    must(lab, "lassi", lab.start_lassi(&local_users_config(lab, "")))
+}
+
+/// Guest 1, once udhcpc has leased it an address.
+fn leased_guest(lab: &Lab) -> &Guest {
+    let client = lab.client(1);
+    must(lab, "udhcpc", client.udhcpc());
+    client
+}
+
 /// A guest's request to a web site as the data plane delivers it to the
 /// portal once intercepted: same path, foreign Host.
 fn intercepted(client: &Guest, host: &str, path: &str) -> lassi_lab::CurlResult {
@@ -209,13 +221,8 @@ fn click_through_with_curl_and_the_json_and_rfc8908_apis() {
 fn local_users_wrong_password_gets_an_answer_and_stays_out() {
     let lab = lab();
     let _web = must(&lab, "upstream", lab.start_upstream());
-    let lassi = must(
-        &lab,
-        "lassi",
-        lab.start_lassi(&local_users_config(&lab, "")),
-    );
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let lassi = start_local_users(&lab);
+    let client = leased_guest(&lab);
     let mut chal =
         page_challenge(&must(&lab, "splash", client.curl(&[&format!("{PORTAL}/")])).text());
     for (user, pw) in [("alice", "wrong"), ("nobody", "x"), ("bob", "Builder")] {
@@ -303,8 +310,7 @@ fn external_portal_gets_coovachilli_parameters_and_answers() {
             &format!("uam_server = \"http://198.51.100.10/hotspotlogin\"\nuam_secret = \"{secret}\"\nnas_id = \"cafe-1\"\n"),
         )),
     );
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let client = leased_guest(&lab);
     let loc = intercepted(client, "example.test", "/news")
         .header("location")
         .unwrap();
@@ -659,8 +665,7 @@ fn intercepted_http_and_os_probes_get_the_splash_page() {
     let _dns = must(&lab, "dns", lab.start_dns());
     let web = must(&lab, "upstream", lab.start_upstream());
     let _lassi = must(&lab, "lassi", lab.start_lassi(""));
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let client = leased_guest(&lab);
     for url in [
         "http://example.test/some/page?x=1",
         "http://captive.apple.com/hotspot-detect.html",
@@ -726,13 +731,8 @@ fn browser_logs_in_with_local_users_and_logs_out() {
     let lab = lab();
     let _dns = must(&lab, "dns", lab.start_dns());
     let web = must(&lab, "upstream", lab.start_upstream());
-    let lassi = must(
-        &lab,
-        "lassi",
-        lab.start_lassi(&local_users_config(&lab, "")),
-    );
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let lassi = start_local_users(&lab);
+    let client = leased_guest(&lab);
 
     let wd =
         WebDriver::start(&lab, client).unwrap_or_else(|e| panic!("{e}\n{}", lab.logs_report(30)));
@@ -818,8 +818,7 @@ fn browser_click_through_in_german() {
     let _dns = must(&lab, "dns", lab.start_dns());
     let _web = must(&lab, "upstream", lab.start_upstream());
     let lassi = must(&lab, "lassi", lab.start_lassi(""));
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let client = leased_guest(&lab);
     let wd = WebDriver::start_with_lang(&lab, client, "de-DE")
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs_report(30)));
     wd.goto("http://example.test/");
