@@ -271,6 +271,11 @@ fn iperf(lab: &Lab, client: &Guest, reverse: bool, secs: Option<&str>) -> (f64, 
     )
 }
 
+/// How many of `recs` have Acct-Status-Type `status`.
+fn with_status(recs: &[DetailRecord], status: &str) -> usize {
+    recs.iter().filter(|r| r.status() == status).count()
+}
+
 /// IP-layer bytes the client's `eth0` sent and received (kernel counters,
 /// Ethernet header taken off).
 fn ip_bytes(client: &Guest) -> (u64, u64) {
@@ -320,18 +325,8 @@ fn assert_complete(recs: &[DetailRecord], interval: u64) {
         show()
     );
     assert_eq!(recs.last().map(|r| r.status()), Some("Stop"), "{}", show());
-    assert_eq!(
-        recs.iter().filter(|r| r.status() == "Start").count(),
-        1,
-        "{}",
-        show()
-    );
-    assert_eq!(
-        recs.iter().filter(|r| r.status() == "Stop").count(),
-        1,
-        "{}",
-        show()
-    );
+    assert_eq!(with_status(recs, "Start"), 1, "{}", show());
+    assert_eq!(with_status(recs, "Stop"), 1, "{}", show());
     let mut last = (0u64, 0u64, 0u64);
     for r in &recs[1..] {
         let t = r
@@ -716,7 +711,7 @@ fn accounting_start_interims_stop_match_the_bytes_moved() {
         100.0 * (rup as f64 / up as f64 - 1.0),
         100.0 * (ain as f64 / kin as f64 - 1.0),
         100.0 * (aout as f64 / kout as f64 - 1.0),
-        recs.iter().filter(|r| r.status() == "Interim-Update").count()
+        with_status(&recs, "Interim-Update")
     );
     // IP-layer octets: the payload plus TCP/IP headers (~3.6 % at MSS 1448)
     // and a little HTTP or iperf3 control traffic.
@@ -769,10 +764,7 @@ fn freeradius_down_for_30s_mid_session_loses_and_duplicates_nothing() {
     w.record(&sid, "Stop", Duration::from_secs(15));
     let recs = w.fr.session_records(&sid);
     assert_complete(&recs, 5);
-    let interims = recs
-        .iter()
-        .filter(|r| r.status() == "Interim-Update")
-        .count();
+    let interims = with_status(&recs, "Interim-Update");
     println!("{interims} Interims for one session across a 30 s outage");
     assert!(interims >= 7, "{interims}");
 }
@@ -920,7 +912,7 @@ fn sigkill_during_an_outage_while_downloading_keeps_the_session() {
     assert_complete(&recs, 5);
     let all = w.fr.detail();
     assert_eq!(
-        all.iter().filter(|r| r.status() == "Accounting-On").count(),
+        with_status(&all, "Accounting-On"),
         1,
         "no Accounting-On after the restart (it would close the session)"
     );
@@ -994,20 +986,10 @@ fn clean_restart_continues_the_session_and_its_timeout() {
     let recs = w.fr.session_records(&sid);
     assert_complete(&recs, 5);
     let all = w.fr.detail();
+    assert_eq!(with_status(&all, "Start"), 1, "{all:#?}");
+    assert_eq!(with_status(&all, "Stop"), 1, "{all:#?}");
     assert_eq!(
-        all.iter().filter(|r| r.status() == "Start").count(),
-        1,
-        "{all:#?}"
-    );
-    assert_eq!(
-        all.iter().filter(|r| r.status() == "Stop").count(),
-        1,
-        "{all:#?}"
-    );
-    assert_eq!(
-        all.iter()
-            .filter(|r| r.status() == "Accounting-Off")
-            .count(),
+        with_status(&all, "Accounting-Off"),
         0,
         "no Accounting-Off at a stop that keeps sessions"
     );
