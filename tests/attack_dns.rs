@@ -147,12 +147,14 @@ fn a_forged_unsolicited_answer_opens_nothing_a_real_lookup_still_does() {
     assert_eq!(status(&lab, &lassi)["walled_garden_learnt"], 1);
 }
 
-/// A DNS server (Python, in the upstream namespace on 198.51.100.53) whose
-/// answers to `www.garden.test` carry an extra A record of another name, as
-/// an on-path attacker who sees the query (port, id) would send.
-const LYING_DNS: &str = r#"
-import socket, time
-from scapy.all import DNS, DNSRR
+/// A Python DNS server on 198.51.100.53:53 (it says "ready", serves 40 s):
+/// `body` handles each query `q` (a scapy `DNS`) from `peer` on socket `s`.
+macro_rules! dns_server {
+    ($body:literal) => {
+        concat!(
+            r#"
+import os, socket, sys, time
+from scapy.all import DNS, DNSQR, DNSRR
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("198.51.100.53", 53))
 s.settimeout(0.5)
@@ -164,7 +166,17 @@ while time.time() < end:
     except socket.timeout:
         continue
     q = DNS(data)
-    name = q.qd.qname.decode().rstrip(".")
+"#,
+            $body
+        )
+    };
+}
+
+/// A DNS server (Python, in the upstream namespace on 198.51.100.53) whose
+/// answers to `www.garden.test` carry an extra A record of another name, as
+/// an on-path attacker who sees the query (port, id) would send.
+const LYING_DNS: &str = dns_server!(
+    r#"    name = q.qd.qname.decode().rstrip(".")
     an = None
     if q.qd.qtype == 1 and name == "www.garden.test":
         an = DNSRR(rrname="evil.attacker.test", type="A", ttl=86400, rdata="198.51.100.66") / \
@@ -172,7 +184,8 @@ while time.time() < end:
     r = DNS(id=q.id, qr=1, aa=1, rd=q.rd, ra=1, qd=q.qd, an=an, ancount=2 if an else 0)
     s.sendto(bytes(r), peer)
     print("answered", name, q.qd.qtype, peer, flush=True)
-"#;
+"#
+);
 
 #[test]
 fn a_matching_answer_teaches_only_the_records_of_its_question() {
@@ -217,27 +230,15 @@ fn a_matching_answer_teaches_only_the_records_of_its_question() {
 /// answers every A question with the upstream web address, but only once
 /// the file named by its argument exists (the forged answer is out), so
 /// the forgery always wins the race.
-const SLOW_DNS: &str = r#"
-import os, socket, sys, time
-from scapy.all import DNS, DNSRR
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("198.51.100.53", 53))
-s.settimeout(0.5)
-print("ready", flush=True)
-end = time.time() + 40
-while time.time() < end:
-    try:
-        data, peer = s.recvfrom(2048)
-    except socket.timeout:
-        continue
-    q = DNS(data)
-    wait = time.time() + 20
+const SLOW_DNS: &str = dns_server!(
+    r#"    wait = time.time() + 20
     while not os.path.exists(sys.argv[1]) and time.time() < wait:
         time.sleep(0.05)
     an = DNSRR(rrname=q.qd.qname, type="A", ttl=300, rdata="198.51.100.10") if q.qd.qtype == 1 else None
     s.sendto(bytes(DNS(id=q.id, qr=1, rd=q.rd, ra=1, qd=q.qd, an=an)), peer)
     print("answered", q.qd.qname.decode(), flush=True)
-"#;
+"#
+);
 
 /// The guest's side of the accomplice attack: one query from a port and id
 /// it chose (and told its accomplice), then every answer it gets in 3 s.
@@ -566,27 +567,15 @@ fn vlan_tagged_frames_reach_neither_upstream_nor_the_gateway_stack() {
 /// writes down each query's source port and id, then answers twice — first
 /// a forgery that guessed the id right but names another host (evil.test at
 /// 198.51.100.66), then the true answer (the upstream web address).
-const RECORDING_DNS: &str = r#"
-import socket, time
-from scapy.all import DNS, DNSQR, DNSRR
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("198.51.100.53", 53))
-s.settimeout(0.5)
-print("ready", flush=True)
-end = time.time() + 40
-while time.time() < end:
-    try:
-        data, peer = s.recvfrom(2048)
-    except socket.timeout:
-        continue
-    q = DNS(data)
-    print("query", peer[1], q.id, q.qd.qname.decode(), flush=True)
+const RECORDING_DNS: &str = dns_server!(
+    r#"    print("query", peer[1], q.id, q.qd.qname.decode(), flush=True)
     evil = DNSRR(rrname="evil.test.", type="A", ttl=86400, rdata="198.51.100.66")
     s.sendto(bytes(DNS(id=q.id, qr=1, ra=1, qd=DNSQR(qname="evil.test."), an=evil)), peer)
     time.sleep(0.05)
     an = DNSRR(rrname=q.qd.qname, type="A", ttl=300, rdata="198.51.100.10")
     s.sendto(bytes(DNS(id=q.id, qr=1, rd=q.rd, ra=1, qd=q.qd, an=an)), peer)
-"#;
+"#
+);
 
 /// Finding 7: lassi's own resolver (walled-garden host names) asks with a
 /// random id from a random port, and an answer that got the id right but
