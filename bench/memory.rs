@@ -20,11 +20,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType};
-use dhcproto::Encodable;
-use lassi::wire::frame::{udp_frame, UdpAddressing};
-use lassi::wire::MacAddr;
-use lassi_lab::rawframes::{dhcp_server_reply, proc_status_kib, synthetic_mac, PacketSocket};
+use dhcproto::v4::{DhcpOption, MessageType};
+use lassi_lab::rawframes::{
+    dhcp_client_frame, dhcp_server_reply, proc_status_kib, ClientMessage, PacketSocket,
+};
 use lassi_lab::upstream::enter_netns;
 use lassi_lab::{Lab, LabOptions, LassiHandle};
 
@@ -280,31 +279,9 @@ fn lease_clients(ns: &str, from: usize, to: usize) -> Result<(), String> {
 }
 
 fn client_frame(i: usize, stage: Stage) -> Result<Vec<u8>, String> {
-    let mac = synthetic_mac(i);
-    let z = Ipv4Addr::UNSPECIFIED;
-    let mut m = Message::new_with_id(i as u32, z, z, z, z, &mac.0);
-    m.set_flags(Flags::default().set_broadcast());
-    let opts = m.opts_mut();
-    match stage {
-        Stage::Discover => {
-            opts.insert(DhcpOption::MessageType(MessageType::Discover));
-        }
-        Stage::Request(ip, server) => {
-            opts.insert(DhcpOption::MessageType(MessageType::Request));
-            opts.insert(DhcpOption::RequestedIpAddress(ip));
-            opts.insert(DhcpOption::ServerIdentifier(server));
-        }
-    }
-    let payload = m.to_vec().map_err(|e| e.to_string())?;
-    Ok(udp_frame(
-        &UdpAddressing {
-            src_mac: mac,
-            dst_mac: MacAddr::BROADCAST,
-            src_ip: z,
-            dst_ip: Ipv4Addr::BROADCAST,
-            src_port: 68,
-            dst_port: 67,
-        },
-        &payload,
-    ))
+    let msg = match stage {
+        Stage::Discover => ClientMessage::Discover,
+        Stage::Request(ip, server) => ClientMessage::Request { ip, server },
+    };
+    dhcp_client_frame(i, i as u32, msg)
 }

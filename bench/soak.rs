@@ -31,13 +31,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode};
-use dhcproto::Encodable;
+use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 use lassi::control::ControlRequest as Request;
 use lassi::wire::frame::{udp_frame, UdpAddressing};
 use lassi::wire::MacAddr;
 use lassi_lab::radius::{FreeRadius, FreeRadiusOptions, RADIUS_ADDR};
-use lassi_lab::rawframes::{dhcp_server_reply, proc_status_kib, synthetic_mac, PacketSocket};
+use lassi_lab::rawframes::{
+    dhcp_client_frame, dhcp_server_reply, proc_status_kib, synthetic_mac, ClientMessage,
+    PacketSocket,
+};
 use lassi_lab::upstream::enter_netns;
 use lassi_lab::{Lab, LabOptions, LassiHandle};
 
@@ -604,53 +606,19 @@ fn split_xid(x: u32) -> (usize, u32) {
 }
 
 fn dhcp_frame(i: usize, cycle: u32, state: State) -> Result<Vec<u8>, String> {
-    let mac = synthetic_mac(i);
-    let z = Ipv4Addr::UNSPECIFIED;
-    let mut m = Message::new_with_id(xid(i, cycle), z, z, z, z, &mac.0);
-    m.set_flags(Flags::default().set_broadcast());
-    let opts = m.opts_mut();
-    match state {
-        State::Requesting(ip, server) => {
-            opts.insert(DhcpOption::MessageType(MessageType::Request));
-            opts.insert(DhcpOption::RequestedIpAddress(ip));
-            opts.insert(DhcpOption::ServerIdentifier(server));
-        }
-        _ => {
-            opts.insert(DhcpOption::MessageType(MessageType::Discover));
-        }
-    }
-    let payload = m.to_vec().map_err(|e| e.to_string())?;
-    Ok(udp_frame(
-        &UdpAddressing {
-            src_mac: mac,
-            dst_mac: MacAddr::BROADCAST,
-            src_ip: z,
-            dst_ip: Ipv4Addr::BROADCAST,
-            src_port: 68,
-            dst_port: 67,
-        },
-        &payload,
-    ))
+    let msg = match state {
+        State::Requesting(ip, server) => ClientMessage::Request { ip, server },
+        _ => ClientMessage::Discover,
+    };
+    dhcp_client_frame(i, xid(i, cycle), msg)
 }
 
 /// DHCPRELEASE, unicast to the server as RFC 2131 says.
 fn release_frame(i: usize, ip: Ipv4Addr, server: Ipv4Addr, gw: MacAddr) -> Result<Vec<u8>, String> {
-    let mac = synthetic_mac(i);
-    let z = Ipv4Addr::UNSPECIFIED;
-    let mut m = Message::new_with_id(xid(i, 0xfff), ip, z, z, z, &mac.0);
-    let opts = m.opts_mut();
-    opts.insert(DhcpOption::MessageType(MessageType::Release));
-    opts.insert(DhcpOption::ServerIdentifier(server));
-    let payload = m.to_vec().map_err(|e| e.to_string())?;
-    Ok(udp_frame(
-        &UdpAddressing {
-            src_mac: mac,
-            dst_mac: gw,
-            src_ip: ip,
-            dst_ip: server,
-            src_port: 68,
-            dst_port: 67,
-        },
-        &payload,
-    ))
+    let msg = ClientMessage::Release {
+        ip,
+        server,
+        gw_mac: gw,
+    };
+    dhcp_client_frame(i, xid(i, 0xfff), msg)
 }

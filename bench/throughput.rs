@@ -8,8 +8,6 @@
 //! Environment: `LASSI_BENCH_SECONDS` (default 5) per iperf3 run,
 //! `LASSI_BENCH_OFFLOADS` = `on`, `off` or `both` (default both).
 
-use std::time::Duration;
-
 use lassi_lab::{Lab, LabOptions};
 use serde_json::Value;
 
@@ -55,39 +53,12 @@ impl Test {
 /// One iperf3 run from client 1 to the upstream server; the figure in the
 /// test's unit, measured at the receiver.
 fn iperf(lab: &Lab, test: Test, seconds: u32) -> Result<f64, String> {
-    let log = lab
-        .dir()
-        .join(format!("iperf3-server-{}.log", lab.next_seq()));
-    let mut server = lab
-        .upstream()
-        .spawn(
-            "iperf3 -s",
-            &["iperf3", "-s", "-1", "-B", SERVER],
-            &log,
-            &Default::default(),
-        )
-        .map_err(|e| e.to_string())?;
-    std::thread::sleep(Duration::from_millis(300));
     let secs = seconds.to_string();
-    let mut argv = vec![
-        "iperf3",
-        "-c",
-        SERVER,
-        "-J",
-        "-t",
-        &secs,
-        "--connect-timeout",
-        "3000",
-    ];
-    argv.extend(test.args());
-    let out = lab.client(1).ns().run(&argv).map_err(|e| e.to_string())?;
-    server.stop();
-    let v: Value = serde_json::from_str(&out.stdout).map_err(|e| {
-        format!(
-            "iperf3 output is not JSON ({e}): {} {}",
-            out.stdout, out.stderr
-        )
-    })?;
+    let mut args = vec!["-t", &secs, "--connect-timeout", "3000"];
+    args.extend(test.args());
+    let v = lab
+        .iperf(lab.client(1), SERVER, &args)
+        .map_err(|e| e.to_string())?;
     if let Some(err) = v["error"].as_str() {
         return Err(format!("iperf3: {err}"));
     }

@@ -5,11 +5,14 @@
 //! portal. Root only; CI runs them. Every flood is bounded in count and time.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lassi_lab::peers::DhcpOptions;
-use lassi_lab::{must, ExecOptions, Guest, Lab, LabOptions, LassiHandle};
+use lassi_lab::rawframes::proc_status_kib;
+use lassi_lab::{
+    must, CmdOutput, ExecOptions, Guest, Lab, LabOptions, LassiHandle, Proc, UpstreamServer,
+};
 use serde_json::Value;
 
 const WEB: &str = "http://198.51.100.10/";
@@ -41,6 +44,52 @@ fn flood_argv(mode: &str, count: u32, secs: u32) -> Vec<String> {
 }
 
 /// The JSON summary line the flood script prints last.
+/// Runs a flood (`argv`) from `guest` to its end (at most `timeout_secs`).
+fn run_flood(
+    lab: &Lab,
+    guest: &Guest,
+    what: &str,
+    argv: &[String],
+    timeout_secs: u64,
+) -> CmdOutput {
+    let exec = ExecOptions {
+        timeout: Duration::from_secs(timeout_secs),
+        ..ExecOptions::default()
+    };
+    must(lab, what, guest.ns().run_with(argv, &exec))
+}
+
+/// Starts a `mode` flood (`count` clients, `secs` seconds) from `guest` in
+/// the background, logging to `<mode>-flood.log` in the lab's directory.
+fn spawn_flood(lab: &Lab, guest: &Guest, mode: &str, count: u32, secs: u32) -> (Proc, PathBuf) {
+    let name = format!("{mode}-flood");
+    let log = lab.dir().join(format!("{name}.log"));
+    let argv = flood_argv(mode, count, secs);
+    let flood = must(
+        lab,
+        &name,
+        guest
+            .ns()
+            .spawn(&name, &argv, &log, &ExecOptions::default()),
+    );
+    (flood, log)
+}
+
+/// Asserts that the background `flood` still runs (it outlasted the honest
+/// client), lets it finish (at most 30 s) and prints its summary from
+/// `log`; the summary.
+fn flood_outlasted(flood: &mut Proc, log: &Path) -> Value {
+    let still_flooding = flood.is_running();
+    flood.wait_timeout(Duration::from_secs(30));
+    let summary = flood_summary(&std::fs::read_to_string(log).unwrap_or_default());
+    println!("flood: {summary}");
+    assert!(
+        still_flooding,
+        "the flood ended before the honest client was served"
+    );
+    summary
+}
+
 fn flood_summary(output: &str) -> Value {
     output
         .lines()
@@ -56,11 +105,32 @@ fn status(lassi: &LassiHandle) -> Value {
 
 fn rss_kib(lassi: &mut LassiHandle) -> u64 {
     let pid = lassi.pid().expect("lassi runs");
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
+    proc_status_kib(pid, "VmRSS:").expect("VmRSS")
+}
+
+/// Prints how much lassi's log grew since `log_before` and its RSS, and
+/// asserts both stay within their budgets; the growth.
+fn within_budgets(lassi: &mut LassiHandle, log_before: usize) -> usize {
+    let logged = lassi.log().len() - log_before;
+    let rss = rss_kib(lassi);
+    println!("log grew {logged} bytes, RSS {rss} KiB");
+    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+    logged
+}
+
+/// A lab of two guests (1 honest, 2 the attacker), the upstream web
+/// server and lassi with a 31-address pool; lassi's log length at start.
+fn small_pool_lab() -> (Lab, UpstreamServer, LassiHandle, usize) {
+    let lab = Lab::new(LabOptions {
+        clients: 2,
+        ..LabOptions::default()
+    })
+    .expect("lab");
+    let web = must(&lab, "upstream", lab.start_upstream());
+    let lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let log_before = lassi.log().len();
+    (lab, web, lassi, log_before)
 }
 
 /// The honest client: udhcpc within its budget, then the portal through the
@@ -88,26 +158,15 @@ fn honest_client_served(lab: &Lab, client: &Guest) -> (Ipv4Addr, Duration) {
 
 #[test]
 fn dora_flood_of_1000_macs_leaves_room_for_an_honest_client() {
-    let lab = Lab::new(LabOptions {
-        clients: 2,
-        ..LabOptions::default()
-    })
-    .expect("lab");
-    let _web = must(&lab, "upstream", lab.start_upstream());
-    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
-    let log_before = lassi.log().len();
+    let (lab, _web, mut lassi, log_before) = small_pool_lab();
 
     let attacker = lab.client(2);
-    let out = must(
+    let out = run_flood(
         &lab,
+        attacker,
         "DORA flood",
-        attacker.ns().run_with(
-            &flood_argv("dora", 1000, 20),
-            &ExecOptions {
-                timeout: Duration::from_secs(60),
-                ..ExecOptions::default()
-            },
-        ),
+        &flood_argv("dora", 1000, 20),
+        60,
     );
     let flood = flood_summary(&out.stdout);
     println!("flood: {flood}");
@@ -127,81 +186,32 @@ fn dora_flood_of_1000_macs_leaves_room_for_an_honest_client() {
         "{st}"
     );
 
-    let logged = lassi.log().len() - log_before;
-    let rss = rss_kib(&mut lassi);
-    println!("log grew {logged} bytes, RSS {rss} KiB");
-    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
-    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+    within_budgets(&mut lassi, log_before);
 }
 
 #[test]
 fn discover_flood_does_not_steal_an_honest_clients_offer() {
-    let lab = Lab::new(LabOptions {
-        clients: 2,
-        ..LabOptions::default()
-    })
-    .expect("lab");
-    let _web = must(&lab, "upstream", lab.start_upstream());
-    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
-    let log_before = lassi.log().len();
+    let (lab, _web, mut lassi, log_before) = small_pool_lab();
 
     let attacker = lab.client(2);
-    let flood_log = lab.dir().join("discover-flood.log");
-    let mut flood = must(
-        &lab,
-        "DISCOVER flood",
-        attacker.ns().spawn(
-            "discover-flood",
-            &flood_argv("discover", 2_000_000, 12),
-            &flood_log,
-            &ExecOptions::default(),
-        ),
-    );
+    let (mut flood, flood_log) = spawn_flood(&lab, attacker, "discover", 2_000_000, 12);
     // Let the flood get going before the honest client starts.
     std::thread::sleep(Duration::from_secs(2));
     let (ip, took) = honest_client_served(&lab, lab.client(1));
     println!("honest udhcpc bound {ip} in {took:?} during the flood");
-    let still_flooding = flood.is_running();
-    flood.wait_timeout(Duration::from_secs(30));
-    let summary = flood_summary(&std::fs::read_to_string(&flood_log).unwrap_or_default());
-    println!("flood: {summary}");
-    assert!(
-        still_flooding,
-        "the flood ended before the honest client was served"
-    );
+    let summary = flood_outlasted(&mut flood, &flood_log);
     assert!(summary["discovers"].as_u64().unwrap() > 10_000, "{summary}");
     let st = status(&lassi);
     println!("dhcp: {}", st["dhcp"]);
 
-    let logged = lassi.log().len() - log_before;
-    let rss = rss_kib(&mut lassi);
-    println!("log grew {logged} bytes, RSS {rss} KiB");
-    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
-    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+    within_budgets(&mut lassi, log_before);
 }
 
 #[test]
 fn honest_client_gets_a_lease_while_a_dora_flood_holds_the_pool() {
-    let lab = Lab::new(LabOptions {
-        clients: 2,
-        ..LabOptions::default()
-    })
-    .expect("lab");
-    let _web = must(&lab, "upstream", lab.start_upstream());
-    let mut lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
-    let log_before = lassi.log().len();
+    let (lab, _web, mut lassi, log_before) = small_pool_lab();
 
-    let flood_log = lab.dir().join("dora-flood.log");
-    let mut flood = must(
-        &lab,
-        "DORA flood",
-        lab.client(2).ns().spawn(
-            "dora-flood",
-            &flood_argv("dora", 1000, 20),
-            &flood_log,
-            &ExecOptions::default(),
-        ),
-    );
+    let (mut flood, flood_log) = spawn_flood(&lab, lab.client(2), "dora", 1000, 20);
     // Long enough for the flood to hold every address, and for its first
     // leases to have gone quiet.
     std::thread::sleep(Duration::from_secs(7));
@@ -210,24 +220,13 @@ fn honest_client_gets_a_lease_while_a_dora_flood_holds_the_pool() {
     assert_eq!(st["dhcp"]["pool_used"].as_u64(), Some(POOL_SIZE), "{st}");
     let (ip, took) = honest_client_served(&lab, lab.client(1));
     println!("honest udhcpc bound {ip} in {took:?} during the flood");
-    let still_flooding = flood.is_running();
-    flood.wait_timeout(Duration::from_secs(30));
-    let summary = flood_summary(&std::fs::read_to_string(&flood_log).unwrap_or_default());
-    println!("flood: {summary}");
-    assert!(
-        still_flooding,
-        "the flood ended before the honest client was served"
-    );
+    let summary = flood_outlasted(&mut flood, &flood_log);
     assert!(
         summary["addresses"].as_u64().unwrap() >= POOL_SIZE,
         "{summary}"
     );
 
-    let logged = lassi.log().len() - log_before;
-    let rss = rss_kib(&mut lassi);
-    println!("log grew {logged} bytes, RSS {rss} KiB");
-    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
-    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
+    within_budgets(&mut lassi, log_before);
 }
 
 #[test]
@@ -235,16 +234,12 @@ fn a_renewal_flood_does_not_grow_the_log() {
     let lab = Lab::new(LabOptions::default()).expect("lab");
     let mut lassi = must(&lab, "lassi", lab.start_lassi(""));
     let log_before = lassi.log().len();
-    let out = must(
+    let out = run_flood(
         &lab,
+        lab.client(1),
         "renewal flood",
-        lab.client(1).ns().run_with(
-            &flood_argv("renew", 200_000, 10),
-            &ExecOptions {
-                timeout: Duration::from_secs(40),
-                ..ExecOptions::default()
-            },
-        ),
+        &flood_argv("renew", 200_000, 10),
+        40,
     );
     let flood = flood_summary(&out.stdout);
     let st = status(&lassi);
@@ -255,42 +250,28 @@ fn a_renewal_flood_does_not_grow_the_log() {
     assert!(acks >= 100, "{flood}");
     // …and logged the first binding only, not a line (~100 bytes) per
     // renewal.
-    let logged = lassi.log().len() - log_before;
-    let rss = rss_kib(&mut lassi);
-    println!("log grew {logged} bytes, RSS {rss} KiB");
-    assert!(logged < LOG_BUDGET, "log grew {logged} bytes");
+    let logged = within_budgets(&mut lassi, log_before);
     assert!(
         logged < acks * 10,
         "log grew {logged} bytes for {acks} renewals"
     );
-    assert!(rss < RSS_BUDGET_KIB, "RSS {rss} KiB");
 }
 
 #[test]
 fn a_logged_in_client_keeps_its_lease_through_a_dora_flood() {
-    let lab = Lab::new(LabOptions {
-        clients: 2,
-        ..LabOptions::default()
-    })
-    .expect("lab");
-    let web = must(&lab, "upstream", lab.start_upstream());
-    let lassi = must(&lab, "lassi", lab.start_lassi(SMALL_POOL));
+    let (lab, web, lassi, _) = small_pool_lab();
     let user = lab.client(1);
     let lease = must(&lab, "udhcpc", user.udhcpc());
     must(&lab, "authorize", lassi.authorize(user.mac()));
 
     // The user says nothing while the flood runs: it is the longest-silent
     // client of all, the first to go if logged-in clients were fair game.
-    let out = must(
+    let out = run_flood(
         &lab,
+        lab.client(2),
         "DORA flood",
-        lab.client(2).ns().run_with(
-            &flood_argv("dora", 1000, 20),
-            &ExecOptions {
-                timeout: Duration::from_secs(60),
-                ..ExecOptions::default()
-            },
-        ),
+        &flood_argv("dora", 1000, 20),
+        60,
     );
     println!("flood: {}", flood_summary(&out.stdout));
     let st = status(&lassi);

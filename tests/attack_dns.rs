@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use lassi_lab::{must, ExecOptions, Lab, LabOptions, LassiHandle, UpstreamServer};
+use lassi_lab::{must, ExecOptions, Lab, LabOptions, LassiHandle, Proc, UpstreamServer};
 use serde_json::Value;
 
 const WEB: &str = "198.51.100.10";
@@ -27,6 +27,30 @@ fn python(lab: &Lab, ns: &lassi_lab::Netns, what: &str, script: &str) -> String 
     out.stdout
 }
 
+/// `python3 -c` with `script_and_args` started in `ns` as `name` (its log
+/// `<name>.log` in the lab's directory), once that log says `word`.
+fn python_until(
+    lab: &Lab,
+    ns: &lassi_lab::Netns,
+    name: &str,
+    script_and_args: &[&str],
+    word: &str,
+) -> Proc {
+    let mut argv = vec![PYTHON, "-c"];
+    argv.extend_from_slice(script_and_args);
+    let log = lab.dir().join(format!("{name}.log"));
+    let p = must(
+        lab,
+        name,
+        ns.spawn(name, &argv, &log, &ExecOptions::default()),
+    );
+    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
+        p.log().contains(word).then_some(())
+    });
+    assert!(ready.is_some(), "{name}: {}", p.log());
+    p
+}
+
 /// An extra "internet" address on the upstream namespace's loopback.
 fn add_upstream_address(lab: &Lab, ip: &str) {
     must(
@@ -35,6 +59,19 @@ fn add_upstream_address(lab: &Lab, ip: &str) {
         lab.upstream()
             .ip(&["addr", "add", &format!("{ip}/32"), "dev", "lo"]),
     );
+}
+
+/// The attacker's web server, on 198.51.100.66:80 upstream.
+fn evil_web(lab: &Lab) -> UpstreamServer {
+    add_upstream_address(lab, "198.51.100.66");
+    must(
+        lab,
+        "evil web",
+        UpstreamServer::start(
+            lab.upstream().name(),
+            &["198.51.100.66:80".parse().unwrap()],
+        ),
+    )
 }
 
 /// A forged DNS answer from the DNS server's address and port 53, sent from
@@ -110,12 +147,14 @@ fn a_forged_unsolicited_answer_opens_nothing_a_real_lookup_still_does() {
     assert_eq!(status(&lab, &lassi)["walled_garden_learnt"], 1);
 }
 
-/// A DNS server (Python, in the upstream namespace on 198.51.100.53) whose
-/// answers to `www.garden.test` carry an extra A record of another name, as
-/// an on-path attacker who sees the query (port, id) would send.
-const LYING_DNS: &str = r#"
-import socket, time
-from scapy.all import DNS, DNSRR
+/// A Python DNS server on 198.51.100.53:53 (it says "ready", serves 40 s):
+/// `body` handles each query `q` (a scapy `DNS`) from `peer` on socket `s`.
+macro_rules! dns_server {
+    ($body:literal) => {
+        concat!(
+            r#"
+import os, socket, sys, time
+from scapy.all import DNS, DNSQR, DNSRR
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("198.51.100.53", 53))
 s.settimeout(0.5)
@@ -127,7 +166,17 @@ while time.time() < end:
     except socket.timeout:
         continue
     q = DNS(data)
-    name = q.qd.qname.decode().rstrip(".")
+"#,
+            $body
+        )
+    };
+}
+
+/// A DNS server (Python, in the upstream namespace on 198.51.100.53) whose
+/// answers to `www.garden.test` carry an extra A record of another name, as
+/// an on-path attacker who sees the query (port, id) would send.
+const LYING_DNS: &str = dns_server!(
+    r#"    name = q.qd.qname.decode().rstrip(".")
     an = None
     if q.qd.qtype == 1 and name == "www.garden.test":
         an = DNSRR(rrname="evil.attacker.test", type="A", ttl=86400, rdata="198.51.100.66") / \
@@ -135,36 +184,15 @@ while time.time() < end:
     r = DNS(id=q.id, qr=1, aa=1, rd=q.rd, ra=1, qd=q.qd, an=an, ancount=2 if an else 0)
     s.sendto(bytes(r), peer)
     print("answered", name, q.qd.qtype, peer, flush=True)
-"#;
+"#
+);
 
 #[test]
 fn a_matching_answer_teaches_only_the_records_of_its_question() {
     let lab = Lab::new(LabOptions::default()).expect("lab");
     let web = must(&lab, "upstream", lab.start_upstream());
-    add_upstream_address(&lab, "198.51.100.66");
-    let evil = must(
-        &lab,
-        "evil web",
-        UpstreamServer::start(
-            lab.upstream().name(),
-            &["198.51.100.66:80".parse().unwrap()],
-        ),
-    );
-    let log = lab.dir().join("lying-dns.log");
-    let mut liar = must(
-        &lab,
-        "lying dns",
-        lab.upstream().spawn(
-            "lying-dns",
-            &[PYTHON, "-c", LYING_DNS],
-            &log,
-            &ExecOptions::default(),
-        ),
-    );
-    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
-        liar.log().contains("ready").then_some(())
-    });
-    assert!(ready.is_some(), "{}", liar.log());
+    let evil = evil_web(&lab);
+    let mut liar = python_until(&lab, lab.upstream(), "lying-dns", &[LYING_DNS], "ready");
     let lassi = must(
         &lab,
         "lassi",
@@ -202,27 +230,15 @@ fn a_matching_answer_teaches_only_the_records_of_its_question() {
 /// answers every A question with the upstream web address, but only once
 /// the file named by its argument exists (the forged answer is out), so
 /// the forgery always wins the race.
-const SLOW_DNS: &str = r#"
-import os, socket, sys, time
-from scapy.all import DNS, DNSRR
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("198.51.100.53", 53))
-s.settimeout(0.5)
-print("ready", flush=True)
-end = time.time() + 40
-while time.time() < end:
-    try:
-        data, peer = s.recvfrom(2048)
-    except socket.timeout:
-        continue
-    q = DNS(data)
-    wait = time.time() + 20
+const SLOW_DNS: &str = dns_server!(
+    r#"    wait = time.time() + 20
     while not os.path.exists(sys.argv[1]) and time.time() < wait:
         time.sleep(0.05)
     an = DNSRR(rrname=q.qd.qname, type="A", ttl=300, rdata="198.51.100.10") if q.qd.qtype == 1 else None
     s.sendto(bytes(DNS(id=q.id, qr=1, rd=q.rd, ra=1, qd=q.qd, an=an)), peer)
     print("answered", q.qd.qname.decode(), flush=True)
-"#;
+"#
+);
 
 /// The guest's side of the accomplice attack: one query from a port and id
 /// it chose (and told its accomplice), then every answer it gets in 3 s.
@@ -249,30 +265,16 @@ while time.time() < end and heard < 2:
 fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
     let lab = Lab::new(LabOptions::default()).expect("lab");
     let web = must(&lab, "upstream", lab.start_upstream());
-    add_upstream_address(&lab, "198.51.100.66");
-    let evil = must(
-        &lab,
-        "evil web",
-        UpstreamServer::start(
-            lab.upstream().name(),
-            &["198.51.100.66:80".parse().unwrap()],
-        ),
-    );
+    let evil = evil_web(&lab);
     let go = lab.dir().join("forged-answer-sent");
-    let slow = must(
+    let go_path = go.display().to_string();
+    let _slow = python_until(
         &lab,
-        "slow dns",
-        lab.upstream().spawn(
-            "slow-dns",
-            &[PYTHON, "-c", SLOW_DNS, &go.display().to_string()],
-            &lab.dir().join("slow-dns.log"),
-            &ExecOptions::default(),
-        ),
+        lab.upstream(),
+        "slow-dns",
+        &[SLOW_DNS, &go_path],
+        "ready",
     );
-    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
-        slow.log().contains("ready").then_some(())
-    });
-    assert!(ready.is_some(), "{}", slow.log());
     let lassi = must(
         &lab,
         "lassi",
@@ -283,20 +285,7 @@ fn an_accomplice_cannot_forge_the_answer_to_the_guests_own_query() {
 
     // The guest asks from port 5555 with id 0x1234; its accomplice outside
     // answers at once with exactly those, the question, and its own host.
-    let mut guest = must(
-        &lab,
-        "guest query",
-        client.ns().spawn(
-            "guest-query",
-            &[PYTHON, "-c", GUEST_QUERY],
-            &lab.dir().join("guest-query.log"),
-            &ExecOptions::default(),
-        ),
-    );
-    let sent = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
-        guest.log().contains("sent").then_some(())
-    });
-    assert!(sent.is_some(), "{}", guest.log());
+    let mut guest = python_until(&lab, client.ns(), "guest-query", &[GUEST_QUERY], "sent");
     let forged = "DNSRR(rrname='x.garden.test',type='A',ttl=86400,rdata='198.51.100.66')";
     let script = format!(
         "from scapy.all import *\nconf.verb=0\n\
@@ -578,27 +567,15 @@ fn vlan_tagged_frames_reach_neither_upstream_nor_the_gateway_stack() {
 /// writes down each query's source port and id, then answers twice — first
 /// a forgery that guessed the id right but names another host (evil.test at
 /// 198.51.100.66), then the true answer (the upstream web address).
-const RECORDING_DNS: &str = r#"
-import socket, time
-from scapy.all import DNS, DNSQR, DNSRR
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("198.51.100.53", 53))
-s.settimeout(0.5)
-print("ready", flush=True)
-end = time.time() + 40
-while time.time() < end:
-    try:
-        data, peer = s.recvfrom(2048)
-    except socket.timeout:
-        continue
-    q = DNS(data)
-    print("query", peer[1], q.id, q.qd.qname.decode(), flush=True)
+const RECORDING_DNS: &str = dns_server!(
+    r#"    print("query", peer[1], q.id, q.qd.qname.decode(), flush=True)
     evil = DNSRR(rrname="evil.test.", type="A", ttl=86400, rdata="198.51.100.66")
     s.sendto(bytes(DNS(id=q.id, qr=1, ra=1, qd=DNSQR(qname="evil.test."), an=evil)), peer)
     time.sleep(0.05)
     an = DNSRR(rrname=q.qd.qname, type="A", ttl=300, rdata="198.51.100.10")
     s.sendto(bytes(DNS(id=q.id, qr=1, rd=q.rd, ra=1, qd=q.qd, an=an)), peer)
-"#;
+"#
+);
 
 /// Finding 7: lassi's own resolver (walled-garden host names) asks with a
 /// random id from a random port, and an answer that got the id right but
@@ -607,29 +584,14 @@ while time.time() < end:
 fn the_garden_resolver_uses_random_ids_and_ports_and_refuses_a_forged_question() {
     let lab = Lab::new(LabOptions::default()).expect("lab");
     let web = must(&lab, "upstream", lab.start_upstream());
-    add_upstream_address(&lab, "198.51.100.66");
-    let evil = must(
+    let evil = evil_web(&lab);
+    let dns = python_until(
         &lab,
-        "evil web",
-        UpstreamServer::start(
-            lab.upstream().name(),
-            &["198.51.100.66:80".parse().unwrap()],
-        ),
+        lab.upstream(),
+        "recording-dns",
+        &[RECORDING_DNS],
+        "ready",
     );
-    let dns = must(
-        &lab,
-        "recording dns",
-        lab.upstream().spawn(
-            "recording-dns",
-            &[PYTHON, "-c", RECORDING_DNS],
-            &lab.dir().join("recording-dns.log"),
-            &ExecOptions::default(),
-        ),
-    );
-    let ready = lassi_lab::netns::wait_until(Duration::from_secs(10), || {
-        dns.log().contains("ready").then_some(())
-    });
-    assert!(ready.is_some(), "{}", dns.log());
     let hosts: Vec<String> = (0..8).map(|i| format!("h{i}.partner.test")).collect();
     let garden = hosts
         .iter()

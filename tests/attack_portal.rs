@@ -282,29 +282,6 @@ const RADIUS_USERS: &str = r#"
 bob	Cleartext-Password := "hello"
 "#;
 
-fn radius_config() -> String {
-    format!(
-        r#"
-[portal]
-auth = "radius"
-
-[radius]
-nas_identifier = "lassi-lab"
-require_message_authenticator = true
-timeout = 1
-retries = 1
-mac_auth = false
-
-[[radius.server]]
-address = "{}"
-secret = "testing123"
-auth_port = 1812
-acct_port = 1813
-"#,
-        lassi_lab::radius::RADIUS_ADDR
-    )
-}
-
 /// `n` wrong CHAP logins through CoovaChilli's JSON API on one kept-alive
 /// connection, each with the challenge of the previous answer, as fast as
 /// they go. Prints how the answers read.
@@ -353,7 +330,11 @@ fn five_hundred_wrong_logins_barely_reach_radius_and_are_all_answered() {
         "freeradius",
         lab.start_freeradius(FreeRadiusOptions::lab(RADIUS_USERS)),
     );
-    let lassi = must(&lab, "lassi", lab.start_lassi(&radius_config()));
+    let lassi = must(
+        &lab,
+        "lassi",
+        lab.start_lassi(&lassi_lab::radius::lassi_toml()),
+    );
     let client = lab.client(1);
     must(&lab, "udhcpc", client.udhcpc());
     let script = lab.dir().join("wrong_logins.py");

@@ -40,26 +40,11 @@ fn ended_with(lassi: &LassiHandle, reason: &str, within: Duration) -> bool {
 
 /// Receiver-side throughput of a 6 s iperf3 run, in bit/s.
 fn iperf(lab: &Lab, reverse: bool) -> f64 {
-    let log = lab.dir().join(format!("iperf3-{}.log", lab.next_seq()));
-    let mut server = must(
-        lab,
-        "iperf3 -s",
-        lab.upstream().spawn(
-            "iperf3 -s",
-            &["iperf3", "-s", "-1", "-B", WEB],
-            &log,
-            &Default::default(),
-        ),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let mut argv = vec!["iperf3", "-c", WEB, "-J", "-t", "6", "-O", "1"];
+    let mut args = vec!["-t", "6", "-O", "1"];
     if reverse {
-        argv.push("-R");
+        args.push("-R");
     }
-    let out = must(lab, "iperf3", lab.client(1).ns().run(&argv));
-    server.stop();
-    let v: Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("iperf3 JSON: {e}: {out:?}"));
+    let v = must(lab, "iperf3", lab.iperf(lab.client(1), WEB, &args));
     v["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .expect("bits_per_second")

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use lassi::portal::uam;
 use lassi_lab::must;
 use lassi_lab::netns::ExecOptions;
+use lassi_lab::portal::{page_challenge, param, query, uam_key};
 use lassi_lab::upstream::enter_netns;
 use lassi_lab::{Guest, Lab, LabOptions, LassiHandle, Proc};
 use serde_json::{json, Value};
@@ -53,24 +54,16 @@ fn local_users_config(lab: &Lab, extra: &str) -> String {
     )
 }
 
-fn query(url: &str) -> Vec<(String, String)> {
-    uam::parse_query(url.split_once('?').map(|x| x.1).unwrap_or(""), 64)
+/// lassi with the test's local users (alice, bob) and nothing else set.
+fn start_local_users(lab: &Lab) -> LassiHandle {
+    must(lab, "lassi", lab.start_lassi(&local_users_config(lab, "")))
 }
 
-fn param(url: &str, k: &str) -> String {
-    query(url)
-        .into_iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
-fn page_challenge(html: &str) -> String {
-    let i = html
-        .find("name=\"challenge\" value=\"")
-        .unwrap_or_else(|| panic!("no challenge in {html}"))
-        + 24;
-    html[i..i + 32].to_string()
+/// Guest 1, once udhcpc has leased it an address.
+fn leased_guest(lab: &Lab) -> &Guest {
+    let client = lab.client(1);
+    must(lab, "udhcpc", client.udhcpc());
+    client
 }
 
 /// A guest's request to a web site as the data plane delivers it to the
@@ -79,6 +72,19 @@ fn intercepted(client: &Guest, host: &str, path: &str) -> lassi_lab::CurlResult 
     client
         .curl(&["-H", &format!("Host: {host}"), &format!("{PORTAL}{path}")])
         .expect("curl")
+}
+
+/// Asserts that `r` (the answer to `what`) is an uncached redirect to
+/// lassi's own splash page of an unauthorized guest; its Location.
+fn splash_redirect(what: &str, r: &lassi_lab::CurlResult) -> String {
+    assert_eq!(r.http_code, 302, "{what}: {r:?}");
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+    let loc = r.header("location").unwrap();
+    assert!(
+        loc.starts_with("http://10.1.0.1:3990/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge="),
+        "{what}: {loc}"
+    );
+    loc
 }
 
 #[test]
@@ -113,16 +119,7 @@ fn click_through_with_curl_and_the_json_and_rfc8908_apis() {
         ("www.msftconnecttest.com", "/connecttest.txt"),
         ("198.51.100.10", "/welcome?from=test"),
     ] {
-        let r = intercepted(client, host, path);
-        assert_eq!(r.http_code, 302, "{host}: {r:?}");
-        assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
-        let loc = r.header("location").unwrap();
-        assert!(
-            loc.starts_with(
-                "http://10.1.0.1:3990/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge="
-            ),
-            "{loc}"
-        );
+        let loc = splash_redirect(host, &intercepted(client, host, path));
         assert_eq!(param(&loc, "userurl"), format!("http://{host}{path}"));
         assert_eq!(param(&loc, "ip"), lease.ip.to_string());
         assert_eq!(param(&loc, "mac"), client.mac().to_dashed());
@@ -224,13 +221,8 @@ fn click_through_with_curl_and_the_json_and_rfc8908_apis() {
 fn local_users_wrong_password_gets_an_answer_and_stays_out() {
     let lab = lab();
     let _web = must(&lab, "upstream", lab.start_upstream());
-    let lassi = must(
-        &lab,
-        "lassi",
-        lab.start_lassi(&local_users_config(&lab, "")),
-    );
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let lassi = start_local_users(&lab);
+    let client = leased_guest(&lab);
     let mut chal =
         page_challenge(&must(&lab, "splash", client.curl(&[&format!("{PORTAL}/")])).text());
     for (user, pw) in [("alice", "wrong"), ("nobody", "x"), ("bob", "Builder")] {
@@ -318,8 +310,7 @@ fn external_portal_gets_coovachilli_parameters_and_answers() {
             &format!("uam_server = \"http://198.51.100.10/hotspotlogin\"\nuam_secret = \"{secret}\"\nnas_id = \"cafe-1\"\n"),
         )),
     );
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let client = leased_guest(&lab);
     let loc = intercepted(client, "example.test", "/news")
         .header("location")
         .unwrap();
@@ -352,13 +343,7 @@ fn external_portal_gets_coovachilli_parameters_and_answers() {
         uam::hex(&uam::md5(&[signed.as_bytes(), secret.as_bytes()])).to_uppercase()
     );
     assert_eq!(param(&loc, "nasid"), "cafe-1");
-    let key = |url: &str| {
-        let c: uam::Challenge = uam::unhex(&param(url, "challenge"))
-            .unwrap()
-            .try_into()
-            .unwrap();
-        uam::derived_challenge(&c, Some(secret))
-    };
+    let key = |url: &str| uam_key(url, secret);
 
     // Wrong password (hex XOR form): res=failed, never a closed connection.
     let r = must(
@@ -680,8 +665,7 @@ fn intercepted_http_and_os_probes_get_the_splash_page() {
     let _dns = must(&lab, "dns", lab.start_dns());
     let web = must(&lab, "upstream", lab.start_upstream());
     let _lassi = must(&lab, "lassi", lab.start_lassi(""));
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let client = leased_guest(&lab);
     for url in [
         "http://example.test/some/page?x=1",
         "http://captive.apple.com/hotspot-detect.html",
@@ -689,16 +673,7 @@ fn intercepted_http_and_os_probes_get_the_splash_page() {
         "http://www.msftconnecttest.com/connecttest.txt",
         "http://198.51.100.10/",
     ] {
-        let r = must(&lab, "curl", client.curl(&[url]));
-        assert_eq!(r.http_code, 302, "{url}: {r:?}");
-        assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
-        let loc = r.header("location").unwrap();
-        assert!(
-            loc.starts_with(
-                "http://10.1.0.1:3990/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge="
-            ),
-            "{url}: {loc}"
-        );
+        let loc = splash_redirect(url, &must(&lab, "curl", client.curl(&[url])));
         assert_eq!(param(&loc, "userurl"), url);
     }
     assert!(
@@ -756,13 +731,8 @@ fn browser_logs_in_with_local_users_and_logs_out() {
     let lab = lab();
     let _dns = must(&lab, "dns", lab.start_dns());
     let web = must(&lab, "upstream", lab.start_upstream());
-    let lassi = must(
-        &lab,
-        "lassi",
-        lab.start_lassi(&local_users_config(&lab, "")),
-    );
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let lassi = start_local_users(&lab);
+    let client = leased_guest(&lab);
 
     let wd =
         WebDriver::start(&lab, client).unwrap_or_else(|e| panic!("{e}\n{}", lab.logs_report(30)));
@@ -848,8 +818,7 @@ fn browser_click_through_in_german() {
     let _dns = must(&lab, "dns", lab.start_dns());
     let _web = must(&lab, "upstream", lab.start_upstream());
     let lassi = must(&lab, "lassi", lab.start_lassi(""));
-    let client = lab.client(1);
-    must(&lab, "udhcpc", client.udhcpc());
+    let client = leased_guest(&lab);
     let wd = WebDriver::start_with_lang(&lab, client, "de-DE")
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs_report(30)));
     wd.goto("http://example.test/");

@@ -17,8 +17,9 @@ use lassi::portal::uam;
 use lassi_lab::gateway::{emit_toml, merge_toml};
 use lassi_lab::must;
 use lassi_lab::netns::wait_until;
+use lassi_lab::portal::{page_challenge, param, uam_key};
 use lassi_lab::radius::{
-    radclient, DetailRecord, FreeRadius, FreeRadiusOptions, Postgres, RADIUS_ADDR,
+    self as radius, radclient, DetailRecord, FreeRadius, FreeRadiusOptions, Postgres, RADIUS_ADDR,
 };
 use lassi_lab::{CurlResult, Guest, Lab, LabOptions, LabResult, LassiHandle};
 use serde_json::Value;
@@ -61,27 +62,15 @@ mallory	Cleartext-Password := "hello", Auth-Type := Reject
 	Class = "mac-ok"
 "#;
 
-/// lassi's `[radius]` for the lab: FreeRADIUS upstream, CoA from the
-/// upstream router's address.
-fn radius_toml() -> String {
-    format!(
+/// lassi's `[radius]` for the lab (FreeRADIUS upstream, failover after
+/// 10 s), CoA from the upstream router's address, with `extra` deep-merged
+/// over it.
+fn config(extra: &str) -> String {
+    let mut base: toml::Table = radius::lassi_toml().parse().expect("radius toml");
+    let coa = format!(
         r#"
-[portal]
-auth = "radius"
-
 [radius]
-nas_identifier = "lassi-lab"
-require_message_authenticator = true
-timeout = 1
-retries = 1
 dead_time = 10
-mac_auth = false
-
-[[radius.server]]
-address = "{RADIUS_ADDR}"
-secret = "testing123"
-auth_port = 1812
-acct_port = 1813
 
 [radius.coa]
 listen = "{COA}"
@@ -90,14 +79,9 @@ listen = "{COA}"
 address = "192.0.2.2"
 secret = "{COA_SECRET}"
 "#
-    )
-}
-
-/// The RADIUS config with `extra` deep-merged over it.
-fn config(extra: &str) -> String {
-    let mut base: toml::Table = radius_toml().parse().expect("radius toml");
-    let over: toml::Table = extra.parse().expect("extra toml");
-    merge_toml(&mut base, over);
+    );
+    merge_toml(&mut base, coa.parse().expect("CoA toml"));
+    merge_toml(&mut base, extra.parse().expect("extra toml"));
     emit_toml(&base)
 }
 
@@ -249,14 +233,6 @@ fn stop_when_acknowledged(fr: &mut FreeRadius, lassi: &LassiHandle) {
     fr.stop();
 }
 
-fn page_challenge(html: &str) -> String {
-    let i = html
-        .find("name=\"challenge\" value=\"")
-        .unwrap_or_else(|| panic!("no challenge in {html}"))
-        + 24;
-    html[i..i + 32].to_string()
-}
-
 /// POST /login on lassi's own pages (challenge from the splash page).
 fn own_login(w: &World, client: &Guest, user: &str, pw: &str) -> CurlResult {
     let page = w.must("splash", client.curl(&[format!("{PORTAL}/").as_str()]));
@@ -275,47 +251,29 @@ fn own_login(w: &World, client: &Guest, user: &str, pw: &str) -> CurlResult {
     )
 }
 
-fn param(url: &str, k: &str) -> String {
-    uam::parse_query(url.split_once('?').map(|x| x.1).unwrap_or(""), 64)
-        .into_iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
 /// An iperf3 run through lassi (5 s unless `secs`): (receiver bit/s,
 /// bytes received).
 fn iperf(lab: &Lab, client: &Guest, reverse: bool, secs: Option<&str>) -> (f64, u64) {
-    let log = lab.dir().join(format!("iperf3-{}.log", lab.next_seq()));
-    let mut server = must(
-        lab,
-        "iperf3 -s",
-        lab.upstream().spawn(
-            "iperf3 -s",
-            &["iperf3", "-s", "-1", "-B", WEB],
-            &log,
-            &Default::default(),
-        ),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let mut argv = vec!["iperf3", "-c", WEB, "-J"];
+    let mut args = vec![];
     match secs {
         // Every byte counts: nothing omitted.
-        Some(t) => argv.extend(["-t", t]),
-        None => argv.extend(["-t", "5", "-O", "1"]),
+        Some(t) => args.extend(["-t", t]),
+        None => args.extend(["-t", "5", "-O", "1"]),
     }
     if reverse {
-        argv.push("-R");
+        args.push("-R");
     }
-    let out = must(lab, "iperf3", client.ns().run(&argv));
-    server.stop();
-    let v: Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("iperf3 JSON: {e}: {out:?}"));
+    let v = must(lab, "iperf3", lab.iperf(client, WEB, &args));
     let r = &v["end"]["sum_received"];
     (
         r["bits_per_second"].as_f64().expect("bits_per_second"),
         r["bytes"].as_u64().expect("bytes"),
     )
+}
+
+/// How many of `recs` have Acct-Status-Type `status`.
+fn with_status(recs: &[DetailRecord], status: &str) -> usize {
+    recs.iter().filter(|r| r.status() == status).count()
 }
 
 /// IP-layer bytes the client's `eth0` sent and received (kernel counters,
@@ -367,18 +325,8 @@ fn assert_complete(recs: &[DetailRecord], interval: u64) {
         show()
     );
     assert_eq!(recs.last().map(|r| r.status()), Some("Stop"), "{}", show());
-    assert_eq!(
-        recs.iter().filter(|r| r.status() == "Start").count(),
-        1,
-        "{}",
-        show()
-    );
-    assert_eq!(
-        recs.iter().filter(|r| r.status() == "Stop").count(),
-        1,
-        "{}",
-        show()
-    );
+    assert_eq!(with_status(recs, "Start"), 1, "{}", show());
+    assert_eq!(with_status(recs, "Stop"), 1, "{}", show());
     let mut last = (0u64, 0u64, 0u64);
     for r in &recs[1..] {
         let t = r
@@ -414,34 +362,22 @@ fn harness_freeradius_postgres_and_radclient() {
     opts.clients[0].require_message_authenticator = false;
     opts.sql = Some(sql);
     let fr = must(&lab, "freeradius", lab.start_freeradius(opts));
-    let target = format!("{RADIUS_ADDR}:1812");
-    let out = must(
-        &lab,
-        "radclient auth",
-        radclient(
-            Some(lab.gw()),
-            &target,
-            "auth",
-            "testing123",
-            "User-Name = bob, User-Password = hello",
-        ),
-    );
+    // radclient from the gateway namespace, as lassi's NAS.
+    let send = |service: &str, port: u16, attrs: &str| {
+        let target = format!("{RADIUS_ADDR}:{port}");
+        let what = format!("radclient {service}");
+        must(
+            &lab,
+            &what,
+            radclient(Some(lab.gw()), &target, service, "testing123", attrs),
+        )
+    };
+    let out = send("auth", 1812, "User-Name = bob, User-Password = hello");
     assert!(out.contains("Received Access-Accept"), "{out}");
     assert!(out.contains("Acct-Interim-Interval = 5"), "{out}");
-    let out = must(
-        &lab,
-        "radclient auth",
-        radclient(
-            Some(lab.gw()),
-            &target,
-            "auth",
-            "testing123",
-            "User-Name = mallory, User-Password = hello",
-        ),
-    );
+    let out = send("auth", 1812, "User-Name = mallory, User-Password = hello");
     assert!(out.contains("Received Access-Reject"), "{out}");
     assert!(out.contains("Account suspended"), "{out}");
-    let acct = format!("{RADIUS_ADDR}:1813");
     for (status, extra) in [
         ("Start", ""),
         (
@@ -449,16 +385,10 @@ fn harness_freeradius_postgres_and_radclient() {
             ", Acct-Input-Octets = 7, Acct-Output-Gigawords = 1, Acct-Output-Octets = 9, Acct-Session-Time = 3, Acct-Terminate-Cause = User-Request",
         ),
     ] {
-        let out = must(
-            &lab,
-            "radclient acct",
-            radclient(
-                Some(lab.gw()),
-                &acct,
-                "acct",
-                "testing123",
-                &format!("User-Name = bob, Acct-Session-Id = h-1, Acct-Status-Type = {status}, NAS-IP-Address = 192.0.2.1{extra}"),
-            ),
+        let out = send(
+            "acct",
+            1813,
+            &format!("User-Name = bob, Acct-Session-Id = h-1, Acct-Status-Type = {status}, NAS-IP-Address = 192.0.2.1{extra}"),
         );
         assert!(out.contains("Received Accounting-Response"), "{out}");
     }
@@ -520,13 +450,7 @@ fn portal_logins_pap_chap_reply_message_and_mac_auth() {
     let mut loc = r
         .header("location")
         .unwrap_or_else(|| w.fail("no redirect"));
-    let key = |url: &str| {
-        let c: uam::Challenge = uam::unhex(&param(url, "challenge"))
-            .unwrap()
-            .try_into()
-            .unwrap();
-        uam::derived_challenge(&c, Some(secret))
-    };
+    let key = |url: &str| uam_key(url, secret);
     let logon = |url: &str, q: String| -> String {
         let r = w.must("logon", c1.curl(&[format!("{PORTAL}/logon?{q}").as_str()]));
         let _ = url;
@@ -787,7 +711,7 @@ fn accounting_start_interims_stop_match_the_bytes_moved() {
         100.0 * (rup as f64 / up as f64 - 1.0),
         100.0 * (ain as f64 / kin as f64 - 1.0),
         100.0 * (aout as f64 / kout as f64 - 1.0),
-        recs.iter().filter(|r| r.status() == "Interim-Update").count()
+        with_status(&recs, "Interim-Update")
     );
     // IP-layer octets: the payload plus TCP/IP headers (~3.6 % at MSS 1448)
     // and a little HTTP or iperf3 control traffic.
@@ -840,10 +764,7 @@ fn freeradius_down_for_30s_mid_session_loses_and_duplicates_nothing() {
     w.record(&sid, "Stop", Duration::from_secs(15));
     let recs = w.fr.session_records(&sid);
     assert_complete(&recs, 5);
-    let interims = recs
-        .iter()
-        .filter(|r| r.status() == "Interim-Update")
-        .count();
+    let interims = with_status(&recs, "Interim-Update");
     println!("{interims} Interims for one session across a 30 s outage");
     assert!(interims >= 7, "{interims}");
 }
@@ -991,7 +912,7 @@ fn sigkill_during_an_outage_while_downloading_keeps_the_session() {
     assert_complete(&recs, 5);
     let all = w.fr.detail();
     assert_eq!(
-        all.iter().filter(|r| r.status() == "Accounting-On").count(),
+        with_status(&all, "Accounting-On"),
         1,
         "no Accounting-On after the restart (it would close the session)"
     );
@@ -1065,20 +986,10 @@ fn clean_restart_continues_the_session_and_its_timeout() {
     let recs = w.fr.session_records(&sid);
     assert_complete(&recs, 5);
     let all = w.fr.detail();
+    assert_eq!(with_status(&all, "Start"), 1, "{all:#?}");
+    assert_eq!(with_status(&all, "Stop"), 1, "{all:#?}");
     assert_eq!(
-        all.iter().filter(|r| r.status() == "Start").count(),
-        1,
-        "{all:#?}"
-    );
-    assert_eq!(
-        all.iter().filter(|r| r.status() == "Stop").count(),
-        1,
-        "{all:#?}"
-    );
-    assert_eq!(
-        all.iter()
-            .filter(|r| r.status() == "Accounting-Off")
-            .count(),
+        with_status(&all, "Accounting-Off"),
         0,
         "no Accounting-Off at a stop that keeps sessions"
     );

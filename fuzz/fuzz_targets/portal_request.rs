@@ -14,31 +14,19 @@ use libfuzzer_sys::fuzz_target;
 struct OneGuest;
 
 fn guest(authorized: bool) -> Client {
-    Client {
-        mac: MacAddr([2, 0, 0, 0, 0, 0x17]),
-        ip: Ipv4Addr::new(10, 1, 0, 23),
-        state: if authorized {
-            SessionState::Authorized
-        } else {
-            SessionState::Unauthorized
-        },
-        session_id: "66500000000000aa".into(),
-        user: authorized.then(|| "alice".into()),
-        leased_at: 0,
-        authorized_at: authorized.then_some(0),
-        lease_expires: u64::MAX,
-        last_active: 0,
-        counters: Default::default(),
-        limits: Default::default(),
-        throttled: false,
-        last_seen: 0,
-        next_interim: None,
-        class: Vec::new(),
-        cui: None,
-        up: Default::default(),
-        down: Default::default(),
-        probes: 0,
+    let mut c = Client::leased(
+        MacAddr([2, 0, 0, 0, 0, 0x17]),
+        Ipv4Addr::new(10, 1, 0, 23),
+        "66500000000000aa".into(),
+        u64::MAX,
+        0,
+    );
+    if authorized {
+        c.state = SessionState::Authorized;
+        c.user = Some("alice".into());
+        c.authorized_at = Some(0);
     }
+    c
 }
 
 impl Gateway for OneGuest {
@@ -90,16 +78,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let uam = data.first().is_some_and(|b| b & 1 == 1);
     let settings = Settings {
-        gateway: Ipv4Addr::new(10, 1, 0, 1),
-        port: 3990,
-        gateway_mac: MacAddr([2, 0, 0, 0, 0, 1]),
         uam_server: uam.then(|| "https://portal.example/login".into()),
         uam_secret: uam.then(|| "secret".into()),
-        success_url: None,
-        nas_id: "lassi".into(),
-        venue_info_url: None,
-        challenge_timeout: 60,
-        strict_csp: true,
+        ..Settings::new(
+            Ipv4Addr::new(10, 1, 0, 1),
+            3990,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+        )
     };
     let portal = Portal::new(settings, Box::new(auth::ClickThrough), pages(), [7; 16]);
     let req = PortalRequest {

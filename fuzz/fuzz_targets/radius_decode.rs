@@ -5,7 +5,7 @@
 #![no_main]
 
 use lassi::radius::attrs::ReplyLimits;
-use lassi::radius::coa::{CoaClient, CoaServer};
+use lassi::radius::coa::CoaServer;
 use lassi::radius::crypto;
 use lassi::radius::packet::Packet;
 use libfuzzer_sys::fuzz_target;
@@ -13,19 +13,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = crypto::verify_response(data, b"secret", &[0; 16], true);
     let _ = crypto::verify_request(data, b"secret", false);
-    let coa = CoaServer {
-        clients: vec![CoaClient {
-            addr: "127.0.0.1".parse().unwrap(),
-            secret: b"secret".to_vec(),
-        }],
-        nas_identifier: Some("nas".into()),
-        nas_ip: None,
-        require_message_authenticator: false,
-        swap_octets: false,
-        event_timestamp_window: 300,
-        require_event_timestamp: false,
-        nak_stale_event_timestamp: false,
-    };
+    let coa = CoaServer::for_client("127.0.0.1".parse().unwrap(), b"secret", Some("nas".into()));
     let _ = coa.handle("127.0.0.1:1".parse().unwrap(), data, 1_800_000_000);
     if let Ok(p) = Packet::decode(data) {
         let _ = ReplyLimits::from_packet(&p, false);

@@ -469,18 +469,11 @@ mod shell_tests {
     async fn portal_on_loopback(total: usize, per_client: usize) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let settings = Settings {
-            gateway: Ipv4Addr::LOCALHOST,
-            port: addr.port(),
-            gateway_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            uam_server: None,
-            uam_secret: None,
-            success_url: None,
-            nas_id: "lassi".into(),
-            venue_info_url: None,
-            challenge_timeout: 60,
-            strict_csp: true,
-        };
+        let settings = Settings::new(
+            Ipv4Addr::LOCALHOST,
+            addr.port(),
+            MacAddr([2, 0, 0, 0, 0, 1]),
+        );
         let portal = Portal::new(
             settings,
             Box::new(auth::ClickThrough),

@@ -34,6 +34,9 @@ pub mod radius;
 pub mod session;
 pub mod wire;
 
+#[cfg(test)]
+pub(crate) mod testkit;
+
 /// Engine time in milliseconds. The shell's one clock (`lassi::io::clock`)
 /// supplies it: the wall clock as it was at start, advanced monotonically,
 /// so it never steps. The engine never reads a clock itself.

@@ -28,6 +28,8 @@
 //! - [`dns`]: dnsmasq as the upstream DNS server (and as a reference DHCP server).
 //! - [`peers`]: DHCP client runners (dhclient, udhcpc, dhcpcd) and curl.
 //! - [`gateway`]: starting and driving `lassi run` inside the gateway namespace.
+//! - [`portal`]: redirect parameters and login-page challenges, read as a
+//!   browser does.
 //! - [`rawframes`]: raw frames on a LAN port, for benchmarks that play
 //!   thousands of DHCP clients.
 //! - [`radius`]: a private FreeRADIUS (and PostgreSQL) and `radclient`.
@@ -41,6 +43,7 @@ pub mod dns;
 pub mod gateway;
 pub mod netns;
 pub mod peers;
+pub mod portal;
 pub mod radius;
 pub mod rawframes;
 pub mod topology;

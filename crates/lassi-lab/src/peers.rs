@@ -6,7 +6,7 @@
 //! it, and the DHCP clients get scripts of ours instead of their default
 //! ones (which would rewrite resolv.conf).
 
-use super::netns::{read_lossy, wait_until, ExecOptions};
+use super::netns::{read_lossy, wait_until, CmdOutput, ExecOptions};
 use super::topology::Guest;
 use super::{IoContext, LabError, LabResult};
 use std::collections::BTreeMap;
@@ -331,13 +331,7 @@ exit 0
         let out = self.ns.run_with(&argv, &self.dhcp_exec(opts))?;
         let log = format!("{}{}", out.stdout, out.stderr);
         std::fs::write(dir.join("udhcpc.log"), &log)?;
-        let env = find_event(&dir, &["bound", "renew"]).ok_or_else(|| {
-            LabError::new(format!(
-                "udhcpc in {} got no lease (exit {})\n{log}",
-                self.name(),
-                out.code()
-            ))
-        })?;
+        let env = self.bound_env(DhcpClientKind::Udhcpc, &dir, &out, &log)?;
         let g = |k: &str| env.get(k);
         let ip = parse_ip(g("ip"), "ip", &log)?;
         let (prefix, netmask) = subnet(g("mask"), g("subnet"), "udhcpc", &log)?;
@@ -444,33 +438,15 @@ exit 0
         let out = out?;
         let log = format!("{}{}", out.stdout, out.stderr);
         std::fs::write(&log_path, &log)?;
-        let env = find_event(&dir, &["BOUND", "REBOOT", "RENEW", "REBIND"]).ok_or_else(|| {
-            LabError::new(format!(
-                "dhclient in {} got no lease (exit {})\n{log}",
-                self.name(),
-                out.code()
-            ))
-        })?;
-        let g = |k: &str| env.get(k);
-        let ip = parse_ip(g("new_ip_address"), "new_ip_address", &log)?;
-        let netmask: Ipv4Addr = parse_ip(g("new_subnet_mask"), "new_subnet_mask", &log)?;
-        Ok(DhcpLease {
-            client: DhcpClientKind::Dhclient,
-            ip,
-            netmask,
-            prefix: u32::from(netmask).count_ones() as u8,
-            router: ips(g("new_routers")).first().copied(),
-            dns: ips(g("new_domain_name_servers")),
-            lease_time: g("new_dhcp_lease_time")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(0),
-            server_id: g("new_dhcp_server_identifier").and_then(|s| s.parse().ok()),
-            captive_portal: non_empty(g("new_default_url")),
-            domain: non_empty(g("new_domain_name")),
-            log,
-            elapsed: started.elapsed(),
+        let env = self.bound_env(DhcpClientKind::Dhclient, &dir, &out, &log)?;
+        // ISC names option 114 "default-url".
+        isc_lease(
+            DhcpClientKind::Dhclient,
             env,
-        })
+            "new_default_url",
+            log,
+            started,
+        )
     }
 
     /// Runs dhcpcd once (`-4 -1 -t N`), with private `/var/lib/dhcpcd` and
@@ -539,32 +515,36 @@ exit 0
             read_lossy(&logfile)
         );
         std::fs::write(dir.join("dhcpcd.log"), &log)?;
-        let env = find_event(&dir, &["BOUND", "REBOOT", "RENEW", "REBIND"]).ok_or_else(|| {
+        let env = self.bound_env(DhcpClientKind::Dhcpcd, &dir, &out, &log)?;
+        isc_lease(
+            DhcpClientKind::Dhcpcd,
+            env,
+            "new_captive_portal",
+            log,
+            started,
+        )
+    }
+
+    /// The environment `client`'s script recorded in `dir` for the event
+    /// that bound a lease (udhcpc: bound or renew; the ISC clients: BOUND,
+    /// REBOOT, RENEW or REBIND); an error with `log` when there is none.
+    fn bound_env(
+        &self,
+        client: DhcpClientKind,
+        dir: &Path,
+        out: &CmdOutput,
+        log: &str,
+    ) -> LabResult<BTreeMap<String, String>> {
+        let events: &[&str] = match client {
+            DhcpClientKind::Udhcpc => &["bound", "renew"],
+            _ => &["BOUND", "REBOOT", "RENEW", "REBIND"],
+        };
+        find_event(dir, events).ok_or_else(|| {
             LabError::new(format!(
-                "dhcpcd in {} got no lease (exit {})\n{log}",
+                "{client} in {} got no lease (exit {})\n{log}",
                 self.name(),
                 out.code()
             ))
-        })?;
-        let g = |k: &str| env.get(k);
-        let ip = parse_ip(g("new_ip_address"), "new_ip_address", &log)?;
-        let (prefix, netmask) = subnet(g("new_subnet_cidr"), g("new_subnet_mask"), "dhcpcd", &log)?;
-        Ok(DhcpLease {
-            client: DhcpClientKind::Dhcpcd,
-            ip,
-            netmask,
-            prefix,
-            router: ips(g("new_routers")).first().copied(),
-            dns: ips(g("new_domain_name_servers")),
-            lease_time: g("new_dhcp_lease_time")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(0),
-            server_id: g("new_dhcp_server_identifier").and_then(|s| s.parse().ok()),
-            captive_portal: non_empty(g("new_captive_portal")),
-            domain: non_empty(g("new_domain_name")),
-            log,
-            elapsed: started.elapsed(),
-            env,
         })
     }
 
@@ -684,6 +664,39 @@ fn subnet(
         (None, Some(m)) => Ok((u32::from(m).count_ones() as u8, m)),
         _ => Err(LabError::new(format!("{client} reported no subnet\n{log}"))),
     }
+}
+
+/// The lease an ISC-style script environment describes (`new_*`
+/// variables, as dhclient and dhcpcd give them); `portal_var` carries
+/// option 114.
+fn isc_lease(
+    client: DhcpClientKind,
+    env: BTreeMap<String, String>,
+    portal_var: &str,
+    log: String,
+    started: Instant,
+) -> LabResult<DhcpLease> {
+    let g = |k: &str| env.get(k);
+    let ip = parse_ip(g("new_ip_address"), "new_ip_address", &log)?;
+    let name = client.to_string();
+    let (prefix, netmask) = subnet(g("new_subnet_cidr"), g("new_subnet_mask"), &name, &log)?;
+    Ok(DhcpLease {
+        client,
+        ip,
+        netmask,
+        prefix,
+        router: ips(g("new_routers")).first().copied(),
+        dns: ips(g("new_domain_name_servers")),
+        lease_time: g("new_dhcp_lease_time")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0),
+        server_id: g("new_dhcp_server_identifier").and_then(|s| s.parse().ok()),
+        captive_portal: non_empty(g(portal_var)),
+        domain: non_empty(g("new_domain_name")),
+        log,
+        elapsed: started.elapsed(),
+        env,
+    })
 }
 
 fn parse_ip(v: Option<&String>, what: &str, log: &str) -> LabResult<Ipv4Addr> {

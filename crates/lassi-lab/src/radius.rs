@@ -32,6 +32,32 @@ use std::time::Duration;
 /// Where the lab's FreeRADIUS listens: a /32 on the upstream namespace's `lo`.
 pub const RADIUS_ADDR: &str = "198.51.100.60";
 
+/// lassi's `[portal]` and `[radius]` against the lab's FreeRADIUS
+/// ([`FreeRadiusOptions::lab`], secret `testing123`): logins through
+/// RADIUS, Message-Authenticator required, 1 s timeout and one retry, no
+/// MAC authentication.
+pub fn lassi_toml() -> String {
+    format!(
+        r#"
+[portal]
+auth = "radius"
+
+[radius]
+nas_identifier = "lassi-lab"
+require_message_authenticator = true
+timeout = 1
+retries = 1
+mac_auth = false
+
+[[radius.server]]
+address = "{RADIUS_ADDR}"
+secret = "testing123"
+auth_port = 1812
+acct_port = 1813
+"#
+    )
+}
+
 /// One NAS (or CoA-sending peer) FreeRADIUS accepts requests from.
 #[derive(Debug, Clone)]
 pub struct RadiusClient {

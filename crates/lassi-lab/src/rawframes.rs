@@ -2,13 +2,79 @@
 //! DHCP clients from one process: an AF_PACKET socket, the server's DHCP
 //! replies picked out of what it receives, and /proc readings of a process.
 
-use dhcproto::v4::{Message, Opcode};
-use dhcproto::Decodable;
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode};
+use dhcproto::{Decodable, Encodable};
+use lassi::wire::frame::{udp_frame, UdpAddressing};
 use lassi::wire::MacAddr;
 
 /// Synthetic client number `i` (1-based): a locally administered MAC.
 pub fn synthetic_mac(i: usize) -> MacAddr {
     MacAddr([0x02, 0x4c, 0x61, (i >> 16) as u8, (i >> 8) as u8, i as u8])
+}
+
+/// A message a synthetic DHCP client sends.
+#[derive(Clone, Copy, Debug)]
+pub enum ClientMessage {
+    /// DHCPDISCOVER, broadcast.
+    Discover,
+    /// DHCPREQUEST for `ip` offered by `server`, broadcast.
+    Request {
+        /// The offered address.
+        ip: Ipv4Addr,
+        /// The offering server's identifier.
+        server: Ipv4Addr,
+    },
+    /// DHCPRELEASE of `ip`, unicast to `server` at `gw_mac` as RFC 2131 says.
+    Release {
+        /// The address given back.
+        ip: Ipv4Addr,
+        /// The server that leased it.
+        server: Ipv4Addr,
+        /// The server's MAC.
+        gw_mac: MacAddr,
+    },
+}
+
+/// Synthetic client `i`'s `msg` with transaction id `xid`, in its
+/// Ethernet frame (UDP 68 → 67).
+pub fn dhcp_client_frame(i: usize, xid: u32, msg: ClientMessage) -> Result<Vec<u8>, String> {
+    let mac = synthetic_mac(i);
+    let z = Ipv4Addr::UNSPECIFIED;
+    let (ciaddr, dst_mac, dst_ip) = match msg {
+        ClientMessage::Release { ip, server, gw_mac } => (ip, gw_mac, server),
+        _ => (z, MacAddr::BROADCAST, Ipv4Addr::BROADCAST),
+    };
+    let mut m = Message::new_with_id(xid, ciaddr, z, z, z, &mac.0);
+    if ciaddr.is_unspecified() {
+        m.set_flags(Flags::default().set_broadcast());
+    }
+    let opts = m.opts_mut();
+    match msg {
+        ClientMessage::Discover => {
+            opts.insert(DhcpOption::MessageType(MessageType::Discover));
+        }
+        ClientMessage::Request { ip, server } => {
+            opts.insert(DhcpOption::MessageType(MessageType::Request));
+            opts.insert(DhcpOption::RequestedIpAddress(ip));
+            opts.insert(DhcpOption::ServerIdentifier(server));
+        }
+        ClientMessage::Release { server, .. } => {
+            opts.insert(DhcpOption::MessageType(MessageType::Release));
+            opts.insert(DhcpOption::ServerIdentifier(server));
+        }
+    }
+    let payload = m.to_vec().map_err(|e| e.to_string())?;
+    let addressing = UdpAddressing {
+        src_mac: mac,
+        dst_mac,
+        src_ip: ciaddr,
+        dst_ip,
+        src_port: 68,
+        dst_port: 67,
+    };
+    Ok(udp_frame(&addressing, &payload))
 }
 
 /// A DHCP reply (UDP 67 → 68) in an Ethernet frame, decoded.

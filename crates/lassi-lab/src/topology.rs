@@ -1,12 +1,14 @@
 //! The lab's namespaces and links: clients on a bridge, the gateway, and an
 //! upstream namespace standing in for the internet.
 
-use super::netns::{check_command, read_lossy, tail, unique_name, Netns};
+use super::netns::{check_command, read_lossy, tail, unique_name, ExecOptions, Netns};
 use super::{IoContext, LabError, LabResult};
 use lassi::wire::MacAddr;
+use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 /// The lab's fixed addresses (all documentation or private ranges, all inside
 /// the lab's own namespaces).
@@ -453,6 +455,31 @@ impl Lab {
     /// The upstream namespace ("the internet": web and DNS servers).
     pub fn upstream(&self) -> &Netns {
         &self.up
+    }
+
+    /// One iperf3 run from `client` (`iperf3 -c server -J` and `args`) to a
+    /// one-shot server on `server` in the upstream namespace, given 300 ms
+    /// to listen first: iperf3's JSON report.
+    pub fn iperf(&self, client: &Guest, server: &str, args: &[&str]) -> LabResult<Value> {
+        let log = self
+            .dir()
+            .join(format!("iperf3-server-{}.log", self.next_seq()));
+        let argv = ["iperf3", "-s", "-1", "-B", server];
+        let mut srv = self
+            .up
+            .spawn("iperf3 -s", &argv, &log, &ExecOptions::default())?;
+        std::thread::sleep(Duration::from_millis(300));
+        let mut argv = vec!["iperf3", "-c", server, "-J"];
+        argv.extend_from_slice(args);
+        let out = client.ns().run(&argv);
+        srv.stop();
+        let out = out?;
+        serde_json::from_str(&out.stdout).map_err(|e| {
+            LabError::new(format!(
+                "iperf3 output is not JSON ({e}): {} {}",
+                out.stdout, out.stderr
+            ))
+        })
     }
 
     /// Guest number `index` (1-based). Panics if there is no such client.

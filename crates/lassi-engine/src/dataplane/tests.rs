@@ -7,11 +7,11 @@ use dhcproto::{Decodable, Encodable};
 
 use super::*;
 use crate::dhcp::{DhcpServer, DhcpSettings};
+use crate::testkit::{self, GW};
 use crate::wire::checksum;
 use crate::wire::frame::{udp_frame, UdpAddressing};
 use crate::wire::vnet::{F_NEEDS_CSUM, GSO_TCPV4};
 
-const GW: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
 const WEB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 const T0: UnixMillis = 1_795_359_600_000;
@@ -29,44 +29,14 @@ fn engine(isolation: bool) -> Engine {
 }
 
 fn engine_with(isolation: bool, tweak: impl FnOnce(&mut DhcpSettings)) -> Engine {
-    let mut settings = DhcpSettings {
-        server_ip: GW,
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
-        dns: vec![DNS],
-        domain: None,
-        mtu: None,
-        lease_secs: 3600,
-        pool_start: Ipv4Addr::new(10, 1, 0, 10),
-        pool_end: Ipv4Addr::new(10, 1, 0, 250),
-        static_leases: vec![],
-        captive_portal_uri: None,
-        offer_hold_secs: 30,
-        unauthorized_lease_secs: 3600,
-        new_client_rate: 0,
-    };
+    let mut settings = testkit::dhcp_settings(DNS);
     tweak(&mut settings);
     let dhcp = DhcpServer::new(settings, vec![], T0);
-    Engine::new(
-        EngineSettings {
-            gateway_ip: GW,
-            gateway_mac: gw_mac(),
-            network: "10.1.0.0/24".parse().unwrap(),
-            dns: vec![DNS],
-            client_isolation: isolation,
-            intercept: InterceptSettings {
-                portal_port: 3990,
-                walled_nets: vec!["203.0.113.0/24".parse().unwrap()],
-                walled_suffixes: vec!["example.org".into()],
-                any_dns: false,
-            },
-            quota_action: QuotaAction::End,
-            lost_carrier: LostCarrier::default(),
-            default_limits: SessionLimits::default(),
-            session_id_seed: 0,
-        },
-        dhcp,
-        T0,
-    )
+    let mut engine_settings = testkit::engine_settings(DNS);
+    engine_settings.client_isolation = isolation;
+    engine_settings.intercept.walled_nets = vec!["203.0.113.0/24".parse().unwrap()];
+    engine_settings.intercept.walled_suffixes = vec!["example.org".into()];
+    Engine::new(engine_settings, dhcp, T0)
 }
 
 /// Classify a copy of `f` (the engine may rewrite frames in place).
@@ -119,6 +89,23 @@ fn decode_reply(frame: &[u8]) -> (EthHeader, frame::Ipv4Summary, Message) {
     assert_eq!((p.src, p.src_port, p.dst_port), (GW, 67, 68));
     let msg = Message::from_bytes(&ip[p.ihl + 8..p.total_len]).unwrap();
     (eth, p, msg)
+}
+
+/// Leases `m` an address and lets it through the portal (no user) at T0.
+fn online(e: &mut Engine, m: MacAddr) -> Ipv4Addr {
+    let ip = lease(e, m);
+    e.authorize(m, who(None), T0).unwrap();
+    ip
+}
+
+/// Leases clients 1 and 2 their addresses, then lets both through the
+/// portal (no user) at T0.
+fn both_online(e: &mut Engine) -> (Ipv4Addr, Ipv4Addr) {
+    let a = lease(e, mac(1));
+    let b = lease(e, mac(2));
+    e.authorize(mac(1), who(None), T0).unwrap();
+    e.authorize(mac(2), who(None), T0).unwrap();
+    (a, b)
 }
 
 /// Run DISCOVER/OFFER/REQUEST/ACK for `m` through the engine; returns the address.
@@ -342,8 +329,7 @@ fn authorized_traffic_is_forwarded_and_counted_at_the_ip_layer() {
 #[test]
 fn gso_super_packets_count_what_they_stand_for() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     let payload = 1448 * 10 + 100;
     let f = tcp(mac(1), ip, WEB, 80, payload);
     let vnet = VnetHdr {
@@ -363,10 +349,7 @@ fn gso_super_packets_count_what_they_stand_for() {
 #[test]
 fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
     let mut e = engine(true);
-    let a = lease(&mut e, mac(1));
-    let _b = lease(&mut e, mac(2));
-    e.authorize(mac(1), who(None), T0).unwrap();
-    e.authorize(mac(2), who(None), T0).unwrap();
+    let (a, _b) = both_online(&mut e);
     // Client 2 forges client 1's address.
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(2), a, WEB, 80, 500)),
@@ -388,8 +371,7 @@ fn spoofed_and_unleased_sources_are_dropped_and_counted_to_nobody() {
 #[test]
 fn ipv6_rogue_dhcp_and_broadcasts_never_pass() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     let mut v6 = vec![0u8; 80];
     EthHeader {
         dst: MacAddr([0x33, 0x33, 0, 0, 0, 1]),
@@ -473,10 +455,7 @@ fn logout_cuts_the_client_off_and_reports_the_session() {
 #[test]
 fn client_to_client_follows_isolation() {
     let mut iso = engine(true);
-    let a = lease(&mut iso, mac(1));
-    let b = lease(&mut iso, mac(2));
-    iso.authorize(mac(1), who(None), T0).unwrap();
-    iso.authorize(mac(2), who(None), T0).unwrap();
+    let (a, b) = both_online(&mut iso);
     assert_eq!(
         lan(&mut iso, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
         LanAction::Drop(DropReason::ClientToClient)
@@ -505,8 +484,7 @@ fn client_to_client_follows_isolation() {
 #[test]
 fn lease_expiry_ends_the_session() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     e.take_events();
     let deadline = e.next_deadline(T0).expect("a lease to expire");
     assert_eq!(deadline, T0 + 3_600_000);
@@ -532,28 +510,13 @@ fn restored_leases_come_back_as_clients() {
 }
 
 fn dhcp_settings_for_restore() -> DhcpSettings {
-    DhcpSettings {
-        server_ip: GW,
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
-        dns: vec![DNS],
-        domain: None,
-        mtu: None,
-        lease_secs: 3600,
-        pool_start: Ipv4Addr::new(10, 1, 0, 10),
-        pool_end: Ipv4Addr::new(10, 1, 0, 250),
-        static_leases: vec![],
-        captive_portal_uri: None,
-        offer_hold_secs: 30,
-        unauthorized_lease_secs: 3600,
-        new_client_rate: 0,
-    }
+    testkit::dhcp_settings(DNS)
 }
 
 #[test]
 fn garbage_never_panics_and_is_counted() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     let base = tcp(mac(1), ip, WEB, 80, 20);
     let mut seed = 0x1234_5678u32;
     let mut rnd = || {
@@ -1358,8 +1321,7 @@ fn a_clean_shutdown_keeps_sessions_unless_told_to_stop_them() {
 #[test]
 fn counters_fingerprint_moves_with_traffic() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     let f0 = e.counters_fingerprint();
     lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 960));
     assert_ne!(e.counters_fingerprint(), f0);
@@ -1754,8 +1716,7 @@ fn any_dns_carries_queries_and_their_answers_only() {
 #[test]
 fn vlan_tagged_frames_never_pass() {
     let mut e = engine(true);
-    let ip = lease(&mut e, mac(1));
-    e.authorize(mac(1), who(None), T0).unwrap();
+    let ip = online(&mut e, mac(1));
     // The same packet, with a tag left in the frame (802.1Q, 802.1ad).
     for tpid in [0x8100u16, 0x88a8] {
         let plain_frame = tcp(mac(1), ip, WEB, 443, 0);

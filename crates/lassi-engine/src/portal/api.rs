@@ -190,40 +190,32 @@ mod tests {
     use core::net::Ipv4Addr;
 
     fn client(authorized: bool) -> Client {
-        Client {
-            mac: "02:00:00:00:00:17".parse().unwrap(),
-            ip: Ipv4Addr::new(10, 1, 0, 23),
-            state: if authorized {
-                SessionState::Authorized
-            } else {
-                SessionState::Unauthorized
-            },
-            session_id: "66500000000000aa".into(),
-            user: authorized.then(|| "alice".to_string()),
-            leased_at: 1_000_000,
-            authorized_at: authorized.then_some(2_000_000),
-            lease_expires: 9_000_000,
-            last_active: 2_050_000,
-            counters: Counters {
-                octets_in: (1 << 32) + 5,
-                octets_out: 700,
-                packets_in: 3,
-                packets_out: 4,
-            },
-            limits: SessionLimits {
-                session_timeout: Some(3600),
-                max_total_octets: Some(10_000_000_000),
-                ..SessionLimits::default()
-            },
-            throttled: false,
-            last_seen: 2_050_000,
-            next_interim: None,
-            class: Vec::new(),
-            cui: None,
-            up: Default::default(),
-            down: Default::default(),
-            probes: 0,
+        let mut c = Client::leased(
+            "02:00:00:00:00:17".parse().unwrap(),
+            Ipv4Addr::new(10, 1, 0, 23),
+            "66500000000000aa".into(),
+            9_000_000,
+            1_000_000,
+        );
+        if authorized {
+            c.state = SessionState::Authorized;
+            c.user = Some("alice".to_string());
+            c.authorized_at = Some(2_000_000);
         }
+        c.last_active = 2_050_000;
+        c.last_seen = 2_050_000;
+        c.counters = Counters {
+            octets_in: (1 << 32) + 5,
+            octets_out: 700,
+            packets_in: 3,
+            packets_out: 4,
+        };
+        c.limits = SessionLimits {
+            session_timeout: Some(3600),
+            max_total_octets: Some(10_000_000_000),
+            ..SessionLimits::default()
+        };
+        c
     }
 
     fn ctx() -> JsonContext {

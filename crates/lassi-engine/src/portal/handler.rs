@@ -163,6 +163,25 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The portal at `gateway:port` (LAN MAC `gateway_mac`) on lassi's own
+    /// pages: no external UAM server, secret, success or venue-info URL,
+    /// `nasid` "lassi", challenges that live 60 s, a strict
+    /// Content-Security-Policy.
+    pub fn new(gateway: Ipv4Addr, port: u16, gateway_mac: MacAddr) -> Settings {
+        Settings {
+            gateway,
+            port,
+            gateway_mac,
+            uam_server: None,
+            uam_secret: None,
+            success_url: None,
+            nas_id: "lassi".into(),
+            venue_info_url: None,
+            challenge_timeout: 60,
+            strict_csp: true,
+        }
+    }
+
     /// `http://<gateway>:<port>`.
     pub fn base(&self) -> String {
         format!("http://{}:{}", self.gateway, self.port)

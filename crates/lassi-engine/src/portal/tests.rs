@@ -13,15 +13,13 @@ use super::auth::{self, AuthFuture, AuthRequest, Authenticator, LocalUsers};
 use super::handler::{Gateway, Method, Portal, PortalRequest, Response, Settings};
 use super::pages::Pages;
 use super::uam;
-use crate::dataplane::{Engine, EngineSettings, InterceptSettings, LostCarrier};
-use crate::dhcp::{DhcpServer, DhcpSettings, LeaseRecord};
-use crate::session::{
-    Authorization, Client, EndReason, EndedSession, QuotaAction, SessionLimits, SessionState,
-};
+use crate::dataplane::Engine;
+use crate::dhcp::{DhcpServer, LeaseRecord};
+use crate::session::{Authorization, Client, EndReason, EndedSession, SessionState};
+use crate::testkit::{self, GW};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
-const GW: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const IP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 23);
 const SECRET: &str = "testing123";
 /// Engine time when the data plane starts: session ids begin with it in
@@ -57,39 +55,10 @@ impl EngineGateway {
     }
 
     fn with_leases(leases: Vec<LeaseRecord>) -> EngineGateway {
-        let dhcp = DhcpSettings {
-            server_ip: GW,
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
-            dns: vec![GW],
-            domain: None,
-            mtu: None,
-            lease_secs: 3600,
-            pool_start: Ipv4Addr::new(10, 1, 0, 10),
-            pool_end: Ipv4Addr::new(10, 1, 0, 250),
-            static_leases: vec![],
-            captive_portal_uri: None,
-            offer_hold_secs: 30,
-            unauthorized_lease_secs: 3600,
-            new_client_rate: 0,
-        };
-        let settings = EngineSettings {
-            gateway_ip: GW,
-            gateway_mac: "02:00:00:00:00:01".parse().unwrap(),
-            network: "10.1.0.0/24".parse().unwrap(),
-            dns: vec![GW],
-            client_isolation: true,
-            intercept: InterceptSettings {
-                portal_port: 3990,
-                walled_nets: vec![],
-                walled_suffixes: vec![],
-                any_dns: false,
-            },
-            quota_action: QuotaAction::End,
-            lost_carrier: LostCarrier::default(),
-            default_limits: SessionLimits::default(),
-            // The first session id is then 66500000000000aa.
-            session_id_seed: 0xa9,
-        };
+        let dhcp = testkit::dhcp_settings(GW);
+        let mut settings = testkit::engine_settings(GW);
+        // The first session id is then 66500000000000aa.
+        settings.session_id_seed = 0xa9;
         let engine = Engine::new(settings, DhcpServer::new(dhcp, leases, T0), T0);
         EngineGateway {
             engine: Arc::new(Mutex::new(engine)),
@@ -172,18 +141,7 @@ impl Authenticator for Inline {
 }
 
 fn settings() -> Settings {
-    Settings {
-        gateway: GW,
-        port: 3990,
-        gateway_mac: "02:00:00:00:00:01".parse().unwrap(),
-        uam_server: None,
-        uam_secret: None,
-        success_url: None,
-        nas_id: "lassi".into(),
-        venue_info_url: None,
-        challenge_timeout: 60,
-        strict_csp: true,
-    }
+    Settings::new(GW, 3990, "02:00:00:00:00:01".parse().unwrap())
 }
 
 fn users() -> Box<dyn Authenticator> {
@@ -245,6 +203,12 @@ fn post(p: &Portal, g: &EngineGateway, target: &str, form: &str) -> Response {
     handle(p, g, &r, NOW)
 }
 
+/// GET `/logon?{query}` at the gateway; the Location of the answer.
+fn logon(p: &Portal, g: &EngineGateway, query: &str) -> String {
+    let r = get(p, g, "10.1.0.1", &format!("/logon?{query}"));
+    r.header("location").unwrap().to_string()
+}
+
 fn body(r: &Response) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
@@ -258,6 +222,12 @@ fn param(q: &[(String, String)], k: &str) -> String {
         .find(|(n, _)| n == k)
         .map(|(_, v)| v.clone())
         .unwrap_or_default()
+}
+
+/// The key a UAM page derives from hex challenge `hex` and [`SECRET`].
+fn secret_key(hex: &str) -> [u8; 16] {
+    let chal: uam::Challenge = uam::unhex(hex).unwrap().try_into().unwrap();
+    uam::derived_challenge(&chal, Some(SECRET))
 }
 
 /// The hidden challenge of a rendered login page.
@@ -432,60 +402,30 @@ fn external_portal_with_secret() {
         uam::hex(&uam::md5(&[signed.as_bytes(), SECRET.as_bytes()])).to_uppercase()
     );
     let q = query_of(&loc);
-    let chal: uam::Challenge = uam::unhex(&param(&q, "challenge"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = uam::derived_challenge(&chal, Some(SECRET));
+    let key = secret_key(&param(&q, "challenge"));
 
     // A plain password is not accepted from a portal with a secret.
-    let r = get(
-        &p,
-        &g,
-        "10.1.0.1",
-        "/logon?username=alice&password=wonderland",
-    );
-    let loc = r.header("location").unwrap().to_string();
+    let loc = logon(&p, &g, "username=alice&password=wonderland");
     assert!(loc.contains("?res=failed&"), "{loc}");
     assert!(!g.authorized());
     // The failure carries a fresh challenge for the next try.
-    let chal: uam::Challenge = uam::unhex(&param(&query_of(&loc), "challenge"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key2 = uam::derived_challenge(&chal, Some(SECRET));
+    let key2 = secret_key(&param(&query_of(&loc), "challenge"));
     assert_ne!(key, key2);
 
     // Wrong password, XOR-encoded: res=failed with a reply.
-    let r = get(
-        &p,
-        &g,
-        "10.1.0.1",
-        &format!(
-            "/logon?username=alice&password={}",
-            uam::encode_password("nope", &key2)
-        ),
-    );
-    let loc = r.header("location").unwrap().to_string();
+    let nope = uam::encode_password("nope", &key2);
+    let loc = logon(&p, &g, &format!("username=alice&password={nope}"));
     assert!(loc.contains("res=failed"), "{loc}");
     assert!(loc.contains("&reply="), "{loc}");
-    let chal: uam::Challenge = uam::unhex(&param(&query_of(&loc), "challenge"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key3 = uam::derived_challenge(&chal, Some(SECRET));
+    let key3 = secret_key(&param(&query_of(&loc), "challenge"));
 
     // Right password: res=success back to the portal, signed.
-    let r = get(
+    let right = uam::encode_password("wonderland", &key3);
+    let loc = logon(
         &p,
         &g,
-        "10.1.0.1",
-        &format!(
-            "/logon?username=alice&password={}&userurl=http%3A%2F%2Fexample.test%2Fpage",
-            uam::encode_password("wonderland", &key3)
-        ),
+        &format!("username=alice&password={right}&userurl=http%3A%2F%2Fexample.test%2Fpage"),
     );
-    let loc = r.header("location").unwrap().to_string();
     assert!(loc.starts_with("https://portal.example/hotspotlogin.cgi?res=success&uamip=10.1.0.1&uamport=3990&uid=alice&called="), "{loc}");
     assert_eq!(
         param(&query_of(&loc), "userurl"),
@@ -493,8 +433,7 @@ fn external_portal_with_secret() {
     );
     assert!(g.authorized());
     // Again: res=already.
-    let r = get(&p, &g, "10.1.0.1", "/logon?username=alice&password=00");
-    assert!(r.header("location").unwrap().contains("res=already"));
+    assert!(logon(&p, &g, "username=alice&password=00").contains("res=already"));
     // Logoff: res=logoff.
     let r = get(&p, &g, "10.1.0.1", "/logoff");
     assert!(r.header("location").unwrap().contains("?res=logoff&"));
@@ -517,11 +456,7 @@ fn json_api_with_chap_and_jsonp() {
         .unwrap();
     let v: Value = serde_json::from_str(json).unwrap();
     assert_eq!(v["clientState"], 0);
-    let chal: uam::Challenge = uam::unhex(v["challenge"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = uam::derived_challenge(&chal, Some(SECRET));
+    let key = secret_key(v["challenge"].as_str().unwrap());
     // A bad callback is ignored (plain JSON).
     let r = get(&p, &g, "10.1.0.1", "/json/status?callback=alert(1)");
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -540,11 +475,7 @@ fn json_api_with_chap_and_jsonp() {
     .unwrap();
     assert_eq!(v["clientState"], 0);
     assert!(v["message"].as_str().unwrap().contains("wrong"));
-    let chal: uam::Challenge = uam::unhex(v["challenge"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = uam::derived_challenge(&chal, Some(SECRET));
+    let key = secret_key(v["challenge"].as_str().unwrap());
     let good = uam::hex(&uam::chap_response(0, b"wonderland", &key));
     let v: Value = serde_json::from_slice(
         &get(
@@ -873,11 +804,7 @@ fn a_backed_off_json_client_is_told_to_wait() {
     for _ in 0..6 {
         let v: Value =
             serde_json::from_slice(&get(&p, &g, "10.1.0.1", "/json/status").body).unwrap();
-        let chal: uam::Challenge = uam::unhex(v["challenge"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let key = uam::derived_challenge(&chal, Some(SECRET));
+        let key = secret_key(v["challenge"].as_str().unwrap());
         let bad = uam::hex(&uam::chap_response(0, b"nope", &key));
         last = serde_json::from_slice(
             &get(
@@ -896,8 +823,7 @@ fn a_backed_off_json_client_is_told_to_wait() {
         "{last}"
     );
     // An external portal gets res=failed with the reply.
-    let r = get(&p, &g, "10.1.0.1", "/logon?username=alice&password=00");
-    let loc = r.header("location").unwrap();
+    let loc = logon(&p, &g, "username=alice&password=00");
     assert!(
         loc.contains("res=failed") && loc.contains("Please%20wait"),
         "{loc}"

@@ -671,16 +671,7 @@ impl ClientEngine {
         };
         let f = self.inflight.remove(&token).expect("present");
         self.release(&f);
-        self.answered_by(server, now);
-        if !f.probe {
-            self.stats.responses += 1;
-            self.events.push_back(ClientEvent::Response {
-                token,
-                server,
-                packet,
-            });
-        }
-        self.drain_waiting(now);
+        self.deliver(now, server, token, (!f.probe).then_some(packet));
     }
 
     /// An answer to an accounting request given up on less than
@@ -703,14 +694,23 @@ impl ClientEngine {
         if let Some(f) = self.inflight.remove(&token) {
             self.release(&f);
         }
-        self.answered_by(server, now);
         self.stats.late_answers += 1;
-        self.stats.responses += 1;
-        self.events.push_back(ClientEvent::Response {
-            token,
-            server,
-            packet,
-        });
+        self.deliver(now, server, token, Some(packet));
+    }
+
+    /// `server` answered: it is alive; `packet` (none for a probe's answer)
+    /// goes to the caller as the response to `token`, and requests waiting
+    /// for a free identifier or slot go out.
+    fn deliver(&mut self, now: UnixMillis, server: usize, token: Token, packet: Option<Packet>) {
+        self.answered_by(server, now);
+        if let Some(packet) = packet {
+            self.stats.responses += 1;
+            self.events.push_back(ClientEvent::Response {
+                token,
+                server,
+                packet,
+            });
+        }
         self.drain_waiting(now);
     }
 
@@ -981,11 +981,7 @@ mod tests {
         // Primary dead, secondary alive: the next request goes straight to
         // the secondary while the primary is remembered dead.
         let mut e = ClientEngine::new(cfg(2), [4; 16]);
-        e.submit(0, auth_req());
-        drain(&mut e);
-        for at in [1000, 3000, 6000] {
-            e.handle_timeout(at);
-        }
+        unanswered(&mut e, auth_req());
         let tx = drain(&mut e);
         let to_secondary = tx.last().unwrap().clone();
         assert_eq!(to_secondary.dest.port(), 1822);
@@ -1006,13 +1002,20 @@ mod tests {
         assert_eq!(drain(&mut e)[0].dest.port(), 1812);
     }
 
-    /// Declares the single server of `e` dead: one request, no answers.
-    fn kill_server(e: &mut ClientEngine) -> UnixMillis {
-        e.submit(0, auth_req());
-        drain(e);
+    /// Submits `req` at 0 and lets every try go unanswered (timeouts at 1,
+    /// 3 and 6 s): its token and the first datagram sent.
+    fn unanswered(e: &mut ClientEngine, req: RadiusRequest) -> (Token, Transmit) {
+        let t = e.submit(0, req);
+        let sent = drain(e).pop().unwrap();
         for at in [1000, 3000, 6000] {
             e.handle_timeout(at);
         }
+        (t, sent)
+    }
+
+    /// Declares the single server of `e` dead: one request, no answers.
+    fn kill_server(e: &mut ClientEngine) -> UnixMillis {
+        unanswered(e, auth_req());
         assert!(matches!(
             e.poll_event(),
             Some(ClientEvent::NoResponse { .. })
@@ -1119,11 +1122,7 @@ mod tests {
     #[test]
     fn a_late_accounting_answer_still_acknowledges_the_record() {
         let mut e = ClientEngine::new(cfg(1), [9; 16]);
-        let t = e.submit(0, acct_req());
-        let sent = drain(&mut e).pop().unwrap();
-        for at in [1000, 3000, 6000] {
-            e.handle_timeout(at);
-        }
+        let (t, sent) = unanswered(&mut e, acct_req());
         assert!(matches!(e.poll_event(), Some(ClientEvent::NoResponse { token }) if token == t));
         // The server was slow, not deaf: its answer 10 s later counts, for
         // the same token, and the server is alive again.
@@ -1146,12 +1145,8 @@ mod tests {
         let mut c = cfg(1);
         c.timeout_ms = 1000;
         let mut e = ClientEngine::new(c, [10; 16]);
-        let t = e.submit(0, acct_req());
-        let sent = drain(&mut e).pop().unwrap();
+        let (t, sent) = unanswered(&mut e, acct_req());
         let id = sent.bytes[1];
-        for at in [1000, 3000, 6000] {
-            e.handle_timeout(at);
-        }
         drain(&mut e); // the resends
         let _ = e.poll_event();
         // 255 more requests in the window: none takes the reserved id.
@@ -1176,11 +1171,7 @@ mod tests {
     #[test]
     fn a_late_answer_from_the_first_server_ends_the_failed_over_request() {
         let mut e = ClientEngine::new(cfg(2), [11; 16]);
-        let t = e.submit(0, acct_req());
-        let first = drain(&mut e).pop().unwrap();
-        for at in [1000, 3000, 6000] {
-            e.handle_timeout(at);
-        }
+        let (t, first) = unanswered(&mut e, acct_req());
         let second = drain(&mut e).pop().unwrap();
         assert_ne!(first.dest, second.dest);
         let late = answer(&first.bytes, Code::AccountingResponse, b"s", false);

@@ -201,6 +201,28 @@ pub struct CoaServer {
     pub nak_stale_event_timestamp: bool,
 }
 
+impl CoaServer {
+    /// A checker for one client (`addr`, `secret`) with the configuration
+    /// defaults: no Message-Authenticator required, the RFC 2866 NAS view
+    /// of octets, Event-Timestamp checked within 300 s when present but not
+    /// required, a stale one dropped silently; no NAS-IP-Address.
+    pub fn for_client(addr: IpAddr, secret: &[u8], nas_identifier: Option<String>) -> CoaServer {
+        CoaServer {
+            clients: vec![CoaClient {
+                addr,
+                secret: secret.to_vec(),
+            }],
+            nas_identifier,
+            nas_ip: None,
+            require_message_authenticator: false,
+            swap_octets: false,
+            event_timestamp_window: 300,
+            require_event_timestamp: false,
+            nak_stale_event_timestamp: false,
+        }
+    }
+}
+
 /// Attributes that may appear in a CoA or Disconnect request.
 const IDENTIFICATION: &[AttrKey] = &[
     attr::USER_NAME,
@@ -660,19 +682,11 @@ mod tests {
     use super::*;
 
     fn server() -> CoaServer {
-        CoaServer {
-            clients: vec![CoaClient {
-                addr: "127.0.0.1".parse().unwrap(),
-                secret: b"coasecret".to_vec(),
-            }],
-            nas_identifier: Some("nas1".into()),
-            nas_ip: None,
-            require_message_authenticator: false,
-            swap_octets: false,
-            event_timestamp_window: 300,
-            require_event_timestamp: false,
-            nak_stale_event_timestamp: false,
-        }
+        CoaServer::for_client(
+            "127.0.0.1".parse().unwrap(),
+            b"coasecret",
+            Some("nas1".into()),
+        )
     }
 
     const NOW: u64 = 1_800_000_000;

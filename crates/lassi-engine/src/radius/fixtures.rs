@@ -4,7 +4,7 @@
 //! very same bytes when it encodes and signs the same content.
 
 use super::attrs::ReplyLimits;
-use super::coa::{CoaClient, CoaKind, CoaOutcome, CoaServer};
+use super::coa::{CoaKind, CoaOutcome, CoaServer};
 use super::crypto::{self, VerifyError};
 use super::packet::{attr, Code, Packet};
 
@@ -161,19 +161,7 @@ fn radclient_accounting_request() {
 
 #[test]
 fn radclient_coa_and_disconnect() {
-    let server = CoaServer {
-        clients: vec![CoaClient {
-            addr: "127.0.0.1".parse().unwrap(),
-            secret: b"coasecret".to_vec(),
-        }],
-        nas_identifier: None,
-        nas_ip: None,
-        require_message_authenticator: false,
-        swap_octets: false,
-        event_timestamp_window: 300,
-        require_event_timestamp: false,
-        nak_stale_event_timestamp: false,
-    };
+    let server = CoaServer::for_client("127.0.0.1".parse().unwrap(), b"coasecret", None);
     // Recorded radclient requests carry no Event-Timestamp.
     let now = 1_800_000_000;
     let from = "127.0.0.1:5000".parse().unwrap();

@@ -155,7 +155,7 @@ pub struct Client {
 impl Client {
     /// A client that has just taken a lease: behind the portal, nothing
     /// counted, no limits.
-    fn leased(
+    pub fn leased(
         mac: MacAddr,
         ip: Ipv4Addr,
         session_id: String,

@@ -123,16 +123,20 @@ pub fn wire_footprint(vnet: &VnetHdr, ip_len: usize, l3l4_hdr_len: usize) -> (u6
 mod tests {
     use super::*;
 
+    /// A TSO frame's header: Ethernet + IPv4 + TCP with timestamps
+    /// (66 bytes), 1448-byte segments, checksum at the TCP header.
+    const TCP_GSO: VnetHdr = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: GSO_TCPV4,
+        hdr_len: 66,
+        gso_size: 1448,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+
     #[test]
     fn round_trip_native_endian() {
-        let h = VnetHdr {
-            flags: F_NEEDS_CSUM,
-            gso_type: GSO_TCPV4,
-            hdr_len: 66,
-            gso_size: 1448,
-            csum_start: 34,
-            csum_offset: 16,
-        };
+        let h = TCP_GSO;
         let mut b = [0u8; VNET_HDR_LEN];
         h.write(&mut b);
         // Byte-exact in the CPU's order: this test means something on
@@ -153,14 +157,7 @@ mod tests {
 
     #[test]
     fn shift_moves_offsets_only_when_meaningful() {
-        let h = VnetHdr {
-            flags: F_NEEDS_CSUM,
-            gso_type: GSO_TCPV4,
-            hdr_len: 66,
-            gso_size: 1448,
-            csum_start: 34,
-            csum_offset: 16,
-        };
+        let h = TCP_GSO;
         let s = h.shifted(-14);
         assert_eq!(
             (s.hdr_len, s.csum_start, s.csum_offset, s.gso_size),
