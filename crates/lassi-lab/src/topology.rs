@@ -468,7 +468,12 @@ impl Lab {
         let mut srv = self
             .up
             .spawn("iperf3 -s", &argv, &log, &ExecOptions::default())?;
-        std::thread::sleep(Duration::from_millis(300));
+        // A loaded machine can take a while to start it: wait for it to listen.
+        crate::netns::wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains("Server listening"))
+                .then_some(())
+        });
         let mut argv = vec!["iperf3", "-c", server, "-J"];
         argv.extend_from_slice(args);
         let out = client.ns().run(&argv);
