@@ -20,3 +20,14 @@ void _Unwind_SetIP(struct _Unwind_Context *c, unsigned long v) { (void)c; (void)
 int _Unwind_RaiseException(struct _Unwind_Exception *e) { (void)e; abort(); }
 void _Unwind_Resume(struct _Unwind_Exception *e) { (void)e; abort(); }
 void _Unwind_DeleteException(struct _Unwind_Exception *e) { (void)e; }
+
+#ifdef __arm__
+/* ARM EHABI (armv7 builds without rustup's self-contained musl): every
+ * function's unwind-table entry names a personality routine, and std reads
+ * registers through _Unwind_VRS_Get. Nothing unwinds with panic = "abort". */
+int _Unwind_VRS_Get(struct _Unwind_Context *c, int cls, unsigned int reg, int rep, void *v) { (void)c; (void)cls; (void)reg; (void)rep; (void)v; return 1; }
+int _Unwind_VRS_Set(struct _Unwind_Context *c, int cls, unsigned int reg, int rep, void *v) { (void)c; (void)cls; (void)reg; (void)rep; (void)v; return 1; }
+int __aeabi_unwind_cpp_pr0(int s, struct _Unwind_Exception *e, struct _Unwind_Context *c) { (void)s; (void)e; (void)c; abort(); }
+int __aeabi_unwind_cpp_pr1(int s, struct _Unwind_Exception *e, struct _Unwind_Context *c) { (void)s; (void)e; (void)c; abort(); }
+int __aeabi_unwind_cpp_pr2(int s, struct _Unwind_Exception *e, struct _Unwind_Context *c) { (void)s; (void)e; (void)c; abort(); }
+#endif

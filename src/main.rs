@@ -10,6 +10,8 @@ use lassi::config::{self, Config};
 use lassi::control::{client, ControlRequest as Request};
 use lassi::wire::MacAddr;
 
+mod logger;
+
 #[derive(Parser)]
 #[command(name = "lassi", version, about = "Captive-portal hotspot gateway")]
 struct Cli {
@@ -227,12 +229,7 @@ fn init_logging(level: &str) -> Result<(), String> {
     let level: tracing::Level = level.parse().map_err(|_| {
         format!("--log-level: '{level}' is not one of error, warn, info, debug, trace")
     })?;
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+    logger::init(level, std::io::IsTerminal::is_terminal(&std::io::stderr()));
     Ok(())
 }
 
