@@ -94,12 +94,9 @@ fn format_line(out: &mut String, event: &Event<'_>, now: SystemTime, ansi: bool)
     Ok(())
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`, UTC.
-fn timestamp(out: &mut String, now: SystemTime) -> fmt::Result {
-    let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil-from-days.
+/// The UTC calendar date (year, month, day) of `days` since 1970-01-01
+/// (Howard Hinnant's civil-from-days; no time-zone database on routers).
+pub fn civil_from_days(days: u64) -> (i64, i64, i64) {
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -108,7 +105,15 @@ fn timestamp(out: &mut String, now: SystemTime) -> fmt::Result {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`, UTC.
+fn timestamp(out: &mut String, now: SystemTime) -> fmt::Result {
+    let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
     write!(
         out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
