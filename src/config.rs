@@ -652,6 +652,11 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
+        if crate::uci::looks_like_uci(&text) {
+            // OpenWrt's /etc/config/lassi: same tables and keys, UCI syntax.
+            let toml = crate::uci::lassi::to_toml(&path.display().to_string(), &text)?;
+            return Config::parse(&toml);
+        }
         Config::parse(&text)
     }
 

@@ -15,5 +15,6 @@ pub mod io;
 pub mod portal;
 pub mod radius;
 pub mod store;
+pub mod uci;
 
 pub use lassi_engine::{dataplane, dhcp, session, wire, UnixMillis};

@@ -71,6 +71,13 @@ enum Cmd {
         #[arg(long, value_name = "FILE", default_value = "/etc/lassi/users")]
         users_out: PathBuf,
     },
+    /// Print the TOML equivalent of an OpenWrt UCI config (/etc/config/lassi).
+    /// lassi reads UCI files directly (run, check-config, reload); this shows
+    /// what it reads them as.
+    ConvertUci {
+        /// UCI file, e.g. /etc/config/lassi.
+        file: PathBuf,
+    },
     /// List clients and their sessions.
     Sessions {
         /// Machine-readable output.
@@ -123,6 +130,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
         }
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::ImportCoova { files, users_out } => import_coova(&files, &users_out),
+        Cmd::ConvertUci { file } => convert_uci(&file),
         Cmd::Sessions { json, target } => {
             let v = client::call(&target.socket()?, &Request::Status)?;
             if json {
@@ -186,6 +194,18 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
         cfg.lan.dhcp_range.1,
         cfg.lan.static_leases.len()
     );
+    Ok(())
+}
+
+/// `lassi convert-uci FILE`: the TOML lassi reads a UCI file as, checked.
+fn convert_uci(file: &std::path::Path) -> Result<(), String> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{name}: {e}"))?;
+    let toml = lassi::uci::lassi::to_toml(&name, &text).map_err(|e| format!("{name}: {e}"))?;
+    // Print it only if lassi would accept it: a converted file that does
+    // not validate would just move the error to the next start.
+    Config::parse(&toml).map_err(|e| format!("{name}: {e}"))?;
+    print!("{toml}");
     Ok(())
 }
 

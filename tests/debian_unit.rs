@@ -9,12 +9,10 @@
 //! packaged default config agree on where state and the control socket go.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use lassi::config::Config;
 use lassi_lab::gateway::emit_toml;
-use lassi_lab::netns::wait_until;
-use lassi_lab::{must, ExecOptions, Lab, LabOptions};
+use lassi_lab::{must, Lab, LabOptions};
 
 /// Where the package installs the binary and the default config
 /// (packaging/debian/build-deb).
@@ -88,25 +86,10 @@ fn exec_start_of_the_unit_runs_a_gateway_that_leases_and_redirects() {
     let argv = substituted(&exec_start(&unit_text()), &lab.lassi_bin(), &config);
     println!("ExecStart as run: {argv:?}");
 
-    let log = dir.join("lassi.log");
     let mut lassi = must(
         &lab,
         "starting lassi with the unit's ExecStart",
-        lab.gw()
-            .spawn("lassi", &argv, &log, &ExecOptions::default()),
-    );
-    let socket = dir.join("control.sock");
-    let ready = wait_until(Duration::from_secs(15), || {
-        if !lassi.is_running() {
-            return Some(false);
-        }
-        socket.exists().then_some(true)
-    });
-    assert_eq!(
-        ready,
-        Some(true),
-        "{}",
-        lassi.describe("lassi did not come up from the unit's ExecStart")
+        lab.spawn_lassi_command(&argv, &dir.join("lassi.log"), &dir.join("control.sock")),
     );
 
     let client = lab.client(1);

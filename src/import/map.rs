@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{truthy, CoovaOption, Origin, Warning};
+use super::{toml_string, truthy, CoovaOption, Origin, Warning};
 use crate::config::WalledGarden;
 use crate::wire::Ipv4Net;
 
@@ -511,28 +511,13 @@ fn map_radius_keys(opts: &Opts, out: &mut Out) {
     }
 }
 
-/// A TOML basic string.
-fn quote(s: &str) -> String {
-    let mut q = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => q.push_str("\\\""),
-            '\\' => q.push_str("\\\\"),
-            c if c.is_control() => q.push_str(&format!("\\u{:04X}", c as u32)),
-            c => q.push(c),
-        }
-    }
-    q.push('"');
-    q
-}
-
 fn render(v: &Val) -> String {
     match v {
-        Val::Str(s) => quote(s),
+        Val::Str(s) => toml_string(s),
         Val::Int(n) => n.to_string(),
         Val::Bool(b) => b.to_string(),
         Val::List(l) => {
-            let items: Vec<String> = l.iter().map(|s| quote(s)).collect();
+            let items: Vec<String> = l.iter().map(|s| toml_string(s)).collect();
             format!("[{}]", items.join(", "))
         }
     }
@@ -571,7 +556,7 @@ fn emit_servers(out: &Out, t: &mut String) {
     for (addr, secret, auth, acct) in &out.servers {
         t.push_str(&format!(
             "\n[[radius.server]]\naddress = \"{addr}\"\nsecret = {}\nauth_port = {auth}\nacct_port = {acct}\n",
-            quote(secret)
+            toml_string(secret)
         ));
     }
     if let Some(port) = out.coa_port {
@@ -579,7 +564,7 @@ fn emit_servers(out: &Out, t: &mut String) {
         for (addr, secret, _, _) in &out.servers {
             t.push_str(&format!(
                 "\n[[radius.coa.client]]\naddress = \"{addr}\"\nsecret = {}\n",
-                quote(secret)
+                toml_string(secret)
             ));
         }
     }

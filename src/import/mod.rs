@@ -136,3 +136,18 @@ pub fn resolv_conf(text: &str) -> Vec<core::net::Ipv4Addr> {
         .filter(|a| !a.is_loopback())
         .collect()
 }
+
+/// `s` as a TOML basic string (quoted, escaped).
+pub fn toml_string(s: &str) -> String {
+    let mut q = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            c if c.is_control() => q.push_str(&format!("\\u{:04X}", c as u32)),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}

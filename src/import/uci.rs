@@ -3,6 +3,7 @@
 //! each option into the chilli.conf option of the same name.
 
 use super::{CoovaOption, Origin};
+use crate::uci::words;
 
 /// The options of every `config chilli` section.
 pub(super) fn parse(file: &str, text: &str) -> Vec<CoovaOption> {
@@ -27,39 +28,6 @@ pub(super) fn parse(file: &str, text: &str) -> Vec<CoovaOption> {
             }
             _ => {}
         }
-    }
-    out
-}
-
-/// The words of a UCI line, with '…' and "…" quoting; stops at a `#` outside quotes.
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut started = false;
-    for c in line.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                started = true;
-            }
-            (None, '#') => break,
-            (None, c) if c.is_whitespace() => {
-                if started {
-                    out.push(std::mem::take(&mut cur));
-                    started = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                started = true;
-            }
-        }
-    }
-    if started {
-        out.push(cur);
     }
     out
 }

@@ -84,6 +84,33 @@ dir = "{state}"
         text.parse().expect("built-in lassi config parses")
     }
 
+    /// Starts `argv`, a lassi command line as a service manager would run
+    /// it (a systemd unit's `ExecStart=`, a procd instance's command), in
+    /// the gateway namespace with its output in `log`, and waits until its
+    /// control socket `socket` exists while it keeps running.
+    pub fn spawn_lassi_command(
+        &self,
+        argv: &[String],
+        log: &Path,
+        socket: &Path,
+    ) -> LabResult<Proc> {
+        let mut proc = self
+            .gw()
+            .spawn("lassi", argv, log, &ExecOptions::default())?;
+        let ready = wait_until(READY_TIMEOUT, || {
+            if !proc.is_running() {
+                return Some(false);
+            }
+            socket.exists().then_some(true)
+        });
+        match ready {
+            Some(true) => Ok(proc),
+            _ => Err(LabError::new(
+                proc.describe(&format!("lassi did not come up from {argv:?}")),
+            )),
+        }
+    }
+
     /// Writes a config into a fresh directory of the lab, starts
     /// `lassi run --config FILE` in the gateway namespace and waits for its
     /// control socket.
