@@ -538,6 +538,10 @@ impl Daemon {
                 }) as Box<dyn crate::portal::auth::Authenticator>
             });
             crate::portal::start(cfg, self.gateway_mac, handle.clone(), radius_auth).await?;
+            // Off (nothing listens) unless `metrics.listen` is set; held
+            // until lassi stops. A reload moves it with `rebind`.
+            let _metrics =
+                crate::metrics::MetricsServer::start(cfg.metrics.listen, handle.clone()).await?;
             let serve = server.serve(handle.clone());
             let garden =
                 walled_garden_resolver(garden_hosts(cfg), cfg.lan.dns.clone(), handle.clone());
