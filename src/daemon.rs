@@ -525,6 +525,12 @@ impl Daemon {
     fn serve(&self) -> Result<(), String> {
         let (cfg, handle) = (&self.cfg, &self.handle);
         self.rt.block_on(async {
+            // Off (nothing listens) unless `metrics.listen` is set; held
+            // until lassi stops. A reload moves it with `rebind`. Before
+            // the control socket, so a start-up failure shows before
+            // lassi looks ready.
+            let _metrics =
+                crate::metrics::MetricsServer::start(cfg.metrics.listen, handle.clone()).await?;
             let server = ControlServer::bind(&cfg.control.socket)
                 .map_err(|e| format!("control.socket {}: {e}", cfg.control.socket.display()))?;
             let mut term =
@@ -538,10 +544,6 @@ impl Daemon {
                 }) as Box<dyn crate::portal::auth::Authenticator>
             });
             crate::portal::start(cfg, self.gateway_mac, handle.clone(), radius_auth).await?;
-            // Off (nothing listens) unless `metrics.listen` is set; held
-            // until lassi stops. A reload moves it with `rebind`.
-            let _metrics =
-                crate::metrics::MetricsServer::start(cfg.metrics.listen, handle.clone()).await?;
             let serve = server.serve(handle.clone());
             let garden =
                 walled_garden_resolver(garden_hosts(cfg), cfg.lan.dns.clone(), handle.clone());
