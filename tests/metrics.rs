@@ -283,8 +283,8 @@ fn a_bad_listen_address_stops_lassi_naming_the_key() {
     let lab = Lab::new(LabOptions::default()).expect("lab");
     // 192.0.2.77 is no address of the gateway: it cannot be bound.
     let r = lab.start_lassi("[metrics]\nlisten = \"192.0.2.77:9464\"\n");
-    let e = r
-        .err()
-        .expect("lassi started with an unusable metrics.listen");
+    let Err(e) = r else {
+        panic!("lassi started with an unusable metrics.listen");
+    };
     assert!(e.to_string().contains("metrics.listen"), "{e}");
 }
