@@ -313,6 +313,16 @@ impl ClientEngine {
         &self.per_server
     }
 
+    /// Server `i`'s counters; a list that is short (servers added by a
+    /// reconfiguration that did not carry the counters over) grows rather
+    /// than panics.
+    fn server_mut(per_server: &mut Vec<ServerStats>, i: usize) -> &mut ServerStats {
+        if per_server.len() <= i {
+            per_server.resize(i + 1, ServerStats::default());
+        }
+        &mut per_server[i]
+    }
+
     /// Requests not yet answered or given up.
     pub fn in_flight(&self) -> usize {
         self.inflight.len()
@@ -524,7 +534,7 @@ impl ClientEngine {
         f.wire = Some((id, sent_auth, bytes.clone()));
         self.by_id.insert((service, server, id), token);
         self.stats.sent += 1;
-        self.per_server[server].sent(f.req.packet.code);
+        Self::server_mut(&mut self.per_server, server).sent(f.req.packet.code);
         self.out.push_back(Transmit {
             service,
             dest,
@@ -586,7 +596,7 @@ impl ClientEngine {
             if f.probe {
                 // Unanswered probe: the next one goes at its interval.
                 let f = self.inflight.remove(&token).expect("present");
-                self.per_server[f.server].timeouts += 1;
+                Self::server_mut(&mut self.per_server, f.server).timeouts += 1;
                 self.release(&f);
                 self.drain_waiting(now);
                 continue;
@@ -602,13 +612,13 @@ impl ClientEngine {
                     bytes: bytes.clone(),
                 };
                 self.stats.retransmits += 1;
-                self.per_server[f.server].retransmits += 1;
+                Self::server_mut(&mut self.per_server, f.server).retransmits += 1;
                 self.out.push_back(t);
                 continue;
             }
             // This server is silent: remember it, move on.
             let (server, service) = (f.server, f.req.service);
-            self.per_server[server].timeouts += 1;
+            Self::server_mut(&mut self.per_server, server).timeouts += 1;
             self.mark_dead(now, server, service);
             let f = self.inflight.remove(&token).expect("present");
             self.abandon(now, token, &f);
@@ -689,7 +699,7 @@ impl ClientEngine {
         };
         let f = self.inflight.remove(&token).expect("present");
         self.release(&f);
-        self.per_server[server].answered(packet.code, Some(f.sent_at), now);
+        Self::server_mut(&mut self.per_server, server).answered(packet.code, Some(f.sent_at), now);
         self.deliver(now, server, token, (!f.probe).then_some(packet));
     }
 
@@ -714,7 +724,7 @@ impl ClientEngine {
             self.release(&f);
         }
         self.stats.late_answers += 1;
-        self.per_server[server].answered(packet.code, None, now);
+        Self::server_mut(&mut self.per_server, server).answered(packet.code, None, now);
         self.deliver(now, server, token, Some(packet));
     }
 

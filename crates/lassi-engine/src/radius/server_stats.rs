@@ -116,9 +116,39 @@ impl ServerStats {
     }
 }
 
+/// The counters for a new server list: `map[old]` is the new index of old
+/// server `old` if it is still there, `n` the new list's length. Servers
+/// that stay keep their counters; new ones start at zero.
+pub fn remap(old: &[ServerStats], map: &[Option<usize>], n: usize) -> Vec<ServerStats> {
+    let mut next = vec![ServerStats::default(); n];
+    for (stats, to) in old.iter().zip(map) {
+        if let Some(slot) = to.and_then(|j| next.get_mut(j)) {
+            *slot = *stats;
+        }
+    }
+    next
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remap_keeps_the_counters_of_servers_that_stay() {
+        let a = ServerStats {
+            retransmits: 1,
+            ..ServerStats::default()
+        };
+        let b = ServerStats {
+            retransmits: 2,
+            ..ServerStats::default()
+        };
+        // Old [a, b]; new list [new, b]: a removed, b moved to index 1.
+        let next = remap(&[a, b], &[None, Some(1)], 2);
+        assert_eq!(next, vec![ServerStats::default(), b]);
+        // A map pointing past the new list is ignored, not a panic.
+        assert_eq!(remap(&[a], &[Some(5)], 1), vec![ServerStats::default()]);
+    }
 
     #[test]
     fn histogram_puts_each_duration_in_the_first_bucket_that_holds_it() {
