@@ -529,8 +529,9 @@ impl Daemon {
             // until lassi stops. A reload moves it with `rebind`. Before
             // the control socket, so a start-up failure shows before
             // lassi looks ready.
-            let _metrics =
-                crate::metrics::MetricsServer::start(cfg.metrics.listen, handle.clone()).await?;
+            let _metrics = Arc::new(
+                crate::metrics::MetricsServer::start(cfg.metrics.listen, handle.clone()).await?,
+            );
             let server = ControlServer::bind(&cfg.control.socket)
                 .map_err(|e| format!("control.socket {}: {e}", cfg.control.socket.display()))?;
             let mut term =
