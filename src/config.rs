@@ -35,6 +35,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// Durable state (leases).
     pub state: StateConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
 }
 
 /// `[lan]`: the interface lassi owns and what it hands out there.
@@ -278,6 +280,13 @@ pub struct StateConfig {
     pub dir: PathBuf,
 }
 
+/// `[metrics]`
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` is served (`None`: off, the default).
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// A configuration error: the key it concerns and why it was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -325,6 +334,14 @@ struct RawConfig {
     control: RawControl,
     #[serde(default)]
     state: RawState,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -706,8 +723,26 @@ impl Config {
                 socket: raw.control.socket,
             },
             state: StateConfig { dir: raw.state.dir },
+            metrics: validate_metrics(raw.metrics)?,
         })
     }
+}
+
+/// `[metrics]`: an `address:port` (IPv6 in brackets), port not 0.
+fn validate_metrics(m: RawMetrics) -> Result<MetricsConfig, ConfigError> {
+    let Some(text) = m.listen else {
+        return Ok(MetricsConfig::default());
+    };
+    let addr: std::net::SocketAddr = text.trim().parse().map_err(|_| {
+        err(
+            "metrics.listen",
+            format!("'{text}' is not an address:port (like \"127.0.0.1:9090\" or \"[::1]:9090\")"),
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(err("metrics.listen", "needs a port other than 0"));
+    }
+    Ok(MetricsConfig { listen: Some(addr) })
 }
 
 impl LanConfig {
@@ -1195,6 +1230,28 @@ dns = ["192.0.2.53"]
 
     fn refused(text: &str) -> ConfigError {
         Config::parse(text).expect_err("config should be refused")
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_a_bad_listen_address_names_the_key() {
+        assert_eq!(Config::parse(MINIMAL).unwrap().metrics.listen, None);
+        let with = |listen: &str| format!("{MINIMAL}\n[metrics]\nlisten = \"{listen}\"\n");
+        let c = Config::parse(&with("127.0.0.1:9090")).unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9090".parse().unwrap()));
+        let c = Config::parse(&with("[::1]:9100")).unwrap();
+        assert_eq!(c.metrics.listen, Some("[::1]:9100".parse().unwrap()));
+        for bad in [
+            "localhost:9090",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "1.2.3.4:99999",
+            "",
+        ] {
+            let e = refused(&with(bad));
+            assert_eq!(e.key, "metrics.listen", "{bad}: {e}");
+        }
+        let e = refused(&format!("{MINIMAL}\n[metrics]\nport = 9090\n"));
+        assert!(e.to_string().contains("port"), "{e}");
     }
 
     #[test]

@@ -525,6 +525,13 @@ impl Daemon {
     fn serve(&self) -> Result<(), String> {
         let (cfg, handle) = (&self.cfg, &self.handle);
         self.rt.block_on(async {
+            // Off (nothing listens) unless `metrics.listen` is set; held
+            // until lassi stops. A reload moves it with `rebind`. Before
+            // the control socket, so a start-up failure shows before
+            // lassi looks ready.
+            let _metrics = Arc::new(
+                crate::metrics::MetricsServer::start(cfg.metrics.listen, handle.clone()).await?,
+            );
             let server = ControlServer::bind(&cfg.control.socket)
                 .map_err(|e| format!("control.socket {}: {e}", cfg.control.socket.display()))?;
             let mut term =

@@ -12,6 +12,7 @@ pub mod control;
 pub mod daemon;
 pub mod import;
 pub mod io;
+pub mod metrics;
 pub mod portal;
 pub mod radius;
 pub mod store;

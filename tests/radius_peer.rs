@@ -379,6 +379,25 @@ fn failover_to_secondary_and_back() {
         let st = h.stats().client;
         assert_eq!(st.failovers, 1);
         assert_eq!(st.retransmits, 1);
+        // The metrics' per-server view of the same story.
+        use lassi::radius::server_stats::RequestKind;
+        let servers = h.server_metrics().await.unwrap();
+        let [pa, sb] = &servers[..] else {
+            panic!("{servers:?}")
+        };
+        assert_eq!(pa.server, format!("127.0.0.1:{}", a.options().auth_port));
+        assert!(!pa.up && sb.up, "{servers:?}");
+        let (x, y) = (&pa.stats, &sb.stats);
+        assert_eq!((x.requests_of(RequestKind::Access), x.retransmits), (2, 1));
+        assert_eq!(
+            (x.timeouts, x.responses[0], x.response_time.count),
+            (1, 1, 1)
+        );
+        assert_eq!((y.requests_of(RequestKind::Access), y.retransmits), (2, 0));
+        assert_eq!(
+            (y.timeouts, y.responses[0], y.response_time.count),
+            (0, 2, 2)
+        );
         // Accounting fails over too.
         h.account(AcctRecord::start(&session("fo-1"), 1_700_000_000_000))
             .unwrap();
@@ -588,6 +607,13 @@ fn coa_and_disconnect_from_radclient() {
         assert_eq!(st.coa_acks, 3);
         assert_eq!(st.coa_naks, 3);
         assert!(st.coa_dropped >= 1);
+        // The metrics' view: each answer counted under its request's kind.
+        use lassi::radius::metrics::{CoaPortKind as K, CoaResult as R};
+        let by = |k, r| st.coa_by_kind.get(k, r);
+        assert_eq!((by(K::Disconnect, R::Ack), by(K::Coa, R::Ack)), (2, 1));
+        assert_eq!((by(K::Disconnect, R::Nak), by(K::Coa, R::Nak)), (1, 2));
+        assert_eq!(by(K::Disconnect, R::Dropped), st.coa_dropped);
+        assert_eq!(by(K::Coa, R::Dropped), 0);
         h.shutdown();
         // The channel closes with the service; the daemon task then ends.
         let seen = tokio::time::timeout(Duration::from_secs(2), daemon)

@@ -36,6 +36,12 @@ pub fn instant_at(ms: UnixMillis) -> Instant {
     *mono0 + Duration::from_millis(ms.saturating_sub(*wall0))
 }
 
+/// The wall clock when lassi started (its first reading of the clock), in
+/// Unix milliseconds.
+pub fn start_wall_ms() -> UnixMillis {
+    anchor().0
+}
+
 fn anchor() -> &'static (UnixMillis, Instant) {
     static ANCHOR: OnceLock<(UnixMillis, Instant)> = OnceLock::new();
     ANCHOR.get_or_init(|| (wall_ms(), Instant::now()))

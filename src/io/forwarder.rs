@@ -84,6 +84,11 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<Status>,
     },
+    /// The counters a metrics scrape reads (one message per scrape).
+    Metrics {
+        /// Answer.
+        reply: oneshot::Sender<DataplaneMetrics>,
+    },
     /// End sessions, save leases, stop the thread.
     Shutdown,
 }
@@ -128,6 +133,14 @@ impl DataplaneHandle {
     pub async fn status(&self) -> Result<Status, String> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Status { reply: tx })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())
+    }
+
+    /// The counters a metrics scrape reads.
+    pub async fn metrics(&self) -> Result<DataplaneMetrics, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Metrics { reply: tx })?;
         rx.await
             .map_err(|_| "the data plane did not answer".to_string())
     }
@@ -244,6 +257,18 @@ pub struct Status {
     pub snapshot: Snapshot,
     /// Device counters.
     pub io: IoStats,
+}
+
+/// What a metrics scrape reads from the data plane.
+#[derive(Clone, Debug)]
+pub struct DataplaneMetrics {
+    /// Sessions, traffic, drops, DHCP.
+    pub engine: crate::dataplane::EngineMetrics,
+    /// Device counters.
+    pub io: IoStats,
+    /// CPU time the forwarder thread has used, in seconds (its own thread
+    /// CPU clock, read by the thread itself).
+    pub cpu_seconds: f64,
 }
 
 /// Everything the thread owns.
@@ -750,6 +775,13 @@ impl Forwarder {
                 let _ = reply.send(Status {
                     snapshot: self.engine.snapshot(now),
                     io: io.clone(),
+                });
+            }
+            Command::Metrics { reply } => {
+                let _ = reply.send(DataplaneMetrics {
+                    engine: self.engine.metrics(),
+                    io: io.clone(),
+                    cpu_seconds: crate::metrics::thread_cpu_seconds(),
                 });
             }
             Command::Shutdown => unreachable!("handled by the loop"),

@@ -7,6 +7,7 @@
 
 pub use lassi_engine::radius::*;
 
+pub mod metrics;
 pub mod service;
 pub mod spool_store;
 

@@ -31,6 +31,7 @@ pub use super::client::ServerConfig;
 use super::client::Token;
 use super::client::{ClientEngine, ClientEvent, ClientStats, EngineConfig, RadiusRequest, Service};
 use super::coa::{CoaAction, CoaClient, CoaEngine, CoaKey, CoaReply, CoaRequest, CoaServer};
+use super::metrics::{CoaPortKind, CoaResult};
 use super::packet::Packet;
 use super::spool::{SpoolConfig, SpoolEvent};
 pub use super::spool_store::SpoolError;
@@ -242,6 +243,9 @@ pub struct RadiusStats {
     pub coa_acks: u64,
     /// CoA/Disconnect NAKs sent.
     pub coa_naks: u64,
+    /// CoA-port requests by kind and result (metrics).
+    #[serde(skip)]
+    pub coa_by_kind: super::metrics::CoaCounts,
 }
 
 /// A CoA or Disconnect request for the daemon, to be answered with
@@ -272,6 +276,7 @@ enum Cmd {
     Spooled,
     Volatile(AcctRecord),
     WaitAcked(u64, oneshot::Sender<()>),
+    Metrics(oneshot::Sender<Vec<super::metrics::ServerMetrics>>),
     Shutdown,
 }
 
@@ -435,6 +440,16 @@ impl RadiusHandle {
         matches!(tokio::time::timeout(wait, rx).await, Ok(Ok(())))
     }
 
+    /// Each server's counters and state, for a metrics scrape.
+    pub async fn server_metrics(&self) -> Result<Vec<super::metrics::ServerMetrics>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Metrics(tx))
+            .map_err(|_| "the RADIUS service has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the RADIUS service did not answer".to_string())
+    }
+
     /// Records waiting in the spool.
     pub fn pending_accounting(&self) -> usize {
         self.spool.lock().map(|s| s.spool().len()).unwrap_or(0)
@@ -534,6 +549,16 @@ impl Task {
                 } else {
                     let _ = w.send(());
                 }
+            }
+            Cmd::Metrics(reply) => {
+                let servers = self.settings.servers.iter();
+                let stats = servers.zip(self.engine.server_stats()).enumerate();
+                let metrics = stats.map(|(i, (s, st))| super::metrics::ServerMetrics {
+                    server: super::metrics::server_label(s),
+                    up: !self.engine.is_dead(i, now),
+                    stats: *st,
+                });
+                let _ = reply.send(metrics.collect());
             }
             Cmd::Shutdown => {}
         }
@@ -727,6 +752,7 @@ impl CoaListener {
 
     async fn datagram(&mut self, from: SocketAddr, bytes: &[u8], calls: &mpsc::Sender<CoaCall>) {
         let wall_secs = wall_ms() / 1000;
+        let kind = CoaPortKind::of_code(bytes.first().copied());
         match self
             .engine
             .handle_datagram(now_ms(), from, bytes, wall_secs)
@@ -737,10 +763,16 @@ impl CoaListener {
             }
             CoaAction::Drop(why) => {
                 tracing::debug!("CoA: dropped datagram from {from}: {why:?}");
-                self.count(|s| s.coa_dropped += 1);
+                self.count(|s| {
+                    s.coa_dropped += 1;
+                    s.coa_by_kind.count(kind, CoaResult::Dropped);
+                });
             }
             CoaAction::Nak(answer) => {
-                self.count(|s| s.coa_naks += 1);
+                self.count(|s| {
+                    s.coa_naks += 1;
+                    s.coa_by_kind.count(kind, CoaResult::Nak);
+                });
                 let _ = self.sock.send_to(&answer, from).await;
             }
             CoaAction::Deliver(req) => {
@@ -758,9 +790,16 @@ impl CoaListener {
     /// Sends the answers to delivered requests.
     async fn flush(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
+            let kind = CoaPortKind::of_code(t.bytes.first().copied());
             self.count(|s| match t.reply {
-                CoaReply::Ack => s.coa_acks += 1,
-                CoaReply::Nak(_) => s.coa_naks += 1,
+                CoaReply::Ack => {
+                    s.coa_acks += 1;
+                    s.coa_by_kind.count(kind, CoaResult::Ack);
+                }
+                CoaReply::Nak(_) => {
+                    s.coa_naks += 1;
+                    s.coa_by_kind.count(kind, CoaResult::Nak);
+                }
             });
             let _ = self.sock.send_to(&t.bytes, t.dest).await;
         }

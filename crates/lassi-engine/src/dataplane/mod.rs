@@ -14,6 +14,7 @@ mod drops;
 mod held;
 mod housekeeping;
 pub mod intercept;
+mod metrics;
 
 use core::net::Ipv4Addr;
 use std::collections::VecDeque;
@@ -23,6 +24,7 @@ use serde::Serialize;
 pub use drops::{DropCounters, DropReason};
 pub use housekeeping::{Save, HOUSEKEEPING_INTERVAL_MS};
 pub use intercept::InterceptSettings;
+pub use metrics::{EngineMetrics, Traffic};
 
 use crate::dhcp::{Clients, DhcpServer, DhcpStats, LeaseEvent, LeaseRecord, Standing};
 use crate::session::{
@@ -203,6 +205,8 @@ pub struct Engine {
     held: Holding,
     /// When the shell should save sessions and leases.
     saves: SaveSchedule,
+    /// Traffic of authorized clients since start (metrics).
+    traffic: Traffic,
 }
 
 impl Engine {
@@ -225,6 +229,7 @@ impl Engine {
             next_housekeeping: 0,
             held: Holding::default(),
             saves: SaveSchedule::new(COUNTER_SAVE_INTERVAL_MS, now),
+            traffic: Traffic::default(),
         }
     }
 
@@ -375,6 +380,7 @@ impl Engine {
         }
         client.counters.packets_in += footprint.0;
         client.counters.octets_in += footprint.1;
+        self.traffic.upload(footprint);
         if to_guest {
             self.hairpin(p.dst, footprint)
         } else {
@@ -440,6 +446,7 @@ impl Engine {
             Some(peer) if peer.state == SessionState::Authorized => {
                 peer.counters.packets_out += packets;
                 peer.counters.octets_out += octets;
+                self.traffic.download((packets, octets));
                 LanAction::Hairpin(peer.mac)
             }
             Some(_) => self.drop_lan(DropReason::Unauthorized),
@@ -698,6 +705,7 @@ impl Engine {
             }
             client.counters.packets_out += footprint.0;
             client.counters.octets_out += footprint.1;
+            self.traffic.download(footprint);
             return TunAction::ToLan(mac);
         }
         if p.src_port == DNS_PORT && !p.later_fragment {
@@ -783,6 +791,7 @@ impl Engine {
         }
         let mut held = 0;
         let sessions = &mut self.sessions;
+        let traffic = &mut self.traffic;
         // In place: no set rebuilt, nothing allocated per loop iteration.
         self.held.sessions.retain(|&mac| {
             let Some(c) = sessions.by_mac_mut(mac) else {
@@ -797,11 +806,13 @@ impl Engine {
             c.up.release(now, |h| {
                 counters.packets_in += h.packets;
                 counters.octets_in += h.octets;
+                traffic.upload((h.packets, h.octets));
                 out.push(Released::ToTun(h));
             });
             c.down.release(now, |h| {
                 counters.packets_out += h.packets;
                 counters.octets_out += h.octets;
+                traffic.download((h.packets, h.octets));
                 out.push(Released::ToLan(mac, h));
             });
             let bytes = c.up.queued_bytes() + c.down.queued_bytes();
@@ -900,6 +911,29 @@ impl Engine {
             shaper_held_bytes: self.held.bytes,
             walled_garden_learnt: self.intercept.learnt_count(),
             dns_unmatched_answers: self.intercept.dns.unmatched_answers(),
+        }
+    }
+
+    /// Session counts by state, traffic since start, drops and DHCP: what
+    /// a metrics scrape needs, without copying the session table.
+    pub fn metrics(&self) -> EngineMetrics {
+        let (mut authorized, mut unauthorized, mut throttled) = (0, 0, 0);
+        for c in self.sessions.iter() {
+            match c.state {
+                SessionState::Authorized => authorized += 1,
+                SessionState::Unauthorized => unauthorized += 1,
+            }
+            throttled += u64::from(c.throttled && c.state == SessionState::Authorized);
+        }
+        EngineMetrics {
+            unauthorized,
+            authorized,
+            throttled,
+            traffic: self.traffic,
+            drops: self.drops.clone(),
+            dhcp: self.dhcp.stats(),
+            redirected_flows: self.intercept.flow_count() as u64,
+            shaper_held_bytes: self.held.bytes as u64,
         }
     }
 

@@ -1853,3 +1853,30 @@ fn saves_are_engine_timers_too() {
         vec![Save::Leases]
     );
 }
+
+#[test]
+fn metrics_count_sessions_by_state_and_traffic_that_outlives_the_session() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    lease(&mut e, mac(2));
+    e.authorize(mac(1), who(Some("alice")), T0).unwrap();
+    let m = e.metrics();
+    assert_eq!((m.authorized, m.unauthorized), (1, 1));
+    let out = tcp(mac(1), ip, WEB, 80, 1000);
+    assert_eq!(lan(&mut e, T0 + 5, &plain(), &out), LanAction::ToTun);
+    let back = tcp(gw_mac(), WEB, ip, 40000, 300);
+    tun(&mut e, T0 + 6, &plain(), &back[ETH_HLEN..]);
+    // Dropped traffic of the unauthorized client counts nowhere.
+    let ip2 = e.sessions().by_mac(mac(2)).unwrap().ip;
+    lan(&mut e, T0 + 7, &plain(), &tcp(mac(2), ip2, WEB, 443, 500));
+    let t = e.metrics().traffic;
+    assert_eq!((t.upload_bytes, t.upload_packets), (1040, 1));
+    assert_eq!((t.download_bytes, t.download_packets), (340, 1));
+    // The session ends: its bytes stay counted (counters never go down).
+    e.logout(mac(1), EndReason::UserRequest, T0 + 8).unwrap();
+    let m = e.metrics();
+    assert_eq!((m.authorized, m.unauthorized), (0, 2));
+    assert_eq!(m.traffic, t);
+    assert!(m.drops.get(DropReason::Unauthorized) >= 1);
+    assert_eq!(m.dhcp.bound, 2);
+}

@@ -77,6 +77,53 @@ pub struct PortalStats {
     pub body_timeouts: Counter,
     /// Requests refused for a body larger than the portal reads.
     pub bodies_too_large: Counter,
+    /// Login attempts by what they came to, in [`LoginResult::ALL`] order.
+    pub login_results: [Counter; LoginResult::ALL.len()],
+}
+
+/// What a login attempt came to, as the metrics endpoint counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginResult {
+    /// Logged in.
+    Success,
+    /// The backend refused the credentials (or no RADIUS server answered).
+    Reject,
+    /// Backed off by the rate limiter, not checked.
+    RateLimited,
+    /// No live challenge: a stale or foreign page.
+    Expired,
+    /// A form missing its user name or terms, or a badly encoded password.
+    Invalid,
+    /// Accepted, but the data plane could not authorize the client.
+    Error,
+    /// The guest was logged in already.
+    Already,
+}
+
+impl LoginResult {
+    /// Every result, in counter order.
+    pub const ALL: [LoginResult; 7] = [
+        LoginResult::Success,
+        LoginResult::Reject,
+        LoginResult::RateLimited,
+        LoginResult::Expired,
+        LoginResult::Invalid,
+        LoginResult::Error,
+        LoginResult::Already,
+    ];
+
+    /// The result's label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            LoginResult::Success => "success",
+            LoginResult::Reject => "reject",
+            LoginResult::RateLimited => "rate_limited",
+            LoginResult::Expired => "expired",
+            LoginResult::Invalid => "invalid",
+            LoginResult::Error => "error",
+            LoginResult::Already => "already",
+        }
+    }
 }
 
 /// A copy of [`PortalStats`] at one moment.
@@ -96,6 +143,9 @@ pub struct PortalCounters {
     pub body_timeouts: u64,
     /// See [`PortalStats::bodies_too_large`].
     pub bodies_too_large: u64,
+    /// See [`PortalStats::login_results`].
+    #[serde(skip)]
+    pub login_results: [u64; LoginResult::ALL.len()],
 }
 
 impl PortalStats {
@@ -110,6 +160,7 @@ impl PortalStats {
             connections_evicted: get(&self.connections_evicted),
             body_timeouts: get(&self.body_timeouts),
             bodies_too_large: get(&self.bodies_too_large),
+            login_results: self.login_results.each_ref().map(get),
         }
     }
 }
@@ -379,6 +430,20 @@ impl Attempt {
     fn client(&self) -> &Client {
         match self {
             Attempt::Already(c) | Attempt::LoggedIn(c, _) | Attempt::Failed(c, _, _) => c,
+        }
+    }
+
+    fn result(&self) -> LoginResult {
+        match self {
+            Attempt::Already(_) => LoginResult::Already,
+            Attempt::LoggedIn(..) => LoginResult::Success,
+            Attempt::Failed(_, f, _) => match f {
+                Failure::Wrong => LoginResult::Reject,
+                Failure::Wait => LoginResult::RateLimited,
+                Failure::Expired | Failure::CrossSite => LoginResult::Expired,
+                Failure::Terms | Failure::Missing | Failure::Encoding => LoginResult::Invalid,
+                Failure::Unavailable => LoginResult::Error,
+            },
         }
     }
 }
@@ -916,6 +981,7 @@ impl Portal {
     /// A login: the attempt decides, the answer renders what it came to.
     async fn logon<G: Gateway>(&self, gw: &G, client: Client, ctx: &Ctx) -> Response {
         let attempt = self.attempt(gw, client, ctx).await;
+        self.stats.login_results[attempt.result() as usize].bump();
         self.render_logon(&attempt, ctx)
     }
 

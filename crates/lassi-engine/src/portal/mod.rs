@@ -44,5 +44,6 @@ pub mod uam;
 mod tests;
 
 pub use handler::{
-    Gateway, Method, Portal, PortalCounters, PortalRequest, PortalStats, Response, Settings,
+    Gateway, LoginResult, Method, Portal, PortalCounters, PortalRequest, PortalStats, Response,
+    Settings,
 };

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::auth::{self, AuthFuture, AuthRequest, Authenticator, LocalUsers};
-use super::handler::{Gateway, Method, Portal, PortalRequest, Response, Settings};
+use super::handler::{Gateway, LoginResult, Method, Portal, PortalRequest, Response, Settings};
 use super::pages::Pages;
 use super::uam;
 use crate::dataplane::Engine;
@@ -333,6 +333,12 @@ fn local_login_own_pages() {
     assert_eq!(r.header("location"), Some("http://example.test/welcome"));
     assert!(g.authorized());
     assert_eq!(g.client().user.as_deref(), Some("alice"));
+    let results = p.stats().snapshot().login_results;
+    let count = |r: LoginResult| results[r as usize];
+    assert_eq!(count(LoginResult::Reject), 1);
+    assert_eq!(count(LoginResult::Expired), 1);
+    assert_eq!(count(LoginResult::Success), 1);
+    assert_eq!(results.iter().sum::<u64>(), 3);
 
     // The status page shows the limits.
     let html = body(&get(&p, &g, "10.1.0.1", "/status"));
@@ -787,6 +793,10 @@ fn wrong_logins_back_off_and_the_backend_is_spared() {
     assert_eq!(waits, 95);
     let c = p.stats().snapshot();
     assert_eq!((c.login_attempts, c.logins_rate_limited), (100, 95));
+    let result = |r: LoginResult| c.login_results[r as usize];
+    assert_eq!(result(LoginResult::Reject), 5);
+    assert_eq!(result(LoginResult::RateLimited), 95);
+    assert_eq!(result(LoginResult::Success), 0);
     // Even the right password waits; the page's challenge survives the wait.
     let right = format!("challenge={chal}&username=alice&password=wonderland");
     assert!(body(&at(NOW + 500, &right)).contains("Please wait"));

@@ -42,6 +42,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::crypto::{self, VerifyError};
 use super::packet::{attr, Code, Packet};
+use super::server_stats::ServerStats;
 use crate::UnixMillis;
 
 /// How long an unanswered accounting request's identifier stays reserved
@@ -247,6 +248,8 @@ struct InFlight {
     /// A Status-Server probe of the engine's own: sent once, never failed
     /// over, answered with no event but [`ClientEvent::ServerAlive`].
     probe: bool,
+    /// When the request first went to its current server.
+    sent_at: UnixMillis,
 }
 
 /// The client engine. See the module documentation.
@@ -267,6 +270,8 @@ pub struct ClientEngine {
     rng_key: [u8; 16],
     rng_ctr: u64,
     stats: ClientStats,
+    /// Per-server counters, in `cfg.servers` order.
+    per_server: Vec<ServerStats>,
 }
 
 impl ClientEngine {
@@ -289,6 +294,7 @@ impl ClientEngine {
             rng_key: seed,
             rng_ctr: 0,
             stats: ClientStats::default(),
+            per_server: vec![ServerStats::default(); n],
         }
     }
 
@@ -300,6 +306,21 @@ impl ClientEngine {
     /// Counters.
     pub fn stats(&self) -> ClientStats {
         self.stats
+    }
+
+    /// Per-server counters, in the configured order of the servers.
+    pub fn server_stats(&self) -> &[ServerStats] {
+        &self.per_server
+    }
+
+    /// Server `i`'s counters; a list that is short (servers added by a
+    /// reconfiguration that did not carry the counters over) grows rather
+    /// than panics.
+    fn server_mut(per_server: &mut Vec<ServerStats>, i: usize) -> &mut ServerStats {
+        if per_server.len() <= i {
+            per_server.resize(i + 1, ServerStats::default());
+        }
+        &mut per_server[i]
     }
 
     /// Requests not yet answered or given up.
@@ -353,6 +374,7 @@ impl ClientEngine {
                 interval: self.cfg.timeout_ms,
                 next_at: now,
                 probe: false,
+                sent_at: now,
             },
         );
         self.dispatch(now, token);
@@ -380,6 +402,7 @@ impl ClientEngine {
                 interval: self.cfg.timeout_ms,
                 next_at: now,
                 probe: true,
+                sent_at: now,
             },
         );
         self.stats.status_probes += 1;
@@ -507,9 +530,11 @@ impl ClientEngine {
         f.sends = 1;
         f.interval = self.cfg.timeout_ms;
         f.next_at = now + f.interval;
+        f.sent_at = now;
         f.wire = Some((id, sent_auth, bytes.clone()));
         self.by_id.insert((service, server, id), token);
         self.stats.sent += 1;
+        Self::server_mut(&mut self.per_server, server).sent(f.req.packet.code);
         self.out.push_back(Transmit {
             service,
             dest,
@@ -571,6 +596,7 @@ impl ClientEngine {
             if f.probe {
                 // Unanswered probe: the next one goes at its interval.
                 let f = self.inflight.remove(&token).expect("present");
+                Self::server_mut(&mut self.per_server, f.server).timeouts += 1;
                 self.release(&f);
                 self.drain_waiting(now);
                 continue;
@@ -586,11 +612,13 @@ impl ClientEngine {
                     bytes: bytes.clone(),
                 };
                 self.stats.retransmits += 1;
+                Self::server_mut(&mut self.per_server, f.server).retransmits += 1;
                 self.out.push_back(t);
                 continue;
             }
             // This server is silent: remember it, move on.
             let (server, service) = (f.server, f.req.service);
+            Self::server_mut(&mut self.per_server, server).timeouts += 1;
             self.mark_dead(now, server, service);
             let f = self.inflight.remove(&token).expect("present");
             self.abandon(now, token, &f);
@@ -671,6 +699,7 @@ impl ClientEngine {
         };
         let f = self.inflight.remove(&token).expect("present");
         self.release(&f);
+        Self::server_mut(&mut self.per_server, server).answered(packet.code, Some(f.sent_at), now);
         self.deliver(now, server, token, (!f.probe).then_some(packet));
     }
 
@@ -695,6 +724,7 @@ impl ClientEngine {
             self.release(&f);
         }
         self.stats.late_answers += 1;
+        Self::server_mut(&mut self.per_server, server).answered(packet.code, None, now);
         self.deliver(now, server, token, Some(packet));
     }
 
@@ -937,6 +967,39 @@ mod tests {
         );
         assert_eq!(e.stats().unmatched, 2);
         assert_eq!(e.in_flight(), 0);
+    }
+
+    #[test]
+    fn per_server_counters_follow_each_server() {
+        use crate::radius::server_stats::RequestKind;
+        let mut e = ClientEngine::new(cfg(2), [9; 16]);
+        // First request: the primary stays silent, the secondary answers
+        // 250 ms after the request reached it.
+        e.submit(0, auth_req());
+        drain(&mut e);
+        let mut now = 0;
+        let mut to_secondary = None;
+        while to_secondary.is_none() {
+            now = e.poll_timeout().unwrap();
+            e.handle_timeout(now);
+            to_secondary = drain(&mut e).into_iter().find(|t| t.dest.port() == 1822);
+        }
+        let req = to_secondary.unwrap().bytes;
+        let from: SocketAddr = "127.0.0.1:1822".parse().unwrap();
+        let reply = answer(&req, Code::AccessReject, b"s", true);
+        e.handle_datagram(now + 250, Service::Auth, from, &reply);
+        let [primary, secondary] = e.server_stats() else {
+            panic!("two servers");
+        };
+        assert_eq!(primary.requests_of(RequestKind::Access), 1);
+        assert_eq!((primary.retransmits, primary.timeouts), (2, 1));
+        assert_eq!(primary.response_time.count, 0);
+        assert_eq!(secondary.requests_of(RequestKind::Access), 1);
+        assert_eq!((secondary.retransmits, secondary.timeouts), (0, 0));
+        assert_eq!(secondary.responses, [0, 1, 0, 0]);
+        let h = secondary.response_time;
+        assert_eq!((h.count, h.sum_ms), (1, 250));
+        assert_eq!(h.buckets[7], 1, "250 ms is in the 0.25 s bucket");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod client;
 pub mod coa;
 pub mod crypto;
 pub mod packet;
+pub mod server_stats;
 pub mod spool;
 
 pub use crate::session::SessionMatch;
