@@ -189,6 +189,12 @@ const TABLES: &[Table] = &[
         repeated: false,
         keys: &[("dir", Str)],
     },
+    Table {
+        kind: "metrics",
+        path: "metrics",
+        repeated: false,
+        keys: &[("listen", Str)],
+    },
 ];
 
 /// The section the init script reads and lassi skips.
