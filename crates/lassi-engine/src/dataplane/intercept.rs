@@ -108,6 +108,35 @@ impl Intercept {
         self.resolved = ips.into_iter().collect();
     }
 
+    /// Replace the garden's networks and suffixes (a live edit or a
+    /// reload). Addresses learnt from DNS are forgotten when a suffix they
+    /// may have come from is gone: they were not recorded by suffix.
+    pub fn set_garden(&mut self, nets: Vec<Ipv4Net>, suffixes: Vec<String>) {
+        let gone = (self.settings.walled_suffixes.iter()).any(|s| !suffixes.contains(s));
+        self.settings.walled_nets = nets;
+        self.settings.walled_suffixes = suffixes;
+        if gone {
+            self.learnt.clear();
+            self.learnt_by.clear();
+        }
+    }
+
+    /// What the garden opens at `now`, sorted.
+    pub fn open(&self, now: UnixMillis) -> super::GardenOpen {
+        let mut resolved: Vec<Ipv4Addr> = self.resolved.iter().copied().collect();
+        resolved.sort_unstable();
+        let mut learnt: Vec<Ipv4Addr> = (self.learnt.iter())
+            .filter(|(_, l)| l.until > now)
+            .map(|(ip, _)| *ip)
+            .collect();
+        learnt.sort_unstable();
+        super::GardenOpen {
+            nets: self.settings.walled_nets.clone(),
+            resolved,
+            learnt,
+        }
+    }
+
     /// Number of redirected connections remembered.
     pub fn flow_count(&self) -> usize {
         self.flows.len()

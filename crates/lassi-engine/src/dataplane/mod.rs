@@ -14,6 +14,7 @@ mod drops;
 mod held;
 mod housekeeping;
 pub mod intercept;
+mod operator;
 
 use core::net::Ipv4Addr;
 use std::collections::VecDeque;
@@ -23,6 +24,7 @@ use serde::Serialize;
 pub use drops::{DropCounters, DropReason};
 pub use housekeeping::{Save, HOUSEKEEPING_INTERVAL_MS};
 pub use intercept::InterceptSettings;
+pub use operator::{BlockOutcome, GardenOpen, LeaseFreed, OperatorError};
 
 use crate::dhcp::{Clients, DhcpServer, DhcpStats, LeaseEvent, LeaseRecord, Standing};
 use crate::session::{
@@ -203,6 +205,8 @@ pub struct Engine {
     held: Holding,
     /// When the shell should save sessions and leases.
     saves: SaveSchedule,
+    /// MACs the operator blocked (`lassi block`).
+    blocked: std::collections::HashSet<MacAddr, crate::session::FastBuildHasher>,
 }
 
 impl Engine {
@@ -225,6 +229,7 @@ impl Engine {
             next_housekeeping: 0,
             held: Holding::default(),
             saves: SaveSchedule::new(COUNTER_SAVE_INTERVAL_MS, now),
+            blocked: Default::default(),
         }
     }
 
@@ -248,6 +253,9 @@ impl Engine {
         };
         if eth.src.is_multicast() {
             return self.drop_lan(DropReason::Malformed);
+        }
+        if self.is_blocked(eth.src) {
+            return self.drop_blocked();
         }
         if eth.dst != self.settings.gateway_mac && !eth.dst.is_multicast() {
             return self.drop_lan(DropReason::NotForUs);
