@@ -560,7 +560,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let operator = OperatorState::open(&cfg.state.dir, &cfg.portal.walled_garden)?;
     let devices = install_devices(&cfg)?;
     let (mut engine, resumed) = build_engine(&cfg, devices.gateway_mac, restored, saved);
-    operator.restore_blocked(&mut engine, now_ms());
+    operator.prepare_engine(&mut engine, now_ms());
     let daemon = spawn(cfg, files, devices, engine, resumed, Arc::new(operator))?;
     let served = daemon.serve();
     daemon.shutdown();

@@ -41,8 +41,8 @@ pub enum OperatorCommand {
     Blocked(oneshot::Sender<Vec<MacAddr>>),
     /// Free the lease of the client a filter designates by IP or MAC.
     Release(ClientFilter, Reply<(MacAddr, LeaseFreed)>),
-    /// Replace the garden's networks and suffixes.
-    SetGarden(Vec<crate::wire::Ipv4Net>, Vec<String>),
+    /// Replace the garden's networks, suffixes and host names.
+    SetGarden(Vec<crate::wire::Ipv4Net>, Vec<String>, Vec<String>),
     /// What the garden opens now.
     GardenOpen(oneshot::Sender<GardenOpen>),
 }
@@ -91,8 +91,8 @@ impl OperatorCommand {
                 });
                 let _ = reply.send(r);
             }
-            OperatorCommand::SetGarden(nets, suffixes) => {
-                engine.set_walled_garden(nets, suffixes);
+            OperatorCommand::SetGarden(nets, suffixes, hosts) => {
+                engine.set_walled_garden(nets, suffixes, hosts);
             }
             OperatorCommand::GardenOpen(reply) => {
                 let _ = reply.send(engine.garden_open(now));
@@ -144,9 +144,15 @@ impl OperatorState {
         self.blocked_file.load()
     }
 
-    /// Block again, in a freshly built engine, the MACs blocked when lassi
-    /// last ran (a session resumed for one ends, its lease is freed).
-    pub fn restore_blocked(&self, engine: &mut Engine, now: UnixMillis) {
+    /// Prepare a freshly built engine: the garden's host names are
+    /// DNS-snooped like its suffixes, and the MACs blocked when lassi last
+    /// ran are blocked again (a session resumed for one ends, its lease is
+    /// freed).
+    pub fn prepare_engine(&self, engine: &mut Engine, now: UnixMillis) {
+        {
+            let book = self.garden.lock().unwrap_or_else(|e| e.into_inner());
+            engine.set_walled_garden(book.nets(), book.suffixes(), book.hosts());
+        }
         let macs = self.saved_blocked();
         for &mac in &macs {
             engine.block(mac, now);
@@ -305,6 +311,7 @@ impl DataplaneHandle {
         self.send(Command::Operator(OperatorCommand::SetGarden(
             book.nets(),
             book.suffixes(),
+            book.hosts(),
         )))?;
         self.operator.garden_hosts.send_replace(book.hosts());
         Ok(())

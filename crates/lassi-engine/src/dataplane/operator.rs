@@ -204,11 +204,19 @@ impl Engine {
         Ok(ended)
     }
 
-    /// Replace the walled garden's networks and `*.domain` suffixes
-    /// (configured and operator-added together). Addresses learnt for a
-    /// suffix that is gone are forgotten.
-    pub fn set_walled_garden(&mut self, nets: Vec<Ipv4Net>, suffixes: Vec<String>) {
-        self.intercept.set_garden(nets, suffixes);
+    /// Replace the walled garden's networks, `*.domain` suffixes and host
+    /// names (configured and operator-added together): a guest's own DNS
+    /// lookup of a garden name or a name under a suffix opens what it is
+    /// answered. Addresses learnt for a name that is gone are forgotten.
+    /// (The addresses lassi itself resolves for the host names come in
+    /// through [`Engine::set_walled_garden_hosts`].)
+    pub fn set_walled_garden(
+        &mut self,
+        nets: Vec<Ipv4Net>,
+        suffixes: Vec<String>,
+        hosts: Vec<String>,
+    ) {
+        self.intercept.set_garden(nets, suffixes, hosts);
     }
 
     /// What the walled garden opens now.

@@ -2051,7 +2051,7 @@ fn walled_garden_edits_open_and_close_live() {
     assert_eq!(out(&mut e), LanAction::Drop(DropReason::Unauthorized));
     let mut nets = e.garden_open(T0).nets;
     nets.push("198.51.100.40/32".parse().unwrap());
-    e.set_walled_garden(nets, vec!["example.org".into()]);
+    e.set_walled_garden(nets, vec!["example.org".into()], vec![]);
     assert_eq!(out(&mut e), LanAction::ToTun);
     assert_eq!(e.garden_open(T0).nets.len(), 2);
     // Learnt addresses stay while their suffix does, and go with it.
@@ -2064,16 +2064,41 @@ fn walled_garden_edits_open_and_close_live() {
         TunAction::ToLan(mac(1))
     );
     assert_eq!(e.garden_open(T0).learnt, vec![learnt]);
-    e.set_walled_garden(
-        vec!["203.0.113.0/24".parse().unwrap()],
-        vec!["example.org".into()],
-    );
+    let net203: Vec<Ipv4Net> = vec!["203.0.113.0/24".parse().unwrap()];
+    e.set_walled_garden(net203.clone(), vec!["example.org".into()], vec![]);
     assert_eq!(out(&mut e), LanAction::Drop(DropReason::Unauthorized));
     assert_eq!(e.garden_open(T0).learnt, vec![learnt]);
-    e.set_walled_garden(vec!["203.0.113.0/24".parse().unwrap()], vec![]);
+    e.set_walled_garden(net203.clone(), vec![], vec![]);
     assert!(e.garden_open(T0).learnt.is_empty());
     assert_eq!(
         lan(&mut e, T0, &plain(), &tcp(mac(1), ip, learnt, 443, 0)),
         LanAction::Drop(DropReason::Unauthorized)
     );
+    // A host name: the guest's own lookup of exactly that name teaches
+    // (a subdomain does not), and removing the name forgets it.
+    e.set_walled_garden(net203.clone(), vec![], vec!["cdn.example.net".into()]);
+    let sub = Ipv4Addr::new(198, 51, 100, 32);
+    let q = ask(&mut e, ip, DNS, "x.cdn.example.net");
+    let answer = dns_answer(
+        "x.cdn.example.net",
+        &[("x.cdn.example.net", Some(sub))],
+        300,
+    );
+    let reply = answered(q, mac(1), DNS, ip, &answer);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &reply[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    assert!(e.garden_open(T0).learnt.is_empty(), "a subdomain taught");
+    let q = ask(&mut e, ip, DNS, "cdn.example.net");
+    let answer = dns_answer("cdn.example.net", &[("cdn.example.net", Some(learnt))], 300);
+    let reply = answered(q, mac(1), DNS, ip, &answer);
+    tun(&mut e, T0, &plain(), &reply[ETH_HLEN..]);
+    assert_eq!(e.garden_open(T0).learnt, vec![learnt]);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, learnt, 443, 0)),
+        LanAction::ToTun
+    );
+    e.set_walled_garden(net203, vec![], vec![]);
+    assert!(e.garden_open(T0).learnt.is_empty());
 }
