@@ -532,8 +532,10 @@ impl Driver {
     fn login(&mut self, i: usize, ip: Ipv4Addr, server: Ipv4Addr) -> Result<(), String> {
         self.counts.leases.fetch_add(1, Ordering::Relaxed);
         let req = Request::Authorize {
-            mac: synthetic_mac(i),
+            mac: Some(synthetic_mac(i)),
+            ip: None,
             user: Some(format!("soak{i}")),
+            limits: Default::default(),
         };
         ok(control(&self.control, &req)?)?;
         self.counts.logins.fetch_add(1, Ordering::Relaxed);
@@ -555,7 +557,10 @@ impl Driver {
         ok(control(
             &self.control,
             &Request::Logout {
-                mac: synthetic_mac(i),
+                filter: lassi::session::ClientFilter {
+                    mac: Some(synthetic_mac(i)),
+                    ..Default::default()
+                },
             },
         )?)?;
         self.counts.logouts.fetch_add(1, Ordering::Relaxed);

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::aaa::garden::{GardenRefresh, GardenSettings};
 use crate::aaa::Aaa;
 use crate::config::{Config, WalledGarden};
 use crate::control::server::ControlServer;
@@ -20,6 +19,7 @@ use crate::io::clock::now_ms;
 use crate::io::firewall::{Firewall, FirewallSpec};
 use crate::io::forwarder::{Command, DataplaneHandle, Forwarder, Notice};
 use crate::io::lan::LanPort;
+use crate::io::operator::OperatorState;
 use crate::io::sys::{self, Waker};
 use crate::io::tun::Tun;
 use crate::session::{Durability, SavedSessions};
@@ -55,57 +55,6 @@ pub fn intercept_settings(cfg: &Config) -> InterceptSettings {
             })
             .collect(),
         any_dns: p.any_dns,
-    }
-}
-
-/// The walled garden's host names.
-fn garden_hosts(cfg: &Config) -> Vec<String> {
-    cfg.portal
-        .walled_garden
-        .iter()
-        .filter_map(|w| match w {
-            WalledGarden::Host(h) => Some(h.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The addresses and TTL of `host` from the first of `servers` that
-/// answers.
-async fn resolve(host: &str, servers: &[Ipv4Addr]) -> Option<(Vec<Ipv4Addr>, u32)> {
-    for server in servers {
-        match crate::io::resolver::resolve_a(*server, host, Duration::from_secs(3)).await {
-            Ok(answer) => return Some(answer),
-            Err(e) => tracing::warn!("walled garden: {e}"),
-        }
-    }
-    None
-}
-
-/// Resolve the walled garden's host names through the LAN's DNS servers
-/// and hand the addresses to the data plane, as [`GardenRefresh`] says when.
-async fn walled_garden_resolver(hosts: Vec<String>, dns: Vec<Ipv4Addr>, dp: DataplaneHandle) {
-    if hosts.is_empty() {
-        return;
-    }
-    let mut garden = GardenRefresh::new(hosts, GardenSettings::default());
-    loop {
-        while let Some(host) = garden.poll_query() {
-            match resolve(&host, &dns).await {
-                Some((ips, ttl)) => {
-                    tracing::info!(host, addresses = ?ips, "walled garden host resolved");
-                    garden.handle_resolved(&host, ips, ttl, now_ms());
-                }
-                None => garden.handle_failed(&host, now_ms()),
-            }
-            if let Some(addrs) = garden.poll_addresses() {
-                if dp.set_walled_garden_hosts(addrs).is_err() {
-                    return;
-                }
-            }
-        }
-        crate::io::clock::sleep_until(garden.poll_timeout()).await;
-        garden.handle_timeout(now_ms());
     }
 }
 
@@ -392,6 +341,7 @@ fn spawn(
     devices: Devices,
     engine: Engine,
     resumed: usize,
+    operator: Arc<OperatorState>,
 ) -> Result<Daemon, String> {
     let waker = Arc::new(Waker::new().map_err(|e| format!("eventfd: {e}"))?);
     let (cmd_tx, cmd_rx) = mpsc::channel();
@@ -401,6 +351,7 @@ fn spawn(
         waker: waker.clone(),
         portal: Arc::default(),
         radius: Arc::default(),
+        operator,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -546,8 +497,7 @@ impl Daemon {
             });
             crate::portal::start(cfg, self.gateway_mac, handle.clone(), radius_auth).await?;
             let serve = server.serve(handle.clone());
-            let garden =
-                walled_garden_resolver(garden_hosts(cfg), cfg.lan.dns.clone(), handle.clone());
+            let garden = crate::io::garden_resolver::run(cfg.lan.dns.clone(), handle.clone());
             tokio::spawn(garden);
             tokio::select! {
                 _ = serve => {}
@@ -614,9 +564,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
         restored,
         saved,
     } = open_state(&cfg)?;
+    let operator = OperatorState::open(&cfg.state.dir, &cfg.portal.walled_garden)?;
     let devices = install_devices(&cfg)?;
-    let (engine, resumed) = build_engine(&cfg, devices.gateway_mac, restored, saved);
-    let daemon = spawn(cfg, files, devices, engine, resumed)?;
+    let (mut engine, resumed) = build_engine(&cfg, devices.gateway_mac, restored, saved);
+    operator.prepare_engine(&mut engine, now_ms());
+    let daemon = spawn(cfg, files, devices, engine, resumed, Arc::new(operator))?;
     let served = daemon.serve();
     daemon.shutdown();
     served

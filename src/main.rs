@@ -4,43 +4,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use serde_json::Value;
 
 use lassi::config::{self, Config};
 use lassi::control::{client, ControlRequest as Request};
 use lassi::wire::MacAddr;
 
+mod cli;
 mod logger;
+
+use cli::Target;
 
 #[derive(Parser)]
 #[command(name = "lassi", version, about = "Captive-portal hotspot gateway")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
-}
-
-/// Where to find a running lassi: an explicit socket, or the one named in a config.
-#[derive(clap::Args)]
-struct Target {
-    /// Control socket of the running lassi.
-    #[arg(long, value_name = "PATH")]
-    control: Option<PathBuf>,
-    /// Read the control socket path from this config file.
-    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "control")]
-    config: Option<PathBuf>,
-}
-
-impl Target {
-    fn socket(&self) -> Result<PathBuf, String> {
-        match (&self.control, &self.config) {
-            (Some(p), _) => Ok(p.clone()),
-            (None, Some(c)) => Ok(Config::load(c)
-                .map_err(|e| format!("{}: {e}", c.display()))?
-                .control
-                .socket),
-            (None, None) => Ok(config::default_socket()),
-        }
-    }
 }
 
 #[derive(Subcommand)]
@@ -78,8 +56,11 @@ enum Cmd {
         /// UCI file, e.g. /etc/config/lassi.
         file: PathBuf,
     },
-    /// List clients and their sessions.
+    /// List clients and their sessions, filtered by IP, MAC, user or
+    /// session id (every filter given must match).
     Sessions {
+        #[command(flatten)]
+        filter: cli::FilterArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -91,22 +72,57 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
-    /// Log a client in by its MAC address (operator override).
+    /// Log a client in by MAC or IP (operator override), with per-session
+    /// limits; unset limits come from session.defaults.
     Authorize {
-        /// Client MAC, aa:bb:cc:dd:ee:ff or AA-BB-CC-DD-EE-FF.
-        mac: MacAddr,
-        /// User name to record for the session.
-        #[arg(long)]
-        user: Option<String>,
+        #[command(flatten)]
+        args: cli::AuthorizeArgs,
         #[command(flatten)]
         target: Target,
     },
-    /// End a client's session (it keeps its lease and sees the portal again).
+    /// End sessions by MAC, IP, user (all of the user's) or session id;
+    /// clients keep their leases and see the portal again.
     Logout {
+        #[command(flatten)]
+        args: cli::LogoutArgs,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Block a MAC: its session ends, its lease is freed, and it gets no
+    /// lease, no portal and no forwarding until unblocked (kept across restarts).
+    Block {
         /// Client MAC.
         mac: MacAddr,
         #[command(flatten)]
         target: Target,
+    },
+    /// Let a blocked MAC in again.
+    Unblock {
+        /// Client MAC.
+        mac: MacAddr,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the blocked MACs.
+    Blocked {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Free a client's lease as if it had sent DHCPRELEASE (its session
+    /// ends and is accounted).
+    DhcpRelease {
+        #[command(flatten)]
+        args: cli::ClientArgs,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show or edit the walled garden live (edits last until lassi stops).
+    Garden {
+        #[command(subcommand)]
+        cmd: cli::GardenCmd,
     },
 }
 
@@ -131,18 +147,11 @@ fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::ImportCoova { files, users_out } => import_coova(&files, &users_out),
         Cmd::ConvertUci { file } => convert_uci(&file),
-        Cmd::Sessions { json, target } => {
-            let v = client::call(&target.socket()?, &Request::Status)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v["clients"]).unwrap_or_default()
-                );
-            } else {
-                print_sessions(&v);
-            }
-            Ok(())
-        }
+        Cmd::Sessions {
+            filter,
+            json,
+            target,
+        } => cli::sessions(filter, json, &target),
         Cmd::Status { target } => {
             let mut v = client::call(&target.socket()?, &Request::Status)?;
             if let Some(m) = v.as_object_mut() {
@@ -151,26 +160,13 @@ fn run(cmd: Cmd) -> Result<(), String> {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             Ok(())
         }
-        Cmd::Authorize { mac, user, target } => {
-            let v = client::call(&target.socket()?, &Request::Authorize { mac, user })?;
-            println!(
-                "{mac} authorized (ip {}, session {})",
-                v["client"]["ip"].as_str().unwrap_or("?"),
-                v["client"]["session_id"].as_str().unwrap_or("?")
-            );
-            Ok(())
-        }
-        Cmd::Logout { mac, target } => {
-            let v = client::call(&target.socket()?, &Request::Logout { mac })?;
-            let s = &v["session"];
-            println!(
-                "{mac} logged out after {} s ({} octets in, {} out)",
-                (s["ended"].as_u64().unwrap_or(0) - s["started"].as_u64().unwrap_or(0)) / 1000,
-                s["counters"]["octets_in"],
-                s["counters"]["octets_out"]
-            );
-            Ok(())
-        }
+        Cmd::Authorize { args, target } => cli::authorize(args, &target),
+        Cmd::Logout { args, target } => cli::logout(args, &target),
+        Cmd::Block { mac, target } => cli::block(mac, &target),
+        Cmd::Unblock { mac, target } => cli::unblock(mac, &target),
+        Cmd::Blocked { json, target } => cli::blocked(json, &target),
+        Cmd::DhcpRelease { args, target } => cli::dhcp_release(args, &target),
+        Cmd::Garden { cmd } => cli::garden(cmd),
     }
 }
 
@@ -251,67 +247,4 @@ fn init_logging(level: &str) -> Result<(), String> {
     })?;
     logger::init(level, std::io::IsTerminal::is_terminal(&std::io::stderr()));
     Ok(())
-}
-
-/// UTC `YYYY-MM-DD HH:MM:SS` from Unix milliseconds (no time-zone database
-/// on small routers; operators read UTC in logs anyway).
-fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = logger::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn print_sessions(v: &Value) {
-    let empty = Vec::new();
-    let clients = v["clients"].as_array().unwrap_or(&empty);
-    println!(
-        "{:<17}  {:<15}  {:<12}  {:<12}  {:<19}  {:>12}  {:>12}  {:>9}  {:>9}",
-        "MAC",
-        "IP",
-        "STATE",
-        "USER",
-        "SESSION START (UTC)",
-        "OCTETS IN",
-        "OCTETS OUT",
-        "PKTS IN",
-        "PKTS OUT"
-    );
-    for c in clients {
-        let started = c["authorized_at"]
-            .as_u64()
-            .map(utc)
-            .unwrap_or_else(|| "-".into());
-        let k = &c["counters"];
-        println!(
-            "{:<17}  {:<15}  {:<12}  {:<12}  {:<19}  {:>12}  {:>12}  {:>9}  {:>9}",
-            c["mac"].as_str().unwrap_or("?"),
-            c["ip"].as_str().unwrap_or("?"),
-            c["state"].as_str().unwrap_or("?"),
-            c["user"].as_str().unwrap_or("-"),
-            started,
-            k["octets_in"],
-            k["octets_out"],
-            k["packets_in"],
-            k["packets_out"]
-        );
-    }
-    println!("{} client(s)", clients.len());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
-        assert_eq!(utc(1_795_359_600_000), "2026-11-22 15:00:00");
-    }
 }

@@ -9,7 +9,6 @@ use tokio::net::{UnixListener, UnixStream};
 
 use super::ControlRequest;
 use crate::io::forwarder::DataplaneHandle;
-use crate::session::{Client, EndReason, EndedSession};
 
 /// Longest request line accepted.
 const MAX_LINE: usize = 4096;
@@ -33,19 +32,10 @@ pub async fn answer(dp: &DataplaneHandle, req: ControlRequest) -> String {
                     },
                 })
             }
-            ControlRequest::Authorize { mac, user } => {
-                let client = dp.authorize(mac, user).await?;
-                serde_json::to_string(&Reply {
-                    ok: true,
-                    body: ClientReply { client },
-                })
-            }
-            ControlRequest::Logout { mac } => {
-                let session = dp.logout(mac, EndReason::AdminReset).await?;
-                serde_json::to_string(&Reply {
-                    ok: true,
-                    body: SessionReply { session },
-                })
+            other => {
+                return super::operator::answer(dp, other)
+                    .await
+                    .unwrap_or_else(|| Err("unknown request".into()));
             }
         };
         text.map_err(|e| e.to_string())
@@ -71,16 +61,6 @@ struct StatusReply<T: serde::Serialize> {
     /// Absent without a `[radius]` section.
     #[serde(skip_serializing_if = "Option::is_none")]
     radius: Option<crate::radius::RadiusStats>,
-}
-
-#[derive(serde::Serialize)]
-struct ClientReply {
-    client: Client,
-}
-
-#[derive(serde::Serialize)]
-struct SessionReply {
-    session: EndedSession,
 }
 
 /// The listening socket; the file is removed when dropped.

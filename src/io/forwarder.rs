@@ -79,6 +79,8 @@ pub enum Command {
     },
     /// Addresses resolved for the walled garden's host names.
     SetWalledGardenHosts(Vec<std::net::Ipv4Addr>),
+    /// An operator's request (`lassi sessions|logout|block|garden…`).
+    Operator(super::operator::OperatorCommand),
     /// A copy of the state.
     Status {
         /// Answer.
@@ -105,10 +107,12 @@ pub struct DataplaneHandle {
     /// The RADIUS service (`radius` in `lassi status`), set once it has
     /// started; it starts after this handle exists because it needs one.
     pub radius: Arc<std::sync::OnceLock<crate::radius::RadiusHandle>>,
+    /// The block list's file and the walled garden's entries.
+    pub operator: Arc<super::operator::OperatorState>,
 }
 
 impl DataplaneHandle {
-    fn send(&self, cmd: Command) -> Result<(), String> {
+    pub(crate) fn send(&self, cmd: Command) -> Result<(), String> {
         self.commands
             .send(cmd)
             .map_err(|_| "the data plane has stopped".to_string())?;
@@ -771,6 +775,7 @@ impl Forwarder {
                 let _ = reply.send(self.engine.find_sessions(&criteria));
             }
             Command::SetWalledGardenHosts(ips) => self.engine.set_walled_garden_hosts(ips),
+            Command::Operator(op) => op.run(&mut self.engine, now),
             Command::Status { reply } => {
                 let _ = reply.send(Status {
                     snapshot: self.engine.snapshot(now),

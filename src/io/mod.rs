@@ -4,7 +4,9 @@
 pub mod clock;
 pub mod firewall;
 pub mod forwarder;
+pub mod garden_resolver;
 pub mod lan;
+pub mod operator;
 pub mod resolver;
 pub mod sys;
 pub mod tun;

@@ -246,6 +246,9 @@ mod tests {
             waker: Arc::new(crate::io::sys::Waker::new().unwrap()),
             portal: Arc::default(),
             radius: Arc::default(),
+            operator: Arc::new(
+                crate::io::operator::OperatorState::open(&std::env::temp_dir(), &[]).unwrap(),
+            ),
         }
     }
 

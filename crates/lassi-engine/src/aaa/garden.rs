@@ -94,6 +94,42 @@ impl GardenRefresh {
         }
     }
 
+    /// Replace the set of names (a live edit or a reload): names kept keep
+    /// their addresses and schedule, new ones are due at once, and the
+    /// addresses of names gone are no longer handed out.
+    pub fn set_names(&mut self, names: impl IntoIterator<Item = String>) {
+        let mut wanted: Vec<String> = Vec::new();
+        for n in names {
+            if !wanted.contains(&n) {
+                wanted.push(n);
+            }
+        }
+        let before = self.hosts.len();
+        self.hosts.retain(|h| wanted.contains(&h.name));
+        self.changed |= self.hosts.len() != before;
+        for name in wanted {
+            if self.hosts.iter().all(|h| h.name != name) {
+                self.hosts.push(Host {
+                    name,
+                    addrs: Vec::new(),
+                    phase: Phase::Due,
+                    retry_ms: self.settings.first_retry_ms,
+                });
+            }
+        }
+        self.due = (self.hosts.iter().enumerate())
+            .filter(|(_, h)| h.phase == Phase::Due)
+            .map(|(i, _)| i)
+            .collect();
+    }
+
+    /// Each name with the addresses it last resolved to.
+    pub fn addresses(&self) -> Vec<(String, Vec<Ipv4Addr>)> {
+        (self.hosts.iter())
+            .map(|h| (h.name.clone(), h.addrs.clone()))
+            .collect()
+    }
+
     /// The next name to resolve.
     pub fn poll_query(&mut self) -> Option<String> {
         let i = self.due.pop_front()?;
@@ -297,5 +333,31 @@ mod tests {
         g.handle_failed(&name, T0);
         assert_eq!(g.poll_addresses(), Some(vec![a(1)]));
         assert_eq!(g.poll_timeout(), Some(T0 + 270 * SEC));
+    }
+
+    #[test]
+    fn names_replaced_live_keep_what_stays_and_drop_what_goes() {
+        let mut g = garden(&["one.example", "two.example"]);
+        for name in queries(&mut g) {
+            let ip = if name == "one.example" { a(1) } else { a(2) };
+            g.handle_resolved(&name, vec![ip], 600, T0);
+        }
+        assert_eq!(g.poll_addresses(), Some(vec![a(1), a(2)]));
+        g.set_names(["two.example".to_string(), "three.example".to_string()]);
+        // two keeps its schedule; only the new name is asked for now.
+        assert_eq!(queries(&mut g), vec!["three.example"]);
+        assert_eq!(g.poll_addresses(), Some(vec![a(2)]));
+        g.handle_resolved("three.example", vec![a(3)], 600, T0 + SEC);
+        assert_eq!(g.poll_addresses(), Some(vec![a(2), a(3)]));
+        assert_eq!(
+            g.addresses(),
+            vec![
+                ("two.example".to_string(), vec![a(2)]),
+                ("three.example".to_string(), vec![a(3)])
+            ]
+        );
+        g.set_names(Vec::new());
+        assert_eq!(g.poll_addresses(), Some(vec![]));
+        assert_eq!(g.poll_timeout(), None);
     }
 }

@@ -5,7 +5,9 @@
 //!   records, NAS-Port.
 //! - [`mac_auth`]: MAC authentication's questions, retries and back-off.
 //! - [`garden`]: when each walled-garden name is resolved again.
+//! - [`garden_book`]: the garden's entries, configured or operator-added.
 
 pub mod garden;
+pub mod garden_book;
 pub mod mac_auth;
 pub mod reply;

@@ -46,6 +46,7 @@ drop_reasons! {
     DnsNotQuery => "dns_not_query", "UDP to port 53 of a server other than lan.dns (portal.any_dns) that is no plain DNS query.";
     DnsRateLimited => "dns_rate_limited", "A guest's DNS queries to servers other than lan.dns over its rate or pending bound.";
     DnsUnmatched => "dns_unmatched", "A DNS answer from a server other than lan.dns that answers no pending query of the guest.";
+    Blocked => "blocked", "A frame from a MAC address the operator blocked (`lassi block`).";
 }
 
 /// One counter per [`DropReason`].

@@ -78,6 +78,10 @@ pub struct Intercept {
     pub(super) settings: InterceptSettings,
     flows: HashMap<u64, Flow, FastBuildHasher>,
     resolved: HashSet<Ipv4Addr, FastBuildHasher>,
+    /// Host names of the garden (exact names, lowercase): the shell
+    /// resolves them, and a guest's own lookup of one teaches its answer
+    /// too (round-robin and geo DNS give guests other addresses).
+    walled_hosts: Vec<String>,
     learnt: HashMap<Ipv4Addr, Learnt, FastBuildHasher>,
     /// How many of `learnt` each client's lookups added.
     learnt_by: HashMap<Ipv4Addr, usize, FastBuildHasher>,
@@ -106,6 +110,37 @@ impl Intercept {
     /// Replace the addresses resolved for walled-garden host names.
     pub fn set_resolved(&mut self, ips: impl IntoIterator<Item = Ipv4Addr>) {
         self.resolved = ips.into_iter().collect();
+    }
+
+    /// Replace the garden's networks, suffixes and host names (a live edit
+    /// or a reload). Addresses learnt from DNS are forgotten when a name
+    /// they may have come from is gone: they were not recorded by name.
+    pub fn set_garden(&mut self, nets: Vec<Ipv4Net>, suffixes: Vec<String>, hosts: Vec<String>) {
+        let gone = (self.settings.walled_suffixes.iter()).any(|s| !suffixes.contains(s))
+            || self.walled_hosts.iter().any(|h| !hosts.contains(h));
+        self.settings.walled_nets = nets;
+        self.settings.walled_suffixes = suffixes;
+        self.walled_hosts = hosts;
+        if gone {
+            self.learnt.clear();
+            self.learnt_by.clear();
+        }
+    }
+
+    /// What the garden opens at `now`, sorted.
+    pub fn open(&self, now: UnixMillis) -> super::GardenOpen {
+        let mut resolved: Vec<Ipv4Addr> = self.resolved.iter().copied().collect();
+        resolved.sort_unstable();
+        let mut learnt: Vec<Ipv4Addr> = (self.learnt.iter())
+            .filter(|(_, l)| l.until > now)
+            .map(|(ip, _)| *ip)
+            .collect();
+        learnt.sort_unstable();
+        super::GardenOpen {
+            nets: self.settings.walled_nets.clone(),
+            resolved,
+            learnt,
+        }
     }
 
     /// Number of redirected connections remembered.
@@ -217,14 +252,16 @@ impl Intercept {
         true
     }
 
-    /// True when `name` (normalised) is under one of the garden's suffixes.
+    /// True when `name` (normalised) is one of the garden's host names or
+    /// under one of its suffixes.
     fn walled_name(&self, name: &str) -> bool {
-        self.settings.walled_suffixes.iter().any(|s| {
-            name == s
-                || name
-                    .strip_suffix(s.as_str())
-                    .is_some_and(|head| head.ends_with('.'))
-        })
+        self.walled_hosts.iter().any(|h| h == name)
+            || self.settings.walled_suffixes.iter().any(|s| {
+                name == s
+                    || name
+                        .strip_suffix(s.as_str())
+                        .is_some_and(|head| head.ends_with('.'))
+            })
     }
 
     /// Learn walled-garden addresses from an answer that matched `client`'s

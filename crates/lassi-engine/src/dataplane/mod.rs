@@ -15,6 +15,7 @@ mod held;
 mod housekeeping;
 pub mod intercept;
 mod metrics;
+mod operator;
 
 use core::net::Ipv4Addr;
 use std::collections::VecDeque;
@@ -25,6 +26,7 @@ pub use drops::{DropCounters, DropReason};
 pub use housekeeping::{Save, HOUSEKEEPING_INTERVAL_MS};
 pub use intercept::InterceptSettings;
 pub use metrics::{EngineMetrics, Traffic};
+pub use operator::{BlockOutcome, GardenOpen, LeaseFreed, OperatorError};
 
 use crate::dhcp::{Clients, DhcpServer, DhcpStats, LeaseEvent, LeaseRecord, Standing};
 use crate::session::{
@@ -207,6 +209,8 @@ pub struct Engine {
     saves: SaveSchedule,
     /// Traffic of authorized clients since start (metrics).
     traffic: Traffic,
+    /// MACs the operator blocked (`lassi block`).
+    blocked: std::collections::HashSet<MacAddr, crate::session::FastBuildHasher>,
 }
 
 impl Engine {
@@ -230,6 +234,7 @@ impl Engine {
             held: Holding::default(),
             saves: SaveSchedule::new(COUNTER_SAVE_INTERVAL_MS, now),
             traffic: Traffic::default(),
+            blocked: Default::default(),
         }
     }
 
@@ -253,6 +258,9 @@ impl Engine {
         };
         if eth.src.is_multicast() {
             return self.drop_lan(DropReason::Malformed);
+        }
+        if self.is_blocked(eth.src) {
+            return self.drop_blocked();
         }
         if eth.dst != self.settings.gateway_mac && !eth.dst.is_multicast() {
             return self.drop_lan(DropReason::NotForUs);

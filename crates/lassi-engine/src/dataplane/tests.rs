@@ -7,6 +7,7 @@ use dhcproto::{Decodable, Encodable};
 
 use super::*;
 use crate::dhcp::{DhcpServer, DhcpSettings};
+use crate::session::ClientFilter;
 use crate::testkit::{self, GW};
 use crate::wire::checksum;
 use crate::wire::frame::{udp_frame, UdpAddressing};
@@ -1879,4 +1880,252 @@ fn metrics_count_sessions_by_state_and_traffic_that_outlives_the_session() {
     assert_eq!(m.traffic, t);
     assert!(m.drops.get(DropReason::Unauthorized) >= 1);
     assert_eq!(m.dhcp.bound, 2);
+}
+
+/// A DHCPDISCOVER from `m`.
+fn discover(m: MacAddr) -> Vec<u8> {
+    let mut d = Message::new_with_id(
+        9,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &m.0,
+    );
+    d.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Discover));
+    dhcp_frame(m, &d)
+}
+
+#[test]
+fn a_blocked_mac_loses_its_session_and_lease_and_is_refused_everything() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    e.authorize(mac(1), who(Some("eve")), T0).unwrap();
+    e.take_events();
+    let out = e.block(mac(1), T0 + 5_000);
+    assert!(out.newly_blocked);
+    assert_eq!(out.released, Some(ip));
+    let ended = out.ended.expect("its session ended");
+    assert_eq!(
+        (ended.reason, ended.user.as_deref()),
+        (EndReason::AdminReset, Some("eve"))
+    );
+    // One Stop (Admin-Reset), then the lease ends; no second Stop.
+    let evs = e.take_events();
+    assert!(
+        matches!(&evs[..], [Event::SessionEnded(s), Event::LeaseEnded { ip: i, .. }] if s.reason == EndReason::AdminReset && *i == ip),
+        "{evs:?}"
+    );
+    assert!(e.sessions().by_mac(mac(1)).is_none());
+    // Remembered as its last address, but no longer bound.
+    assert!(e
+        .lease_records()
+        .iter()
+        .all(|l| l.mac != mac(1) || l.expires <= T0 + 5_000));
+    // No DHCP answer, no portal, no ARP: dropped and counted as blocked.
+    e.outbox().clear();
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &discover(mac(1))),
+        LanAction::Drop(DropReason::Blocked)
+    );
+    assert!(e.outbox().is_empty(), "no OFFER for a blocked MAC");
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 80, 0)),
+        LanAction::Drop(DropReason::Blocked)
+    );
+    assert_eq!(e.drops().get(DropReason::Blocked), 2);
+    // Blocking again changes nothing; others are untouched.
+    assert!(!e.block(mac(1), T0).newly_blocked);
+    assert_eq!(e.blocked_macs(), vec![mac(1)]);
+    let other = lease(&mut e, mac(2));
+    assert_ne!(other, Ipv4Addr::UNSPECIFIED);
+    // Unblocked, it gets a lease again.
+    assert!(e.unblock(mac(1)));
+    assert!(!e.unblock(mac(1)));
+    assert!(e.blocked_macs().is_empty());
+    lease(&mut e, mac(1));
+}
+
+#[test]
+fn blocking_a_client_without_a_lease_only_blocks() {
+    let mut e = engine(true);
+    let out = e.block(mac(7), T0);
+    assert!(out.newly_blocked && out.ended.is_none() && out.released.is_none());
+    assert!(e.take_events().is_empty());
+    assert!(e.is_blocked(mac(7)) && !e.is_blocked(mac(8)));
+}
+
+#[test]
+fn an_operator_release_ends_the_session_and_frees_the_address() {
+    let mut e = engine(true);
+    let ip = online(&mut e, mac(1));
+    e.take_events();
+    let freed = e.release_lease(mac(1), T0 + 1_000).unwrap();
+    assert_eq!(freed.ip, ip);
+    assert_eq!(
+        freed.ended.map(|s| s.reason),
+        Some(EndReason::LeaseReleased)
+    );
+    let evs = e.take_events();
+    assert!(matches!(
+        &evs[..],
+        [
+            Event::SessionEnded(_),
+            Event::LeaseEnded {
+                reason: EndReason::LeaseReleased,
+                ..
+            }
+        ]
+    ));
+    assert!(e.sessions().by_ip(ip).is_none());
+    assert!(e
+        .lease_records()
+        .iter()
+        .all(|l| l.ip != ip || l.expires <= T0 + 1_000));
+    // Its packets no longer pass as the owner of the address.
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, WEB, 443, 0)),
+        LanAction::Drop(DropReason::NoLease)
+    );
+    let err = e.release_lease(mac(1), T0).unwrap_err();
+    assert_eq!(err.to_string(), format!("no lease for {}", mac(1)));
+    // An unauthorized client's release ends no session.
+    lease(&mut e, mac(2));
+    e.take_events();
+    assert!(e.release_lease(mac(2), T0).unwrap().ended.is_none());
+}
+
+#[test]
+fn operator_filters_list_and_log_out_by_any_identifier() {
+    let mut e = engine(true);
+    let a = lease(&mut e, mac(1));
+    let b = lease(&mut e, mac(2));
+    let c = lease(&mut e, mac(3));
+    e.authorize(mac(1), who(Some("alice")), T0).unwrap();
+    e.authorize(mac(2), who(Some("alice")), T0).unwrap();
+    let everyone = e.clients_matching(&ClientFilter::default());
+    assert_eq!(everyone.len(), 3);
+    let alice = ClientFilter {
+        user: Some("alice".into()),
+        ..Default::default()
+    };
+    let by_ip = |ip| ClientFilter {
+        ip: Some(ip),
+        ..Default::default()
+    };
+    assert_eq!(e.clients_matching(&alice).len(), 2);
+    assert_eq!(e.clients_matching(&by_ip(c))[0].mac, mac(3));
+    // Criteria combine.
+    let both = ClientFilter {
+        ip: Some(c),
+        ..alice.clone()
+    };
+    assert!(e.clients_matching(&both).is_empty());
+    let sid = e.sessions().by_mac(mac(2)).unwrap().session_id.clone();
+    let by_id = ClientFilter {
+        session_id: Some(sid.clone()),
+        ..Default::default()
+    };
+    assert_eq!(e.clients_matching(&by_id)[0].ip, b);
+    assert_eq!(e.client_mac(&by_ip(a)), Ok(mac(1)));
+    // Logout by session id ends that one; by user the rest.
+    let ended = e
+        .logout_matching(&by_id, EndReason::AdminReset, T0)
+        .unwrap();
+    assert_eq!(
+        (ended.len(), ended[0].session_id.as_str()),
+        (1, sid.as_str())
+    );
+    let ended = e
+        .logout_matching(&alice, EndReason::AdminReset, T0)
+        .unwrap();
+    assert_eq!((ended.len(), ended[0].mac), (1, mac(1)));
+    // Not found, named.
+    assert_eq!(e.clone_err(&alice), "no session for user alice");
+    assert_eq!(
+        e.clone_err(&by_ip(Ipv4Addr::new(10, 1, 0, 77))),
+        "no client with IP 10.1.0.77"
+    );
+    assert_eq!(e.clone_err(&by_ip(c)), format!("no session for IP {c}"));
+    assert_eq!(
+        e.client_mac(&by_ip(Ipv4Addr::new(10, 1, 0, 77)))
+            .unwrap_err()
+            .to_string(),
+        "no client with IP 10.1.0.77"
+    );
+    // An empty filter logs nobody out.
+    assert!(e
+        .logout_matching(&ClientFilter::default(), EndReason::AdminReset, T0)
+        .is_err());
+}
+
+impl Engine {
+    /// The message of a logout that found nothing.
+    fn clone_err(&mut self, f: &ClientFilter) -> String {
+        self.logout_matching(f, EndReason::AdminReset, T0)
+            .unwrap_err()
+            .to_string()
+    }
+}
+
+#[test]
+fn walled_garden_edits_open_and_close_live() {
+    let mut e = engine(true);
+    let ip = lease(&mut e, mac(1));
+    let added = Ipv4Addr::new(198, 51, 100, 40);
+    let out = |e: &mut Engine| lan(e, T0, &plain(), &tcp(mac(1), ip, added, 443, 0));
+    assert_eq!(out(&mut e), LanAction::Drop(DropReason::Unauthorized));
+    let mut nets = e.garden_open(T0).nets;
+    nets.push("198.51.100.40/32".parse().unwrap());
+    e.set_walled_garden(nets, vec!["example.org".into()], vec![]);
+    assert_eq!(out(&mut e), LanAction::ToTun);
+    assert_eq!(e.garden_open(T0).nets.len(), 2);
+    // Learnt addresses stay while their suffix does, and go with it.
+    let learnt = Ipv4Addr::new(198, 51, 100, 30);
+    let q = ask(&mut e, ip, DNS, "www.example.org");
+    let answer = dns_answer("www.example.org", &[("www.example.org", Some(learnt))], 300);
+    let reply = answered(q, mac(1), DNS, ip, &answer);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &reply[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    assert_eq!(e.garden_open(T0).learnt, vec![learnt]);
+    let net203: Vec<Ipv4Net> = vec!["203.0.113.0/24".parse().unwrap()];
+    e.set_walled_garden(net203.clone(), vec!["example.org".into()], vec![]);
+    assert_eq!(out(&mut e), LanAction::Drop(DropReason::Unauthorized));
+    assert_eq!(e.garden_open(T0).learnt, vec![learnt]);
+    e.set_walled_garden(net203.clone(), vec![], vec![]);
+    assert!(e.garden_open(T0).learnt.is_empty());
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, learnt, 443, 0)),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    // A host name: the guest's own lookup of exactly that name teaches
+    // (a subdomain does not), and removing the name forgets it.
+    e.set_walled_garden(net203.clone(), vec![], vec!["cdn.example.net".into()]);
+    let sub = Ipv4Addr::new(198, 51, 100, 32);
+    let q = ask(&mut e, ip, DNS, "x.cdn.example.net");
+    let answer = dns_answer(
+        "x.cdn.example.net",
+        &[("x.cdn.example.net", Some(sub))],
+        300,
+    );
+    let reply = answered(q, mac(1), DNS, ip, &answer);
+    assert_eq!(
+        tun(&mut e, T0, &plain(), &reply[ETH_HLEN..]),
+        TunAction::ToLan(mac(1))
+    );
+    assert!(e.garden_open(T0).learnt.is_empty(), "a subdomain taught");
+    let q = ask(&mut e, ip, DNS, "cdn.example.net");
+    let answer = dns_answer("cdn.example.net", &[("cdn.example.net", Some(learnt))], 300);
+    let reply = answered(q, mac(1), DNS, ip, &answer);
+    tun(&mut e, T0, &plain(), &reply[ETH_HLEN..]);
+    assert_eq!(e.garden_open(T0).learnt, vec![learnt]);
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), ip, learnt, 443, 0)),
+        LanAction::ToTun
+    );
+    e.set_walled_garden(net203, vec![], vec![]);
+    assert!(e.garden_open(T0).learnt.is_empty());
 }

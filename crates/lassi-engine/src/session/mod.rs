@@ -6,6 +6,7 @@
 //! and a few additions. Nothing here allocates on that path.
 
 mod fasthash;
+mod filter;
 mod limits;
 mod persist;
 
@@ -16,6 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use fasthash::FastBuildHasher;
+pub use filter::ClientFilter;
 pub use limits::{Held, QuotaAction, SessionLimits, ShapeVerdict, Shaper, TokenBucket};
 pub use persist::{
     Durability, SaveSchedule, SavedSessions, COUNTER_SAVE_INTERVAL_MS, LEASE_SAVE_INTERVAL_MS,
