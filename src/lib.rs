@@ -14,6 +14,7 @@ pub mod import;
 pub mod io;
 pub mod portal;
 pub mod radius;
+pub mod reload;
 pub mod store;
 
 pub use lassi_engine::{dataplane, dhcp, session, wire, UnixMillis};

@@ -28,4 +28,7 @@ pub enum ControlRequest {
         /// Client MAC.
         mac: MacAddr,
     },
+    /// Re-read the config file, the users file and the pages, and apply
+    /// what changed (see [`crate::reload`]).
+    Reload,
 }

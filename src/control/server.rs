@@ -40,6 +40,14 @@ pub async fn answer(dp: &DataplaneHandle, req: ControlRequest) -> String {
                     body: ClientReply { client },
                 })
             }
+            ControlRequest::Reload => {
+                let reload = dp.reload.get().ok_or("reload is not available yet")?;
+                let report = reload.reload(crate::reload::Origin::Control).await?;
+                serde_json::to_string(&Reply {
+                    ok: true,
+                    body: report,
+                })
+            }
             ControlRequest::Logout { mac } => {
                 let session = dp.logout(mac, EndReason::AdminReset).await?;
                 serde_json::to_string(&Reply {

@@ -79,6 +79,13 @@ pub enum Command {
     },
     /// Addresses resolved for the walled garden's host names.
     SetWalledGardenHosts(Vec<std::net::Ipv4Addr>),
+    /// A reload's live engine settings (see [`crate::reload`]).
+    SetLiveSettings {
+        /// What the engine changes from the next frame on.
+        live: crate::dataplane::LiveSettings,
+        /// `session.stop_on_shutdown`.
+        stop_on_shutdown: bool,
+    },
     /// A copy of the state.
     Status {
         /// Answer.
@@ -100,6 +107,8 @@ pub struct DataplaneHandle {
     /// The RADIUS service (`radius` in `lassi status`), set once it has
     /// started; it starts after this handle exists because it needs one.
     pub radius: Arc<std::sync::OnceLock<crate::radius::RadiusHandle>>,
+    /// The daemon's reload task (`lassi reload`), set once it runs.
+    pub reload: Arc<std::sync::OnceLock<crate::reload::ReloadHandle>>,
 }
 
 impl DataplaneHandle {
@@ -109,6 +118,18 @@ impl DataplaneHandle {
             .map_err(|_| "the data plane has stopped".to_string())?;
         self.waker.wake();
         Ok(())
+    }
+
+    /// Apply a reload's live engine settings (no session or lease ends).
+    pub fn set_live_settings(
+        &self,
+        live: crate::dataplane::LiveSettings,
+        stop_on_shutdown: bool,
+    ) -> Result<(), String> {
+        self.send(Command::SetLiveSettings {
+            live,
+            stop_on_shutdown,
+        })
     }
 
     /// Replace the walled garden's resolved host addresses.
@@ -746,6 +767,13 @@ impl Forwarder {
                 let _ = reply.send(self.engine.find_sessions(&criteria));
             }
             Command::SetWalledGardenHosts(ips) => self.engine.set_walled_garden_hosts(ips),
+            Command::SetLiveSettings {
+                live,
+                stop_on_shutdown,
+            } => {
+                self.engine.set_live_settings(live);
+                self.stop_on_shutdown = stop_on_shutdown;
+            }
             Command::Status { reply } => {
                 let _ = reply.send(Status {
                     snapshot: self.engine.snapshot(now),

@@ -272,6 +272,7 @@ enum Cmd {
     Spooled,
     Volatile(AcctRecord),
     WaitAcked(u64, oneshot::Sender<()>),
+    Reconfigure(Arc<RadiusSettings>),
     Shutdown,
 }
 
@@ -282,7 +283,8 @@ pub struct RadiusHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     spool: Arc<Mutex<SpoolStore>>,
     stats: Arc<Mutex<RadiusStats>>,
-    settings: Arc<RadiusSettings>,
+    /// Replaced by a reload ([`RadiusHandle::reconfigure`]).
+    settings: Arc<std::sync::RwLock<Arc<RadiusSettings>>>,
 }
 
 /// Entry point.
@@ -339,7 +341,7 @@ impl RadiusService {
             tx,
             spool,
             stats,
-            settings,
+            settings: Arc::new(std::sync::RwLock::new(settings)),
         };
         Ok((handle, coa_rx))
     }
@@ -387,7 +389,7 @@ impl RadiusHandle {
         session_id: &str,
         nas_port: u32,
     ) -> AccessRequest {
-        AccessRequest::mac_auth(&self.settings.mac_auth, mac, ip, session_id, nas_port)
+        AccessRequest::mac_auth(&self.settings().mac_auth, mac, ip, session_id, nas_port)
     }
 
     /// Queues an accounting record: written to the spool (fsync) before
@@ -446,8 +448,24 @@ impl RadiusHandle {
     }
 
     /// The settings in use.
-    pub fn settings(&self) -> &RadiusSettings {
-        &self.settings
+    pub fn settings(&self) -> Arc<RadiusSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A reload: new requests use `settings` (servers, secrets, timers,
+    /// NAS attributes, MAC-auth name and password); requests in flight to
+    /// a server that is still there unchanged finish there, the others
+    /// start over on the new servers (see `ClientEngine::reconfigure`).
+    /// The sockets, the spool and the CoA listener stay as they are.
+    pub fn reconfigure(&self, settings: RadiusSettings) -> Result<(), String> {
+        let settings = Arc::new(settings);
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings.clone();
+        self.tx
+            .send(Cmd::Reconfigure(settings))
+            .map_err(|_| "the RADIUS service has stopped".to_string())
     }
 
     /// Stops the service (pending logins resolve as Unreachable; spooled
@@ -534,6 +552,11 @@ impl Task {
                 } else {
                     let _ = w.send(());
                 }
+            }
+            Cmd::Reconfigure(settings) => {
+                self.engine.reconfigure(now, settings.engine_config());
+                self.nas = settings.nas_info();
+                self.settings = settings;
             }
             Cmd::Shutdown => {}
         }
