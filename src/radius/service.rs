@@ -554,7 +554,14 @@ impl Task {
                 }
             }
             Cmd::Reconfigure(settings) => {
+                let new_servers = settings.servers != self.settings.servers;
                 self.engine.reconfigure(now, settings.engine_config());
+                if new_servers {
+                    // Other servers or secrets: what waits in the spool
+                    // after an outage is tried on them now, not at the
+                    // next retry.
+                    self.with_spool(|s| s.spool_mut().handle_server_alive());
+                }
                 self.nas = settings.nas_info();
                 self.settings = settings;
             }
