@@ -384,3 +384,134 @@ fn sighup_and_lassi_reload_serve_new_pages_and_portal_settings() {
     w.login_ok(c, "bob");
     let _ = std::fs::remove_dir_all(&lab_pages);
 }
+
+/// A loopback UDP port nobody uses right now.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// radclient to lassi's CoA port on loopback: what it printed.
+fn radclient(port: u16, kind: &str, secret: &str, attrs: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("radclient")
+        .args(["-x", "-r", "1", "-t", "2"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args([kind, secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("radclient (apt-get install freeradius-utils)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(attrs.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The RADIUS service on its own, against FreeRADIUS and radclient on
+/// loopback: a reconfigured service authenticates with the new secret and
+/// checks CoA requests against the new clients, on the same sockets.
+#[test]
+fn a_reconfigured_radius_service_uses_new_secrets_for_requests_and_coa() {
+    use lassi::radius::service::ServerConfig;
+    use lassi::radius::service::{AccessAnswer, CoaSettings, RadiusService, RadiusSettings};
+    use lassi::radius::AccessRequest;
+    use std::net::{IpAddr, Ipv4Addr};
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let (auth_port, acct_port, coa_port) = (free_port(), free_port(), free_port());
+    let mut fr = FreeRadius::configure_temp(
+        "reload-service",
+        FreeRadiusOptions {
+            listen: localhost,
+            auth_port,
+            acct_port,
+            clients: vec![radius::RadiusClient {
+                addr: "127.0.0.1".into(),
+                secret: "testing123".into(),
+                require_message_authenticator: true,
+            }],
+            users: USERS.into(),
+            unsigned_users: Vec::new(),
+            sql: None,
+            debug: false,
+        },
+    )
+    .expect("configuring FreeRADIUS");
+    fr.start().expect("starting FreeRADIUS");
+    let spool = std::env::temp_dir().join(lassi_lab::unique_name("reload-spool"));
+    let server = |secret: &str| ServerConfig {
+        addr: localhost,
+        auth_port,
+        acct_port,
+        secret: secret.as_bytes().to_vec(),
+    };
+    let settings = |secret: &str, coa_secret: &str| {
+        let mut s = RadiusSettings::new(vec![server(secret)], spool.clone());
+        s.timeout = Duration::from_millis(300);
+        s.retries = 1;
+        s.coa = Some(CoaSettings {
+            listen: format!("127.0.0.1:{coa_port}").parse().unwrap(),
+            clients: vec![(localhost, coa_secret.into())],
+            ..Default::default()
+        });
+        s
+    };
+    let pap = || {
+        AccessRequest::pap(
+            "bob",
+            b"hello",
+            "02:00:0a:01:00:17".parse().unwrap(),
+            Ipv4Addr::new(10, 1, 0, 23),
+            "sess-reload",
+            1,
+        )
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (h, rx) = RadiusService::start(settings("wrong", "old"))
+            .await
+            .unwrap();
+        let mut rx = rx.unwrap();
+        // The daemon's side: no session matches anything.
+        tokio::spawn(async move {
+            while let Some(call) = rx.recv().await {
+                call.reply(lassi::radius::coa::CoaReply::Nak(
+                    lassi::radius::coa::ErrorCause::SessionContextNotFound,
+                ));
+            }
+        });
+        let rc = |secret: &'static str| {
+            tokio::task::spawn_blocking(move || {
+                radclient(coa_port, "disconnect", secret, "User-Name=bob\n")
+            })
+        };
+        assert_eq!(h.authenticate(pap()).await, AccessAnswer::Unreachable);
+        assert!(rc("new").await.unwrap().contains("No reply"));
+        h.reconfigure(settings("testing123", "new")).unwrap();
+        let answer = h.authenticate(pap()).await;
+        assert!(
+            matches!(answer, AccessAnswer::Accept(_)),
+            "{answer:?}\n{}",
+            fr.log_tail(20)
+        );
+        let out = rc("new").await.unwrap();
+        assert!(out.contains("Received Disconnect-NAK"), "{out}");
+        assert!(rc("old").await.unwrap().contains("No reply"));
+        assert_eq!(h.settings().servers, vec![server("testing123")]);
+        h.shutdown();
+    });
+    fr.stop();
+    let _ = std::fs::remove_dir_all(&spool);
+}

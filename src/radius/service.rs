@@ -316,14 +316,19 @@ impl RadiusService {
         }));
         let spool = Arc::new(Mutex::new(spool));
         let settings = Arc::new(settings);
-        let (coa_handle, coa_rx) = match (coa, &settings.coa) {
+        let (coa_handle, coa_rx, coa_servers) = match (coa, &settings.coa) {
             (Some((sock, calls, rx)), Some(c)) => {
                 let timeout_ms = c.answer_timeout.as_millis() as u64;
                 let engine = CoaEngine::new(settings.coa_server(c), timeout_ms);
-                let listener = CoaListener::new(sock, engine, stats.clone());
-                (Some(tokio::spawn(listener.run(calls))), Some(rx))
+                let (servers_tx, servers_rx) = mpsc::unbounded_channel();
+                let listener = CoaListener::new(sock, engine, stats.clone(), servers_rx);
+                (
+                    Some(tokio::spawn(listener.run(calls))),
+                    Some(rx),
+                    Some(servers_tx),
+                )
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
         let task = Task {
             engine,
@@ -335,6 +340,7 @@ impl RadiusService {
             settings: settings.clone(),
             auth_waiters: HashMap::new(),
             ack_waiters: HashMap::new(),
+            coa_servers,
         };
         tokio::spawn(task.run(rx, coa_handle));
         let handle = RadiusHandle {
@@ -487,6 +493,8 @@ struct Task {
     nas: NasInfo,
     auth_waiters: HashMap<Token, oneshot::Sender<AccessAnswer>>,
     ack_waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
+    /// A reload's CoA request checker, to the listener.
+    coa_servers: Option<mpsc::UnboundedSender<CoaServer>>,
 }
 
 impl Task {
@@ -563,6 +571,9 @@ impl Task {
                     self.with_spool(|s| s.spool_mut().handle_server_alive());
                 }
                 self.nas = settings.nas_info();
+                if let (Some(tx), Some(c)) = (&self.coa_servers, &settings.coa) {
+                    let _ = tx.send(settings.coa_server(c));
+                }
                 self.settings = settings;
             }
             Cmd::Shutdown => {}
@@ -724,10 +735,17 @@ struct CoaListener {
     stats: Arc<Mutex<RadiusStats>>,
     replies_tx: mpsc::UnboundedSender<(CoaKey, CoaReply)>,
     replies: mpsc::UnboundedReceiver<(CoaKey, CoaReply)>,
+    /// New request checkers from reloads.
+    servers: mpsc::UnboundedReceiver<CoaServer>,
 }
 
 impl CoaListener {
-    fn new(sock: UdpSocket, engine: CoaEngine, stats: Arc<Mutex<RadiusStats>>) -> CoaListener {
+    fn new(
+        sock: UdpSocket,
+        engine: CoaEngine,
+        stats: Arc<Mutex<RadiusStats>>,
+        servers: mpsc::UnboundedReceiver<CoaServer>,
+    ) -> CoaListener {
         let (replies_tx, replies) = mpsc::unbounded_channel();
         CoaListener {
             sock,
@@ -735,6 +753,7 @@ impl CoaListener {
             stats,
             replies_tx,
             replies,
+            servers,
         }
     }
 
@@ -750,6 +769,7 @@ impl CoaListener {
                     }
                 }
                 Some((key, reply)) = self.replies.recv() => self.engine.handle_reply(key, reply),
+                Some(server) = self.servers.recv() => self.engine.set_server(server),
                 _ = sleep_until(deadline) => self.engine.handle_timeout(now_ms()),
             }
         }

@@ -234,7 +234,8 @@ pub fn not_live_reason(key: &str) -> Option<&'static str> {
             "a running session's octet counters would swap direction between its Interim and Stop",
         ),
         "radius.spool_max_records" => Some("the accounting spool is open"),
-        k if k.starts_with("radius.coa") => Some("the CoA listener is bound at start"),
+        "radius.coa" => Some("adding or removing [radius.coa] opens or closes the CoA listener"),
+        "radius.coa.listen" => Some("the CoA listener's socket is bound at start"),
         _ => None,
     }
 }

@@ -251,7 +251,13 @@ const EDITS: &[(&str, &str, &[&str], bool)] = &[
         "secret = \"coa\"",
         "secret = \"coa2\"",
         &["radius.coa.client"],
-        false,
+        true,
+    ),
+    (
+        "listen = \"127.0.0.1:3799\"",
+        "listen = \"127.0.0.1:3799\"\nrequire_event_timestamp = true",
+        &["radius.coa.require_event_timestamp"],
+        true,
     ),
     (
         "[portal]",
@@ -339,6 +345,8 @@ fn classification_of_keys_not_in_the_table() {
         "portal.venue_info_url",
         "radius.dead_time",
         "session.quota_action",
+        "radius.coa.require_message_authenticator",
+        "radius.coa.event_timestamp_window",
     ] {
         assert_eq!(not_live_reason(live), None, "{live}");
     }
@@ -346,7 +354,7 @@ fn classification_of_keys_not_in_the_table() {
         "lan.gateway",
         "lan.static_lease",
         "uplink.nat",
-        "radius.coa.require_message_authenticator",
+        "radius.coa.listen",
     ] {
         assert!(not_live_reason(fixed).is_some(), "{fixed}");
     }
