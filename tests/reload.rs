@@ -515,3 +515,31 @@ fn a_reconfigured_radius_service_uses_new_secrets_for_requests_and_coa() {
     fr.stop();
     let _ = std::fs::remove_dir_all(&spool);
 }
+
+#[test]
+fn the_users_file_is_read_again_and_a_broken_one_is_refused() {
+    let users = std::env::temp_dir().join(lassi_lab::unique_name("reload-users"));
+    std::fs::write(&users, "bob plain:hello\n").unwrap();
+    let w = World::new(
+        2,
+        &format!(
+            "[portal]\nauth = \"local\"\nusers_file = \"{}\"\n",
+            users.display()
+        ),
+    );
+    let (c1, c2) = (w.client(1), w.client(2));
+    w.must("udhcpc 1", c1.udhcpc());
+    w.must("udhcpc 2", c2.udhcpc());
+    assert!(w.login(c1, "alice").is_err(), "alice is not a user yet");
+    std::fs::write(&users, "bob plain:hello\nalice plain:hello\n").unwrap();
+    let out = w.reload_ok();
+    assert!(out.contains("portal.users_file"), "{out}");
+    w.login_ok(c1, "alice");
+    // A users file that does not parse: refused, the users read before stay.
+    std::fs::write(&users, "bob plain:hello\nthis is not a user line\n").unwrap();
+    let (ok, stdout, stderr) = w.reload();
+    assert!(!ok, "a broken users file was accepted: {stdout}");
+    assert!(stderr.contains("portal.users_file"), "{stderr}");
+    w.login_ok(c2, "alice");
+    let _ = std::fs::remove_file(&users);
+}
