@@ -632,6 +632,10 @@ fn finish_accounting(rt: &tokio::runtime::Runtime, aaa: &Aaa, kept: usize) {
 /// Run the gateway until SIGTERM or SIGINT; `config_path` is the file
 /// `cfg` was read from, read again by `lassi reload` and SIGHUP.
 pub fn run(cfg: Config, config_path: std::path::PathBuf) -> Result<(), String> {
+    // A SIGHUP (`systemctl reload`) before the reload handler is in place
+    // must not kill a starting lassi: ignored until `serve` handles it.
+    // SAFETY: sets the disposition of one signal; no handler code runs.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let State {
         files,
         restored,
