@@ -17,7 +17,7 @@ use crate::wire::MacAddr;
 pub use crate::wire::Ipv4Net;
 
 /// The whole configuration after validation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The guest-facing side.
     pub lan: LanConfig,
@@ -40,7 +40,7 @@ pub struct Config {
 }
 
 /// `[lan]`: the interface lassi owns and what it hands out there.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LanConfig {
     /// Interface lassi owns through a raw socket; it carries no kernel IP.
     pub interface: String,
@@ -74,7 +74,7 @@ pub struct LanConfig {
 }
 
 /// `[uplink]`: the TUN device to the kernel and NAT toward the WAN.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct UplinkConfig {
     /// Name of the TUN device lassi creates.
     pub tun_name: String,
@@ -147,7 +147,7 @@ impl FromStr for WalledGarden {
 }
 
 /// `[portal]`: the splash page, the login API and what is reachable before login.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PortalConfig {
     /// Port of lassi's own HTTP listener on the gateway address
     /// (CoovaChilli's `uamport`).
@@ -179,7 +179,7 @@ pub struct PortalConfig {
 
 /// `[session]`: limits applied when a login does not set its own, and how
 /// lassi notices clients that left.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SessionConfig {
     /// Default limits (a login's own limits win).
     pub defaults: crate::session::SessionLimits,
@@ -204,7 +204,7 @@ pub struct SessionConfig {
 pub use crate::radius::client::ServerConfig as RadiusServer;
 
 /// `[radius]`
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RadiusConfig {
     /// Servers, primary first.
     pub servers: Vec<RadiusServer>,
@@ -243,7 +243,7 @@ pub struct RadiusConfig {
 }
 
 /// `[radius.coa]`
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CoaConfig {
     /// Address and port to listen on.
     pub listen: std::net::SocketAddr,
@@ -260,21 +260,21 @@ pub struct CoaConfig {
 }
 
 /// `[dataplane]`
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DataplaneConfig {
     /// Frames read or written per system call at most.
     pub batch: usize,
 }
 
 /// `[control]`
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ControlConfig {
     /// Path of the Unix control socket (created mode 0600).
     pub socket: PathBuf,
 }
 
 /// `[state]`
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StateConfig {
     /// Directory for durable state (leases.json …).
     pub dir: PathBuf,

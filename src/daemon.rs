@@ -324,6 +324,8 @@ fn build_engine(
 /// shutting them down.
 struct Daemon {
     cfg: Config,
+    /// The config file, read again by a reload.
+    config_path: std::path::PathBuf,
     gateway_mac: MacAddr,
     rt: tokio::runtime::Runtime,
     handle: DataplaneHandle,
@@ -337,6 +339,7 @@ struct Daemon {
 /// notice thread.
 fn spawn(
     cfg: Config,
+    config_path: std::path::PathBuf,
     files: StateFiles,
     devices: Devices,
     engine: Engine,
@@ -352,6 +355,7 @@ fn spawn(
         portal: Arc::default(),
         radius: Arc::default(),
         operator,
+        reload: Arc::default(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -387,6 +391,7 @@ fn spawn(
         .map_err(|e| format!("starting the notice thread: {e}"))?;
     Ok(Daemon {
         cfg,
+        config_path,
         gateway_mac,
         rt,
         handle,
@@ -471,8 +476,9 @@ fn notice_loop(
 }
 
 impl Daemon {
-    /// Serves the control socket, the portal and the walled garden until
-    /// SIGTERM, SIGINT or the control server's end.
+    /// Serves the control socket, the portal, the walled garden and
+    /// reloads (`lassi reload`, SIGHUP) until SIGTERM, SIGINT or the
+    /// control server's end.
     fn serve(&self) -> Result<(), String> {
         let (cfg, handle) = (&self.cfg, &self.handle);
         self.rt.block_on(async {
@@ -480,14 +486,15 @@ impl Daemon {
             // until lassi stops. A reload moves it with `rebind`. Before
             // the control socket, so a start-up failure shows before
             // lassi looks ready.
-            let _metrics = Arc::new(
+            let metrics = Arc::new(
                 crate::metrics::MetricsServer::start(cfg.metrics.listen, handle.clone()).await?,
             );
             let server = ControlServer::bind(&cfg.control.socket)
                 .map_err(|e| format!("control.socket {}: {e}", cfg.control.socket.display()))?;
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .map_err(|e| format!("signals: {e}"))?;
+            let signal =
+                |kind| tokio::signal::unix::signal(kind).map_err(|e| format!("signals: {e}"));
+            let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
             let radius_auth = self.aaa.as_ref().map(|a| {
                 Box::new(crate::aaa::RadiusAuth {
                     radius: a.radius.clone(),
@@ -495,16 +502,43 @@ impl Daemon {
                     network: cfg.lan.network,
                 }) as Box<dyn crate::portal::auth::Authenticator>
             });
-            crate::portal::start(cfg, self.gateway_mac, handle.clone(), radius_auth).await?;
+            let portal =
+                crate::portal::start(cfg, self.gateway_mac, handle.clone(), radius_auth).await?;
+            let reload = self.start_reload(portal, metrics.clone());
+            let _ = handle.reload.set(reload.clone());
             let serve = server.serve(handle.clone());
             let garden = crate::io::garden_resolver::run(cfg.lan.dns.clone(), handle.clone());
             tokio::spawn(garden);
-            tokio::select! {
-                _ = serve => {}
-                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            tokio::pin!(serve);
+            loop {
+                tokio::select! {
+                    _ = &mut serve => break,
+                    _ = term.recv() => break tracing::info!("SIGTERM: stopping"),
+                    _ = tokio::signal::ctrl_c() => break tracing::info!("SIGINT: stopping"),
+                    // The reload task logs the outcome.
+                    _ = hup.recv() => {
+                        let _ = reload.reload(crate::reload::Origin::Signal).await;
+                    }
+                }
             }
             Ok::<(), String>(())
+        })
+    }
+
+    /// The reload task, holding the running configuration.
+    fn start_reload(
+        &self,
+        portal: crate::portal::PortalCell,
+        metrics: Arc<crate::metrics::MetricsServer>,
+    ) -> crate::reload::ReloadHandle {
+        crate::reload::spawn(crate::reload::Live {
+            path: self.config_path.clone(),
+            cfg: self.cfg.clone(),
+            gateway_mac: self.gateway_mac,
+            dp: self.handle.clone(),
+            portal,
+            radius: self.aaa.as_ref().map(|a| a.radius.clone()),
+            metrics,
         })
     }
 
@@ -557,8 +591,13 @@ fn finish_accounting(rt: &tokio::runtime::Runtime, aaa: &Aaa, kept: usize) {
     aaa.radius.shutdown();
 }
 
-/// Run the gateway until SIGTERM or SIGINT.
-pub fn run(cfg: Config) -> Result<(), String> {
+/// Run the gateway until SIGTERM or SIGINT; `config_path` is the file
+/// `cfg` was read from, read again by `lassi reload` and SIGHUP.
+pub fn run(cfg: Config, config_path: std::path::PathBuf) -> Result<(), String> {
+    // A SIGHUP (`systemctl reload`) before the reload handler is in place
+    // must not kill a starting lassi: ignored until `serve` handles it.
+    // SAFETY: sets the disposition of one signal; no handler code runs.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let State {
         files,
         restored,
@@ -568,7 +607,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let devices = install_devices(&cfg)?;
     let (mut engine, resumed) = build_engine(&cfg, devices.gateway_mac, restored, saved);
     operator.prepare_engine(&mut engine, now_ms());
-    let daemon = spawn(cfg, files, devices, engine, resumed, Arc::new(operator))?;
+    let daemon = spawn(
+        cfg,
+        config_path,
+        files,
+        devices,
+        engine,
+        resumed,
+        Arc::new(operator),
+    )?;
     let served = daemon.serve();
     daemon.shutdown();
     served

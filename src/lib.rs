@@ -15,6 +15,7 @@ pub mod io;
 pub mod metrics;
 pub mod portal;
 pub mod radius;
+pub mod reload;
 pub mod store;
 pub mod uci;
 

@@ -80,6 +80,15 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Make the running lassi re-read its config file, users file and pages
+    /// and apply what changed, without ending any session (SIGHUP does the
+    /// same). Prints the keys that changed; a config that does not validate
+    /// or a change that needs a restart is refused with the key and reason
+    /// (exit status 1), and lassi keeps its old configuration.
+    Reload {
+        #[command(flatten)]
+        target: Target,
+    },
     /// End sessions by MAC, IP, user (all of the user's) or session id;
     /// clients keep their leases and see the portal again.
     Logout {
@@ -142,7 +151,12 @@ fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Run { config, log_level } => {
             init_logging(&log_level)?;
             let cfg = Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
-            lassi::daemon::run(cfg)
+            lassi::daemon::run(cfg, config)
+        }
+        Cmd::Reload { target } => {
+            let v = client::call(&target.socket()?, &Request::Reload)?;
+            println!("{}", reload_summary(&v));
+            Ok(())
         }
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::ImportCoova { files, users_out } => import_coova(&files, &users_out),
@@ -168,6 +182,30 @@ fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::DhcpRelease { args, target } => cli::dhcp_release(args, &target),
         Cmd::Garden { cmd } => cli::garden(cmd),
     }
+}
+
+/// "reloaded FILE: changed a, b" from the reply of `lassi reload`.
+fn reload_summary(v: &serde_json::Value) -> String {
+    let list = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (changed, reread) = (list("changed"), list("reread"));
+    let file = v["file"].as_str().unwrap_or("?");
+    let mut out = if changed.is_empty() {
+        format!("reloaded {file}: no key changed")
+    } else {
+        format!("reloaded {file}: changed {}", changed.join(", "))
+    };
+    if !reread.is_empty() {
+        out.push_str(&format!(" (re-read {})", reread.join(", ")));
+    }
+    out
 }
 
 /// `lassi check-config FILE`: the config and the users file it names.

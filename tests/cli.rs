@@ -83,6 +83,12 @@ fn control_commands_explain_when_lassi_is_not_running() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is `lassi run` running?"));
+    let out = lassi()
+        .args(["reload", "--control", "/nonexistent/lassi.sock"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "reload without a lassi succeeded");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is `lassi run` running?"));
     let out = lassi().args(["authorize", "not-a-mac"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a MAC address"));

@@ -132,4 +132,19 @@ fn default_config_writes_only_where_the_unit_allows() {
         exec_start(&unit)[..2],
         [INSTALLED_BIN.to_string(), "run".to_string()]
     );
+    // `systemctl reload` asks the running lassi on the socket the packaged
+    // config puts it on.
+    let reload: Vec<String> = service_value(&unit, "ExecReload")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        reload,
+        [
+            INSTALLED_BIN.to_string(),
+            "reload".into(),
+            "--control".into(),
+            cfg.control.socket.display().to_string()
+        ]
+    );
 }

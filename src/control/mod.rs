@@ -77,6 +77,9 @@ pub enum ControlRequest {
         /// The entry.
         entry: String,
     },
+    /// Re-read the config file, the users file and the pages, and apply
+    /// what changed (see [`crate::reload`]).
+    Reload,
 }
 
 #[cfg(test)]

@@ -32,6 +32,14 @@ pub async fn answer(dp: &DataplaneHandle, req: ControlRequest) -> String {
                     },
                 })
             }
+            ControlRequest::Reload => {
+                let reload = dp.reload.get().ok_or("reload is not available yet")?;
+                let report = reload.reload(crate::reload::Origin::Control).await?;
+                serde_json::to_string(&Reply {
+                    ok: true,
+                    body: report,
+                })
+            }
             other => {
                 return super::operator::answer(dp, other)
                     .await

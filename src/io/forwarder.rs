@@ -81,6 +81,13 @@ pub enum Command {
     SetWalledGardenHosts(Vec<std::net::Ipv4Addr>),
     /// An operator's request (`lassi sessions|logout|block|garden…`).
     Operator(super::operator::OperatorCommand),
+    /// A reload's live engine settings (see [`crate::reload`]).
+    SetLiveSettings {
+        /// What the engine changes from the next frame on.
+        live: crate::dataplane::LiveSettings,
+        /// `session.stop_on_shutdown`.
+        stop_on_shutdown: bool,
+    },
     /// A copy of the state.
     Status {
         /// Answer.
@@ -109,6 +116,8 @@ pub struct DataplaneHandle {
     pub radius: Arc<std::sync::OnceLock<crate::radius::RadiusHandle>>,
     /// The block list's file and the walled garden's entries.
     pub operator: Arc<super::operator::OperatorState>,
+    /// The daemon's reload task (`lassi reload`), set once it runs.
+    pub reload: Arc<std::sync::OnceLock<crate::reload::ReloadHandle>>,
 }
 
 impl DataplaneHandle {
@@ -118,6 +127,18 @@ impl DataplaneHandle {
             .map_err(|_| "the data plane has stopped".to_string())?;
         self.waker.wake();
         Ok(())
+    }
+
+    /// Apply a reload's live engine settings (no session or lease ends).
+    pub fn set_live_settings(
+        &self,
+        live: crate::dataplane::LiveSettings,
+        stop_on_shutdown: bool,
+    ) -> Result<(), String> {
+        self.send(Command::SetLiveSettings {
+            live,
+            stop_on_shutdown,
+        })
     }
 
     /// Replace the walled garden's resolved host addresses.
@@ -776,6 +797,13 @@ impl Forwarder {
             }
             Command::SetWalledGardenHosts(ips) => self.engine.set_walled_garden_hosts(ips),
             Command::Operator(op) => op.run(&mut self.engine, now),
+            Command::SetLiveSettings {
+                live,
+                stop_on_shutdown,
+            } => {
+                self.engine.set_live_settings(live);
+                self.stop_on_shutdown = stop_on_shutdown;
+            }
             Command::Status { reply } => {
                 let _ = reply.send(Status {
                     snapshot: self.engine.snapshot(now),

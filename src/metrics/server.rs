@@ -249,6 +249,7 @@ mod tests {
             operator: Arc::new(
                 crate::io::operator::OperatorState::open(&std::env::temp_dir(), &[]).unwrap(),
             ),
+            reload: Arc::default(),
         }
     }
 

@@ -12,4 +12,4 @@ pub use lassi_engine::portal::*;
 pub mod files;
 pub mod server;
 
-pub use server::{build, random_challenge, serve, serve_with, start, MAX_BODY};
+pub use server::{build, random_challenge, serve, serve_with, start, PortalCell, MAX_BODY};

@@ -101,13 +101,37 @@ pub fn portal_settings(cfg: &PortalConfig, gateway: Ipv4Addr, gateway_mac: MacAd
     }
 }
 
-/// Builds the portal from the config: the backend, the pages (warnings for
-/// unreadable override files are logged).
-pub fn build(
+/// The portal being served, swapped whole by a reload: each request takes
+/// the current one, so the next request after a reload sees the new
+/// settings and pages while requests already running finish with theirs.
+#[derive(Clone)]
+pub struct PortalCell(Arc<std::sync::RwLock<Arc<Portal>>>);
+
+impl PortalCell {
+    /// The portal to answer the next request with.
+    pub fn current(&self) -> Arc<Portal> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Serve `portal` from the next request on.
+    pub fn replace(&self, portal: Portal) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(portal);
+    }
+}
+
+impl From<Arc<Portal>> for PortalCell {
+    fn from(p: Arc<Portal>) -> PortalCell {
+        PortalCell(Arc::new(std::sync::RwLock::new(p)))
+    }
+}
+
+/// The backend and pages `cfg` names, read from disk: what a start and a
+/// reload build a portal from. A users file that cannot be read is an
+/// error naming `portal.users_file`; unreadable page files are logged.
+pub fn backend_and_pages(
     cfg: &Config,
-    gateway_mac: MacAddr,
     radius: Option<Box<dyn auth::Authenticator>>,
-) -> Result<Portal, String> {
+) -> Result<(Box<dyn auth::Authenticator>, super::pages::Pages), String> {
     let p = &cfg.portal;
     let auth: Box<dyn auth::Authenticator> = match p.auth {
         AuthBackend::ClickThrough => Box::new(auth::ClickThrough),
@@ -128,8 +152,19 @@ pub fn build(
     for w in warnings {
         tracing::warn!("{w}");
     }
+    Ok((auth, pages))
+}
+
+/// Builds the portal from the config: the backend, the pages (warnings for
+/// unreadable override files are logged).
+pub fn build(
+    cfg: &Config,
+    gateway_mac: MacAddr,
+    radius: Option<Box<dyn auth::Authenticator>>,
+) -> Result<Portal, String> {
+    let (auth, pages) = backend_and_pages(cfg, radius)?;
     Ok(Portal::new(
-        portal_settings(p, cfg.lan.gateway, gateway_mac),
+        portal_settings(&cfg.portal, cfg.lan.gateway, gateway_mac),
         auth,
         pages,
         random_challenge(),
@@ -139,21 +174,23 @@ pub fn build(
 /// Binds `gateway:portal.port` and serves the portal on the current tokio
 /// runtime (the accept loop is spawned; it ends with the runtime). The data
 /// plane enforces the limits a login grants; the portal counts into
-/// `dp.portal` (shown by `lassi status`).
+/// `dp.portal` (shown by `lassi status`). Returns the cell a reload swaps
+/// the portal in.
 pub async fn start(
     cfg: &Config,
     gateway_mac: MacAddr,
     dp: DataplaneHandle,
     radius: Option<Box<dyn auth::Authenticator>>,
-) -> Result<(), String> {
+) -> Result<PortalCell, String> {
     let portal = Arc::new(build(cfg, gateway_mac, radius)?.with_stats(dp.portal.clone()));
+    let cell = PortalCell::from(portal);
     let addr = SocketAddr::new(IpAddr::V4(cfg.lan.gateway), cfg.portal.port);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("portal.port: cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, auth = ?cfg.portal.auth, external = cfg.portal.uam_server.as_deref().unwrap_or("-"), "portal listening");
-    tokio::spawn(serve(listener, portal, dp));
-    Ok(())
+    tokio::spawn(serve(listener, cell.clone(), dp));
+    Ok(cell)
 }
 
 /// The connection table: fair admission, and a way to close each
@@ -185,11 +222,7 @@ fn lock(slots: &SharedSlots) -> std::sync::MutexGuard<'_, Slots> {
 }
 
 /// Accepts connections until the runtime stops.
-pub async fn serve<G: Gateway + Clone + 'static>(
-    listener: TcpListener,
-    portal: Arc<Portal>,
-    gw: G,
-) {
+pub async fn serve<G: Gateway + Clone + 'static>(listener: TcpListener, portal: PortalCell, gw: G) {
     serve_with(
         listener,
         portal,
@@ -204,7 +237,7 @@ pub async fn serve<G: Gateway + Clone + 'static>(
 /// guest.
 pub async fn serve_with<G: Gateway + Clone + 'static>(
     listener: TcpListener,
-    portal: Arc<Portal>,
+    portal: PortalCell,
     gw: G,
     total: usize,
     per_client: usize,
@@ -238,7 +271,7 @@ pub async fn serve_with<G: Gateway + Clone + 'static>(
             _ => ClientKey::Ip(peer_ip),
         };
         // Refused connections are closed at once (dropping the stream).
-        let Some((id, closed)) = admit(&slots, &portal, key, peer_ip) else {
+        let Some((id, closed)) = admit(&slots, &portal.current(), key, peer_ip) else {
             continue;
         };
         let guard = SlotGuard {
@@ -301,13 +334,14 @@ fn admit(
 async fn connection<G: Gateway + Clone + 'static>(
     stream: tokio::net::TcpStream,
     peer_ip: Ipv4Addr,
-    portal: Arc<Portal>,
+    portal: PortalCell,
     gw: G,
     _slot: SlotGuard,
     closed: oneshot::Receiver<()>,
 ) {
     let service = service_fn(move |req: hyper::Request<Incoming>| {
-        let portal = portal.clone();
+        // The portal of the moment: a reload applies from the next request.
+        let portal = portal.current();
         let gw = gw.clone();
         async move { Ok::<_, Infallible>(answer(&portal, &gw, req, peer_ip).await) }
     });
@@ -482,7 +516,7 @@ mod shell_tests {
         );
         tokio::spawn(serve_with(
             listener,
-            Arc::new(portal),
+            Arc::new(portal).into(),
             NoClients,
             total,
             per_client,

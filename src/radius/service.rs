@@ -277,6 +277,7 @@ enum Cmd {
     Volatile(AcctRecord),
     WaitAcked(u64, oneshot::Sender<()>),
     Metrics(oneshot::Sender<Vec<super::metrics::ServerMetrics>>),
+    Reconfigure(Arc<RadiusSettings>),
     Shutdown,
 }
 
@@ -287,7 +288,8 @@ pub struct RadiusHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     spool: Arc<Mutex<SpoolStore>>,
     stats: Arc<Mutex<RadiusStats>>,
-    settings: Arc<RadiusSettings>,
+    /// Replaced by a reload ([`RadiusHandle::reconfigure`]).
+    settings: Arc<std::sync::RwLock<Arc<RadiusSettings>>>,
 }
 
 /// Entry point.
@@ -319,14 +321,19 @@ impl RadiusService {
         }));
         let spool = Arc::new(Mutex::new(spool));
         let settings = Arc::new(settings);
-        let (coa_handle, coa_rx) = match (coa, &settings.coa) {
+        let (coa_handle, coa_rx, coa_servers) = match (coa, &settings.coa) {
             (Some((sock, calls, rx)), Some(c)) => {
                 let timeout_ms = c.answer_timeout.as_millis() as u64;
                 let engine = CoaEngine::new(settings.coa_server(c), timeout_ms);
-                let listener = CoaListener::new(sock, engine, stats.clone());
-                (Some(tokio::spawn(listener.run(calls))), Some(rx))
+                let (servers_tx, servers_rx) = mpsc::unbounded_channel();
+                let listener = CoaListener::new(sock, engine, stats.clone(), servers_rx);
+                (
+                    Some(tokio::spawn(listener.run(calls))),
+                    Some(rx),
+                    Some(servers_tx),
+                )
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
         let task = Task {
             engine,
@@ -338,13 +345,14 @@ impl RadiusService {
             settings: settings.clone(),
             auth_waiters: HashMap::new(),
             ack_waiters: HashMap::new(),
+            coa_servers,
         };
         tokio::spawn(task.run(rx, coa_handle));
         let handle = RadiusHandle {
             tx,
             spool,
             stats,
-            settings,
+            settings: Arc::new(std::sync::RwLock::new(settings)),
         };
         Ok((handle, coa_rx))
     }
@@ -392,7 +400,7 @@ impl RadiusHandle {
         session_id: &str,
         nas_port: u32,
     ) -> AccessRequest {
-        AccessRequest::mac_auth(&self.settings.mac_auth, mac, ip, session_id, nas_port)
+        AccessRequest::mac_auth(&self.settings().mac_auth, mac, ip, session_id, nas_port)
     }
 
     /// Queues an accounting record: written to the spool (fsync) before
@@ -461,8 +469,24 @@ impl RadiusHandle {
     }
 
     /// The settings in use.
-    pub fn settings(&self) -> &RadiusSettings {
-        &self.settings
+    pub fn settings(&self) -> Arc<RadiusSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A reload: new requests use `settings` (servers, secrets, timers,
+    /// NAS attributes, MAC-auth name and password); requests in flight to
+    /// a server that is still there unchanged finish there, the others
+    /// start over on the new servers (see `ClientEngine::reconfigure`).
+    /// The sockets, the spool and the CoA listener stay as they are.
+    pub fn reconfigure(&self, settings: RadiusSettings) -> Result<(), String> {
+        let settings = Arc::new(settings);
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings.clone();
+        self.tx
+            .send(Cmd::Reconfigure(settings))
+            .map_err(|_| "the RADIUS service has stopped".to_string())
     }
 
     /// Stops the service (pending logins resolve as Unreachable; spooled
@@ -484,6 +508,8 @@ struct Task {
     nas: NasInfo,
     auth_waiters: HashMap<Token, oneshot::Sender<AccessAnswer>>,
     ack_waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
+    /// A reload's CoA request checker, to the listener.
+    coa_servers: Option<mpsc::UnboundedSender<CoaServer>>,
 }
 
 impl Task {
@@ -559,6 +585,21 @@ impl Task {
                     stats: *st,
                 });
                 let _ = reply.send(metrics.collect());
+            }
+            Cmd::Reconfigure(settings) => {
+                let new_servers = settings.servers != self.settings.servers;
+                self.engine.reconfigure(now, settings.engine_config());
+                if new_servers {
+                    // Other servers or secrets: what waits in the spool
+                    // after an outage is tried on them now, not at the
+                    // next retry.
+                    self.with_spool(|s| s.spool_mut().handle_server_alive());
+                }
+                self.nas = settings.nas_info();
+                if let (Some(tx), Some(c)) = (&self.coa_servers, &settings.coa) {
+                    let _ = tx.send(settings.coa_server(c));
+                }
+                self.settings = settings;
             }
             Cmd::Shutdown => {}
         }
@@ -719,10 +760,17 @@ struct CoaListener {
     stats: Arc<Mutex<RadiusStats>>,
     replies_tx: mpsc::UnboundedSender<(CoaKey, CoaReply)>,
     replies: mpsc::UnboundedReceiver<(CoaKey, CoaReply)>,
+    /// New request checkers from reloads.
+    servers: mpsc::UnboundedReceiver<CoaServer>,
 }
 
 impl CoaListener {
-    fn new(sock: UdpSocket, engine: CoaEngine, stats: Arc<Mutex<RadiusStats>>) -> CoaListener {
+    fn new(
+        sock: UdpSocket,
+        engine: CoaEngine,
+        stats: Arc<Mutex<RadiusStats>>,
+        servers: mpsc::UnboundedReceiver<CoaServer>,
+    ) -> CoaListener {
         let (replies_tx, replies) = mpsc::unbounded_channel();
         CoaListener {
             sock,
@@ -730,6 +778,7 @@ impl CoaListener {
             stats,
             replies_tx,
             replies,
+            servers,
         }
     }
 
@@ -745,6 +794,7 @@ impl CoaListener {
                     }
                 }
                 Some((key, reply)) = self.replies.recv() => self.engine.handle_reply(key, reply),
+                Some(server) = self.servers.recv() => self.engine.set_server(server),
                 _ = sleep_until(deadline) => self.engine.handle_timeout(now_ms()),
             }
         }

@@ -75,6 +75,25 @@ pub struct EngineSettings {
     pub session_id_seed: u32,
 }
 
+/// The engine settings a reload changes while sessions run and frames
+/// flow (see [`Engine::set_live_settings`]); the rest of
+/// [`EngineSettings`] (addresses, network, DNS, the portal port) is fixed
+/// for the engine's life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveSettings {
+    /// Drop client-to-client traffic.
+    pub client_isolation: bool,
+    /// Unauthorized clients may query any DNS server.
+    pub any_dns: bool,
+    /// What a used-up quota does.
+    pub quota_action: QuotaAction,
+    /// Noticing clients that left without logging out.
+    pub lost_carrier: LostCarrier,
+    /// Limits for sessions whose login set none of its own (new sessions;
+    /// running sessions keep the limits they started with).
+    pub default_limits: SessionLimits,
+}
+
 /// ARP probing of silent clients: after `silent_secs` without a frame, an
 /// ARP request goes to the client every `interval_secs`; after `probes`
 /// unanswered ones an authorized session ends with Lost-Carrier.
@@ -236,6 +255,18 @@ impl Engine {
             traffic: Traffic::default(),
             blocked: Default::default(),
         }
+    }
+
+    /// Applies a reload's live settings from the next frame on. No session,
+    /// lease or held packet is touched: running sessions keep their limits,
+    /// later housekeeping uses the new quota action and probing.
+    pub fn set_live_settings(&mut self, live: LiveSettings) {
+        self.settings.client_isolation = live.client_isolation;
+        self.settings.intercept.any_dns = live.any_dns;
+        self.intercept.settings.any_dns = live.any_dns;
+        self.settings.quota_action = live.quota_action;
+        self.settings.lost_carrier = live.lost_carrier;
+        self.settings.default_limits = live.default_limits;
     }
 
     fn drop_lan(&mut self, why: DropReason) -> LanAction {

@@ -2129,3 +2129,40 @@ fn walled_garden_edits_open_and_close_live() {
     e.set_walled_garden(net203, vec![], vec![]);
     assert!(e.garden_open(T0).learnt.is_empty());
 }
+
+#[test]
+fn live_settings_change_forwarding_and_defaults_without_ending_sessions() {
+    let mut e = engine(true);
+    let (a, b) = both_online(&mut e);
+    let before = e.sessions().by_mac(mac(1)).unwrap().clone();
+    assert_eq!(
+        lan(&mut e, T0, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        LanAction::Drop(DropReason::ClientToClient)
+    );
+    e.take_events();
+    let defaults = SessionLimits {
+        idle_timeout: Some(321),
+        ..Default::default()
+    };
+    e.set_live_settings(LiveSettings {
+        client_isolation: false,
+        any_dns: true,
+        quota_action: QuotaAction::default(),
+        lost_carrier: LostCarrier::default(),
+        default_limits: defaults.clone(),
+    });
+    // Forwarding follows the new isolation at once; the session is the same.
+    assert_eq!(
+        lan(&mut e, T0 + 1, &plain(), &tcp(mac(1), a, b, 22, 0)),
+        LanAction::Hairpin(mac(2))
+    );
+    let after = e.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!(after.session_id, before.session_id);
+    assert_eq!(after.limits, before.limits, "running sessions keep theirs");
+    assert!(e.take_events().is_empty(), "no session ended or started");
+    // A new session gets the new defaults.
+    lease(&mut e, mac(3));
+    let c = e.authorize(mac(3), who(None), T0 + 2).unwrap();
+    assert_eq!(c.limits.idle_timeout, Some(321));
+    assert!(e.intercept.settings.any_dns && e.settings.intercept.any_dns);
+}

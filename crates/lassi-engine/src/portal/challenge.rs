@@ -50,6 +50,12 @@ impl ChallengeStore {
         }
     }
 
+    /// Challenges handed out from now on live `lifetime_secs` (those
+    /// already out keep their expiry).
+    pub fn set_lifetime(&mut self, lifetime_secs: u32) {
+        self.lifetime_ms = u64::from(lifetime_secs) * 1000;
+    }
+
     /// Number of clients with a live (possibly expired, not yet purged)
     /// challenge.
     pub fn len(&self) -> usize {

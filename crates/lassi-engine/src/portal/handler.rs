@@ -399,9 +399,13 @@ pub struct Portal {
     settings: Settings,
     auth: Box<dyn Authenticator>,
     pages: Pages,
-    challenges: Mutex<ChallengeStore>,
-    limiter: Mutex<LoginLimiter>,
+    /// Shared with the portals [`Portal::reconfigured`] makes, so a reload
+    /// keeps the challenges handed out and the login back-offs.
+    challenges: Arc<Mutex<ChallengeStore>>,
+    limiter: Arc<Mutex<LoginLimiter>>,
     guard: Guard,
+    /// The form-token key, kept for the guard of a reconfigured portal.
+    key: [u8; 16],
     stats: Arc<PortalStats>,
 }
 
@@ -529,13 +533,37 @@ impl Portal {
         key: [u8; 16],
     ) -> Portal {
         Portal {
-            challenges: Mutex::new(ChallengeStore::new(
+            challenges: Arc::new(Mutex::new(ChallengeStore::new(
                 settings.challenge_timeout,
                 MAX_CHALLENGES,
-            )),
-            limiter: Mutex::new(LoginLimiter::new(MAX_LIMITED)),
+            ))),
+            limiter: Arc::new(Mutex::new(LoginLimiter::new(MAX_LIMITED))),
             guard: Guard::new(key, &settings.base(), settings.uam_server.as_deref()),
+            key,
             stats: Arc::default(),
+            settings,
+            auth,
+            pages,
+        }
+    }
+
+    /// The same portal with new settings, backend and pages (a reload):
+    /// the challenges handed out, the login back-offs, the form-token key
+    /// and the counters carry over, so no guest in the middle of a login
+    /// notices. Both portals may serve at once while older requests finish.
+    pub fn reconfigured(
+        &self,
+        settings: Settings,
+        auth: Box<dyn Authenticator>,
+        pages: Pages,
+    ) -> Portal {
+        lock(&self.challenges).set_lifetime(settings.challenge_timeout);
+        Portal {
+            challenges: self.challenges.clone(),
+            limiter: self.limiter.clone(),
+            guard: Guard::new(self.key, &settings.base(), settings.uam_server.as_deref()),
+            key: self.key,
+            stats: self.stats.clone(),
             settings,
             auth,
             pages,

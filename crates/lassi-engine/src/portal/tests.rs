@@ -923,3 +923,41 @@ fn a_new_challenge_comes_from_the_requests_random_bytes() {
     let html = body(&handle(&p, &g, &r, NOW + 1_000));
     assert_eq!(page_challenge(&html), "ab".repeat(16));
 }
+
+#[test]
+fn a_reconfigured_portal_keeps_the_challenge_a_guest_holds() {
+    let g = EngineGateway::with_client();
+    let p = portal(external(), users());
+    let loc = get(&p, &g, "example.test", "/page")
+        .header("location")
+        .unwrap()
+        .to_string();
+    assert!(loc.contains("&nasid=lassi&"), "{loc}");
+    let key = secret_key(&param(&query_of(&loc), "challenge"));
+    // A reload: another NAS id and pages, same secret.
+    let mut pages = Pages::embedded();
+    pages.set_file("error.html".into(), "reloaded {{message}}".into());
+    let p2 = p.reconfigured(
+        Settings {
+            nas_id: "cafe".into(),
+            ..external()
+        },
+        users(),
+        pages,
+    );
+    let loc2 = get(&p2, &g, "example.test", "/page")
+        .header("location")
+        .unwrap()
+        .to_string();
+    assert!(loc2.contains("&nasid=cafe&"), "{loc2}");
+    assert_eq!(
+        param(&query_of(&loc2), "challenge"),
+        param(&query_of(&loc), "challenge"),
+        "the same live challenge"
+    );
+    // The password encoded with the challenge from before the reload logs in.
+    let right = uam::encode_password("wonderland", &key);
+    let loc = logon(&p2, &g, &format!("username=alice&password={right}"));
+    assert!(loc.contains("res=success"), "{loc}");
+    assert!(Arc::ptr_eq(p.stats(), p2.stats()), "counters carry over");
+}

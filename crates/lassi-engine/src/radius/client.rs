@@ -37,6 +37,7 @@
 //! `require_message_authenticator` is on). Anything else is dropped
 //! silently and counted in [`ClientStats`].
 
+mod reconfigure;
 use core::net::{IpAddr, SocketAddr};
 use std::collections::{HashMap, VecDeque};
 
@@ -821,12 +822,13 @@ fn encode_request(req: &RadiusRequest, id: u8, random: [u8; 16], secret: &[u8]) 
     Some(bytes)
 }
 
+/// Helpers shared by the client engine's tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
     use super::*;
     use crate::radius::crypto::sign_response;
 
-    fn server(port: u16, secret: &str) -> ServerConfig {
+    pub fn server(port: u16, secret: &str) -> ServerConfig {
         ServerConfig {
             addr: "127.0.0.1".parse().unwrap(),
             auth_port: port,
@@ -835,7 +837,7 @@ mod tests {
         }
     }
 
-    fn cfg(n: usize) -> EngineConfig {
+    pub fn cfg(n: usize) -> EngineConfig {
         EngineConfig {
             servers: (0..n).map(|i| server(1812 + 10 * i as u16, "s")).collect(),
             timeout_ms: 1000,
@@ -847,7 +849,7 @@ mod tests {
         }
     }
 
-    fn auth_req() -> RadiusRequest {
+    pub fn auth_req() -> RadiusRequest {
         let mut p = Packet::new(Code::AccessRequest, 0);
         p.push(attr::USER_NAME, "bob");
         RadiusRequest {
@@ -858,7 +860,7 @@ mod tests {
     }
 
     /// A server's answer to `req_bytes`.
-    fn answer(req_bytes: &[u8], code: Code, secret: &[u8], with_ma: bool) -> Vec<u8> {
+    pub fn answer(req_bytes: &[u8], code: Code, secret: &[u8], with_ma: bool) -> Vec<u8> {
         let mut p = Packet::new(code, req_bytes[1]);
         if with_ma {
             p.push(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
@@ -869,9 +871,15 @@ mod tests {
         b
     }
 
-    fn drain(e: &mut ClientEngine) -> Vec<Transmit> {
+    pub fn drain(e: &mut ClientEngine) -> Vec<Transmit> {
         std::iter::from_fn(|| e.poll_transmit()).collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
 
     #[test]
     fn request_carries_hidden_password_and_message_authenticator() {

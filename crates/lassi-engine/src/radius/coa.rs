@@ -578,6 +578,13 @@ impl CoaEngine {
         &self.server
     }
 
+    /// A reload: requests from now on are checked (clients, secrets,
+    /// NAS identity, Event-Timestamp rules) by `server`. The replay guard
+    /// and the answers cached for retransmissions stay.
+    pub fn set_server(&mut self, server: CoaServer) {
+        self.server = server;
+    }
+
     /// Decides about one datagram from `from` received at `now`;
     /// `wall_secs` is the wall clock in Unix seconds (Event-Timestamps and
     /// replays are judged by it).
