@@ -16,6 +16,9 @@ use crate::wire::MacAddr;
 
 pub use crate::wire::Ipv4Net;
 
+mod ops;
+pub use ops::{parse_level, HooksConfig, LogConfig, LogFormat, LogOutput};
+
 /// The whole configuration after validation.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -35,6 +38,10 @@ pub struct Config {
     pub control: ControlConfig,
     /// Durable state (leases).
     pub state: StateConfig,
+    /// Connection and uplink scripts.
+    pub hooks: HooksConfig,
+    /// Log level, format and destination.
+    pub log: LogConfig,
 }
 
 /// `[lan]`: the interface lassi owns and what it hands out there.
@@ -325,6 +332,10 @@ struct RawConfig {
     control: RawControl,
     #[serde(default)]
     state: RawState,
+    #[serde(default)]
+    hooks: ops::RawHooks,
+    #[serde(default)]
+    log: ops::RawLog,
 }
 
 #[derive(Deserialize)]
@@ -701,6 +712,8 @@ impl Config {
                 socket: raw.control.socket,
             },
             state: StateConfig { dir: raw.state.dir },
+            hooks: ops::validate_hooks(raw.hooks)?,
+            log: ops::validate_log(raw.log)?,
         })
     }
 }

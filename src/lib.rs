@@ -10,6 +10,7 @@ pub mod aaa;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod hooks;
 pub mod import;
 pub mod io;
 pub mod portal;

@@ -8,7 +8,7 @@
 //! events to accounting records), `mac_auth` (whom to ask, when to ask
 //! again) and `garden` (when to resolve walled-garden names again).
 
-pub use lassi_engine::aaa::{garden, mac_auth, reply};
+pub use lassi_engine::aaa::{garden, hook_env, mac_auth, reply};
 
 use std::net::Ipv4Addr;
 use std::path::Path;
