@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod hooks;
 pub mod import;
 pub mod io;
+pub mod logger;
 pub mod portal;
 pub mod radius;
 pub mod store;

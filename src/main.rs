@@ -10,7 +10,7 @@ use lassi::config::{self, Config};
 use lassi::control::{client, ControlRequest as Request};
 use lassi::wire::MacAddr;
 
-mod logger;
+use lassi::logger;
 
 #[derive(Parser)]
 #[command(name = "lassi", version, about = "Captive-portal hotspot gateway")]
@@ -50,9 +50,9 @@ enum Cmd {
         /// Configuration file (see examples/lassi.toml).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
-        /// Log level: error, warn, info, debug, trace.
-        #[arg(long, default_value = "info")]
-        log_level: String,
+        /// Log level: error, warn, info, debug, trace (overrides log.level).
+        #[arg(long)]
+        log_level: Option<String>,
     },
     /// Validate a configuration file without starting anything.
     CheckConfig {
@@ -117,8 +117,16 @@ fn main() -> ExitCode {
 fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
         Cmd::Run { config, log_level } => {
-            init_logging(&log_level)?;
-            let cfg = Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+            let mut cfg =
+                Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+            if let Some(level) = log_level {
+                cfg.log.level =
+                    config::parse_level("--log-level", &level).map_err(|e| e.to_string())?;
+            }
+            logger::init(
+                &cfg.log,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            );
             lassi::daemon::run(cfg)
         }
         Cmd::CheckConfig { file } => check_config(&file),
@@ -222,14 +230,6 @@ fn import_coova(files: &[PathBuf], users_out: &std::path::Path) -> Result<(), St
         eprintln!("lassi: warning: {w}");
     }
     print!("{}", imported.toml);
-    Ok(())
-}
-
-fn init_logging(level: &str) -> Result<(), String> {
-    let level: tracing::Level = level.parse().map_err(|_| {
-        format!("--log-level: '{level}' is not one of error, warn, info, debug, trace")
-    })?;
-    logger::init(level, std::io::IsTerminal::is_terminal(&std::io::stderr()));
     Ok(())
 }
 

@@ -304,6 +304,8 @@ pub struct Aaa {
     pub radius: RadiusHandle,
     /// Clients for MAC authentication to look at (when enabled).
     pub mac_auth: Option<mpsc::UnboundedSender<MacAuthTrigger>>,
+    /// What the requests say about the NAS (for the hook scripts).
+    pub nas: crate::radius::attrs::NasInfo,
 }
 
 /// The local IPv4 address the kernel uses to reach `server` (a UDP
@@ -338,6 +340,7 @@ pub async fn start(
             .first()
             .and_then(|s| source_address(s.addr));
     }
+    let nas = settings.nas_info();
     let spool: &Path = &settings.spool_dir;
     tracing::info!(servers = r.servers.len(), spool = %spool.display(), mac_auth = r.mac_auth, coa = r.coa.is_some(), "RADIUS starting");
     let (radius, coa_calls) = crate::radius::service::RadiusService::start(settings)
@@ -361,5 +364,6 @@ pub async fn start(
     Ok(Arc::new(Aaa {
         radius,
         mac_auth: mac_tx,
+        nas,
     }))
 }
