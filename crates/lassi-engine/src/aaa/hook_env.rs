@@ -123,6 +123,16 @@ fn started_of(ev: &Event) -> UnixMillis {
     }
 }
 
+/// Bandwidth and volume limits, octets in the direction of accounting.
+fn limits_env(env: &mut HookEnv, g: &GatewayInfo, l: &SessionLimits) {
+    put(env, "WISPR_BANDWIDTH_MAX_UP", num(l.bandwidth_up_bps));
+    put(env, "WISPR_BANDWIDTH_MAX_DOWN", num(l.bandwidth_down_bps));
+    let (max_in, max_out) = directed(g, l.max_input_octets, l.max_output_octets);
+    put(env, "COOVACHILLI_MAX_INPUT_OCTETS", num(max_in));
+    put(env, "COOVACHILLI_MAX_OUTPUT_OCTETS", num(max_out));
+    put(env, "COOVACHILLI_MAX_TOTAL_OCTETS", num(l.max_total_octets));
+}
+
 /// Input and output in the direction accounting reports them.
 fn directed<T>(g: &GatewayInfo, input: T, output: T) -> (T, T) {
     if g.swap_octets {
@@ -135,73 +145,11 @@ fn directed<T>(g: &GatewayInfo, input: T, output: T) -> (T, T) {
 fn record_env(g: &GatewayInfo, rec: &AcctRecord, l: &SessionLimits, idle_s: u64) -> HookEnv {
     let mut env = HookEnv::new();
     gateway_env(&mut env, g);
-    put(
-        &mut env,
-        "USER_NAME",
-        rec.user_name.as_deref().unwrap_or(""),
-    );
-    put(
-        &mut env,
-        "NAS_IP_ADDRESS",
-        g.nas.nas_ip.map(|a| a.to_string()).unwrap_or_default(),
-    );
-    put(&mut env, "SERVICE_TYPE", "1");
-    put(
-        &mut env,
-        "FRAMED_IP_ADDRESS",
-        rec.ip.map(|a| a.to_string()).unwrap_or_default(),
-    );
-    put(
-        &mut env,
-        "CLASS",
-        rec.class.first().map(Vec::as_slice).unwrap_or(b""),
-    );
-    put(&mut env, "CUI", rec.cui.as_deref().unwrap_or(b""));
+    who_env(&mut env, g, rec);
     put(&mut env, "SESSION_TIMEOUT", num(l.session_timeout));
     put(&mut env, "IDLE_TIMEOUT", num(l.idle_timeout));
-    put(
-        &mut env,
-        "CALLING_STATION_ID",
-        rec.mac.map(|m| m.to_dashed()).unwrap_or_default(),
-    );
-    put(
-        &mut env,
-        "CALLED_STATION_ID",
-        g.nas.called_station().unwrap_or_default(),
-    );
-    put(
-        &mut env,
-        "NAS_ID",
-        g.nas.nas_identifier.as_deref().unwrap_or(""),
-    );
-    put(&mut env, "NAS_PORT_TYPE", "19");
-    put(&mut env, "NAS_PORT", num(rec.nas_port));
-    put(&mut env, "ACCT_SESSION_ID", &rec.session_id);
     put(&mut env, "ACCT_INTERIM_INTERVAL", num(l.interim_interval));
-    put(
-        &mut env,
-        "WISPR_LOCATION_ID",
-        g.nas.location_id.as_deref().unwrap_or(""),
-    );
-    put(
-        &mut env,
-        "WISPR_LOCATION_NAME",
-        g.nas.location_name.as_deref().unwrap_or(""),
-    );
-    put(&mut env, "WISPR_BANDWIDTH_MAX_UP", num(l.bandwidth_up_bps));
-    put(
-        &mut env,
-        "WISPR_BANDWIDTH_MAX_DOWN",
-        num(l.bandwidth_down_bps),
-    );
-    let (max_in, max_out) = directed(g, l.max_input_octets, l.max_output_octets);
-    put(&mut env, "COOVACHILLI_MAX_INPUT_OCTETS", num(max_in));
-    put(&mut env, "COOVACHILLI_MAX_OUTPUT_OCTETS", num(max_out));
-    put(
-        &mut env,
-        "COOVACHILLI_MAX_TOTAL_OCTETS",
-        num(l.max_total_octets),
-    );
+    limits_env(&mut env, g, l);
     let (oin, oout) = directed(g, rec.octets_in, rec.octets_out);
     let (pin, pout) = directed(g, rec.packets_in, rec.packets_out);
     put(&mut env, "INPUT_OCTETS", oin.to_string());
@@ -214,6 +162,31 @@ fn record_env(g: &GatewayInfo, rec: &AcctRecord, l: &SessionLimits, idle_s: u64)
         put(&mut env, "TERMINATE_CAUSE", c.value().to_string());
     }
     env
+}
+
+/// Who and where: the user, the client, the NAS.
+fn who_env(env: &mut HookEnv, g: &GatewayInfo, rec: &AcctRecord) {
+    let addr = |a: Option<Ipv4Addr>| a.map(|a| a.to_string()).unwrap_or_default();
+    let text = |s: &Option<String>| s.clone().unwrap_or_default();
+    put(env, "USER_NAME", text(&rec.user_name));
+    put(env, "NAS_IP_ADDRESS", addr(g.nas.nas_ip));
+    put(env, "SERVICE_TYPE", "1");
+    put(env, "FRAMED_IP_ADDRESS", addr(rec.ip));
+    put(env, "CLASS", rec.class.first().cloned().unwrap_or_default());
+    put(env, "CUI", rec.cui.clone().unwrap_or_default());
+    let calling = rec.mac.map(|m| m.to_dashed()).unwrap_or_default();
+    put(env, "CALLING_STATION_ID", calling);
+    put(
+        env,
+        "CALLED_STATION_ID",
+        g.nas.called_station().unwrap_or_default(),
+    );
+    put(env, "NAS_ID", text(&g.nas.nas_identifier));
+    put(env, "NAS_PORT_TYPE", "19");
+    put(env, "NAS_PORT", num(rec.nas_port));
+    put(env, "ACCT_SESSION_ID", &rec.session_id);
+    put(env, "WISPR_LOCATION_ID", text(&g.nas.location_id));
+    put(env, "WISPR_LOCATION_NAME", text(&g.nas.location_name));
 }
 
 #[cfg(test)]
