@@ -32,6 +32,8 @@ bob	Cleartext-Password := "hello"
 	WISPr-Bandwidth-Max-Down = 50000000
 
 sleeper	Cleartext-Password := "hello"
+
+DEFAULT	Cleartext-Password := "hello"
 "#;
 
 /// A script that records its environment and arguments in `dir/NAME.ID`
@@ -69,6 +71,8 @@ struct World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        // lassi first: its ipdown still writes into the directory.
+        self.lassi.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -238,6 +242,28 @@ fn conup_condown_env_matches_accounting_and_hung_scripts_are_killed() {
         condown.get("ACCT_SESSION_ID").map(String::as_str),
         Some(sid.as_str())
     );
+
+    // A guest-chosen user name full of shell syntax is only a value.
+    let canary = w.dir.join("pwned");
+    let hostile = format!(
+        "x$(touch {c});`touch {c}`'\"; touch {c} #",
+        c = canary.display()
+    );
+    let evil = w.login(c1, &hostile);
+    let env = w.env("conup", &evil);
+    assert_eq!(env.get("USER_NAME"), Some(&hostile));
+    // The detail file escapes '"' as '\"'.
+    let radius_user = w
+        .record(&evil, "Start")
+        .get("User-Name")
+        .map(|u| u.replace("\\\"", "\""));
+    assert_eq!(radius_user.as_ref(), Some(&hostile));
+    assert!(!canary.exists(), "a user name was run as a command");
+    let out = c1
+        .curl(&["-X", "POST", format!("{PORTAL}/logout").as_str()])
+        .unwrap();
+    assert!(out.http_code == 200 || out.http_code == 302, "{out:?}");
+    w.env("condown", &evil);
 
     // A conup that hangs: killed at 3 s, its child with it; meanwhile the
     // other guest logs in and its conup runs.
