@@ -205,6 +205,10 @@ fn carry_out(dp: &DataplaneHandle, action: MacAuthAction) {
             tokio::spawn(async move {
                 match dp.authorize_with(mac, authorization).await {
                     Ok(_) => tracing::info!(%mac, %ip, "MAC authentication accepted"),
+                    // The client left or logged in meanwhile: its doing.
+                    Err(e) if !crate::portal::handler::gateway_failed(&e) => {
+                        tracing::info!(%mac, "MAC authentication accepted but: {e}")
+                    }
                     Err(e) => tracing::warn!(%mac, "MAC authentication accepted but: {e}"),
                 }
             });
