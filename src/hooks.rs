@@ -297,9 +297,7 @@ async fn log_lines(hook: &str, stream: &str, pipe: Option<impl AsyncRead + Unpin
         }
         if logged < MAX_LOGGED_LINES {
             logged += 1;
-            let line = String::from_utf8_lossy(&buf);
-            let line = line.trim_end_matches(['\n', '\r']);
-            tracing::info!(hook, stream, "hook output: {line}");
+            tracing::info!(hook, stream, "hook output: {}", printable(&buf));
         } else {
             held_back += 1;
         }
@@ -312,6 +310,22 @@ async fn log_lines(hook: &str, stream: &str, pipe: Option<impl AsyncRead + Unpin
             "hook output beyond the log budget not logged"
         );
     }
+}
+
+/// An output line as one log line: the line end taken off, other control
+/// characters (a script may echo what a guest typed) escaped.
+fn printable(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches(['\n', '\r']);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -366,6 +380,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn output_lines_are_one_log_line_each() {
+        assert_eq!(printable(b"ok\n"), "ok");
+        assert_eq!(printable(b"a\rb\x1b[2Jc\r\n"), "a\\rb\\u{1b}[2Jc");
+        assert_eq!(printable(b"\xff\tz"), "\u{fffd}\tz");
     }
 
     /// A flood of logins: at most max_running scripts at once, max_queued
