@@ -46,6 +46,8 @@ struct Output {
 /// The level as an index (0 = error … 4 = trace), read on every event.
 static LEVEL: AtomicUsize = AtomicUsize::new(2);
 static OUTPUT: OnceLock<Mutex<Output>> = OnceLock::new();
+/// `lassi run --log-level`: wins over `log.level`, also at every reload.
+static CLI_LEVEL: OnceLock<Level> = OnceLock::new();
 /// Lines the syslog socket did not take (full or gone), since start.
 static SYSLOG_DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -70,7 +72,12 @@ struct Log;
 
 /// Installs the subscriber for the whole process (once, at start) and
 /// applies `cfg`; `ansi` colours text lines (stderr on a terminal).
-pub fn init(cfg: &LogConfig, ansi: bool) {
+/// `cli_level` (`--log-level`) overrides `log.level`, now and at every
+/// later [`apply`].
+pub fn init(cfg: &LogConfig, ansi: bool, cli_level: Option<Level>) {
+    if let Some(l) = cli_level {
+        let _ = CLI_LEVEL.set(l);
+    }
     OUTPUT.get_or_init(|| {
         Mutex::new(Output {
             format: LogFormat::Text,
@@ -84,7 +91,8 @@ pub fn init(cfg: &LogConfig, ansi: bool) {
 }
 
 /// Applies level, format and output (reload). A syslog socket that cannot
-/// be reached leaves the output on stderr, with a warning.
+/// be reached leaves the output on stderr, with a warning. The level given
+/// on the command line, if any, stays.
 pub fn apply(cfg: &LogConfig) {
     let (sink, failed) = match cfg.output {
         LogOutput::Stderr => (Sink::Stderr, None),
@@ -98,7 +106,7 @@ pub fn apply(cfg: &LogConfig) {
         out.format = cfg.format;
         out.sink = sink;
     }
-    set_level(cfg.level);
+    set_level(CLI_LEVEL.get().copied().unwrap_or(cfg.level));
     if let Some(e) = failed {
         tracing::warn!(
             socket = %cfg.syslog_socket.display(),

@@ -117,16 +117,13 @@ fn main() -> ExitCode {
 fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
         Cmd::Run { config, log_level } => {
-            let mut cfg =
-                Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
-            if let Some(level) = log_level {
-                cfg.log.level =
-                    config::parse_level("--log-level", &level).map_err(|e| e.to_string())?;
-            }
-            logger::init(
-                &cfg.log,
-                std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            );
+            let cli_level = log_level
+                .map(|l| config::parse_level("--log-level", &l))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let cfg = Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            logger::init(&cfg.log, ansi, cli_level);
             lassi::daemon::run(cfg)
         }
         Cmd::CheckConfig { file } => check_config(&file),
