@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ struct Shared {
     queue: Mutex<VecDeque<Job>>,
     wake: Notify,
     running: AtomicUsize,
-    dropped: AtomicU64,
+    dropped: AtomicUsize,
 }
 
 /// The hook runner; cheap to clone.
@@ -67,7 +67,7 @@ impl Hooks {
             queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             running: AtomicUsize::new(0),
-            dropped: AtomicU64::new(0),
+            dropped: AtomicUsize::new(0),
         });
         rt.spawn(dispatch(shared.clone()));
         Hooks { shared }
@@ -86,9 +86,10 @@ impl Hooks {
         *lock(&self.shared.gateway) = gateway;
     }
 
-    /// Scripts dropped because the queue was full, since start.
+    /// Scripts dropped because the queue was full, since start (a usize
+    /// counter: 32-bit MIPS has no 64-bit atomics).
     pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed) as u64
     }
 
     /// Queues `conup`/`condown` for a session event (never blocks).

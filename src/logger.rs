@@ -20,7 +20,7 @@ use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -49,7 +49,7 @@ static OUTPUT: OnceLock<Mutex<Output>> = OnceLock::new();
 /// `lassi run --log-level`: wins over `log.level`, also at every reload.
 static CLI_LEVEL: OnceLock<Level> = OnceLock::new();
 /// Lines the syslog socket did not take (full or gone), since start.
-static SYSLOG_DROPPED: AtomicU64 = AtomicU64::new(0);
+static SYSLOG_DROPPED: AtomicUsize = AtomicUsize::new(0);
 
 const LEVELS: [Level; 5] = [
     Level::ERROR,
@@ -123,7 +123,7 @@ pub fn set_level(level: Level) {
 
 /// Lines the syslog socket refused (full or gone) since start.
 pub fn syslog_dropped() -> u64 {
-    SYSLOG_DROPPED.load(Ordering::Relaxed)
+    SYSLOG_DROPPED.load(Ordering::Relaxed) as u64
 }
 
 fn open_syslog(path: &std::path::Path) -> Result<Sink, String> {
