@@ -16,6 +16,9 @@ use crate::wire::MacAddr;
 
 pub use crate::wire::Ipv4Net;
 
+mod ops;
+pub use ops::{parse_level, HooksConfig, LogConfig, LogFormat, LogOutput};
+
 /// The whole configuration after validation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -37,6 +40,10 @@ pub struct Config {
     pub state: StateConfig,
     /// The Prometheus metrics endpoint.
     pub metrics: MetricsConfig,
+    /// Connection and uplink scripts.
+    pub hooks: HooksConfig,
+    /// Log level, format and destination.
+    pub log: LogConfig,
 }
 
 /// `[lan]`: the interface lassi owns and what it hands out there.
@@ -334,6 +341,10 @@ struct RawConfig {
     control: RawControl,
     #[serde(default)]
     state: RawState,
+    #[serde(default)]
+    hooks: ops::RawHooks,
+    #[serde(default)]
+    log: ops::RawLog,
     #[serde(default)]
     metrics: RawMetrics,
 }
@@ -724,6 +735,8 @@ impl Config {
             },
             state: StateConfig { dir: raw.state.dir },
             metrics: validate_metrics(raw.metrics)?,
+            hooks: ops::validate_hooks(raw.hooks)?,
+            log: ops::validate_log(raw.log)?,
         })
     }
 }

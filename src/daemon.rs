@@ -15,6 +15,7 @@ use crate::config::{Config, WalledGarden};
 use crate::control::server::ControlServer;
 use crate::dataplane::{Engine, EngineSettings, Event, InterceptSettings, LostCarrier};
 use crate::dhcp::DhcpServer;
+use crate::hooks::{GatewayInfo, Hooks};
 use crate::io::clock::now_ms;
 use crate::io::firewall::{Firewall, FirewallSpec};
 use crate::io::forwarder::{Command, DataplaneHandle, Forwarder, Notice};
@@ -333,6 +334,32 @@ struct Daemon {
     dataplane: JoinHandle<usize>,
     notices: JoinHandle<()>,
     firewall: Firewall,
+    hooks: Hooks,
+}
+
+/// What the hook scripts are told about the gateway: the NAS as RADIUS
+/// requests describe it, else the portal's NAS id and the LAN MAC.
+pub fn gateway_info(
+    cfg: &Config,
+    gateway_mac: MacAddr,
+    nas: Option<crate::radius::NasInfo>,
+) -> GatewayInfo {
+    let nas = nas.unwrap_or_else(|| crate::radius::NasInfo {
+        nas_identifier: Some(cfg.portal.nas_id.clone()),
+        nas_mac: Some(gateway_mac),
+        ..Default::default()
+    });
+    GatewayInfo {
+        dev: cfg.uplink.tun_name.clone(),
+        lan_interface: cfg.lan.interface.clone(),
+        addr: cfg.lan.gateway,
+        network: cfg.lan.network,
+        mtu: cfg.lan.mtu.unwrap_or(1500),
+        uam_port: cfg.portal.port,
+        uam_server: cfg.portal.uam_server.clone(),
+        nas,
+        swap_octets: cfg.radius.as_ref().is_some_and(|r| r.swap_octets),
+    }
 }
 
 /// Starts the control-plane runtime, RADIUS, the data-plane thread and the
@@ -385,9 +412,14 @@ fn spawn(
         .spawn(move || dataplane.run())
         .map_err(|e| format!("starting the data plane: {e}"))?;
     let (notice_aaa, network) = (aaa.clone(), cfg.lan.network.addr);
+    let gateway = gateway_info(&cfg, gateway_mac, aaa.as_deref().map(|a| a.nas.clone()));
+    let hooks = Hooks::start(rt.handle(), cfg.hooks.clone(), gateway);
+    // The TUN device is up (install_devices): CoovaChilli's ipup.
+    hooks.ipup();
+    let notice_hooks = hooks.clone();
     let notices = std::thread::Builder::new()
         .name("lassi-notices".into())
-        .spawn(move || notice_loop(notice_rx, files, notice_aaa, network))
+        .spawn(move || notice_loop(notice_rx, files, notice_aaa, network, notice_hooks))
         .map_err(|e| format!("starting the notice thread: {e}"))?;
     Ok(Daemon {
         cfg,
@@ -399,6 +431,7 @@ fn spawn(
         dataplane,
         notices,
         firewall: devices.firewall,
+        hooks,
     })
 }
 
@@ -440,6 +473,7 @@ fn notice_loop(
     files: StateFiles,
     aaa: Option<Arc<Aaa>>,
     network: Ipv4Addr,
+    hooks: Hooks,
 ) {
     let mut lease_log = LeaseLog::default();
     while let Ok(first) = rx.recv() {
@@ -453,6 +487,7 @@ fn notice_loop(
                     }
                     for ev in &evs {
                         log_event(ev, &mut lease_log);
+                        hooks.session_event(ev);
                         if let Some(aaa) = &aaa {
                             account_event(aaa, ev, network);
                         }
@@ -539,6 +574,7 @@ impl Daemon {
             portal,
             radius: self.aaa.as_ref().map(|a| a.radius.clone()),
             metrics,
+            hooks: self.hooks.clone(),
         })
     }
 
@@ -566,9 +602,20 @@ impl Daemon {
         if let Some(aaa) = self.aaa {
             finish_accounting(&self.rt, &aaa, kept);
         }
+        finish_hooks(&self.rt, &self.hooks, self.cfg.hooks.timeout);
         drop(self.firewall);
         tracing::info!("lassi stopped");
     }
+}
+
+/// Lets the sessions' `condown` scripts finish (each has its time limit),
+/// then runs `ipdown`: the TUN device has gone with the data plane.
+fn finish_hooks(rt: &tokio::runtime::Runtime, hooks: &Hooks, timeout_s: u32) {
+    let wait = Duration::from_secs(u64::from(timeout_s) + 1);
+    if !rt.block_on(hooks.drain(wait)) {
+        tracing::warn!("hook scripts still queued at shutdown were not run");
+    }
+    rt.block_on(hooks.ipdown());
 }
 
 /// Waits for the spool to drain and sends Accounting-Off, unless sessions

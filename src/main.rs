@@ -10,7 +10,7 @@ use lassi::control::{client, ControlRequest as Request};
 use lassi::wire::MacAddr;
 
 mod cli;
-mod logger;
+use lassi::logger;
 
 use cli::Target;
 
@@ -28,9 +28,9 @@ enum Cmd {
         /// Configuration file (see examples/lassi.toml).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
-        /// Log level: error, warn, info, debug, trace.
-        #[arg(long, default_value = "info")]
-        log_level: String,
+        /// Log level: error, warn, info, debug, trace (overrides log.level).
+        #[arg(long)]
+        log_level: Option<String>,
     },
     /// Validate a configuration file without starting anything.
     CheckConfig {
@@ -149,8 +149,13 @@ fn main() -> ExitCode {
 fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
         Cmd::Run { config, log_level } => {
-            init_logging(&log_level)?;
+            let cli_level = log_level
+                .map(|l| config::parse_level("--log-level", &l))
+                .transpose()
+                .map_err(|e| e.to_string())?;
             let cfg = Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            logger::init(&cfg.log, ansi, cli_level);
             lassi::daemon::run(cfg, config)
         }
         Cmd::Reload { target } => {
@@ -276,13 +281,5 @@ fn import_coova(files: &[PathBuf], users_out: &std::path::Path) -> Result<(), St
         eprintln!("lassi: warning: {w}");
     }
     print!("{}", imported.toml);
-    Ok(())
-}
-
-fn init_logging(level: &str) -> Result<(), String> {
-    let level: tracing::Level = level.parse().map_err(|_| {
-        format!("--log-level: '{level}' is not one of error, warn, info, debug, trace")
-    })?;
-    logger::init(level, std::io::IsTerminal::is_terminal(&std::io::stderr()));
     Ok(())
 }

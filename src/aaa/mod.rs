@@ -8,7 +8,7 @@
 //! events to accounting records), `mac_auth` (whom to ask, when to ask
 //! again) and `garden` (when to resolve walled-garden names again).
 
-pub use lassi_engine::aaa::{garden, mac_auth, reply};
+pub use lassi_engine::aaa::{garden, hook_env, mac_auth, reply};
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -205,6 +205,10 @@ fn carry_out(dp: &DataplaneHandle, action: MacAuthAction) {
             tokio::spawn(async move {
                 match dp.authorize_with(mac, authorization).await {
                     Ok(_) => tracing::info!(%mac, %ip, "MAC authentication accepted"),
+                    // The client left or logged in meanwhile: its doing.
+                    Err(e) if !crate::portal::handler::gateway_failed(&e) => {
+                        tracing::info!(%mac, "MAC authentication accepted but: {e}")
+                    }
                     Err(e) => tracing::warn!(%mac, "MAC authentication accepted but: {e}"),
                 }
             });
@@ -304,6 +308,8 @@ pub struct Aaa {
     pub radius: RadiusHandle,
     /// Clients for MAC authentication to look at (when enabled).
     pub mac_auth: Option<mpsc::UnboundedSender<MacAuthTrigger>>,
+    /// What the requests say about the NAS (for the hook scripts).
+    pub nas: crate::radius::attrs::NasInfo,
 }
 
 /// The local IPv4 address the kernel uses to reach `server` (a UDP
@@ -315,6 +321,22 @@ fn source_address(server: std::net::IpAddr) -> Option<Ipv4Addr> {
         std::net::IpAddr::V4(a) if !a.is_unspecified() => Some(a),
         _ => None,
     }
+}
+
+/// The settings the RADIUS service runs with (at start and after a
+/// reload): [`radius_settings`], with NAS-IP-Address filled in when the
+/// config leaves it out. Like CoovaChilli, lassi always sends it:
+/// FreeRADIUS's stock SQL accounting (radacct.nasipaddress NOT NULL) fails
+/// without it.
+pub fn service_settings(cfg: &Config, r: &RadiusConfig, nas_mac: MacAddr) -> RadiusSettings {
+    let mut settings = radius_settings(cfg, r, nas_mac);
+    if settings.nas_ip.is_none() {
+        settings.nas_ip = settings
+            .servers
+            .first()
+            .and_then(|s| source_address(s.addr));
+    }
+    settings
 }
 
 /// Start the service, Accounting-On, MAC authentication and the CoA
@@ -329,15 +351,8 @@ pub async fn start(
     dp: DataplaneHandle,
     resumed: bool,
 ) -> Result<Arc<Aaa>, String> {
-    let mut settings = radius_settings(cfg, r, nas_mac);
-    if settings.nas_ip.is_none() {
-        // Like CoovaChilli, always send NAS-IP-Address: FreeRADIUS's stock
-        // SQL accounting (radacct.nasipaddress NOT NULL) fails without it.
-        settings.nas_ip = settings
-            .servers
-            .first()
-            .and_then(|s| source_address(s.addr));
-    }
+    let settings = service_settings(cfg, r, nas_mac);
+    let nas = settings.nas_info();
     let spool: &Path = &settings.spool_dir;
     tracing::info!(servers = r.servers.len(), spool = %spool.display(), mac_auth = r.mac_auth, coa = r.coa.is_some(), "RADIUS starting");
     let (radius, coa_calls) = crate::radius::service::RadiusService::start(settings)
@@ -361,5 +376,6 @@ pub async fn start(
     Ok(Arc::new(Aaa {
         radius,
         mac_auth: mac_tx,
+        nas,
     }))
 }

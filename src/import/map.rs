@@ -124,6 +124,8 @@ const MAPPED: &[&str] = &[
     "nasip",
     "nasmac",
     "coaport",
+    "conup",
+    "condown",
 ];
 
 /// Why some well-known options have no lassi equivalent (the rest get a generic reason).
@@ -138,10 +140,8 @@ const REASONS: &[(&str, &str)] = &[
     ("cmdsocket", "lassi's control socket is control.socket and speaks its own protocol (`lassi sessions`)"),
     ("wwwdir", "lassi's pages are overridden from portal.pages_dir (its own templates)"),
     ("wwwbin", "lassi runs no CGI"),
-    ("ipup", "lassi runs no scripts; its routes and NAT come from [uplink]"),
-    ("ipdown", "lassi runs no scripts"),
-    ("conup", "lassi runs no scripts"),
-    ("condown", "lassi runs no scripts"),
+    ("ipup", "chilli's up.sh sets up the routes, NAT and firewall lassi makes itself ([uplink]) and would fight them; put your own additions in hooks.ipup"),
+    ("ipdown", "chilli's down.sh undoes what lassi tears down itself; put your own additions in hooks.ipdown"),
 ];
 
 /// Maps the options to lassi TOML. `fallback_dns` is used when neither
@@ -160,6 +160,7 @@ pub fn map(
     map_portal(&opts, gateway, &mut out)?;
     map_auth(&opts, radius, local_users.is_some(), users_file, &mut out)?;
     map_session(&opts, &mut out)?;
+    map_hooks(&opts, &mut out);
     warn_unmapped(&opts, &mut out);
     let toml = emit(&out);
     Ok(Imported {
@@ -167,6 +168,20 @@ pub fn map(
         warnings: out.warnings,
         local_users,
     })
+}
+
+/// `conup`/`condown` become `[hooks]` (same environment); a relative path
+/// is left out with a warning, as lassi wants absolute ones.
+fn map_hooks(opts: &Opts, out: &mut Out) {
+    for (name, key) in [("conup", "conup"), ("condown", "condown")] {
+        if let Some((o, v)) = opts.str(name) {
+            if v.starts_with('/') {
+                out.set("hooks", key, Val::Str(v.to_string()));
+            } else {
+                out.warn(o, "lassi wants the script's absolute path; left out");
+            }
+        }
+    }
 }
 
 /// Warnings for every option no mapping took.
@@ -536,7 +551,7 @@ fn emit(out: &Out) -> String {
             t.push_str(&format!("#   {line}\n"));
         }
     }
-    for table in ["lan", "uplink", "portal", "session", "radius"] {
+    for table in ["lan", "uplink", "portal", "session", "hooks", "radius"] {
         let keys: Vec<_> = out.keys.iter().filter(|(tb, _, _)| *tb == table).collect();
         if keys.is_empty() && (table != "radius" || out.servers.is_empty()) {
             continue;

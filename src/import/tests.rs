@@ -181,3 +181,24 @@ fn resolvers_and_flags() {
     assert!(truthy(None) && truthy(Some("on")) && truthy(Some("1")));
     assert!(!truthy(Some("0")) && !truthy(Some("off")));
 }
+
+#[test]
+fn conup_and_condown_become_hooks() {
+    let opts = read_all(
+        &[(
+            "chilli.conf".into(),
+            "dhcpif eth1\nnet 10.1.0.0/24\ndns1 192.0.2.53\nradiusserver1 192.0.2.10\nradiussecret s\nconup /bin/true\ncondown relative.sh\n"
+                .into(),
+        )],
+        &mut |_: &str| Err("no includes".to_string()),
+    )
+    .unwrap();
+    let i = map(&opts, &[], "/etc/lassi/users").unwrap();
+    let c = Config::parse(&i.toml).unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+    assert_eq!(
+        c.hooks.conup.as_deref(),
+        Some(std::path::Path::new("/bin/true"))
+    );
+    assert_eq!(c.hooks.condown, None);
+    assert!(warned(&i, "condown"), "{}", i.toml);
+}

@@ -677,6 +677,14 @@ impl Task {
                     self.with_spool(|s| s.spool_mut().handle_response(token));
                 }
             },
+            ClientEvent::ServerDead { server } => {
+                let addr = self.settings.servers.get(server).map(|s| s.addr);
+                tracing::warn!(
+                    ?addr,
+                    dead_time_s = self.settings.dead_time.as_secs(),
+                    "radius: server not answering; using the next one"
+                );
+            }
             ClientEvent::ServerAlive { server } => {
                 let addr = self.settings.servers.get(server).map(|s| s.addr);
                 tracing::info!(?addr, "radius: server answers again");

@@ -79,6 +79,28 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     compare!(changed, "control", old.control, new.control, [socket]);
     compare!(changed, "state", old.state, new.state, [dir]);
     compare!(changed, "metrics", old.metrics, new.metrics, [listen]);
+    compare!(
+        changed,
+        "hooks",
+        old.hooks,
+        new.hooks,
+        [
+            conup,
+            condown,
+            ipup,
+            ipdown,
+            timeout,
+            max_running,
+            max_queued
+        ]
+    );
+    compare!(
+        changed,
+        "log",
+        old.log,
+        new.log,
+        [level, format, output, syslog_socket]
+    );
     let not_live = changed
         .iter()
         .filter_map(|k| not_live_reason(k).map(|why| (k.clone(), why)))

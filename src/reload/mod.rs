@@ -21,6 +21,9 @@
 //!   between two batches of frames;
 //! - the walled garden's configured entries: the data plane and the
 //!   resolver task (`lassi garden add` entries stay);
+//! - `[hooks]`: the next script run uses the new scripts and limits (and
+//!   the NAS attributes of the new config); running ones finish;
+//! - `[log]`: level, format and output at once (`--log-level` still wins);
 //! - `metrics.listen`: the endpoint moves (the new address is bound before
 //!   the old one closes) or turns on or off.
 
@@ -35,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::aaa::RadiusAuth;
 use crate::config::{AuthBackend, Config};
 use crate::dataplane::{LiveSettings, LostCarrier};
+use crate::hooks::Hooks;
 use crate::io::forwarder::DataplaneHandle;
 use crate::metrics::MetricsServer;
 use crate::portal::auth::Authenticator;
@@ -100,6 +104,8 @@ pub struct Live {
     pub radius: Option<RadiusHandle>,
     /// The metrics endpoint (on or off).
     pub metrics: Arc<MetricsServer>,
+    /// The connection and uplink scripts.
+    pub hooks: Hooks,
 }
 
 /// Starts the reload task on the current runtime.
@@ -144,10 +150,19 @@ impl Live {
         // From here on nothing fails half-way.
         apply_walled_garden(&self.dp, &self.cfg, &new)?;
         apply_dataplane(&self.dp, &new)?;
-        if let (Some(radius), Some(r)) = (&self.radius, &new.radius) {
-            radius.reconfigure(crate::aaa::radius_settings(&new, r, self.gateway_mac))?;
+        let radius = new
+            .radius
+            .as_ref()
+            .map(|r| crate::aaa::service_settings(&new, r, self.gateway_mac));
+        let nas = radius.as_ref().map(|st| st.nas_info());
+        if let (Some(service), Some(settings)) = (&self.radius, radius) {
+            service.reconfigure(settings)?;
         }
         self.portal.replace(portal);
+        self.hooks.update(new.hooks.clone());
+        let gateway = crate::daemon::gateway_info(&new, self.gateway_mac, nas);
+        self.hooks.set_gateway(gateway);
+        crate::logger::apply(&new.log);
         self.cfg = new;
         Ok(ReloadReport {
             file: self.path.clone(),

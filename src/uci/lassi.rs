@@ -195,6 +195,31 @@ const TABLES: &[Table] = &[
         repeated: false,
         keys: &[("listen", Str)],
     },
+    Table {
+        kind: "hooks",
+        path: "hooks",
+        repeated: false,
+        keys: &[
+            ("conup", Str),
+            ("condown", Str),
+            ("ipup", Str),
+            ("ipdown", Str),
+            ("timeout", Int),
+            ("max_running", Int),
+            ("max_queued", Int),
+        ],
+    },
+    Table {
+        kind: "log",
+        path: "log",
+        repeated: false,
+        keys: &[
+            ("level", Str),
+            ("format", Str),
+            ("output", Str),
+            ("syslog_socket", Str),
+        ],
+    },
 ];
 
 /// The section the init script reads and lassi skips.

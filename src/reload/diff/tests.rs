@@ -65,6 +65,18 @@ fn same_file_changes_nothing() {
 /// One edit each, the key it must be reported as, and whether it is live.
 const EDITS: &[(&str, &str, &[&str], bool)] = &[
     (
+        "[metrics]",
+        "[log]\nlevel = \"debug\"\nformat = \"json\"\n\n[metrics]",
+        &["log.level", "log.format"],
+        true,
+    ),
+    (
+        "[metrics]",
+        "[hooks]\ntimeout = 3\nmax_running = 2\n\n[metrics]",
+        &["hooks.timeout", "hooks.max_running"],
+        true,
+    ),
+    (
         "listen = \"127.0.0.1:9090\"",
         "listen = \"127.0.0.1:9191\"",
         &["metrics.listen"],

@@ -383,6 +383,8 @@ mod tests {
             started: 0,
             ended: 1,
             counters: Counters::default(),
+            limits: Default::default(),
+            last_active: 0,
             reason,
             class: vec![],
             cui: None,

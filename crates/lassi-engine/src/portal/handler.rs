@@ -165,6 +165,14 @@ impl PortalStats {
     }
 }
 
+/// True when a [`Gateway`] error is lassi's own failure (its data plane
+/// stopped or did not answer: the shell's errors then say "the data
+/// plane …"), not the client's state (already logged in, no lease), which
+/// a guest can cause and is logged at info only.
+pub fn gateway_failed(e: &str) -> bool {
+    e.starts_with("the data plane")
+}
+
 /// The data plane as the portal sees it.
 pub trait Gateway: Send + Sync {
     /// The client holding `ip`.
@@ -1140,7 +1148,13 @@ impl Portal {
                 Attempt::LoggedIn(authorized, reply)
             }
             Err(e) => {
-                tracing::warn!(mac = %client.mac, "portal: authorizing: {e}");
+                if gateway_failed(&e) {
+                    tracing::warn!(mac = %client.mac, "portal: authorizing: {e}");
+                } else {
+                    // The client's state changed under the request (a
+                    // second login racing the first, the lease gone).
+                    tracing::info!(mac = %client.mac, "portal: authorizing: {e}");
+                }
                 Attempt::Failed(client, Failure::Unavailable, None)
             }
         }
@@ -1201,8 +1215,12 @@ impl Portal {
                     client.user = None;
                     client.authorized_at = None;
                 }
-                Err(e) => {
+                Err(e) if gateway_failed(&e) => {
                     tracing::warn!(mac = %client.mac, "portal: logout: {e}");
+                    return self.error_page(503, "err_unavailable", &ctx.lang, true);
+                }
+                Err(e) => {
+                    tracing::info!(mac = %client.mac, "portal: logout: {e}");
                     return self.error_page(503, "err_unavailable", &ctx.lang, true);
                 }
             }

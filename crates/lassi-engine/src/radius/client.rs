@@ -149,6 +149,12 @@ pub enum ClientEvent {
         /// The request's token.
         token: Token,
     },
+    /// A server stopped answering: it is skipped for `dead_time` (and
+    /// probed, when configured). Reported once per outage.
+    ServerDead {
+        /// Index in `servers`.
+        server: usize,
+    },
     /// A server remembered as dead answered (a Status-Server probe or a
     /// late response): it is used again from now on.
     ServerAlive {
@@ -412,6 +418,9 @@ impl ClientEngine {
 
     /// Remember server `i` as dead from `now`, and schedule its probes.
     fn mark_dead(&mut self, now: UnixMillis, i: usize, service: Service) {
+        if !self.is_dead(i, now) && self.probe_at[i].is_none() {
+            self.events.push_back(ClientEvent::ServerDead { server: i });
+        }
         self.dead_until[i] = Some(now + self.cfg.dead_time_ms);
         if self.cfg.status_interval_ms > 0 && self.probe_at[i].is_none() {
             self.probe_at[i] = Some((service, now + self.cfg.status_interval_ms));
@@ -1019,17 +1028,28 @@ mod tests {
         // Timeline with timeout 1 s, doubling, capped at 3 s, retries 2:
         // sends at 0, 1000, 3000; server declared dead at 6000.
         let mut sends = vec![(0u64, first[0].dest.port())];
-        let mut now = 0;
+        let (mut now, mut dead) = (0, Vec::new());
         while let Some(at) = e.poll_timeout() {
             now = at;
             e.handle_timeout(now);
             for tx in drain(&mut e) {
                 sends.push((now, tx.dest.port()));
             }
-            if e.poll_event().is_some() {
+            let events: Vec<_> = std::iter::from_fn(|| e.poll_event()).collect();
+            for ev in &events {
+                if let ClientEvent::ServerDead { server } = ev {
+                    dead.push((now, *server));
+                }
+            }
+            if events
+                .iter()
+                .any(|ev| matches!(ev, ClientEvent::NoResponse { .. }))
+            {
                 break;
             }
         }
+        // Each server's outage is reported once, when it begins.
+        assert_eq!(dead, vec![(6000, 0), (12_000, 1)]);
         assert_eq!(
             sends,
             vec![
@@ -1064,6 +1084,10 @@ mod tests {
         );
         assert!(matches!(
             e.poll_event(),
+            Some(ClientEvent::ServerDead { server: 0 })
+        ));
+        assert!(matches!(
+            e.poll_event(),
             Some(ClientEvent::Response { server: 1, .. })
         ));
         e.submit(10_000, auth_req());
@@ -1087,6 +1111,10 @@ mod tests {
     /// Declares the single server of `e` dead: one request, no answers.
     fn kill_server(e: &mut ClientEngine) -> UnixMillis {
         unanswered(e, auth_req());
+        assert!(matches!(
+            e.poll_event(),
+            Some(ClientEvent::ServerDead { server: 0 })
+        ));
         assert!(matches!(
             e.poll_event(),
             Some(ClientEvent::NoResponse { .. })
@@ -1194,6 +1222,10 @@ mod tests {
     fn a_late_accounting_answer_still_acknowledges_the_record() {
         let mut e = ClientEngine::new(cfg(1), [9; 16]);
         let (t, sent) = unanswered(&mut e, acct_req());
+        assert!(matches!(
+            e.poll_event(),
+            Some(ClientEvent::ServerDead { server: 0 })
+        ));
         assert!(matches!(e.poll_event(), Some(ClientEvent::NoResponse { token }) if token == t));
         // The server was slow, not deaf: its answer 10 s later counts, for
         // the same token, and the server is alive again.

@@ -254,6 +254,8 @@ impl SessionReport {
             started: c.authorized_at?,
             at,
             counters: c.counters,
+            limits: c.limits.clone(),
+            last_active: c.last_active,
             class: c.class.clone(),
             cui: c.cui.clone(),
         })
@@ -354,6 +356,9 @@ impl SessionRecord {
             started: self.authorized_at,
             ended: self.saved_at,
             counters: self.counters,
+            limits: auth.limits,
+            // Not saved: the session is taken as active until it was saved.
+            last_active: self.saved_at,
             reason: EndReason::NasReboot,
             class: auth.class,
             cui: auth.cui,
@@ -434,6 +439,12 @@ pub struct SessionReport {
     pub at: UnixMillis,
     /// Counters so far.
     pub counters: Counters,
+    /// The session's limits.
+    #[serde(skip)]
+    pub limits: SessionLimits,
+    /// Last packet seen from the client.
+    #[serde(skip)]
+    pub last_active: UnixMillis,
     /// RADIUS Class to echo.
     #[serde(skip)]
     pub class: Vec<Vec<u8>>,
@@ -459,6 +470,12 @@ pub struct EndedSession {
     pub ended: UnixMillis,
     /// Final counters.
     pub counters: Counters,
+    /// The session's limits.
+    #[serde(skip)]
+    pub limits: SessionLimits,
+    /// Last packet seen from the client.
+    #[serde(skip)]
+    pub last_active: UnixMillis,
     /// Why.
     pub reason: EndReason,
     /// RADIUS Class to echo.
@@ -607,6 +624,8 @@ impl SessionTable {
             started,
             ended: now,
             counters: c.counters,
+            limits: c.limits,
+            last_active: c.last_active,
             reason,
             class: c.class,
             cui: c.cui,
