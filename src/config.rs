@@ -412,7 +412,7 @@ impl Default for RawUplink {
 #[serde(deny_unknown_fields)]
 struct RawDataplane {
     /// Removed; read only to refuse it by name.
-    offload: Option<toml::Value>,
+    offload: Option<serde::de::IgnoredAny>,
     #[serde(default = "default_batch")]
     batch: usize,
 }
@@ -574,7 +574,7 @@ struct RawPortal {
 
 impl Default for RawPortal {
     fn default() -> Self {
-        toml::from_str("").expect("every portal key has a default")
+        basic_toml::from_str("").expect("every portal key has a default")
     }
 }
 
@@ -690,7 +690,7 @@ impl Config {
 
     /// Parse and validate config text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(toml_error)?;
+        let raw: RawConfig = basic_toml::from_str(text).map_err(toml_error)?;
         Config::validate(raw)
     }
 
@@ -1188,22 +1188,25 @@ const OFFLOAD_REMOVED: &str = "removed: lassi always carries virtio-net headers 
     through whatever the interfaces' offload settings (ethtool -K changes those); \
     delete the line";
 
-/// Turn toml's error into ours, keeping the key it names and the line.
-fn toml_error(e: toml::de::Error) -> ConfigError {
-    let msg = e.message().to_string();
-    // toml reports unknown and missing keys in its message ("unknown field
-    // `x`", "missing field `y`"); its Display adds the line and a caret.
+/// Turn the TOML parser's error into ours, keeping the key it names and
+/// the line ("unknown field `x`, expected … for key `lan` at line 3
+/// column 1"; lines counted from 1 here, as editors do).
+fn toml_error(e: basic_toml::Error) -> ConfigError {
+    let msg = e.to_string();
     let key = msg
         .split('`')
         .nth(1)
         .filter(|_| msg.contains("field"))
         .unwrap_or("")
         .to_string();
-    let located = e.to_string();
-    ConfigError {
-        key,
-        reason: located.trim_end().to_string(),
-    }
+    let reason = match e.line_col() {
+        Some((line, col)) => {
+            let head = msg.split(" at line ").next().unwrap_or(&msg);
+            format!("{head} (line {}, column {})", line + 1, col + 1)
+        }
+        None => msg,
+    };
+    ConfigError { key, reason }
 }
 
 #[cfg(test)]

@@ -250,7 +250,7 @@ mod tests {
     use super::*;
 
     fn hooks(toml_text: &str) -> Result<HooksConfig, ConfigError> {
-        validate_hooks(toml::from_str(toml_text).unwrap())
+        validate_hooks(basic_toml::from_str(toml_text).unwrap())
     }
 
     #[test]
@@ -291,10 +291,10 @@ mod tests {
 
     #[test]
     fn log_section() {
-        let l = validate_log(toml::from_str("").unwrap()).unwrap();
+        let l = validate_log(basic_toml::from_str("").unwrap()).unwrap();
         assert_eq!(l, LogConfig::default());
         let l = validate_log(
-            toml::from_str(
+            basic_toml::from_str(
                 "level = \"debug\"\nformat = \"json\"\noutput = \"syslog\"\nsyslog_socket = \"/tmp/x\"",
             )
             .unwrap(),
@@ -302,13 +302,13 @@ mod tests {
         .unwrap();
         assert_eq!(l.level, tracing::Level::DEBUG);
         assert_eq!((l.format, l.output), (LogFormat::Json, LogOutput::Syslog));
-        let e = validate_log(toml::from_str("level = \"loud\"").unwrap()).unwrap_err();
+        let e = validate_log(basic_toml::from_str("level = \"loud\"").unwrap()).unwrap_err();
         assert_eq!(e.key, "log.level");
-        let e = validate_log(toml::from_str("format = \"xml\"").unwrap()).unwrap_err();
+        let e = validate_log(basic_toml::from_str("format = \"xml\"").unwrap()).unwrap_err();
         assert_eq!(e.key, "log.format");
-        let e = validate_log(toml::from_str("output = \"file\"").unwrap()).unwrap_err();
+        let e = validate_log(basic_toml::from_str("output = \"file\"").unwrap()).unwrap_err();
         assert_eq!(e.key, "log.output");
-        let e = validate_log(toml::from_str("syslog_socket = \"log\"").unwrap()).unwrap_err();
+        let e = validate_log(basic_toml::from_str("syslog_socket = \"log\"").unwrap()).unwrap_err();
         assert_eq!(e.key, "log.syslog_socket");
     }
 }
