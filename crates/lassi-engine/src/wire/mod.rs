@@ -7,9 +7,12 @@ pub mod checksum;
 pub mod dhcpv4;
 pub mod dns;
 pub mod frame;
+pub mod ipv6;
 pub mod mac;
+pub mod ndp;
 pub mod net;
 pub mod vnet;
 
+pub use ipv6::Ipv6Net;
 pub use mac::MacAddr;
 pub use net::Ipv4Net;
