@@ -5,6 +5,7 @@
 
 pub mod checksum;
 pub mod dhcpv4;
+pub mod dhcpv6;
 pub mod dns;
 pub mod frame;
 pub mod ipv6;

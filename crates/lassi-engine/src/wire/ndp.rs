@@ -279,10 +279,11 @@ pub fn parse_names(b: &[u8]) -> Option<Vec<String>> {
             labels.push(label);
             at += len;
         }
-        if labels.is_empty() {
+        let name = labels.join(".");
+        if name.is_empty() || name.len() > 253 {
             return None;
         }
-        names.push(labels.join("."));
+        names.push(name);
     }
     (!names.is_empty()).then_some(names)
 }
