@@ -29,6 +29,7 @@
 pub mod aaa;
 pub mod dataplane;
 pub mod dhcp;
+pub mod dhcp6;
 pub mod ipv6;
 pub mod portal;
 pub mod radius;
