@@ -10,6 +10,8 @@
 //! transmits and deadlines; the jitter RFC 4861 asks for comes from a seed
 //! the shell passes in ([`Rng`]), never from the OS.
 
+pub mod addrs;
+pub mod guard;
 pub mod nd;
 pub mod ra;
 

@@ -1,7 +1,7 @@
-//! Packet views and builders: Ethernet, ARP, IPv4, UDP, TCP, checksums, and
-//! the virtio-net header that carries offload state; the DHCPv4 and DNS
-//! message codecs; the address types (MAC addresses, IPv4 networks in CIDR
-//! form).
+//! Packet views and builders: Ethernet, ARP, IPv4, IPv6, UDP, TCP,
+//! checksums, and the virtio-net header that carries offload state; the
+//! DHCPv4, DHCPv6, DNS and neighbour-discovery (ICMPv6) message codecs; the
+//! address types (MAC addresses, IPv4 and IPv6 networks in CIDR form).
 
 pub mod checksum;
 pub mod dhcpv4;
