@@ -731,6 +731,47 @@ mod tests {
         assert_eq!(Repr::parse_validated(&meta, &bytes).unwrap(), sample_ra());
     }
 
+    /// A DAD probe and a solicited NA byte for byte (RFC 4861 §4.3/§4.4),
+    /// checksums from etherparse's independent ICMPv6 code.
+    #[test]
+    fn neighbor_message_bytes() {
+        let check = |repr: Repr, src: &str, dst: &str, mut expect: Vec<u8>| {
+            let (src, dst) = (ip(src), ip(dst));
+            let t = etherparse::Icmpv6Type::Unknown {
+                type_u8: expect[0],
+                code_u8: 0,
+                bytes5to8: [expect[4], expect[5], expect[6], expect[7]],
+            };
+            let h = etherparse::Icmpv6Header::with_checksum(
+                t,
+                src.octets(),
+                dst.octets(),
+                &expect[8..],
+            )
+            .unwrap();
+            expect[2..4].copy_from_slice(&h.checksum.to_be_bytes());
+            assert_eq!(repr.emit(src, dst), expect);
+        };
+        let target = ip("2001:db8:1::77");
+        let dad = Repr::NeighborSolicit {
+            target,
+            options: vec![],
+        };
+        let expect = hex("87 00 0000 00000000 20010db8000100000000000000000077");
+        check(dad, "::", "ff02::1:ff00:77", expect);
+        let na = Repr::NeighborAdvert {
+            flags: NaFlags {
+                router: true,
+                solicited: true,
+                override_: false,
+            },
+            target,
+            options: vec![NdpOption::TargetLinkAddr(MAC)],
+        };
+        let expect = hex("88 00 0000 c0000000 20010db8000100000000000000000077 02 01 02005e100001");
+        check(na, "2001:db8:1::77", "fe80::1", expect);
+    }
+
     #[test]
     fn neighbor_messages_round_trip() {
         let target = ip("2001:db8:1::abcd");
