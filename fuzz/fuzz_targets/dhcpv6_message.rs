@@ -7,7 +7,7 @@ use core::net::Ipv6Addr;
 
 use lassi_engine::dhcp6::{Dhcp6Server, Dhcp6Settings};
 use lassi_engine::wire::dhcpv6::{DhcpOption, Message};
-use lassi_engine::wire::ipv6::{link_local_from_mac, Ipv6Net};
+use lassi_engine::wire::ipv6::{link_local_from_mac, Ipv6Net, ALL_DHCP_SERVERS};
 use lassi_engine::wire::MacAddr;
 use libfuzzer_sys::fuzz_target;
 
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let client = MacAddr([2, 0, 0, 0, 0, 9]);
     // The same message twice (a retransmission), then time runs out.
     for now in [NOW, NOW + 1000] {
-        let _ = s.handle_message(data, link_local_from_mac(client), client, now);
+        let _ = s.handle_message(data, link_local_from_mac(client), ALL_DHCP_SERVERS, client, now);
     }
     while let Some(t) = s.poll_transmit() {
         let reply = Message::parse(&t.payload[8..]).unwrap();

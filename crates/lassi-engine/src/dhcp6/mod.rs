@@ -42,7 +42,8 @@
 //!
 //! Clients are served on the link only: relay messages are dropped, replies
 //! go to the client's link-local source, port 546, from lassi's link-local
-//! address, port 547.
+//! address, port 547. lassi offers no Server Unicast option, so a message
+//! sent to its unicast address is dropped or answered with UseMulticast.
 
 #[cfg(test)]
 mod tests;
@@ -579,19 +580,21 @@ impl Dhcp6Server {
 
 impl Dhcp6Server {
     /// Handles a client's message (the UDP payload to port 547) that came
-    /// from `src` (its link-local address) and Ethernet `src_mac` at `now`.
-    /// A reply, if any, waits in [`Dhcp6Server::poll_transmit`]; lease
-    /// changes in [`Dhcp6Server::poll_event`]. An error says why the
-    /// message was dropped (the caller counts it).
+    /// from `src` (its link-local address) to `dst` (ff02::1:2, or one of
+    /// lassi's addresses) and Ethernet `src_mac` at `now`. A reply, if
+    /// any, waits in [`Dhcp6Server::poll_transmit`]; lease changes in
+    /// [`Dhcp6Server::poll_event`]. An error says why the message was
+    /// dropped (the caller counts it).
     pub fn handle_message(
         &mut self,
         payload: &[u8],
         src: Ipv6Addr,
+        dst: Ipv6Addr,
         src_mac: MacAddr,
         now: UnixMillis,
     ) -> Result<(), Dhcp6Error> {
         self.stats.received += 1;
-        match self.answer(payload, src_mac, now) {
+        match self.answer(payload, dst.is_multicast(), src_mac, now) {
             Ok(Some(reply)) => {
                 self.stats.replies += 1;
                 let s = &self.settings;
@@ -624,6 +627,7 @@ impl Dhcp6Server {
     fn answer(
         &mut self,
         payload: &[u8],
+        multicast: bool,
         mac: MacAddr,
         now: UnixMillis,
     ) -> Result<Option<Message>, Dhcp6Error> {
@@ -633,6 +637,9 @@ impl Dhcp6Server {
             return Err(Dhcp6Error::FromServer(msg.msg_type));
         }
         self.check_ids(&msg)?;
+        if !multicast {
+            return self.unicast(&msg).map(Some);
+        }
         if msg.msg_type == InformationRequest {
             return Ok(Some(self.information(&msg)));
         }
@@ -667,6 +674,26 @@ impl Dhcp6Server {
             }
             _ if !ours => Err(Dhcp6Error::NotForUs),
             _ => Ok(()),
+        }
+    }
+
+    /// A message sent to lassi's unicast address, which it never offered
+    /// (no Server Unicast option): Solicit, Confirm, Rebind and
+    /// Information-request are dropped (RFC 8415 §16), the others answered
+    /// with UseMulticast and nothing else (§18.3.2), so the client retries
+    /// by multicast.
+    fn unicast(&self, msg: &Message) -> Result<Message, Dhcp6Error> {
+        use MessageType::*;
+        match msg.msg_type {
+            Request | Renew | Release | Decline => {
+                let mut r = self.reply(Reply, msg);
+                r.options.push(DhcpOption::StatusCode(
+                    Status::UseMulticast,
+                    "use multicast".into(),
+                ));
+                Ok(r)
+            }
+            _ => Err(Dhcp6Error::Invalid("sent by unicast")),
         }
     }
 

@@ -72,8 +72,14 @@ fn link_local(n: u32) -> Ipv6Addr {
 /// Sends `m` from client `n` and returns the reply, checking the UDP/IPv6
 /// framing on the way and that every IA's timers obey dhcpcd's rules.
 fn exchange(s: &mut Dhcp6Server, n: u32, m: &Message, now: UnixMillis) -> Option<Message> {
-    s.handle_message(&m.emit(), link_local(n), mac(n), now)
-        .unwrap();
+    s.handle_message(
+        &m.emit(),
+        link_local(n),
+        ipv6::ALL_DHCP_SERVERS,
+        mac(n),
+        now,
+    )
+    .unwrap();
     let t = s.poll_transmit()?;
     assert!(s.poll_transmit().is_none());
     assert_eq!(
@@ -218,8 +224,14 @@ fn dhcproto_reads_the_reply_and_writes_a_solicit_lassi_answers() {
         opts: dp::DhcpOptions::new(),
     }));
     let mut s = server();
-    s.handle_message(&m.to_vec().unwrap(), link_local(3), mac(3), 0)
-        .unwrap();
+    s.handle_message(
+        &m.to_vec().unwrap(),
+        link_local(3),
+        ipv6::ALL_DHCP_SERVERS,
+        mac(3),
+        0,
+    )
+    .unwrap();
     let t = s.poll_transmit().unwrap();
     let reply = dp::Message::decode(&mut dhcproto::Decoder::new(&t.payload[8..])).unwrap();
     assert_eq!(reply.msg_type(), dp::MessageType::Reply);
@@ -429,8 +441,14 @@ fn information_request_is_stateless() {
         xid: 1,
         options: vec![],
     };
-    s.handle_message(&bare.emit(), link_local(4), mac(4), 0)
-        .unwrap();
+    s.handle_message(
+        &bare.emit(),
+        link_local(4),
+        ipv6::ALL_DHCP_SERVERS,
+        mac(4),
+        0,
+    )
+    .unwrap();
     assert!(s.poll_transmit().is_some());
 }
 
@@ -438,7 +456,8 @@ fn information_request_is_stateless() {
 fn identifier_rules_and_rogue_messages() {
     let mut s = server();
     let sid = s.duid().to_vec();
-    let mut send = |m: &Message| s.handle_message(&m.emit(), link_local(1), mac(1), 0);
+    let mut send =
+        |m: &Message| s.handle_message(&m.emit(), link_local(1), ipv6::ALL_DHCP_SERVERS, mac(1), 0);
     let other = wire::duid_ll([2, 9, 9, 9, 9, 9]);
     assert_eq!(
         send(&client_msg(
@@ -478,7 +497,13 @@ fn identifier_rules_and_rogue_messages() {
     no_cid.options.remove(0);
     assert!(matches!(send(&no_cid), Err(Dhcp6Error::Invalid(_))));
     assert_eq!(
-        s.handle_message(&[12, 0, 0, 0], link_local(1), mac(1), 0),
+        s.handle_message(
+            &[12, 0, 0, 0],
+            link_local(1),
+            ipv6::ALL_DHCP_SERVERS,
+            mac(1),
+            0
+        ),
         Err(Dhcp6Error::Parse(wire::Error::Relay))
     );
     assert!(s.poll_transmit().is_none());
@@ -530,7 +555,7 @@ fn the_table_is_bounded() {
     for n in 100..150 {
         let mut m = client_msg(MessageType::Request, n, Some(&sid), vec![ia(1, &[])]);
         m.options[0] = DhcpOption::ClientId(duid(n));
-        s.handle_message(&m.emit(), link_local(1), mac(1), 0)
+        s.handle_message(&m.emit(), link_local(1), ipv6::ALL_DHCP_SERVERS, mac(1), 0)
             .unwrap();
     }
     assert_eq!(s.leases().filter(|l| l.mac == mac(1)).count(), 2);
@@ -586,7 +611,7 @@ fn reserved_identifiers_are_never_handed_out() {
     let mut s = Dhcp6Server::new(set, Vec::new(), 0);
     for n in 0..3000 {
         let m = client_msg(MessageType::Solicit, n, None, vec![ia(n, &[])]);
-        s.handle_message(&m.emit(), link_local(n), mac(n), 0)
+        s.handle_message(&m.emit(), link_local(n), ipv6::ALL_DHCP_SERVERS, mac(n), 0)
             .unwrap();
         let t = s.poll_transmit().unwrap();
         let a = addr_of(&Message::parse(&t.payload[8..]).unwrap());
@@ -654,4 +679,25 @@ fn release_mac_ends_everything_of_a_client() {
     s.release_mac(mac(1));
     assert_eq!(events(&mut s).len(), 2);
     assert_eq!(s.stats().bindings, 0);
+}
+
+#[test]
+fn unicast_is_refused_or_told_to_use_multicast() {
+    let mut s = server();
+    let sid = s.duid().to_vec();
+    let own = s.settings().link_local;
+    let solicit = client_msg(MessageType::Solicit, 1, None, vec![ia(1, &[])]);
+    let r = s.handle_message(&solicit.emit(), link_local(1), own, mac(1), 0);
+    assert!(matches!(r, Err(Dhcp6Error::Invalid(_))));
+    let renew = client_msg(MessageType::Renew, 1, Some(&sid), vec![ia(1, &[])]);
+    s.handle_message(&renew.emit(), link_local(1), own, mac(1), 0)
+        .unwrap();
+    let t = s.poll_transmit().unwrap();
+    let reply = Message::parse(&t.payload[8..]).unwrap();
+    assert_eq!(reply.options.len(), 3);
+    assert!(matches!(
+        reply.options[2],
+        DhcpOption::StatusCode(Status::UseMulticast, _)
+    ));
+    assert!(events(&mut s).is_empty());
 }

@@ -140,8 +140,14 @@ mod tests {
         let p = packet(ll, ipv6::ALL_DHCP_SERVERS, NEXT_UDP, udp);
         let (s, class) = classify_from_client(&p).unwrap();
         assert_eq!(class, ClientV6::Dhcpv6);
-        dhcp.handle_message(s.upper(&p).get(8..).unwrap(), s.src, PHONE, 6_000)
-            .unwrap();
+        dhcp.handle_message(
+            s.upper(&p).get(8..).unwrap(),
+            s.src,
+            ipv6::ALL_DHCP_SERVERS,
+            PHONE,
+            6_000,
+        )
+        .unwrap();
         assert!(dhcp.poll_transmit().is_some());
         let Some(Lease6Event::Bound { mac, addr, .. }) = dhcp.poll_event() else {
             panic!()
