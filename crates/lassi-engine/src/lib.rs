@@ -12,9 +12,14 @@
 //! source reads the clock or touches files or sockets.
 //!
 //! The layers, bottom up:
-//! - [`wire`]: packet views and builders (Ethernet, ARP, IPv4, UDP, TCP,
-//!   checksums, the vnet header), MAC addresses and CIDR networks.
+//! - [`wire`]: packet views and builders (Ethernet, ARP, IPv4, IPv6, UDP,
+//!   TCP, checksums, the vnet header), the DHCPv4, DHCPv6, DNS and
+//!   neighbour-discovery codecs, MAC addresses and CIDR networks.
 //! - [`dhcp`]: the DHCPv4 server: pool, leases, options, starvation guards.
+//! - [`dhcp6`]: the DHCPv6 server: derived addresses, bindings, timers.
+//! - [`ipv6`]: router advertisements and their schedule, answers to
+//!   neighbour solicitations, the addresses each client uses, and the guard
+//!   that drops what no client may send (RAs, redirects, DHCPv6 replies).
 //! - [`session`]: the session table, state machine, counters, limits and
 //!   shapers, and the saved form that survives a restart.
 //! - [`dataplane`]: classification, the fast path, interception and DNS
@@ -29,6 +34,8 @@
 pub mod aaa;
 pub mod dataplane;
 pub mod dhcp;
+pub mod dhcp6;
+pub mod ipv6;
 pub mod portal;
 pub mod radius;
 pub mod session;
