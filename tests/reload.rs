@@ -290,20 +290,15 @@ fn a_changed_radius_secret_is_used_for_the_next_login() {
     let out = w.reload_ok();
     assert!(out.contains("radius.server"), "{out}");
     let sid = w.login_ok(c, "bob");
-    let start = w
-        .fr
-        .wait_for_record(Duration::from_secs(5), |r| {
+    let start =
+        w.fr.wait_for_record(Duration::from_secs(5), |r| {
             r.session_id() == Some(sid.as_str()) && r.status() == "Start"
         })
         .unwrap_or_else(|| w.fail("no Start after the reload"));
     // The reloaded settings still name the NAS by its address (lassi fills
     // NAS-IP-Address in when the config leaves it out; SQL accounting
     // needs it).
-    assert_eq!(
-        start.get("NAS-IP-Address"),
-        Some("192.0.2.1"),
-        "{start:?}"
-    );
+    assert_eq!(start.get("NAS-IP-Address"), Some("192.0.2.1"), "{start:?}");
 }
 
 #[test]
