@@ -14,14 +14,17 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -218,13 +221,25 @@ async fn dispatch(shared: Arc<Shared>) {
     }
 }
 
-/// Runs one script to its end or its time limit.
+/// Runs one script to its end or its time limit. The std process API runs
+/// on a blocking thread: tokio's `process` feature (a SIGCHLD reaper and
+/// async pipes) cost more on a router binary than the few threads a run
+/// takes here, and scripts are rare.
 async fn run(job: Job, settings: &HooksConfig) {
+    let settings = settings.clone();
+    let _ = tokio::task::spawn_blocking(move || run_blocking(job, &settings)).await;
+}
+
+/// What the helper threads of one run report: a pipe reached its end
+/// (`None`) or the script exited.
+type Done = Option<std::io::Result<ExitStatus>>;
+
+fn run_blocking(job: Job, settings: &HooksConfig) {
     let hook = job.kind.name();
     let Some(script) = script_of(settings, job.kind).cloned() else {
         return;
     };
-    let mut cmd = tokio::process::Command::new(&script);
+    let mut cmd = Command::new(&script);
     cmd.args(&job.args)
         .env_clear()
         .env("PATH", SCRIPT_PATH)
@@ -232,8 +247,7 @@ async fn run(job: Job, settings: &HooksConfig) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+        .process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -242,66 +256,111 @@ async fn run(job: Job, settings: &HooksConfig) {
         }
     };
     let pid = child.id();
-    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let (tx, rx) = mpsc::channel::<Done>();
+    let helpers = [
+        read_lines(hook, "stdout", child.stdout.take(), tx.clone()),
+        read_lines(hook, "stderr", child.stderr.take(), tx.clone()),
+        helper(move || {
+            let _ = tx.send(Some(child.wait()));
+        }),
+    ];
+    let started = helpers.iter().filter(|&&ok| ok).count();
     let limit = Duration::from_secs(u64::from(settings.timeout));
-    let finished = tokio::time::timeout(limit, async {
-        let (_, _, status) = tokio::join!(
-            log_lines(hook, "stdout", out),
-            log_lines(hook, "stderr", err),
-            child.wait()
-        );
-        status
-    })
-    .await;
-    report(hook, &script, pid, settings.timeout, finished, &mut child).await;
+    let finished = wait_all(&rx, started, limit);
+    if finished.is_none() {
+        // SAFETY: kill(2) on the script's own process group.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        // The waiter reaps the script; output readers of a child that left
+        // the group may linger and end when it does.
+        while let Ok(done) = rx.recv() {
+            if done.is_some() {
+                break;
+            }
+        }
+    }
+    report(hook, &script, settings.timeout, finished);
 }
 
-/// Logs how a run ended; kills the process group of one that timed out.
-async fn report(
+/// Waits until all `count` helpers of a run are done, at most `limit`:
+/// the script's exit status, or `None` at the limit.
+fn wait_all(
+    rx: &mpsc::Receiver<Done>,
+    count: usize,
+    limit: Duration,
+) -> Option<std::io::Result<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    let mut status = None;
+    for _ in 0..count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Some(s)) => status = Some(s),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+    }
+    status
+}
+
+/// Starts a small thread for one run (pipe reader or waiter); false when
+/// the system refused it (the run then ends at its time limit).
+fn helper(f: impl FnOnce() + Send + 'static) -> bool {
+    let spawned = std::thread::Builder::new()
+        .name("lassi-hook".into())
+        .stack_size(128 * 1024)
+        .spawn(f);
+    if let Err(e) = &spawned {
+        tracing::warn!("hook helper thread not started: {e}");
+    }
+    spawned.is_ok()
+}
+
+/// Logs how a run ended (`None`: killed at its time limit).
+fn report(
     hook: &str,
     script: &std::path::Path,
-    pid: Option<u32>,
     timeout_s: u32,
-    finished: Result<std::io::Result<std::process::ExitStatus>, tokio::time::error::Elapsed>,
-    child: &mut tokio::process::Child,
+    finished: Option<std::io::Result<ExitStatus>>,
 ) {
     let script = script.display();
     match finished {
-        Ok(Ok(status)) if status.success() => {
+        Some(Ok(status)) if status.success() => {
             tracing::info!(hook, script = %script, "hook finished: exit status 0")
         }
-        Ok(Ok(status)) => tracing::warn!(hook, script = %script, "hook failed: {status}"),
-        Ok(Err(e)) => tracing::warn!(hook, script = %script, "hook failed: {e}"),
-        Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                // SAFETY: kill(2) on the script's own process group.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-            }
-            let _ = child.wait().await;
-            tracing::warn!(
-                hook,
-                script = %script,
-                timeout_s,
-                "hook killed: still running at its time limit"
-            );
-        }
+        Some(Ok(status)) => tracing::warn!(hook, script = %script, "hook failed: {status}"),
+        Some(Err(e)) => tracing::warn!(hook, script = %script, "hook failed: {e}"),
+        None => tracing::warn!(
+            hook,
+            script = %script,
+            timeout_s,
+            "hook killed: still running at its time limit"
+        ),
     }
 }
 
-/// Logs a script's output lines (at most [`MAX_LOGGED_LINES`]; the rest is
-/// read and counted so the script never blocks on a full pipe).
-async fn log_lines(hook: &str, stream: &str, pipe: Option<impl AsyncRead + Unpin>) {
-    let Some(pipe) = pipe else { return };
+/// Logs a script's output lines on a helper thread (at most
+/// [`MAX_LOGGED_LINES`]; the rest is read and counted so the script never
+/// blocks on a full pipe), then reports the pipe's end.
+fn read_lines(
+    hook: &'static str,
+    stream: &'static str,
+    pipe: Option<impl Read + Send + 'static>,
+    done: mpsc::Sender<Done>,
+) -> bool {
+    helper(move || {
+        if let Some(pipe) = pipe {
+            log_lines(hook, stream, pipe);
+        }
+        let _ = done.send(None);
+    })
+}
+
+fn log_lines(hook: &str, stream: &str, pipe: impl Read) {
     let mut reader = BufReader::new(pipe);
     let (mut logged, mut held_back) = (0usize, 0u64);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match (&mut reader)
-            .take(MAX_LINE)
-            .read_until(b'\n', &mut buf)
-            .await
-        {
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
