@@ -3,140 +3,21 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
 use lassi::config::{self, Config};
 use lassi::control::{client, ControlRequest as Request};
-use lassi::wire::MacAddr;
 
 mod cli;
 use lassi::logger;
 
-use cli::Target;
-
-#[derive(Parser)]
-#[command(name = "lassi", version, about = "Captive-portal hotspot gateway")]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Run the gateway in the foreground (SIGTERM or Ctrl-C stops it cleanly).
-    Run {
-        /// Configuration file (see examples/lassi.toml).
-        #[arg(long, short = 'c', value_name = "FILE")]
-        config: PathBuf,
-        /// Log level: error, warn, info, debug, trace (overrides log.level).
-        #[arg(long)]
-        log_level: Option<String>,
-    },
-    /// Validate a configuration file without starting anything.
-    CheckConfig {
-        /// Configuration file.
-        file: PathBuf,
-    },
-    /// Print a lassi config equivalent to a CoovaChilli configuration
-    /// (chilli.conf, /etc/chilli/{defaults,config} HS_* files or UCI
-    /// /etc/config/chilli; later files override earlier ones). Options
-    /// without a lassi equivalent are listed at the top and on stderr.
-    ImportCoova {
-        /// CoovaChilli configuration files, e.g. /etc/chilli/defaults /etc/chilli/config.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Write chilli's localusers file, converted, here (the output's portal.users_file).
-        #[arg(long, value_name = "FILE", default_value = "/etc/lassi/users")]
-        users_out: PathBuf,
-    },
-    /// Print the TOML equivalent of an OpenWrt UCI config (/etc/config/lassi).
-    /// lassi reads UCI files directly (run, check-config, reload); this shows
-    /// what it reads them as.
-    ConvertUci {
-        /// UCI file, e.g. /etc/config/lassi.
-        file: PathBuf,
-    },
-    /// List clients and their sessions, filtered by IP, MAC, user or
-    /// session id (every filter given must match).
-    Sessions {
-        #[command(flatten)]
-        filter: cli::FilterArgs,
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Sessions plus drop counters, DHCP and device statistics (JSON).
-    Status {
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Log a client in by MAC or IP (operator override), with per-session
-    /// limits; unset limits come from session.defaults.
-    Authorize {
-        #[command(flatten)]
-        args: cli::AuthorizeArgs,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Make the running lassi re-read its config file, users file and pages
-    /// and apply what changed, without ending any session (SIGHUP does the
-    /// same). Prints the keys that changed; a config that does not validate
-    /// or a change that needs a restart is refused with the key and reason
-    /// (exit status 1), and lassi keeps its old configuration.
-    Reload {
-        #[command(flatten)]
-        target: Target,
-    },
-    /// End sessions by MAC, IP, user (all of the user's) or session id;
-    /// clients keep their leases and see the portal again.
-    Logout {
-        #[command(flatten)]
-        args: cli::LogoutArgs,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Block a MAC: its session ends, its lease is freed, and it gets no
-    /// lease, no portal and no forwarding until unblocked (kept across restarts).
-    Block {
-        /// Client MAC.
-        mac: MacAddr,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Let a blocked MAC in again.
-    Unblock {
-        /// Client MAC.
-        mac: MacAddr,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// List the blocked MACs.
-    Blocked {
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Free a client's lease as if it had sent DHCPRELEASE (its session
-    /// ends and is accounted).
-    DhcpRelease {
-        #[command(flatten)]
-        args: cli::ClientArgs,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Show or edit the walled garden live (edits last until lassi stops).
-    Garden {
-        #[command(subcommand)]
-        cmd: cli::GardenCmd,
-    },
-}
+use cli::args::{Cli, Cmd};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // argh has no --version; operators and packaging scripts expect one.
+    if matches!(std::env::args().nth(1).as_deref(), Some("--version" | "-V")) {
+        println!("lassi {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let cli: Cli = argh::from_env();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -148,45 +29,44 @@ fn main() -> ExitCode {
 
 fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
-        Cmd::Run { config, log_level } => {
-            let cli_level = log_level
-                .map(|l| config::parse_level("--log-level", &l))
-                .transpose()
-                .map_err(|e| e.to_string())?;
-            let cfg = Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
-            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            logger::init(&cfg.log, ansi, cli_level);
-            lassi::daemon::run(cfg, config)
-        }
-        Cmd::Reload { target } => {
-            let v = client::call(&target.socket()?, &Request::Reload)?;
+        Cmd::Run(c) => run_gateway(c.config, c.log_level),
+        Cmd::Reload(c) => {
+            let v = client::call(&c.target()?.socket()?, &Request::Reload)?;
             println!("{}", reload_summary(&v));
             Ok(())
         }
-        Cmd::CheckConfig { file } => check_config(&file),
-        Cmd::ImportCoova { files, users_out } => import_coova(&files, &users_out),
-        Cmd::ConvertUci { file } => convert_uci(&file),
-        Cmd::Sessions {
-            filter,
-            json,
-            target,
-        } => cli::sessions(filter, json, &target),
-        Cmd::Status { target } => {
-            let mut v = client::call(&target.socket()?, &Request::Status)?;
+        Cmd::CheckConfig(c) => check_config(&c.file),
+        Cmd::ImportCoova(c) => import_coova(&c.files, &c.users_out),
+        Cmd::ConvertUci(c) => convert_uci(&c.file),
+        Cmd::Sessions(c) => cli::sessions(c),
+        Cmd::Status(c) => {
+            let mut v = client::call(&c.target()?.socket()?, &Request::Status)?;
             if let Some(m) = v.as_object_mut() {
                 m.remove("ok");
             }
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             Ok(())
         }
-        Cmd::Authorize { args, target } => cli::authorize(args, &target),
-        Cmd::Logout { args, target } => cli::logout(args, &target),
-        Cmd::Block { mac, target } => cli::block(mac, &target),
-        Cmd::Unblock { mac, target } => cli::unblock(mac, &target),
-        Cmd::Blocked { json, target } => cli::blocked(json, &target),
-        Cmd::DhcpRelease { args, target } => cli::dhcp_release(args, &target),
-        Cmd::Garden { cmd } => cli::garden(cmd),
+        Cmd::Authorize(c) => cli::authorize(c),
+        Cmd::Logout(c) => cli::logout(c),
+        Cmd::Block(c) => cli::block(c),
+        Cmd::Unblock(c) => cli::unblock(c),
+        Cmd::Blocked(c) => cli::blocked(c),
+        Cmd::DhcpRelease(c) => cli::dhcp_release(c),
+        Cmd::Garden(c) => cli::garden(c.cmd),
     }
+}
+
+/// `lassi run`: load the config, start logging, run until stopped.
+fn run_gateway(config: PathBuf, log_level: Option<String>) -> Result<(), String> {
+    let cli_level = log_level
+        .map(|l| config::parse_level("--log-level", &l))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let cfg = Config::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    logger::init(&cfg.log, ansi, cli_level);
+    lassi::daemon::run(cfg, config)
 }
 
 /// "reloaded FILE: changed a, b" from the reply of `lassi reload`.
@@ -252,6 +132,9 @@ fn convert_uci(file: &std::path::Path) -> Result<(), String> {
 /// and writes the converted local users when chilli's config names a file.
 fn import_coova(files: &[PathBuf], users_out: &std::path::Path) -> Result<(), String> {
     use lassi::import;
+    if files.is_empty() {
+        return Err("import-coova: name at least one CoovaChilli configuration FILE".into());
+    }
     let read = |p: &str| std::fs::read_to_string(p).map_err(|e| e.to_string());
     let mut texts = Vec::new();
     for f in files {

@@ -3,30 +3,38 @@
 //! answers are printed (a table, or `--json`). Errors come back from lassi
 //! naming what was not found, and the command exits non-zero.
 
+pub mod args;
 mod print;
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-use lassi::config::{self, Config, WalledGarden};
+use lassi::config::{self, Config};
 use lassi::control::{client, ControlRequest as Request};
 use lassi::session::{ClientFilter, SessionLimits};
-use lassi::wire::MacAddr;
+
+use args::{
+    AuthorizeCmd, BlockCmd, BlockedCmd, DhcpReleaseCmd, GardenSub, LogoutCmd, SessionsCmd,
+    UnblockCmd,
+};
 
 /// Where to find a running lassi: an explicit socket, or the one named in a config.
-#[derive(clap::Args)]
 pub struct Target {
-    /// Control socket of the running lassi.
-    #[arg(long, value_name = "PATH")]
     control: Option<PathBuf>,
-    /// Read the control socket path from this config file.
-    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "control")]
     config: Option<PathBuf>,
 }
 
 impl Target {
+    /// `--control PATH` or `-c/--config FILE` (not both); neither means the
+    /// default socket.
+    pub fn new(control: Option<PathBuf>, config: Option<PathBuf>) -> Result<Self, String> {
+        if control.is_some() && config.is_some() {
+            return Err("give either --control or --config, not both".into());
+        }
+        Ok(Target { control, config })
+    }
+
     /// The control socket's path.
     pub fn socket(&self) -> Result<PathBuf, String> {
         match (&self.control, &self.config) {
@@ -44,173 +52,36 @@ impl Target {
     }
 }
 
-/// Which clients `lassi sessions` lists: every criterion given must match.
-#[derive(clap::Args)]
-pub struct FilterArgs {
-    /// Only the client with this address.
-    #[arg(long, value_name = "IP")]
-    ip: Option<Ipv4Addr>,
-    /// Only the client with this MAC.
-    #[arg(long, value_name = "MAC")]
-    mac: Option<MacAddr>,
-    /// Only sessions of this user.
-    #[arg(long, value_name = "NAME")]
-    user: Option<String>,
-    /// Only the session with this id (Acct-Session-Id).
-    #[arg(long, value_name = "ID")]
-    session_id: Option<String>,
-}
-
-impl FilterArgs {
-    fn filter(self) -> ClientFilter {
-        ClientFilter {
-            ip: self.ip,
-            mac: self.mac,
-            user: self.user,
-            session_id: self.session_id,
-        }
+fn authorize_request(a: AuthorizeCmd) -> Request {
+    Request::Authorize {
+        mac: a.mac,
+        ip: a.ip,
+        user: a.user,
+        limits: SessionLimits {
+            session_timeout: a.session_timeout,
+            idle_timeout: a.idle_timeout,
+            terminate_at: None,
+            interim_interval: a.interim_interval,
+            bandwidth_up_bps: a.bandwidth_up,
+            bandwidth_down_bps: a.bandwidth_down,
+            max_input_octets: a.max_octets_in,
+            max_output_octets: a.max_octets_out,
+            max_total_octets: a.max_octets_total,
+        },
     }
-}
-
-/// `lassi logout`: exactly one way of naming the session(s).
-#[derive(clap::Args)]
-#[group(required = true, multiple = false)]
-pub struct LogoutArgs {
-    /// Client MAC, aa:bb:cc:dd:ee:ff or AA-BB-CC-DD-EE-FF.
-    mac: Option<MacAddr>,
-    /// The client with this address.
-    #[arg(long, value_name = "IP")]
-    ip: Option<Ipv4Addr>,
-    /// Every session of this user.
-    #[arg(long, value_name = "NAME")]
-    user: Option<String>,
-    /// The session with this id.
-    #[arg(long, value_name = "ID")]
-    session_id: Option<String>,
-}
-
-/// A client named by MAC or by address (`lassi dhcp-release`).
-#[derive(clap::Args)]
-#[group(required = true, multiple = false)]
-pub struct ClientArgs {
-    /// Client MAC.
-    mac: Option<MacAddr>,
-    /// The client with this address.
-    #[arg(long, value_name = "IP")]
-    ip: Option<Ipv4Addr>,
-}
-
-/// A positive whole number (limits: 0 would mean nothing sensible).
-fn positive_u32() -> clap::builder::RangedU64ValueParser<u32> {
-    clap::builder::RangedU64ValueParser::<u32>::new().range(1..=u64::from(u32::MAX))
-}
-
-fn positive_u64() -> clap::builder::RangedU64ValueParser<u64> {
-    clap::builder::RangedU64ValueParser::<u64>::new().range(1..)
-}
-
-/// `lassi authorize`: the client (MAC or `--ip`), the user name and the
-/// session's limits; unset limits come from `session.defaults`.
-#[derive(clap::Args)]
-pub struct AuthorizeArgs {
-    /// Client MAC, aa:bb:cc:dd:ee:ff or AA-BB-CC-DD-EE-FF.
-    #[arg(required_unless_present = "ip", conflicts_with = "ip")]
-    mac: Option<MacAddr>,
-    /// The client with this address (instead of the MAC).
-    #[arg(long, value_name = "IP")]
-    ip: Option<Ipv4Addr>,
-    /// User name to record for the session.
-    #[arg(long)]
-    user: Option<String>,
-    /// End the session this many seconds after login.
-    #[arg(long, value_name = "S", value_parser = positive_u32(), allow_negative_numbers = true)]
-    session_timeout: Option<u32>,
-    /// End the session after this many seconds without traffic.
-    #[arg(long, value_name = "S", value_parser = positive_u32(), allow_negative_numbers = true)]
-    idle_timeout: Option<u32>,
-    /// Seconds between accounting Interim-Updates.
-    #[arg(long, value_name = "S", value_parser = positive_u32(), allow_negative_numbers = true)]
-    interim_interval: Option<u32>,
-    /// Upload rate limit, bit/s.
-    #[arg(long, value_name = "BPS", value_parser = positive_u64(), allow_negative_numbers = true)]
-    bandwidth_up: Option<u64>,
-    /// Download rate limit, bit/s.
-    #[arg(long, value_name = "BPS", value_parser = positive_u64(), allow_negative_numbers = true)]
-    bandwidth_down: Option<u64>,
-    /// Bytes the client may send.
-    #[arg(long, value_name = "N", value_parser = positive_u64(), allow_negative_numbers = true)]
-    max_octets_in: Option<u64>,
-    /// Bytes the client may receive.
-    #[arg(long, value_name = "N", value_parser = positive_u64(), allow_negative_numbers = true)]
-    max_octets_out: Option<u64>,
-    /// Bytes both ways together.
-    #[arg(long, value_name = "N", value_parser = positive_u64(), allow_negative_numbers = true)]
-    max_octets_total: Option<u64>,
-}
-
-impl AuthorizeArgs {
-    fn request(self) -> Request {
-        Request::Authorize {
-            mac: self.mac,
-            ip: self.ip,
-            user: self.user,
-            limits: SessionLimits {
-                session_timeout: self.session_timeout,
-                idle_timeout: self.idle_timeout,
-                terminate_at: None,
-                interim_interval: self.interim_interval,
-                bandwidth_up_bps: self.bandwidth_up,
-                bandwidth_down_bps: self.bandwidth_down,
-                max_input_octets: self.max_octets_in,
-                max_output_octets: self.max_octets_out,
-                max_total_octets: self.max_octets_total,
-            },
-        }
-    }
-}
-
-/// A walled-garden entry, checked with `portal.walled_garden`'s syntax.
-fn garden_entry(s: &str) -> Result<String, String> {
-    s.parse::<WalledGarden>()?;
-    Ok(s.trim().to_string())
-}
-
-/// `lassi garden …`.
-#[derive(clap::Subcommand)]
-pub enum GardenCmd {
-    /// Configured entries, operator-added ones (marked) and the addresses open now.
-    List {
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Open an entry (address, CIDR network, host name or *.domain) until
-    /// lassi stops; host names are resolved through lan.dns.
-    Add {
-        /// The entry, as in portal.walled_garden.
-        #[arg(value_parser = garden_entry)]
-        entry: String,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Close an entry added with `garden add`.
-    Remove {
-        /// The entry, as it was added.
-        #[arg(value_parser = garden_entry)]
-        entry: String,
-        #[command(flatten)]
-        target: Target,
-    },
 }
 
 /// `lassi sessions`.
-pub fn sessions(filter: FilterArgs, json: bool, target: &Target) -> Result<(), String> {
-    let v = target.call(&Request::Sessions {
-        filter: filter.filter(),
-    })?;
-    if json {
+pub fn sessions(c: SessionsCmd) -> Result<(), String> {
+    let target = c.target()?;
+    let filter = ClientFilter {
+        ip: c.ip,
+        mac: c.mac,
+        user: c.user,
+        session_id: c.session_id,
+    };
+    let v = target.call(&Request::Sessions { filter })?;
+    if c.json {
         print::json(&v["clients"]);
     } else {
         print::sessions(&v);
@@ -219,8 +90,10 @@ pub fn sessions(filter: FilterArgs, json: bool, target: &Target) -> Result<(), S
 }
 
 /// `lassi authorize`.
-pub fn authorize(args: AuthorizeArgs, target: &Target) -> Result<(), String> {
-    let v = target.call(&args.request())?;
+pub fn authorize(c: AuthorizeCmd) -> Result<(), String> {
+    let target = c.target()?;
+    args::exactly_one(&[c.mac.is_some(), c.ip.is_some()], "MAC or --ip")?;
+    let v = target.call(&authorize_request(c))?;
     let c = &v["client"];
     println!(
         "{} authorized (ip {}, session {})",
@@ -232,12 +105,22 @@ pub fn authorize(args: AuthorizeArgs, target: &Target) -> Result<(), String> {
 }
 
 /// `lassi logout`: every session named ends; says how many.
-pub fn logout(args: LogoutArgs, target: &Target) -> Result<(), String> {
+pub fn logout(c: LogoutCmd) -> Result<(), String> {
+    let target = c.target()?;
+    args::exactly_one(
+        &[
+            c.mac.is_some(),
+            c.ip.is_some(),
+            c.user.is_some(),
+            c.session_id.is_some(),
+        ],
+        "MAC, --ip, --user or --session-id",
+    )?;
     let filter = ClientFilter {
-        ip: args.ip,
-        mac: args.mac,
-        user: args.user,
-        session_id: args.session_id,
+        ip: c.ip,
+        mac: c.mac,
+        user: c.user,
+        session_id: c.session_id,
     };
     let v = target.call(&Request::Logout { filter })?;
     let empty = Vec::new();
@@ -250,8 +133,9 @@ pub fn logout(args: LogoutArgs, target: &Target) -> Result<(), String> {
 }
 
 /// `lassi block MAC`.
-pub fn block(mac: MacAddr, target: &Target) -> Result<(), String> {
-    let v = target.call(&Request::Block { mac })?;
+pub fn block(c: BlockCmd) -> Result<(), String> {
+    let mac = c.mac;
+    let v = c.target()?.call(&Request::Block { mac })?;
     let out = &v["outcome"];
     if out["newly_blocked"] == Value::Bool(false) {
         println!("{mac} was blocked already");
@@ -268,16 +152,16 @@ pub fn block(mac: MacAddr, target: &Target) -> Result<(), String> {
 }
 
 /// `lassi unblock MAC`.
-pub fn unblock(mac: MacAddr, target: &Target) -> Result<(), String> {
-    target.call(&Request::Unblock { mac })?;
-    println!("{mac} unblocked");
+pub fn unblock(c: UnblockCmd) -> Result<(), String> {
+    c.target()?.call(&Request::Unblock { mac: c.mac })?;
+    println!("{} unblocked", c.mac);
     Ok(())
 }
 
 /// `lassi blocked`.
-pub fn blocked(json: bool, target: &Target) -> Result<(), String> {
-    let v = target.call(&Request::Blocked)?;
-    if json {
+pub fn blocked(c: BlockedCmd) -> Result<(), String> {
+    let v = c.target()?.call(&Request::Blocked)?;
+    if c.json {
         print::json(&v["blocked"]);
         return Ok(());
     }
@@ -291,10 +175,12 @@ pub fn blocked(json: bool, target: &Target) -> Result<(), String> {
 }
 
 /// `lassi dhcp-release`.
-pub fn dhcp_release(args: ClientArgs, target: &Target) -> Result<(), String> {
+pub fn dhcp_release(c: DhcpReleaseCmd) -> Result<(), String> {
+    let target = c.target()?;
+    args::exactly_one(&[c.mac.is_some(), c.ip.is_some()], "MAC or --ip")?;
     let v = target.call(&Request::DhcpRelease {
-        mac: args.mac,
-        ip: args.ip,
+        mac: c.mac,
+        ip: c.ip,
     })?;
     println!(
         "lease of {} ({}) freed",
@@ -308,11 +194,11 @@ pub fn dhcp_release(args: ClientArgs, target: &Target) -> Result<(), String> {
 }
 
 /// `lassi garden list|add|remove`.
-pub fn garden(cmd: GardenCmd) -> Result<(), String> {
+pub fn garden(cmd: GardenSub) -> Result<(), String> {
     match cmd {
-        GardenCmd::List { json, target } => {
-            let mut v = target.call(&Request::GardenList)?;
-            if json {
+        GardenSub::List(c) => {
+            let mut v = c.target()?.call(&Request::GardenList)?;
+            if c.json {
                 if let Some(m) = v.as_object_mut() {
                     m.remove("ok");
                 }
@@ -321,14 +207,16 @@ pub fn garden(cmd: GardenCmd) -> Result<(), String> {
                 print::garden(&v);
             }
         }
-        GardenCmd::Add { entry, target } => {
-            target.call(&Request::GardenAdd {
+        GardenSub::Add(c) => {
+            let entry = c.entry.clone();
+            c.target()?.call(&Request::GardenAdd {
                 entry: entry.clone(),
             })?;
             println!("{entry} added to the walled garden (until lassi stops)");
         }
-        GardenCmd::Remove { entry, target } => {
-            target.call(&Request::GardenRemove {
+        GardenSub::Remove(c) => {
+            let entry = c.entry.clone();
+            c.target()?.call(&Request::GardenRemove {
                 entry: entry.clone(),
             })?;
             println!("{entry} removed from the walled garden");
