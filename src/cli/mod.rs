@@ -164,6 +164,7 @@ impl AuthorizeArgs {
                 max_input_octets: self.max_octets_in,
                 max_output_octets: self.max_octets_out,
                 max_total_octets: self.max_octets_total,
+                filter_id: None,
             },
         }
     }
