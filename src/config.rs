@@ -999,6 +999,7 @@ fn validate_session(se: RawSession) -> Result<SessionConfig, ConfigError> {
             max_input_octets: se.max_input_octets,
             max_output_octets: se.max_output_octets,
             max_total_octets: se.max_total_octets,
+            filter_id: None,
         },
         quota_action,
         probe_after: se.probe_after.unwrap_or(120),

@@ -29,7 +29,8 @@ bob	Cleartext-Password := "hello"
 	Session-Timeout = 3600,
 	Idle-Timeout = 900,
 	Acct-Interim-Interval = 60,
-	WISPr-Bandwidth-Max-Down = 50000000
+	WISPr-Bandwidth-Max-Down = 50000000,
+	Filter-Id = "std.user-bob"
 
 sleeper	Cleartext-Password := "hello"
 
@@ -209,6 +210,12 @@ fn conup_condown_env_matches_accounting_and_hung_scripts_are_killed() {
     assert_eq!(num(&conup, "ACCT_INTERIM_INTERVAL"), 60);
     assert_eq!(num(&conup, "WISPR_BANDWIDTH_MAX_DOWN"), 50_000_000);
     assert!(!conup.contains_key("TERMINATE_CAUSE"));
+    // The Access-Accept's Filter-Id, as CoovaChilli passes it.
+    assert_eq!(
+        conup.get("FILTER_ID").map(String::as_str),
+        Some("std.user-bob"),
+        "{conup:?}"
+    );
     // Download, log out: condown has the Stop's numbers.
     let r = c1
         .curl(&[format!("http://{WEB}/bytes/3000000").as_str()])
@@ -220,6 +227,10 @@ fn conup_condown_env_matches_accounting_and_hung_scripts_are_killed() {
     assert!(out.http_code == 200 || out.http_code == 302, "{out:?}");
     let stop = w.record(&sid, "Stop");
     let condown = w.env("condown", &sid);
+    assert_eq!(
+        condown.get("FILTER_ID").map(String::as_str),
+        Some("std.user-bob")
+    );
     assert_eq!(num(&condown, "INPUT_OCTETS"), stop.input_octets());
     assert_eq!(num(&condown, "OUTPUT_OCTETS"), stop.output_octets());
     assert!(stop.output_octets() > 3_000_000);
@@ -252,6 +263,8 @@ fn conup_condown_env_matches_accounting_and_hung_scripts_are_killed() {
     let evil = w.login(c1, &hostile);
     let env = w.env("conup", &evil);
     assert_eq!(env.get("USER_NAME"), Some(&hostile));
+    // Without a Filter-Id in the reply the variable is not set at all.
+    assert!(!env.contains_key("FILTER_ID"), "{env:?}");
     // The detail file escapes '"' as '\"'.
     let radius_user = w
         .record(&evil, "Start")

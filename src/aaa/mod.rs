@@ -203,7 +203,7 @@ fn carry_out(dp: &DataplaneHandle, action: MacAuthAction) {
         } => {
             let dp = dp.clone();
             tokio::spawn(async move {
-                match dp.authorize_with(mac, authorization).await {
+                match dp.authorize_with(mac, *authorization).await {
                     Ok(_) => tracing::info!(%mac, %ip, "MAC authentication accepted"),
                     // The client left or logged in meanwhile: its doing.
                     Err(e) if !crate::portal::handler::gateway_failed(&e) => {

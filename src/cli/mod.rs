@@ -67,6 +67,7 @@ fn authorize_request(a: AuthorizeCmd) -> Request {
             max_input_octets: a.max_octets_in,
             max_output_octets: a.max_octets_out,
             max_total_octets: a.max_octets_total,
+            filter_id: None,
         },
     }
 }

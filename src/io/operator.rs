@@ -29,8 +29,9 @@ use crate::UnixMillis;
 pub enum OperatorCommand {
     /// The clients matching a filter.
     Clients(ClientFilter, oneshot::Sender<Vec<Client>>),
-    /// Log in the client a filter designates by IP or MAC.
-    Authorize(ClientFilter, Authorization, Reply<Client>),
+    /// Log in the client a filter designates by IP or MAC (the
+    /// authorization boxed: it is large next to the other commands).
+    Authorize(ClientFilter, Box<Authorization>, Reply<Client>),
     /// End the sessions a filter designates.
     Logout(ClientFilter, Reply<Vec<EndedSession>>),
     /// Block a MAC; the answer carries the block list after it.
@@ -62,7 +63,7 @@ impl OperatorCommand {
                 let r = engine
                     .client_mac(&f)
                     .map_err(|e| err(&e))
-                    .and_then(|mac| engine.authorize(mac, auth, now).map_err(|e| err(&e)));
+                    .and_then(|mac| engine.authorize(mac, *auth, now).map_err(|e| err(&e)));
                 let _ = reply.send(r);
             }
             OperatorCommand::Logout(f, reply) => {
@@ -240,7 +241,7 @@ impl DataplaneHandle {
         f: ClientFilter,
         auth: Authorization,
     ) -> Result<Client, String> {
-        self.operator(|tx| OperatorCommand::Authorize(f, auth, tx))
+        self.operator(|tx| OperatorCommand::Authorize(f, Box::new(auth), tx))
             .await?
     }
 

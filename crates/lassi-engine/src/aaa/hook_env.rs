@@ -7,7 +7,9 @@
 //! Gigawords), input is what the client sent unless `swap_octets` flips
 //! both directions exactly as it does in the Accounting-Request, and
 //! `SESSION_TIME` is Acct-Session-Time. `TERMINATE_CAUSE` is the numeric
-//! Acct-Terminate-Cause (RFC 2866), set for `condown` only.
+//! Acct-Terminate-Cause (RFC 2866), set for `condown` only. `FILTER_ID` is
+//! the session's RADIUS Filter-Id (from the Access-Accept, or the last CoA
+//! that carried one), set only when it has one.
 //!
 //! Only fixed names are produced; the one guest-chosen value (the user
 //! name) and RADIUS-supplied strings are values, with NUL bytes removed.
@@ -150,6 +152,9 @@ fn record_env(g: &GatewayInfo, rec: &AcctRecord, l: &SessionLimits, idle_s: u64)
     put(&mut env, "IDLE_TIMEOUT", num(l.idle_timeout));
     put(&mut env, "ACCT_INTERIM_INTERVAL", num(l.interim_interval));
     limits_env(&mut env, g, l);
+    if let Some(f) = &l.filter_id {
+        put(&mut env, "FILTER_ID", f);
+    }
     let (oin, oout) = directed(g, rec.octets_in, rec.octets_out);
     let (pin, pout) = directed(g, rec.packets_in, rec.packets_out);
     put(&mut env, "INPUT_OCTETS", oin.to_string());
@@ -272,6 +277,11 @@ mod tests {
         assert_eq!(stop.session_time, Some(95));
         assert_eq!(get(&env, "IDLE_TIME"), Some("5"));
         assert_eq!(get(&env, "TERMINATE_CAUSE"), Some("4"));
+        assert_eq!(
+            get(&env, "FILTER_ID"),
+            None,
+            "only set when RADIUS gave one"
+        );
         assert_eq!(get(&env, "SESSION_TIMEOUT"), Some("3600"));
         assert_eq!(get(&env, "IDLE_TIMEOUT"), Some("0"));
         assert_eq!(get(&env, "WISPR_BANDWIDTH_MAX_DOWN"), Some("2000000"));
@@ -328,7 +338,10 @@ mod tests {
             started: e.started,
             at: e.started,
             counters: Counters::default(),
-            limits: e.limits.clone(),
+            limits: SessionLimits {
+                filter_id: Some("std\0.user".into()),
+                ..e.limits.clone()
+            },
             last_active: e.started,
             class: Vec::new(),
             cui: None,
@@ -339,6 +352,16 @@ mod tests {
         assert_eq!(get(&env, "INPUT_OCTETS"), Some("0"));
         assert_eq!(get(&env, "SESSION_TIME"), Some("0"));
         assert_eq!(get(&env, "TERMINATE_CAUSE"), None);
+        assert_eq!(get(&env, "FILTER_ID"), Some("std.user"), "NUL removed");
+    }
+
+    #[test]
+    fn condown_has_the_session_filter_id() {
+        let mut e = ended(EndReason::AdminReset);
+        e.limits.filter_id = Some("premium".into());
+        let (_, env) = session_env(&gateway(false), &Event::SessionEnded(e)).unwrap();
+        assert_eq!(get(&env, "FILTER_ID"), Some("premium"));
+        assert_eq!(env.iter().filter(|(n, _)| *n == "FILTER_ID").count(), 1);
     }
 
     #[test]

@@ -115,8 +115,9 @@ pub enum MacAuthAction {
         mac: MacAddr,
         /// Its address.
         ip: Ipv4Addr,
-        /// User, limits, Class and CUI from the Access-Accept.
-        authorization: Authorization,
+        /// User, limits, Class and CUI from the Access-Accept (boxed: the
+        /// other actions are a few bytes).
+        authorization: Box<Authorization>,
     },
     /// Rejected: the portal decides.
     LeaveToPortal {
@@ -271,7 +272,7 @@ impl MacAuthPolicy {
         match answer {
             MacAuthAnswer::Accept(reply) => {
                 self.attempts.remove(&mac);
-                let authorization = mac_authorization(mac, &reply);
+                let authorization = Box::new(mac_authorization(mac, &reply));
                 self.actions.push_back(MacAuthAction::Authorize {
                     mac,
                     ip,

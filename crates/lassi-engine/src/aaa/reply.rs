@@ -17,7 +17,8 @@ pub fn nas_port(network: Ipv4Addr, ip: Ipv4Addr) -> u32 {
 }
 
 /// The session limits an Access-Accept (or a CoA) grants. A zero timeout,
-/// interval or bandwidth means "none", as in CoovaChilli.
+/// interval or bandwidth means "none", as in CoovaChilli. Filter-Id is
+/// carried for the connection scripts.
 pub fn limits_from_reply(r: &ReplyLimits) -> SessionLimits {
     SessionLimits {
         session_timeout: r.session_timeout.filter(|&t| t > 0),
@@ -29,6 +30,7 @@ pub fn limits_from_reply(r: &ReplyLimits) -> SessionLimits {
         max_input_octets: r.max_input_octets,
         max_output_octets: r.max_output_octets,
         max_total_octets: r.max_total_octets,
+        filter_id: r.filter_id.clone(),
     }
 }
 
@@ -96,9 +98,11 @@ mod tests {
             bandwidth_max_up_bps: Some(0),
             bandwidth_max_down_bps: Some(1_000_000),
             max_total_octets: Some(0),
+            filter_id: Some("std.user".into()),
             ..ReplyLimits::default()
         };
         let l = limits_from_reply(&reply);
+        assert_eq!(l.filter_id.as_deref(), Some("std.user"));
         assert_eq!(l.session_timeout, None);
         assert_eq!(l.idle_timeout, Some(600));
         assert_eq!(l.interim_interval, None);

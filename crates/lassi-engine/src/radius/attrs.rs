@@ -21,7 +21,7 @@ use core::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::packet::{attr, AttrKey, Code, Packet};
+use super::packet::{attr, AttrKey, Code, Packet, MAX_VALUE_LEN};
 use crate::session::{Counters, EndReason, EndedSession};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
@@ -544,7 +544,9 @@ impl AcctRecord {
 /// after the optional CoovaChilli view-point swap. Bandwidths are in bit/s:
 /// WISPr-Bandwidth-Max-Up/Down (bit/s) win over
 /// ChilliSpot-Bandwidth-Max-Up/Down (kbit/s, multiplied by 1000) when both
-/// are present.
+/// are present. Filter-Id is the first one, kept only when it is
+/// non-empty UTF-8 text of at most 253 bytes (anything else is dropped,
+/// never a reason to refuse the login).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplyLimits {
     /// Session-Timeout, seconds.
@@ -577,6 +579,18 @@ pub struct ReplyLimits {
     pub session_terminate_time: Option<String>,
     /// The same as Unix milliseconds, when it parses (no offset = UTC).
     pub session_terminate_at: Option<UnixMillis>,
+    /// Filter-Id (the first), for the connection scripts.
+    pub filter_id: Option<String>,
+}
+
+/// The first Filter-Id as text; dropped when it is not valid UTF-8, empty,
+/// or longer than an attribute can be.
+fn filter_id(p: &Packet) -> Option<String> {
+    let v = p.get(attr::FILTER_ID)?;
+    if v.is_empty() || v.len() > MAX_VALUE_LEN {
+        return None;
+    }
+    core::str::from_utf8(v).ok().map(str::to_owned)
 }
 
 fn octets64(p: &Packet, value: AttrKey, giga: AttrKey) -> Option<u64> {
@@ -639,6 +653,7 @@ impl ReplyLimits {
             redirection_url: p.get_string(attr::WISPR_REDIRECTION_URL),
             session_terminate_at: terminate.as_deref().and_then(parse_iso8601),
             session_terminate_time: terminate,
+            filter_id: filter_id(p),
         }
     }
 
@@ -903,6 +918,50 @@ mod tests {
         assert_eq!(s.max_input_octets, Some(1 << 32));
         assert_eq!(s.max_output_octets, Some(100));
         assert!(ReplyLimits::from_packet(&Packet::new(Code::AccessAccept, 1), false).is_empty());
+    }
+
+    #[test]
+    fn filter_id_is_the_first_one_when_it_is_text() {
+        let with = |values: &[&[u8]]| {
+            let mut p = Packet::new(Code::AccessAccept, 1);
+            p.push_u32(attr::SESSION_TIMEOUT, 60);
+            for v in values {
+                p.push(attr::FILTER_ID, v.to_vec());
+            }
+            // Through the wire, as a server's reply arrives.
+            let p = Packet::decode(&p.encode().unwrap()).unwrap();
+            ReplyLimits::from_packet(&p, false)
+        };
+        assert_eq!(with(&[]).filter_id, None, "absent");
+        let l = with(&[b"std.user", b"second"]);
+        assert_eq!(l.filter_id.as_deref(), Some("std.user"), "the first one");
+        assert_eq!(l.session_timeout, Some(60));
+        assert_eq!(
+            with(&["caf\u{e9}-gold".as_bytes()]).filter_id.as_deref(),
+            Some("caf\u{e9}-gold")
+        );
+        // Invalid UTF-8: the attribute is dropped, the rest of the reply
+        // (and the login) stands.
+        let bad = with(&[b"gold\xff\xfe", b"std.user"]);
+        assert_eq!(bad.filter_id, None);
+        assert_eq!(bad.session_timeout, Some(60));
+        let longest = "f".repeat(MAX_VALUE_LEN);
+        assert_eq!(
+            with(&[longest.as_bytes()]).filter_id.as_deref(),
+            Some(longest.as_str())
+        );
+        // Built in memory (never decoded), an oversized value is dropped.
+        let mut p = Packet::new(Code::AccessAccept, 1);
+        p.push(attr::FILTER_ID, vec![b'f'; MAX_VALUE_LEN + 1]);
+        assert_eq!(ReplyLimits::from_packet(&p, false).filter_id, None);
+        // An Access-Accept carries it to the login's answer.
+        let AccessAnswer::Accept(l) = AccessAnswer::from_response(
+            Packet::new(Code::AccessAccept, 1).push(attr::FILTER_ID, "std.user"),
+            false,
+        ) else {
+            panic!("not an accept")
+        };
+        assert_eq!(l.filter_id.as_deref(), Some("std.user"));
     }
 
     #[test]

@@ -256,6 +256,7 @@ const CHANGES: &[AttrKey] = &[
     attr::WISPR_BANDWIDTH_MAX_DOWN,
     attr::WISPR_REDIRECTION_URL,
     attr::WISPR_SESSION_TERMINATE_TIME,
+    attr::FILTER_ID,
     attr::CHILLI_BANDWIDTH_MAX_UP,
     attr::CHILLI_BANDWIDTH_MAX_DOWN,
     attr::CHILLI_MAX_INPUT_OCTETS,
@@ -821,11 +822,13 @@ mod tests {
                 .push_u32(attr::SESSION_TIMEOUT, 120)
                 .push_u32(attr::WISPR_BANDWIDTH_MAX_UP, 1_000_000)
                 .push_u32(attr::CHILLI_MAX_TOTAL_OCTETS, 10)
-                .push_u32(attr::CHILLI_MAX_TOTAL_GIGAWORDS, 1);
+                .push_u32(attr::CHILLI_MAX_TOTAL_GIGAWORDS, 1)
+                .push(attr::FILTER_ID, "premium");
         });
         let CoaOutcome::Request(r) = s.handle(FROM.parse().unwrap(), &b, NOW) else {
             panic!()
         };
+        assert_eq!(r.changes.filter_id.as_deref(), Some("premium"));
         assert_eq!(r.kind, CoaKind::Coa);
         assert_eq!(r.matcher.session_id.as_deref(), Some("sess-1"));
         assert_eq!(r.matcher.ip, Some(Ipv4Addr::new(10, 1, 0, 9)));

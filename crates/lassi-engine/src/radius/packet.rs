@@ -449,6 +449,9 @@ pub mod attr {
     pub const SERVICE_TYPE: AttrKey = AttrKey::std(6);
     /// Framed-IP-Address (8), ipaddr.
     pub const FRAMED_IP_ADDRESS: AttrKey = AttrKey::std(8);
+    /// Filter-Id (11), string: a name the NAS's operator gives meaning to
+    /// (lassi passes it to the connection scripts as `FILTER_ID`).
+    pub const FILTER_ID: AttrKey = AttrKey::std(11);
     /// Reply-Message (18), string.
     pub const REPLY_MESSAGE: AttrKey = AttrKey::std(18);
     /// State (24), octets.
@@ -557,6 +560,7 @@ pub mod attr {
         ("NAS-Port", NAS_PORT, "integer"),
         ("Service-Type", SERVICE_TYPE, "integer"),
         ("Framed-IP-Address", FRAMED_IP_ADDRESS, "ipaddr"),
+        ("Filter-Id", FILTER_ID, "string"),
         ("Reply-Message", REPLY_MESSAGE, "string"),
         ("State", STATE, "octets"),
         ("Class", CLASS, "octets"),

@@ -1,6 +1,7 @@
 //! What bounds an authorized session: time, idleness, volume and rate.
 //! Filled from RADIUS replies, the local users file or config defaults, and
-//! changed live by CoA.
+//! changed live by CoA. Filter-Id rides along: lassi enforces nothing by it,
+//! it only hands it to the connection scripts.
 
 use std::collections::VecDeque;
 
@@ -30,6 +31,10 @@ pub struct SessionLimits {
     pub max_output_octets: Option<u64>,
     /// Bytes both ways together.
     pub max_total_octets: Option<u64>,
+    /// RADIUS Filter-Id, passed to the connection scripts as `FILTER_ID`
+    /// (state files written before it existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_id: Option<String>,
 }
 
 impl SessionLimits {
@@ -49,6 +54,9 @@ impl SessionLimits {
             max_output_octets,
             max_total_octets
         );
+        if self.filter_id.is_none() {
+            self.filter_id.clone_from(&defaults.filter_id);
+        }
         self
     }
 }
@@ -365,5 +373,36 @@ mod tests {
         }
         .or(&d);
         assert_eq!((l.idle_timeout, l.interim_interval), (Some(60), Some(300)));
+        assert_eq!(l.filter_id, None);
+        // A CoA's Filter-Id replaces the session's; without one it stays.
+        let running = SessionLimits {
+            filter_id: Some("std.user".into()),
+            ..Default::default()
+        };
+        let coa = SessionLimits {
+            filter_id: Some("premium".into()),
+            ..Default::default()
+        };
+        assert_eq!(coa.or(&running).filter_id.as_deref(), Some("premium"));
+        let kept = SessionLimits::default().or(&running);
+        assert_eq!(kept.filter_id.as_deref(), Some("std.user"));
+    }
+
+    #[test]
+    fn filter_id_is_optional_in_saved_limits() {
+        // Written before Filter-Id existed: still reads, with none.
+        let old = r#"{"session_timeout":3600,"idle_timeout":null,"terminate_at":null,
+            "interim_interval":null,"bandwidth_up_bps":null,"bandwidth_down_bps":null,
+            "max_input_octets":null,"max_output_octets":null,"max_total_octets":null}"#;
+        let l: SessionLimits = serde_json::from_str(old).unwrap();
+        assert_eq!((l.session_timeout, &l.filter_id), (Some(3600), &None));
+        // Unset, it is not written (older lassi reads the file unchanged).
+        assert!(!serde_json::to_string(&l).unwrap().contains("filter_id"));
+        let with = SessionLimits {
+            filter_id: Some("std.user".into()),
+            ..l
+        };
+        let text = serde_json::to_string(&with).unwrap();
+        assert_eq!(serde_json::from_str::<SessionLimits>(&text).unwrap(), with);
     }
 }
