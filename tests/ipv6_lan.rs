@@ -486,3 +486,80 @@ fn a_rogue_router_changes_nothing_for_other_guests_and_is_counted() {
     let scraped: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(scraped >= dropped, "{line}");
 }
+
+#[test]
+fn ipv6_keys_are_refused_by_a_live_reload_naming_the_key() {
+    let lab = lab(1, false);
+    let lassi = must(&lab, "starting lassi", lab.start_lassi(V6_CONFIG));
+    let text = lassi.config_text();
+    assert!(text.contains("ra_interval = 10"), "{text}");
+    must(
+        &lab,
+        "editing the config",
+        lassi.set_config_text(&text.replace("ra_interval = 10", "ra_interval = 20")),
+    );
+    let out = must(&lab, "lassi reload", lassi.ctl_unchecked(&["reload"]));
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(!out.success(), "{said}");
+    assert!(said.contains("lan.ipv6.ra_interval"), "{said}");
+    // Nothing was applied: the RAs still say a router lifetime of 3 × 10 s.
+    let ra = rdisc6(lab.client(1));
+    assert!(
+        ra.contains("Router lifetime           :           30"),
+        "{ra}"
+    );
+}
+
+/// Prints the router lifetime of every RA heard for `sys.argv[1]` seconds,
+/// one per line, sending nothing.
+const RA_LISTEN_PY: &str = r#"
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.settimeout(0.5)
+deadline = time.time() + float(sys.argv[1])
+print("listening", flush=True)
+while time.time() < deadline:
+    try:
+        msg, src = s.recvfrom(2000)
+    except socket.timeout:
+        continue
+    if msg[0] == 134:
+        print("ra", src[0].split("%")[0], struct.unpack("!H", msg[6:8])[0], flush=True)
+"#;
+
+#[test]
+fn stopping_lassi_sends_a_final_ra_with_router_lifetime_zero() {
+    let lab = lab(1, false);
+    let mut lassi = must(&lab, "starting lassi", lab.start_lassi(V6_CONFIG));
+    let script = lab.path("ra_listen.py");
+    std::fs::write(&script, RA_LISTEN_PY).unwrap();
+    let log = lab.path("ra_listen.log");
+    let argv = [
+        "/usr/bin/python3".to_string(),
+        script.display().to_string(),
+        "6".into(),
+    ];
+    let mut listener = must(
+        &lab,
+        "starting the listener",
+        lab.client(1)
+            .ns()
+            .spawn("ra-listen", &argv, &log, &ExecOptions::default()),
+    );
+    let listening = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("listening")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !listening() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lassi.stop();
+    listener.wait_timeout(Duration::from_secs(10));
+    let heard = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        heard.lines().any(|l| l == format!("ra {LASSI_LL} 0")),
+        "no final RA with router lifetime 0:\n{heard}"
+    );
+}
