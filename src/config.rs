@@ -5,7 +5,7 @@
 //! every key; keep the two in step.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -14,8 +14,10 @@ use serde::Deserialize;
 use crate::dhcp::{DhcpSettings, SettingsError, MTU_RANGE};
 use crate::wire::MacAddr;
 
+pub use crate::wire::ipv6::Ipv6Net;
 pub use crate::wire::Ipv4Net;
 
+mod ipv6;
 mod ops;
 pub use ops::{parse_level, HooksConfig, LogConfig, LogFormat, LogOutput};
 
@@ -78,6 +80,27 @@ pub struct LanConfig {
     pub captive_portal_uri: Option<String>,
     /// Fixed MAC → IP assignments.
     pub static_leases: Vec<(MacAddr, Ipv4Addr)>,
+    /// IPv6 on the LAN (`[lan.ipv6]`); `None`: off, every IPv6 frame dropped.
+    pub ipv6: Option<LanIpv6Config>,
+}
+
+/// `[lan.ipv6]`: router advertisements, neighbour discovery and DHCPv6 on
+/// the LAN. Phase 1 of issue 13: guests get addresses and lassi guards the
+/// link; IPv6 is not forwarded yet (every other IPv6 packet is dropped).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LanIpv6Config {
+    /// The LAN prefix, a /64 (SLAAC and DHCPv6 addresses come from it).
+    pub prefix: Ipv6Net,
+    /// lassi's own address in the prefix (default: prefix::1).
+    pub address: Ipv6Addr,
+    /// IPv6 DNS servers announced (RA RDNSS, DHCPv6 option 23); none by default.
+    pub dns: Vec<Ipv6Addr>,
+    /// Hosts form addresses in the prefix themselves (RA prefix A flag).
+    pub slaac: bool,
+    /// Hosts take addresses from lassi's DHCPv6 server (RA M flag).
+    pub managed: bool,
+    /// MaxRtrAdvInterval: seconds between unsolicited RAs at most (4–1800).
+    pub ra_interval: u32,
 }
 
 /// `[uplink]`: the TUN device to the kernel and NAT toward the WAN.
@@ -376,6 +399,26 @@ struct RawLan {
     captive_portal_uri: Option<String>,
     #[serde(default)]
     static_lease: Vec<RawStaticLease>,
+    ipv6: Option<RawLanIpv6>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLanIpv6 {
+    prefix: Option<String>,
+    address: Option<Ipv6Addr>,
+    #[serde(default)]
+    dns: Vec<Ipv6Addr>,
+    #[serde(default = "yes")]
+    slaac: bool,
+    #[serde(default)]
+    managed: bool,
+    #[serde(default = "default_ra_interval")]
+    ra_interval: u32,
+}
+
+fn default_ra_interval() -> u32 {
+    crate::ipv6::ra::DEFAULT_MAX_INTERVAL_SECS
 }
 
 #[derive(Deserialize)]
@@ -695,7 +738,8 @@ impl Config {
     }
 
     /// Each section validates itself; here only what spans sections.
-    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    fn validate(mut raw: RawConfig) -> Result<Config, ConfigError> {
+        let raw_ipv6 = raw.lan.ipv6.take();
         let mut lan = validate_lan(raw.lan)?;
         let uplink = validate_uplink(raw.uplink)?;
         if uplink.tun_name == lan.interface {
@@ -723,6 +767,7 @@ impl Config {
         // Option 114 points at lassi's own portal API unless set.
         let api = format!("http://{}:{}/api", lan.gateway, portal.port);
         lan.captive_portal_uri.get_or_insert(api);
+        lan.ipv6 = raw_ipv6.map(|v6| ipv6::validate(v6, &lan)).transpose()?;
         Ok(Config {
             lan,
             uplink,
@@ -807,6 +852,7 @@ fn validate_lan(lan: RawLan) -> Result<LanConfig, ConfigError> {
         client_isolation: lan.client_isolation,
         captive_portal_uri: lan.captive_portal_uri,
         static_leases: lan.static_lease.iter().map(|s| (s.mac, s.ip)).collect(),
+        ipv6: None,
     };
     let dhcp = cfg.dhcp_settings().validate();
     if let Err(e @ SettingsError::Netmask(_)) = &dhcp {

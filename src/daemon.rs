@@ -13,7 +13,9 @@ use std::time::Duration;
 use crate::aaa::Aaa;
 use crate::config::{Config, WalledGarden};
 use crate::control::server::ControlServer;
-use crate::dataplane::{Engine, EngineSettings, Event, InterceptSettings, LostCarrier};
+use crate::dataplane::{
+    Engine, EngineSettings, Event, InterceptSettings, Ipv6Settings, LostCarrier,
+};
 use crate::dhcp::DhcpServer;
 use crate::hooks::{GatewayInfo, Hooks};
 use crate::io::clock::now_ms;
@@ -60,7 +62,11 @@ pub fn intercept_settings(cfg: &Config) -> InterceptSettings {
 }
 
 /// Prepare the LAN interface: up, and the kernel kept quiet on it (no IPv6
-/// autoconfiguration, no router advertisements accepted).
+/// autoconfiguration, no router advertisements accepted). With
+/// `[lan.ipv6]` too the kernel's IPv6 stays off there: lassi itself speaks
+/// for the gateway on the LAN (its RAs, neighbour advertisements and
+/// DHCPv6 from the raw socket), so the kernel must neither send RAs or
+/// neighbour discovery of its own nor configure addresses from a guest's.
 fn prepare_lan(cfg: &Config) -> Result<(), String> {
     let ifname = &cfg.lan.interface;
     sys::set_link_up(ifname)
@@ -203,6 +209,7 @@ fn save_sessions(
 /// The state files.
 struct StateFiles {
     leases: JsonFile,
+    leases6: JsonFile,
     sessions: JsonFile,
 }
 
@@ -210,6 +217,8 @@ struct StateFiles {
 struct State {
     files: StateFiles,
     restored: Vec<crate::dhcp::LeaseRecord>,
+    /// DHCPv6 leases (read only with `[lan.ipv6]`).
+    restored6: Vec<crate::dhcp6::Lease6Record>,
     saved: SavedSessions,
 }
 
@@ -217,13 +226,24 @@ struct State {
 fn open_state(cfg: &Config) -> Result<State, String> {
     let leases = store::leases(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
     let sessions = store::sessions(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
+    let leases6 = store::leases6(&cfg.state.dir).map_err(|e| format!("state.dir: {e}"))?;
     let restored = leases.load();
+    let restored6 = if cfg.lan.ipv6.is_some() {
+        leases6.load()
+    } else {
+        Vec::new()
+    };
     // An unknown schema version stops lassi with a clear message rather
     // than dropping sessions (and their accounting) silently.
     let saved = SavedSessions::from_json(sessions.load::<serde_json::Value>())?.on_system_clock();
     Ok(State {
-        files: StateFiles { leases, sessions },
+        files: StateFiles {
+            leases,
+            leases6,
+            sessions,
+        },
         restored,
+        restored6,
         saved,
     })
 }
@@ -262,6 +282,12 @@ fn install_devices(cfg: &Config) -> Result<Devices, String> {
     )
     .map_err(|e| format!("uplink.tun_name: {e}"))?;
     let lan = LanPort::open(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
+    if cfg.lan.ipv6.is_some() {
+        // Neighbour discovery and DHCPv6 go to multicast groups the kernel
+        // (IPv6 off on this interface) has not joined for us.
+        lan.accept_all_multicast()
+            .map_err(|e| format!("lan.interface: {e}"))?;
+    }
     Ok(Devices {
         gateway_mac,
         firewall,
@@ -290,21 +316,47 @@ fn engine_settings(cfg: &Config, gateway_mac: MacAddr) -> EngineSettings {
     }
 }
 
+/// IPv6 on the LAN from `[lan.ipv6]` (validated at load), if it is on.
+fn ipv6_settings(cfg: &Config, gateway_mac: MacAddr) -> Option<Ipv6Settings> {
+    let v6 = cfg.lan.ipv6.as_ref()?;
+    Some(Ipv6Settings {
+        ra: cfg.lan.ra_settings(gateway_mac)?,
+        dhcp: cfg.lan.dhcp6_settings(gateway_mac)?,
+        addrs: crate::ipv6::addrs::AddrSettings::new(Some(v6.prefix)),
+        address: v6.address,
+    })
+}
+
+fn random_u64() -> u64 {
+    let mut seed = [0u8; 8];
+    sys::random_bytes(&mut seed);
+    u64::from_ne_bytes(seed)
+}
+
 /// Builds the engine from the restored leases and resumes the saved
 /// sessions; returns it with the number of sessions resumed.
 fn build_engine(
     cfg: &Config,
     gateway_mac: MacAddr,
     restored: Vec<crate::dhcp::LeaseRecord>,
+    restored6: Vec<crate::dhcp6::Lease6Record>,
     saved: SavedSessions,
 ) -> (Engine, usize) {
     let now = now_ms();
     let (restored_count, saved_count) = (restored.len(), saved.sessions.len());
     let dhcp = DhcpServer::new(cfg.lan.dhcp_settings(), restored, now);
     let mut engine = Engine::new(engine_settings(cfg, gateway_mac), dhcp, now);
-    let mut seed = [0u8; 8];
-    sys::random_bytes(&mut seed);
-    engine.seed_random(u64::from_ne_bytes(seed));
+    engine.seed_random(random_u64());
+    if let Some(v6) = ipv6_settings(cfg, gateway_mac) {
+        tracing::info!(
+            prefix = %v6.ra.prefix.map(|p| p.to_string()).unwrap_or_default(),
+            link_local = %v6.ra.link_local,
+            address = %v6.address,
+            restored_leases6 = restored6.len(),
+            "IPv6 on the LAN: router advertisements and DHCPv6 (IPv6 is not forwarded yet)"
+        );
+        engine.enable_ipv6(v6, restored6, random_u64(), now);
+    }
     let grace_ms = u64::from(cfg.session.restart_grace) * 1000;
     let resumed = engine.resume_sessions(saved, now, grace_ms);
     tracing::info!(
@@ -477,7 +529,7 @@ fn notice_loop(
 ) {
     let mut lease_log = LeaseLog::default();
     while let Ok(first) = rx.recv() {
-        let (mut leases, mut sessions) = (None, None);
+        let (mut leases, mut leases6, mut sessions) = (None, None, None);
         let queued = rx.try_iter().take(NOTICE_BATCH);
         for notice in std::iter::once(first).chain(queued) {
             match notice {
@@ -494,6 +546,7 @@ fn notice_loop(
                     }
                 }
                 Notice::Leases(l) => leases = Some(l),
+                Notice::Leases6(l) => leases6 = Some(l),
                 // The newest snapshot wins; it is written durably (fsync)
                 // if any snapshot it replaces asked for that.
                 Notice::Sessions(s, durability) => {
@@ -505,6 +558,9 @@ fn notice_loop(
         }
         if let Some(Err(e)) = leases.map(|l| files.leases.save(&l)) {
             tracing::error!("saving leases: {e}");
+        }
+        if let Some(Err(e)) = leases6.map(|l| files.leases6.save(&l)) {
+            tracing::error!("saving DHCPv6 leases: {e}");
         }
         save_sessions(&files.sessions, sessions);
     }
@@ -648,11 +704,12 @@ pub fn run(cfg: Config, config_path: std::path::PathBuf) -> Result<(), String> {
     let State {
         files,
         restored,
+        restored6,
         saved,
     } = open_state(&cfg)?;
     let operator = OperatorState::open(&cfg.state.dir, &cfg.portal.walled_garden)?;
     let devices = install_devices(&cfg)?;
-    let (mut engine, resumed) = build_engine(&cfg, devices.gateway_mac, restored, saved);
+    let (mut engine, resumed) = build_engine(&cfg, devices.gateway_mac, restored, restored6, saved);
     operator.prepare_engine(&mut engine, now_ms());
     let daemon = spawn(
         cfg,

@@ -21,4 +21,4 @@ pub mod reload;
 pub mod store;
 pub mod uci;
 
-pub use lassi_engine::{dataplane, dhcp, session, wire, UnixMillis};
+pub use lassi_engine::{dataplane, dhcp, dhcp6, ipv6, session, wire, UnixMillis};

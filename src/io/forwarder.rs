@@ -237,6 +237,8 @@ pub enum Notice {
     Events(Vec<Event>),
     /// The lease table changed: persist this.
     Leases(Vec<LeaseRecord>),
+    /// The DHCPv6 lease table (with `[lan.ipv6]`): persist this.
+    Leases6(Vec<crate::dhcp6::Lease6Record>),
     /// Authorized sessions to persist, and how durably.
     Sessions(SavedSessions, Durability),
 }
@@ -626,7 +628,12 @@ impl Forwarder {
                         SavedSessions::new(records, now, None).with_clock_offset(clock_step_ms());
                     Notice::Sessions(saved, d)
                 }
-                Save::Leases => Notice::Leases(self.engine.lease_records()),
+                Save::Leases => {
+                    if let Some(v6) = self.engine.lease6_records() {
+                        let _ = self.notices.send(Notice::Leases6(v6));
+                    }
+                    Notice::Leases(self.engine.lease_records())
+                }
             };
             let _ = self.notices.send(notice);
         }
@@ -645,13 +652,29 @@ impl Forwarder {
         let records = self.engine.session_records(now, stop);
         let kept = if stop { 0 } else { records.len() };
         self.engine.shutdown(now, stop);
+        self.send_final_frames();
         let _ = self.notices.send(Notice::Events(self.engine.take_events()));
         let saved = SavedSessions::new(records, now, Some(now)).with_clock_offset(clock_step_ms());
         let _ = self.notices.send(Notice::Sessions(saved, Durability::Sync));
         let _ = self
             .notices
             .send(Notice::Leases(self.engine.lease_records()));
+        if let Some(v6) = self.engine.lease6_records() {
+            let _ = self.notices.send(Notice::Leases6(v6));
+        }
         kept
+    }
+
+    /// What the engine queued as it stopped (the final router
+    /// advertisement with IPv6 on), sent before the LAN socket closes.
+    fn send_final_frames(&mut self) {
+        let frames = std::mem::take(self.engine.outbox());
+        let mut tx = SendBatch::with_capacity(frames.len().max(1));
+        for f in &frames {
+            tx.push(&ZERO_VNET, f);
+        }
+        let mut io = IoStats::default();
+        self.flush(&mut tx, &mut io);
     }
 
     /// Write the plain packets batched for the TUN device, coalesced.

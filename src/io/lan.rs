@@ -106,6 +106,30 @@ impl LanPort {
         Ok(LanPort { fd, ifindex })
     }
 
+    /// Receive every multicast frame on the interface (`PACKET_MR_ALLMULTI`,
+    /// held while the socket is open): IPv6 neighbour discovery and DHCPv6
+    /// go to groups (all-routers, solicited-node, all-DHCP-servers) a NIC
+    /// filters out unless someone joined them, and the kernel's IPv6 is off
+    /// on the LAN.
+    pub fn accept_all_multicast(&self) -> io::Result<()> {
+        // SAFETY: zeroed packet_mreq is valid; we fill the fields it needs.
+        let mut mreq: libc::packet_mreq = unsafe { mem::zeroed() };
+        mreq.mr_ifindex = self.ifindex;
+        mreq.mr_type = libc::PACKET_MR_ALLMULTI as u16;
+        // SAFETY: mreq is a valid packet_mreq of the size given.
+        cvt(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                (&mreq as *const libc::packet_mreq).cast(),
+                mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+            )
+        })
+        .map(|_| ())
+        .map_err(|e| io::Error::new(e.kind(), format!("PACKET_MR_ALLMULTI: {e}")))
+    }
+
     /// The interface index the socket is bound to.
     pub fn ifindex(&self) -> i32 {
         self.ifindex

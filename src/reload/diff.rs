@@ -124,6 +124,19 @@ fn lan_keys(out: &mut Vec<String>, old: &LanConfig, new: &LanConfig) {
         captive_portal_uri,
         static_leases => "static_lease",
     ]);
+    match (&old.ipv6, &new.ipv6) {
+        (Some(o), Some(n)) => {
+            compare!(
+                out,
+                "lan.ipv6",
+                o,
+                n,
+                [prefix, address, dns, slaac, managed, ra_interval]
+            );
+        }
+        (None, None) => {}
+        _ => out.push("lan.ipv6".into()),
+    }
 }
 
 fn portal_keys(out: &mut Vec<String>, old: &PortalConfig, new: &PortalConfig) {
@@ -232,6 +245,9 @@ pub fn not_live_reason(key: &str) -> Option<&'static str> {
         // these; leases already handed out (addresses, DNS, lifetimes) and
         // the firewall and TUN address depend on them.
         k if section == "lan" => Some(match k {
+            k if k.starts_with("lan.ipv6") => {
+                "router advertisements, DHCPv6 leases and the guests' IPv6 addresses are made from it"
+            }
             "lan.interface" => "the raw socket and the firewall are bound to the interface",
             "lan.network" | "lan.gateway" => {
                 "leases, sessions, the TUN address and the firewall use the LAN network"

@@ -100,6 +100,11 @@ pub fn leases(dir: &Path) -> io::Result<JsonFile> {
     JsonFile::open(dir, "leases.json")
 }
 
+/// The DHCPv6 lease database: `leases6.json` (written when `[lan.ipv6]` is on).
+pub fn leases6(dir: &Path) -> io::Result<JsonFile> {
+    JsonFile::open(dir, "leases6.json")
+}
+
 /// Authorized sessions: `sessions.json`.
 pub fn sessions(dir: &Path) -> io::Result<JsonFile> {
     JsonFile::open(dir, "sessions.json")

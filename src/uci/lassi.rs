@@ -5,6 +5,7 @@
 //! `[lan]`, `option lease_time '3600'` ↔ `lease_time = 3600`). Repeated
 //! tables are repeated sections: `config static_lease` ↔
 //! `[[lan.static_lease]]`, `config radius_server` ↔ `[[radius.server]]`,
+//! `config lan_ipv6` ↔ `[lan.ipv6]`,
 //! `config coa` ↔ `[radius.coa]`, `config coa_client` ↔
 //! `[[radius.coa.client]]`. List keys take `list` lines (or one `option`
 //! with the items separated by spaces). Booleans take UCI's spellings
@@ -66,6 +67,19 @@ const TABLES: &[Table] = &[
         path: "lan.static_lease",
         repeated: true,
         keys: &[("mac", Str), ("ip", Str)],
+    },
+    Table {
+        kind: "lan_ipv6",
+        path: "lan.ipv6",
+        repeated: false,
+        keys: &[
+            ("prefix", Str),
+            ("address", Str),
+            ("dns", List),
+            ("slaac", Bool),
+            ("managed", Bool),
+            ("ra_interval", Int),
+        ],
     },
     Table {
         kind: "uplink",

@@ -23,7 +23,9 @@
 //! - [`session`]: the session table, state machine, counters, limits and
 //!   shapers, and the saved form that survives a restart.
 //! - [`dataplane`]: classification, the fast path, interception and DNS
-//!   snooping: the decisions every forwarding backend carries out.
+//!   snooping: the decisions every forwarding backend carries out; with
+//!   IPv6 on the LAN it runs [`ipv6`] and [`dhcp6`] on guests' frames and
+//!   timers (`Engine::enable_ipv6`; IPv6 is not forwarded yet).
 //! - [`radius`]: the codec, dictionaries, client engine (retransmit,
 //!   failover), CoA and the accounting spool's ordering.
 //! - [`portal`]: UAM redirects and the login rules, pages, JSON and RFC 8908

@@ -380,3 +380,23 @@ fn classification_of_keys_not_in_the_table() {
         assert!(not_live_reason(fixed).is_some(), "{fixed}");
     }
 }
+
+#[test]
+fn ipv6_keys_are_restart_only_and_named() {
+    let lan = "[lan]\ninterface = \"lan0\"\nnetwork = \"10.1.0.0/24\"\ndns = [\"10.1.0.1\"]\n";
+    let off = cfg(lan);
+    let on = cfg(&format!("{lan}[lan.ipv6]\nprefix = \"2001:db8:1::/64\"\n"));
+    assert_eq!(not_live(&diff(&off, &on)), ["lan.ipv6"]);
+    assert_eq!(not_live(&diff(&on, &off)), ["lan.ipv6"]);
+    let changed = cfg(&format!(
+        "{lan}[lan.ipv6]\nprefix = \"2001:db8:1::/64\"\nmanaged = true\nra_interval = 30\n"
+    ));
+    let d = diff(&on, &changed);
+    assert_eq!(not_live(&d), ["lan.ipv6.managed", "lan.ipv6.ra_interval"]);
+    let refusal = d.refusal().unwrap();
+    assert!(
+        refusal.contains("lan.ipv6.managed: router advertisements"),
+        "{refusal}"
+    );
+    assert!(diff(&on, &on).is_empty());
+}

@@ -30,7 +30,7 @@ drop_reasons! {
     Malformed => "malformed", "Truncated or inconsistent headers.";
     NotForUs => "not_for_us", "Unicast to another host's MAC, or DHCP to another server.";
     NotIp => "not_ip", "An EtherType lassi does not handle.";
-    Ipv6 => "ipv6", "IPv6 (not routed yet; never allowed around the portal).";
+    Ipv6 => "ipv6", "IPv6 lassi does not handle: all of it without lan.ipv6, all but neighbour discovery and DHCPv6 with it (not routed yet; never allowed around the portal).";
     ArpIgnored => "arp_ignored", "ARP that lassi does not answer.";
     Broadcast => "broadcast", "IP multicast or broadcast from a client.";
     NoLease => "no_lease", "Source address is not leased to anyone.";
@@ -47,6 +47,11 @@ drop_reasons! {
     DnsRateLimited => "dns_rate_limited", "A guest's DNS queries to servers other than lan.dns over its rate or pending bound.";
     DnsUnmatched => "dns_unmatched", "A DNS answer from a server other than lan.dns that answers no pending query of the guest.";
     Blocked => "blocked", "A frame from a MAC address the operator blocked (`lassi block`).";
+    Ipv6RouterAdvert => "ipv6_router_advert", "A router advertisement sent by a client (a rogue router).";
+    Ipv6Redirect => "ipv6_redirect", "An ICMPv6 redirect sent by a client.";
+    Ipv6DhcpServer => "ipv6_dhcp_server", "A DHCPv6 server message (Advertise, Reply, from port 547 …) sent by a client.";
+    Ipv6BadNd => "ipv6_bad_nd", "Neighbour discovery failing RFC 4861's checks, or in a fragment (RFC 6980).";
+    Dhcpv6Refused => "dhcpv6_refused", "A DHCPv6 message lassi's server refused (unparsable, invalid, for another server).";
 }
 
 /// One counter per [`DropReason`].

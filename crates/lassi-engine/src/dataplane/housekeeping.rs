@@ -46,6 +46,7 @@ impl Engine {
             Some(self.next_housekeeping),
             Some(self.saves.next_deadline()),
             self.next_deadline(self.held.last_release),
+            self.ipv6_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -57,6 +58,7 @@ impl Engine {
     /// limits. Cheap to call early or often: the work runs when a lease is
     /// due or once a second.
     pub fn handle_timeout(&mut self, now: UnixMillis) {
+        self.ipv6_timeout(now);
         let lease_due = self.dhcp.next_expiry().is_some_and(|t| t <= now);
         if !lease_due && now < self.next_housekeeping {
             return;
@@ -66,6 +68,7 @@ impl Engine {
             self.apply_lease_event(ev, now);
         }
         self.intercept.expire(now);
+        self.ipv6_housekeeping(now);
         self.enforce_limits(now);
     }
 

@@ -14,6 +14,7 @@ mod drops;
 mod held;
 mod housekeeping;
 pub mod intercept;
+mod ipv6;
 mod metrics;
 mod operator;
 
@@ -25,6 +26,7 @@ use serde::Serialize;
 pub use drops::{DropCounters, DropReason};
 pub use housekeeping::{Save, HOUSEKEEPING_INTERVAL_MS};
 pub use intercept::InterceptSettings;
+pub use ipv6::{Ipv6Settings, Ipv6Status};
 pub use metrics::{EngineMetrics, Traffic};
 pub use operator::{BlockOutcome, GardenOpen, LeaseFreed, OperatorError};
 
@@ -209,6 +211,9 @@ pub struct Snapshot {
     pub dns_unmatched_answers: u64,
     /// Bytes held by shapers.
     pub shaper_held_bytes: usize,
+    /// IPv6 on the LAN, when it is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Status>,
 }
 
 /// The engine.
@@ -230,6 +235,8 @@ pub struct Engine {
     traffic: Traffic,
     /// MACs the operator blocked (`lassi block`).
     blocked: std::collections::HashSet<MacAddr, crate::session::FastBuildHasher>,
+    /// IPv6 on the LAN ([`Engine::enable_ipv6`]); `None`: every IPv6 frame dropped.
+    ipv6: Option<Box<ipv6::Ipv6Lan>>,
 }
 
 impl Engine {
@@ -254,6 +261,7 @@ impl Engine {
             saves: SaveSchedule::new(COUNTER_SAVE_INTERVAL_MS, now),
             traffic: Traffic::default(),
             blocked: Default::default(),
+            ipv6: None,
         }
     }
 
@@ -299,10 +307,10 @@ impl Engine {
         match eth.ethertype {
             ETHERTYPE_IPV4 => self.ipv4_from_lan(now, vnet, &eth, &mut frame[ETH_HLEN..]),
             ETHERTYPE_ARP => self.arp_from_lan(now, &eth, &frame[ETH_HLEN..]),
-            // Router advertisements, DHCPv6 and everything else IPv6 stop
-            // here: lassi does not route IPv6 yet, and it must never get
-            // around the portal.
-            ETHERTYPE_IPV6 => self.drop_lan(DropReason::Ipv6),
+            // Neighbour discovery and DHCPv6 when [lan.ipv6] is on; the
+            // rest of IPv6 stops here: lassi does not route IPv6 yet, and
+            // it must never get around the portal.
+            ETHERTYPE_IPV6 => self.ipv6_from_lan(now, eth.src, &frame[ETH_HLEN..]),
             // A tag the kernel left in the frame (802.1Q, 802.1ad, the old
             // QinQ type): its payload must never be read as untagged.
             0x8100 | 0x88a8 | 0x9100 => self.drop_lan(DropReason::VlanTagged),
@@ -921,6 +929,7 @@ impl Engine {
     /// saved with the stop time and resumed by the next start. Leases are
     /// kept either way.
     pub fn shutdown(&mut self, now: UnixMillis, stop: bool) {
+        self.ipv6_shutdown(now);
         if !stop {
             return;
         }
@@ -950,6 +959,7 @@ impl Engine {
             shaper_held_bytes: self.held.bytes,
             walled_garden_learnt: self.intercept.learnt_count(),
             dns_unmatched_answers: self.intercept.dns.unmatched_answers(),
+            ipv6: self.ipv6_status(),
         }
     }
 

@@ -1,0 +1,559 @@
+//! IPv6 on the LAN through the engine: whole frames in, actions and frames
+//! out (the flow of `crate::ipv6`'s end-to-end test, on the data plane).
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+use super::*;
+use crate::dataplane::{Engine, LanAction, Save, TunAction};
+use crate::dhcp::DhcpServer;
+use crate::dhcp6::Dhcp6Settings;
+use crate::ipv6::addrs::AddrSettings;
+use crate::ipv6::ra::RaSettings;
+use crate::testkit;
+use crate::wire::dhcpv6::{self, DhcpOption, IaNa, Message, MessageType};
+use crate::wire::ipv6::{Ipv6Net, NEXT_ICMPV6, NEXT_UDP};
+use crate::wire::ndp::{NaFlags, NdpOption, RaFlags, Repr};
+use crate::wire::vnet::VnetHdr;
+
+const T0: UnixMillis = 1_795_359_600_000;
+const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
+
+fn gw() -> MacAddr {
+    "02:00:00:00:00:01".parse().unwrap()
+}
+
+fn mac(n: u8) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 1, n])
+}
+
+fn ip(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+fn prefix() -> Ipv6Net {
+    Ipv6Net::new(ip("2001:db8:1::"), 64).unwrap()
+}
+
+fn engine_v4() -> Engine {
+    let dhcp = DhcpServer::new(testkit::dhcp_settings(DNS), vec![], T0);
+    Engine::new(testkit::engine_settings(DNS), dhcp, T0)
+}
+
+fn settings() -> Ipv6Settings {
+    let mut ra = RaSettings::new(gw(), Some(prefix()));
+    ra.other = true;
+    ra.mtu = Some(1500);
+    ra.rdnss = vec![ip("2001:db8:1::53")];
+    ra.dnssl = vec!["hotspot.lan".into()];
+    ra.captive_portal_uri = Some("http://10.1.0.1:3990/api".into());
+    let mut dhcp = Dhcp6Settings::new(gw(), prefix());
+    dhcp.reserved = vec![ip("2001:db8:1::1")];
+    dhcp.dns = ra.rdnss.clone();
+    dhcp.captive_portal_uri = ra.captive_portal_uri.clone();
+    let mut addrs = AddrSettings::new(Some(prefix()));
+    addrs.per_client = 4;
+    Ipv6Settings {
+        ra,
+        dhcp,
+        addrs,
+        address: ip("2001:db8:1::1"),
+    }
+}
+
+/// An engine with IPv6 on, its first RA already sent and the outbox empty.
+fn engine() -> Engine {
+    let mut e = engine_v4();
+    e.enable_ipv6(settings(), vec![], 7, T0);
+    e.handle_timeout(T0);
+    e.outbox().clear();
+    e
+}
+
+fn link_local(m: MacAddr) -> Ipv6Addr {
+    crate::wire::ipv6::link_local_from_mac(m)
+}
+
+fn frame(m: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: Vec<u8>) -> Vec<u8> {
+    let dst_mac = if dst.is_multicast() {
+        crate::wire::ipv6::multicast_mac(dst)
+    } else {
+        gw()
+    };
+    Ipv6Transmit {
+        src_mac: m,
+        dst_mac,
+        src,
+        dst,
+        hop_limit: if next == NEXT_ICMPV6 { 255 } else { 64 },
+        next_header: next,
+        payload,
+    }
+    .to_frame()
+}
+
+fn nd(m: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, repr: &Repr) -> Vec<u8> {
+    frame(m, src, dst, NEXT_ICMPV6, repr.emit(src, dst))
+}
+
+fn dhcp_frame(m: MacAddr, msg: &Message) -> Vec<u8> {
+    let (src, dst) = (link_local(m), crate::wire::ipv6::ALL_DHCP_SERVERS);
+    let udp = crate::wire::ipv6::udp_datagram(src, dst, 546, 547, &msg.emit());
+    frame(m, src, dst, NEXT_UDP, udp)
+}
+
+fn lan(e: &mut Engine, now: UnixMillis, f: &[u8]) -> LanAction {
+    e.from_lan(now, &VnetHdr::default(), &mut f.to_vec())
+}
+
+/// The frames in the outbox, parsed: (Ethernet destination, IPv6 header, upper layer).
+fn sent(e: &mut Engine) -> Vec<(MacAddr, Ipv6Summary, Vec<u8>)> {
+    e.outbox()
+        .drain(..)
+        .map(|f| {
+            let eth = crate::wire::frame::EthHeader::parse(&f).unwrap();
+            let p = &f[14..];
+            let s = crate::wire::ipv6::parse(p).unwrap();
+            (eth.dst, s, s.upper(p).to_vec())
+        })
+        .collect()
+}
+
+fn nd_of(s: &Ipv6Summary, msg: &[u8]) -> Repr {
+    let meta = Ipv6Meta {
+        src: s.src,
+        dst: s.dst,
+        hop_limit: s.hop_limit,
+    };
+    Repr::parse_validated(&meta, msg).unwrap()
+}
+
+fn dhcp_of(udp: &[u8]) -> Message {
+    assert_eq!(&udp[..4], &[2, 35, 2, 34]); // 547 → 546
+    Message::parse(&udp[8..]).unwrap()
+}
+
+fn rs(m: MacAddr) -> Vec<u8> {
+    let ll = link_local(m);
+    let rs = Repr::RouterSolicit {
+        options: vec![NdpOption::SourceLinkAddr(m)],
+    };
+    nd(m, ll, crate::wire::ipv6::ALL_ROUTERS, &rs)
+}
+
+#[test]
+fn off_every_ipv6_frame_is_dropped_as_before() {
+    let mut e = engine_v4();
+    assert_eq!(
+        lan(&mut e, T0, &rs(mac(1))),
+        LanAction::Drop(DropReason::Ipv6)
+    );
+    let solicit = solicit(mac(1), false);
+    assert_eq!(
+        lan(&mut e, T0, &dhcp_frame(mac(1), &solicit)),
+        LanAction::Drop(DropReason::Ipv6)
+    );
+    assert_eq!(e.drops().get(DropReason::Ipv6), 2);
+    assert_eq!(e.drops().total(), 2);
+    assert!(e.outbox().is_empty());
+    assert!(e.lease6_records().is_none() && e.ipv6_status().is_none());
+    assert!(e.snapshot(T0).ipv6.is_none());
+    e.handle_timeout(T0 + 60_000);
+    assert!(e.outbox().is_empty(), "no RA without IPv6");
+}
+
+#[test]
+fn router_advertisements_are_periodic_and_answer_solicitations() {
+    let mut e = engine_v4();
+    e.enable_ipv6(settings(), vec![], 7, T0);
+    assert!(e.poll_timeout().unwrap() <= T0);
+    e.handle_timeout(T0);
+    let ras = sent(&mut e);
+    assert_eq!(ras.len(), 1);
+    let (dst_mac, s, msg) = &ras[0];
+    assert_eq!(*dst_mac, MacAddr([0x33, 0x33, 0, 0, 0, 1]));
+    assert_eq!(
+        (s.src, s.dst),
+        (link_local(gw()), crate::wire::ipv6::ALL_NODES)
+    );
+    let Repr::RouterAdvert {
+        flags,
+        router_lifetime,
+        options,
+        ..
+    } = nd_of(s, msg)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        flags,
+        RaFlags {
+            managed: false,
+            other: true
+        }
+    );
+    assert_eq!(router_lifetime, 1800);
+    let kinds: Vec<u8> = options.iter().map(NdpOption::kind).collect();
+    assert_eq!(kinds, vec![1, 5, 3, 25, 31, 37]);
+    assert!(options.contains(&NdpOption::CaptivePortal("http://10.1.0.1:3990/api".into())));
+    // The next periodic RA is the engine's timer (an initial one within 16 s).
+    let next = e.poll_timeout().unwrap();
+    assert!(next > T0 && next <= T0 + 16_000);
+    // A solicitation 10 s on: an RA within half a second, multicast.
+    let t = T0 + 10_000;
+    assert_eq!(lan(&mut e, t, &rs(mac(1))), LanAction::Consumed);
+    let mut ras = Vec::new();
+    for now in (t..=t + 500).step_by(10) {
+        e.handle_timeout(now);
+        ras.extend(sent(&mut e));
+    }
+    assert_eq!(ras.len(), 1);
+    assert!(matches!(
+        nd_of(&ras[0].1, &ras[0].2),
+        Repr::RouterAdvert { .. }
+    ));
+    // The RS's source is learnt as the guest's.
+    assert_eq!(e.ipv6_addresses(mac(1)), vec![link_local(mac(1))]);
+    assert_eq!(e.ipv6_status().unwrap().ra.solicits, 1);
+}
+
+#[test]
+fn neighbour_solicitations_for_lassi_are_answered() {
+    let mut e = engine();
+    let ll = link_local(mac(1));
+    for target in [link_local(gw()), ip("2001:db8:1::1")] {
+        let ns = Repr::NeighborSolicit {
+            target,
+            options: vec![NdpOption::SourceLinkAddr(mac(1))],
+        };
+        let f = nd(mac(1), ll, crate::wire::ipv6::solicited_node(target), &ns);
+        assert_eq!(lan(&mut e, T0, &f), LanAction::Consumed);
+        let out = sent(&mut e);
+        assert_eq!(out.len(), 1);
+        let (dst_mac, s, msg) = &out[0];
+        assert_eq!((*dst_mac, s.dst, s.src), (mac(1), ll, target));
+        match nd_of(s, msg) {
+            Repr::NeighborAdvert {
+                flags,
+                target: t,
+                options,
+            } => {
+                assert_eq!(t, target);
+                assert!(flags.router && flags.solicited && flags.override_);
+                assert_eq!(options, vec![NdpOption::TargetLinkAddr(gw())]);
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+    // Another guest's address: not lassi's to answer, not forwarded.
+    let ns = Repr::NeighborSolicit {
+        target: ip("2001:db8:1::99"),
+        options: vec![],
+    };
+    let f = nd(
+        mac(1),
+        ll,
+        crate::wire::ipv6::solicited_node(ip("2001:db8:1::99")),
+        &ns,
+    );
+    assert_eq!(lan(&mut e, T0, &f), LanAction::Drop(DropReason::Ipv6));
+    // A guest's DAD probe for lassi's address is defended.
+    let dad = Repr::NeighborSolicit {
+        target: ip("2001:db8:1::1"),
+        options: vec![],
+    };
+    let f = nd(
+        mac(2),
+        Ipv6Addr::UNSPECIFIED,
+        crate::wire::ipv6::solicited_node(ip("2001:db8:1::1")),
+        &dad,
+    );
+    assert_eq!(lan(&mut e, T0, &f), LanAction::Consumed);
+    let out = sent(&mut e);
+    assert_eq!(out[0].1.dst, crate::wire::ipv6::ALL_NODES);
+    assert!(
+        e.ipv6_addresses(mac(2)).is_empty(),
+        "lassi's address is never a guest's"
+    );
+    assert_eq!(e.ipv6_status().unwrap().neighbor_adverts, 3);
+}
+
+fn solicit(m: MacAddr, rapid: bool) -> Message {
+    let mut options = vec![
+        DhcpOption::ClientId(dhcpv6::duid_ll(m.0)),
+        DhcpOption::IaNa(IaNa {
+            iaid: 1,
+            t1: 0,
+            t2: 0,
+            options: vec![],
+        }),
+        DhcpOption::Oro(vec![23, 24, 103]),
+    ];
+    if rapid {
+        options.push(DhcpOption::RapidCommit);
+    }
+    Message {
+        msg_type: MessageType::Solicit,
+        xid: 0x0a0b0c,
+        options,
+    }
+}
+
+#[test]
+fn dhcpv6_solicit_advertise_request_reply() {
+    let mut e = engine();
+    assert_eq!(
+        lan(&mut e, T0, &dhcp_frame(mac(1), &solicit(mac(1), false))),
+        LanAction::Consumed
+    );
+    let out = sent(&mut e);
+    assert_eq!(out.len(), 1);
+    let (dst_mac, s, udp) = &out[0];
+    assert_eq!(
+        (*dst_mac, s.src, s.dst),
+        (mac(1), link_local(gw()), link_local(mac(1)))
+    );
+    let adv = dhcp_of(udp);
+    assert_eq!(adv.msg_type, MessageType::Advertise);
+    let ia = adv.ia_nas().next().unwrap().clone();
+    let addr = ia.addrs().next().unwrap().addr;
+    assert!(prefix().contains(addr) && addr != ip("2001:db8:1::1"));
+    assert!(ia.t1 <= ia.t2 && ia.t1 > 0);
+    assert_eq!(
+        adv.option(23),
+        Some(&DhcpOption::DnsServers(vec![ip("2001:db8:1::53")]))
+    );
+    assert_eq!(
+        adv.option(103),
+        Some(&DhcpOption::CaptivePortal(
+            "http://10.1.0.1:3990/api".into()
+        ))
+    );
+    assert!(
+        e.lease6_records().unwrap().is_empty(),
+        "an offer is not a lease"
+    );
+    // Request: bound, learnt, saved.
+    let request = Message {
+        msg_type: MessageType::Request,
+        xid: 0x0a0b0d,
+        options: vec![
+            DhcpOption::ClientId(dhcpv6::duid_ll(mac(1).0)),
+            DhcpOption::ServerId(adv.server_id().unwrap().to_vec()),
+            DhcpOption::IaNa(ia),
+        ],
+    };
+    assert_eq!(
+        lan(&mut e, T0 + 100, &dhcp_frame(mac(1), &request)),
+        LanAction::Consumed
+    );
+    let reply = dhcp_of(&sent(&mut e)[0].2);
+    assert_eq!(reply.msg_type, MessageType::Reply);
+    assert_eq!(
+        reply.ia_nas().next().unwrap().addrs().next().unwrap().addr,
+        addr
+    );
+    let records = e.lease6_records().unwrap();
+    assert_eq!(
+        (records.len(), records[0].addr, records[0].mac),
+        (1, addr, mac(1))
+    );
+    assert!(e.ipv6_addresses(mac(1)).contains(&addr));
+    assert_eq!(e.poll_save(T0 + 100), Some(Save::Leases));
+}
+
+#[test]
+fn dhcpv6_rapid_commit_information_request_refusals_and_restart() {
+    let mut e = engine();
+    lan(&mut e, T0, &dhcp_frame(mac(1), &solicit(mac(1), true)));
+    let addr = e.lease6_records().unwrap()[0].addr;
+    e.outbox().clear();
+    // Rapid Commit: a Reply at once.
+    lan(
+        &mut e,
+        T0 + 200,
+        &dhcp_frame(mac(2), &solicit(mac(2), true)),
+    );
+    let reply = dhcp_of(&sent(&mut e)[0].2);
+    assert_eq!(reply.msg_type, MessageType::Reply);
+    assert_eq!(e.lease6_records().unwrap().len(), 2);
+    // Information-request: DNS and the portal, no address.
+    let info = Message {
+        msg_type: MessageType::InformationRequest,
+        xid: 9,
+        options: vec![DhcpOption::ClientId(dhcpv6::duid_ll(mac(3).0))],
+    };
+    lan(&mut e, T0 + 300, &dhcp_frame(mac(3), &info));
+    let reply = dhcp_of(&sent(&mut e)[0].2);
+    assert!(reply.option(23).is_some() && reply.option(103).is_some());
+    assert!(reply.ia_nas().next().is_none());
+    // Garbage to port 547 is refused and counted.
+    let junk = Message {
+        msg_type: MessageType::Request,
+        xid: 1,
+        options: vec![],
+    };
+    assert_eq!(
+        lan(&mut e, T0 + 400, &dhcp_frame(mac(3), &junk)),
+        LanAction::Drop(DropReason::Dhcpv6Refused)
+    );
+    // Leases restored at the next start teach the addresses again.
+    let mut again = engine_v4();
+    again.enable_ipv6(settings(), e.lease6_records().unwrap(), 1, T0 + 1000);
+    assert_eq!(again.lease6_records().unwrap().len(), 2);
+    assert!(again.ipv6_addresses(mac(1)).contains(&addr));
+}
+
+#[test]
+fn rogue_router_and_server_messages_are_dropped_and_counted() {
+    let mut e = engine();
+    let rogue = mac(0x66);
+    let ll = link_local(rogue);
+    let ra =
+        RaSettings::new(rogue, Some(Ipv6Net::new(ip("2001:db8:bad::"), 64).unwrap())).advert(1800);
+    let f = nd(rogue, ll, crate::wire::ipv6::ALL_NODES, &ra);
+    assert_eq!(
+        lan(&mut e, T0, &f),
+        LanAction::Drop(DropReason::Ipv6RouterAdvert)
+    );
+    let redirect = Repr::Redirect {
+        target: ll,
+        destination: ip("2001:db8::1"),
+        options: vec![],
+    };
+    let f = nd(rogue, ll, link_local(mac(1)), &redirect);
+    assert_eq!(
+        lan(&mut e, T0, &f),
+        LanAction::Drop(DropReason::Ipv6Redirect)
+    );
+    let advertise = Message {
+        msg_type: MessageType::Advertise,
+        xid: 1,
+        options: vec![],
+    };
+    let udp = crate::wire::ipv6::udp_datagram(ll, link_local(mac(1)), 547, 546, &advertise.emit());
+    let f = frame(rogue, ll, link_local(mac(1)), NEXT_UDP, udp);
+    assert_eq!(
+        lan(&mut e, T0, &f),
+        LanAction::Drop(DropReason::Ipv6DhcpServer)
+    );
+    let d = e.drops();
+    assert_eq!(
+        (
+            d.get(DropReason::Ipv6RouterAdvert),
+            d.get(DropReason::Ipv6Redirect),
+            d.get(DropReason::Ipv6DhcpServer)
+        ),
+        (1, 1, 1)
+    );
+    let status = e.ipv6_status().unwrap();
+    assert_eq!(
+        (
+            status.guard.router_adverts,
+            status.guard.redirects,
+            status.guard.dhcpv6_server
+        ),
+        (1, 1, 1)
+    );
+    assert!(e.outbox().is_empty() && e.ipv6_addresses(rogue).is_empty());
+    let names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+    for n in [
+        "ipv6_router_advert",
+        "ipv6_redirect",
+        "ipv6_dhcp_server",
+        "ipv6_bad_nd",
+    ] {
+        assert!(names.contains(&n), "{n}");
+    }
+}
+
+#[test]
+fn other_ipv6_is_still_dropped_even_when_logged_in() {
+    let mut e = engine();
+    let addr = ip("2001:db8:1::42");
+    let dad = Repr::NeighborSolicit {
+        target: addr,
+        options: vec![],
+    };
+    let f = nd(
+        mac(1),
+        Ipv6Addr::UNSPECIFIED,
+        crate::wire::ipv6::solicited_node(addr),
+        &dad,
+    );
+    assert_eq!(lan(&mut e, T0, &f), LanAction::Consumed);
+    assert_eq!(e.ipv6_addresses(mac(1)), vec![addr]);
+    let echo = frame(mac(1), addr, ip("2001:db8:ffff::1"), NEXT_ICMPV6, {
+        let mut m = vec![128, 0, 0, 0, 0, 1, 0, 1];
+        let c = crate::wire::ipv6::upper_checksum(addr, ip("2001:db8:ffff::1"), NEXT_ICMPV6, &m);
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        m
+    });
+    let tcp = frame(mac(1), addr, ip("2001:db8:ffff::1"), 6, vec![0; 20]);
+    assert_eq!(lan(&mut e, T0, &echo), LanAction::Drop(DropReason::Ipv6));
+    assert_eq!(lan(&mut e, T0, &tcp), LanAction::Drop(DropReason::Ipv6));
+    // Logged in over IPv4: IPv6 is still not forwarded in this phase.
+    (e.sessions).lease_bound(mac(1), Ipv4Addr::new(10, 1, 0, 10), T0 + 3_600_000, T0);
+    e.authorize(mac(1), Default::default(), T0).unwrap();
+    assert_eq!(lan(&mut e, T0, &tcp), LanAction::Drop(DropReason::Ipv6));
+    assert_eq!(e.drops().get(DropReason::Ipv6), 3);
+    // From the TUN, IPv6 is dropped as before.
+    let mut from_tun = tcp[14..].to_vec();
+    assert_eq!(
+        e.from_tun(T0, &VnetHdr::default(), &mut from_tun),
+        TunAction::Drop(DropReason::Ipv6)
+    );
+}
+
+#[test]
+fn address_learning_is_bounded_per_guest() {
+    let mut e = engine();
+    for n in 0..20u16 {
+        let addr = prefix().with_iid(0x1000 + u64::from(n));
+        let na = Repr::NeighborAdvert {
+            flags: NaFlags {
+                override_: true,
+                ..NaFlags::default()
+            },
+            target: addr,
+            options: vec![],
+        };
+        let f = nd(mac(1), addr, crate::wire::ipv6::ALL_NODES, &na);
+        assert_eq!(lan(&mut e, T0 + u64::from(n), &f), LanAction::Consumed);
+    }
+    // per_client = 4: the newest four are kept.
+    let held = e.ipv6_addresses(mac(1));
+    assert_eq!(held.len(), 4);
+    assert!(held.contains(&prefix().with_iid(0x1000 + 19)));
+    // Off-link addresses are never learnt.
+    let off = ip("2001:db8:bad::7");
+    let dad = Repr::NeighborSolicit {
+        target: off,
+        options: vec![],
+    };
+    let f = nd(
+        mac(2),
+        Ipv6Addr::UNSPECIFIED,
+        crate::wire::ipv6::solicited_node(off),
+        &dad,
+    );
+    lan(&mut e, T0, &f);
+    assert!(e.ipv6_addresses(mac(2)).is_empty());
+    assert!(e.ipv6_status().unwrap().addresses_refused >= 1);
+    // Idle addresses are forgotten by housekeeping after an hour.
+    e.handle_timeout(T0 + 3_700_000);
+    assert!(e.ipv6_addresses(mac(1)).is_empty());
+}
+
+#[test]
+fn shutdown_sends_a_final_ra_with_router_lifetime_zero() {
+    let mut e = engine();
+    e.shutdown(T0 + 1000, false);
+    let out = sent(&mut e);
+    assert_eq!(out.len(), 1);
+    match nd_of(&out[0].1, &out[0].2) {
+        Repr::RouterAdvert {
+            router_lifetime, ..
+        } => assert_eq!(router_lifetime, 0),
+        r => panic!("{r:?}"),
+    }
+}
