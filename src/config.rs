@@ -17,6 +17,7 @@ use crate::wire::MacAddr;
 pub use crate::wire::ipv6::Ipv6Net;
 pub use crate::wire::Ipv4Net;
 
+mod from_toml;
 mod ipv6;
 mod ops;
 pub use ops::{parse_level, HooksConfig, LogConfig, LogFormat, LogOutput};
@@ -617,7 +618,8 @@ struct RawPortal {
 
 impl Default for RawPortal {
     fn default() -> Self {
-        basic_toml::from_str("").expect("every portal key has a default")
+        let empty = serde_json::Value::Object(serde_json::Map::new());
+        RawPortal::deserialize(&empty).expect("every portal key has a default")
     }
 }
 
@@ -733,7 +735,7 @@ impl Config {
 
     /// Parse and validate config text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = basic_toml::from_str(text).map_err(toml_error)?;
+        let raw: RawConfig = from_toml::deserialize(text)?;
         Config::validate(raw)
     }
 
@@ -1235,27 +1237,6 @@ const OFFLOAD_REMOVED: &str = "removed: lassi always carries virtio-net headers 
     through whatever the interfaces' offload settings (ethtool -K changes those); \
     delete the line";
 
-/// Turn the TOML parser's error into ours, keeping the key it names and
-/// the line ("unknown field `x`, expected … for key `lan` at line 3
-/// column 1"; lines counted from 1 here, as editors do).
-fn toml_error(e: basic_toml::Error) -> ConfigError {
-    let msg = e.to_string();
-    let key = msg
-        .split('`')
-        .nth(1)
-        .filter(|_| msg.contains("field"))
-        .unwrap_or("")
-        .to_string();
-    let reason = match e.line_col() {
-        Some((line, col)) => {
-            let head = msg.split(" at line ").next().unwrap_or(&msg);
-            format!("{head} (line {}, column {})", line + 1, col + 1)
-        }
-        None => msg,
-    };
-    ConfigError { key, reason }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1333,7 +1314,7 @@ dns = ["192.0.2.53"]
             ("unauthorized_lease_time = 5", "lan.unauthorized_lease_time"),
             ("mtu = 100", "lan.mtu"),
             ("captive_portal_uri = \"ftp://x\"", "lan.captive_portal_uri"),
-            ("colour = \"blue\"", "colour"),
+            ("colour = \"blue\"", "lan.colour"),
         ];
         for (line, key) in cases {
             let text = format!("{MINIMAL}{line}\n");
@@ -1349,7 +1330,7 @@ dns = ["192.0.2.53"]
         let e = refused(&MINIMAL.replace("dns = [\"192.0.2.53\"]", "dns = []"));
         assert_eq!(e.key, "lan.dns");
         let e = refused("[lan]\ninterface = \"lan0\"\ndns = [\"1.2.3.4\"]\n");
-        assert_eq!(e.key, "network", "{e}");
+        assert_eq!(e.key, "lan.network", "{e}");
         let e = refused(&format!("{MINIMAL}[uplink]\nnat = true\n"));
         assert_eq!(e.key, "uplink.nat");
         let e = refused(&format!(

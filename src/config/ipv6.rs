@@ -259,7 +259,10 @@ domain = "hotspot.lan"
                 "prefix = \"2001:db8:1::/64\"\ndns = [\"ff02::1\"]",
                 "lan.ipv6.dns",
             ),
-            ("prefix = \"2001:db8:1::/64\"\ncolour = 1", "colour"),
+            (
+                "prefix = \"2001:db8:1::/64\"\ncolour = 1",
+                "lan.ipv6.colour",
+            ),
         ];
         for (v6, key) in cases {
             let e = with(v6).expect_err(v6);
