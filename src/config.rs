@@ -133,6 +133,8 @@ pub enum AuthBackend {
 pub enum WalledGarden {
     /// An address or network.
     Net(Ipv4Net),
+    /// An IPv6 address or network (`2001:db8::1`, `2001:db8::/32`).
+    Net6(lassi_engine::wire::ipv6::Ipv6Net),
     /// A host name, resolved at start and refreshed.
     Host(String),
     /// `*.example.org`: every name under the suffix (and the suffix itself),
@@ -150,6 +152,9 @@ impl FromStr for WalledGarden {
                 addr: ip,
                 prefix: 32,
             }));
+        }
+        if s.contains(':') {
+            return parse_net6(s).map(WalledGarden::Net6);
         }
         if s.contains('/') {
             return s.parse().map(WalledGarden::Net);
@@ -175,6 +180,15 @@ impl FromStr for WalledGarden {
             "'{s}' is not an address, a CIDR network, a host name or *.domain"
         ))
     }
+}
+
+/// An IPv6 address (a /128) or network in CIDR form.
+fn parse_net6(s: &str) -> Result<lassi_engine::wire::ipv6::Ipv6Net, String> {
+    let (addr, len) = s.split_once('/').unwrap_or((s, "128"));
+    let bad = || format!("'{s}' is not an IPv6 address or network");
+    let addr: std::net::Ipv6Addr = addr.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    lassi_engine::wire::ipv6::Ipv6Net::new(addr, len).ok_or_else(bad)
 }
 
 /// `[portal]`: the splash page, the login API and what is reachable before login.
@@ -1375,6 +1389,15 @@ dns = ["192.0.2.53"]
             "{MINIMAL}[portal]\nwalled_garden = [\"ok.example\", \"bad host!\"]\n"
         ));
         assert_eq!(e.key, "portal.walled_garden[1]");
+        let net6 = |a: &str, l| {
+            WalledGarden::Net6(
+                lassi_engine::wire::ipv6::Ipv6Net::new(a.parse().unwrap(), l).unwrap(),
+            )
+        };
+        assert_eq!("2001:db8::1".parse(), Ok(net6("2001:db8::1", 128)));
+        assert_eq!("2001:db8::/32".parse(), Ok(net6("2001:db8::", 32)));
+        assert!("2001:db8::/129".parse::<WalledGarden>().is_err());
+        assert!("2001:zz::1".parse::<WalledGarden>().is_err());
         let e = refused(&format!("{MINIMAL}[portal]\nauth = \"local\"\n"));
         assert_eq!(e.key, "portal.users_file");
         let e = refused(&format!("{MINIMAL}[portal]\nauth = \"ldap\"\n"));

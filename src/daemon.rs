@@ -49,6 +49,14 @@ pub fn intercept_settings(cfg: &Config) -> InterceptSettings {
                 _ => None,
             })
             .collect(),
+        walled_nets6: p
+            .walled_garden
+            .iter()
+            .filter_map(|w| match w {
+                WalledGarden::Net6(n) => Some(*n),
+                _ => None,
+            })
+            .collect(),
         walled_suffixes: p
             .walled_garden
             .iter()

@@ -59,6 +59,7 @@ pub fn engine_with(any_dns: bool) -> Engine {
             intercept: InterceptSettings {
                 portal_port: 3990,
                 walled_nets: vec!["203.0.113.0/24".parse().unwrap()],
+                walled_nets6: vec![],
                 walled_suffixes: vec!["example.org".into()],
                 any_dns,
             },

@@ -26,7 +26,7 @@ use crate::session::{
     Authorization, Client, Durability, EndReason, EndedSession, SavedSessions, SessionLimits,
     SessionMatch,
 };
-use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETH_HLEN};
+use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
@@ -574,7 +574,7 @@ impl Forwarder {
                     EthHeader {
                         dst: mac,
                         src: self.gateway_mac,
-                        ethertype: ETHERTYPE_IPV4,
+                        ethertype: ethertype_of(&h.packet),
                     }
                     .write(&mut f[VNET_HDR_LEN..]);
                     f.extend_from_slice(&h.packet);
@@ -722,7 +722,7 @@ impl Forwarder {
                 // by flush_coalesced once the receive batch is done).
                 // Without Ethernet padding: the engine checked total_len.
                 let ip = &frame[VNET_HDR_LEN + ETH_HLEN..];
-                let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+                let total = ip_total_len(ip);
                 let ip = &ip[..total];
                 if self.gro_used == self.gro_bufs.len() {
                     self.gro_bufs.push(Vec::with_capacity(VNET_HDR_LEN + 1514));
@@ -747,10 +747,11 @@ impl Forwarder {
                 }
             }
             LanAction::Hairpin(dst) => {
+                let ethertype = ethertype_of(&frame[VNET_HDR_LEN + ETH_HLEN..]);
                 EthHeader {
                     dst,
                     src: self.gateway_mac,
-                    ethertype: ETHERTYPE_IPV4,
+                    ethertype,
                 }
                 .write(&mut frame[VNET_HDR_LEN..]);
                 if tx.is_full() {
@@ -775,12 +776,13 @@ impl Forwarder {
         let ip_start = TUN_HEADROOM + VNET_HDR_LEN;
         match self.engine.from_tun(now, &vnet, &mut buf[ip_start..]) {
             TunAction::ToLan(dst) => {
+                let ethertype = ethertype_of(&buf[ip_start..]);
                 vnet.shifted(ETH_HLEN as i32)
                     .write(&mut buf[..VNET_HDR_LEN]);
                 EthHeader {
                     dst,
                     src: self.gateway_mac,
-                    ethertype: ETHERTYPE_IPV4,
+                    ethertype,
                 }
                 .write(&mut buf[VNET_HDR_LEN..]);
                 Some(buf)
@@ -843,4 +845,23 @@ impl Forwarder {
             Command::Shutdown => unreachable!("handled by the loop"),
         }
     }
+}
+
+/// The EtherType of an IP packet, from its version field.
+fn ethertype_of(ip: &[u8]) -> u16 {
+    match ip.first().map(|b| b >> 4) {
+        Some(6) => ETHERTYPE_IPV6,
+        _ => ETHERTYPE_IPV4,
+    }
+}
+
+/// An IP packet's length as its header says (IPv4 total length, IPv6 40 +
+/// payload length), at most the buffer's: Ethernet padding is not part of it.
+fn ip_total_len(ip: &[u8]) -> usize {
+    let total = match ip.first().map(|b| b >> 4) {
+        Some(6) if ip.len() >= 40 => 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]])),
+        _ if ip.len() >= 4 => usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+        _ => 0,
+    };
+    total.min(ip.len())
 }

@@ -43,7 +43,12 @@ pub enum OperatorCommand {
     /// Free the lease of the client a filter designates by IP or MAC.
     Release(ClientFilter, Reply<(MacAddr, LeaseFreed)>),
     /// Replace the garden's networks, suffixes and host names.
-    SetGarden(Vec<crate::wire::Ipv4Net>, Vec<String>, Vec<String>),
+    SetGarden(
+        Vec<crate::wire::Ipv4Net>,
+        Vec<lassi_engine::wire::ipv6::Ipv6Net>,
+        Vec<String>,
+        Vec<String>,
+    ),
     /// What the garden opens now.
     GardenOpen(oneshot::Sender<GardenOpen>),
 }
@@ -92,8 +97,9 @@ impl OperatorCommand {
                 });
                 let _ = reply.send(r);
             }
-            OperatorCommand::SetGarden(nets, suffixes, hosts) => {
+            OperatorCommand::SetGarden(nets, nets6, suffixes, hosts) => {
                 engine.set_walled_garden(nets, suffixes, hosts);
+                engine.set_walled_garden6(nets6);
             }
             OperatorCommand::GardenOpen(reply) => {
                 let _ = reply.send(engine.garden_open(now));
@@ -106,6 +112,7 @@ impl OperatorCommand {
 pub fn garden_entry(w: &WalledGarden) -> GardenEntry {
     match w {
         WalledGarden::Net(n) => GardenEntry::Net(*n),
+        WalledGarden::Net6(n) => GardenEntry::Net6(*n),
         WalledGarden::Host(h) => GardenEntry::Host(h.clone()),
         WalledGarden::Suffix(s) => GardenEntry::Suffix(s.clone()),
     }
@@ -153,6 +160,7 @@ impl OperatorState {
         {
             let book = self.garden.lock().unwrap_or_else(|e| e.into_inner());
             engine.set_walled_garden(book.nets(), book.suffixes(), book.hosts());
+            engine.set_walled_garden6(book.nets6());
         }
         let macs = self.saved_blocked();
         for &mac in &macs {
@@ -311,6 +319,7 @@ impl DataplaneHandle {
         edit(&mut book).map_err(|e| e.to_string())?;
         self.send(Command::Operator(OperatorCommand::SetGarden(
             book.nets(),
+            book.nets6(),
             book.suffixes(),
             book.hosts(),
         )))?;

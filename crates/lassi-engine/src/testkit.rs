@@ -43,6 +43,7 @@ pub(crate) fn engine_settings(dns: Ipv4Addr) -> EngineSettings {
         intercept: InterceptSettings {
             portal_port: 3990,
             walled_nets: vec![],
+            walled_nets6: vec![],
             walled_suffixes: vec![],
             any_dns: false,
         },

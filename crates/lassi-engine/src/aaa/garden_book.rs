@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::wire::ipv6::Ipv6Net;
 use crate::wire::Ipv4Net;
 
 /// One walled-garden entry (the shell parses `portal.walled_garden`'s syntax).
@@ -15,6 +16,8 @@ use crate::wire::Ipv4Net;
 pub enum GardenEntry {
     /// An address or network.
     Net(Ipv4Net),
+    /// An IPv6 address or network.
+    Net6(Ipv6Net),
     /// A host name, resolved and refreshed.
     Host(String),
     /// `*.example.org`: names under the suffix, learnt from DNS answers.
@@ -26,6 +29,8 @@ impl fmt::Display for GardenEntry {
         match self {
             GardenEntry::Net(n) if n.prefix == 32 => write!(f, "{}", n.addr),
             GardenEntry::Net(n) => write!(f, "{n}"),
+            GardenEntry::Net6(n) if n.len() == 128 => write!(f, "{}", n.addr()),
+            GardenEntry::Net6(n) => write!(f, "{n}"),
             GardenEntry::Host(h) => f.write_str(h),
             GardenEntry::Suffix(s) => write!(f, "*.{s}"),
         }
@@ -165,6 +170,19 @@ impl GardenBook {
         let mut out: Vec<Ipv4Net> = Vec::new();
         for e in self.all() {
             if let GardenEntry::Net(n) = e {
+                if !out.contains(n) {
+                    out.push(*n);
+                }
+            }
+        }
+        out
+    }
+
+    /// The IPv6 networks of both origins, without repeats.
+    pub fn nets6(&self) -> Vec<Ipv6Net> {
+        let mut out: Vec<Ipv6Net> = Vec::new();
+        for e in self.all() {
+            if let GardenEntry::Net6(n) = e {
                 if !out.contains(n) {
                     out.push(*n);
                 }

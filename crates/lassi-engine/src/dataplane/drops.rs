@@ -30,7 +30,7 @@ drop_reasons! {
     Malformed => "malformed", "Truncated or inconsistent headers.";
     NotForUs => "not_for_us", "Unicast to another host's MAC, or DHCP to another server.";
     NotIp => "not_ip", "An EtherType lassi does not handle.";
-    Ipv6 => "ipv6", "IPv6 lassi does not handle: all of it without lan.ipv6, all but neighbour discovery and DHCPv6 with it (not routed yet; never allowed around the portal).";
+    Ipv6 => "ipv6", "IPv6 lassi does not handle: all of it without lan.ipv6; with it, multicast other than neighbour discovery and DHCPv6 (MLD …), and IPv6 from the TUN device to no guest's address.";
     ArpIgnored => "arp_ignored", "ARP that lassi does not answer.";
     Broadcast => "broadcast", "IP multicast or broadcast from a client.";
     NoLease => "no_lease", "Source address is not leased to anyone.";
@@ -52,6 +52,7 @@ drop_reasons! {
     Ipv6DhcpServer => "ipv6_dhcp_server", "A DHCPv6 server message (Advertise, Reply, from port 547 …) sent by a client.";
     Ipv6BadNd => "ipv6_bad_nd", "Neighbour discovery failing RFC 4861's checks, or in a fragment (RFC 6980).";
     Dhcpv6Refused => "dhcpv6_refused", "A DHCPv6 message lassi's server refused (unparsable, invalid, for another server).";
+    Ipv6Spoofed => "ipv6_spoofed", "An IPv6 packet whose source is not one of the sending client's learnt addresses (counted to nobody).";
 }
 
 /// One counter per [`DropReason`].

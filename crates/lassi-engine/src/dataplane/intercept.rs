@@ -11,16 +11,21 @@
 //!   answers for `*.domain` suffixes (kept for the record's TTL, between a
 //!   minute and an hour). Only an answer to the client's own pending query
 //!   teaches, and only about the name it asked (see [`super::dns`]).
+//! - IPv6 (issue 13, phase 2) is held the same way: TCP to port 80 of any
+//!   IPv6 host goes to the portal listener on lassi's IPv6 address (its
+//!   own flow table, [`Intercept::redirect_out6`]), IPv6 networks may be in
+//!   the walled garden.
 //! - Everything else is refused at once — a TCP reset or an ICMP
 //!   unreachable — so browsers and apps fail fast instead of hanging.
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::collections::{HashMap, HashSet};
 
 use super::dns::{self, DnsTracker, Question};
 use crate::session::FastBuildHasher;
 use crate::wire::checksum::{update16, update32};
 use crate::wire::frame::{Ipv4Summary, PROTO_TCP};
+use crate::wire::ipv6::{Ipv6Net, Ipv6Summary, Ports, NEXT_TCP};
 use crate::wire::Ipv4Net;
 use crate::UnixMillis;
 
@@ -47,6 +52,8 @@ pub struct InterceptSettings {
     pub portal_port: u16,
     /// Walled-garden networks.
     pub walled_nets: Vec<Ipv4Net>,
+    /// Walled-garden IPv6 networks.
+    pub walled_nets6: Vec<Ipv6Net>,
     /// Walled-garden domain suffixes (lowercase, no leading `*.`).
     pub walled_suffixes: Vec<String>,
     /// Unauthorized clients may query any DNS server.
@@ -68,6 +75,13 @@ struct Flow {
     last: UnixMillis,
 }
 
+#[derive(Clone, Copy)]
+struct Flow6 {
+    original_dst: Ipv6Addr,
+    original_port: u16,
+    last: UnixMillis,
+}
+
 fn flow_key(ip: Ipv4Addr, port: u16) -> u64 {
     u64::from(u32::from(ip)) << 16 | u64::from(port)
 }
@@ -77,6 +91,9 @@ fn flow_key(ip: Ipv4Addr, port: u16) -> u64 {
 pub struct Intercept {
     pub(super) settings: InterceptSettings,
     flows: HashMap<u64, Flow, FastBuildHasher>,
+    /// Redirected IPv6 connections by the client's address and port
+    /// (SipHash: the keys are the guests' to choose).
+    flows6: HashMap<(Ipv6Addr, u16), Flow6>,
     resolved: HashSet<Ipv4Addr, FastBuildHasher>,
     /// Host names of the garden (exact names, lowercase): the shell
     /// resolves them, and a guest's own lookup of one teaches its answer
@@ -145,7 +162,95 @@ impl Intercept {
 
     /// Number of redirected connections remembered.
     pub fn flow_count(&self) -> usize {
-        self.flows.len()
+        self.flows.len() + self.flows6.len()
+    }
+
+    /// True when the IPv6 address `ip` is in the walled garden.
+    pub fn walled6(&self, ip: Ipv6Addr) -> bool {
+        self.settings.walled_nets6.iter().any(|n| n.contains(ip))
+    }
+
+    /// [`Intercept::redirect_out`] for IPv6: a SYN to port 80 opens a
+    /// redirected connection to the portal at `portal` (lassi's IPv6
+    /// address); its later segments follow ([`Intercept::continue_out6`]).
+    pub fn redirect_out6(
+        &mut self,
+        ip: &mut [u8],
+        s: &Ipv6Summary,
+        ports: Ports,
+        partial: bool,
+        portal: Ipv6Addr,
+        now: UnixMillis,
+    ) -> bool {
+        if s.upper != NEXT_TCP || ports.l3l4_hdr_len < s.upper_offset + 20 {
+            return false;
+        }
+        let flags = ip[s.upper_offset + 13];
+        if flags & 0x02 == 0 || flags & 0x10 != 0 {
+            return self.continue_out6(ip, s, ports, partial, portal, now);
+        }
+        if self.flows6.len() >= MAX_FLOWS {
+            if let Some(&k) = self.flows6.keys().next() {
+                self.flows6.remove(&k);
+            }
+        }
+        let flow = Flow6 {
+            original_dst: s.dst,
+            original_port: ports.dst,
+            last: now,
+        };
+        self.flows6.insert((s.src, ports.src), flow);
+        let port = self.settings.portal_port;
+        rewrite6(ip, s, Side::Destination, portal, port, partial);
+        true
+    }
+
+    /// [`Intercept::continue_out`] for IPv6.
+    pub fn continue_out6(
+        &mut self,
+        ip: &mut [u8],
+        s: &Ipv6Summary,
+        ports: Ports,
+        partial: bool,
+        portal: Ipv6Addr,
+        now: UnixMillis,
+    ) -> bool {
+        if self.flows6.is_empty() || s.upper != NEXT_TCP {
+            return false;
+        }
+        match self.flows6.get_mut(&(s.src, ports.src)) {
+            Some(f) if f.original_dst == s.dst && f.original_port == ports.dst => {
+                f.last = now;
+                let port = self.settings.portal_port;
+                rewrite6(ip, s, Side::Destination, portal, port, partial);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// [`Intercept::redirect_back`] for IPv6.
+    pub fn redirect_back6(
+        &mut self,
+        ip: &mut [u8],
+        s: &Ipv6Summary,
+        partial: bool,
+        now: UnixMillis,
+    ) -> bool {
+        let portal_port = self.settings.portal_port;
+        let Some(ports) = s.ports(ip).filter(|p| p.src == portal_port) else {
+            return false;
+        };
+        if s.upper != NEXT_TCP {
+            return false;
+        }
+        let Some(f) = self.flows6.get_mut(&(s.dst, ports.dst)) else {
+            return false;
+        };
+        f.last = now;
+        let (dst, port) = (f.original_dst, f.original_port);
+        rewrite6(ip, s, Side::Source, dst, port, partial);
+        true
     }
 
     /// Number of addresses currently learnt from DNS.
@@ -360,6 +465,7 @@ impl Intercept {
     /// Forget idle flows and expired learnt addresses.
     pub fn expire(&mut self, now: UnixMillis) {
         self.flows.retain(|_, f| f.last + FLOW_IDLE_MS > now);
+        self.flows6.retain(|_, f| f.last + FLOW_IDLE_MS > now);
         let by = &mut self.learnt_by;
         self.learnt.retain(|_, l| {
             let keep = l.until > now;
@@ -409,6 +515,30 @@ fn rewrite(ip: &mut [u8], p: &Ipv4Summary, side: Side, addr: Ipv4Addr, port: u16
     if !partial {
         // A seed covers only the pseudo-header; the port is summed when the
         // checksum is completed.
+        tc = update16(tc, old_port, port, false);
+    }
+    ip[csum_at..csum_at + 2].copy_from_slice(&tc.to_be_bytes());
+}
+
+/// [`rewrite`] for TCP over IPv6 (no header checksum; the TCP checksum
+/// covers the addresses through the pseudo-header).
+fn rewrite6(ip: &mut [u8], s: &Ipv6Summary, side: Side, addr: Ipv6Addr, port: u16, partial: bool) {
+    let (addr_at, port_at) = match side {
+        Side::Source => (8, s.upper_offset),
+        Side::Destination => (24, s.upper_offset + 2),
+    };
+    let old_port = u16::from_be_bytes([ip[port_at], ip[port_at + 1]]);
+    let csum_at = s.upper_offset + 16;
+    let mut tc = u16::from_be_bytes([ip[csum_at], ip[csum_at + 1]]);
+    let new = addr.octets();
+    for (i, chunk) in new.chunks_exact(4).enumerate() {
+        let at = addr_at + i * 4;
+        let old: [u8; 4] = ip[at..at + 4].try_into().expect("4 bytes");
+        tc = update32(tc, old, chunk.try_into().expect("4 bytes"), partial);
+    }
+    ip[addr_at..addr_at + 16].copy_from_slice(&new);
+    ip[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    if !partial {
         tc = update16(tc, old_port, port, false);
     }
     ip[csum_at..csum_at + 2].copy_from_slice(&tc.to_be_bytes());

@@ -1,6 +1,6 @@
-//! IPv6 on the LAN, the first phase of issue 13: addressing and guards, no
-//! forwarding. The engine's IPv6 parts ([`crate::ipv6`], [`crate::dhcp6`])
-//! wired to the data plane.
+//! IPv6 on the LAN (issue 13): addressing and guards here, forwarding
+//! behind the portal in [`super::ipv6_fwd`]. The engine's IPv6 parts
+//! ([`crate::ipv6`], [`crate::dhcp6`]) wired to the data plane.
 //!
 //! When [`Engine::enable_ipv6`] was called, an IPv6 frame from the LAN goes
 //! through the guard ([`classify_from_client`]): router advertisements,
@@ -13,10 +13,11 @@
 //! prefix) is answered, a DAD probe for one of them defended; DAD probes,
 //! neighbour advertisements, the sources of what lassi answers and DHCPv6
 //! leases teach the guest's addresses ([`AddrTable`], bounded); DHCPv6 to
-//! port 547 is served by [`Dhcp6Server`]. Every other IPv6 packet, from a
-//! guest logged in or not, is dropped and counted as `ipv6`, exactly as
-//! without IPv6: forwarding is the second phase. Without
-//! [`Engine::enable_ipv6`] every IPv6 frame is dropped as `ipv6`.
+//! port 547 is served by [`Dhcp6Server`]. Every other IPv6 packet goes to
+//! [`super::ipv6_fwd`]: its source must be one of the sender's learnt
+//! addresses, then it is forwarded (logged in) or held (not yet) like
+//! IPv4. Without [`Engine::enable_ipv6`] every IPv6 frame is dropped as
+//! `ipv6`.
 //!
 //! Periodic RAs, DHCPv6 lease expiry and idle addresses are the engine's
 //! timers ([`Engine::poll_timeout`], [`Engine::handle_timeout`]); what lassi
@@ -32,8 +33,9 @@ use crate::ipv6::addrs::{AddrSettings, AddrTable, Learn, Origin};
 use crate::ipv6::guard::{classify_from_client, ClientV6, GuardDrop, GuardStats};
 use crate::ipv6::nd;
 use crate::ipv6::ra::{RaScheduler, RaSettings, RaStats};
-use crate::wire::ipv6::{Ipv6Summary, Ipv6Transmit};
+use crate::wire::ipv6::{Ipv6Net, Ipv6Summary, Ipv6Transmit};
 use crate::wire::ndp::{Ipv6Meta, Repr};
+use crate::wire::vnet::VnetHdr;
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
@@ -76,10 +78,14 @@ pub struct Ipv6Status {
 pub(super) struct Ipv6Lan {
     ra: RaScheduler,
     dhcp: Dhcp6Server,
-    addrs: AddrTable,
+    pub(super) addrs: AddrTable,
     guard: GuardStats,
     /// lassi's addresses: link-local first.
-    own: [Ipv6Addr; 2],
+    pub(super) own: [Ipv6Addr; 2],
+    /// The LAN prefix.
+    pub(super) prefix: Option<Ipv6Net>,
+    /// The DNS servers handed out (reachable before login).
+    pub(super) dns: Vec<Ipv6Addr>,
     router_mac: MacAddr,
     refused: u64,
     neighbor_adverts: u64,
@@ -95,6 +101,14 @@ fn guard_reason(g: GuardDrop) -> DropReason {
     }
 }
 
+/// What became of a guest's IPv6 packet that passed the guards.
+enum Handled {
+    /// Answered or learnt from; true when the DHCPv6 leases changed.
+    Consumed(bool),
+    /// Traffic to hold or forward (`ipv6_fwd`).
+    Forward(Ipv6Summary),
+}
+
 fn push(out: &mut Vec<Vec<u8>>, t: Ipv6Transmit) {
     out.push(t.to_frame());
 }
@@ -103,6 +117,7 @@ impl Ipv6Lan {
     fn new(s: Ipv6Settings, restored: Vec<Lease6Record>, seed: u64, now: UnixMillis) -> Ipv6Lan {
         let own = [s.ra.link_local, s.address];
         let router_mac = s.ra.router_mac;
+        let (prefix, dns) = (s.ra.prefix, s.ra.rdnss.clone());
         let dhcp = Dhcp6Server::new(s.dhcp, restored, now);
         let mut addrs = AddrTable::new(s.addrs);
         for l in dhcp.leases() {
@@ -114,6 +129,8 @@ impl Ipv6Lan {
             addrs,
             guard: GuardStats::default(),
             own,
+            prefix,
+            dns,
             router_mac,
             refused: 0,
             neighbor_adverts: 0,
@@ -132,14 +149,14 @@ impl Ipv6Lan {
     }
 
     /// A guest's IPv6 packet (from the version field). Frames lassi sends
-    /// in answer go to `out`. `Ok(true)` when the DHCPv6 leases changed.
+    /// in answer go to `out`.
     fn handle_packet(
         &mut self,
         now: UnixMillis,
         src_mac: MacAddr,
         packet: &[u8],
         out: &mut Vec<Vec<u8>>,
-    ) -> Result<bool, DropReason> {
+    ) -> Result<Handled, DropReason> {
         let (s, class) = classify_from_client(packet).map_err(|g| {
             self.guard.count(g);
             guard_reason(g)
@@ -148,26 +165,29 @@ impl Ipv6Lan {
             ClientV6::RouterSolicit(_) => {
                 self.learn(src_mac, s.src, Origin::Source, now);
                 self.ra.handle_router_solicit(now);
-                Ok(false)
+                Ok(Handled::Consumed(false))
             }
             ClientV6::NeighborSolicit { repr, dad } => {
                 self.solicit(now, src_mac, &s, &repr, dad, out)?;
-                Ok(false)
+                Ok(Handled::Consumed(false))
             }
             ClientV6::NeighborAdvert(Repr::NeighborAdvert { target, .. }) => {
                 self.learn(src_mac, target, Origin::NeighborAdvert, now);
-                Ok(false)
+                Ok(Handled::Consumed(false))
             }
-            ClientV6::Dhcpv6 => self.dhcpv6(now, src_mac, &s, packet, out),
-            // Echo, MLD, anything else: not forwarded in this phase.
-            _ => Err(DropReason::Ipv6),
+            ClientV6::NeighborAdvert(_) => Err(DropReason::Ipv6),
+            ClientV6::Dhcpv6 => self
+                .dhcpv6(now, src_mac, &s, packet, out)
+                .map(Handled::Consumed),
+            // Echo, MLD, TCP, UDP, fragments: held or forwarded (ipv6_fwd).
+            ClientV6::Icmpv6(_) | ClientV6::Fragment | ClientV6::Other => Ok(Handled::Forward(s)),
         }
     }
 
     /// A neighbour solicitation: a DAD probe teaches its target, any other
     /// its source; lassi answers (or defends) its own addresses. One for
-    /// another guest's address is not lassi's to answer (no IPv6 between
-    /// guests yet).
+    /// another guest's address is not lassi's to answer (the prefix is
+    /// on-link: guests resolve each other).
     fn solicit(
         &mut self,
         now: UnixMillis,
@@ -303,20 +323,22 @@ impl Engine {
     pub(super) fn ipv6_from_lan(
         &mut self,
         now: UnixMillis,
+        vnet: &VnetHdr,
         src_mac: MacAddr,
-        packet: &[u8],
+        packet: &mut [u8],
     ) -> LanAction {
         let Some(v6) = self.ipv6.as_deref_mut() else {
             // lassi routes no IPv6 without [lan.ipv6]: nothing gets around the portal.
             return self.drop_lan(DropReason::Ipv6);
         };
         match v6.handle_packet(now, src_mac, packet, &mut self.outbox) {
-            Ok(leases_changed) => {
+            Ok(Handled::Consumed(leases_changed)) => {
                 if leases_changed {
                     self.saves.leases_changed();
                 }
                 LanAction::Consumed
             }
+            Ok(Handled::Forward(s)) => self.ipv6_out(now, vnet, src_mac, &s, packet),
             Err(why) => self.drop_lan(why),
         }
     }

@@ -466,41 +466,250 @@ fn rogue_router_and_server_messages_are_dropped_and_counted() {
     }
 }
 
-#[test]
-fn other_ipv6_is_still_dropped_even_when_logged_in() {
-    let mut e = engine();
-    let addr = ip("2001:db8:1::42");
-    let dad = Repr::NeighborSolicit {
+/// `m` announces `addr` by duplicate address detection (how guests' SLAAC
+/// and privacy addresses are learnt).
+fn dad(e: &mut Engine, m: MacAddr, addr: Ipv6Addr) {
+    let probe = Repr::NeighborSolicit {
         target: addr,
         options: vec![],
     };
-    let f = nd(
-        mac(1),
-        Ipv6Addr::UNSPECIFIED,
-        crate::wire::ipv6::solicited_node(addr),
-        &dad,
-    );
-    assert_eq!(lan(&mut e, T0, &f), LanAction::Consumed);
-    assert_eq!(e.ipv6_addresses(mac(1)), vec![addr]);
-    let echo = frame(mac(1), addr, ip("2001:db8:ffff::1"), NEXT_ICMPV6, {
-        let mut m = vec![128, 0, 0, 0, 0, 1, 0, 1];
-        let c = crate::wire::ipv6::upper_checksum(addr, ip("2001:db8:ffff::1"), NEXT_ICMPV6, &m);
-        m[2..4].copy_from_slice(&c.to_be_bytes());
-        m
-    });
-    let tcp = frame(mac(1), addr, ip("2001:db8:ffff::1"), 6, vec![0; 20]);
-    assert_eq!(lan(&mut e, T0, &echo), LanAction::Drop(DropReason::Ipv6));
-    assert_eq!(lan(&mut e, T0, &tcp), LanAction::Drop(DropReason::Ipv6));
-    // Logged in over IPv4: IPv6 is still not forwarded in this phase.
-    (e.sessions).lease_bound(mac(1), Ipv4Addr::new(10, 1, 0, 10), T0 + 3_600_000, T0);
-    e.authorize(mac(1), Default::default(), T0).unwrap();
-    assert_eq!(lan(&mut e, T0, &tcp), LanAction::Drop(DropReason::Ipv6));
-    assert_eq!(e.drops().get(DropReason::Ipv6), 3);
-    // From the TUN, IPv6 is dropped as before.
-    let mut from_tun = tcp[14..].to_vec();
+    let dst = crate::wire::ipv6::solicited_node(addr);
+    let f = nd(m, Ipv6Addr::UNSPECIFIED, dst, &probe);
+    assert_eq!(lan(e, T0, &f), LanAction::Consumed);
+}
+
+/// A guest with an IPv4 lease at 10.1.0.`n` and `addr` learnt.
+fn guest(e: &mut Engine, n: u8, addr: Ipv6Addr, logged_in: bool) {
+    (e.sessions).lease_bound(mac(n), Ipv4Addr::new(10, 1, 0, n), T0 + 3_600_000, T0);
+    dad(e, mac(n), addr);
+    if logged_in {
+        e.authorize(mac(n), Default::default(), T0).unwrap();
+    }
+}
+
+/// A TCP segment (20-byte header, `data` after it) with its checksum.
+fn tcp(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    t[12] = 0x50;
+    t[13] = flags;
+    t.extend_from_slice(data);
+    let c = crate::wire::ipv6::upper_checksum(src, dst, 6, &t);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t
+}
+
+fn tcp_frame(m: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, dport: u16, flags: u8) -> Vec<u8> {
+    frame(m, src, dst, 6, tcp(src, dst, 40000, dport, flags, b"GET /"))
+}
+
+fn echo(m: MacAddr, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+    let mut msg = vec![128, 0, 0, 0, 0, 1, 0, 1];
+    let c = crate::wire::ipv6::upper_checksum(src, dst, NEXT_ICMPV6, &msg);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    frame(m, src, dst, NEXT_ICMPV6, msg)
+}
+
+fn tun(e: &mut Engine, packet: &mut [u8]) -> TunAction {
+    e.from_tun(T0, &VnetHdr::default(), packet)
+}
+
+const UPSTREAM: &str = "2001:db8:ffff::1";
+
+#[test]
+fn a_spoofed_ipv6_source_is_dropped_and_counted_to_nobody() {
+    let mut e = engine();
+    let (a, b) = (ip("2001:db8:1::a"), ip("2001:db8:1::b"));
+    guest(&mut e, 1, a, true);
+    guest(&mut e, 2, b, true);
+    // Guest 2 sends as guest 1, then from an address nobody announced.
+    for src in [a, ip("2001:db8:1::99"), ip("fe80::99")] {
+        let f = tcp_frame(mac(2), src, ip(UPSTREAM), 443, 0x02);
+        assert_eq!(
+            lan(&mut e, T0, &f),
+            LanAction::Drop(DropReason::Ipv6Spoofed)
+        );
+    }
+    assert_eq!(e.drops().get(DropReason::Ipv6Spoofed), 3);
+    for m in [mac(1), mac(2)] {
+        let c = e.sessions().by_mac(m).unwrap();
+        assert_eq!((c.counters.octets_in, c.counters.packets_in), (0, 0));
+    }
+    assert!(e.outbox().is_empty(), "nothing answers a spoofed packet");
+    // Its own address passes.
+    let f = tcp_frame(mac(2), b, ip(UPSTREAM), 443, 0x02);
+    assert_eq!(lan(&mut e, T0, &f), LanAction::ToTun);
+}
+
+#[test]
+fn logged_in_ipv6_is_forwarded_and_counted_with_ipv4() {
+    let mut e = engine();
+    let a = ip("2001:db8:1::a");
+    guest(&mut e, 1, a, true);
+    let up = tcp_frame(mac(1), a, ip(UPSTREAM), 443, 0x18);
+    assert_eq!(lan(&mut e, T0 + 5, &up), LanAction::ToTun);
+    let mut down = frame(
+        gw(),
+        ip(UPSTREAM),
+        a,
+        6,
+        tcp(ip(UPSTREAM), a, 443, 40000, 0x18, &[7; 100]),
+    )[14..]
+        .to_vec();
+    assert_eq!(tun(&mut e, &mut down), TunAction::ToLan(mac(1)));
+    let c = e.sessions().by_mac(mac(1)).unwrap();
     assert_eq!(
-        e.from_tun(T0, &VnetHdr::default(), &mut from_tun),
-        TunAction::Drop(DropReason::Ipv6)
+        (c.counters.packets_in, c.counters.octets_in),
+        (1, up.len() as u64 - 14)
+    );
+    assert_eq!(
+        (c.counters.packets_out, c.counters.octets_out),
+        (1, down.len() as u64)
+    );
+    assert_eq!(c.last_active, T0 + 5, "the idle timer sees IPv6");
+    // To an address nobody uses, or off the prefix: dropped.
+    for dst in ["2001:db8:1::77", "2001:db8:2::1"] {
+        let mut p = down.clone();
+        p[24..40].copy_from_slice(&ip(dst).octets());
+        assert!(matches!(tun(&mut e, &mut p), TunAction::Drop(_)));
+    }
+    // A session's end stops both families at once.
+    e.logout(mac(1), crate::session::EndReason::UserRequest, T0)
+        .unwrap();
+    assert_eq!(
+        tun(&mut e, &mut down),
+        TunAction::Drop(DropReason::Unauthorized)
+    );
+}
+
+#[test]
+fn before_login_http_goes_to_the_portal_and_the_rest_is_refused() {
+    let mut e = engine();
+    let a = ip("2001:db8:1::a");
+    let (lassi, upstream) = (ip("2001:db8:1::1"), ip(UPSTREAM));
+    guest(&mut e, 1, a, false);
+    // HTTP: rewritten to lassi's portal port on its IPv6 address.
+    let mut f = tcp_frame(mac(1), a, upstream, 80, 0x02);
+    assert_eq!(
+        e.from_lan(T0, &VnetHdr::default(), &mut f),
+        LanAction::ToTun
+    );
+    let s = crate::wire::ipv6::parse(&f[14..]).unwrap();
+    assert_eq!(s.dst, lassi);
+    assert_eq!(s.ports(&f[14..]).unwrap().dst, 3990);
+    assert_eq!(
+        crate::wire::ipv6::upper_checksum(a, lassi, 6, s.upper(&f[14..])),
+        0
+    );
+    // The portal's answer looks like the site's.
+    let mut back =
+        frame(gw(), lassi, a, 6, tcp(lassi, a, 3990, 40000, 0x12, b"HTTP"))[14..].to_vec();
+    assert_eq!(tun(&mut e, &mut back), TunAction::ToLan(mac(1)));
+    let s = crate::wire::ipv6::parse(&back).unwrap();
+    assert_eq!((s.src, s.ports(&back).unwrap().src), (upstream, 80));
+    assert_eq!(
+        crate::wire::ipv6::upper_checksum(upstream, a, 6, s.upper(&back)),
+        0
+    );
+    // HTTPS: a reset from the site asked for.
+    let f = tcp_frame(mac(1), a, upstream, 443, 0x02);
+    assert_eq!(
+        lan(&mut e, T0, &f),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+    let out = sent(&mut e);
+    assert_eq!(out.len(), 1);
+    let (dst_mac, s, seg) = &out[0];
+    assert_eq!(
+        (*dst_mac, s.src, s.dst, seg[13]),
+        (mac(1), upstream, a, 0x14)
+    );
+    assert_eq!(crate::wire::ipv6::upper_checksum(upstream, a, 6, seg), 0);
+    // Ping and UDP: ICMPv6 administratively prohibited from lassi.
+    let udp = crate::wire::ipv6::udp_datagram(a, upstream, 5000, 9999, b"x");
+    for f in [
+        echo(mac(1), a, upstream),
+        frame(mac(1), a, upstream, NEXT_UDP, udp),
+    ] {
+        assert_eq!(
+            lan(&mut e, T0, &f),
+            LanAction::Drop(DropReason::Unauthorized)
+        );
+        let out = sent(&mut e);
+        let (_, s, msg) = &out[0];
+        assert_eq!((s.src, s.dst, msg[0], msg[1]), (lassi, a, 1, 1));
+        assert_eq!(&msg[8..48], &f[14..54], "the packet is quoted");
+    }
+}
+
+#[test]
+fn before_login_dns_to_the_servers_handed_out_and_ping_to_lassi_pass() {
+    let mut e = engine();
+    let a = ip("2001:db8:1::a");
+    let (lassi, upstream) = (ip("2001:db8:1::1"), ip(UPSTREAM));
+    guest(&mut e, 1, a, false);
+    // DNS to the servers handed out passes, both ways; ping to lassi too.
+    let dns = crate::wire::ipv6::udp_datagram(a, ip("2001:db8:1::53"), 5000, 53, b"q");
+    let f = frame(mac(1), a, ip("2001:db8:1::53"), NEXT_UDP, dns);
+    assert_eq!(lan(&mut e, T0, &f), LanAction::ToTun);
+    let answer = crate::wire::ipv6::udp_datagram(ip("2001:db8:1::53"), a, 53, 5000, b"a");
+    let mut p = frame(gw(), ip("2001:db8:1::53"), a, NEXT_UDP, answer)[14..].to_vec();
+    assert_eq!(tun(&mut e, &mut p), TunAction::ToLan(mac(1)));
+    assert_eq!(lan(&mut e, T0, &echo(mac(1), a, lassi)), LanAction::ToTun);
+    // Nothing else comes in; nothing was counted.
+    let mut p = frame(
+        gw(),
+        upstream,
+        a,
+        6,
+        tcp(upstream, a, 443, 40000, 0x12, b""),
+    )[14..]
+        .to_vec();
+    assert_eq!(
+        tun(&mut e, &mut p),
+        TunAction::Drop(DropReason::Unauthorized)
+    );
+    let c = e.sessions().by_mac(mac(1)).unwrap();
+    assert_eq!((c.counters.octets_in, c.counters.octets_out), (0, 0));
+}
+
+#[test]
+fn the_walled_garden_takes_ipv6_networks() {
+    let mut e = engine();
+    e.intercept.settings.walled_nets6 = vec![Ipv6Net::new(ip("2001:db8:ffff::"), 48).unwrap()];
+    let a = ip("2001:db8:1::a");
+    guest(&mut e, 1, a, false);
+    let f = tcp_frame(mac(1), a, ip(UPSTREAM), 443, 0x02);
+    assert_eq!(lan(&mut e, T0, &f), LanAction::ToTun);
+    let f = tcp_frame(mac(1), a, ip("2001:db8:fffe::1"), 443, 0x02);
+    assert_eq!(
+        lan(&mut e, T0, &f),
+        LanAction::Drop(DropReason::Unauthorized)
+    );
+}
+
+#[test]
+fn ipv6_between_guests_follows_client_isolation() {
+    let mut e = engine();
+    let (a, b) = (ip("2001:db8:1::a"), ip("2001:db8:1::b"));
+    guest(&mut e, 1, a, true);
+    guest(&mut e, 2, b, true);
+    let f = tcp_frame(mac(1), a, b, 22, 0x02);
+    assert_eq!(
+        lan(&mut e, T0, &f),
+        LanAction::Drop(DropReason::ClientToClient)
+    );
+    e.settings.client_isolation = false;
+    assert_eq!(lan(&mut e, T0, &f), LanAction::Hairpin(mac(2)));
+    let c = e.sessions().by_mac(mac(2)).unwrap();
+    assert_eq!(c.counters.octets_out, f.len() as u64 - 14);
+    // Never around lassi through the kernel.
+    let mut p = f[14..].to_vec();
+    assert_eq!(
+        tun(&mut e, &mut p),
+        TunAction::Drop(DropReason::ClientToClient)
     );
 }
 

@@ -15,6 +15,7 @@ mod held;
 mod housekeeping;
 pub mod intercept;
 mod ipv6;
+mod ipv6_fwd;
 mod metrics;
 mod operator;
 
@@ -307,10 +308,10 @@ impl Engine {
         match eth.ethertype {
             ETHERTYPE_IPV4 => self.ipv4_from_lan(now, vnet, &eth, &mut frame[ETH_HLEN..]),
             ETHERTYPE_ARP => self.arp_from_lan(now, &eth, &frame[ETH_HLEN..]),
-            // Neighbour discovery and DHCPv6 when [lan.ipv6] is on; the
-            // rest of IPv6 stops here: lassi does not route IPv6 yet, and
-            // it must never get around the portal.
-            ETHERTYPE_IPV6 => self.ipv6_from_lan(now, eth.src, &frame[ETH_HLEN..]),
+            // Without [lan.ipv6] every IPv6 frame stops here; with it,
+            // neighbour discovery and DHCPv6 are served and the rest is
+            // held or forwarded like IPv4 (ipv6_fwd).
+            ETHERTYPE_IPV6 => self.ipv6_from_lan(now, vnet, eth.src, &mut frame[ETH_HLEN..]),
             // A tag the kernel left in the frame (802.1Q, 802.1ad, the old
             // QinQ type): its payload must never be read as untagged.
             0x8100 | 0x88a8 | 0x9100 => self.drop_lan(DropReason::VlanTagged),
@@ -710,7 +711,7 @@ impl Engine {
     /// The packet may be rewritten in place (portal replies).
     pub fn from_tun(&mut self, now: UnixMillis, vnet: &VnetHdr, packet: &mut [u8]) -> TunAction {
         if packet.first().map(|b| b >> 4) == Some(6) {
-            return self.drop_tun(DropReason::Ipv6);
+            return self.ipv6_from_tun(now, vnet, packet);
         }
         let Ok(p) = frame::parse_ipv4(packet) else {
             return self.drop_tun(DropReason::Malformed);

@@ -219,6 +219,11 @@ impl Engine {
         self.intercept.set_garden(nets, suffixes, hosts);
     }
 
+    /// Replace the walled garden's IPv6 networks (config and operator).
+    pub fn set_walled_garden6(&mut self, nets: Vec<crate::wire::ipv6::Ipv6Net>) {
+        self.intercept.settings.walled_nets6 = nets;
+    }
+
     /// What the walled garden opens now.
     pub fn garden_open(&self, now: UnixMillis) -> GardenOpen {
         self.intercept.open(now)

@@ -285,6 +285,19 @@ impl AddrTable {
         self.owners.get(&addr).copied()
     }
 
+    /// The source check of the forwarding path: true when `addr` is one
+    /// of `mac`'s, whose last use is then `now` (a packet never teaches an
+    /// address: it must have been learnt from neighbour discovery or DHCPv6).
+    pub fn touch(&mut self, mac: MacAddr, addr: Ipv6Addr, now: UnixMillis) -> bool {
+        if self.owners.get(&addr) != Some(&mac) {
+            return false;
+        }
+        if let Some(l) = self.entry_mut(mac, addr) {
+            l.last_seen = l.last_seen.max(now);
+        }
+        true
+    }
+
     /// True when `addr` is one of `mac`'s: the source check of the guards.
     pub fn is_own(&self, mac: MacAddr, addr: Ipv6Addr) -> bool {
         self.owners.get(&addr) == Some(&mac)

@@ -317,6 +317,22 @@ pub fn tcp_info(p: &[u8], s: &Ipv4Summary) -> Option<TcpSegmentInfo> {
     })
 }
 
+/// Sequence, acknowledgment and flags of the reset that answers `seg`
+/// (see [`tcp_reset_frame`]); `None` for a reset.
+pub fn reset_numbers(seg: &TcpSegmentInfo) -> Option<(u32, u32, u8)> {
+    use tcp_flags::*;
+    if seg.flags & RST != 0 {
+        return None;
+    }
+    Some(if seg.flags & ACK != 0 {
+        (seg.ack, 0, RST)
+    } else {
+        let occupied =
+            seg.payload_len + u32::from(seg.flags & SYN != 0) + u32::from(seg.flags & FIN != 0);
+        (0, seg.seq.wrapping_add(occupied), RST | ACK)
+    })
+}
+
 /// The reset that answers `seg` (RFC 9293 §3.10.7.1): if the segment
 /// carried an ACK, the reset takes its sequence number from it; otherwise it
 /// acknowledges everything the segment occupied. Resets are never answered
@@ -331,17 +347,7 @@ pub fn tcp_reset_frame(
     dst_port: u16,
     seg: &TcpSegmentInfo,
 ) -> Option<Vec<u8>> {
-    use tcp_flags::*;
-    if seg.flags & RST != 0 {
-        return None;
-    }
-    let (seq, ack, flags) = if seg.flags & ACK != 0 {
-        (seg.ack, 0, RST)
-    } else {
-        let occupied =
-            seg.payload_len + u32::from(seg.flags & SYN != 0) + u32::from(seg.flags & FIN != 0);
-        (0, seg.seq.wrapping_add(occupied), RST | ACK)
-    };
+    let (seq, ack, flags) = reset_numbers(seg)?;
     let mut f = ipv4_frame(src_mac, dst_mac, src, dst, PROTO_TCP, 20);
     let t = &mut f[ETH_HLEN + 20..];
     t[0..2].copy_from_slice(&src_port.to_be_bytes());

@@ -304,6 +304,124 @@ impl Ipv6Transmit {
     }
 }
 
+/// ICMPv6 destination unreachable (RFC 4443 §3.1).
+pub const ICMPV6_DEST_UNREACHABLE: u8 = 1;
+/// Destination-unreachable code: communication administratively prohibited.
+pub const ICMPV6_ADMIN_PROHIBITED: u8 = 1;
+/// ICMPv6 echo request.
+pub const ICMPV6_ECHO_REQUEST: u8 = 128;
+
+/// The TCP ports and flags of a packet's first segment header, when the
+/// upper layer is TCP or UDP and readable (not a later fragment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// Source port.
+    pub src: u16,
+    /// Destination port.
+    pub dst: u16,
+    /// Length of the IPv6 headers plus the TCP/UDP header (for GSO footprints).
+    pub l3l4_hdr_len: usize,
+}
+
+impl Ipv6Summary {
+    /// The ports of a TCP or UDP packet (`None` for other protocols, later
+    /// fragments, truncated headers).
+    pub fn ports(&self, packet: &[u8]) -> Option<Ports> {
+        if self.fragment.is_some_and(|f| f.offset > 0) {
+            return None;
+        }
+        let u = self.upper(packet);
+        let hdr = match self.upper {
+            NEXT_TCP => usize::from(*u.get(12)? >> 4) * 4,
+            NEXT_UDP => 8,
+            _ => return None,
+        };
+        if hdr < 8 || u.len() < hdr {
+            return None;
+        }
+        Some(Ports {
+            src: u16::from_be_bytes([u[0], u[1]]),
+            dst: u16::from_be_bytes([u[2], u[3]]),
+            l3l4_hdr_len: self.upper_offset + hdr,
+        })
+    }
+
+    /// IPv6 and transport header length, for [`super::vnet::wire_footprint`].
+    pub fn l3l4_hdr_len(&self, packet: &[u8]) -> usize {
+        self.ports(packet)
+            .map_or(self.upper_offset, |p| p.l3l4_hdr_len)
+    }
+}
+
+/// The TCP reset answering the segment of `packet` (summarised as `s`),
+/// sent from the address it was for (RFC 9293 §3.10.7.1); `None` for a
+/// reset, a later fragment or a truncated header.
+pub fn tcp_reset(
+    gw_mac: MacAddr,
+    client_mac: MacAddr,
+    s: &Ipv6Summary,
+    packet: &[u8],
+) -> Option<Ipv6Transmit> {
+    let ports = s.ports(packet).filter(|_| s.upper == NEXT_TCP)?;
+    let t = s.upper(packet);
+    let seg = super::frame::TcpSegmentInfo {
+        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+        ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+        flags: t[13],
+        payload_len: (s.end - ports.l3l4_hdr_len) as u32,
+    };
+    let (seq, ack, flags) = super::frame::reset_numbers(&seg)?;
+    let mut r = vec![0u8; 20];
+    r[0..2].copy_from_slice(&ports.dst.to_be_bytes());
+    r[2..4].copy_from_slice(&ports.src.to_be_bytes());
+    r[4..8].copy_from_slice(&seq.to_be_bytes());
+    r[8..12].copy_from_slice(&ack.to_be_bytes());
+    r[12] = 0x50;
+    r[13] = flags;
+    let c = upper_checksum(s.dst, s.src, NEXT_TCP, &r);
+    r[16..18].copy_from_slice(&c.to_be_bytes());
+    Some(Ipv6Transmit {
+        src_mac: gw_mac,
+        dst_mac: client_mac,
+        src: s.dst,
+        dst: s.src,
+        hop_limit: 64,
+        next_header: NEXT_TCP,
+        payload: r,
+    })
+}
+
+/// An ICMPv6 destination unreachable from `src` about `packet` (quoted
+/// as far as the minimum MTU allows, RFC 4443 §3.1). `None` when the
+/// packet is itself an ICMPv6 error (never answered, RFC 4443 §2.4).
+pub fn unreachable(
+    gw_mac: MacAddr,
+    client_mac: MacAddr,
+    src: Ipv6Addr,
+    code: u8,
+    s: &Ipv6Summary,
+    packet: &[u8],
+) -> Option<Ipv6Transmit> {
+    let first_fragment = s.fragment.is_none_or(|f| f.offset == 0);
+    if s.upper == NEXT_ICMPV6 && (!first_fragment || s.upper(packet).first()? < &128) {
+        return None;
+    }
+    let quoted = &packet[..s.end.min(1280 - HEADER_LEN - 8)];
+    let mut m = vec![ICMPV6_DEST_UNREACHABLE, code, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(quoted);
+    let c = upper_checksum(src, s.src, NEXT_ICMPV6, &m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    Some(Ipv6Transmit {
+        src_mac: gw_mac,
+        dst_mac: client_mac,
+        src,
+        dst: s.src,
+        hop_limit: 64,
+        next_header: NEXT_ICMPV6,
+        payload: m,
+    })
+}
+
 /// A UDP datagram over IPv6 (header, `payload`, and the checksum, which
 /// IPv6 makes mandatory: RFC 8200 §8.1).
 pub fn udp_datagram(
