@@ -89,6 +89,14 @@ fn prepare_lan(cfg: &Config) -> Result<(), String> {
     if cfg.uplink.ip_forward {
         sys::write_sysctl("net/ipv4/ip_forward", "1")
             .map_err(|e| format!("uplink.ip_forward: {e}"))?;
+        if cfg.lan.ipv6.is_some() {
+            // The kernel routes the LAN prefix between lassi's TUN device
+            // and the uplink (Linux has no per-device IPv6 forwarding
+            // switch before 6.17; an uplink configured by RAs needs
+            // accept_ra = 2 once forwarding is on).
+            sys::write_sysctl("net/ipv6/conf/all/forwarding", "1")
+                .map_err(|e| format!("uplink.ip_forward (IPv6): {e}"))?;
+        }
     }
     Ok(())
 }
@@ -286,6 +294,7 @@ fn install_devices(cfg: &Config) -> Result<Devices, String> {
         &cfg.uplink.tun_name,
         cfg.lan.gateway,
         cfg.lan.network.prefix,
+        (cfg.lan.ipv6.as_ref()).map(|v6| (v6.address, v6.prefix.len())),
         cfg.lan.mtu.unwrap_or(1500),
     )
     .map_err(|e| format!("uplink.tun_name: {e}"))?;
@@ -361,7 +370,7 @@ fn build_engine(
             link_local = %v6.ra.link_local,
             address = %v6.address,
             restored_leases6 = restored6.len(),
-            "IPv6 on the LAN: router advertisements and DHCPv6 (IPv6 is not forwarded yet)"
+            "IPv6 on the LAN: router advertisements, DHCPv6, forwarding behind the portal"
         );
         engine.enable_ipv6(v6, restored6, random_u64(), now);
     }

@@ -6,8 +6,9 @@
 //! route would go straight past the portal). These tables make the kernel
 //! deaf and mute on the LAN interface, IPv4, IPv6 and ARP alike, and drop
 //! VLAN-tagged frames at the device's ingress; lassi's raw socket is
-//! unaffected. Optionally they masquerade guest traffic
-//! toward the WAN.
+//! unaffected. Optionally they masquerade guest IPv4 traffic toward the
+//! WAN; IPv6 is never NATed (the LAN prefix is routed to lassi's TUN
+//! device, and only what lassi writes there reaches the kernel).
 //!
 //! The rules travel as nft's JSON (`nft -j -f -`): structured, no quoting
 //! pitfalls with interface names.
@@ -83,10 +84,9 @@ impl FirewallSpec {
             cmds.push(chain("inet", &name, c, hook, -300));
             cmds.push(rule("inet", &name, c, m));
         }
-        // Guests (logged in or not) reach the router itself only for the
-        // portal, DNS and ping: ssh, a web UI or a proxy on the router must
-        // not be one login away. Replies to the router's own connections
-        // pass; forwarding to the internet is not touched.
+        // Guests (logged in or not, IPv4 or IPv6) reach the router only for
+        // the portal, DNS and ping: ssh, a web UI or a proxy must not be one
+        // login away. Replies to its own connections pass; forwarding is untouched.
         let tun = &self.tun_interface;
         let iif_tun =
             json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": tun}});
@@ -98,6 +98,7 @@ impl FirewallSpec {
             port("tcp", 53),
             port("udp", 53),
             json!({"match": {"op": "==", "left": {"payload": {"protocol": "icmp", "field": "type"}}, "right": "echo-request"}}),
+            json!({"match": {"op": "==", "left": {"payload": {"protocol": "icmpv6", "field": "type"}}, "right": "echo-request"}}),
         ];
         for m in accepts {
             cmds.push(
@@ -267,12 +268,17 @@ mod tests {
                 &json!({"drop": null})
             );
         }
-        // From the TUN: five accepts (replies, portal, DNS tcp/udp, ping), then drop.
+        // From the TUN: six accepts (replies, portal, DNS tcp/udp, ping over
+        // IPv4 and IPv6), then drop.
         let tun: Vec<&&Value> = rules
             .iter()
             .filter(|r| r["expr"][0]["match"]["right"] == "lassi0")
             .collect();
-        assert_eq!(tun.len(), 6);
+        assert_eq!(tun.len(), 7);
+        assert_eq!(
+            tun[5]["expr"][1]["match"]["left"]["payload"]["protocol"],
+            "icmpv6"
+        );
         assert_eq!(tun[1]["expr"][1]["match"]["right"], 3990);
         assert_eq!(
             tun.last().unwrap()["expr"]

@@ -61,6 +61,13 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<Option<Client>>,
     },
+    /// The client using an IPv6 address (the portal over IPv6).
+    ClientByIpv6 {
+        /// Address.
+        ip: std::net::Ipv6Addr,
+        /// Answer.
+        reply: oneshot::Sender<Option<Client>>,
+    },
     /// Change a running session's limits (CoA).
     SetLimits {
         /// Client.
@@ -150,6 +157,14 @@ impl DataplaneHandle {
     pub async fn client_by_ip(&self, ip: std::net::Ipv4Addr) -> Result<Option<Client>, String> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::ClientByIp { ip, reply: tx })?;
+        rx.await
+            .map_err(|_| "the data plane did not answer".to_string())
+    }
+
+    /// The client using an IPv6 address, if any.
+    pub async fn client_by_ipv6(&self, ip: std::net::Ipv6Addr) -> Result<Option<Client>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::ClientByIpv6 { ip, reply: tx })?;
         rx.await
             .map_err(|_| "the data plane did not answer".to_string())
     }
@@ -809,6 +824,9 @@ impl Forwarder {
             }
             Command::ClientByIp { ip, reply } => {
                 let _ = reply.send(self.engine.sessions().by_ip(ip).cloned());
+            }
+            Command::ClientByIpv6 { ip, reply } => {
+                let _ = reply.send(self.engine.client_by_ipv6(ip).cloned());
             }
             Command::SetLimits { mac, limits, reply } => {
                 let r = self

@@ -4,7 +4,7 @@
 //! super-packets and accepts them back, instead of one MTU per syscall.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, RawFd};
 
 use tun_rs::{DeviceBuilder, SyncDevice};
@@ -15,11 +15,21 @@ pub struct Tun {
 }
 
 impl Tun {
-    /// Create `name` with address `gateway/prefix`, offloads on, up, non-blocking.
-    pub fn create(name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u16) -> io::Result<Tun> {
-        let dev = DeviceBuilder::new()
-            .name(name)
-            .ipv4(gateway, prefix, None)
+    /// Create `name` with address `gateway/prefix` (and lassi's IPv6
+    /// address with the LAN prefix's length, whose route then leads to
+    /// lassi: the prefix is routed, not NATed), offloads on, up, non-blocking.
+    pub fn create(
+        name: &str,
+        gateway: Ipv4Addr,
+        prefix: u8,
+        ipv6: Option<(Ipv6Addr, u8)>,
+        mtu: u16,
+    ) -> io::Result<Tun> {
+        let mut b = DeviceBuilder::new().name(name).ipv4(gateway, prefix, None);
+        if let Some((addr, len)) = ipv6 {
+            b = b.ipv6(addr, len);
+        }
+        let dev = b
             .mtu(mtu)
             .offload(true)
             .enable(true)

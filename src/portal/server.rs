@@ -61,6 +61,13 @@ impl Gateway for DataplaneHandle {
         DataplaneHandle::client_by_ip(self, ip)
     }
 
+    fn client_by_ipv6(
+        &self,
+        ip: std::net::Ipv6Addr,
+    ) -> impl Future<Output = Result<Option<Client>, String>> + Send {
+        DataplaneHandle::client_by_ipv6(self, ip)
+    }
+
     fn authorize(
         &self,
         mac: MacAddr,
@@ -189,6 +196,15 @@ pub async fn start(
         .await
         .map_err(|e| format!("portal.port: cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, auth = ?cfg.portal.auth, external = cfg.portal.uam_server.as_deref().unwrap_or("-"), "portal listening");
+    if let Some(v6) = &cfg.lan.ipv6 {
+        // HTTP over IPv6 is steered here (lassi's address on the TUN device).
+        let addr6 = SocketAddr::new(IpAddr::V6(v6.address), cfg.portal.port);
+        let listener6 = TcpListener::bind(addr6)
+            .await
+            .map_err(|e| format!("lan.ipv6.address: cannot listen on {addr6}: {e}"))?;
+        tracing::info!(addr = %addr6, "portal listening on IPv6");
+        tokio::spawn(serve(listener6, cell.clone(), dp.clone()));
+    }
     tokio::spawn(serve(listener, cell.clone(), dp));
     Ok(cell)
 }
@@ -261,8 +277,14 @@ pub async fn serve_with<G: Gateway + Clone + 'static>(
                 continue;
             }
         };
-        let IpAddr::V4(peer_ip) = peer.ip() else {
-            continue;
+        // A guest over IPv6 is the guest of its IPv4 lease (the address
+        // the portal, its redirect and its logins know it by).
+        let peer_ip = match peer.ip() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => match gw.client_by_ipv6(ip).await {
+                Ok(Some(c)) => c.ip,
+                _ => continue,
+            },
         };
         // The MAC behind the address, so one guest is one guest whatever
         // address it uses; the address alone when no client holds it.

@@ -39,6 +39,9 @@ use crate::wire::vnet::VnetHdr;
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
+/// Most IPv6 addresses a session reports (Framed-IPv6-Address attributes).
+pub const SESSION_IPV6_MAX: usize = 4;
+
 /// What IPv6 on the LAN needs (validated by the caller: [`RaSettings::validate`],
 /// [`Dhcp6Settings::validate`]).
 #[derive(Clone, Debug)]
@@ -385,6 +388,26 @@ impl Engine {
     /// IPv6 counters (`None` when IPv6 is off).
     pub fn ipv6_status(&self) -> Option<Ipv6Status> {
         self.ipv6.as_ref().map(|v6| v6.status())
+    }
+
+    /// The client using the IPv6 address `ip` (the portal identifies a
+    /// guest connecting over IPv6 by it).
+    pub fn client_by_ipv6(&self, ip: Ipv6Addr) -> Option<&crate::session::Client> {
+        let mac = self.ipv6.as_ref()?.addrs.owner_of(ip)?;
+        self.sessions.by_mac(mac)
+    }
+
+    /// The addresses in the prefix `mac` uses, most recently used first,
+    /// at most [`SESSION_IPV6_MAX`] (what accounting reports).
+    pub fn session_ipv6(&self, mac: MacAddr) -> Vec<Ipv6Addr> {
+        let Some(v6) = self.ipv6.as_deref() else {
+            return Vec::new();
+        };
+        let mut l: Vec<_> = (v6.addrs.addrs_of(mac).iter())
+            .filter(|l| v6.prefix.is_some_and(|p| p.contains(l.addr)))
+            .collect();
+        l.sort_by_key(|l| core::cmp::Reverse(l.last_seen));
+        l.iter().take(SESSION_IPV6_MAX).map(|l| l.addr).collect()
     }
 
     /// The IPv6 addresses learnt for `mac` (empty when IPv6 is off).

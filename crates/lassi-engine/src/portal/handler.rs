@@ -180,6 +180,14 @@ pub trait Gateway: Send + Sync {
         &self,
         ip: Ipv4Addr,
     ) -> impl Future<Output = Result<Option<Client>, String>> + Send;
+    /// The client using the IPv6 address `ip` (none by default: a
+    /// gateway without IPv6).
+    fn client_by_ipv6(
+        &self,
+        _ip: core::net::Ipv6Addr,
+    ) -> impl Future<Output = Result<Option<Client>, String>> + Send {
+        core::future::ready(Ok(None))
+    }
     /// Logs a client in with what its login granted.
     fn authorize(
         &self,
