@@ -423,6 +423,7 @@ mod tests {
 
     fn started(n: u8) -> Event {
         Event::SessionStarted(crate::session::SessionReport {
+            ipv6: vec![],
             mac: MacAddr([2, 0, 0, 0, 0, n]),
             ip: Ipv4Addr::new(10, 1, 0, n),
             session_id: format!("s{n}"),
@@ -543,6 +544,7 @@ mod tests {
             .unwrap_or(false);
         assert!(!alive, "the script's child {child} survived");
         let ended = Event::SessionEnded(crate::session::EndedSession {
+            ipv6: vec![],
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             ip: Ipv4Addr::new(10, 1, 0, 1),
             session_id: "s1".into(),

@@ -244,6 +244,7 @@ fn pap_chap_mac_auth_reject_and_reply_attributes() {
 
 fn session(id: &str) -> AcctSession {
     AcctSession {
+        ipv6: vec![],
         session_id: id.into(),
         user_name: Some("bob".into()),
         mac: Some("02:00:0a:01:00:17".parse().unwrap()),

@@ -231,6 +231,7 @@ mod tests {
 
     fn ended(reason: EndReason) -> EndedSession {
         EndedSession {
+            ipv6: vec![],
             mac: MacAddr([0xaa, 0xbb, 0xcc, 0x0d, 0x0e, 0x0f]),
             ip: Ipv4Addr::new(10, 1, 0, 23),
             session_id: "5f3a0001".into(),
@@ -331,6 +332,7 @@ mod tests {
     fn conup_has_zero_counters_and_no_cause() {
         let e = ended(EndReason::UserRequest);
         let r = SessionReport {
+            ipv6: vec![],
             mac: e.mac,
             ip: e.ip,
             session_id: e.session_id.clone(),

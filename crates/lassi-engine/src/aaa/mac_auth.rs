@@ -377,6 +377,7 @@ mod tests {
 
     fn ended(user: Option<String>, reason: EndReason) -> Event {
         Event::SessionEnded(EndedSession {
+            ipv6: vec![],
             mac: MacAddr([2, 0, 0, 0, 0, 7]),
             ip: Ipv4Addr::new(10, 1, 0, 7),
             session_id: "x".into(),

@@ -56,6 +56,7 @@ pub fn acct_session(r: &SessionReport, network: Ipv4Addr) -> AcctSession {
         started: r.started,
         class: r.class.clone(),
         cui: r.cui.clone(),
+        ipv6: r.ipv6.clone(),
     }
 }
 

@@ -92,12 +92,27 @@ impl Engine {
 
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let ev = self.events.pop_front()?;
+        Some(self.with_ipv6(ev))
     }
 
     /// Take every event queued since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
-        self.events.drain(..).collect()
+        let evs: Vec<Event> = self.events.drain(..).collect();
+        evs.into_iter().map(|e| self.with_ipv6(e)).collect()
+    }
+
+    /// A session event with the client's IPv6 addresses in the prefix as
+    /// they are now (for Framed-IPv6-Address).
+    fn with_ipv6(&self, mut ev: Event) -> Event {
+        match &mut ev {
+            Event::SessionStarted(r) | Event::InterimUpdate(r) => {
+                r.ipv6 = self.session_ipv6(r.mac);
+            }
+            Event::SessionEnded(e) => e.ipv6 = self.session_ipv6(e.mac),
+            Event::LeaseBound { .. } | Event::LeaseEnded { .. } => {}
+        }
+        ev
     }
 
     /// A table to save now, if one is due: the sessions at once after a

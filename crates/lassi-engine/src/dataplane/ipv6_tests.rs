@@ -4,7 +4,7 @@
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use super::*;
-use crate::dataplane::{Engine, LanAction, Save, TunAction};
+use crate::dataplane::{Engine, Event, LanAction, Save, TunAction, SESSION_IPV6_MAX};
 use crate::dhcp::DhcpServer;
 use crate::dhcp6::Dhcp6Settings;
 use crate::ipv6::addrs::AddrSettings;
@@ -765,4 +765,38 @@ fn shutdown_sends_a_final_ra_with_router_lifetime_zero() {
         } => assert_eq!(router_lifetime, 0),
         r => panic!("{r:?}"),
     }
+}
+
+#[test]
+fn session_events_carry_the_guests_addresses_in_the_prefix() {
+    let mut e = engine();
+    let a = ip("2001:db8:1::a");
+    dad(&mut e, mac(1), link_local(mac(1)));
+    guest(&mut e, 1, a, true);
+    for n in 2..=5u16 {
+        dad(
+            &mut e,
+            mac(1),
+            Ipv6Addr::from(u128::from(a) + u128::from(n)),
+        );
+    }
+    let mut started = None;
+    while let Some(ev) = e.poll_event() {
+        if let Event::SessionStarted(r) = ev {
+            started = Some(r);
+        }
+    }
+    // The per-client bound is 4 here: the link-local address stays, the
+    // prefix ones are reported, at most SESSION_IPV6_MAX of them.
+    let r = started.unwrap();
+    assert!(!r.ipv6.is_empty() && r.ipv6.len() <= SESSION_IPV6_MAX);
+    assert!(r.ipv6.iter().all(|x| prefix().contains(*x)));
+    let ended = e
+        .logout(mac(1), crate::session::EndReason::UserRequest, T0)
+        .unwrap();
+    assert!(ended.ipv6.is_empty(), "filled in as the event leaves");
+    let Some(Event::SessionEnded(s)) = e.poll_event() else {
+        panic!("a SessionEnded event")
+    };
+    assert_eq!(s.ipv6, r.ipv6);
 }

@@ -27,7 +27,7 @@ use serde::Serialize;
 pub use drops::{DropCounters, DropReason};
 pub use housekeeping::{Save, HOUSEKEEPING_INTERVAL_MS};
 pub use intercept::InterceptSettings;
-pub use ipv6::{Ipv6Settings, Ipv6Status};
+pub use ipv6::{Ipv6Settings, Ipv6Status, SESSION_IPV6_MAX};
 pub use metrics::{EngineMetrics, Traffic};
 pub use operator::{BlockOutcome, GardenOpen, LeaseFreed, OperatorError};
 

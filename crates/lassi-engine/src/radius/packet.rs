@@ -449,6 +449,8 @@ pub mod attr {
     pub const SERVICE_TYPE: AttrKey = AttrKey::std(6);
     /// Framed-IP-Address (8), ipaddr.
     pub const FRAMED_IP_ADDRESS: AttrKey = AttrKey::std(8);
+    /// Framed-IPv6-Address (168, RFC 6911), ipv6addr.
+    pub const FRAMED_IPV6_ADDRESS: AttrKey = AttrKey::std(168);
     /// Filter-Id (11), string: a name the NAS's operator gives meaning to
     /// (lassi passes it to the connection scripts as `FILTER_ID`).
     pub const FILTER_ID: AttrKey = AttrKey::std(11);

@@ -258,6 +258,7 @@ impl SessionReport {
             last_active: c.last_active,
             class: c.class.clone(),
             cui: c.cui.clone(),
+            ipv6: Vec::new(),
         })
     }
 }
@@ -362,6 +363,7 @@ impl SessionRecord {
             reason: EndReason::NasReboot,
             class: auth.class,
             cui: auth.cui,
+            ipv6: Vec::new(),
         }
     }
 }
@@ -451,6 +453,10 @@ pub struct SessionReport {
     /// RADIUS CUI to echo.
     #[serde(skip)]
     pub cui: Option<Vec<u8>>,
+    /// The client's IPv6 addresses in the prefix (most recently used
+    /// first, bounded), filled in as the event leaves the engine.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ipv6: Vec<core::net::Ipv6Addr>,
 }
 
 /// A session that just ended, with everything accounting needs.
@@ -484,6 +490,10 @@ pub struct EndedSession {
     /// RADIUS CUI to echo.
     #[serde(skip)]
     pub cui: Option<Vec<u8>>,
+    /// The client's IPv6 addresses in the prefix (most recently used
+    /// first, bounded), filled in as the event leaves the engine.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ipv6: Vec<core::net::Ipv6Addr>,
 }
 
 /// Errors from table operations the control plane asks for.
@@ -629,6 +639,7 @@ impl SessionTable {
             reason,
             class: c.class,
             cui: c.cui,
+            ipv6: Vec::new(),
         })
     }
 
