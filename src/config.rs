@@ -86,8 +86,9 @@ pub struct LanConfig {
 }
 
 /// `[lan.ipv6]`: router advertisements, neighbour discovery and DHCPv6 on
-/// the LAN. Phase 1 of issue 13: guests get addresses and lassi guards the
-/// link; IPv6 is not forwarded yet (every other IPv6 packet is dropped).
+/// the LAN, and IPv6 forwarded behind the portal (issue 13): guests get
+/// addresses, lassi guards the link, and the prefix is routed to lassi's
+/// TUN device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LanIpv6Config {
     /// The LAN prefix, a /64 (SLAAC and DHCPv6 addresses come from it).

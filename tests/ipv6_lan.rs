@@ -1,5 +1,5 @@
 //! End-to-end tests of IPv6 on the LAN (issue 13, first phase: addressing
-//! and guards, no forwarding) with real IPv6 peers in network namespaces:
+//! and guards; forwarding is tests/ipv6_forward.rs) with real IPv6 peers in network namespaces:
 //! `rdisc6` reads lassi's router advertisement, `dhcpcd -6` configures
 //! itself from it, `dhclient -6` takes a stateful DHCPv6 address, and
 //! `radvd` on another guest plays a rogue router. They need root (CI runs

@@ -1,4 +1,4 @@
-//! `[lan.ipv6]`: IPv6 on the LAN (issue 13, phase 1). Off when the table is
+//! `[lan.ipv6]`: IPv6 on the LAN (issue 13). Off when the table is
 //! absent. What the router advertisements and the DHCPv6 server say is
 //! built here from the `[lan]` keys ([`LanConfig::ra_settings`],
 //! [`LanConfig::dhcp6_settings`]) and checked by the engine's own

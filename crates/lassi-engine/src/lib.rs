@@ -25,7 +25,9 @@
 //! - [`dataplane`]: classification, the fast path, interception and DNS
 //!   snooping: the decisions every forwarding backend carries out; with
 //!   IPv6 on the LAN it runs [`ipv6`] and [`dhcp6`] on guests' frames and
-//!   timers (`Engine::enable_ipv6`; IPv6 is not forwarded yet).
+//!   timers (`Engine::enable_ipv6`), and forwards or holds the rest of
+//!   their IPv6 like IPv4 (source guard, portal steering, one set of
+//!   counters per session).
 //! - [`radius`]: the codec, dictionaries, client engine (retransmit,
 //!   failover), CoA and the accounting spool's ordering.
 //! - [`portal`]: UAM redirects and the login rules, pages, JSON and RFC 8908
