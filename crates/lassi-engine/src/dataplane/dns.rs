@@ -23,13 +23,13 @@
 //! queries leave (rate-limited per client) and only answers to them come
 //! back, so UDP/53 is no tunnel for arbitrary datagrams.
 
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::HashMap;
 
 use super::DropReason;
 use crate::session::FastBuildHasher;
 use crate::wire::checksum::update16;
-use crate::wire::dns::{Message, Name, RData, OPCODE_QUERY, TYPE_A};
+use crate::wire::dns::{Message, Name, RData, OPCODE_QUERY, TYPE_A, TYPE_AAAA};
 use crate::wire::frame::Ipv4Summary;
 use crate::UnixMillis;
 
@@ -98,21 +98,27 @@ fn parse_answer(payload: &[u8], question: &Question) -> Option<Message> {
     (q.qtype == question.qtype && normalize(&q.name) == question.name).then_some(msg)
 }
 
-/// The addresses a matched answer may teach: A records owned by the
-/// question's name or by a name the CNAME chain from it reaches, with their
-/// TTLs. Records about any other name are ignored, whatever the answer
-/// claims.
-pub fn chain_addresses(msg: &Message, question: &Question) -> Vec<(Ipv4Addr, u32)> {
-    if question.qtype != TYPE_A {
+/// The addresses a matched answer may teach: A records (for an A
+/// question) or AAAA records (for an AAAA question) owned by the question's
+/// name or by a name the CNAME chain from it reaches, with their TTLs.
+/// Records about any other name are ignored, whatever the answer claims.
+pub fn chain_addresses(msg: &Message, question: &Question) -> Vec<(IpAddr, u32)> {
+    if question.qtype != TYPE_A && question.qtype != TYPE_AAAA {
         return Vec::new();
     }
+    let want_a = question.qtype == TYPE_A;
     let mut found = Vec::new();
     let mut current = question.name.clone();
     for _ in 0..=MAX_CNAME_CHAIN {
         let mut next = None;
         for r in msg.answers.iter().filter(|r| normalize(&r.name) == current) {
             match &r.data {
-                RData::A(a) => found.push((*a, r.ttl)),
+                RData::A(a) if want_a => found.push(((*a).into(), r.ttl)),
+                RData::Other(raw) if !want_a && r.rtype == TYPE_AAAA => {
+                    if let Ok(o) = <[u8; 16]>::try_from(raw.as_slice()) {
+                        found.push((Ipv6Addr::from(o).into(), r.ttl));
+                    }
+                }
                 RData::Cname(c) if next.is_none() => next = Some(normalize(c)),
                 _ => {}
             }
@@ -689,11 +695,40 @@ mod tests {
         .unwrap();
         assert_eq!(
             chain_addresses(&msg, &q),
-            vec![(Ipv4Addr::new(198, 51, 100, 7), 300)]
+            vec![(Ipv4Addr::new(198, 51, 100, 7).into(), 300)]
         );
-        // Not an A question: nothing.
+        // An AAAA question: A records teach nothing.
         let aaaa = Question { qtype: 28, ..q };
         assert!(chain_addresses(&msg, &aaaa).is_empty());
+    }
+
+    #[test]
+    fn aaaa_answers_teach_ipv6_addresses_along_the_chain() {
+        let q = Question {
+            name: "www.garden.test".into(),
+            qtype: 28,
+        };
+        let v6 = |name: &str, last: u16, ttl| {
+            let ip = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, last);
+            Record::from_rdata(
+                HName::from_ascii(name).unwrap(),
+                ttl,
+                HRData::AAAA(rdata::AAAA(ip)),
+            )
+        };
+        let msg = Message::parse(&answer(
+            1,
+            "www.garden.test",
+            vec![
+                v6("evil.attacker.test", 1, 86400),
+                cname("www.garden.test", "node.cdn.test"),
+                v6("node.cdn.test", 7, 300),
+                a("node.cdn.test", [198, 51, 100, 7], 300),
+            ],
+        ))
+        .unwrap();
+        let want = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 7);
+        assert_eq!(chain_addresses(&msg, &q), vec![(want.into(), 300)]);
     }
 
     #[test]

@@ -14,11 +14,11 @@
 //! - IPv6 (issue 13, phase 2) is held the same way: TCP to port 80 of any
 //!   IPv6 host goes to the portal listener on lassi's IPv6 address (its
 //!   own flow table, [`Intercept::redirect_out6`]), IPv6 networks may be in
-//!   the walled garden.
+//!   the walled garden, and AAAA answers teach it like A answers.
 //! - Everything else is refused at once — a TCP reset or an ICMP
 //!   unreachable — so browsers and apps fail fast instead of hanging.
 
-use core::net::{Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::{HashMap, HashSet};
 
 use super::dns::{self, DnsTracker, Question};
@@ -99,7 +99,8 @@ pub struct Intercept {
     /// resolves them, and a guest's own lookup of one teaches its answer
     /// too (round-robin and geo DNS give guests other addresses).
     walled_hosts: Vec<String>,
-    learnt: HashMap<Ipv4Addr, Learnt, FastBuildHasher>,
+    /// IPv4 (A) and IPv6 (AAAA) addresses alike.
+    learnt: HashMap<IpAddr, Learnt, FastBuildHasher>,
     /// How many of `learnt` each client's lookups added.
     learnt_by: HashMap<Ipv4Addr, usize, FastBuildHasher>,
     /// Pending DNS queries of unauthorized clients.
@@ -121,7 +122,7 @@ impl Intercept {
     pub fn walled(&self, ip: Ipv4Addr, now: UnixMillis) -> bool {
         self.settings.walled_nets.iter().any(|n| n.contains(ip))
             || self.resolved.contains(&ip)
-            || self.learnt.get(&ip).is_some_and(|l| l.until > now)
+            || self.learnt_now(ip.into(), now)
     }
 
     /// Replace the addresses resolved for walled-garden host names.
@@ -150,7 +151,10 @@ impl Intercept {
         resolved.sort_unstable();
         let mut learnt: Vec<Ipv4Addr> = (self.learnt.iter())
             .filter(|(_, l)| l.until > now)
-            .map(|(ip, _)| *ip)
+            .filter_map(|(ip, _)| match ip {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            })
             .collect();
         learnt.sort_unstable();
         super::GardenOpen {
@@ -165,9 +169,14 @@ impl Intercept {
         self.flows.len() + self.flows6.len()
     }
 
-    /// True when the IPv6 address `ip` is in the walled garden.
-    pub fn walled6(&self, ip: Ipv6Addr) -> bool {
-        self.settings.walled_nets6.iter().any(|n| n.contains(ip))
+    /// True when the IPv6 address `ip` is in the walled garden now (its
+    /// networks, or learnt from an AAAA answer).
+    pub fn walled6(&self, ip: Ipv6Addr, now: UnixMillis) -> bool {
+        self.settings.walled_nets6.iter().any(|n| n.contains(ip)) || self.learnt_now(ip.into(), now)
+    }
+
+    fn learnt_now(&self, ip: IpAddr, now: UnixMillis) -> bool {
+        self.learnt.get(&ip).is_some_and(|l| l.until > now)
     }
 
     /// [`Intercept::redirect_out`] for IPv6: a SYN to port 80 opens a
@@ -395,7 +404,7 @@ impl Intercept {
         }
     }
 
-    fn learn(&mut self, ip: Ipv4Addr, ttl: u32, client: Ipv4Addr, now: UnixMillis) {
+    fn learn(&mut self, ip: IpAddr, ttl: u32, client: Ipv4Addr, now: UnixMillis) {
         let keep = (u64::from(ttl) * 1000).clamp(MIN_LEARNT_MS, MAX_LEARNT_MS);
         if let Some(l) = self.learnt.get_mut(&ip) {
             l.until = l.until.max(now + keep);
@@ -436,7 +445,7 @@ impl Intercept {
         }
     }
 
-    fn forget(&mut self, ip: Ipv4Addr) {
+    fn forget(&mut self, ip: IpAddr) {
         if let Some(l) = self.learnt.remove(&ip) {
             Self::uncount(&mut self.learnt_by, l.by);
         }
@@ -549,6 +558,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn aaaa_answers_for_garden_suffixes_open_ipv6_addresses() {
+        use hickory_proto::op::{Message as HMessage, MessageType, OpCode, Query};
+        use hickory_proto::rr::{rdata, Name, RData, Record, RecordType};
+        let mut i = Intercept::new(InterceptSettings {
+            walled_suffixes: vec!["garden.test".into()],
+            ..Default::default()
+        });
+        let name = Name::from_ascii("www.garden.test").unwrap();
+        let ip: Ipv6Addr = "2001:db8:100::7".parse().unwrap();
+        let mut m = HMessage::new(1, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(name.clone(), RecordType::AAAA));
+        m.add_answer(Record::from_rdata(name, 300, RData::AAAA(rdata::AAAA(ip))));
+        let msg = crate::wire::dns::Message::parse(&m.to_vec().unwrap()).unwrap();
+        let q = Question {
+            name: "www.garden.test".into(),
+            qtype: 28,
+        };
+        let (client, now) = (Ipv4Addr::new(10, 1, 0, 9), 1_000_000);
+        assert!(!i.walled6(ip, now));
+        i.learn_from_answer(&msg, &q, client, now);
+        assert!(i.walled6(ip, now + 299_000));
+        assert!(!i.walled6(ip, now + MIN_LEARNT_MS.max(300_000)));
+        assert!(i.open(now).learnt.is_empty(), "the IPv4 list shows no IPv6");
+        // Not a garden name: nothing.
+        let other = Question {
+            name: "www.other.test".into(),
+            qtype: 28,
+        };
+        i.expire(now + 400_000);
+        i.learn_from_answer(&msg, &other, client, now + 400_000);
+        assert!(!i.walled6(ip, now + 400_000));
+    }
+
+    #[test]
     fn learnt_addresses_are_bounded_in_total_and_ttls_capped() {
         let mut i = Intercept::new(InterceptSettings::default());
         let now = 1_000_000;
@@ -557,7 +600,7 @@ mod tests {
             let client = Ipv4Addr::from(0x0a01_0000 + c);
             for n in 0..64u32 {
                 let ip = Ipv4Addr::from(0xc000_0000 + c * 64 + n);
-                i.learn(ip, 86_400, client, now + u64::from(c));
+                i.learn(ip.into(), 86_400, client, now + u64::from(c));
             }
         }
         assert_eq!(i.learnt_count(), MAX_LEARNT);

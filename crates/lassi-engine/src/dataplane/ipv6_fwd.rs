@@ -190,7 +190,7 @@ impl Engine {
             // Another guest: never before login, whatever the port.
             return self.drop_lan(DropReason::ClientToClient);
         }
-        if self.intercept.walled6(s.dst) {
+        if self.intercept.walled6(s.dst, now) {
             return LanAction::ToTun;
         }
         if let Some(p) = ports.filter(|p| s.upper == NEXT_TCP && p.dst == HTTP_PORT) {
@@ -285,7 +285,7 @@ impl Engine {
             return self.ipv6_download(now, vnet, mac, &s, packet);
         }
         let from_dns = dns_server && s.ports(packet).is_some_and(|p| p.src == DNS_PORT);
-        if from_dns || self.intercept.walled6(s.src) {
+        if from_dns || self.intercept.walled6(s.src, now) {
             return TunAction::ToLan(mac);
         }
         self.drop_tun(DropReason::Unauthorized)
