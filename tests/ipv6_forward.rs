@@ -273,6 +273,26 @@ fn held_before_login(w: &World, c: &Guest) {
     assert!(w.web.requests().is_empty(), "{:?}", w.web.requests());
 }
 
+/// An IPv6 network added to the walled garden live opens before login,
+/// and closes again when removed.
+fn garden_opens_ipv6(w: &World, c: &Guest) {
+    let net = "2001:db8:100::/48";
+    must(&w.lab, "garden add", w.lassi.ctl(&["garden", "add", net]));
+    let r = curl6(w, c, &[&format!("http://[{WEB6}]/garden")]);
+    assert_eq!(r.http_code, 200, "{r:?}");
+    assert_eq!(w.web.requests_to("/garden").len(), 1);
+    let list = must(&w.lab, "garden list", w.lassi.ctl(&["garden", "list"]));
+    assert!(list.stdout.contains(net), "{}", list.stdout);
+    must(
+        &w.lab,
+        "garden remove",
+        w.lassi.ctl(&["garden", "remove", net]),
+    );
+    let r = curl6(w, c, &[&format!("http://[{WEB6}]/closed")]);
+    assert_eq!(r.http_code, 302, "{r:?}");
+    assert!(w.web.requests_to("/closed").is_empty());
+}
+
 #[test]
 fn ipv6_is_held_before_login_forwarded_and_accounted_after_and_never_spoofed() {
     let w = World::new(2, false);
@@ -289,6 +309,7 @@ fn ipv6_is_held_before_login_forwarded_and_accounted_after_and_never_spoofed() {
     address(lab, c1, ADDR1, true);
     address(lab, c2, ADDR2, true);
     held_before_login(&w, c1);
+    garden_opens_ipv6(&w, c1);
 
     let sid = w.login(c1);
     let before = ip_bytes(c1);

@@ -113,6 +113,11 @@ pub fn garden(v: &Value) {
     println!("open networks: {}", addresses(&open["nets"]));
     println!("open resolved: {}", addresses(&open["resolved"]));
     println!("open learnt:   {}", addresses(&open["learnt"]));
+    for (what, key) in [("IPv6 networks", "nets6"), ("IPv6 learnt: ", "learnt6")] {
+        if !open[key].is_null() {
+            println!("open {what}: {}", addresses(&open[key]));
+        }
+    }
 }
 
 #[cfg(test)]

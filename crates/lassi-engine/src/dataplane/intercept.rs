@@ -157,10 +157,22 @@ impl Intercept {
             })
             .collect();
         learnt.sort_unstable();
+        let mut learnt6: Vec<Ipv6Addr> = (self.learnt.iter())
+            .filter(|(_, l)| l.until > now)
+            .filter_map(|(ip, _)| match ip {
+                IpAddr::V6(v6) => Some(*v6),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        learnt6.sort_unstable();
         super::GardenOpen {
             nets: self.settings.walled_nets.clone(),
             resolved,
             learnt,
+            nets6: (self.settings.walled_nets6.iter())
+                .map(|n| n.to_string())
+                .collect(),
+            learnt6,
         }
     }
 
@@ -581,6 +593,7 @@ mod tests {
         assert!(i.walled6(ip, now + 299_000));
         assert!(!i.walled6(ip, now + MIN_LEARNT_MS.max(300_000)));
         assert!(i.open(now).learnt.is_empty(), "the IPv4 list shows no IPv6");
+        assert_eq!(i.open(now).learnt6, vec![ip]);
         // Not a garden name: nothing.
         let other = Question {
             name: "www.other.test".into(),

@@ -70,6 +70,12 @@ pub struct GardenOpen {
     pub resolved: Vec<Ipv4Addr>,
     /// Addresses learnt from DNS answers for `*.domain` entries.
     pub learnt: Vec<Ipv4Addr>,
+    /// IPv6 networks and addresses (CIDR text).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nets6: Vec<String>,
+    /// IPv6 addresses learnt from AAAA answers for `*.domain` entries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub learnt6: Vec<core::net::Ipv6Addr>,
 }
 
 impl Engine {
