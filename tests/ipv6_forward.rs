@@ -19,6 +19,8 @@ use serde_json::Value;
 const PORTAL: &str = "http://10.1.0.1:3990";
 const WEB: &str = "198.51.100.10";
 const WEB6: &str = "2001:db8:100::10";
+/// The IPv6 DNS server lassi hands out (dnsmasq upstream, when started).
+const DNS6: &str = "2001:db8:100::53";
 /// lassi's link-local address: EUI-64 of the lab's LAN MAC 02:00:00:00:ff:01.
 const LASSI_LL: &str = "fe80::ff:fe00:ff01";
 /// Guest 1's IPv6 address (guest 2 spoofs it).
@@ -47,6 +49,11 @@ struct World {
 
 impl World {
     fn new(clients: usize, offloads: bool) -> World {
+        World::with(clients, offloads, "")
+    }
+
+    /// Like [`World::new`], with `extra` TOML merged into lassi's config.
+    fn with(clients: usize, offloads: bool, extra: &str) -> World {
         let lab = Lab::new(LabOptions {
             clients,
             ipv6: true,
@@ -76,6 +83,7 @@ impl World {
         let web = must(&lab, "upstream", lab.start_upstream());
         let mut cfg: toml::Table = radius::lassi_toml().parse().expect("radius toml");
         merge_toml(&mut cfg, V6.parse().expect("v6 toml"));
+        merge_toml(&mut cfg, extra.parse().expect("extra toml"));
         let lassi = must(&lab, "lassi", lab.start_lassi(&emit_toml(&cfg)));
         World {
             lassi,
@@ -457,4 +465,54 @@ fn ipv6_with_offloads_on_crosses_as_gso_super_packets_and_is_counted() {
         ain >= upc && aout >= down,
         "the Stop counts what the session did"
     );
+}
+
+/// An unauthorized guest whose only resolver is the IPv6 DNS server lassi
+/// hands out (dnsmasq upstream on 2001:db8:100::53) looks up a
+/// `*.garden.test` name over IPv6: lassi tracks the query like one over
+/// IPv4, and the matching AAAA answer opens that host over IPv6 before
+/// login — the guest gets the upstream server's body, not the redirect.
+#[test]
+fn dns_over_ipv6_teaches_the_walled_garden_before_login() {
+    let w = World::with(1, false, "[portal]\nwalled_garden = [\"*.garden.test\"]\n");
+    let lab = &w.lab;
+    let web6: std::net::IpAddr = WEB6.parse().unwrap();
+    let dns = must(lab, "dns", lab.start_dns_with(&[("www.garden.test", web6)]));
+    // Every command of this lab now resolves through the IPv6 server only.
+    std::fs::write(lab.resolv_conf(), format!("nameserver {DNS6}\n")).unwrap();
+    count_upstream(lab);
+    let c = lab.client(1);
+    must(lab, "udhcpc", c.udhcpc());
+    address(lab, c, ADDR1, true);
+    // By address it is closed: the garden holds a name, not this address.
+    let r = curl6(&w, c, &[&format!("http://[{WEB6}]/before")]);
+    assert_eq!(r.http_code, 302, "{r:?}");
+    assert!(w.web.requests_to("/before").is_empty());
+    let n = 300_000usize;
+    let r = curl6(&w, c, &[&format!("http://www.garden.test/bytes/{n}")]);
+    assert!(
+        r.http_code == 200 && r.body == expected_bytes(n),
+        "{} bytes, {r:?}\n--- dnsmasq ---\n{}\n{}",
+        r.body.len(),
+        dns.log(),
+        w.lassi.log_tail(30)
+    );
+    assert_eq!(w.web.requests_to(&format!("/bytes/{n}")).len(), 1);
+    // The query went over IPv6 from the guest's address, with lassi's own
+    // source port (dnsmasq logs the client address, not the port).
+    let log = dns.log();
+    assert!(
+        log.contains(&format!("query[AAAA] www.garden.test from {ADDR1}")),
+        "{log}"
+    );
+    let st = w.status();
+    assert!(st["walled_garden_learnt"].as_u64() >= Some(1), "{st}");
+    assert_eq!(st["dns_unmatched_answers"].as_u64(), Some(0), "{st}");
+    assert_ne!(w.session(c)["state"], "authorized");
+    let list = must(&w.lab, "garden list", w.lassi.ctl(&["garden", "list"]));
+    assert!(list.stdout.contains(WEB6), "{}", list.stdout);
+    // The learnt address is open by address too now.
+    let r = curl6(&w, c, &[&format!("http://[{WEB6}]/after")]);
+    assert_eq!(r.http_code, 200, "{r:?}");
+    assert_eq!(w.web.requests_to("/after").len(), 1);
 }

@@ -119,9 +119,10 @@ impl Default for DhcpServerOptions {
 }
 
 impl Lab {
-    /// Starts dnsmasq in the upstream namespace on 198.51.100.53:53,
-    /// answering [`DEFAULT_NAMES`] with 198.51.100.10 (and
-    /// 2001:db8:100::10 when the lab has IPv6).
+    /// Starts dnsmasq in the upstream namespace on 198.51.100.53:53 (and
+    /// `[2001:db8:100::53]:53` when the lab has IPv6), answering
+    /// [`DEFAULT_NAMES`] with 198.51.100.10 (and 2001:db8:100::10 when the
+    /// lab has IPv6).
     pub fn start_dns(&self) -> LabResult<DnsServer> {
         self.start_dns_with(&[])
     }
@@ -133,6 +134,9 @@ impl Lab {
             format!("--listen-address={}", addrs::DNS),
             "--log-queries".to_string(),
         ];
+        if self.options().ipv6 {
+            args.push(format!("--listen-address={}", addrs::DNS6));
+        }
         for name in DEFAULT_NAMES {
             args.push(format!("--address=/{name}/{}", addrs::WEB));
             if self.options().ipv6 {

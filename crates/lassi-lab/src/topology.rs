@@ -32,6 +32,9 @@ pub mod addrs {
     pub const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
     /// The upstream web server's IPv6 address (only with `ipv6: true`).
     pub const WEB6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0x10);
+    /// The upstream DNS server's IPv6 address, on the upstream `lo` (only
+    /// with `ipv6: true`).
+    pub const DNS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0x53);
     /// The gateway's uplink IPv6 address (only with `ipv6: true`).
     pub const GW_WAN6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
     /// The upstream router's IPv6 address (only with `ipv6: true`).
@@ -302,6 +305,7 @@ impl Lab {
 
         if opts.ipv6 {
             up.ip(&["-6", "addr", "add", "2001:db8:100::10/128", "dev", "lo"])?;
+            up.ip(&["-6", "addr", "add", "2001:db8:100::53/128", "dev", "lo"])?;
             up.ip(&[
                 "-6",
                 "addr",

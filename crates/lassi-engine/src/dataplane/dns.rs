@@ -22,8 +22,13 @@
 //! With `portal.any_dns` the same table is the whole gate: only well-formed
 //! queries leave (rate-limited per client) and only answers to them come
 //! back, so UDP/53 is no tunnel for arbitrary datagrams.
+//!
+//! Queries over IPv6 (a guest asking the `lan.ipv6.dns` servers handed out
+//! in the RA and DHCPv6) are tracked and rewritten exactly the same way:
+//! the table is keyed by addresses of either family, and [`rewrite`] takes
+//! the offset of the UDP header, whatever precedes it.
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv6Addr};
 use std::collections::HashMap;
 
 use super::DropReason;
@@ -31,6 +36,7 @@ use crate::session::FastBuildHasher;
 use crate::wire::checksum::update16;
 use crate::wire::dns::{Message, Name, RData, OPCODE_QUERY, TYPE_A, TYPE_AAAA};
 use crate::wire::frame::Ipv4Summary;
+use crate::wire::ipv6::Ipv6Summary;
 use crate::UnixMillis;
 
 /// A pending query is forgotten after this long (resolvers retry sooner).
@@ -133,9 +139,9 @@ pub fn chain_addresses(msg: &Message, question: &Question) -> Vec<(IpAddr, u32)>
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
-    client: Ipv4Addr,
+    client: IpAddr,
     client_port: u16,
-    server: Ipv4Addr,
+    server: IpAddr,
     id: u16,
 }
 
@@ -179,9 +185,10 @@ pub enum Port {
     Destination,
 }
 
-/// Replace one port and the DNS id of a UDP/IPv4 packet (`ihl`: its IP
-/// header length; the payload must hold at least a DNS header), keeping the
-/// UDP checksum right. A `partial` checksum (offload seed) covers only the
+/// Replace one port and the DNS id of a UDP packet, IPv4 or IPv6 (`ihl`:
+/// the offset of its UDP header, i.e. the IPv4 header length or the end of
+/// the IPv6 header chain; the payload must hold at least a DNS header),
+/// keeping the UDP checksum right. A `partial` checksum (offload seed) covers only the
 /// pseudo-header and is left alone; a zero one means "none" and stays so.
 pub fn rewrite(ip: &mut [u8], ihl: usize, which: Port, port: u16, id: u16, partial: bool) {
     let port_at = match which {
@@ -218,19 +225,19 @@ struct PerClient {
 /// Where a DNS datagram between a client and a server stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exchange {
-    /// The guest's address.
-    pub client: Ipv4Addr,
+    /// The guest's address (IPv4, or one of its IPv6 addresses).
+    pub client: IpAddr,
     /// The guest's UDP port.
     pub client_port: u16,
-    /// The DNS server's address (port 53).
-    pub server: Ipv4Addr,
+    /// The DNS server's address (port 53), of the same family.
+    pub server: IpAddr,
 }
 
 /// Pending queries of unauthorized clients (owned by the engine).
 #[derive(Debug, Default)]
 pub struct DnsTracker {
     pending: HashMap<Key, Pending, FastBuildHasher>,
-    clients: HashMap<Ipv4Addr, PerClient, FastBuildHasher>,
+    clients: HashMap<IpAddr, PerClient, FastBuildHasher>,
     unmatched_answers: u64,
     /// splitmix64 state, seeded by the shell from the kernel's randomness.
     /// Its outputs only ever leave toward the DNS server, never to the
@@ -254,7 +261,7 @@ impl DnsTracker {
 
     /// A fresh (port, id) for a query of `client` to `server`: a port above
     /// 1023 and an id, not in use by another pending query.
-    fn fresh_key(&mut self, client: Ipv4Addr, server: Ipv4Addr) -> Key {
+    fn fresh_key(&mut self, client: IpAddr, server: IpAddr) -> Key {
         loop {
             let r = self.next_random();
             let key = Key {
@@ -354,9 +361,9 @@ impl DnsTracker {
             return; // the fast path's common case: no look-up
         }
         let x = Exchange {
-            client: p.dst,
+            client: p.dst.into(),
             client_port: p.dst_port,
-            server: p.src,
+            server: p.src.into(),
         };
         if let Some(m) = self.match_answer(now, x, &packet[p.ihl + 8..p.total_len]) {
             rewrite(
@@ -367,6 +374,33 @@ impl DnsTracker {
                 m.id,
                 partial,
             );
+        }
+    }
+
+    /// [`DnsTracker::late_answer`] for a UDP/IPv6 packet from port 53 (`s`
+    /// summarises `packet`, `ports` are its UDP ports).
+    pub fn late_answer6(
+        &mut self,
+        now: UnixMillis,
+        s: &Ipv6Summary,
+        ports: (u16, u16),
+        packet: &mut [u8],
+        partial: bool,
+    ) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let x = Exchange {
+            client: s.dst.into(),
+            client_port: ports.1,
+            server: s.src.into(),
+        };
+        let Some(payload) = packet.get(s.upper_offset + 8..s.end) else {
+            return;
+        };
+        if let Some(m) = self.match_answer(now, x, payload) {
+            let at = s.upper_offset;
+            rewrite(packet, at, Port::Destination, m.client_port, m.id, partial);
         }
     }
 
@@ -395,7 +429,7 @@ impl DnsTracker {
         })
     }
 
-    fn release(&mut self, client: Ipv4Addr) {
+    fn release(&mut self, client: IpAddr) {
         if let Some(c) = self.clients.get_mut(&client) {
             c.pending = c.pending.saturating_sub(1);
         }
@@ -432,6 +466,7 @@ impl DnsTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::net::Ipv4Addr;
     // Messages are built by hickory-proto, an independent codec, and
     // parsed by lassi's (`wire::dns`).
     use hickory_proto::op::{Message as HMessage, MessageType, OpCode, Query};
@@ -443,9 +478,9 @@ mod tests {
 
     fn x(port: u16) -> Exchange {
         Exchange {
-            client: C,
+            client: C.into(),
             client_port: port,
-            server: S,
+            server: S.into(),
         }
     }
 
@@ -534,7 +569,7 @@ mod tests {
         let reply = answer(id, name, records());
         assert!(t.answer(T0, x(wire.client_port ^ 1), &reply).is_none());
         let other_server = Exchange {
-            server: Ipv4Addr::new(198, 51, 100, 54),
+            server: Ipv4Addr::new(198, 51, 100, 54).into(),
             ..wire
         };
         assert!(t.answer(T0, other_server, &reply).is_none());
@@ -637,7 +672,7 @@ mod tests {
         assert_eq!(r, Err(DropReason::DnsRateLimited));
         // Another client has its own room...
         let other = |n: u32| Exchange {
-            client: Ipv4Addr::from(0x0a01_0000 + n),
+            client: Ipv4Addr::from(0x0a01_0000 + n).into(),
             ..x(5000)
         };
         assert!(t

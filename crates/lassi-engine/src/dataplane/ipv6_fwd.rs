@@ -14,7 +14,13 @@
 //!   session) and counted as that session's download. Between two guests,
 //!   `client_isolation` decides as for IPv4 (lassi's own hairpin).
 //! - **Not logged in.** DNS (UDP/TCP 53) to the `lan.ipv6.dns` servers and
-//!   the walled garden's IPv6 networks pass; TCP to port 80 of any host is
+//!   the walled garden's IPv6 networks pass. A UDP query is tracked and
+//!   rewritten like one over IPv4 ([`super::dns`]): it leaves with lassi's
+//!   own random source port and DNS id, and only the answer matching it may
+//!   teach the walled garden (A and AAAA records of `*.domain` names),
+//!   under the per-guest bound of the guest's IPv4 identity; an answer
+//!   matching nothing is still delivered, teaches nothing and is counted
+//!   (`dns_unmatched_answers`); TCP to port 80 of any host is
 //!   steered to the portal listener on lassi's IPv6 address, keeping the
 //!   original destination for the replies ([`super::intercept`]); other TCP
 //!   is answered with a reset, anything else with an ICMPv6
@@ -22,8 +28,9 @@
 //!   On lassi itself only the portal, DNS (when lassi's address is a DNS
 //!   server handed out) and echo are open before login.
 
-use core::net::Ipv6Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
+use super::dns;
 use super::held::Shaping;
 use super::{DropReason, Engine, LanAction, TunAction, DNS_PORT, HTTP_PORT};
 use crate::session::SessionState;
@@ -184,6 +191,10 @@ impl Engine {
         let dns =
             ports.is_some_and(|p| p.dst == DNS_PORT) && matches!(s.upper, NEXT_TCP | NEXT_UDP);
         if dns && t.dns_server {
+            if let Some(p) = ports.filter(|_| s.upper == NEXT_UDP) {
+                let partial = vnet.flags & F_NEEDS_CSUM != 0;
+                self.dns_query6(now, s, p, ip, partial);
+            }
             return LanAction::ToTun;
         }
         if t.to_guest {
@@ -274,6 +285,7 @@ impl Engine {
         let Some(client) = self.sessions.by_mac(mac) else {
             return self.drop_tun(DropReason::UnknownDestination);
         };
+        let (authorized, guest) = (client.state == SessionState::Authorized, client.ip);
         let partial = vnet.flags & F_NEEDS_CSUM != 0;
         if s.src == lassi {
             // The portal (replies on redirected connections are made to
@@ -281,14 +293,96 @@ impl Engine {
             self.intercept.redirect_back6(packet, &s, partial, now);
             return TunAction::ToLan(mac);
         }
-        if client.state == SessionState::Authorized {
+        let dns_ports = (s.ports(packet))
+            .filter(|p| s.upper == NEXT_UDP && p.src == DNS_PORT)
+            .map(|p| (p.src, p.dst));
+        if authorized {
+            if let Some(p) = dns_ports.filter(|_| dns_server) {
+                // Maybe the answer to a query sent before login.
+                (self.intercept.dns).late_answer6(now, &s, p, packet, partial);
+            }
             return self.ipv6_download(now, vnet, mac, &s, packet);
         }
-        let from_dns = dns_server && s.ports(packet).is_some_and(|p| p.src == DNS_PORT);
-        if from_dns || self.intercept.walled6(s.src, now) {
+        if dns_server {
+            if let Some(p) = dns_ports {
+                self.dns_answer6(now, &s, p, packet, partial, guest);
+                return TunAction::ToLan(mac);
+            }
+            if s.ports(packet).is_some_and(|p| p.src == DNS_PORT) {
+                return TunAction::ToLan(mac); // DNS over TCP
+            }
+        }
+        if self.intercept.walled6(s.src, now) {
             return TunAction::ToLan(mac);
         }
         self.drop_tun(DropReason::Unauthorized)
+    }
+
+    /// A guest not logged in asks a `lan.ipv6.dns` server over UDP: the
+    /// query is remembered and leaves with lassi's own port and id, as over
+    /// IPv4 ([`super::dns`]). A datagram that is no plain query passes as
+    /// it is (the operator's resolver) but nothing it brings back teaches.
+    fn dns_query6(
+        &mut self,
+        now: UnixMillis,
+        s: &Ipv6Summary,
+        p: Ports,
+        ip: &mut [u8],
+        partial: bool,
+    ) {
+        let x = dns::Exchange {
+            client: s.src.into(),
+            client_port: p.src,
+            server: s.dst.into(),
+        };
+        let Some(payload) = ip.get(s.upper_offset + 8..s.end) else {
+            return;
+        };
+        if let Ok(Some(rw)) = self.intercept.dns.query(now, x, payload, false) {
+            let at = s.upper_offset;
+            dns::rewrite(ip, at, dns::Port::Source, rw.port, rw.id, partial);
+        }
+    }
+
+    /// A UDP answer of a `lan.ipv6.dns` server (`ports`: source, destination)
+    /// to a guest not logged in, whose IPv4 identity is `guest`: if it
+    /// matches the guest's pending query it may teach the walled garden and
+    /// gets the guest's own port and id back; otherwise it is delivered as
+    /// it came, teaches nothing and is counted as unmatched.
+    fn dns_answer6(
+        &mut self,
+        now: UnixMillis,
+        s: &Ipv6Summary,
+        (_, port): (u16, u16),
+        packet: &mut [u8],
+        partial: bool,
+        guest: Ipv4Addr,
+    ) {
+        let x = dns::Exchange {
+            client: s.dst.into(),
+            client_port: port,
+            server: s.src.into(),
+        };
+        let Some(payload) = packet.get(s.upper_offset + 8..s.end) else {
+            return;
+        };
+        match self.intercept.dns.answer(now, x, payload) {
+            Some(m) => {
+                (self.intercept).learn_from_answer(&m.msg, &m.question, guest, now);
+                let at = s.upper_offset;
+                dns::rewrite(
+                    packet,
+                    at,
+                    dns::Port::Destination,
+                    m.client_port,
+                    m.id,
+                    partial,
+                );
+            }
+            None => {
+                tracing::debug!(client = %s.dst, server = %s.src, "DNS answer over IPv6 matches no pending query: delivered, not learnt");
+            }
+        }
     }
 
     /// A logged-in guest's download: quota, shaper, counters.

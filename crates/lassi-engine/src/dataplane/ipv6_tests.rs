@@ -800,3 +800,229 @@ fn session_events_carry_the_guests_addresses_in_the_prefix() {
     };
     assert_eq!(s.ipv6, r.ipv6);
 }
+
+// DNS over IPv6 before login: tracked like IPv4 (dataplane/dns.rs).
+
+const DNS6: &str = "2001:db8:1::53";
+const GARDEN6: &str = "2001:db8:100::10";
+
+/// A DNS message (hickory-proto, an independent codec): a query when
+/// `records` is `None`, else an answer carrying them.
+fn dns_msg(id: u16, name: &str, qtype: u16, records: Option<Vec<(&str, &str)>>) -> Vec<u8> {
+    use hickory_proto::op::{Message as HMessage, MessageType, OpCode, Query};
+    use hickory_proto::rr::{rdata, Name, RData, Record, RecordType};
+    let kind = if records.is_some() {
+        MessageType::Response
+    } else {
+        MessageType::Query
+    };
+    let mut m = HMessage::new(id, kind, OpCode::Query);
+    let qname = Name::from_ascii(name).unwrap();
+    m.add_query(Query::query(qname, RecordType::from(qtype)));
+    for (owner, addr) in records.unwrap_or_default() {
+        let data = match addr.parse::<core::net::IpAddr>().unwrap() {
+            core::net::IpAddr::V4(a) => RData::A(rdata::A(a)),
+            core::net::IpAddr::V6(a) => RData::AAAA(rdata::AAAA(a)),
+        };
+        m.add_answer(Record::from_rdata(
+            Name::from_ascii(owner).unwrap(),
+            300,
+            data,
+        ));
+    }
+    m.to_vec().unwrap()
+}
+
+/// An engine whose garden has `*.garden.test`, guest 1 at `a`, not logged in.
+fn garden_engine(a: Ipv6Addr) -> Engine {
+    let mut e = engine();
+    e.intercept.settings.walled_suffixes = vec!["garden.test".into()];
+    guest(&mut e, 1, a, false);
+    e
+}
+
+/// Guest 1 at `a` asks DNS6 from port 5000 with id 9; returns the port and
+/// id lassi put on the query it forwarded.
+fn ask6(e: &mut Engine, a: Ipv6Addr, name: &str, qtype: u16) -> (u16, u16) {
+    let q = dns_msg(9, name, qtype, None);
+    let udp = crate::wire::ipv6::udp_datagram(a, ip(DNS6), 5000, 53, &q);
+    let mut f = frame(mac(1), a, ip(DNS6), NEXT_UDP, udp);
+    assert_eq!(
+        e.from_lan(T0, &VnetHdr::default(), &mut f),
+        LanAction::ToTun
+    );
+    let p = &f[14..];
+    let s = crate::wire::ipv6::parse(p).unwrap();
+    let u = s.upper(p);
+    assert_eq!(
+        crate::wire::ipv6::upper_checksum(a, ip(DNS6), NEXT_UDP, u),
+        0
+    );
+    let port = u16::from_be_bytes([u[0], u[1]]);
+    let id = u16::from_be_bytes([u[8], u[9]]);
+    assert!(port != 5000 && id != 9, "lassi's own port and id go out");
+    assert_eq!(&u[10..], &q[2..], "the rest of the query is untouched");
+    (port, id)
+}
+
+/// An answer from `src`:53 to `a`:`port` as the TUN device delivers it.
+fn answer6(src: &str, a: Ipv6Addr, port: u16, msg: &[u8]) -> Vec<u8> {
+    let udp = crate::wire::ipv6::udp_datagram(ip(src), a, 53, port, msg);
+    frame(gw(), ip(src), a, NEXT_UDP, udp)[14..].to_vec()
+}
+
+#[test]
+fn dns_over_ipv6_before_login_teaches_the_garden_a_and_aaaa() {
+    let a = ip("2001:db8:1::a");
+    let mut e = garden_engine(a);
+    let web = ip(GARDEN6);
+    assert!(!e.intercept.walled6(web, T0));
+    let (port, id) = ask6(&mut e, a, "www.garden.test", 28);
+    let msg = dns_msg(
+        id,
+        "www.garden.test",
+        28,
+        Some(vec![("www.garden.test", GARDEN6)]),
+    );
+    let mut p = answer6(DNS6, a, port, &msg);
+    assert_eq!(tun(&mut e, &mut p), TunAction::ToLan(mac(1)));
+    // The guest gets its own port and id back, with a valid checksum.
+    let s = crate::wire::ipv6::parse(&p).unwrap();
+    let u = s.upper(&p);
+    assert_eq!(
+        (
+            u16::from_be_bytes([u[2], u[3]]),
+            u16::from_be_bytes([u[8], u[9]])
+        ),
+        (5000, 9)
+    );
+    assert_eq!(
+        crate::wire::ipv6::upper_checksum(ip(DNS6), a, NEXT_UDP, u),
+        0
+    );
+    assert!(e.intercept.walled6(web, T0), "the AAAA answer opened {web}");
+    let f = tcp_frame(mac(1), a, web, 443, 0x02);
+    assert_eq!(lan(&mut e, T0, &f), LanAction::ToTun);
+    // An A question over IPv6 teaches the IPv4 address.
+    let (port, id) = ask6(&mut e, a, "cdn.garden.test", 1);
+    let msg = dns_msg(
+        id,
+        "cdn.garden.test",
+        1,
+        Some(vec![("cdn.garden.test", "198.51.100.10")]),
+    );
+    assert_eq!(
+        tun(&mut e, &mut answer6(DNS6, a, port, &msg)),
+        TunAction::ToLan(mac(1))
+    );
+    assert!(e.intercept.walled(Ipv4Addr::new(198, 51, 100, 10), T0));
+    assert_eq!(e.snapshot(T0).walled_garden_learnt, 2);
+    assert_eq!(e.snapshot(T0).dns_unmatched_answers, 0);
+}
+
+#[test]
+fn forged_and_unsolicited_dns_answers_over_ipv6_teach_nothing_and_are_counted() {
+    let a = ip("2001:db8:1::a");
+    let mut e = garden_engine(a);
+    let evil = "2001:db8:100::66";
+    let records = || Some(vec![("www.garden.test", evil)]);
+    // Unsolicited: nobody asked.
+    let msg = dns_msg(4242, "www.garden.test", 28, records());
+    let mut p = answer6(DNS6, a, 33333, &msg);
+    assert_eq!(tun(&mut e, &mut p), TunAction::ToLan(mac(1)), "delivered");
+    // The guest asked, and an accomplice answers what the guest saw (its
+    // own port 5000 and id 9): not what lassi sent.
+    let (port, id) = ask6(&mut e, a, "www.garden.test", 28);
+    let msg = dns_msg(9, "www.garden.test", 28, records());
+    assert_eq!(
+        tun(&mut e, &mut answer6(DNS6, a, 5000, &msg)),
+        TunAction::ToLan(mac(1))
+    );
+    // The right port and id from another address: not DNS of a server
+    // handed out, dropped.
+    let msg = dns_msg(id, "www.garden.test", 28, records());
+    let mut p = answer6("2001:db8:100::99", a, port, &msg);
+    assert_eq!(
+        tun(&mut e, &mut p),
+        TunAction::Drop(DropReason::Unauthorized)
+    );
+    // Another question under the right id and port.
+    let other = dns_msg(
+        id,
+        "evil.garden.test",
+        28,
+        Some(vec![("evil.garden.test", evil)]),
+    );
+    assert_eq!(
+        tun(&mut e, &mut answer6(DNS6, a, port, &other)),
+        TunAction::ToLan(mac(1))
+    );
+    assert!(!e.intercept.walled6(ip(evil), T0));
+    assert_eq!(e.snapshot(T0).walled_garden_learnt, 0);
+    assert_eq!(e.snapshot(T0).dns_unmatched_answers, 3);
+    // A guest's packet claiming to come from the DNS server never gets in.
+    let q = dns_msg(9, "www.garden.test", 28, records());
+    let udp = crate::wire::ipv6::udp_datagram(ip(DNS6), a, 53, 5000, &q);
+    guest(&mut e, 2, ip("2001:db8:1::b"), false);
+    let f = frame(mac(2), ip(DNS6), a, NEXT_UDP, udp);
+    assert_eq!(
+        lan(&mut e, T0, &f),
+        LanAction::Drop(DropReason::Ipv6Spoofed)
+    );
+    // The real answer still matches, once.
+    let msg = dns_msg(
+        id,
+        "www.garden.test",
+        28,
+        Some(vec![("www.garden.test", GARDEN6)]),
+    );
+    assert_eq!(
+        tun(&mut e, &mut answer6(DNS6, a, port, &msg)),
+        TunAction::ToLan(mac(1))
+    );
+    assert!(e.intercept.walled6(ip(GARDEN6), T0));
+    assert!(!e.intercept.walled6(ip(evil), T0));
+    assert_eq!(
+        tun(&mut e, &mut answer6(DNS6, a, port, &msg)),
+        TunAction::ToLan(mac(1))
+    );
+    assert_eq!(
+        e.snapshot(T0).dns_unmatched_answers,
+        4,
+        "a replay matches nothing"
+    );
+}
+
+#[test]
+fn an_ipv6_dns_answer_after_login_gets_the_guests_port_and_id_back() {
+    let a = ip("2001:db8:1::a");
+    let mut e = garden_engine(a);
+    let (port, id) = ask6(&mut e, a, "www.other.test", 28);
+    e.authorize(mac(1), Default::default(), T0).unwrap();
+    let msg = dns_msg(
+        id,
+        "www.other.test",
+        28,
+        Some(vec![("www.other.test", GARDEN6)]),
+    );
+    let mut p = answer6(DNS6, a, port, &msg);
+    assert_eq!(tun(&mut e, &mut p), TunAction::ToLan(mac(1)));
+    let s = crate::wire::ipv6::parse(&p).unwrap();
+    let u = s.upper(&p);
+    assert_eq!(
+        (
+            u16::from_be_bytes([u[2], u[3]]),
+            u16::from_be_bytes([u[8], u[9]])
+        ),
+        (5000, 9)
+    );
+    assert_eq!(
+        crate::wire::ipv6::upper_checksum(ip(DNS6), a, NEXT_UDP, u),
+        0
+    );
+    assert_eq!(
+        e.snapshot(T0).walled_garden_learnt,
+        0,
+        "after login nothing is learnt"
+    );
+}

@@ -561,9 +561,9 @@ impl Engine {
             return None;
         }
         let x = dns::Exchange {
-            client: p.src,
+            client: p.src.into(),
             client_port: p.src_port,
-            server: p.dst,
+            server: p.dst.into(),
         };
         let payload = &ip[p.ihl + 8..p.total_len];
         match self.intercept.dns.query(now, x, payload, !configured) {
@@ -792,9 +792,9 @@ impl Engine {
             return None;
         }
         let x = dns::Exchange {
-            client: p.dst,
+            client: p.dst.into(),
             client_port: p.dst_port,
-            server: p.src,
+            server: p.src.into(),
         };
         let payload = &packet[p.ihl + 8..p.total_len];
         match self.intercept.dns.answer(now, x, payload) {
