@@ -200,31 +200,49 @@ fn router_advertisement_carries_prefix_dns_mtu_and_captive_portal() {
 /// dhcpcd's IPv6 log and the pids it left, from a one-shot `dhcpcd -6`
 /// with private state and run directories.
 fn dhcpcd6(lab: &Lab, client: &Guest) -> String {
-    let dir = lab.path(&format!("dhcpcd6-{}", lab.next_seq()));
+    let conf = "nodelay\nnoarp\nnohook resolv.conf\nipv6rs\n";
+    dhcpcd_run(lab, client, Some("-6"), conf).0
+}
+
+/// A one-shot dhcpcd (`family`: `-4`, `-6` or both when `None`) with
+/// private state and run directories (bind mounts: never the host's) and
+/// the config `conf`; returns its output and log, and what its script
+/// recorded: for every event, a `reason=…` line and the environment dhcpcd
+/// gave it (the DNS servers it would put in resolv.conf among it).
+fn dhcpcd_run(lab: &Lab, client: &Guest, family: Option<&str>, conf: &str) -> (String, String) {
+    let dir = lab.path(&format!("dhcpcd-{}", lab.next_seq()));
     let (lib, run) = (dir.join("var-lib-dhcpcd"), dir.join("run"));
     std::fs::create_dir_all(&lib).unwrap();
     std::fs::create_dir_all(run.join("dhcpcd")).unwrap();
     let script = dir.join("script.sh");
-    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    let events = dir.join("events.env");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{{ echo \"=== reason=$reason\"; env; }} >> '{}'\nexit 0\n",
+            events.display()
+        ),
+    )
+    .unwrap();
     make_executable(&script);
-    let conf = dir.join("dhcpcd.conf");
-    std::fs::write(&conf, "nodelay\nnoarp\nnohook resolv.conf\nipv6rs\n").unwrap();
+    let conf_file = dir.join("dhcpcd.conf");
+    std::fs::write(&conf_file, conf).unwrap();
     let log = dir.join("dhcpcd-file.log");
-    let argv = [
-        "dhcpcd".to_string(),
-        "-6".into(),
+    let mut argv = vec!["dhcpcd".to_string()];
+    argv.extend(family.map(str::to_string));
+    argv.extend([
         "-1".into(),
         "-d".into(),
         "-t".into(),
         "15".into(),
         "-f".into(),
-        conf.display().to_string(),
+        conf_file.display().to_string(),
         "-c".into(),
         script.display().to_string(),
         "-j".into(),
         log.display().to_string(),
         "eth0".into(),
-    ];
+    ]);
     let opts = ExecOptions {
         binds: vec![
             (lib, "/var/lib/dhcpcd".into()),
@@ -234,15 +252,16 @@ fn dhcpcd6(lab: &Lab, client: &Guest) -> String {
         ..ExecOptions::default()
     };
     let out = client.ns().run_with(&argv, &opts).expect("dhcpcd runs");
-    for pid in ["eth0-6.pid", "pid", "eth0.pid"] {
+    for pid in ["eth0-6.pid", "eth0-4.pid", "pid", "eth0.pid"] {
         kill_by_pid_file(&run.join("dhcpcd").join(pid));
     }
-    format!(
+    let log = format!(
         "{}{}--- log ---\n{}",
         out.stdout,
         out.stderr,
         std::fs::read_to_string(&log).unwrap_or_default()
-    )
+    );
+    (log, std::fs::read_to_string(&events).unwrap_or_default())
 }
 
 fn make_executable(p: &Path) {
@@ -261,6 +280,150 @@ fn kill_by_pid_file(p: &Path) {
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
     }
+}
+
+/// Lines of dhcpcd's log where it complains about lifetimes or timers.
+fn timer_complaints(log: &str) -> Vec<&str> {
+    let words = [
+        "T1",
+        "T2",
+        "renewal",
+        "rebind",
+        "warning",
+        "invalid",
+        "greater than",
+        "ignoring",
+    ];
+    // "renew in 150 seconds, rebind in 262 seconds" is dhcpcd's plain
+    // report of a DHCPv4 lease's timers; its warnings say "renewal time
+    // greater than rebind time" or "rebind time greater than lease time".
+    log.lines()
+        .filter(|l| words.iter().any(|w| l.contains(w)) && !l.contains(", rebind in "))
+        .collect()
+}
+
+/// The values of `var` in every event dhcpcd's script recorded.
+fn recorded<'a>(events: &'a str, var: &str) -> Vec<&'a str> {
+    events
+        .lines()
+        .filter_map(|l| l.strip_prefix(var)?.strip_prefix('='))
+        .map(|v| v.trim_matches('\''))
+        .collect()
+}
+
+/// Issue 13: one dhcpcd run doing both families gets an IPv4 lease from
+/// lassi and, from lassi's RA (SLAAC), a global address in the prefix and
+/// an IPv6 default route via lassi's link-local address, with DNS for
+/// both; its log has no timer warning for either.
+#[test]
+fn dhcpcd_v4_and_v6_at_once_gets_both_with_dns_and_no_timer_warnings() {
+    let (events, reasons, _) = dhcpcd_dual_stack(V6_CONFIG);
+    assert!(
+        reasons.contains(&"ROUTERADVERT".to_string()),
+        "{reasons:?}\n{events}"
+    );
+}
+
+/// The same with stateful DHCPv6 only (`managed`, no SLAAC): dhcpcd's
+/// IPv6 address is a DHCPv6 lease, whose T1/T2 and lifetimes dhcpcd checks,
+/// and its DNS comes in the DHCPv6 reply too.
+#[test]
+fn dhcpcd_v4_and_stateful_v6_at_once_gets_both_with_dns_and_no_timer_warnings() {
+    let config = format!("{V6_CONFIG}managed = true\nslaac = false\n");
+    let (events, reasons, addrs) = dhcpcd_dual_stack(&config);
+    assert!(
+        reasons.contains(&"BOUND6".to_string()),
+        "{reasons:?}\n{events}"
+    );
+    let dns6 = recorded(&events, "new_dhcp6_name_servers");
+    assert!(dns6.contains(&DNS6), "{dns6:?}\n{events}");
+    let leased: Vec<Ipv6Addr> = recorded(&events, "new_dhcp6_ia_na1_ia_addr1")
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    assert!(
+        !leased.is_empty() && leased.iter().all(|a| addrs.contains(a)),
+        "leased {leased:?}, configured {addrs:?}\n{events}"
+    );
+}
+
+/// One dhcpcd run for both families against lassi started with `config`;
+/// checks what both tests above share and returns what dhcpcd's script
+/// recorded, the events' reasons and the global IPv6 addresses it
+/// configured (all in the prefix).
+fn dhcpcd_dual_stack(config: &str) -> (String, Vec<String>, Vec<Ipv6Addr>) {
+    let lab = lab(1, false);
+    let lassi = must(&lab, "starting lassi", lab.start_lassi(config));
+    let client = lab.client(1);
+    must(
+        &lab,
+        "accept_ra off",
+        client.ns().sysctl("net.ipv6.conf.eth0.accept_ra", "0"),
+    );
+    // Wait for both families before the one-shot exits.
+    let conf = "nodelay\nnoarp\nnoipv4ll\nnohook resolv.conf\nipv6rs\nwaitip 4\nwaitip 6\n\
+                option domain_name_servers, domain_name, routers\n";
+    let (log, events) = dhcpcd_run(&lab, client, None, conf);
+    let more = || format!("{log}\n--- script ---\n{events}\n{}", lassi.log_tail(40));
+    let v4 = client
+        .ns()
+        .run(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        .unwrap()
+        .stdout;
+    assert!(
+        v4.contains("inet 10.1.0."),
+        "no IPv4 lease: {v4}\n{}",
+        more()
+    );
+    let routes4 = client
+        .ns()
+        .run(&["ip", "-4", "route", "show", "default"])
+        .unwrap()
+        .stdout;
+    assert!(
+        routes4.contains("via 10.1.0.1 dev eth0"),
+        "{routes4}\n{}",
+        more()
+    );
+    let addrs = global_addrs(client);
+    assert!(
+        addrs.iter().any(|a| in_prefix(*a)),
+        "no address in {PREFIX}: {addrs:?}\n{}",
+        more()
+    );
+    let routes = client
+        .ns()
+        .run(&["ip", "-6", "route", "show", "default"])
+        .unwrap()
+        .stdout;
+    assert!(
+        routes.contains(&format!("via {LASSI_LL} dev eth0")),
+        "{routes}\n{}",
+        more()
+    );
+    // DNS for both: what dhcpcd hands its script (and would write to
+    // resolv.conf): lan.dns from the DHCPv4 lease, lan.ipv6.dns from the
+    // RA's RDNSS (the one-shot exits once both families have an address,
+    // before its DHCPv6 Information-request is answered).
+    let dns4 = recorded(&events, "new_domain_name_servers");
+    assert!(dns4.contains(&"198.51.100.53"), "{dns4:?}\n{}", more());
+    let rdnss = recorded(&events, "nd1_rdnss1_servers");
+    assert!(rdnss.contains(&DNS6), "{rdnss:?}\n{}", more());
+    assert!(!log.contains("unknown option"), "{log}");
+    let complaints = timer_complaints(&log);
+    assert!(
+        complaints.is_empty(),
+        "dhcpcd complained: {complaints:?}\n{log}"
+    );
+    let reasons: Vec<String> = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("=== reason="))
+        .map(str::to_string)
+        .collect();
+    assert!(reasons.contains(&"BOUND".to_string()), "{reasons:?}");
+    assert!(addrs.iter().all(|a| in_prefix(*a)), "{addrs:?}");
+    println!("dhcpcd v4+v6 events: {reasons:?}, addresses {addrs:?}");
+    (events, reasons, addrs)
 }
 
 #[test]
@@ -291,20 +454,7 @@ fn dhcpcd_configures_an_address_in_the_prefix_and_a_route_via_lassi() {
         "{routes}\n{log}"
     );
     // dhcpcd is strict about lifetimes and timers and says so in its log.
-    let words = [
-        "T1",
-        "T2",
-        "renewal",
-        "rebind",
-        "warning",
-        "invalid",
-        "greater than",
-        "ignoring",
-    ];
-    let complaints: Vec<&str> = log
-        .lines()
-        .filter(|l| words.iter().any(|w| l.contains(w)))
-        .collect();
+    let complaints = timer_complaints(&log);
     assert!(
         complaints.is_empty(),
         "dhcpcd complained: {complaints:?}\n{log}"
