@@ -1,8 +1,9 @@
 //! End-to-end tests of IPv6 on the LAN (issue 13, first phase: addressing
 //! and guards; forwarding is tests/ipv6_forward.rs) with real IPv6 peers in network namespaces:
-//! `rdisc6` reads lassi's router advertisement, `dhcpcd -6` configures
-//! itself from it, `dhclient -6` takes a stateful DHCPv6 address, and
-//! `radvd` on another guest plays a rogue router. They need root (CI runs
+//! `rdisc6` reads lassi's router advertisement, `dhcpcd` configures
+//! itself from it (IPv6 alone, and IPv4 and IPv6 in one run), `dhclient -6`
+//! takes a stateful DHCPv6 address, `radvd` on another guest plays a rogue
+//! router and scapy a rogue DHCPv6 server. They need root (CI runs
 //! them as root); each builds its own lab and cleans up after itself.
 
 use std::net::Ipv6Addr;
@@ -15,6 +16,8 @@ use serde_json::Value;
 
 /// lassi's link-local address: EUI-64 of the lab's LAN MAC 02:00:00:00:ff:01.
 const LASSI_LL: &str = "fe80::ff:fe00:ff01";
+/// The lab's LAN MAC of lassi.
+const LASSI_MAC: &str = "02:00:00:00:ff:01";
 const PREFIX: &str = "2001:db8:1::/64";
 const DNS6: &str = "2001:db8:1::53";
 const PORTAL_API: &str = "http://10.1.0.1:3990/api";
@@ -712,4 +715,186 @@ fn stopping_lassi_sends_a_final_ra_with_router_lifetime_zero() {
         heard.lines().any(|l| l == format!("ra {LASSI_LL} 0")),
         "no final RA with router lifetime 0:\n{heard}"
     );
+}
+
+/// scapy on a rogue guest (argv: seconds, the victim's MAC, lassi's MAC):
+/// DHCPv6 Advertise and Reply messages offering 2001:db8:bad::77 and DNS
+/// server 2001:db8:bad::53, every 0.2 s, to the All_DHCP_Relay_Agents_and_
+/// Servers group, to all nodes, and unicast to the victim's link-local
+/// address (once to its own MAC, once through lassi's, as a router would
+/// be asked to); prints how many frames it sent.
+const ROGUE_DHCP6_PY: &str = r#"
+import sys, time
+from scapy.all import *
+from scapy.layers.dhcp6 import *
+from scapy.utils6 import in6_mactoifaceid
+conf.verb = 0
+secs, victim_mac, lassi_mac = float(sys.argv[1]), sys.argv[2], sys.argv[3]
+me = get_if_hwaddr("eth0")
+src = "fe80::" + in6_mactoifaceid(me)
+victim = "fe80::" + in6_mactoifaceid(victim_mac)
+targets = [("33:33:00:01:00:02", "ff02::1:2"), ("33:33:00:00:00:01", "ff02::1"),
+           (victim_mac, victim), (lassi_mac, victim)]
+def offer(kind, trid):
+    return (kind(trid=trid) / DHCP6OptServerId(duid=DUID_LL(lladdr=me))
+            / DHCP6OptIA_NA(iaid=1, T1=10, T2=20, ianaopts=[
+                DHCP6OptIAAddress(addr="2001:db8:bad::77", preflft=3600, validlft=7200)])
+            / DHCP6OptDNSServers(dnsservers=["2001:db8:bad::53"])
+            / DHCP6OptPref(prefval=255))
+print("sending", flush=True)
+n, end = 0, time.time() + secs
+while time.time() < end:
+    for mac, dst in targets:
+        for kind in (DHCP6_Advertise, DHCP6_Reply):
+            trid = random.randint(0, 0xffffff)
+            sendp(Ether(src=me, dst=mac) / IPv6(src=src, dst=dst) / UDP(sport=547, dport=546)
+                  / offer(kind, trid), iface="eth0")
+            n += 1
+    time.sleep(0.2)
+print("sent", n, flush=True)
+"#;
+
+/// Counts, on `client`'s eth0, DHCPv6 server messages (UDP from port 547)
+/// arriving from `rogue` (counter `from_rogue`) and, as a control that the
+/// counting works, from lassi (`from_lassi`).
+fn count_dhcp6_from(lab: &Lab, client: &Guest, rogue: &str) {
+    let rules = format!(
+        "table netdev lassirogue {{\n counter from_rogue {{ }}\n counter from_lassi {{ }}\n chain c {{\n  type filter hook ingress device eth0 priority -500;\n  ether saddr {rogue} udp sport 547 counter name from_rogue\n  ether saddr {LASSI_MAC} udp sport 547 counter name from_lassi\n }}\n}}\n"
+    );
+    let file = lab.path("rogue-count.nft");
+    std::fs::write(&file, rules).unwrap();
+    must(
+        lab,
+        "nft -f",
+        client
+            .ns()
+            .run(&["nft", "-f", &file.display().to_string()])
+            .and_then(|o| o.check()),
+    );
+}
+
+fn dhcp6_frames_seen(lab: &Lab, client: &Guest, counter: &str) -> u64 {
+    let out = must(
+        lab,
+        "nft list counter",
+        client.ns().run(&[
+            "nft",
+            "-j",
+            "list",
+            "counter",
+            "netdev",
+            "lassirogue",
+            counter,
+        ]),
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    v["nftables"]
+        .as_array()
+        .and_then(|a| a.iter().find_map(|e| e["counter"]["packets"].as_u64()))
+        .unwrap_or_else(|| panic!("no counter in {v}"))
+}
+
+/// Issue 13: a guest sending DHCPv6 Advertise and Reply messages changes
+/// nothing for another guest doing stateful `dhclient -6` at the same time
+/// (its address is from lassi's prefix, its DNS server lassi's), nor for
+/// lassi (one binding, the victim's); lassi counts the drops as
+/// `ipv6_dhcp_server`, in `lassi status` and the Prometheus output.
+#[test]
+fn a_rogue_dhcpv6_server_changes_nothing_for_other_guests_and_is_counted() {
+    // Guests are isolated on the switch, as a hotspot's access points
+    // isolate their clients: what a guest sends reaches lassi only, so
+    // lassi's guard is the only path by which a rogue's messages could
+    // reach another guest. (On a plain shared segment the rogue's frames
+    // would reach the victim directly, around any gateway.)
+    let lab = lab(2, true);
+    let config = format!("{V6_CONFIG}managed = true\n\n[metrics]\nlisten = \"127.0.0.1:9109\"\n");
+    let lassi = must(&lab, "starting lassi", lab.start_lassi(&config));
+    let (victim, rogue) = (lab.client(1), lab.client(2));
+    count_dhcp6_from(&lab, victim, &rogue.mac().to_string());
+    let script = lab.path("rogue_dhcp6.py");
+    std::fs::write(&script, ROGUE_DHCP6_PY).unwrap();
+    let argv = [
+        "/usr/bin/python3".to_string(),
+        script.display().to_string(),
+        "12".into(),
+        victim.mac().to_string(),
+        LASSI_MAC.into(),
+    ];
+    let log = lab.path("rogue_dhcp6.log");
+    let mut scapy = must(
+        &lab,
+        "starting the rogue",
+        rogue
+            .ns()
+            .spawn("rogue-dhcp6", &argv, &log, &ExecOptions::default()),
+    );
+    let sending = lassi_lab::netns::wait_until(Duration::from_secs(15), || {
+        scapy.log().contains("sending").then_some(())
+    });
+    assert!(sending.is_some(), "{}", scapy.log());
+    std::thread::sleep(Duration::from_secs(1));
+    let (addr, out) = dhclient6(&lab.path("dhclient6-victim"), victim);
+    scapy.wait_timeout(Duration::from_secs(20));
+    let sent = scapy.log();
+    let addr = addr.unwrap_or_else(|| panic!("no DHCPv6 address:\n{out}\n{}", lassi.log_tail(40)));
+    assert!(in_prefix(addr), "{addr}\n{out}");
+    assert!(
+        out.contains(&format!("new_dhcp6_name_servers={DNS6}")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("2001:db8:bad"),
+        "the rogue's offer won:\n{out}"
+    );
+    assert!(
+        global_addrs(victim)
+            .iter()
+            .all(|a| !a.to_string().starts_with("2001:db8:bad")),
+        "{:?}",
+        global_addrs(victim)
+    );
+    let (from_rogue, from_lassi) = (
+        dhcp6_frames_seen(&lab, victim, "from_rogue"),
+        dhcp6_frames_seen(&lab, victim, "from_lassi"),
+    );
+    assert!(
+        from_lassi >= 2,
+        "lassi's Advertise and Reply were not counted"
+    );
+    assert_eq!(from_rogue, 0, "{sent}");
+    let st = status(&lab, &lassi);
+    assert_eq!(st["ipv6"]["dhcp"]["bindings"], 1, "{}", st["ipv6"]);
+    let dropped = st["drops"]["ipv6_dhcp_server"].as_u64().unwrap_or(0);
+    // Every frame that reached lassi (all but those to the victim's own
+    // MAC, which the switch stops) was dropped and counted.
+    let n: u64 = sent
+        .lines()
+        .find_map(|l| l.strip_prefix("sent "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{sent}"));
+    assert!(n >= 40, "{sent}");
+    assert_eq!(dropped, n / 4 * 3, "{}\n{sent}", st["drops"]);
+    assert_eq!(
+        st["ipv6"]["guard"]["dhcpv6_server"].as_u64().unwrap(),
+        dropped
+    );
+    let metrics = must(
+        &lab,
+        "scraping the metrics",
+        lab.gw().exec(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "http://127.0.0.1:9109/metrics",
+        ]),
+    )
+    .stdout;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("lassi_dropped_packets_total{reason=\"ipv6_dhcp_server\"}"))
+        .unwrap_or_else(|| panic!("no ipv6_dhcp_server drops in the metrics:\n{metrics}"));
+    let scraped: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(scraped, dropped, "{line}");
+    println!("rogue sent {n} DHCPv6 server messages: {dropped} dropped by lassi as ipv6_dhcp_server, the rest stopped by the switch; the victim saw 0 of them and {from_lassi} of lassi's; its address {addr}");
 }
