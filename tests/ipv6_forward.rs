@@ -472,6 +472,8 @@ fn ipv6_with_offloads_on_crosses_as_gso_super_packets_and_is_counted() {
 /// `*.garden.test` name over IPv6: lassi tracks the query like one over
 /// IPv4, and the matching AAAA answer opens that host over IPv6 before
 /// login — the guest gets the upstream server's body, not the redirect.
+/// Forged answers nobody asked for, sent over IPv6 from the server's
+/// address and port, open nothing and are counted.
 #[test]
 fn dns_over_ipv6_teaches_the_walled_garden_before_login() {
     let w = World::with(1, false, "[portal]\nwalled_garden = [\"*.garden.test\"]\n");
@@ -488,6 +490,17 @@ fn dns_over_ipv6_teaches_the_walled_garden_before_login() {
     let r = curl6(&w, c, &[&format!("http://[{WEB6}]/before")]);
     assert_eq!(r.http_code, 302, "{r:?}");
     assert!(w.web.requests_to("/before").is_empty());
+    // Forged answers from the DNS server's IPv6 address and port that
+    // nobody asked for (an accomplice outside) teach nothing, and are
+    // counted.
+    forge_answers6(lab, &[33333, 53000]);
+    let counted = wait_until(Duration::from_secs(5), || {
+        (w.status()["dns_unmatched_answers"].as_u64() >= Some(2)).then_some(())
+    });
+    assert!(counted.is_some(), "{}", w.status());
+    assert_eq!(w.status()["walled_garden_learnt"].as_u64(), Some(0));
+    let r = curl6(&w, c, &[&format!("http://[{EVIL6}]/evil")]);
+    assert_eq!(r.http_code, 302, "the forged answer opened {EVIL6}: {r:?}");
     let n = 300_000usize;
     let r = curl6(&w, c, &[&format!("http://www.garden.test/bytes/{n}")]);
     assert!(
@@ -507,12 +520,35 @@ fn dns_over_ipv6_teaches_the_walled_garden_before_login() {
     );
     let st = w.status();
     assert!(st["walled_garden_learnt"].as_u64() >= Some(1), "{st}");
-    assert_eq!(st["dns_unmatched_answers"].as_u64(), Some(0), "{st}");
+    assert_eq!(st["dns_unmatched_answers"].as_u64(), Some(2), "{st}");
     assert_ne!(w.session(c)["state"], "authorized");
     let list = must(&w.lab, "garden list", w.lassi.ctl(&["garden", "list"]));
     assert!(list.stdout.contains(WEB6), "{}", list.stdout);
+    assert!(!list.stdout.contains(EVIL6), "{}", list.stdout);
     // The learnt address is open by address too now.
     let r = curl6(&w, c, &[&format!("http://[{WEB6}]/after")]);
     assert_eq!(r.http_code, 200, "{r:?}");
     assert_eq!(w.web.requests_to("/after").len(), 1);
+}
+
+/// An address nothing listens on, which forged answers claim.
+const EVIL6: &str = "2001:db8:100::66";
+
+/// scapy in the upstream namespace sends, from the IPv6 DNS server's
+/// address and port 53, AAAA answers for www.garden.test claiming
+/// [`EVIL6`] (TTL one day) to the guest's address at each of `ports`.
+fn forge_answers6(lab: &Lab, ports: &[u16]) {
+    let script = format!(
+        "from scapy.all import *\nconf.verb=0\n\
+         for port in {ports:?}:\n    \
+         a=DNS(id=4242,qr=1,aa=1,qd=DNSQR(qname='www.garden.test',qtype='AAAA'),\
+         an=DNSRR(rrname='www.garden.test',type='AAAA',ttl=86400,rdata='{EVIL6}'))\n    \
+         send(IPv6(src='{DNS6}',dst='{ADDR1}')/UDP(sport=53,dport=port)/a)\n"
+    );
+    let out = must(
+        lab,
+        "scapy forge",
+        lab.upstream().run(&["/usr/bin/python3", "-c", &script]),
+    );
+    assert!(out.success(), "{out:?}");
 }
