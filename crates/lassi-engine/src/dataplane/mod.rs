@@ -207,7 +207,8 @@ pub struct Snapshot {
     /// Walled-garden addresses currently learnt from DNS answers.
     pub walled_garden_learnt: usize,
     /// DNS answers to unauthorized clients that matched none of their
-    /// pending queries: from lan.dns delivered but teaching nothing, from
+    /// pending queries: from lan.dns (or lan.ipv6.dns, over IPv6)
+    /// delivered but teaching nothing, from
     /// other servers (any_dns) also dropped as `dns_unmatched`.
     pub dns_unmatched_answers: u64,
     /// Bytes held by shapers.
