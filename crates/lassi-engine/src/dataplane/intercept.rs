@@ -149,21 +149,15 @@ impl Intercept {
     pub fn open(&self, now: UnixMillis) -> super::GardenOpen {
         let mut resolved: Vec<Ipv4Addr> = self.resolved.iter().copied().collect();
         resolved.sort_unstable();
-        let mut learnt: Vec<Ipv4Addr> = (self.learnt.iter())
-            .filter(|(_, l)| l.until > now)
-            .filter_map(|(ip, _)| match ip {
-                IpAddr::V4(v4) => Some(*v4),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
+        let (mut learnt, mut learnt6) = (Vec::<Ipv4Addr>::new(), Vec::<Ipv6Addr>::new());
+        for (ip, l) in &self.learnt {
+            match ip {
+                _ if l.until <= now => {}
+                IpAddr::V4(v4) => learnt.push(*v4),
+                IpAddr::V6(v6) => learnt6.push(*v6),
+            }
+        }
         learnt.sort_unstable();
-        let mut learnt6: Vec<Ipv6Addr> = (self.learnt.iter())
-            .filter(|(_, l)| l.until > now)
-            .filter_map(|(ip, _)| match ip {
-                IpAddr::V6(v6) => Some(*v6),
-                IpAddr::V4(_) => None,
-            })
-            .collect();
         learnt6.sort_unstable();
         super::GardenOpen {
             nets: self.settings.walled_nets.clone(),
@@ -472,6 +466,13 @@ impl Intercept {
         }
     }
 
+    /// Whether [`Intercept::may_reject`] could still say yes at `now`, without
+    /// counting: a flood over the limit then costs no refusal built only to
+    /// be thrown away.
+    pub fn rejects_left(&self, now: UnixMillis) -> bool {
+        now >= self.reject_window + 1000 || self.rejects_in_window < REJECTS_PER_SECOND
+    }
+
     /// True if one more refusal may be sent now (a flood of blocked packets
     /// must not turn lassi into a reflector).
     pub fn may_reject(&mut self, now: UnixMillis) -> bool {
@@ -602,6 +603,20 @@ mod tests {
         i.expire(now + 400_000);
         i.learn_from_answer(&msg, &other, client, now + 400_000);
         assert!(!i.walled6(ip, now + 400_000));
+    }
+
+    #[test]
+    fn refusals_are_limited_per_second_and_the_peek_agrees() {
+        let mut i = Intercept::new(InterceptSettings::default());
+        let now = 5_000;
+        for _ in 0..REJECTS_PER_SECOND {
+            assert!(i.rejects_left(now));
+            assert!(i.may_reject(now));
+        }
+        assert!(!i.rejects_left(now + 999), "the window is used up");
+        assert!(!i.may_reject(now + 999));
+        assert!(i.rejects_left(now + 1000), "a new window");
+        assert!(i.may_reject(now + 1000));
     }
 
     #[test]

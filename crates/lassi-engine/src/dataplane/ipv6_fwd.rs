@@ -236,6 +236,9 @@ impl Engine {
         ip: &[u8],
         own: [Ipv6Addr; 2],
     ) -> LanAction {
+        if !self.intercept.rejects_left(now) {
+            return self.drop_lan(DropReason::Unauthorized);
+        }
         let gw = self.settings.gateway_mac;
         let reply = if s.upper == NEXT_TCP {
             ipv6::tcp_reset(gw, mac, s, ip)

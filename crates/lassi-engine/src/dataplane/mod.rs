@@ -601,6 +601,9 @@ impl Engine {
     /// address it tried, or an ICMP administratively-prohibited from the
     /// gateway for anything else.
     fn refuse(&mut self, now: UnixMillis, eth: &EthHeader, p: &frame::Ipv4Summary, ip: &[u8]) {
+        if !self.intercept.rejects_left(now) {
+            return;
+        }
         let gw_mac = self.settings.gateway_mac;
         let reply = match p.proto {
             PROTO_TCP => frame::tcp_info(ip, p).and_then(|seg| {
