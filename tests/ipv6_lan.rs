@@ -53,6 +53,29 @@ fn status(lab: &Lab, lassi: &LassiHandle) -> Value {
     serde_json::from_str(&out.stdout).expect("status is JSON")
 }
 
+/// lassi's Prometheus counter of drops for `reason` (and its line), scraped
+/// from the metrics endpoint in the gateway namespace.
+fn scraped_drops(lab: &Lab, reason: &str) -> (u64, String) {
+    let metrics = must(
+        lab,
+        "scraping the metrics",
+        lab.gw().exec(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "http://127.0.0.1:9109/metrics",
+        ]),
+    )
+    .stdout;
+    let prefix = format!("lassi_dropped_packets_total{{reason=\"{reason}\"}}");
+    let line = (metrics.lines())
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {reason} drops in the metrics:\n{metrics}"));
+    let scraped = line.rsplit(' ').next().unwrap().parse().unwrap();
+    (scraped, line.to_string())
+}
+
 /// The client's global IPv6 addresses on eth0.
 fn global_addrs(client: &Guest) -> Vec<Ipv6Addr> {
     let out = client
@@ -620,23 +643,7 @@ fn a_rogue_router_changes_nothing_for_other_guests_and_is_counted() {
         dropped
     );
     // The drop reason is in the Prometheus output too.
-    let metrics = must(
-        &lab,
-        "scraping the metrics",
-        lab.gw().exec(&[
-            "curl",
-            "-sS",
-            "--max-time",
-            "5",
-            "http://127.0.0.1:9109/metrics",
-        ]),
-    )
-    .stdout;
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("lassi_dropped_packets_total{reason=\"ipv6_router_advert\"}"))
-        .unwrap_or_else(|| panic!("no ipv6_router_advert drops in the metrics:\n{metrics}"));
-    let scraped: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let (scraped, line) = scraped_drops(&lab, "ipv6_router_advert");
     assert!(scraped >= dropped, "{line}");
 }
 
@@ -878,23 +885,7 @@ fn a_rogue_dhcpv6_server_changes_nothing_for_other_guests_and_is_counted() {
         st["ipv6"]["guard"]["dhcpv6_server"].as_u64().unwrap(),
         dropped
     );
-    let metrics = must(
-        &lab,
-        "scraping the metrics",
-        lab.gw().exec(&[
-            "curl",
-            "-sS",
-            "--max-time",
-            "5",
-            "http://127.0.0.1:9109/metrics",
-        ]),
-    )
-    .stdout;
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("lassi_dropped_packets_total{reason=\"ipv6_dhcp_server\"}"))
-        .unwrap_or_else(|| panic!("no ipv6_dhcp_server drops in the metrics:\n{metrics}"));
-    let scraped: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let (scraped, line) = scraped_drops(&lab, "ipv6_dhcp_server");
     assert_eq!(scraped, dropped, "{line}");
     println!("rogue sent {n} DHCPv6 server messages: {dropped} dropped by lassi as ipv6_dhcp_server, the rest stopped by the switch; the victim saw 0 of them and {from_lassi} of lassi's; its address {addr}");
 }
