@@ -199,14 +199,40 @@ pub async fn start(
     if let Some(v6) = &cfg.lan.ipv6 {
         // HTTP over IPv6 is steered here (lassi's address on the TUN device).
         let addr6 = SocketAddr::new(IpAddr::V6(v6.address), cfg.portal.port);
-        let listener6 = TcpListener::bind(addr6)
-            .await
+        let listener6 = listen_freebind(addr6)
             .map_err(|e| format!("lan.ipv6.address: cannot listen on {addr6}: {e}"))?;
         tracing::info!(addr = %addr6, "portal listening on IPv6");
         tokio::spawn(serve(listener6, cell.clone(), dp.clone()));
     }
     tokio::spawn(serve(listener, cell.clone(), dp));
     Ok(cell)
+}
+
+/// A listener on lassi's IPv6 address on the TUN device. The kernel may
+/// still hold that address as tentative (duplicate address detection runs
+/// when the device comes up, asynchronously) when the portal starts, and a
+/// plain bind then fails with EADDRNOTAVAIL: IPV6_FREEBIND lets it bind
+/// now; connections arrive once the address is settled, moments later.
+fn listen_freebind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::AsRawFd;
+    let socket = tokio::net::TcpSocket::new_v6()?;
+    socket.set_reuseaddr(true)?;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a c_int option of its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_FREEBIND,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// The connection table: fair admission, and a way to close each
