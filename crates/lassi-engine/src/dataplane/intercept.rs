@@ -175,6 +175,17 @@ impl Intercept {
         self.flows.len() + self.flows6.len()
     }
 
+    /// The clients (IPv4) with a connection still redirected to the
+    /// portal, in one pass over the flows: their segments must keep going
+    /// through [`Intercept::continue_out`], so they stay off the workers'
+    /// fast path.
+    pub fn flow_clients(&self) -> HashSet<Ipv4Addr, FastBuildHasher> {
+        // The key holds the client's address above its port.
+        (self.flows.keys())
+            .map(|&k| Ipv4Addr::from((k >> 16) as u32))
+            .collect()
+    }
+
     /// True when the IPv6 address `ip` is in the walled garden now (its
     /// networks, or learnt from an AAAA answer).
     pub fn walled6(&self, ip: Ipv6Addr, now: UnixMillis) -> bool {

@@ -8,9 +8,15 @@
 //! tables to save out of [`Engine::poll_save`]. Every timer is the engine's
 //! (quinn-proto style): the shell sleeps until [`Engine::poll_timeout`] and
 //! then calls [`Engine::handle_timeout`].
+//!
+//! Worker threads besides the engine's forward the plain traffic of
+//! authorized sessions by themselves through a [`FastPath`] each (see
+//! [`Engine::fast_path_sessions`]); everything else they hand to the
+//! engine, and their counts come back through [`Engine::apply_fast_delta`].
 
 pub mod dns;
 mod drops;
+mod fastpath;
 mod held;
 mod housekeeping;
 pub mod intercept;
@@ -25,6 +31,7 @@ use std::collections::VecDeque;
 use serde::Serialize;
 
 pub use drops::{DropCounters, DropReason};
+pub use fastpath::{FastAdmit, FastDelta, FastPath, FastSettings, FastVerdict};
 pub use housekeeping::{Save, HOUSEKEEPING_INTERVAL_MS};
 pub use intercept::InterceptSettings;
 pub use ipv6::{Ipv6Settings, Ipv6Status, SESSION_IPV6_MAX};
