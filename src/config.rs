@@ -310,6 +310,8 @@ pub struct CoaConfig {
 pub struct DataplaneConfig {
     /// Frames read or written per system call at most.
     pub batch: usize,
+    /// Forwarding threads (`dataplane.workers`; default: one per core).
+    pub workers: usize,
 }
 
 /// `[control]`
@@ -474,6 +476,7 @@ struct RawDataplane {
     offload: Option<serde::de::IgnoredAny>,
     #[serde(default = "default_batch")]
     batch: usize,
+    workers: Option<usize>,
 }
 
 impl Default for RawDataplane {
@@ -481,8 +484,19 @@ impl Default for RawDataplane {
         RawDataplane {
             offload: None,
             batch: default_batch(),
+            workers: None,
         }
     }
+}
+
+/// Most forwarding threads `dataplane.workers` may ask for.
+pub const MAX_WORKERS: usize = 64;
+
+/// One worker per core the process may run on (at most [`MAX_WORKERS`]).
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
 }
 
 #[derive(Deserialize)]
@@ -1243,7 +1257,17 @@ fn validate_dataplane(dp: RawDataplane) -> Result<DataplaneConfig, ConfigError> 
             format!("{} is outside 1–1024", dp.batch),
         ));
     }
-    Ok(DataplaneConfig { batch: dp.batch })
+    let workers = dp.workers.unwrap_or_else(default_workers);
+    if !(1..=MAX_WORKERS).contains(&workers) {
+        return Err(err(
+            "dataplane.workers",
+            format!("{workers} is outside 1–{MAX_WORKERS}"),
+        ));
+    }
+    Ok(DataplaneConfig {
+        batch: dp.batch,
+        workers,
+    })
 }
 
 /// Why `dataplane.offload` is refused.
@@ -1625,6 +1649,9 @@ dns = ["192.0.2.53"]
             ("batch = 1025", "dataplane.batch"),
             ("offload = true", "dataplane.offload"),
             ("offload = false", "dataplane.offload"),
+            ("workers = 0", "dataplane.workers"),
+            ("workers = 65", "dataplane.workers"),
+            ("workers = -1", "dataplane.workers"),
         ] {
             let e = refused(&format!("{MINIMAL}[dataplane]\n{line}\n"));
             assert_eq!(e.key, key, "{line}: {e}");
@@ -1633,6 +1660,11 @@ dns = ["192.0.2.53"]
         assert!(e.reason.starts_with("removed"), "{e}");
         let c = Config::parse(&format!("{MINIMAL}[dataplane]\nbatch = 1024\n")).unwrap();
         assert_eq!(c.dataplane.batch, 1024);
+        let c = Config::parse(&format!("{MINIMAL}[dataplane]\nworkers = 3\n")).unwrap();
+        assert_eq!(c.dataplane.workers, 3);
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.dataplane.workers, default_workers());
+        assert!(c.dataplane.workers >= 1);
     }
 
     #[test]

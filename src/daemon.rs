@@ -23,6 +23,8 @@ use crate::io::firewall::{Firewall, FirewallSpec};
 use crate::io::forwarder::{Command, DataplaneHandle, Forwarder, Notice};
 use crate::io::lan::LanPort;
 use crate::io::operator::OperatorState;
+use crate::io::pool::WorkerPool;
+use crate::io::ports::Ports;
 use crate::io::sys::{self, Waker};
 use crate::io::tun::Tun;
 use crate::session::{Durability, SavedSessions};
@@ -268,8 +270,10 @@ fn open_state(cfg: &Config) -> Result<State, String> {
 struct Devices {
     gateway_mac: MacAddr,
     firewall: Firewall,
-    tun: Tun,
-    lan: LanPort,
+    /// The engine thread's LAN socket and TUN queue.
+    own: Ports,
+    /// One LAN socket and TUN queue per further worker.
+    workers: Vec<Ports>,
 }
 
 /// Prepares the LAN, installs the firewall and opens the devices.
@@ -296,6 +300,7 @@ fn install_devices(cfg: &Config) -> Result<Devices, String> {
         cfg.lan.network.prefix,
         (cfg.lan.ipv6.as_ref()).map(|v6| (v6.address, v6.prefix.len())),
         cfg.lan.mtu.unwrap_or(1500),
+        cfg.dataplane.workers > 1,
     )
     .map_err(|e| format!("uplink.tun_name: {e}"))?;
     let lan = LanPort::open(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
@@ -305,12 +310,41 @@ fn install_devices(cfg: &Config) -> Result<Devices, String> {
         lan.accept_all_multicast()
             .map_err(|e| format!("lan.interface: {e}"))?;
     }
+    let workers = worker_ports(cfg, &lan, &tun, gateway_mac)?;
     Ok(Devices {
         gateway_mac,
         firewall,
-        tun,
-        lan,
+        own: Ports::new(lan, tun, gateway_mac),
+        workers,
     })
+}
+
+/// A LAN socket and a TUN queue for each worker after the first, all LAN
+/// sockets (the engine thread's `lan` too) in one fanout group, so the
+/// kernel spreads flows over the workers.
+fn worker_ports(
+    cfg: &Config,
+    lan: &LanPort,
+    tun: &Tun,
+    gateway_mac: MacAddr,
+) -> Result<Vec<Ports>, String> {
+    if cfg.dataplane.workers < 2 {
+        return Ok(Vec::new());
+    }
+    let lan_err = |e: std::io::Error| format!("lan.interface: {e}");
+    let tun_err = |e: std::io::Error| format!("dataplane.workers: a TUN queue: {e}");
+    // Fanout groups are per network namespace: the process id keeps two
+    // lassi instances in one namespace apart.
+    let group = (std::process::id() & 0xffff) as u16;
+    lan.join_fanout(group).map_err(lan_err)?;
+    let mut ports = Vec::new();
+    for _ in 1..cfg.dataplane.workers {
+        let worker_lan = LanPort::open(&cfg.lan.interface).map_err(lan_err)?;
+        worker_lan.join_fanout(group).map_err(lan_err)?;
+        let queue = tun.add_queue().map_err(tun_err)?;
+        ports.push(Ports::new(worker_lan, queue, gateway_mac));
+    }
+    Ok(ports)
 }
 
 /// Engine settings derived from the config.
@@ -462,18 +496,26 @@ fn spawn(
     // RADIUS first: Accounting-On must be spooled before the first event
     // (the Stops of sessions resumed after a crash) reaches accounting.
     let aaa = start_aaa(&rt, &cfg, gateway_mac, &handle, resumed > 0)?;
+    let pool = if devices.workers.is_empty() {
+        None
+    } else {
+        let fast = engine.fast_settings();
+        let batch = cfg.dataplane.batch;
+        Some(WorkerPool::start(
+            devices.workers,
+            fast,
+            waker.clone(),
+            batch,
+        )?)
+    };
     let dataplane = Forwarder {
         engine,
-        lan: devices.lan,
-        tun: devices.tun,
-        gateway_mac,
+        ports: devices.own,
+        pool,
         waker,
         commands: cmd_rx,
         notices: notice_tx,
         batch: cfg.dataplane.batch,
-        gro_bufs: Vec::new(),
-        gro_used: 0,
-        gro_table: Default::default(),
         stop_on_shutdown: cfg.session.stop_on_shutdown,
     };
     let dataplane = std::thread::Builder::new()

@@ -3,11 +3,9 @@
 //! ([`Engine::poll_timeout`]) or I/O, and talks to the control plane only by
 //! messages ([`Command`]s in through a [`DataplaneHandle`], [`Notice`]s out).
 //!
-//! Buffers are laid out so that no packet is copied: a LAN frame arrives as
-//! `[vnet 10][eth 14][ip …]`; for the TUN the shifted vnet header is written
-//! over the tail of the Ethernet header, directly before the IP packet, and
-//! that slice is written. A TUN packet is read 14 bytes into its buffer, so
-//! the vnet header and an Ethernet header can be laid in front of it.
+//! With `dataplane.workers` above 1 it is worker 0 of several: the others
+//! ([`super::worker`]) forward the authorized sessions it admits to their
+//! fast paths and hand it everything else ([`super::pool`]).
 
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
@@ -17,16 +15,18 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::lan::{LanPort, RecvBatch, SendBatch, MAX_FRAME};
+use super::lan::{RecvBatch, SendBatch};
+use super::pool::WorkerPool;
+pub use super::ports::IoStats;
+use super::ports::{ethertype_of, tun_buffers, Ports, TUN_HEADROOM};
 use super::sys::Waker;
-use super::tun::Tun;
 use crate::dataplane::{Engine, Event, LanAction, Released, Save, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
 use crate::session::{
     Authorization, Client, Durability, EndReason, EndedSession, SavedSessions, SessionLimits,
     SessionMatch,
 };
-use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN};
+use crate::wire::frame::{EthHeader, ETH_HLEN};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
@@ -107,6 +107,22 @@ pub enum Command {
     },
     /// End sessions, save leases, stop the thread.
     Shutdown,
+}
+
+impl Command {
+    /// Whether carrying it out may log a session in or out or change its
+    /// limits (the workers' fast paths are then brought in line).
+    fn may_change_sessions(&self) -> bool {
+        !matches!(
+            self,
+            Command::ClientByIp { .. }
+                | Command::ClientByIpv6 { .. }
+                | Command::FindSessions { .. }
+                | Command::SetWalledGardenHosts(_)
+                | Command::Status { .. }
+                | Command::Metrics { .. }
+        )
+    }
 }
 
 /// Handle to send commands to the data plane.
@@ -258,47 +274,26 @@ pub enum Notice {
     Sessions(SavedSessions, Durability),
 }
 
-/// Packet I/O counters of the shell (the engine counts drops by reason).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct IoStats {
-    /// Frames read from the LAN.
-    pub lan_rx: u64,
-    /// Frames written to the LAN.
-    pub lan_tx: u64,
-    /// Frames the LAN device would not take.
-    pub lan_tx_errors: u64,
-    /// Packets read from the TUN device.
-    pub tun_rx: u64,
-    /// Packets written to the TUN device.
-    pub tun_tx: u64,
-    /// Packets the TUN device would not take.
-    pub tun_tx_errors: u64,
-    /// LAN frames that were GSO super-packets.
-    pub lan_rx_gso: u64,
-    /// LAN frames with a checksum left for offload.
-    pub lan_rx_partial_csum: u64,
-    /// TUN packets that were GSO super-packets.
-    pub tun_rx_gso: u64,
-    /// TUN packets with a checksum left for offload.
-    pub tun_rx_partial_csum: u64,
-}
-
-impl IoStats {
-    #[inline]
-    fn offloads(vnet: &VnetHdr, gso: &mut u64, partial: &mut u64) {
-        *gso += u64::from(vnet.is_gso());
-        *partial += u64::from(vnet.flags & crate::wire::vnet::F_NEEDS_CSUM != 0);
-    }
-}
-
 /// Engine snapshot plus I/O counters.
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
     /// Sessions, drops, DHCP.
     #[serde(flatten)]
     pub snapshot: Snapshot,
-    /// Device counters.
+    /// Device counters, all forwarding threads together.
     pub io: IoStats,
+    /// Each forwarding thread's counters, worker 0 (the engine's) first,
+    /// and how many sessions the other workers forward by themselves.
+    pub workers: WorkersStatus,
+}
+
+/// The forwarding threads in `lassi status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkersStatus {
+    /// Sessions admitted to the workers' fast paths.
+    pub fast_path_sessions: usize,
+    /// Per thread.
+    pub threads: Vec<WorkerLoad>,
 }
 
 /// What a metrics scrape reads from the data plane.
@@ -306,10 +301,17 @@ pub struct Status {
 pub struct DataplaneMetrics {
     /// Sessions, traffic, drops, DHCP.
     pub engine: crate::dataplane::EngineMetrics,
-    /// Device counters.
+    /// Each forwarding thread's load, worker 0 (the engine's) first.
+    pub workers: Vec<WorkerLoad>,
+}
+
+/// One forwarding thread's counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WorkerLoad {
+    /// Its device counters.
     pub io: IoStats,
-    /// CPU time the forwarder thread has used, in seconds (its own thread
-    /// CPU clock, read by the thread itself).
+    /// CPU time it has used, in seconds (its own thread CPU clock, read by
+    /// the thread itself; a worker's as of its last report).
     pub cpu_seconds: f64,
 }
 
@@ -317,12 +319,10 @@ pub struct DataplaneMetrics {
 pub struct Forwarder {
     /// The engine.
     pub engine: Engine,
-    /// LAN raw socket.
-    pub lan: LanPort,
-    /// TUN device.
-    pub tun: Tun,
-    /// lassi's MAC on the LAN.
-    pub gateway_mac: MacAddr,
+    /// This thread's LAN socket and TUN queue.
+    pub ports: Ports,
+    /// The other forwarding threads (`dataplane.workers` above 1).
+    pub pool: Option<WorkerPool>,
     /// Wakes the poll when a command is queued.
     pub waker: Arc<Waker>,
     /// Control plane requests.
@@ -331,36 +331,28 @@ pub struct Forwarder {
     pub notices: Sender<Notice>,
     /// Frames per system call.
     pub batch: usize,
-    /// Plain packets waiting to be coalesced into the TUN device.
-    pub gro_bufs: Vec<Vec<u8>>,
-    /// How many of `gro_bufs` are in use.
-    pub gro_used: usize,
-    /// tun-rs's coalescing state, reused between batches.
-    pub gro_table: tun_rs::GROTable,
     /// End sessions at shutdown rather than keep them for the next start.
     pub stop_on_shutdown: bool,
 }
 
 const ZERO_VNET: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
-/// Room in front of a TUN packet for the LAN vnet + Ethernet headers.
-const TUN_HEADROOM: usize = ETH_HLEN;
 /// Batches handled per device before looking at the other one, so a flood
 /// in one direction cannot starve the other or the control plane.
 const BURST_BATCHES: usize = 8;
 
 /// The buffers and counters one run of the loop reuses.
-struct LoopState {
+pub(super) struct LoopState {
     rx: RecvBatch,
     tun_bufs: Vec<Box<[u8]>>,
     tun_lens: Vec<usize>,
-    tx: SendBatch,
+    pub(super) tx: SendBatch,
     /// Packets the shapers let go.
     released: Vec<Released>,
     released_frames: Vec<Vec<u8>>,
     /// Frames the engine originated (ARP, DHCP).
     outbox: Vec<Vec<u8>>,
     scratch: Vec<u8>,
-    io: IoStats,
+    pub(super) io: IoStats,
     clock: ClockWatch,
 }
 
@@ -368,9 +360,7 @@ impl LoopState {
     fn new(batch: usize) -> Self {
         LoopState {
             rx: RecvBatch::new(batch),
-            tun_bufs: (0..batch)
-                .map(|_| vec![0u8; TUN_HEADROOM + MAX_FRAME].into_boxed_slice())
-                .collect(),
+            tun_bufs: tun_buffers(batch),
             tun_lens: vec![0usize; batch],
             tx: SendBatch::with_capacity(batch),
             released: Vec::new(),
@@ -444,11 +434,12 @@ impl Forwarder {
             if ready.tun {
                 self.receive_tun(now, &mut st);
             }
+            self.take_worker_messages(now, &mut st);
             self.engine.handle_timeout(now);
             self.send_released(now, &mut st);
             self.send_outbox(&mut st);
             st.clock.check(now);
-            self.publish(now);
+            self.publish(now, &mut st);
         }
     }
 
@@ -465,8 +456,8 @@ impl Forwarder {
             revents: 0,
         };
         let mut fds = [
-            pollfd(self.lan.as_raw_fd()),
-            pollfd(self.tun.as_raw_fd()),
+            pollfd(self.ports.lan.as_raw_fd()),
+            pollfd(self.ports.tun.as_raw_fd()),
             pollfd(self.waker.as_raw_fd()),
         ];
         // SAFETY: three valid pollfds.
@@ -496,7 +487,14 @@ impl Forwarder {
                 Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
                     return Some(self.shutdown(now));
                 }
-                Ok(cmd) => self.command(cmd, now, io),
+                Ok(cmd) => {
+                    if cmd.may_change_sessions() {
+                        if let Some(pool) = &mut self.pool {
+                            pool.dirty = true;
+                        }
+                    }
+                    self.command(cmd, now, io);
+                }
                 Err(TryRecvError::Empty) => return None,
             }
         }
@@ -505,7 +503,7 @@ impl Forwarder {
     /// Up to [`BURST_BATCHES`] batches of LAN frames.
     fn receive_lan(&mut self, now: UnixMillis, st: &mut LoopState) {
         for _ in 0..BURST_BATCHES {
-            let n = match self.lan.recv(&mut st.rx) {
+            let n = match self.ports.lan.recv(&mut st.rx) {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!("LAN receive: {e}");
@@ -521,8 +519,8 @@ impl Forwarder {
                 let frame = st.rx.frame(i);
                 self.lan_frame(now, frame, &mut st.tx, &mut st.io);
             }
-            self.flush_coalesced(&mut st.io);
-            self.flush(&mut st.tx, &mut st.io);
+            self.ports.flush_coalesced(&mut st.io);
+            self.ports.flush(&mut st.tx, &mut st.io);
             if n < st.rx.capacity() {
                 break;
             }
@@ -532,7 +530,7 @@ impl Forwarder {
     /// Up to [`BURST_BATCHES`] batches of TUN packets.
     fn receive_tun(&mut self, now: UnixMillis, st: &mut LoopState) {
         for _ in 0..BURST_BATCHES {
-            let n = self.read_tun(st);
+            let n = self.ports.read_tun(&mut st.tun_bufs, &mut st.tun_lens);
             st.io.tun_rx += n as u64;
             let bufs = st.tun_bufs.iter_mut().zip(st.tun_lens.iter()).take(n);
             for (buf, &len) in bufs {
@@ -541,31 +539,11 @@ impl Forwarder {
                     st.tx.push(frame, &[]);
                 }
             }
-            self.flush(&mut st.tx, &mut st.io);
+            self.ports.flush(&mut st.tx, &mut st.io);
             if n < st.tun_bufs.len() {
                 break;
             }
         }
-    }
-
-    /// Read TUN packets into the loop's buffers until it would block or
-    /// they are full; returns how many.
-    fn read_tun(&mut self, st: &mut LoopState) -> usize {
-        let mut n = 0;
-        while n < st.tun_bufs.len() {
-            match self.tun.recv(&mut st.tun_bufs[n][TUN_HEADROOM..]) {
-                Ok(Some(len)) => {
-                    st.tun_lens[n] = len;
-                    n += 1;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!("TUN receive: {e}");
-                    break;
-                }
-            }
-        }
-        n
     }
 
     /// Send the packets the shapers let go now.
@@ -578,7 +556,7 @@ impl Forwarder {
                     st.scratch.resize(VNET_HDR_LEN, 0);
                     h.vnet.shifted(-(ETH_HLEN as i32)).write(&mut st.scratch);
                     st.scratch.extend_from_slice(&h.packet);
-                    match self.tun.send(&st.scratch) {
+                    match self.ports.tun.send(&st.scratch) {
                         Ok(_) => st.io.tun_tx += 1,
                         Err(_) => st.io.tun_tx_errors += 1,
                     }
@@ -588,7 +566,7 @@ impl Forwarder {
                     h.vnet.shifted(ETH_HLEN as i32).write(&mut f);
                     EthHeader {
                         dst: mac,
-                        src: self.gateway_mac,
+                        src: self.ports.gateway_mac,
                         ethertype: ethertype_of(&h.packet),
                     }
                     .write(&mut f[VNET_HDR_LEN..]);
@@ -601,7 +579,7 @@ impl Forwarder {
             for f in chunk {
                 st.tx.push(f, &[]);
             }
-            self.flush(&mut st.tx, &mut st.io);
+            self.ports.flush(&mut st.tx, &mut st.io);
         }
         st.released_frames.clear();
     }
@@ -613,7 +591,7 @@ impl Forwarder {
             for f in chunk {
                 st.tx.push(&ZERO_VNET, f);
             }
-            self.flush(&mut st.tx, &mut st.io);
+            self.ports.flush(&mut st.tx, &mut st.io);
         }
         st.outbox.clear();
     }
@@ -624,7 +602,11 @@ impl Forwarder {
     /// between resends it, never loses it); an Interim is spooled after the
     /// save of the counters it carries, so the Stop sent after a crash
     /// never counts less than an Interim did.
-    fn publish(&mut self, now: UnixMillis) {
+    ///
+    /// With workers, the fast paths are brought in line with the sessions
+    /// first, so an ended session's last octets counted by a worker are in
+    /// its Stop.
+    fn publish(&mut self, now: UnixMillis, st: &mut LoopState) {
         let (mut interims, mut others) = (Vec::new(), Vec::new());
         while let Some(e) = self.engine.poll_event() {
             match e {
@@ -632,6 +614,7 @@ impl Forwarder {
                 _ => others.push(e),
             }
         }
+        self.sync_workers(now, st, &mut others);
         if !others.is_empty() {
             let _ = self.notices.send(Notice::Events(others));
         }
@@ -663,6 +646,8 @@ impl Forwarder {
     /// rather than losing them. Without it, the sessions are saved with the
     /// stop time for the next start to resume. Returns how many were kept.
     fn shutdown(&mut self, now: UnixMillis) -> usize {
+        // The workers' last counts first: the sessions are still open.
+        self.stop_workers();
         let stop = self.stop_on_shutdown;
         let records = self.engine.session_records(now, stop);
         let kept = if stop { 0 } else { records.len() };
@@ -689,38 +674,11 @@ impl Forwarder {
             tx.push(&ZERO_VNET, f);
         }
         let mut io = IoStats::default();
-        self.flush(&mut tx, &mut io);
-    }
-
-    /// Write the plain packets batched for the TUN device, coalesced.
-    fn flush_coalesced(&mut self, io: &mut IoStats) {
-        if self.gro_used == 0 {
-            return;
-        }
-        let n = std::mem::take(&mut self.gro_used);
-        match self
-            .tun
-            .send_coalesced(&mut self.gro_table, &mut self.gro_bufs[..n])
-        {
-            Ok(_) => io.tun_tx += n as u64,
-            Err(e) => {
-                io.tun_tx_errors += n as u64;
-                tracing::debug!("TUN coalesced write: {e}");
-            }
-        }
-    }
-
-    fn flush(&self, tx: &mut SendBatch, io: &mut IoStats) {
-        if tx.is_empty() {
-            return;
-        }
-        let (ok, failed) = self.lan.send(tx);
-        io.lan_tx += ok as u64;
-        io.lan_tx_errors += failed as u64;
+        self.ports.flush(&mut tx, &mut io);
     }
 
     /// One LAN frame: `[vnet][eth][ip]`.
-    fn lan_frame(
+    pub(super) fn lan_frame(
         &mut self,
         now: UnixMillis,
         frame: &mut [u8],
@@ -732,45 +690,17 @@ impl Forwarder {
         };
         IoStats::offloads(&vnet, &mut io.lan_rx_gso, &mut io.lan_rx_partial_csum);
         match self.engine.from_lan(now, &vnet, &mut frame[VNET_HDR_LEN..]) {
-            LanAction::ToTun if vnet.flags == 0 && !vnet.is_gso() => {
-                // A plain MTU-sized packet: batch it for coalescing (written
-                // by flush_coalesced once the receive batch is done).
-                // Without Ethernet padding: the engine checked total_len.
-                let ip = &frame[VNET_HDR_LEN + ETH_HLEN..];
-                let total = ip_total_len(ip);
-                let ip = &ip[..total];
-                if self.gro_used == self.gro_bufs.len() {
-                    self.gro_bufs.push(Vec::with_capacity(VNET_HDR_LEN + 1514));
-                }
-                let b = &mut self.gro_bufs[self.gro_used];
-                b.clear();
-                b.resize(VNET_HDR_LEN, 0);
-                b.extend_from_slice(ip);
-                self.gro_used += 1;
-            }
-            LanAction::ToTun => {
-                // Lay the shifted header over the Ethernet header's tail,
-                // right in front of the IP packet, and write from there.
-                let start = VNET_HDR_LEN + ETH_HLEN - VNET_HDR_LEN;
-                vnet.shifted(-(ETH_HLEN as i32)).write(&mut frame[start..]);
-                match self.tun.send(&frame[start..]) {
-                    Ok(_) => io.tun_tx += 1,
-                    Err(e) => {
-                        io.tun_tx_errors += 1;
-                        tracing::debug!("TUN write: {e}");
-                    }
-                }
-            }
+            LanAction::ToTun => self.ports.to_tun(frame, &vnet, io),
             LanAction::Hairpin(dst) => {
                 let ethertype = ethertype_of(&frame[VNET_HDR_LEN + ETH_HLEN..]);
                 EthHeader {
                     dst,
-                    src: self.gateway_mac,
+                    src: self.ports.gateway_mac,
                     ethertype,
                 }
                 .write(&mut frame[VNET_HDR_LEN..]);
                 if tx.is_full() {
-                    self.flush(tx, io);
+                    self.ports.flush(tx, io);
                 }
                 tx.push(frame, &[]);
             }
@@ -780,7 +710,7 @@ impl Forwarder {
 
     /// One TUN packet at `buf[TUN_HEADROOM..]` (`[vnet][ip]`); returns the
     /// LAN frame (`[vnet][eth][ip]`, built in place) to send, if any.
-    fn tun_packet<'a>(
+    pub(super) fn tun_packet<'a>(
         &mut self,
         now: UnixMillis,
         buf: &'a mut [u8],
@@ -791,15 +721,7 @@ impl Forwarder {
         let ip_start = TUN_HEADROOM + VNET_HDR_LEN;
         match self.engine.from_tun(now, &vnet, &mut buf[ip_start..]) {
             TunAction::ToLan(dst) => {
-                let ethertype = ethertype_of(&buf[ip_start..]);
-                vnet.shifted(ETH_HLEN as i32)
-                    .write(&mut buf[..VNET_HDR_LEN]);
-                EthHeader {
-                    dst,
-                    src: self.gateway_mac,
-                    ethertype,
-                }
-                .write(&mut buf[VNET_HDR_LEN..]);
+                self.ports.frame_for_lan(buf, &vnet, dst);
                 Some(buf)
             }
             TunAction::Held | TunAction::Drop(_) => None,
@@ -850,36 +772,20 @@ impl Forwarder {
             Command::Status { reply } => {
                 let _ = reply.send(Status {
                     snapshot: self.engine.snapshot(now),
-                    io: io.clone(),
+                    io: self.io_total(io),
+                    workers: WorkersStatus {
+                        fast_path_sessions: self.pool.as_ref().map_or(0, WorkerPool::admitted),
+                        threads: self.loads(io),
+                    },
                 });
             }
             Command::Metrics { reply } => {
                 let _ = reply.send(DataplaneMetrics {
                     engine: self.engine.metrics(),
-                    io: io.clone(),
-                    cpu_seconds: crate::metrics::thread_cpu_seconds(),
+                    workers: self.loads(io),
                 });
             }
             Command::Shutdown => unreachable!("handled by the loop"),
         }
     }
-}
-
-/// The EtherType of an IP packet, from its version field.
-fn ethertype_of(ip: &[u8]) -> u16 {
-    match ip.first().map(|b| b >> 4) {
-        Some(6) => ETHERTYPE_IPV6,
-        _ => ETHERTYPE_IPV4,
-    }
-}
-
-/// An IP packet's length as its header says (IPv4 total length, IPv6 40 +
-/// payload length), at most the buffer's: Ethernet padding is not part of it.
-fn ip_total_len(ip: &[u8]) -> usize {
-    let total = match ip.first().map(|b| b >> 4) {
-        Some(6) if ip.len() >= 40 => 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]])),
-        _ if ip.len() >= 4 => usize::from(u16::from_be_bytes([ip[2], ip[3]])),
-        _ => 0,
-    };
-    total.min(ip.len())
 }

@@ -15,6 +15,12 @@ const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 /// `PACKET_AUXDATA`: a `tpacket_auxdata` control message with every frame.
 const PACKET_AUXDATA: libc::c_int = 8;
+/// `PACKET_FANOUT` (linux/if_packet.h): share one interface's frames among
+/// several sockets.
+const PACKET_FANOUT: libc::c_int = 18;
+/// `PACKET_FANOUT_HASH`: by the kernel's flow hash, the same for both
+/// directions of a flow and for all fragments of a packet.
+const PACKET_FANOUT_HASH: libc::c_int = 0;
 /// `TP_STATUS_VLAN_VALID` in `tpacket_auxdata.tp_status`.
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 /// Room for one `tpacket_auxdata` control message (20 bytes after a
@@ -128,6 +134,15 @@ impl LanPort {
         })
         .map(|_| ())
         .map_err(|e| io::Error::new(e.kind(), format!("PACKET_MR_ALLMULTI: {e}")))
+    }
+
+    /// Join fanout group `group` on this interface: from now on each frame
+    /// goes to one member socket, chosen by the flow's hash, so one flow
+    /// stays on one worker (no reordering) while flows spread over all.
+    pub fn join_fanout(&self, group: u16) -> io::Result<()> {
+        let arg = libc::c_int::from(group) | (PACKET_FANOUT_HASH << 16);
+        setsockopt_int(self.fd.as_raw_fd(), libc::SOL_PACKET, PACKET_FANOUT, arg)
+            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT group {group}: {e}")))
     }
 
     /// The interface index the socket is bound to.

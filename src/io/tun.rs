@@ -18,14 +18,19 @@ impl Tun {
     /// Create `name` with address `gateway/prefix` (and lassi's IPv6
     /// address with the LAN prefix's length, whose route then leads to
     /// lassi: the prefix is routed, not NATed), offloads on, up, non-blocking.
+    /// With `multi_queue` the device takes more queues ([`Tun::add_queue`]).
     pub fn create(
         name: &str,
         gateway: Ipv4Addr,
         prefix: u8,
         ipv6: Option<(Ipv6Addr, u8)>,
         mtu: u16,
+        multi_queue: bool,
     ) -> io::Result<Tun> {
-        let mut b = DeviceBuilder::new().name(name).ipv4(gateway, prefix, None);
+        let mut b = DeviceBuilder::new()
+            .name(name)
+            .ipv4(gateway, prefix, None)
+            .multi_queue(multi_queue);
         if let Some((addr, len)) = ipv6 {
             b = b.ipv6(addr, len);
         }
@@ -40,6 +45,15 @@ impl Tun {
                 "TUN device {name}: the kernel refused virtio-net headers/offloads"
             )));
         }
+        dev.set_nonblocking(true)?;
+        Ok(Tun { dev })
+    }
+
+    /// Another queue of the same device (created `multi_queue`), with the
+    /// same offloads, non-blocking: the kernel spreads the packets it sends
+    /// into the device over its queues by flow.
+    pub fn add_queue(&self) -> io::Result<Tun> {
+        let dev = self.dev.try_clone()?;
         dev.set_nonblocking(true)?;
         Ok(Tun { dev })
     }

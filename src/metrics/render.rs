@@ -10,9 +10,6 @@ use crate::radius::metrics::{CoaPortKind, CoaResult, ServerMetrics};
 use crate::radius::server_stats::{RequestKind, RESPONSE_BUCKETS_MS, RESPONSE_CODES};
 use crate::radius::RadiusStats;
 
-/// The worker label of the one forwarding thread (more workers later).
-const WORKER: &str = "0";
-
 /// What one scrape gathered.
 pub struct Scrape {
     /// The data plane's counters.
@@ -203,38 +200,61 @@ fn dhcp_pool(e: &mut Exposition, d: &DhcpStats) {
 }
 
 fn dataplane_load(e: &mut Exposition, d: &DataplaneMetrics) {
-    e.family(
+    let names: Vec<String> = (0..d.workers.len()).map(|i| i.to_string()).collect();
+    let mut f = e.family(
         "lassi_dataplane_cpu_seconds_total",
         Kind::Counter,
         "CPU time used by each forwarding worker thread, in seconds.",
-    )
-    .sample(&[("worker", WORKER)], d.cpu_seconds);
-    let io: &IoStats = &d.io;
+    );
+    for (w, name) in d.workers.iter().zip(&names) {
+        f.sample(&[("worker", name)], w.cpu_seconds);
+    }
     let mut f = e.family(
         "lassi_dataplane_packets_total",
         Kind::Counter,
         "Frames and packets each worker received from and sent to its devices.",
     );
-    for (device, direction, n) in [
-        ("lan", "received", io.lan_rx),
-        ("lan", "sent", io.lan_tx),
-        ("tun", "received", io.tun_rx),
-        ("tun", "sent", io.tun_tx),
-    ] {
-        let labels = [
-            ("worker", WORKER),
-            ("device", device),
-            ("direction", direction),
-        ];
-        f.sample(&labels, n);
+    for (w, name) in d.workers.iter().zip(&names) {
+        let io: &IoStats = &w.io;
+        for (device, direction, n) in [
+            ("lan", "received", io.lan_rx),
+            ("lan", "sent", io.lan_tx),
+            ("tun", "received", io.tun_rx),
+            ("tun", "sent", io.tun_tx),
+        ] {
+            let labels = [
+                ("worker", name.as_str()),
+                ("device", device),
+                ("direction", direction),
+            ];
+            f.sample(&labels, n);
+        }
     }
-    e.family(
+    let mut f = e.family(
         "lassi_dataplane_send_errors_total",
         Kind::Counter,
         "Frames and packets a device would not take, per worker.",
-    )
-    .sample(&[("worker", WORKER), ("device", "lan")], io.lan_tx_errors)
-    .sample(&[("worker", WORKER), ("device", "tun")], io.tun_tx_errors);
+    );
+    for (w, name) in d.workers.iter().zip(&names) {
+        f.sample(&[("worker", name), ("device", "lan")], w.io.lan_tx_errors)
+            .sample(&[("worker", name), ("device", "tun")], w.io.tun_tx_errors);
+    }
+    let mut f = e.family(
+        "lassi_dataplane_handoff_total",
+        Kind::Counter,
+        "Frames a worker left to worker 0 (the engine: logins, DHCP, DNS, shaped \
+         sessions), by outcome; dropped when worker 0's queue was full.",
+    );
+    for (w, name) in d.workers.iter().zip(&names).skip(1) {
+        f.sample(
+            &[("worker", name), ("outcome", "handed")],
+            w.io.handed_to_engine,
+        )
+        .sample(
+            &[("worker", name), ("outcome", "dropped")],
+            w.io.handoff_dropped,
+        );
+    }
 }
 
 fn portal(e: &mut Exposition, p: &PortalCounters) {
@@ -398,6 +418,7 @@ fn coa(e: &mut Exposition, r: &RadiusStats) {
 mod tests {
     use super::*;
     use crate::dataplane::{DropCounters, Traffic};
+    use crate::io::forwarder::WorkerLoad;
     use crate::radius::metrics::CoaCounts;
     use crate::radius::server_stats::ServerStats;
 
@@ -443,8 +464,10 @@ mod tests {
         Scrape {
             dataplane: DataplaneMetrics {
                 engine,
-                io,
-                cpu_seconds: 1.25,
+                workers: vec![WorkerLoad {
+                    io,
+                    cpu_seconds: 1.25,
+                }],
             },
             portal,
             radius: None,

@@ -235,8 +235,10 @@ mod tests {
                             redirected_flows: 0,
                             shaper_held_bytes: 0,
                         },
-                        io: Default::default(),
-                        cpu_seconds: 0.5,
+                        workers: vec![crate::io::forwarder::WorkerLoad {
+                            io: Default::default(),
+                            cpu_seconds: 0.5,
+                        }],
                     });
                 });
             }

@@ -72,7 +72,13 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         new.uplink,
         [tun_name, wan_interface, nat, ip_forward]
     );
-    compare!(changed, "dataplane", old.dataplane, new.dataplane, [batch]);
+    compare!(
+        changed,
+        "dataplane",
+        old.dataplane,
+        new.dataplane,
+        [batch, workers]
+    );
     portal_keys(&mut changed, &old.portal, &new.portal);
     session_keys(&mut changed, &old.session, &new.session);
     radius_keys(&mut changed, old.radius.as_ref(), new.radius.as_ref());

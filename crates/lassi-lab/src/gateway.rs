@@ -54,6 +54,10 @@ impl Lab {
 
     /// The default config the lab gives lassi, for a state/control directory
     /// `dir` (as a TOML table; see [`Lab::start_lassi`]).
+    /// The lab's lassi config. `dataplane.workers` is 2 (whatever the
+    /// machine's cores, so every run tests the multi-worker path) unless
+    /// `LASSI_TEST_WORKERS` says otherwise (`tests/run-all` runs the
+    /// forwarding tests again with 1).
     pub fn default_lassi_config(dir: &Path) -> toml::Table {
         let text = format!(
             r#"[lan]
@@ -73,6 +77,9 @@ socket = "{sock}"
 
 [state]
 dir = "{state}"
+
+[dataplane]
+workers = {workers}
 "#,
             net = addrs::LAN_NETWORK,
             prefix = addrs::LAN_PREFIX,
@@ -80,6 +87,7 @@ dir = "{state}"
             dns = addrs::DNS,
             sock = toml_escape(&dir.join("control.sock").display().to_string()),
             state = toml_escape(&dir.join("state").display().to_string()),
+            workers = lab_workers(),
         );
         text.parse().expect("built-in lassi config parses")
     }
@@ -475,6 +483,14 @@ fn toml_value(v: &toml::Value) -> String {
                 .join(", ")
         ),
     }
+}
+
+/// `dataplane.workers` for lassi in the lab: `LASSI_TEST_WORKERS`, else 2.
+pub fn lab_workers() -> usize {
+    std::env::var("LASSI_TEST_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
 }
 
 #[cfg(test)]

@@ -1,0 +1,227 @@
+//! One forwarding thread's pair of devices: its LAN socket (a member of the
+//! fanout group when there are several workers) and its TUN queue, with
+//! the buffers that batch writes to them. The engine thread and every
+//! worker own one each, so no descriptor or buffer is shared between
+//! threads.
+//!
+//! Buffers are laid out so that no packet is copied: a LAN frame arrives as
+//! `[vnet 10][eth 14][ip …]`; for the TUN the shifted vnet header is written
+//! over the tail of the Ethernet header, directly before the IP packet, and
+//! that slice is written. A TUN packet is read 14 bytes into its buffer, so
+//! the vnet header and an Ethernet header can be laid in front of it.
+
+use serde::Serialize;
+
+use super::lan::{LanPort, SendBatch, MAX_FRAME};
+use super::tun::Tun;
+use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN};
+use crate::wire::vnet::{VnetHdr, F_NEEDS_CSUM, VNET_HDR_LEN};
+use crate::wire::MacAddr;
+
+/// Room in front of a TUN packet for the LAN vnet + Ethernet headers.
+pub const TUN_HEADROOM: usize = ETH_HLEN;
+
+/// Packet I/O counters of the shell (the engine counts drops by reason).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IoStats {
+    /// Frames read from the LAN.
+    pub lan_rx: u64,
+    /// Frames written to the LAN.
+    pub lan_tx: u64,
+    /// Frames the LAN device would not take.
+    pub lan_tx_errors: u64,
+    /// Packets read from the TUN device.
+    pub tun_rx: u64,
+    /// Packets written to the TUN device.
+    pub tun_tx: u64,
+    /// Packets the TUN device would not take.
+    pub tun_tx_errors: u64,
+    /// LAN frames that were GSO super-packets.
+    pub lan_rx_gso: u64,
+    /// LAN frames with a checksum left for offload.
+    pub lan_rx_partial_csum: u64,
+    /// TUN packets that were GSO super-packets.
+    pub tun_rx_gso: u64,
+    /// TUN packets with a checksum left for offload.
+    pub tun_rx_partial_csum: u64,
+    /// Frames a worker handed to the engine thread (not forwarded by the
+    /// worker's fast path: unauthorized or shaped clients, DHCP, DNS, …).
+    pub handed_to_engine: u64,
+    /// Frames a worker dropped because the engine thread's queue was full
+    /// (a flood of traffic only the engine may handle).
+    pub handoff_dropped: u64,
+}
+
+impl IoStats {
+    /// Count a received frame's offload state.
+    #[inline]
+    pub fn offloads(vnet: &VnetHdr, gso: &mut u64, partial: &mut u64) {
+        *gso += u64::from(vnet.is_gso());
+        *partial += u64::from(vnet.flags & F_NEEDS_CSUM != 0);
+    }
+
+    /// Add another thread's counters.
+    pub fn add(&mut self, o: &IoStats) {
+        self.lan_rx += o.lan_rx;
+        self.lan_tx += o.lan_tx;
+        self.lan_tx_errors += o.lan_tx_errors;
+        self.tun_rx += o.tun_rx;
+        self.tun_tx += o.tun_tx;
+        self.tun_tx_errors += o.tun_tx_errors;
+        self.lan_rx_gso += o.lan_rx_gso;
+        self.lan_rx_partial_csum += o.lan_rx_partial_csum;
+        self.tun_rx_gso += o.tun_rx_gso;
+        self.tun_rx_partial_csum += o.tun_rx_partial_csum;
+        self.handed_to_engine += o.handed_to_engine;
+        self.handoff_dropped += o.handoff_dropped;
+    }
+}
+
+/// A thread's LAN socket and TUN queue.
+pub struct Ports {
+    /// LAN raw socket.
+    pub lan: LanPort,
+    /// TUN device (this thread's queue of it).
+    pub tun: Tun,
+    /// lassi's MAC on the LAN.
+    pub gateway_mac: MacAddr,
+    /// Plain packets waiting to be coalesced into the TUN device.
+    gro_bufs: Vec<Vec<u8>>,
+    /// How many of `gro_bufs` are in use.
+    gro_used: usize,
+    /// tun-rs's coalescing state, reused between batches.
+    gro_table: tun_rs::GROTable,
+}
+
+impl Ports {
+    /// A thread's devices.
+    pub fn new(lan: LanPort, tun: Tun, gateway_mac: MacAddr) -> Ports {
+        Ports {
+            lan,
+            tun,
+            gateway_mac,
+            gro_bufs: Vec::new(),
+            gro_used: 0,
+            gro_table: Default::default(),
+        }
+    }
+
+    /// Send a LAN frame (`[vnet][eth][ip]`, `vnet` parsed from it) into
+    /// the TUN device. A plain MTU-sized packet is batched for coalescing
+    /// (written by [`Ports::flush_coalesced`] once the receive batch is
+    /// done); a super-packet is written at once, its shifted header laid
+    /// over the Ethernet header's tail, right in front of the IP packet.
+    pub fn to_tun(&mut self, frame: &mut [u8], vnet: &VnetHdr, io: &mut IoStats) {
+        if vnet.flags == 0 && !vnet.is_gso() {
+            // Without Ethernet padding: the caller checked total_len.
+            let ip = &frame[VNET_HDR_LEN + ETH_HLEN..];
+            let ip = &ip[..ip_total_len(ip)];
+            if self.gro_used == self.gro_bufs.len() {
+                self.gro_bufs.push(Vec::with_capacity(VNET_HDR_LEN + 1514));
+            }
+            let b = &mut self.gro_bufs[self.gro_used];
+            b.clear();
+            b.resize(VNET_HDR_LEN, 0);
+            b.extend_from_slice(ip);
+            self.gro_used += 1;
+            return;
+        }
+        let start = VNET_HDR_LEN + ETH_HLEN - VNET_HDR_LEN;
+        vnet.shifted(-(ETH_HLEN as i32)).write(&mut frame[start..]);
+        match self.tun.send(&frame[start..]) {
+            Ok(_) => io.tun_tx += 1,
+            Err(e) => {
+                io.tun_tx_errors += 1;
+                tracing::debug!("TUN write: {e}");
+            }
+        }
+    }
+
+    /// Write the plain packets batched for the TUN device, coalesced.
+    pub fn flush_coalesced(&mut self, io: &mut IoStats) {
+        if self.gro_used == 0 {
+            return;
+        }
+        let n = std::mem::take(&mut self.gro_used);
+        match self
+            .tun
+            .send_coalesced(&mut self.gro_table, &mut self.gro_bufs[..n])
+        {
+            Ok(_) => io.tun_tx += n as u64,
+            Err(e) => {
+                io.tun_tx_errors += n as u64;
+                tracing::debug!("TUN coalesced write: {e}");
+            }
+        }
+    }
+
+    /// Send the frames batched for the LAN.
+    pub fn flush(&self, tx: &mut SendBatch, io: &mut IoStats) {
+        if tx.is_empty() {
+            return;
+        }
+        let (ok, failed) = self.lan.send(tx);
+        io.lan_tx += ok as u64;
+        io.lan_tx_errors += failed as u64;
+    }
+
+    /// Turn a TUN packet read at `buf[TUN_HEADROOM..]` (`[vnet][ip]`) into
+    /// the LAN frame `[vnet][eth][ip]` to `dst`, in place.
+    pub fn frame_for_lan(&self, buf: &mut [u8], vnet: &VnetHdr, dst: MacAddr) {
+        let ethertype = ethertype_of(&buf[TUN_HEADROOM + VNET_HDR_LEN..]);
+        vnet.shifted(ETH_HLEN as i32)
+            .write(&mut buf[..VNET_HDR_LEN]);
+        EthHeader {
+            dst,
+            src: self.gateway_mac,
+            ethertype,
+        }
+        .write(&mut buf[VNET_HDR_LEN..]);
+    }
+
+    /// Read TUN packets into `bufs` (each at `TUN_HEADROOM`) until it would
+    /// block or they are full; their lengths go to `lens`. Returns how many.
+    pub fn read_tun(&self, bufs: &mut [Box<[u8]>], lens: &mut [usize]) -> usize {
+        let mut n = 0;
+        while n < bufs.len() {
+            match self.tun.recv(&mut bufs[n][TUN_HEADROOM..]) {
+                Ok(Some(len)) => {
+                    lens[n] = len;
+                    n += 1;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("TUN receive: {e}");
+                    break;
+                }
+            }
+        }
+        n
+    }
+}
+
+/// Buffers for one batch of TUN reads.
+pub fn tun_buffers(batch: usize) -> Vec<Box<[u8]>> {
+    (0..batch)
+        .map(|_| vec![0u8; TUN_HEADROOM + MAX_FRAME].into_boxed_slice())
+        .collect()
+}
+
+/// The EtherType of an IP packet, from its version field.
+pub fn ethertype_of(ip: &[u8]) -> u16 {
+    match ip.first().map(|b| b >> 4) {
+        Some(6) => ETHERTYPE_IPV6,
+        _ => ETHERTYPE_IPV4,
+    }
+}
+
+/// An IP packet's length as its header says (IPv4 total length, IPv6 40 +
+/// payload length), at most the buffer's: Ethernet padding is not part of it.
+fn ip_total_len(ip: &[u8]) -> usize {
+    let total = match ip.first().map(|b| b >> 4) {
+        Some(6) if ip.len() >= 40 => 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]])),
+        _ if ip.len() >= 4 => usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+        _ => 0,
+    };
+    total.min(ip.len())
+}
