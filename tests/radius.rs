@@ -789,8 +789,14 @@ fn accounting_stays_exact_with_traffic_spread_over_two_workers() {
     );
     assert!(w0 > 1000 && w1 > 1000, "both workers forward: {w0} / {w1}");
     // The Stop also holds the login's few packets from before `before`.
-    assert!((0.99..1.01).contains(&(ain as f64 / kin as f64)), "{ain} vs {kin}");
-    assert!((0.99..1.01).contains(&(aout as f64 / kout as f64)), "{aout} vs {kout}");
+    assert!(
+        (0.99..1.01).contains(&(ain as f64 / kin as f64)),
+        "{ain} vs {kin}"
+    );
+    assert!(
+        (0.99..1.01).contains(&(aout as f64 / kout as f64)),
+        "{aout} vs {kout}"
+    );
     assert_eq!(status(&w)["workers"]["fast_path_sessions"], 0);
 }
 

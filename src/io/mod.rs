@@ -9,6 +9,7 @@ pub mod lan;
 pub mod operator;
 pub mod pool;
 pub mod ports;
+pub mod queue;
 pub mod resolver;
 pub mod sys;
 pub mod tun;

@@ -12,13 +12,13 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::forwarder::{Forwarder, LoopState, WorkerLoad};
 use super::ports::{IoStats, Ports};
+use super::queue::Queue;
 use super::sys::Waker;
 use super::worker::{FromWorker, SlowFrame, ToWorker, Worker};
 use crate::dataplane::{Engine, Event, FastAdmit, FastDelta, FastPath, FastSettings};
@@ -41,7 +41,7 @@ struct Admitted {
 
 /// A worker as the engine thread sees it.
 struct WorkerLink {
-    commands: Sender<ToWorker>,
+    commands: Arc<Queue<ToWorker>>,
     waker: Arc<Waker>,
     io: IoStats,
     cpu_seconds: f64,
@@ -50,11 +50,12 @@ struct WorkerLink {
 /// The workers, from the engine thread.
 pub struct WorkerPool {
     links: Vec<WorkerLink>,
-    from_workers: Receiver<FromWorker>,
+    from_workers: Arc<Queue<FromWorker>>,
     handoff_bytes: Arc<AtomicUsize>,
     admitted: HashMap<Ipv4Addr, Admitted, FastBuildHasher>,
     /// Tokens being revoked, until every worker has answered.
-    revoking: HashMap<u64, String, FastBuildHasher>,
+    /// (A handful at a time: a list, not another hash table in the binary.)
+    revoking: Vec<(u64, String)>,
     next_token: u64,
     /// Counts that arrived after their session ended, by Acct-Session-Id:
     /// they go into its Stop.
@@ -74,19 +75,19 @@ impl WorkerPool {
         engine_waker: Arc<Waker>,
         batch: usize,
     ) -> Result<WorkerPool, String> {
-        let (to_engine, from_workers) = mpsc::channel();
+        let from_workers = Arc::new(Queue::default());
         let handoff_bytes = Arc::new(AtomicUsize::new(0));
         let (mut links, mut threads) = (Vec::new(), Vec::new());
         for (i, ports) in ports.into_iter().enumerate() {
-            let (commands, rx) = mpsc::channel();
+            let commands = Arc::new(Queue::default());
             let waker = Arc::new(Waker::new().map_err(|e| format!("eventfd: {e}"))?);
             let worker = Worker {
                 index: i + 1,
                 fast: FastPath::new(fast),
                 ports,
                 waker: waker.clone(),
-                commands: rx,
-                to_engine: to_engine.clone(),
+                commands: commands.clone(),
+                to_engine: from_workers.clone(),
                 engine_waker: engine_waker.clone(),
                 handoff_bytes: handoff_bytes.clone(),
                 batch,
@@ -108,7 +109,7 @@ impl WorkerPool {
             from_workers,
             handoff_bytes,
             admitted: HashMap::default(),
-            revoking: HashMap::default(),
+            revoking: Vec::new(),
             next_token: 1,
             orphans: Vec::new(),
             threads,
@@ -132,7 +133,7 @@ impl WorkerPool {
 
     fn broadcast(&self, msg: impl Fn() -> ToWorker) {
         for l in &self.links {
-            let _ = l.commands.send(msg());
+            l.commands.push(msg());
             l.waker.wake();
         }
     }
@@ -141,7 +142,9 @@ impl WorkerPool {
     fn session_of(&self, d: &FastDelta) -> Option<&str> {
         match self.admitted.get(&d.ip) {
             Some(a) if a.token == d.token => Some(&a.session_id),
-            _ => self.revoking.get(&d.token).map(String::as_str),
+            _ => (self.revoking.iter())
+                .find(|(token, _)| *token == d.token)
+                .map(|(_, sid)| sid.as_str()),
         }
     }
 
@@ -194,7 +197,7 @@ impl WorkerPool {
 impl Forwarder {
     /// Everything the workers sent since the last look.
     pub(super) fn take_worker_messages(&mut self, now: UnixMillis, st: &mut LoopState) {
-        while let Some(msg) = (self.pool.as_ref()).and_then(|p| p.from_workers.try_recv().ok()) {
+        while let Some(msg) = (self.pool.as_ref()).and_then(|p| p.from_workers.pop()) {
             self.worker_message(msg, now, st);
         }
     }
@@ -295,15 +298,18 @@ impl Forwarder {
     /// Revoke what the engine no longer allows on the fast path, then admit
     /// what it newly allows.
     fn reconcile(&mut self, now: UnixMillis, st: &mut LoopState) {
-        let wanted = self.engine.fast_path_sessions();
+        let mut wanted = self.engine.fast_path_sessions();
         let Some(pool) = self.pool.as_mut() else {
             return;
         };
-        let by_ip: HashMap<Ipv4Addr, (MacAddr, &str), FastBuildHasher> = (wanted.iter())
-            .map(|(ip, mac, sid)| (*ip, (*mac, sid.as_str())))
-            .collect();
+        // Sorted by address, looked up by binary search.
+        wanted.sort_unstable_by_key(|(ip, ..)| *ip);
+        let wants = |ip: &Ipv4Addr, a: &Admitted| match wanted.binary_search_by_key(ip, |w| w.0) {
+            Ok(i) => wanted[i].1 == a.mac && wanted[i].2 == a.session_id,
+            Err(_) => false,
+        };
         let stale: Vec<Ipv4Addr> = (pool.admitted.iter())
-            .filter(|(ip, a)| by_ip.get(ip) != Some(&(a.mac, a.session_id.as_str())))
+            .filter(|(ip, a)| !wants(ip, a))
             .map(|(ip, _)| *ip)
             .collect();
         if !stale.is_empty() {
@@ -335,16 +341,14 @@ impl Forwarder {
         };
         for ip in &ips {
             if let Some(a) = pool.admitted.remove(ip) {
-                pool.revoking.insert(a.token, a.session_id);
+                pool.revoking.push((a.token, a.session_id));
             }
         }
         pool.broadcast(|| ToWorker::Revoke(ips.clone()));
         let mut awaiting = pool.links.len();
         let deadline = Instant::now() + ANSWER_WAIT;
         while awaiting > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(msg) =
-                (self.pool.as_ref()).and_then(|p| p.from_workers.recv_timeout(left).ok())
+            let Some(msg) = (self.pool.as_ref()).and_then(|p| p.from_workers.pop_until(deadline))
             else {
                 tracing::error!(awaiting, "workers did not answer a revoke in time");
                 return;
@@ -368,8 +372,7 @@ impl Forwarder {
         let mut awaiting = pool.links.len();
         let deadline = Instant::now() + ANSWER_WAIT;
         while awaiting > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(msg) = pool.from_workers.recv_timeout(left) else {
+            let Some(msg) = pool.from_workers.pop_until(deadline) else {
                 tracing::error!(awaiting, "workers did not stop in time");
                 break;
             };

@@ -10,12 +10,12 @@
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
 use super::clock::now_ms;
 use super::lan::{RecvBatch, SendBatch};
 use super::ports::{tun_buffers, IoStats, Ports, TUN_HEADROOM};
+use super::queue::Queue;
 use super::sys::Waker;
 use crate::dataplane::{FastAdmit, FastDelta, FastPath, FastVerdict};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
@@ -101,10 +101,11 @@ pub struct Worker {
     pub ports: Ports,
     /// Wakes its poll when a command is queued.
     pub waker: Arc<Waker>,
-    /// Commands from the engine thread.
-    pub commands: Receiver<ToWorker>,
+    /// Commands from the engine thread (which holds the other reference:
+    /// when it is gone, so is the reason to run).
+    pub commands: Arc<Queue<ToWorker>>,
     /// To the engine thread.
-    pub to_engine: Sender<FromWorker>,
+    pub to_engine: Arc<Queue<FromWorker>>,
     /// Wakes the engine thread.
     pub engine_waker: Arc<Waker>,
     /// Bytes handed to the engine thread and not yet handled, all workers.
@@ -197,32 +198,35 @@ impl Worker {
     /// Carry out the engine thread's commands; false once told to stop.
     fn take_commands(&mut self) -> bool {
         loop {
-            match self.commands.try_recv() {
-                Ok(ToWorker::Admit(a)) => {
+            if Arc::strong_count(&self.commands) == 1 {
+                return false; // the engine thread is gone
+            }
+            match self.commands.pop() {
+                Some(ToWorker::Admit(a)) => {
                     if let Some(old) = self.fast.admit(a) {
                         // Not expected (the engine revokes first), but
                         // never lost: the engine sorts it out by token.
                         self.send(FromWorker::Displaced { deltas: vec![old] });
                     }
                 }
-                Ok(ToWorker::Revoke(ips)) => {
+                Some(ToWorker::Revoke(ips)) => {
                     let deltas = ips.iter().filter_map(|&ip| self.fast.revoke(ip)).collect();
                     self.send(FromWorker::Revoked { deltas });
                 }
-                Ok(ToWorker::Stop) | Err(TryRecvError::Disconnected) => {
+                Some(ToWorker::Stop) => {
                     let mut deltas = Vec::new();
                     self.fast.revoke_all(&mut deltas);
                     let worker = self.index;
                     self.send(FromWorker::Stopped { worker, deltas });
                     return false;
                 }
-                Err(TryRecvError::Empty) => return true,
+                None => return true,
             }
         }
     }
 
     fn send(&self, msg: FromWorker) {
-        let _ = self.to_engine.send(msg);
+        self.to_engine.push(msg);
         self.engine_waker.wake();
     }
 
