@@ -98,7 +98,8 @@ config radius\n\toption nas_identifier 'cafe-1'\n\toption swap_octets 'true'\n\t
 config radius_server\n\toption address '192.0.2.10'\n\toption secret 's3cr\\\\et'\n\
 config radius_server\n\toption address '192.0.2.11'\n\toption secret 'two'\n\toption auth_port '11812'\n\
 config coa\n\toption listen '0.0.0.0:3799'\n\
-config coa_client\n\toption address '192.0.2.10'\n\toption secret 'coa'\n";
+config coa_client\n\toption address '192.0.2.10'\n\toption secret 'coa'\n\
+config dataplane\n\toption workers '3'\n";
     let toml = r#"
 [lan]
 interface = "lan0"
@@ -142,6 +143,8 @@ listen = "0.0.0.0:3799"
 [[radius.coa.client]]
 address = "192.0.2.10"
 secret = "coa"
+[dataplane]
+workers = 3
 "#;
     let converted = to_toml("test", uci).unwrap();
     let from_uci = Config::parse(&converted).unwrap_or_else(|e| panic!("{e}\n{converted}"));
