@@ -18,9 +18,9 @@ use tokio::sync::oneshot;
 use super::lan::{RecvBatch, SendBatch};
 use super::pool::WorkerPool;
 pub use super::ports::IoStats;
-use super::ports::{ethertype_of, tun_buffers, Ports, TUN_HEADROOM};
+use super::ports::{ethertype_of, tun_buffers, Ports, ReleaseBufs, TUN_HEADROOM};
 use super::sys::Waker;
-use crate::dataplane::{Engine, Event, LanAction, Released, Save, Snapshot, TunAction};
+use crate::dataplane::{Engine, Event, LanAction, Save, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
 use crate::session::{
     Authorization, Client, Durability, EndReason, EndedSession, SavedSessions, SessionLimits,
@@ -347,11 +347,9 @@ pub(super) struct LoopState {
     tun_lens: Vec<usize>,
     pub(super) tx: SendBatch,
     /// Packets the shapers let go.
-    released: Vec<Released>,
-    released_frames: Vec<Vec<u8>>,
+    pub(super) release: ReleaseBufs,
     /// Frames the engine originated (ARP, DHCP).
     outbox: Vec<Vec<u8>>,
-    scratch: Vec<u8>,
     pub(super) io: IoStats,
     clock: ClockWatch,
 }
@@ -363,10 +361,8 @@ impl LoopState {
             tun_bufs: tun_buffers(batch),
             tun_lens: vec![0usize; batch],
             tx: SendBatch::with_capacity(batch),
-            released: Vec::new(),
-            released_frames: Vec::new(),
+            release: ReleaseBufs::default(),
             outbox: Vec::new(),
-            scratch: Vec::new(),
             io: IoStats::default(),
             clock: ClockWatch::default(),
         }
@@ -548,40 +544,8 @@ impl Forwarder {
 
     /// Send the packets the shapers let go now.
     fn send_released(&mut self, now: UnixMillis, st: &mut LoopState) {
-        self.engine.release_held(now, &mut st.released);
-        for r in st.released.drain(..) {
-            match r {
-                Released::ToTun(h) => {
-                    st.scratch.clear();
-                    st.scratch.resize(VNET_HDR_LEN, 0);
-                    h.vnet.shifted(-(ETH_HLEN as i32)).write(&mut st.scratch);
-                    st.scratch.extend_from_slice(&h.packet);
-                    match self.ports.tun.send(&st.scratch) {
-                        Ok(_) => st.io.tun_tx += 1,
-                        Err(_) => st.io.tun_tx_errors += 1,
-                    }
-                }
-                Released::ToLan(mac, h) => {
-                    let mut f = vec![0u8; VNET_HDR_LEN + ETH_HLEN];
-                    h.vnet.shifted(ETH_HLEN as i32).write(&mut f);
-                    EthHeader {
-                        dst: mac,
-                        src: self.ports.gateway_mac,
-                        ethertype: ethertype_of(&h.packet),
-                    }
-                    .write(&mut f[VNET_HDR_LEN..]);
-                    f.extend_from_slice(&h.packet);
-                    st.released_frames.push(f);
-                }
-            }
-        }
-        for chunk in st.released_frames.chunks(self.batch) {
-            for f in chunk {
-                st.tx.push(f, &[]);
-            }
-            self.ports.flush(&mut st.tx, &mut st.io);
-        }
-        st.released_frames.clear();
+        self.engine.release_held(now, &mut st.release.released);
+        (self.ports).send_released(&mut st.release, &mut st.tx, &mut st.io, self.batch);
     }
 
     /// Send the frames the engine originated (ARP, DHCP).

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::lan::{LanPort, SendBatch, MAX_FRAME};
 use super::tun::Tun;
+use crate::dataplane::Released;
 use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN};
 use crate::wire::vnet::{VnetHdr, F_NEEDS_CSUM, VNET_HDR_LEN};
 use crate::wire::MacAddr;
@@ -197,6 +198,62 @@ impl Ports {
             }
         }
         n
+    }
+}
+
+/// Packets shapers let go, and the buffers that send them.
+#[derive(Default)]
+pub struct ReleaseBufs {
+    /// Filled by `release_held` (the engine's or a fast path's).
+    pub released: Vec<Released>,
+    frames: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+}
+
+impl Ports {
+    /// Send what a shaper let go (`bufs.released`, emptied): uploads into
+    /// the TUN device one by one, downloads onto the LAN in batches.
+    pub fn send_released(
+        &mut self,
+        bufs: &mut ReleaseBufs,
+        tx: &mut SendBatch,
+        io: &mut IoStats,
+        batch: usize,
+    ) {
+        for r in bufs.released.drain(..) {
+            match r {
+                Released::ToTun(h) => {
+                    let s = &mut bufs.scratch;
+                    s.clear();
+                    s.resize(VNET_HDR_LEN, 0);
+                    h.vnet.shifted(-(ETH_HLEN as i32)).write(s);
+                    s.extend_from_slice(&h.packet);
+                    match self.tun.send(s) {
+                        Ok(_) => io.tun_tx += 1,
+                        Err(_) => io.tun_tx_errors += 1,
+                    }
+                }
+                Released::ToLan(mac, h) => {
+                    let mut f = vec![0u8; VNET_HDR_LEN + ETH_HLEN];
+                    h.vnet.shifted(ETH_HLEN as i32).write(&mut f);
+                    EthHeader {
+                        dst: mac,
+                        src: self.gateway_mac,
+                        ethertype: ethertype_of(&h.packet),
+                    }
+                    .write(&mut f[VNET_HDR_LEN..]);
+                    f.extend_from_slice(&h.packet);
+                    bufs.frames.push(f);
+                }
+            }
+        }
+        for chunk in bufs.frames.chunks(batch.max(1)) {
+            for f in chunk {
+                tx.push(f, &[]);
+            }
+            self.flush(tx, io);
+        }
+        bufs.frames.clear();
     }
 }
 
