@@ -800,6 +800,76 @@ fn accounting_stays_exact_with_traffic_spread_over_two_workers() {
     assert_eq!(status(&w)["workers"]["fast_path_sessions"], 0);
 }
 
+/// A shaped session on three forwarding threads: its flows land on all
+/// of them, the two that do not own it hand its frames to the one that
+/// does, and its one shaper holds the rate both ways (eight streams each
+/// way); FreeRADIUS's Stop still matches the client kernel's counters.
+#[test]
+fn shaping_holds_with_a_sessions_flows_spread_over_three_workers() {
+    let w = World::new(1, "[dataplane]\nworkers = 3\n");
+    let c = w.client(1);
+    w.must("udhcpc", c.udhcpc());
+    let sid = w.login_ok(c, "shaped");
+    let admitted = wait_until(Duration::from_secs(5), || {
+        (status(&w)["workers"]["fast_path_sessions"] == 1).then_some(())
+    });
+    if admitted.is_none() {
+        w.fail("the shaped session never reached the workers' fast paths");
+    }
+    let before = ip_bytes(c);
+    let rate = |reverse: bool| {
+        let mut args = vec!["-t", "5", "-O", "1", "-P", "8"];
+        if reverse {
+            args.push("-R");
+        }
+        let v = must(&w.lab, "iperf3", w.lab.iperf(c, WEB, &args));
+        v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .expect("bits_per_second")
+    };
+    let (down, up) = (rate(true), rate(false));
+    let after = ip_bytes(c);
+    let st = status(&w);
+    let shaped = st["drops"]["shaped"].as_u64().expect("drops.shaped");
+    let handed: Vec<u64> = (0..3)
+        .map(|i| {
+            st["workers"]["threads"][i]["io"]["handed_over"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .collect();
+    w.logout(c);
+    let stop = w.record(&sid, "Stop", Duration::from_secs(10));
+    let (kin, kout) = (after.0 - before.0, after.1 - before.1);
+    let (ain, aout) = (stop.input_octets(), stop.output_octets());
+    println!(
+        "20 Mbit/s down → {:.2}, 8 up → {:.2} over 8 streams each; frames handed over by \
+         thread {handed:?}; Stop in/out {ain}/{aout} vs kernel {kin}/{kout}; {shaped} \
+         packets dropped by the shaper",
+        down / 1e6,
+        up / 1e6
+    );
+    assert!((0.85..=1.15).contains(&(down / 20e6)), "download {down}");
+    assert!((0.85..=1.15).contains(&(up / 8e6)), "upload {up}");
+    assert!(
+        handed.iter().filter(|&&n| n > 100).count() >= 2,
+        "{handed:?}"
+    );
+    // What the client received is what was counted; what it sent is what
+    // was counted plus what the upload shaper dropped (each drop at most a
+    // 64 KiB super-packet).
+    assert!(
+        (0.99..1.01).contains(&(aout as f64 / kout as f64)),
+        "{aout} vs {kout}"
+    );
+    assert!(ain <= kin, "{ain} counted, {kin} sent");
+    assert!(
+        kin - ain <= shaped * 65_536,
+        "{} uncounted for {shaped} drops",
+        kin - ain
+    );
+}
+
 #[test]
 fn freeradius_down_for_30s_mid_session_loses_and_duplicates_nothing() {
     let mut w = World::new(1, "");

@@ -5,7 +5,9 @@
 #![no_main]
 use std::net::Ipv4Addr;
 
-use lassi_engine::dataplane::{FastAdmit, FastDelta, FastPath, FastSettings, FastVerdict};
+use lassi_engine::dataplane::{
+    FastAdmit, FastDelta, FastLimits, FastPath, FastSettings, FastVerdict,
+};
 use lassi_engine::wire::vnet::VnetHdr;
 use lassi_engine::wire::MacAddr;
 use libfuzzer_sys::fuzz_target;
@@ -16,16 +18,26 @@ mod common;
 const ETH_HLEN: usize = 14;
 
 fn worker() -> FastPath {
-    let mut w = FastPath::new(FastSettings {
+    let settings = FastSettings {
         gateway_mac: MacAddr([2, 0, 0, 0, 0, 1]),
         gateway_ip: Ipv4Addr::new(10, 1, 0, 1),
         network: "10.1.0.0/24".parse().unwrap(),
-    });
+    };
+    let mut w = FastPath::new(settings, 1 << 20);
+    // Client 1 unlimited; client 2 shaped and metered, owned here.
     for n in 1..=2u8 {
+        let limits = FastLimits {
+            up_bps: Some(1_000_000),
+            down_bps: Some(1_000_000),
+            total_left: Some(1 << 20),
+            ..Default::default()
+        };
         w.admit(FastAdmit {
             ip: Ipv4Addr::new(10, 1, 0, 10 + n),
             mac: MacAddr([2, 0, 0, 0, 1, n]),
             token: u64::from(n),
+            limits: if n == 2 { limits } else { FastLimits::default() },
+            owner: true,
         });
     }
     w
@@ -62,7 +74,9 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     w.take_deltas(&mut out);
     match verdict {
-        FastVerdict::Slow => assert!(out.is_empty(), "Slow counts nothing"),
+        FastVerdict::Slow | FastVerdict::Handoff => assert!(out.is_empty(), "counts nothing"),
+        FastVerdict::Held => assert!(out.iter().all(|d| d.counters.packets_in + d.counters.packets_out == 0)),
+        FastVerdict::Drop => assert!(out.iter().all(|d| d.shaped_drops == 1)),
         FastVerdict::ToTun | FastVerdict::ToLan(_) => check(&vnet, ip_len, &out),
     }
     w.revoke_all(&mut out);

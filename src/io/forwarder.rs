@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::lan::{RecvBatch, SendBatch};
-use super::pool::WorkerPool;
+use super::pool::{Fast, WorkerPool};
 pub use super::ports::IoStats;
 use super::ports::{ethertype_of, tun_buffers, Ports, ReleaseBufs, TUN_HEADROOM};
 use super::sys::Waker;
@@ -513,7 +513,9 @@ impl Forwarder {
                     continue;
                 }
                 let frame = st.rx.frame(i);
-                self.lan_frame(now, frame, &mut st.tx, &mut st.io);
+                if !self.fast_lan(now, frame, &mut st.io) {
+                    self.lan_frame(now, frame, &mut st.tx, &mut st.io);
+                }
             }
             self.ports.flush_coalesced(&mut st.io);
             self.ports.flush(&mut st.tx, &mut st.io);
@@ -531,8 +533,14 @@ impl Forwarder {
             let bufs = st.tun_bufs.iter_mut().zip(st.tun_lens.iter()).take(n);
             for (buf, &len) in bufs {
                 let packet = &mut buf[..TUN_HEADROOM + len];
-                if let Some(frame) = self.tun_packet(now, packet, &mut st.io) {
-                    st.tx.push(frame, &[]);
+                match self.fast_tun(now, packet, &mut st.io) {
+                    Fast::ToLan => st.tx.push(packet, &[]),
+                    Fast::Done => {}
+                    Fast::Engine => {
+                        if let Some(frame) = self.tun_packet(now, packet, &mut st.io) {
+                            st.tx.push(frame, &[]);
+                        }
+                    }
                 }
             }
             self.ports.flush(&mut st.tx, &mut st.io);

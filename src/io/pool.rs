@@ -3,6 +3,10 @@
 //! ([`Engine::fast_path_sessions`]), revoking them, handling the frames
 //! they hand over, and adding their counts to the sessions.
 //!
+//! The engine thread forwards too: it runs a fast path of its own (as a
+//! non-owner: shaped and metered sessions go to their owner worker) before
+//! the engine sees a frame from its own devices.
+//!
 //! Exactness: a worker counts what it forwards into per-session deltas it
 //! sends back. A session leaves the fast paths before its Stop goes out:
 //! when the engine ends it, the workers are told to revoke it and answer
@@ -17,12 +21,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::forwarder::{Forwarder, LoopState, WorkerLoad};
-use super::ports::{IoStats, Ports};
+use super::ports::{IoStats, Ports, TUN_HEADROOM};
 use super::queue::Queue;
 use super::sys::Waker;
-use super::worker::{FromWorker, SlowFrame, ToWorker, Worker};
-use crate::dataplane::{Engine, Event, FastAdmit, FastDelta, FastPath, FastSettings};
-use crate::session::{Counters, FastBuildHasher};
+use super::worker::{owner_of, FromWorker, Handoffs, Links, SlowFrame, ToWorker, Worker};
+use crate::dataplane::{
+    Engine, Event, FastAdmit, FastDelta, FastPath, FastSession, FastSettings, FastVerdict,
+};
+use crate::session::{Counters, FastBuildHasher, SessionLimits};
+use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::wire::MacAddr;
 use crate::UnixMillis;
 
@@ -37,7 +44,22 @@ struct Admitted {
     mac: MacAddr,
     token: u64,
     session_id: String,
+    /// The session's limits then: a CoA that changes them re-admits it.
+    limits: SessionLimits,
 }
+
+/// What the engine thread's own fast path did with a TUN packet.
+pub enum Fast {
+    /// Not for the fast path: the engine decides.
+    Engine,
+    /// Rewritten in place into a LAN frame: send it.
+    ToLan,
+    /// Handed to the session's owner worker.
+    Done,
+}
+
+/// Most bytes all shapers may hold, as in the engine, shared out equally.
+const MAX_HELD_BYTES: usize = 4 << 20;
 
 /// A worker as the engine thread sees it.
 struct WorkerLink {
@@ -51,7 +73,12 @@ struct WorkerLink {
 pub struct WorkerPool {
     links: Vec<WorkerLink>,
     from_workers: Arc<Queue<FromWorker>>,
-    handoff_bytes: Arc<AtomicUsize>,
+    /// The engine thread's own fast path (it owns no limited session).
+    own: FastPath,
+    /// Frames from the engine thread's devices for owner workers.
+    handoffs: Handoffs,
+    /// Where `handoffs` go.
+    to: Links,
     admitted: HashMap<Ipv4Addr, Admitted, FastBuildHasher>,
     /// Tokens being revoked, until every worker has answered.
     /// (A handful at a time: a list, not another hash table in the binary.)
@@ -75,39 +102,55 @@ impl WorkerPool {
         engine_waker: Arc<Waker>,
         batch: usize,
     ) -> Result<WorkerPool, String> {
+        let threads_n = ports.len() + 1;
+        let held = MAX_HELD_BYTES / threads_n;
         let from_workers = Arc::new(Queue::default());
-        let handoff_bytes = Arc::new(AtomicUsize::new(0));
-        let (mut links, mut threads) = (Vec::new(), Vec::new());
-        for (i, ports) in ports.into_iter().enumerate() {
-            let commands = Arc::new(Queue::default());
+        let mut queues = vec![None];
+        for _ in 1..threads_n {
             let waker = Arc::new(Waker::new().map_err(|e| format!("eventfd: {e}"))?);
+            queues.push(Some((Arc::new(Queue::default()), waker)));
+        }
+        let links = |budget: &Arc<AtomicUsize>| Links {
+            engine: (from_workers.clone(), engine_waker.clone()),
+            workers: queues.clone(),
+            budget: budget.clone(),
+        };
+        let budget = Arc::new(AtomicUsize::new(0));
+        let mut threads = Vec::new();
+        for (i, ports) in ports.into_iter().enumerate() {
+            let index = i + 1;
+            let Some((commands, waker)) = queues[index].clone() else {
+                continue;
+            };
             let worker = Worker {
-                index: i + 1,
-                fast: FastPath::new(fast),
+                index,
+                fast: FastPath::new(fast, held),
                 ports,
-                waker: waker.clone(),
-                commands: commands.clone(),
-                to_engine: from_workers.clone(),
-                engine_waker: engine_waker.clone(),
-                handoff_bytes: handoff_bytes.clone(),
+                commands,
+                waker,
+                links: links(&budget),
                 batch,
             };
             let thread = std::thread::Builder::new()
-                .name(format!("lassi-worker{}", i + 1))
+                .name(format!("lassi-worker{index}"))
                 .spawn(move || worker.run())
-                .map_err(|e| format!("starting worker {}: {e}", i + 1))?;
+                .map_err(|e| format!("starting worker {index}: {e}"))?;
             threads.push(thread);
-            links.push(WorkerLink {
-                commands,
-                waker,
+        }
+        let workers = (queues.iter().flatten())
+            .map(|(commands, waker)| WorkerLink {
+                commands: commands.clone(),
+                waker: waker.clone(),
                 io: IoStats::default(),
                 cpu_seconds: 0.0,
-            });
-        }
+            })
+            .collect();
         Ok(WorkerPool {
-            links,
-            from_workers,
-            handoff_bytes,
+            links: workers,
+            from_workers: from_workers.clone(),
+            own: FastPath::new(fast, held),
+            handoffs: Handoffs::new(threads_n),
+            to: links(&budget),
             admitted: HashMap::default(),
             revoking: Vec::new(),
             next_token: 1,
@@ -136,6 +179,33 @@ impl WorkerPool {
             l.commands.push(msg());
             l.waker.wake();
         }
+    }
+
+    /// Admit one session to every fast path, this thread's included; a
+    /// limited one is owned by one worker.
+    fn admit(&mut self, s: FastSession, limits: SessionLimits) {
+        let token = self.next_token;
+        self.next_token += 1;
+        let owner = owner_of(s.ip, self.links.len() + 1);
+        let admit = |owner| FastAdmit {
+            ip: s.ip,
+            mac: s.mac,
+            token,
+            limits: s.limits,
+            owner,
+        };
+        for (i, l) in self.links.iter().enumerate() {
+            l.commands.push(ToWorker::Admit(admit(i + 1 == owner)));
+            l.waker.wake();
+        }
+        self.own.admit(admit(false));
+        let a = Admitted {
+            mac: s.mac,
+            token,
+            session_id: s.session_id,
+            limits,
+        };
+        self.admitted.insert(s.ip, a);
     }
 
     /// The Acct-Session-Id a delta was counted for.
@@ -195,10 +265,60 @@ impl WorkerPool {
 }
 
 impl Forwarder {
-    /// Everything the workers sent since the last look.
+    /// Everything the workers sent since the last look; then the frames
+    /// this thread's fast path handed to owner workers go out.
     pub(super) fn take_worker_messages(&mut self, now: UnixMillis, st: &mut LoopState) {
         while let Some(msg) = (self.pool.as_ref()).and_then(|p| p.from_workers.pop()) {
             self.worker_message(msg, now, st);
+        }
+        if let Some(pool) = self.pool.as_mut() {
+            pool.handoffs.send(&pool.to, &mut st.io);
+        }
+    }
+
+    /// A LAN frame from this thread's socket through its own fast path;
+    /// false when the engine must see it.
+    pub(super) fn fast_lan(&mut self, now: UnixMillis, frame: &mut [u8], io: &mut IoStats) -> bool {
+        let Some(pool) = self.pool.as_mut() else {
+            return false;
+        };
+        let Some(vnet) = VnetHdr::parse(frame) else {
+            return false;
+        };
+        match pool.own.from_lan(now, &vnet, &frame[VNET_HDR_LEN..]) {
+            FastVerdict::ToTun => {
+                IoStats::offloads(&vnet, &mut io.lan_rx_gso, &mut io.lan_rx_partial_csum);
+                self.ports.to_tun(frame, &vnet, io);
+                true
+            }
+            FastVerdict::Handoff => {
+                (pool.handoffs).to_owner(SlowFrame::Lan(frame.to_vec()), frame.len());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A TUN packet read here at `buf[TUN_HEADROOM..]` through this
+    /// thread's own fast path.
+    pub(super) fn fast_tun(&mut self, now: UnixMillis, buf: &mut [u8], io: &mut IoStats) -> Fast {
+        let Some(pool) = self.pool.as_mut() else {
+            return Fast::Engine;
+        };
+        let Some(vnet) = VnetHdr::parse(&buf[TUN_HEADROOM..]) else {
+            return Fast::Engine;
+        };
+        match (pool.own).from_tun(now, &vnet, &buf[TUN_HEADROOM + VNET_HDR_LEN..]) {
+            FastVerdict::ToLan(dst) => {
+                IoStats::offloads(&vnet, &mut io.tun_rx_gso, &mut io.tun_rx_partial_csum);
+                self.ports.frame_for_lan(buf, &vnet, dst);
+                Fast::ToLan
+            }
+            FastVerdict::Handoff => {
+                (pool.handoffs).to_owner(SlowFrame::Tun(buf.to_vec()), buf.len());
+                Fast::Done
+            }
+            _ => Fast::Engine,
         }
     }
 
@@ -209,7 +329,7 @@ impl Forwarder {
         };
         match msg {
             FromWorker::Slow { mut frames, bytes } => {
-                pool.handoff_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                pool.to.budget.fetch_sub(bytes, Ordering::Relaxed);
                 self.handle_handed_over(&mut frames, now, st);
             }
             FromWorker::Report {
@@ -282,6 +402,9 @@ impl Forwarder {
         let Some(pool) = self.pool.as_mut() else {
             return;
         };
+        let mut own = Vec::new();
+        pool.own.take_deltas(&mut own);
+        pool.apply(&mut self.engine, &own);
         let changed = events
             .iter()
             .any(|e| matches!(e, Event::SessionStarted(_) | Event::SessionEnded(_)));
@@ -302,10 +425,15 @@ impl Forwarder {
         let Some(pool) = self.pool.as_mut() else {
             return;
         };
+        let sessions = self.engine.sessions();
+        let limits_of = |ip| sessions.by_ip(ip).map(|c| &c.limits);
         // Sorted by address, looked up by binary search.
-        wanted.sort_unstable_by_key(|(ip, ..)| *ip);
-        let wants = |ip: &Ipv4Addr, a: &Admitted| match wanted.binary_search_by_key(ip, |w| w.0) {
-            Ok(i) => wanted[i].1 == a.mac && wanted[i].2 == a.session_id,
+        wanted.sort_unstable_by_key(|w| w.ip);
+        let wants = |ip: &Ipv4Addr, a: &Admitted| match wanted.binary_search_by_key(ip, |w| w.ip) {
+            Ok(i) => {
+                let w = &wanted[i];
+                w.mac == a.mac && w.session_id == a.session_id && limits_of(w.ip) == Some(&a.limits)
+            }
             Err(_) => false,
         };
         let stale: Vec<Ipv4Addr> = (pool.admitted.iter())
@@ -318,19 +446,13 @@ impl Forwarder {
         let Some(pool) = self.pool.as_mut() else {
             return;
         };
-        for (ip, mac, session_id) in wanted {
-            if pool.admitted.contains_key(&ip) {
+        for s in wanted {
+            if pool.admitted.contains_key(&s.ip) {
                 continue;
             }
-            let token = pool.next_token;
-            pool.next_token += 1;
-            pool.broadcast(|| ToWorker::Admit(FastAdmit { ip, mac, token }));
-            let a = Admitted {
-                mac,
-                token,
-                session_id,
-            };
-            pool.admitted.insert(ip, a);
+            let limits = (self.engine.sessions().by_ip(s.ip))
+                .map_or_else(Default::default, |c| c.limits.clone());
+            pool.admit(s, limits);
         }
     }
 
@@ -344,6 +466,8 @@ impl Forwarder {
                 pool.revoking.push((a.token, a.session_id));
             }
         }
+        let own: Vec<FastDelta> = ips.iter().filter_map(|&ip| pool.own.revoke(ip)).collect();
+        pool.apply(&mut self.engine, &own);
         pool.broadcast(|| ToWorker::Revoke(ips.clone()));
         let mut awaiting = pool.links.len();
         let deadline = Instant::now() + ANSWER_WAIT;
@@ -368,6 +492,9 @@ impl Forwarder {
         let Some(mut pool) = self.pool.take() else {
             return;
         };
+        let mut own = Vec::new();
+        pool.own.revoke_all(&mut own);
+        pool.apply(&mut self.engine, &own);
         pool.broadcast(|| ToWorker::Stop);
         let mut awaiting = pool.links.len();
         let deadline = Instant::now() + ANSWER_WAIT;
@@ -411,5 +538,13 @@ impl Forwarder {
             total.add(&l.io);
         }
         total
+    }
+}
+
+impl Drop for WorkerPool {
+    /// Stop the workers if the engine thread goes away without
+    /// [`Forwarder::stop_workers`] (a panic): they would run on, unowned.
+    fn drop(&mut self) {
+        self.broadcast(|| ToWorker::Stop);
     }
 }

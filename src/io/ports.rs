@@ -45,11 +45,12 @@ pub struct IoStats {
     pub tun_rx_gso: u64,
     /// TUN packets with a checksum left for offload.
     pub tun_rx_partial_csum: u64,
-    /// Frames a worker handed to the engine thread (not forwarded by the
-    /// worker's fast path: unauthorized or shaped clients, DHCP, DNS, …).
-    pub handed_to_engine: u64,
-    /// Frames a worker dropped because the engine thread's queue was full
-    /// (a flood of traffic only the engine may handle).
+    /// Frames a thread handed to another: to the engine thread (guests
+    /// not logged in, DHCP, DNS, IPv6, …) or to the worker that owns a
+    /// shaped or metered session.
+    pub handed_over: u64,
+    /// Frames a thread dropped instead because the hand-off queues were
+    /// full (a flood of traffic only the engine may handle).
     pub handoff_dropped: u64,
 }
 
@@ -73,7 +74,7 @@ impl IoStats {
         self.lan_rx_partial_csum += o.lan_rx_partial_csum;
         self.tun_rx_gso += o.tun_rx_gso;
         self.tun_rx_partial_csum += o.tun_rx_partial_csum;
-        self.handed_to_engine += o.handed_to_engine;
+        self.handed_over += o.handed_over;
         self.handoff_dropped += o.handoff_dropped;
     }
 }

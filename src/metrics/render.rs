@@ -242,18 +242,16 @@ fn dataplane_load(e: &mut Exposition, d: &DataplaneMetrics) {
     let mut f = e.family(
         "lassi_dataplane_handoff_total",
         Kind::Counter,
-        "Frames a worker left to worker 0 (the engine: logins, DHCP, DNS, shaped \
-         sessions), by outcome; dropped when worker 0's queue was full.",
+        "Frames a thread handed to another (worker 0 runs the engine: logins, DHCP, \
+         DNS; a shaped or metered session's owner shapes it), by outcome; dropped when \
+         the hand-off queues were full.",
     );
     for (w, name) in d.workers.iter().zip(&names).skip(1) {
-        f.sample(
-            &[("worker", name), ("outcome", "handed")],
-            w.io.handed_to_engine,
-        )
-        .sample(
-            &[("worker", name), ("outcome", "dropped")],
-            w.io.handoff_dropped,
-        );
+        f.sample(&[("worker", name), ("outcome", "handed")], w.io.handed_over)
+            .sample(
+                &[("worker", name), ("outcome", "dropped")],
+                w.io.handoff_dropped,
+            );
     }
 }
 

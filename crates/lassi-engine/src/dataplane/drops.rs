@@ -66,6 +66,11 @@ impl DropCounters {
         self.0[why as usize] += 1;
     }
 
+    /// Count `n` drops another thread saw (a worker's shaper).
+    pub fn add(&mut self, why: DropReason, n: u64) {
+        self.0[why as usize] += n;
+    }
+
     /// The count for one reason.
     pub fn get(&self, why: DropReason) -> u64 {
         self.0[why as usize]

@@ -11,12 +11,17 @@
 //! ARP and DHCP answered). What a worker forwards it counts in per-session
 //! deltas; the engine adds them with [`Engine::apply_fast_delta`], so every
 //! forwarded byte is counted once, by the thread that forwarded it.
+//!
+//! A shaped or metered session ([`FastLimits`]) has one owner among the
+//! workers: only its fast path shapes it (with the engine's own [`Shaper`])
+//! and spends its quota budget; the others answer [`FastVerdict::Handoff`]
+//! and the shell passes the frame to the owner.
 
 use core::net::Ipv4Addr;
 use std::collections::HashMap;
 
-use super::{Engine, EngineSettings, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT};
-use crate::session::{Client, Counters, FastBuildHasher, SessionState};
+use super::{Engine, EngineSettings, Released, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT};
+use crate::session::{Client, Counters, FastBuildHasher, Held, SessionState, ShapeVerdict, Shaper};
 use crate::wire::frame::{self, EthHeader, ETHERTYPE_IPV4, ETH_HLEN, PROTO_TCP, PROTO_UDP};
 use crate::wire::vnet::{wire_footprint, VnetHdr};
 use crate::wire::{Ipv4Net, MacAddr};
@@ -50,12 +55,13 @@ impl Engine {
         FastSettings::from(&self.settings)
     }
 
-    /// Every session a worker may forward by itself, as (address, MAC,
-    /// Acct-Session-Id): authorized, no shaper either way (nor packets a
-    /// shaper still holds), no volume quota, not throttled, and no TCP
-    /// connection of the client still redirected to the portal (those
-    /// segments must be rewritten by the engine).
-    pub fn fast_path_sessions(&self) -> Vec<(Ipv4Addr, MacAddr, String)> {
+    /// Every session the workers may forward by themselves: authorized,
+    /// not throttled, not over its quota, no packets held by the engine's
+    /// shapers, and no TCP connection of the client still redirected to the
+    /// portal (those segments must be rewritten by the engine). Shaped and
+    /// metered sessions are in, with their rates and what is left of their
+    /// quota now.
+    pub fn fast_path_sessions(&self) -> Vec<FastSession> {
         let redirected = self.intercept.flow_clients();
         self.sessions
             .iter()
@@ -63,7 +69,12 @@ impl Engine {
             // (block ends its session too; this keeps it so if it logs in).
             .filter(|c| fast_eligible(c) && !self.is_blocked(c.mac))
             .filter(|c| !redirected.contains(&c.ip))
-            .map(|c| (c.ip, c.mac, c.session_id.clone()))
+            .map(|c| FastSession {
+                ip: c.ip,
+                mac: c.mac,
+                session_id: c.session_id.clone(),
+                limits: FastLimits::of(c),
+            })
             .collect()
     }
 
@@ -73,6 +84,7 @@ impl Engine {
     /// the delta to the `SessionEnded` it holds). The traffic totals take
     /// the bytes either way: they were forwarded.
     pub fn apply_fast_delta(&mut self, session_id: &str, d: &FastDelta) -> bool {
+        self.drops.add(super::DropReason::Shaped, d.shaped_drops);
         let k = &d.counters;
         self.traffic.upload((k.packets_in, k.octets_in));
         self.traffic.download((k.packets_out, k.octets_out));
@@ -97,18 +109,73 @@ impl Engine {
     }
 }
 
-/// Whether a session's traffic needs nothing but forwarding and counting.
+/// Whether a session may go to the workers (see
+/// [`Engine::fast_path_sessions`]).
 fn fast_eligible(c: &Client) -> bool {
-    let l = &c.limits;
     c.state == SessionState::Authorized
-        && c.up.unlimited()
-        && c.down.unlimited()
         && c.up.queued_bytes() == 0
         && c.down.queued_bytes() == 0
-        && l.max_input_octets.is_none()
-        && l.max_output_octets.is_none()
-        && l.max_total_octets.is_none()
+        && !c.over_quota()
         && !c.throttled
+}
+
+/// What an admitted session may use; all `None`: unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastLimits {
+    /// Upload rate, bit/s.
+    pub up_bps: Option<u64>,
+    /// Download rate, bit/s.
+    pub down_bps: Option<u64>,
+    /// Octets the client may still send (at admission).
+    pub in_left: Option<u64>,
+    /// Octets the client may still receive.
+    pub out_left: Option<u64>,
+    /// Octets both ways together.
+    pub total_left: Option<u64>,
+}
+
+impl FastLimits {
+    /// A session's limits, its quota as what is left of it now.
+    fn of(c: &Client) -> FastLimits {
+        let (l, k) = (&c.limits, &c.counters);
+        let rate = |r: Option<u64>| r.filter(|&r| r > 0);
+        FastLimits {
+            up_bps: rate(l.bandwidth_up_bps),
+            down_bps: rate(l.bandwidth_down_bps),
+            in_left: l.max_input_octets.map(|m| m.saturating_sub(k.octets_in)),
+            out_left: l.max_output_octets.map(|m| m.saturating_sub(k.octets_out)),
+            total_left: (l.max_total_octets).map(|m| m.saturating_sub(k.octets_in + k.octets_out)),
+        }
+    }
+
+    /// True when nothing is limited: any worker forwards it.
+    pub fn unlimited(&self) -> bool {
+        *self == FastLimits::default()
+    }
+
+    /// Whether `octets` more in direction `up` stay within every budget.
+    fn allows(&self, used: &Counters, up: bool, octets: u64) -> bool {
+        let within = |left: Option<u64>, used: u64| left.is_none_or(|l| used + octets <= l);
+        let dir = if up {
+            within(self.in_left, used.octets_in)
+        } else {
+            within(self.out_left, used.octets_out)
+        };
+        dir && within(self.total_left, used.octets_in + used.octets_out)
+    }
+}
+
+/// One session the engine allows on the fast path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FastSession {
+    /// The client's leased address.
+    pub ip: Ipv4Addr,
+    /// Its hardware address.
+    pub mac: MacAddr,
+    /// Acct-Session-Id of the session.
+    pub session_id: String,
+    /// What it may use.
+    pub limits: FastLimits,
 }
 
 /// A session a worker may forward by itself. `token` is chosen by the shell
@@ -122,6 +189,11 @@ pub struct FastAdmit {
     pub mac: MacAddr,
     /// The shell's name for this admission.
     pub token: u64,
+    /// What the session may use.
+    pub limits: FastLimits,
+    /// This fast path owns the session: it shapes it and spends its quota
+    /// (only matters for a limited session).
+    pub owner: bool,
 }
 
 /// What a worker counted for one admitted session since it last reported.
@@ -142,6 +214,9 @@ pub struct FastDelta {
     pub last_active: UnixMillis,
     /// Last packet from the client (0: none) — it shows the client is there (Lost-Carrier).
     pub last_seen: UnixMillis,
+    /// Packets the owner's shapers dropped (over their queue, or held when
+    /// the session was revoked): the engine counts them as `shaped`.
+    pub shaped_drops: u64,
 }
 
 impl Default for FastDelta {
@@ -153,6 +228,7 @@ impl Default for FastDelta {
             counters: Counters::default(),
             last_active: 0,
             last_seen: 0,
+            shaped_drops: 0,
         }
     }
 }
@@ -167,6 +243,14 @@ pub enum FastVerdict {
     /// Not the fast path's to decide: hand it to the engine thread
     /// unchanged. Nothing was counted.
     Slow,
+    /// A limited session another worker owns: hand the frame to the
+    /// owner. Nothing was counted.
+    Handoff,
+    /// The owner's shaper kept a copy; it comes out of
+    /// [`FastPath::release_held`] and is counted then.
+    Held,
+    /// The owner's shaper dropped it (counted in `shaped_drops`).
+    Drop,
 }
 
 /// One admitted session and what was counted for it since the last report.
@@ -176,20 +260,72 @@ struct Entry {
     counters: Counters,
     last_active: UnixMillis,
     last_seen: UnixMillis,
+    shaped_drops: u64,
     /// In `FastPath::touched` since the last report (so it is listed once).
     touched: bool,
+    /// Limits; `None` when unlimited.
+    limited: Option<Box<Limited>>,
+}
+
+/// What an owner keeps for a limited session (boxed: most are unlimited).
+struct Limited {
+    limits: FastLimits,
+    owner: bool,
+    up: Shaper,
+    down: Shaper,
+    /// Counted since admission (the quota budget is spent from it).
+    used: Counters,
+    /// A budget ran out: everything goes to the engine from now on.
+    exhausted: bool,
+    /// Listed in `Holding::sessions`.
+    holding: bool,
 }
 
 impl Entry {
     fn new(a: &FastAdmit) -> Entry {
+        let limited = (!a.limits.unlimited()).then(|| {
+            Box::new(Limited {
+                limits: a.limits,
+                owner: a.owner,
+                up: Shaper::new(a.limits.up_bps, 0),
+                down: Shaper::new(a.limits.down_bps, 0),
+                used: Counters::default(),
+                exhausted: false,
+                holding: false,
+            })
+        });
         Entry {
             mac: a.mac,
             token: a.token,
             counters: Counters::default(),
             last_active: 0,
             last_seen: 0,
+            shaped_drops: 0,
             touched: false,
+            limited,
         }
+    }
+
+    /// Count a packet that goes now (or was released) in one direction.
+    fn count(&mut self, up: bool, (packets, octets): (u64, u64)) {
+        let k = &mut self.counters;
+        if up {
+            k.packets_in += packets;
+            k.octets_in += octets;
+        } else {
+            k.packets_out += packets;
+            k.octets_out += octets;
+        }
+    }
+
+    /// Drop what the shapers hold (revoked): counted as shaped drops.
+    fn drop_held(&mut self) -> usize {
+        let Some(l) = self.limited.as_mut() else {
+            return 0;
+        };
+        let n = (l.up.queued_packets() + l.down.queued_packets()) as u64;
+        self.shaped_drops += n;
+        l.up.clear() + l.down.clear()
     }
 
     /// The unreported delta, moved out (the entry starts again from zero).
@@ -202,8 +338,17 @@ impl Entry {
             counters: core::mem::take(&mut self.counters),
             last_active: core::mem::take(&mut self.last_active),
             last_seen: core::mem::take(&mut self.last_seen),
+            shaped_drops: core::mem::take(&mut self.shaped_drops),
         }
     }
+}
+
+/// What a limited session's frame comes to before it is counted.
+enum Limit {
+    /// On: count it and forward it.
+    Go,
+    /// Decided (handed off, held, dropped, or left to the engine).
+    Stop(FastVerdict),
 }
 
 /// A worker's table of the sessions it forwards by itself, with their
@@ -215,15 +360,38 @@ pub struct FastPath {
     /// a report walks only those (an address may appear twice after a
     /// re-admission; `Entry::touched` tells which is current).
     touched: Vec<Ipv4Addr>,
+    held: Holding,
+}
+
+/// What this fast path's shapers hold.
+struct Holding {
+    /// Bytes held, all sessions.
+    bytes: usize,
+    /// At most this many.
+    max: usize,
+    /// Sessions whose shapers hold packets (each once).
+    sessions: Vec<Ipv4Addr>,
+    /// When `release_held` last ran: release times count from it.
+    last_release: UnixMillis,
+    /// A quota ran out since `take_urgent` was last asked.
+    urgent: bool,
 }
 
 impl FastPath {
-    /// An empty table for a gateway with these settings.
-    pub fn new(settings: FastSettings) -> FastPath {
+    /// An empty table for a gateway with these settings, whose shapers
+    /// hold at most `max_held_bytes` together.
+    pub fn new(settings: FastSettings, max_held_bytes: usize) -> FastPath {
         FastPath {
             settings,
             entries: HashMap::default(),
             touched: Vec::new(),
+            held: Holding {
+                bytes: 0,
+                max: max_held_bytes,
+                sessions: Vec::new(),
+                last_release: 0,
+                urgent: false,
+            },
         }
     }
 
@@ -238,6 +406,7 @@ impl FastPath {
                 None
             }
             Some(e) => {
+                self.held.bytes -= e.drop_held();
                 let old = e.take(ip);
                 *e = Entry::new(&a);
                 Some(old)
@@ -253,14 +422,22 @@ impl FastPath {
     /// all zero, so the caller knows the token is done), None if it was not
     /// admitted.
     pub fn revoke(&mut self, ip: Ipv4Addr) -> Option<FastDelta> {
-        // Its address may stay in `touched`; `take_deltas` skips it then.
-        self.entries.remove(&ip).map(|mut e| e.take(ip))
+        // Its address may stay in `touched` and `held.sessions`; both
+        // skip addresses without an entry.
+        let mut e = self.entries.remove(&ip)?;
+        self.held.bytes -= e.drop_held();
+        Some(e.take(ip))
     }
 
     /// Everything revoked (worker stopping): final deltas of all entries.
     pub fn revoke_all(&mut self, out: &mut Vec<FastDelta>) {
-        out.extend(self.entries.drain().map(|(ip, mut e)| e.take(ip)));
+        out.extend(self.entries.drain().map(|(ip, mut e)| {
+            e.drop_held();
+            e.take(ip)
+        }));
         self.touched.clear();
+        self.held.sessions.clear();
+        self.held.bytes = 0;
     }
 
     /// A LAN frame (starting at the Ethernet header, after the vnet header).
@@ -294,20 +471,33 @@ impl FastPath {
         if e.mac != eth.src {
             return FastVerdict::Slow;
         }
-        let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
-        e.counters.packets_in += packets;
-        e.counters.octets_in += octets;
+        let footprint = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+        let packet = &frame[ETH_HLEN..ETH_HLEN + p.total_len];
+        let verdict = match limit(
+            &mut self.held,
+            e,
+            p.src,
+            Way::Up,
+            now,
+            vnet,
+            packet,
+            footprint,
+        ) {
+            Limit::Stop(v @ (FastVerdict::Handoff | FastVerdict::Slow)) => return v,
+            Limit::Stop(v) => v,
+            Limit::Go => {
+                e.count(true, footprint);
+                FastVerdict::ToTun
+            }
+        };
         (e.last_active, e.last_seen) = (now, now);
-        if !e.touched {
-            e.touched = true;
-            self.touched.push(p.src);
-        }
-        FastVerdict::ToTun
+        touch(e, &mut self.touched, p.src);
+        verdict
     }
 
-    /// A TUN packet (IP header first). `_now` is unused: downloads do not
-    /// move `last_active` (see [`FastDelta::last_active`]).
-    pub fn from_tun(&mut self, _now: UnixMillis, vnet: &VnetHdr, packet: &[u8]) -> FastVerdict {
+    /// A TUN packet (IP header first). `now` only matters to a shaper:
+    /// downloads do not move `last_active` (see [`FastDelta::last_active`]).
+    pub fn from_tun(&mut self, now: UnixMillis, vnet: &VnetHdr, packet: &[u8]) -> FastVerdict {
         // IPv6 (and anything not IPv4) is the engine's.
         if packet.first().map(|b| b >> 4) != Some(4) {
             return FastVerdict::Slow;
@@ -329,14 +519,82 @@ impl FastPath {
         let Some(e) = self.entries.get_mut(&p.dst) else {
             return FastVerdict::Slow;
         };
-        let (packets, octets) = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
-        e.counters.packets_out += packets;
-        e.counters.octets_out += octets;
-        if !e.touched {
-            e.touched = true;
-            self.touched.push(p.dst);
-        }
-        FastVerdict::ToLan(e.mac)
+        let footprint = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
+        let packet = &packet[..p.total_len];
+        let verdict = match limit(
+            &mut self.held,
+            e,
+            p.dst,
+            Way::Down,
+            now,
+            vnet,
+            packet,
+            footprint,
+        ) {
+            Limit::Stop(v @ (FastVerdict::Handoff | FastVerdict::Slow)) => return v,
+            Limit::Stop(v) => v,
+            Limit::Go => {
+                e.count(false, footprint);
+                FastVerdict::ToLan(e.mac)
+            }
+        };
+        touch(e, &mut self.touched, p.dst);
+        verdict
+    }
+
+    /// Packets the owner's shapers let go now, counted into the deltas as
+    /// they go.
+    pub fn release_held(&mut self, now: UnixMillis, out: &mut Vec<Released>) {
+        self.held.last_release = now;
+        let (entries, touched) = (&mut self.entries, &mut self.touched);
+        let mut bytes = 0;
+        self.held.sessions.retain(|&ip| {
+            let Some(e) = entries.get_mut(&ip) else {
+                return false;
+            };
+            let (mac, mut up, mut down) = (e.mac, (0, 0), (0, 0));
+            let Some(l) = e.limited.as_deref_mut() else {
+                return false;
+            };
+            l.up.release(now, |h| {
+                up.0 += h.packets;
+                up.1 += h.octets;
+                out.push(Released::ToTun(h));
+            });
+            l.down.release(now, |h| {
+                down.0 += h.packets;
+                down.1 += h.octets;
+                out.push(Released::ToLan(mac, h));
+            });
+            let queued = l.up.queued_bytes() + l.down.queued_bytes();
+            l.holding = queued > 0;
+            bytes += queued;
+            if up.0 + down.0 > 0 {
+                e.count(true, up);
+                e.count(false, down);
+                touch(e, touched, ip);
+            }
+            queued > 0
+        });
+        // Recounted from the queues: revoked sessions never leave it wrong.
+        self.held.bytes = bytes;
+    }
+
+    /// When the next held packet may go (`None`: nothing is held).
+    pub fn next_release(&self) -> Option<UnixMillis> {
+        let at = self.held.last_release;
+        (self.held.sessions.iter())
+            .filter_map(|ip| self.entries.get(ip)?.limited.as_deref())
+            .flat_map(|l| [l.up.next_release(at), l.down.next_release(at)])
+            .flatten()
+            .min()
+    }
+
+    /// True once after a quota ran out here: the shell then reports the
+    /// deltas at once, so the engine sees the session over its quota
+    /// before the frames it is now handed.
+    pub fn take_urgent(&mut self) -> bool {
+        core::mem::take(&mut self.held.urgent)
     }
 
     /// Move the non-zero deltas out (entries stay admitted, their deltas
@@ -360,6 +618,88 @@ impl FastPath {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// Which way a packet goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// From the client.
+    Up,
+    /// To the client.
+    Down,
+}
+
+/// List an entry for the next report (once).
+fn touch(e: &mut Entry, touched: &mut Vec<Ipv4Addr>, ip: Ipv4Addr) {
+    if !e.touched {
+        e.touched = true;
+        touched.push(ip);
+    }
+}
+
+/// A limited session's quota and shaper, for a packet (`packet`, standing
+/// for `footprint`) the fast rules passed. Unlimited sessions go on.
+#[allow(clippy::too_many_arguments)] // one packet's facts; a struct would only rename them
+fn limit(
+    held: &mut Holding,
+    e: &mut Entry,
+    ip: Ipv4Addr,
+    way: Way,
+    now: UnixMillis,
+    vnet: &VnetHdr,
+    packet: &[u8],
+    (packets, octets): (u64, u64),
+) -> Limit {
+    let Some(l) = e.limited.as_deref_mut() else {
+        return Limit::Go;
+    };
+    if !l.owner {
+        return Limit::Stop(FastVerdict::Handoff);
+    }
+    let up = way == Way::Up;
+    if l.exhausted || !l.limits.allows(&l.used, up, octets) {
+        // The engine decides what a used-up quota means (end or throttle).
+        held.urgent |= !l.exhausted;
+        l.exhausted = true;
+        return Limit::Stop(FastVerdict::Slow);
+    }
+    let shaper = if up { &mut l.up } else { &mut l.down };
+    let verdict = if shaper.unlimited() {
+        ShapeVerdict::Pass
+    } else {
+        shaper.offer(now, octets, packet.len())
+    };
+    let stop = match verdict {
+        ShapeVerdict::Pass => None,
+        ShapeVerdict::Hold if held.bytes + packet.len() <= held.max => {
+            let vnet = *vnet;
+            let packet = packet.to_vec();
+            held.bytes += packet.len();
+            shaper.hold(Held {
+                vnet,
+                packet,
+                packets,
+                octets,
+            });
+            if !l.holding {
+                l.holding = true;
+                held.sessions.push(ip);
+            }
+            Some(FastVerdict::Held)
+        }
+        ShapeVerdict::Hold | ShapeVerdict::Drop => {
+            e.shaped_drops += 1;
+            return Limit::Stop(FastVerdict::Drop);
+        }
+    };
+    // The budget is spent when a packet goes or is queued to go.
+    let u = &mut l.used;
+    if up {
+        u.octets_in += octets;
+    } else {
+        u.octets_out += octets;
+    }
+    stop.map_or(Limit::Go, Limit::Stop)
 }
 
 #[cfg(test)]

@@ -45,13 +45,22 @@ fn login(e: &mut Engine, m: MacAddr, limits: SessionLimits) -> String {
     e.authorize(m, auth, T0).unwrap().session_id
 }
 
+/// What `fast_path_sessions` lists, without the limits.
+fn listed(e: &Engine) -> Vec<(Ipv4Addr, MacAddr, String)> {
+    (e.fast_path_sessions().into_iter())
+        .map(|s| (s.ip, s.mac, s.session_id))
+        .collect()
+}
+
 /// A worker with client 1 (at A) admitted under token 7.
 fn worker() -> FastPath {
-    let mut w = FastPath::new(engine().fast_settings());
+    let mut w = FastPath::new(engine().fast_settings(), 1 << 20);
     let admit = FastAdmit {
         ip: A,
         mac: mac(1),
         token: 7,
+        limits: FastLimits::default(),
+        owner: false,
     };
     assert_eq!(w.admit(admit), None);
     w
@@ -164,6 +173,7 @@ fn uploads_and_downloads_of_an_admitted_client_are_forwarded_and_counted() {
         // Downloads do not move it, as in the engine.
         last_active: T0 + 7,
         last_seen: T0 + 7,
+        shaped_drops: 0,
     };
     assert_eq!(deltas(&mut w), vec![expected]);
     assert_eq!(deltas(&mut w), vec![], "reported once, then reset");
@@ -279,6 +289,8 @@ fn admissions_replaced_and_revoked_hand_back_what_they_counted() {
         ip: A,
         mac: mac(1),
         token: 7,
+        limits: FastLimits::default(),
+        owner: false,
     };
     assert_eq!(w.admit(same.clone()), None, "same admission: nothing moves");
     let next = FastAdmit { token: 8, ..same };
@@ -296,6 +308,8 @@ fn admissions_replaced_and_revoked_hand_back_what_they_counted() {
         ip: A,
         mac: mac(1),
         token: 9,
+        limits: FastLimits::default(),
+        owner: false,
     };
     w.admit(third);
     let mut all = Vec::new();
@@ -306,41 +320,186 @@ fn admissions_replaced_and_revoked_hand_back_what_they_counted() {
 }
 
 #[test]
-fn only_plain_authorized_sessions_go_to_the_workers() {
+fn authorized_sessions_go_to_the_workers_with_their_limits() {
     let mut e = engine();
-    assert_eq!(e.fast_path_sessions(), vec![], "nobody logged in");
+    assert_eq!(listed(&e), vec![], "nobody logged in");
     let sid = login(&mut e, mac(1), SessionLimits::default());
-    assert_eq!(e.fast_path_sessions(), vec![(A, mac(1), sid)]);
-    let shaped_up = SessionLimits {
+    assert_eq!(listed(&e), vec![(A, mac(1), sid)]);
+    assert!(e.fast_path_sessions()[0].limits.unlimited());
+    let shaped = SessionLimits {
         bandwidth_up_bps: Some(1_000_000),
+        bandwidth_down_bps: Some(2_000_000),
+        max_total_octets: Some(10_000),
         ..Default::default()
     };
-    let shaped_down = SessionLimits {
-        bandwidth_down_bps: Some(1_000_000),
+    e.set_limits(mac(1), shaped, T0).unwrap();
+    let c = e.sessions.by_mac_mut(mac(1)).unwrap();
+    c.counters.octets_in = 4_000;
+    let expect = FastLimits {
+        up_bps: Some(1_000_000),
+        down_bps: Some(2_000_000),
+        total_left: Some(6_000),
         ..Default::default()
     };
-    let quotas = [
-        SessionLimits {
-            max_input_octets: Some(1 << 30),
-            ..Default::default()
-        },
-        SessionLimits {
-            max_output_octets: Some(1 << 30),
-            ..Default::default()
-        },
-        SessionLimits {
-            max_total_octets: Some(1 << 30),
-            ..Default::default()
-        },
-    ];
-    for limits in [shaped_up, shaped_down].into_iter().chain(quotas) {
-        e.set_limits(mac(1), limits.clone(), T0).unwrap();
-        assert_eq!(e.fast_path_sessions(), vec![], "{limits:?}");
-    }
+    assert_eq!(
+        e.fast_path_sessions()[0].limits,
+        expect,
+        "what is left of the quota"
+    );
+    let c = e.sessions.by_mac_mut(mac(1)).unwrap();
+    c.counters.octets_out = 6_000;
+    assert_eq!(listed(&e), vec![], "over its quota: the engine decides");
     e.set_limits(mac(1), SessionLimits::default(), T0).unwrap();
-    assert_eq!(e.fast_path_sessions().len(), 1);
+    assert_eq!(listed(&e).len(), 1);
     e.sessions.throttle(mac(1), 64_000, 64_000, T0);
-    assert_eq!(e.fast_path_sessions(), vec![], "throttled");
+    assert_eq!(listed(&e), vec![], "throttled");
+}
+
+/// A worker with client 1 admitted with `limits`, as its owner or not.
+fn limited_worker(limits: FastLimits, owner: bool) -> FastPath {
+    let mut w = FastPath::new(engine().fast_settings(), 1 << 20);
+    w.admit(FastAdmit {
+        ip: A,
+        mac: mac(1),
+        token: 7,
+        limits,
+        owner,
+    });
+    w
+}
+
+#[test]
+fn the_owner_shapes_at_the_rate_and_others_hand_off() {
+    // 8 Mbit/s up: 1,000 bytes per millisecond, a depth of 100,000 bytes.
+    let limits = FastLimits {
+        up_bps: Some(8_000_000),
+        ..Default::default()
+    };
+    let out = up(mac(1), &tcp(A, WEB, 40000, 443, 960)); // 1,000 IP bytes
+    let mut other = limited_worker(limits, false);
+    assert_eq!(other.from_lan(T0, &plain(), &out), FastVerdict::Handoff);
+    assert_eq!(deltas(&mut other), vec![], "nothing counted by a non-owner");
+    let mut w = limited_worker(limits, true);
+    let verdicts: Vec<FastVerdict> = (0..250).map(|_| w.from_lan(T0, &plain(), &out)).collect();
+    let passed = verdicts
+        .iter()
+        .filter(|v| **v == FastVerdict::ToTun)
+        .count();
+    let held = verdicts.iter().filter(|v| **v == FastVerdict::Held).count();
+    assert!(
+        (100..=101).contains(&passed),
+        "the bucket's depth passes: {passed}"
+    );
+    assert_eq!(
+        passed + held,
+        250,
+        "the rest is held (the queue takes 196,608 B)"
+    );
+    let d = deltas(&mut w);
+    assert_eq!(
+        d[0].counters.packets_in, passed as u64,
+        "held packets not counted yet"
+    );
+    // Released at the rate: 1,000 bytes a millisecond.
+    let mut released = Vec::new();
+    let mut at = T0;
+    while w.next_release().is_some() {
+        at = w.next_release().unwrap().max(at + 1);
+        w.release_held(at, &mut released);
+    }
+    assert_eq!(released.len(), held);
+    assert!(released
+        .iter()
+        .all(|r| matches!(r, Released::ToTun(h) if h.octets == 1000)));
+    let ms = at - T0;
+    assert!(
+        (held as u64 - 1..=held as u64 + 2).contains(&ms),
+        "{held} held took {ms} ms"
+    );
+    let d = deltas(&mut w);
+    assert_eq!(
+        d[0].counters.packets_in, held as u64,
+        "counted as they went"
+    );
+    assert_eq!(d[0].counters.octets_in, 1000 * held as u64);
+}
+
+#[test]
+fn a_full_queue_drops_and_revoke_drops_what_is_held() {
+    let limits = FastLimits {
+        down_bps: Some(80_000), // 10 bytes a millisecond, depth 6,056 B
+        ..Default::default()
+    };
+    let mut w = limited_worker(limits, true);
+    let back = tcp(WEB, A, 443, 40000, 1460); // 1,500 IP bytes
+    let v: Vec<FastVerdict> = (0..200).map(|_| w.from_tun(T0, &plain(), &back)).collect();
+    let count = |x: FastVerdict| v.iter().filter(|y| **y == x).count() as u64;
+    let (sent, held, dropped) = (
+        count(FastVerdict::ToLan(mac(1))),
+        count(FastVerdict::Held),
+        count(FastVerdict::Drop),
+    );
+    assert_eq!(sent + held + dropped, 200);
+    assert!(held > 0 && dropped > 0, "{sent}/{held}/{dropped}");
+    let gone = w.revoke(A).unwrap();
+    assert_eq!(
+        gone.shaped_drops,
+        dropped + held,
+        "held packets are dropped, counted"
+    );
+    assert_eq!(gone.counters.packets_out, sent);
+    assert_eq!(w.next_release(), None);
+    // The engine counts them as shaped.
+    let mut e = engine();
+    let sid = login(&mut e, mac(1), SessionLimits::default());
+    let d = FastDelta {
+        ip: A,
+        mac: mac(1),
+        ..gone
+    };
+    assert!(e.apply_fast_delta(&sid, &d));
+    assert_eq!(e.drops().get(DropReason::Shaped), dropped + held);
+}
+
+#[test]
+fn a_quota_runs_out_on_the_packet_that_would_cross_it() {
+    let out = up(mac(1), &tcp(A, WEB, 40000, 443, 960)); // 1,000 IP bytes
+    let back = tcp(WEB, A, 443, 40000, 960);
+    for limits in [
+        FastLimits {
+            in_left: Some(3_500),
+            ..Default::default()
+        },
+        FastLimits {
+            total_left: Some(3_500),
+            ..Default::default()
+        },
+    ] {
+        let mut w = limited_worker(limits, true);
+        let v: Vec<FastVerdict> = (0..5).map(|_| w.from_lan(T0, &plain(), &out)).collect();
+        assert_eq!(&v[..3], &[FastVerdict::ToTun; 3], "{limits:?}");
+        assert_eq!(&v[3..], &[FastVerdict::Slow; 2], "{limits:?}");
+        assert!(w.take_urgent(), "the engine must hear at once");
+        assert!(!w.take_urgent(), "once");
+        assert_eq!(
+            w.from_tun(T0, &plain(), &back),
+            FastVerdict::Slow,
+            "exhausted both ways"
+        );
+        assert_eq!(deltas(&mut w)[0].counters.octets_in, 3_000);
+    }
+    let limits = FastLimits {
+        out_left: Some(1_500),
+        ..Default::default()
+    };
+    let mut w = limited_worker(limits, true);
+    assert_eq!(
+        w.from_lan(T0, &plain(), &out),
+        FastVerdict::ToTun,
+        "uploads are free"
+    );
+    assert_eq!(w.from_tun(T0, &plain(), &back), FastVerdict::ToLan(mac(1)));
+    assert_eq!(w.from_tun(T0, &plain(), &back), FastVerdict::Slow);
 }
 
 #[test]
@@ -356,7 +515,7 @@ fn clients_with_connections_redirected_to_the_portal_stay_with_the_engine() {
         e.intercept.flow_clients().into_iter().collect::<Vec<_>>(),
         vec![B]
     );
-    assert_eq!(e.fast_path_sessions(), vec![(A, mac(1), sid1)]);
+    assert_eq!(listed(&e), vec![(A, mac(1), sid1)]);
     // Its segments still reach the portal through the engine.
     let mut more = up(mac(2), &tcp(B, WEB, 40001, 80, 10));
     assert_eq!(e.from_lan(T0 + 1, &plain(), &mut more), LanAction::ToTun);
@@ -380,6 +539,7 @@ fn deltas_of_ended_sessions_are_refused() {
         },
         last_active: T0 + 10,
         last_seen: T0 + 10,
+        shaped_drops: 0,
     };
     assert!(e.apply_fast_delta(&sid, &d));
     let c = e.sessions().by_mac(mac(1)).unwrap();
@@ -419,13 +579,15 @@ impl Rig {
     fn new() -> Rig {
         let mut e = engine();
         login(&mut e, mac(1), SessionLimits::default());
-        let (ip, m, sid) = e.fast_path_sessions().pop().unwrap();
+        let (ip, m, sid) = listed(&e).pop().unwrap();
         let workers = [0, 1].map(|_| {
-            let mut w = FastPath::new(e.fast_settings());
+            let mut w = FastPath::new(e.fast_settings(), 1 << 20);
             w.admit(FastAdmit {
                 ip,
                 mac: m,
                 token: 1,
+                limits: FastLimits::default(),
+                owner: false,
             });
             w
         });

@@ -31,7 +31,9 @@ use std::collections::VecDeque;
 use serde::Serialize;
 
 pub use drops::{DropCounters, DropReason};
-pub use fastpath::{FastAdmit, FastDelta, FastPath, FastSettings, FastVerdict};
+pub use fastpath::{
+    FastAdmit, FastDelta, FastLimits, FastPath, FastSession, FastSettings, FastVerdict,
+};
 pub use housekeeping::{Save, HOUSEKEEPING_INTERVAL_MS};
 pub use intercept::InterceptSettings;
 pub use ipv6::{Ipv6Settings, Ipv6Status, SESSION_IPV6_MAX};

@@ -243,6 +243,11 @@ impl Shaper {
         self.queued_bytes
     }
 
+    /// Packets waiting.
+    pub fn queued_packets(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Packets whose turn has come, in order.
     pub fn release(&mut self, now: UnixMillis, mut out: impl FnMut(Held)) {
         while let Some(front) = self.queue.front() {
