@@ -8,28 +8,21 @@
 //! musl one from `bench/build-release`). When the static x86_64 musl build from
 //! `bench/build-release` exists (`$CARGO_TARGET_DIR/dist/`) it is measured as well.
 //!
-//! Clients are synthetic: one thread joins a client namespace, opens an
+//! Clients are synthetic (`lassi_lab::rawframes::lease_synthetic_clients`,
+//! shared with the throughput bench): one thread joins a client namespace, opens an
 //! AF_PACKET socket on its `eth0` and runs DISCOVER/OFFER/REQUEST/ACK for N
 //! distinct MACs, so every client costs lassi exactly what a real one costs
 //! (a DHCP lease and a session). `lassi sessions --json` confirms the count.
 //! RSS is VmRSS from /proc/PID/status. Prints figures and ratios; no
 //! thresholds (the goal is ≤ 8 MiB at 1,000 clients).
 
-use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dhcproto::v4::{DhcpOption, MessageType};
-use lassi_lab::rawframes::{
-    dhcp_client_frame, dhcp_server_reply, proc_status_kib, ClientMessage, PacketSocket,
-};
-use lassi_lab::upstream::enter_netns;
+use lassi_lab::rawframes::{lease_synthetic_clients, proc_status_kib};
 use lassi_lab::{Lab, LabOptions, LassiHandle};
 
 const STEPS: [usize; 2] = [1_000, 10_000];
-/// DHCP exchanges in flight at once.
-const WINDOW: usize = 32;
 
 fn main() {
     // `cargo test --all-targets` runs bench binaries too, without `--bench`:
@@ -83,7 +76,7 @@ fn measure(bin: Option<PathBuf>) -> Result<(), String> {
     // A /16 so the pool holds every synthetic client; day-long leases so
     // none expires during the run.
     let mut lassi = lab.start_lassi("[lan]\nnetwork = \"10.1.0.0/16\"\nlease_time = 86400\n")?;
-    let pid = lassi_pid(&mut lassi)?;
+    let pid = lassi.lassi_pid()?;
     let client = lab.client(1);
     client.ns().ip(&["link", "set", "eth0", "promisc", "on"])?;
 
@@ -92,13 +85,8 @@ fn measure(bin: Option<PathBuf>) -> Result<(), String> {
     let mut done = 0usize;
     let mut dhcp_secs = 0.0;
     for &n in &STEPS {
-        let ns = client.name().to_string();
-        let (from, to) = (done, n);
         let t = Instant::now();
-        let joined = std::thread::spawn(move || lease_clients(&ns, from, to))
-            .join()
-            .map_err(|_| "client thread panicked".to_string())?;
-        joined?;
+        lease_synthetic_clients(client.name(), done, n)?;
         dhcp_secs += t.elapsed().as_secs_f64();
         done = n;
         // Let the lease store's periodic save run, then let it settle.
@@ -163,20 +151,6 @@ fn measure(bin: Option<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
-/// The PID of the lassi process itself (the lab starts it through
-/// `ip netns exec` and a shell, both of which exec).
-fn lassi_pid(h: &mut LassiHandle) -> Result<i32, String> {
-    let pid = h.pid().ok_or("lassi is not running")?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    // comm is the executable's file name, cut to 15 bytes.
-    let name = h.bin().file_name().unwrap_or_default().to_string_lossy();
-    let want: String = name.chars().take(15).collect();
-    if comm.trim() != want {
-        return Err(format!("pid {pid} is `{}`, not {name}", comm.trim()));
-    }
-    Ok(pid)
-}
-
 fn snapshot(pid: i32, label: &str, sessions: usize) -> Result<Row, String> {
     Ok(Row {
         label: label.to_string(),
@@ -191,97 +165,4 @@ fn session_count(h: &LassiHandle) -> Result<usize, String> {
     v.as_array()
         .map(|a| a.len())
         .ok_or_else(|| format!("`sessions --json` is not an array: {v:.200}"))
-}
-
-#[derive(Clone, Copy)]
-enum Stage {
-    Discover,
-    Request(Ipv4Addr, Ipv4Addr),
-}
-
-struct Pending {
-    client: usize,
-    stage: Stage,
-    sent: Instant,
-    tries: u32,
-}
-
-/// Runs DORA for clients `from+1 ..= to` from inside namespace `ns`.
-fn lease_clients(ns: &str, from: usize, to: usize) -> Result<(), String> {
-    enter_netns(ns)?;
-    let sock = PacketSocket::open("eth0", Duration::from_millis(20))?;
-    let mut next = from + 1;
-    let mut pending: HashMap<u32, Pending> = HashMap::new();
-    let mut buf = vec![0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(30 + (to - from) as u64 / 50);
-    while next <= to || !pending.is_empty() {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "DHCP for clients {}..={to} did not finish in time ({} still pending)",
-                from + 1,
-                pending.len()
-            ));
-        }
-        while pending.len() < WINDOW && next <= to {
-            let p = Pending {
-                client: next,
-                stage: Stage::Discover,
-                sent: Instant::now(),
-                tries: 1,
-            };
-            sock.send(&client_frame(next, Stage::Discover)?)?;
-            pending.insert(next as u32, p);
-            next += 1;
-        }
-        // Retransmit what went unanswered.
-        for p in pending.values_mut() {
-            if p.sent.elapsed() > Duration::from_millis(500) {
-                if p.tries >= 10 {
-                    return Err(format!("client {} got no answer in 10 tries", p.client));
-                }
-                p.tries += 1;
-                p.sent = Instant::now();
-                sock.send(&client_frame(p.client, p.stage)?)?;
-            }
-        }
-        let Some(n) = sock.recv(&mut buf)? else {
-            continue;
-        };
-        let Some(reply) = dhcp_server_reply(&buf[..n]) else {
-            continue;
-        };
-        let Some(p) = pending.get_mut(&reply.xid()) else {
-            continue;
-        };
-        match reply.opts().msg_type() {
-            Some(MessageType::Offer) => {
-                let server = match reply.opts().get(dhcproto::v4::OptionCode::ServerIdentifier) {
-                    Some(DhcpOption::ServerIdentifier(s)) => *s,
-                    _ => return Err("OFFER without server identifier".into()),
-                };
-                p.stage = Stage::Request(reply.yiaddr(), server);
-                p.sent = Instant::now();
-                p.tries = 1;
-                sock.send(&client_frame(p.client, p.stage)?)?;
-            }
-            Some(MessageType::Ack) if matches!(p.stage, Stage::Request(..)) => {
-                pending.remove(&reply.xid());
-            }
-            Some(MessageType::Nak) => {
-                p.stage = Stage::Discover;
-                p.sent = Instant::now();
-                sock.send(&client_frame(p.client, p.stage)?)?;
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn client_frame(i: usize, stage: Stage) -> Result<Vec<u8>, String> {
-    let msg = match stage {
-        Stage::Discover => ClientMessage::Discover,
-        Stage::Request(ip, server) => ClientMessage::Request { ip, server },
-    };
-    dhcp_client_frame(i, i as u32, msg)
 }

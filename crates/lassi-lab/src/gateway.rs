@@ -282,6 +282,84 @@ impl LassiHandle {
         p.is_running().then(|| p.pid())
     }
 
+    /// The PID of the lassi process itself, checked: the lab starts it
+    /// through `ip netns exec` and a shell, both of which exec, so the
+    /// process's `comm` must be the binary's name.
+    pub fn lassi_pid(&mut self) -> LabResult<i32> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| LabError::new("lassi is not running"))?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        // comm is the executable's file name, cut to 15 bytes.
+        let name = self.bin.file_name().unwrap_or_default().to_string_lossy();
+        let want: String = name.chars().take(15).collect();
+        if comm.trim() != want {
+            return Err(LabError::new(format!(
+                "pid {pid} is `{}`, not {name}",
+                comm.trim()
+            )));
+        }
+        Ok(pid)
+    }
+
+    /// CPU time the lassi process has used so far, every thread together
+    /// (utime + stime from `/proc/PID/stat`), in seconds.
+    pub fn cpu_seconds(&mut self) -> LabResult<f64> {
+        let pid = self.lassi_pid()?;
+        crate::rawframes::proc_cpu_seconds(pid).map_err(LabError::new)
+    }
+
+    /// `lassi status`, parsed.
+    pub fn status(&self) -> LabResult<serde_json::Value> {
+        let out = self.ctl(&["status"])?;
+        serde_json::from_str(&out.stdout).map_err(|e| {
+            LabError::new(format!(
+                "`lassi status` printed invalid JSON ({e}):\n{}",
+                out.stdout
+            ))
+        })
+    }
+
+    /// Authorizes every MAC in `macs` (each must hold a lease) through the
+    /// control socket, `batch` requests pipelined per connection (a
+    /// connection takes at most 64 KiB of requests), instead of one
+    /// `lassi authorize` process each. Fails on the first refusal.
+    pub fn authorize_many(&self, macs: &[MacAddr], batch: usize) -> LabResult<()> {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::net::UnixStream;
+        for chunk in macs.chunks(batch.clamp(1, 1000)) {
+            let s = UnixStream::connect(&self.socket)
+                .ctx(|| format!("connecting to {}", self.socket.display()))?;
+            s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+            let mut w = s.try_clone()?;
+            let text: String = chunk
+                .iter()
+                .map(|m| format!("{{\"cmd\":\"authorize\",\"mac\":\"{m}\"}}\n"))
+                .collect();
+            // Written by a thread of its own so that neither side's socket
+            // buffer can fill while the other waits.
+            let writer = std::thread::spawn(move || w.write_all(text.as_bytes()));
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            for mac in chunk {
+                line.clear();
+                r.read_line(&mut line)
+                    .ctx(|| format!("reading the reply to authorize {mac}"))?;
+                let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+                    LabError::new(format!("authorize {mac}: bad reply ({e}): {line:.200}"))
+                })?;
+                if v["ok"] != serde_json::Value::Bool(true) {
+                    return Err(LabError::new(format!("authorize {mac}: {line:.300}")));
+                }
+            }
+            writer
+                .join()
+                .map_err(|_| LabError::new("authorize writer thread panicked"))?
+                .ctx(|| "writing authorize requests".to_string())?;
+        }
+        Ok(())
+    }
+
     /// True while lassi runs.
     pub fn is_running(&mut self) -> bool {
         self.proc.as_mut().map(|p| p.is_running()).unwrap_or(false)

@@ -1,8 +1,11 @@
 //! Raw frames on a LAN port, for the benchmarks that play thousands of
 //! DHCP clients from one process: an AF_PACKET socket, the server's DHCP
-//! replies picked out of what it receives, and /proc readings of a process.
+//! replies picked out of what it receives, synthetic clients leased in bulk
+//! ([`lease_synthetic_clients`]), and /proc readings of a process.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode};
 use dhcproto::{Decodable, Encodable};
@@ -193,4 +196,136 @@ impl PacketSocket {
         }
         Ok(Some(n as usize))
     }
+}
+
+/// DHCP exchanges in flight at once in [`lease_synthetic_clients`].
+const DHCP_WINDOW: usize = 32;
+
+#[derive(Clone, Copy)]
+enum Stage {
+    Discover,
+    Request(Ipv4Addr, Ipv4Addr),
+}
+
+struct Pending {
+    client: usize,
+    stage: Stage,
+    sent: Instant,
+    tries: u32,
+}
+
+/// Leases synthetic clients `from+1 ..= to` ([`synthetic_mac`]) from the
+/// `eth0` of client namespace `ns`: DISCOVER/OFFER/REQUEST/ACK for each,
+/// [`DHCP_WINDOW`] at a time, retransmitting what goes unanswered.
+///
+/// Runs on a thread of its own (it joins `ns`) and returns when every
+/// client holds a lease. `eth0` must be promiscuous (the replies go to
+/// the synthetic MACs), and the server's pool must hold `to` clients.
+pub fn lease_synthetic_clients(ns: &str, from: usize, to: usize) -> Result<(), String> {
+    let ns = ns.to_string();
+    std::thread::spawn(move || lease_clients_here(&ns, from, to))
+        .join()
+        .map_err(|_| "synthetic DHCP client thread panicked".to_string())?
+}
+
+fn lease_clients_here(ns: &str, from: usize, to: usize) -> Result<(), String> {
+    crate::upstream::enter_netns(ns)?;
+    let sock = PacketSocket::open("eth0", Duration::from_millis(20))?;
+    let mut next = from + 1;
+    let mut pending: HashMap<u32, Pending> = HashMap::new();
+    let mut buf = vec![0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(30 + (to - from) as u64 / 50);
+    while next <= to || !pending.is_empty() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "DHCP for clients {}..={to} did not finish in time ({} still pending)",
+                from + 1,
+                pending.len()
+            ));
+        }
+        while pending.len() < DHCP_WINDOW && next <= to {
+            let p = Pending {
+                client: next,
+                stage: Stage::Discover,
+                sent: Instant::now(),
+                tries: 1,
+            };
+            sock.send(&stage_frame(next, Stage::Discover)?)?;
+            pending.insert(next as u32, p);
+            next += 1;
+        }
+        // Retransmit what went unanswered.
+        for p in pending.values_mut() {
+            if p.sent.elapsed() > Duration::from_millis(500) {
+                if p.tries >= 10 {
+                    return Err(format!("client {} got no answer in 10 tries", p.client));
+                }
+                p.tries += 1;
+                p.sent = Instant::now();
+                sock.send(&stage_frame(p.client, p.stage)?)?;
+            }
+        }
+        let Some(n) = sock.recv(&mut buf)? else {
+            continue;
+        };
+        let Some(reply) = dhcp_server_reply(&buf[..n]) else {
+            continue;
+        };
+        let Some(p) = pending.get_mut(&reply.xid()) else {
+            continue;
+        };
+        match reply.opts().msg_type() {
+            Some(MessageType::Offer) => {
+                let server = match reply.opts().get(dhcproto::v4::OptionCode::ServerIdentifier) {
+                    Some(DhcpOption::ServerIdentifier(s)) => *s,
+                    _ => return Err("OFFER without server identifier".into()),
+                };
+                p.stage = Stage::Request(reply.yiaddr(), server);
+                p.sent = Instant::now();
+                p.tries = 1;
+                sock.send(&stage_frame(p.client, p.stage)?)?;
+            }
+            Some(MessageType::Ack) if matches!(p.stage, Stage::Request(..)) => {
+                pending.remove(&reply.xid());
+            }
+            Some(MessageType::Nak) => {
+                p.stage = Stage::Discover;
+                p.sent = Instant::now();
+                sock.send(&stage_frame(p.client, p.stage)?)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn stage_frame(i: usize, stage: Stage) -> Result<Vec<u8>, String> {
+    let msg = match stage {
+        Stage::Discover => ClientMessage::Discover,
+        Stage::Request(ip, server) => ClientMessage::Request { ip, server },
+    };
+    dhcp_client_frame(i, i as u32, msg)
+}
+
+/// CPU time process `pid` has used, all its threads, in seconds
+/// (utime + stime of `/proc/PID/stat`, clock-tick resolution).
+pub fn proc_cpu_seconds(pid: i32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("reading /proc/{pid}/stat: {e}"))?;
+    // Fields after the command name (which may hold spaces) in parentheses:
+    // state is field 3, utime 14, stime 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| format!("odd /proc/{pid}/stat: {stat}"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Result<u64, String> {
+        f.get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no field {} in /proc/{pid}/stat", i + 3))
+    };
+    let ticks = field(11)? + field(12)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Ok(ticks as f64 / if hz > 0 { hz as f64 } else { 100.0 })
 }
