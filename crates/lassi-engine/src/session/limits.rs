@@ -139,7 +139,9 @@ impl TokenBucket {
             // fraction is lost however often this is called, so slow rates
             // refill at their true speed.
             let refill = (now - self.last).saturating_mul(self.rate_bytes_per_s);
-            self.tokens = self.tokens.saturating_add(refill as i64).min(self.depth);
+            // A long gap (a bucket made at time 0) must not wrap negative.
+            let refill = i64::try_from(refill).unwrap_or(i64::MAX);
+            self.tokens = self.tokens.saturating_add(refill).min(self.depth);
             self.last = now;
         }
         if self.tokens < 0 {
@@ -275,6 +277,14 @@ impl Shaper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_idle_for_ages_is_full_not_broke() {
+        // 50 Mbit/s for 1.7e12 ms: a refill past i64::MAX milli-bytes.
+        let mut b = TokenBucket::new(Some(50_000_000), 0);
+        assert!(b.allow(1_764_000_000_000, 1500));
+        assert!(b.allow(1_764_000_000_000, 1500), "still within the depth");
+    }
 
     #[test]
     fn unlimited_passes_everything() {
