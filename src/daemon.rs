@@ -5,7 +5,6 @@
 //! runtime on the main thread (control socket, signals).
 
 use std::net::Ipv4Addr;
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -25,6 +24,7 @@ use crate::io::lan::LanPort;
 use crate::io::operator::OperatorState;
 use crate::io::pool::WorkerPool;
 use crate::io::ports::Ports;
+use crate::io::queue::Queue;
 use crate::io::sys::{self, Waker};
 use crate::io::tun::Tun;
 use crate::session::{Durability, SavedSessions};
@@ -477,10 +477,10 @@ fn spawn(
     operator: Arc<OperatorState>,
 ) -> Result<Daemon, String> {
     let waker = Arc::new(Waker::new().map_err(|e| format!("eventfd: {e}"))?);
-    let (cmd_tx, cmd_rx) = mpsc::channel();
-    let (notice_tx, notice_rx) = mpsc::channel::<Notice>();
+    let commands = Arc::new(Queue::default());
+    let notice_queue = Arc::new(Queue::<Notice>::default());
     let handle = DataplaneHandle {
-        commands: cmd_tx,
+        commands: commands.clone(),
         waker: waker.clone(),
         portal: Arc::default(),
         radius: Arc::default(),
@@ -513,8 +513,8 @@ fn spawn(
         ports: devices.own,
         pool,
         waker,
-        commands: cmd_rx,
-        notices: notice_tx,
+        commands,
+        notices: notice_queue.clone(),
         batch: cfg.dataplane.batch,
         stop_on_shutdown: cfg.session.stop_on_shutdown,
     };
@@ -530,7 +530,7 @@ fn spawn(
     let notice_hooks = hooks.clone();
     let notices = std::thread::Builder::new()
         .name("lassi-notices".into())
-        .spawn(move || notice_loop(notice_rx, files, notice_aaa, network, notice_hooks))
+        .spawn(move || notice_loop(&notice_queue, files, notice_aaa, network, notice_hooks))
         .map_err(|e| format!("starting the notice thread: {e}"))?;
     Ok(Daemon {
         cfg,
@@ -580,16 +580,16 @@ fn start_aaa(
 /// goes out only after the save queued before it (a Stop after a crash must
 /// not count less than an Interim did).
 fn notice_loop(
-    rx: mpsc::Receiver<Notice>,
+    rx: &Queue<Notice>,
     files: StateFiles,
     aaa: Option<Arc<Aaa>>,
     network: Ipv4Addr,
     hooks: Hooks,
 ) {
     let mut lease_log = LeaseLog::default();
-    while let Ok(first) = rx.recv() {
+    while let Some(first) = rx.pop_wait() {
         let (mut leases, mut leases6, mut sessions) = (None, None, None);
-        let queued = rx.try_iter().take(NOTICE_BATCH);
+        let queued = std::iter::from_fn(|| rx.pop()).take(NOTICE_BATCH);
         for notice in std::iter::once(first).chain(queued) {
             match notice {
                 Notice::Events(evs) => {

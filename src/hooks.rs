@@ -20,7 +20,6 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::Instant;
@@ -31,11 +30,14 @@ use tokio::task::JoinSet;
 pub use crate::aaa::hook_env::{GatewayInfo, HookEnv, HookKind};
 use crate::config::HooksConfig;
 use crate::dataplane::Event;
+use crate::io::queue::Queue;
 
 /// PATH given to scripts (the environment is otherwise cleared).
 const SCRIPT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Output lines of one run that reach the log; the rest are counted.
 const MAX_LOGGED_LINES: usize = 64;
+/// How long a killed script's waiter may take to reap it.
+const REAP_WAIT: Duration = Duration::from_secs(60);
 /// Longer output lines are cut into pieces of this many bytes.
 const MAX_LINE: u64 = 512;
 
@@ -256,13 +258,12 @@ fn run_blocking(job: Job, settings: &HooksConfig) {
         }
     };
     let pid = child.id();
-    let (tx, rx) = mpsc::channel::<Done>();
+    let rx = Arc::new(Queue::<Done>::default());
+    let tx = rx.clone();
     let helpers = [
         read_lines(hook, "stdout", child.stdout.take(), tx.clone()),
         read_lines(hook, "stderr", child.stderr.take(), tx.clone()),
-        helper(move || {
-            let _ = tx.send(Some(child.wait()));
-        }),
+        helper(move || tx.push(Some(child.wait()))),
     ];
     let started = helpers.iter().filter(|&&ok| ok).count();
     let limit = Duration::from_secs(u64::from(settings.timeout));
@@ -272,7 +273,8 @@ fn run_blocking(job: Job, settings: &HooksConfig) {
         unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
         // The waiter reaps the script; output readers of a child that left
         // the group may linger and end when it does.
-        while let Ok(done) = rx.recv() {
+        let reaped = Instant::now() + REAP_WAIT;
+        while let Some(done) = rx.pop_until(reaped) {
             if done.is_some() {
                 break;
             }
@@ -284,18 +286,17 @@ fn run_blocking(job: Job, settings: &HooksConfig) {
 /// Waits until all `count` helpers of a run are done, at most `limit`:
 /// the script's exit status, or `None` at the limit.
 fn wait_all(
-    rx: &mpsc::Receiver<Done>,
+    rx: &Queue<Done>,
     count: usize,
     limit: Duration,
 ) -> Option<std::io::Result<ExitStatus>> {
     let deadline = Instant::now() + limit;
     let mut status = None;
     for _ in 0..count {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(Some(s)) => status = Some(s),
-            Ok(None) => {}
-            Err(_) => return None,
+        match rx.pop_until(deadline) {
+            Some(Some(s)) => status = Some(s),
+            Some(None) => {}
+            None => return None,
         }
     }
     status
@@ -344,13 +345,13 @@ fn read_lines(
     hook: &'static str,
     stream: &'static str,
     pipe: Option<impl Read + Send + 'static>,
-    done: mpsc::Sender<Done>,
+    done: Arc<Queue<Done>>,
 ) -> bool {
     helper(move || {
         if let Some(pipe) = pipe {
             log_lines(hook, stream, pipe);
         }
-        let _ = done.send(None);
+        done.push(None);
     })
 }
 

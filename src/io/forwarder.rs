@@ -8,7 +8,6 @@
 //! fast paths and hand it everything else ([`super::pool`]).
 
 use std::os::fd::AsRawFd;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use super::lan::{RecvBatch, SendBatch};
 use super::pool::{Fast, WorkerPool};
 pub use super::ports::IoStats;
 use super::ports::{ethertype_of, tun_buffers, Ports, ReleaseBufs, TUN_HEADROOM};
+use super::queue::Queue;
 use super::sys::Waker;
 use crate::dataplane::{Engine, Event, LanAction, Save, Snapshot, TunAction};
 use crate::dhcp::LeaseRecord;
@@ -129,7 +129,7 @@ impl Command {
 #[derive(Clone)]
 pub struct DataplaneHandle {
     /// Command queue.
-    pub commands: Sender<Command>,
+    pub commands: Arc<Queue<Command>>,
     /// Wakes the data-plane thread.
     pub waker: Arc<Waker>,
     /// The portal's counters (`portal` in `lassi status`).
@@ -145,9 +145,7 @@ pub struct DataplaneHandle {
 
 impl DataplaneHandle {
     pub(crate) fn send(&self, cmd: Command) -> Result<(), String> {
-        self.commands
-            .send(cmd)
-            .map_err(|_| "the data plane has stopped".to_string())?;
+        (self.commands.send(cmd)).map_err(|_| "the data plane has stopped".to_string())?;
         self.waker.wake();
         Ok(())
     }
@@ -326,9 +324,9 @@ pub struct Forwarder {
     /// Wakes the poll when a command is queued.
     pub waker: Arc<Waker>,
     /// Control plane requests.
-    pub commands: Receiver<Command>,
+    pub commands: Arc<Queue<Command>>,
     /// Events and lease snapshots out.
-    pub notices: Sender<Notice>,
+    pub notices: Arc<Queue<Notice>>,
     /// Frames per system call.
     pub batch: usize,
     /// End sessions at shutdown rather than keep them for the next start.
@@ -406,6 +404,15 @@ struct Ready {
     tun: bool,
 }
 
+impl Drop for Forwarder {
+    /// However the thread ends, the control plane's requests are refused
+    /// from now on and the notice thread finishes what is queued.
+    fn drop(&mut self) {
+        self.commands.close();
+        self.notices.close();
+    }
+}
+
 impl Forwarder {
     /// Run until a Shutdown command (or the command channel closes).
     /// Returns how many sessions were kept open for the next start.
@@ -479,11 +486,12 @@ impl Forwarder {
     /// plane is gone), the number of sessions kept for the next start.
     fn take_commands(&mut self, now: UnixMillis, io: &IoStats) -> Option<usize> {
         loop {
-            match self.commands.try_recv() {
-                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
-                    return Some(self.shutdown(now));
-                }
-                Ok(cmd) => {
+            // Every handle gone (only this thread holds the queue): stop.
+            let orphaned = Arc::strong_count(&self.commands) == 1;
+            match self.commands.pop() {
+                Some(Command::Shutdown) => return Some(self.shutdown(now)),
+                None if orphaned => return Some(self.shutdown(now)),
+                Some(cmd) => {
                     if cmd.may_change_sessions() {
                         if let Some(pool) = &mut self.pool {
                             pool.dirty = true;
@@ -491,7 +499,7 @@ impl Forwarder {
                     }
                     self.command(cmd, now, io);
                 }
-                Err(TryRecvError::Empty) => return None,
+                None => return None,
             }
         }
     }
@@ -588,7 +596,7 @@ impl Forwarder {
         }
         self.sync_workers(now, st, &mut others);
         if !others.is_empty() {
-            let _ = self.notices.send(Notice::Events(others));
+            self.notices.push(Notice::Events(others));
         }
         while let Some(save) = self.engine.poll_save(now) {
             let notice = match save {
@@ -600,15 +608,15 @@ impl Forwarder {
                 }
                 Save::Leases => {
                     if let Some(v6) = self.engine.lease6_records() {
-                        let _ = self.notices.send(Notice::Leases6(v6));
+                        self.notices.push(Notice::Leases6(v6));
                     }
                     Notice::Leases(self.engine.lease_records())
                 }
             };
-            let _ = self.notices.send(notice);
+            self.notices.push(notice);
         }
         if !interims.is_empty() {
-            let _ = self.notices.send(Notice::Events(interims));
+            self.notices.push(Notice::Events(interims));
         }
     }
 
@@ -625,14 +633,14 @@ impl Forwarder {
         let kept = if stop { 0 } else { records.len() };
         self.engine.shutdown(now, stop);
         self.send_final_frames();
-        let _ = self.notices.send(Notice::Events(self.engine.take_events()));
+        self.notices.push(Notice::Events(self.engine.take_events()));
         let saved = SavedSessions::new(records, now, Some(now)).with_clock_offset(clock_step_ms());
-        let _ = self.notices.send(Notice::Sessions(saved, Durability::Sync));
+        self.notices.push(Notice::Sessions(saved, Durability::Sync));
         let _ = self
             .notices
             .send(Notice::Leases(self.engine.lease_records()));
         if let Some(v6) = self.engine.lease6_records() {
-            let _ = self.notices.send(Notice::Leases6(v6));
+            self.notices.push(Notice::Leases6(v6));
         }
         kept
     }

@@ -211,10 +211,11 @@ mod tests {
     /// A data plane that answers metrics requests after `delay`, counting
     /// how many it was asked at once (the most in `peak`).
     fn fake_dataplane(delay: Duration, peak: Arc<AtomicUsize>) -> DataplaneHandle {
-        let (tx, rx) = std::sync::mpsc::channel::<Command>();
+        let rx = Arc::new(crate::io::queue::Queue::<Command>::default());
+        let tx = rx.clone();
         let busy = Arc::new(AtomicUsize::new(0));
         std::thread::spawn(move || {
-            while let Ok(cmd) = rx.recv() {
+            while let Some(cmd) = rx.pop_wait() {
                 let Command::Metrics { reply } = cmd else {
                     continue;
                 };
