@@ -38,6 +38,7 @@ fn worker() -> FastPath {
             token: u64::from(n),
             limits: if n == 2 { limits } else { FastLimits::default() },
             owner: true,
+            divert_http: n == 1,
         });
     }
     w

@@ -46,6 +46,8 @@ struct Admitted {
     session_id: String,
     /// The session's limits then: a CoA that changes them re-admits it.
     limits: SessionLimits,
+    /// Admitted with its web traffic left to the engine.
+    divert_http: bool,
 }
 
 /// What the engine thread's own fast path did with a TUN packet.
@@ -193,6 +195,7 @@ impl WorkerPool {
             token,
             limits: s.limits,
             owner,
+            divert_http: s.divert_http,
         };
         for (i, l) in self.links.iter().enumerate() {
             l.commands.push(ToWorker::Admit(admit(i + 1 == owner)));
@@ -204,6 +207,7 @@ impl WorkerPool {
             token,
             session_id: s.session_id,
             limits,
+            divert_http: s.divert_http,
         };
         self.admitted.insert(s.ip, a);
     }
@@ -432,7 +436,10 @@ impl Forwarder {
         let wants = |ip: &Ipv4Addr, a: &Admitted| match wanted.binary_search_by_key(ip, |w| w.ip) {
             Ok(i) => {
                 let w = &wanted[i];
-                w.mac == a.mac && w.session_id == a.session_id && limits_of(w.ip) == Some(&a.limits)
+                w.mac == a.mac
+                    && w.session_id == a.session_id
+                    && w.divert_http == a.divert_http
+                    && limits_of(w.ip) == Some(&a.limits)
             }
             Err(_) => false,
         };

@@ -57,10 +57,11 @@ impl Engine {
 
     /// Every session the workers may forward by themselves: authorized,
     /// not throttled, not over its quota, no packets held by the engine's
-    /// shapers, and no TCP connection of the client still redirected to the
-    /// portal (those segments must be rewritten by the engine). Shaped and
-    /// metered sessions are in, with their rates and what is left of their
-    /// quota now.
+    /// shapers. Shaped and metered sessions are in, with their rates and
+    /// what is left of their quota now. A client with a TCP connection
+    /// still redirected to the portal (a browser's keep-alive after login)
+    /// is in with `divert_http`: its segments to port 80 stay with the
+    /// engine, which rewrites them.
     pub fn fast_path_sessions(&self) -> Vec<FastSession> {
         let redirected = self.intercept.flow_clients();
         self.sessions
@@ -68,12 +69,12 @@ impl Engine {
             // A blocked MAC's frames are dropped before anything else
             // (block ends its session too; this keeps it so if it logs in).
             .filter(|c| fast_eligible(c) && !self.is_blocked(c.mac))
-            .filter(|c| !redirected.contains(&c.ip))
             .map(|c| FastSession {
                 ip: c.ip,
                 mac: c.mac,
                 session_id: c.session_id.clone(),
                 limits: FastLimits::of(c),
+                divert_http: redirected.contains(&c.ip),
             })
             .collect()
     }
@@ -176,6 +177,9 @@ pub struct FastSession {
     pub session_id: String,
     /// What it may use.
     pub limits: FastLimits,
+    /// Its TCP to port 80 goes to the engine (a connection of it is still
+    /// redirected to the portal).
+    pub divert_http: bool,
 }
 
 /// A session a worker may forward by itself. `token` is chosen by the shell
@@ -194,6 +198,8 @@ pub struct FastAdmit {
     /// This fast path owns the session: it shapes it and spends its quota
     /// (only matters for a limited session).
     pub owner: bool,
+    /// Leave its TCP to port 80 to the engine ([`FastSession::divert_http`]).
+    pub divert_http: bool,
 }
 
 /// What a worker counted for one admitted session since it last reported.
@@ -261,6 +267,8 @@ struct Entry {
     last_active: UnixMillis,
     last_seen: UnixMillis,
     shaped_drops: u64,
+    /// TCP to port 80 is the engine's.
+    divert_http: bool,
     /// In `FastPath::touched` since the last report (so it is listed once).
     touched: bool,
     /// Limits; `None` when unlimited.
@@ -301,6 +309,7 @@ impl Entry {
             last_active: 0,
             last_seen: 0,
             shaped_drops: 0,
+            divert_http: a.divert_http,
             touched: false,
             limited,
         }
@@ -468,7 +477,7 @@ impl FastPath {
         let Some(e) = self.entries.get_mut(&p.src) else {
             return FastVerdict::Slow;
         };
-        if e.mac != eth.src {
+        if e.mac != eth.src || (e.divert_http && p.proto == PROTO_TCP && p.dst_port == HTTP_PORT) {
             return FastVerdict::Slow;
         }
         let footprint = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
@@ -619,6 +628,9 @@ impl FastPath {
         self.entries.is_empty()
     }
 }
+
+/// The port the engine steers to the portal before login.
+const HTTP_PORT: u16 = 80;
 
 /// Which way a packet goes.
 #[derive(Clone, Copy, PartialEq, Eq)]

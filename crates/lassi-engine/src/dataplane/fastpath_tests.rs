@@ -61,6 +61,7 @@ fn worker() -> FastPath {
         token: 7,
         limits: FastLimits::default(),
         owner: false,
+        divert_http: false,
     };
     assert_eq!(w.admit(admit), None);
     w
@@ -291,6 +292,7 @@ fn admissions_replaced_and_revoked_hand_back_what_they_counted() {
         token: 7,
         limits: FastLimits::default(),
         owner: false,
+        divert_http: false,
     };
     assert_eq!(w.admit(same.clone()), None, "same admission: nothing moves");
     let next = FastAdmit { token: 8, ..same };
@@ -310,6 +312,7 @@ fn admissions_replaced_and_revoked_hand_back_what_they_counted() {
         token: 9,
         limits: FastLimits::default(),
         owner: false,
+        divert_http: false,
     };
     w.admit(third);
     let mut all = Vec::new();
@@ -364,6 +367,7 @@ fn limited_worker(limits: FastLimits, owner: bool) -> FastPath {
         token: 7,
         limits,
         owner,
+        divert_http: false,
     });
     w
 }
@@ -503,21 +507,43 @@ fn a_quota_runs_out_on_the_packet_that_would_cross_it() {
 }
 
 #[test]
-fn clients_with_connections_redirected_to_the_portal_stay_with_the_engine() {
+fn connections_redirected_to_the_portal_stay_with_the_engine() {
     let mut e = engine();
     // Client 2 opens a web connection before login: steered to the portal.
     let mut syn = up(mac(2), &tcp(B, WEB, 40001, 80, 0));
     syn[ETH_HLEN + 33] = 0x02;
     assert_eq!(e.from_lan(T0, &plain(), &mut syn), LanAction::ToTun);
-    login(&mut e, mac(2), SessionLimits::default());
+    let sid2 = login(&mut e, mac(2), SessionLimits::default());
     let sid1 = login(&mut e, mac(1), SessionLimits::default());
     assert_eq!(
         e.intercept.flow_clients().into_iter().collect::<Vec<_>>(),
         vec![B]
     );
-    assert_eq!(listed(&e), vec![(A, mac(1), sid1)]);
-    // Its segments still reach the portal through the engine.
+    let mut all = e.fast_path_sessions();
+    all.sort_by_key(|s| s.ip);
+    let flags: Vec<_> = all
+        .iter()
+        .map(|s| (s.ip, s.session_id.as_str(), s.divert_http))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![(A, sid1.as_str(), false), (B, sid2.as_str(), true)]
+    );
+    // A worker leaves client 2's web traffic to the engine, nothing else.
+    let mut w = FastPath::new(e.fast_settings(), 1 << 20);
+    w.admit(FastAdmit {
+        ip: B,
+        mac: mac(2),
+        token: 1,
+        limits: FastLimits::default(),
+        owner: false,
+        divert_http: true,
+    });
     let mut more = up(mac(2), &tcp(B, WEB, 40001, 80, 10));
+    assert_eq!(w.from_lan(T0 + 1, &plain(), &more), FastVerdict::Slow);
+    let https = up(mac(2), &tcp(B, WEB, 40002, 443, 10));
+    assert_eq!(w.from_lan(T0 + 1, &plain(), &https), FastVerdict::ToTun);
+    // The engine rewrites the redirected connection's segments to the portal.
     assert_eq!(e.from_lan(T0 + 1, &plain(), &mut more), LanAction::ToTun);
     let ip = frame::parse_ipv4(&more[ETH_HLEN..]).unwrap();
     assert_eq!((ip.dst, ip.dst_port), (GW, 3990));
@@ -588,6 +614,7 @@ impl Rig {
                 token: 1,
                 limits: FastLimits::default(),
                 owner: false,
+                divert_http: false,
             });
             w
         });
