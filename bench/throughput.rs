@@ -267,6 +267,23 @@ fn main() {
                     "{label:<10} lassi w={w} io: {}; fast_path_sessions {}",
                     v["io"], v["workers"]["fast_path_sessions"]
                 );
+                let threads = v["workers"]["threads"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                for (i, t) in threads.iter().enumerate() {
+                    let io = &t["io"];
+                    println!(
+                        "{label:<10} lassi w={w} thread {i}: lan rx/tx {}/{}, tun rx/tx {}/{}, \
+                         handed over {}, cpu {} s",
+                        io["lan_rx"],
+                        io["lan_tx"],
+                        io["tun_rx"],
+                        io["tun_tx"],
+                        io["handed_over"],
+                        t["cpu_seconds"]
+                    );
+                }
             }
         }
     }

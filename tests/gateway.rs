@@ -225,7 +225,10 @@ fn forwarding_checks(offloads: bool) {
     }
     let status = must(&lab, "status", lassi.ctl(&["status"]));
     let status: Value = serde_json::from_str(&status.stdout).unwrap();
-    println!("offloads {offloads}: {}", status["io"]);
+    println!(
+        "offloads {offloads}: {} {}",
+        status["io"], status["workers"]
+    );
     if offloads {
         // Both offloads really crossed lassi (the point of this variant).
         assert!(status["io"]["lan_rx_partial_csum"].as_u64().unwrap() > 0);

@@ -777,6 +777,7 @@ fn accounting_stays_exact_with_traffic_spread_over_two_workers() {
     let st = status(&w);
     let by = |i| forwarded_by(&st, i) - forwarded_by(&before_status, i);
     let (w0, w1) = (by(0), by(1));
+    let handed = st["io"]["handed_over"].as_u64().unwrap_or(0);
     w.logout(c);
     let stop = w.record(&sid, "Stop", Duration::from_secs(10));
     let (kin, kout) = (after.0 - before.0, after.1 - before.1);
@@ -788,6 +789,9 @@ fn accounting_stays_exact_with_traffic_spread_over_two_workers() {
         100.0 * (aout as f64 / kout as f64 - 1.0),
     );
     assert!(w0 > 1000 && w1 > 1000, "both workers forward: {w0} / {w1}");
+    // A logged-in session's frames stay on the thread that read them (and
+    // no thread reads back what lassi itself sent).
+    assert!(handed * 100 < w0 + w1, "{handed} frames handed over");
     // The Stop also holds the login's few packets from before `before`.
     assert!(
         (0.99..1.01).contains(&(ain as f64 / kin as f64)),

@@ -36,6 +36,11 @@ pub struct LanPort {
     ifindex: i32,
 }
 
+/// One classic BPF instruction.
+fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
 fn setsockopt_int(
     fd: RawFd,
     level: libc::c_int,
@@ -139,10 +144,46 @@ impl LanPort {
     /// Join fanout group `group` on this interface: from now on each frame
     /// goes to one member socket, chosen by the flow's hash, so one flow
     /// stays on one worker (no reordering) while flows spread over all.
+    ///
+    /// A fanout group takes every frame on the device, lassi's own sends
+    /// included: `PACKET_IGNORE_OUTGOING` belongs to the socket, not the
+    /// group (the group's flag for it needs Linux 6.8). So each member gets
+    /// a socket filter that drops outgoing frames before they are copied;
+    /// without it a worker reads back every frame lassi sends.
     pub fn join_fanout(&self, group: u16) -> io::Result<()> {
+        self.drop_outgoing()?;
         let arg = libc::c_int::from(group) | (PACKET_FANOUT_HASH << 16);
         setsockopt_int(self.fd.as_raw_fd(), libc::SOL_PACKET, PACKET_FANOUT, arg)
             .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT group {group}: {e}")))
+    }
+
+    /// Attach a classic BPF filter that refuses outgoing frames (packet
+    /// type `PACKET_OUTGOING`, read from the kernel's ancillary data).
+    fn drop_outgoing(&self) -> io::Result<()> {
+        const SKF_AD_PKTTYPE: u32 = 0xffff_f000 + 4;
+        let code = [
+            // ld [pkttype]; jeq #PACKET_OUTGOING, drop, keep
+            bpf(0x20, 0, 0, SKF_AD_PKTTYPE),
+            bpf(0x15, 0, 1, libc::PACKET_OUTGOING as u32),
+            bpf(0x06, 0, 0, 0),
+            bpf(0x06, 0, 0, u32::MAX),
+        ];
+        let prog = libc::sock_fprog {
+            len: code.len() as u16,
+            filter: code.as_ptr().cast_mut(),
+        };
+        // SAFETY: prog points at `code`, alive across the call.
+        cvt(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&prog as *const libc::sock_fprog).cast(),
+                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        })
+        .map(|_| ())
+        .map_err(|e| io::Error::new(e.kind(), format!("SO_ATTACH_FILTER: {e}")))
     }
 
     /// The interface index the socket is bound to.
