@@ -7,9 +7,7 @@
 //! ([`super::worker`]) forward the authorized sessions it admits to their
 //! fast paths and hand it everything else ([`super::pool`]).
 
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -424,9 +422,7 @@ impl Forwarder {
     pub fn run(mut self) -> usize {
         let mut st = LoopState::new(self.batch);
         loop {
-            let Some(ready) = self.wait() else {
-                continue;
-            };
+            let ready = self.wait();
             let now = now_ms();
             if let Some(kept) = self.take_commands(now, &st.io) {
                 return kept;
@@ -447,39 +443,13 @@ impl Forwarder {
     }
 
     /// Wait for a device or a command, or until the engine's next deadline.
-    /// `None` when the wait failed (it is tried again).
-    fn wait(&mut self) -> Option<Ready> {
+    fn wait(&mut self) -> Ready {
         let now = now_ms();
         let timeout = self.engine.poll_timeout().map_or(-1, |d| {
             i32::try_from(d.saturating_sub(now)).unwrap_or(i32::MAX)
         });
-        let pollfd = |fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let mut fds = [
-            pollfd(self.ports.lan.as_raw_fd()),
-            pollfd(self.ports.tun.as_raw_fd()),
-            pollfd(self.waker.as_raw_fd()),
-        ];
-        // SAFETY: three valid pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                tracing::error!("poll: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            return None;
-        }
-        if fds[2].revents != 0 {
-            self.waker.drain();
-        }
-        Some(Ready {
-            lan: fds[0].revents & libc::POLLIN != 0,
-            tun: fds[1].revents & libc::POLLIN != 0,
-        })
+        let (lan, tun) = self.ports.poll(&self.waker, timeout);
+        Ready { lan, tun }
     }
 
     /// Carry out the queued commands; after a Shutdown (or when the control

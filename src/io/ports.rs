@@ -12,7 +12,10 @@
 
 use serde::Serialize;
 
+use std::os::fd::AsRawFd;
+
 use super::lan::{LanPort, SendBatch, MAX_FRAME};
+use super::sys::Waker;
 use super::tun::Tun;
 use crate::dataplane::Released;
 use crate::wire::frame::{EthHeader, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN};
@@ -106,6 +109,36 @@ impl Ports {
             gro_used: 0,
             gro_table: Default::default(),
         }
+    }
+
+    /// Wait up to `timeout_ms` (-1: no limit) for a frame on either device
+    /// or a wake-up on `waker` (drained). Which devices are readable; a
+    /// failed wait (not an interruption) is logged and paced.
+    pub fn poll(&self, waker: &Waker, timeout_ms: i32) -> (bool, bool) {
+        let pollfd = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut fds = [
+            pollfd(self.lan.as_raw_fd()),
+            pollfd(self.tun.as_raw_fd()),
+            pollfd(waker.as_raw_fd()),
+        ];
+        // SAFETY: three valid pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout_ms) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                tracing::error!("poll: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            return (false, false);
+        }
+        if fds[2].revents != 0 {
+            waker.drain();
+        }
+        let readable = |i: usize| fds[i].revents & libc::POLLIN != 0;
+        (readable(0), readable(1))
     }
 
     /// Send a LAN frame (`[vnet][eth][ip]`, `vnet` parsed from it) into

@@ -13,7 +13,6 @@
 //! whichever threads the kernel spreads its flows over.
 
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -292,28 +291,7 @@ impl Worker {
                 i32::try_from(at.saturating_sub(now_ms())).unwrap_or(i32::MAX)
             }
         };
-        let pollfd = |fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let mut fds = [
-            pollfd(self.ports.lan.as_raw_fd()),
-            pollfd(self.ports.tun.as_raw_fd()),
-            pollfd(self.waker.as_raw_fd()),
-        ];
-        // SAFETY: three valid pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout) };
-        if r < 0 {
-            return (false, false);
-        }
-        if fds[2].revents != 0 {
-            self.waker.drain();
-        }
-        (
-            fds[0].revents & libc::POLLIN != 0,
-            fds[1].revents & libc::POLLIN != 0,
-        )
+        self.ports.poll(&self.waker, timeout)
     }
 
     /// Carry out the queued commands; false once told to stop.
