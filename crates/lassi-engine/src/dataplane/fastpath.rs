@@ -480,28 +480,15 @@ impl FastPath {
         if e.mac != eth.src || (e.divert_http && p.proto == PROTO_TCP && p.dst_port == HTTP_PORT) {
             return FastVerdict::Slow;
         }
-        let footprint = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
-        let packet = &frame[ETH_HLEN..ETH_HLEN + p.total_len];
-        let verdict = match limit(
-            &mut self.held,
-            e,
-            p.src,
-            Way::Up,
+        let offer = Offer {
+            ip: p.src,
+            way: Way::Up,
             now,
             vnet,
-            packet,
-            footprint,
-        ) {
-            Limit::Stop(v @ (FastVerdict::Handoff | FastVerdict::Slow)) => return v,
-            Limit::Stop(v) => v,
-            Limit::Go => {
-                e.count(true, footprint);
-                FastVerdict::ToTun
-            }
+            packet: &frame[ETH_HLEN..ETH_HLEN + p.total_len],
+            footprint: wire_footprint(vnet, p.total_len, p.l3l4_hdr_len),
         };
-        (e.last_active, e.last_seen) = (now, now);
-        touch(e, &mut self.touched, p.src);
-        verdict
+        pass(&mut self.held, &mut self.touched, e, &offer)
     }
 
     /// A TUN packet (IP header first). `now` only matters to a shaper:
@@ -528,27 +515,15 @@ impl FastPath {
         let Some(e) = self.entries.get_mut(&p.dst) else {
             return FastVerdict::Slow;
         };
-        let footprint = wire_footprint(vnet, p.total_len, p.l3l4_hdr_len);
-        let packet = &packet[..p.total_len];
-        let verdict = match limit(
-            &mut self.held,
-            e,
-            p.dst,
-            Way::Down,
+        let offer = Offer {
+            ip: p.dst,
+            way: Way::Down,
             now,
             vnet,
-            packet,
-            footprint,
-        ) {
-            Limit::Stop(v @ (FastVerdict::Handoff | FastVerdict::Slow)) => return v,
-            Limit::Stop(v) => v,
-            Limit::Go => {
-                e.count(false, footprint);
-                FastVerdict::ToLan(e.mac)
-            }
+            packet: &packet[..p.total_len],
+            footprint: wire_footprint(vnet, p.total_len, p.l3l4_hdr_len),
         };
-        touch(e, &mut self.touched, p.dst);
-        verdict
+        pass(&mut self.held, &mut self.touched, e, &offer)
     }
 
     /// Packets the owner's shapers let go now, counted into the deltas as
@@ -649,26 +624,55 @@ fn touch(e: &mut Entry, touched: &mut Vec<Ipv4Addr>, ip: Ipv4Addr) {
     }
 }
 
-/// A limited session's quota and shaper, for a packet (`packet`, standing
-/// for `footprint`) the fast rules passed. Unlimited sessions go on.
-#[allow(clippy::too_many_arguments)] // one packet's facts; a struct would only rename them
-fn limit(
-    held: &mut Holding,
-    e: &mut Entry,
+/// One packet a session's entry was found for, as the fast rules passed it.
+struct Offer<'a> {
+    /// The session's address.
     ip: Ipv4Addr,
     way: Way,
     now: UnixMillis,
-    vnet: &VnetHdr,
-    packet: &[u8],
-    (packets, octets): (u64, u64),
-) -> Limit {
+    vnet: &'a VnetHdr,
+    /// The IP packet, without Ethernet padding.
+    packet: &'a [u8],
+    /// (packets, IP bytes) it stands for.
+    footprint: (u64, u64),
+}
+
+/// Forward, hold or drop an offered packet of entry `e`, counting what
+/// goes now; `Handoff` and `Slow` count nothing.
+fn pass(held: &mut Holding, touched: &mut Vec<Ipv4Addr>, e: &mut Entry, o: &Offer) -> FastVerdict {
+    let up = o.way == Way::Up;
+    let verdict = match limit(held, e, o) {
+        Limit::Stop(v @ (FastVerdict::Handoff | FastVerdict::Slow)) => return v,
+        Limit::Stop(v) => v,
+        Limit::Go => {
+            e.count(up, o.footprint);
+            if up {
+                FastVerdict::ToTun
+            } else {
+                FastVerdict::ToLan(e.mac)
+            }
+        }
+    };
+    if up {
+        // Only what the client sends shows it active (as in the engine).
+        (e.last_active, e.last_seen) = (o.now, o.now);
+    }
+    touch(e, touched, o.ip);
+    verdict
+}
+
+/// A limited session's quota and shaper, for an offered packet.
+/// Unlimited sessions go on.
+fn limit(held: &mut Holding, e: &mut Entry, o: &Offer) -> Limit {
+    let (ip, now, vnet, packet) = (o.ip, o.now, o.vnet, o.packet);
+    let (packets, octets) = o.footprint;
     let Some(l) = e.limited.as_deref_mut() else {
         return Limit::Go;
     };
     if !l.owner {
         return Limit::Stop(FastVerdict::Handoff);
     }
-    let up = way == Way::Up;
+    let up = o.way == Way::Up;
     if l.exhausted || !l.limits.allows(&l.used, up, octets) {
         // The engine decides what a used-up quota means (end or throttle).
         held.urgent |= !l.exhausted;
