@@ -108,6 +108,20 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether its answer shows sessions' counters (the fast paths' counts
+    /// are tallied first, so it shows what crossed up to now).
+    fn reads_counters(&self) -> bool {
+        matches!(
+            self,
+            Command::ClientByIp { .. }
+                | Command::ClientByIpv6 { .. }
+                | Command::FindSessions { .. }
+                | Command::Status { .. }
+                | Command::Metrics { .. }
+                | Command::Operator(super::operator::OperatorCommand::Clients(..))
+        )
+    }
+
     /// Whether carrying it out may log a session in or out or change its
     /// limits (the workers' fast paths are then brought in line).
     fn may_change_sessions(&self) -> bool {
@@ -424,7 +438,7 @@ impl Forwarder {
         loop {
             let ready = self.wait();
             let now = now_ms();
-            if let Some(kept) = self.take_commands(now, &st.io) {
+            if let Some(kept) = self.take_commands(now, &mut st) {
                 return kept;
             }
             if ready.lan {
@@ -454,7 +468,7 @@ impl Forwarder {
 
     /// Carry out the queued commands; after a Shutdown (or when the control
     /// plane is gone), the number of sessions kept for the next start.
-    fn take_commands(&mut self, now: UnixMillis, io: &IoStats) -> Option<usize> {
+    fn take_commands(&mut self, now: UnixMillis, st: &mut LoopState) -> Option<usize> {
         loop {
             // Every handle gone (only this thread holds the queue): stop.
             let orphaned = Arc::strong_count(&self.commands) == 1;
@@ -467,7 +481,10 @@ impl Forwarder {
                             pool.dirty = true;
                         }
                     }
-                    self.command(cmd, now, io);
+                    if cmd.reads_counters() {
+                        self.tally(now, st);
+                    }
+                    self.command(cmd, now, &st.io);
                 }
                 None => return None,
             }

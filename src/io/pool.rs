@@ -38,6 +38,10 @@ use crate::UnixMillis;
 const SYNC_MS: u64 = 1_000;
 /// How long the engine thread waits for the workers to answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(1);
+/// Reads of the counters within this long of the last tally use it: a
+/// guest reloading its status page in a loop costs the workers at most
+/// one round trip per this many milliseconds.
+const TALLY_MS: u64 = 10;
 
 /// A session the workers were told they may forward.
 struct Admitted {
@@ -93,6 +97,10 @@ pub struct WorkerPool {
     /// A command may have changed a session: sync at the next publish.
     pub(super) dirty: bool,
     next_sync: UnixMillis,
+    /// Tags the next revoke or tally; its answers carry it.
+    next_request: u64,
+    /// When the counters were last tallied.
+    last_tally: Option<UnixMillis>,
 }
 
 impl WorkerPool {
@@ -160,6 +168,8 @@ impl WorkerPool {
             threads,
             dirty: true,
             next_sync: 0,
+            next_request: 1,
+            last_tally: None,
         })
     }
 
@@ -174,6 +184,12 @@ impl WorkerPool {
     /// How many sessions the fast paths forward.
     pub fn admitted(&self) -> usize {
         self.admitted.len()
+    }
+
+    /// A new id for a request the workers answer.
+    fn request_id(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
     }
 
     fn broadcast(&self, msg: impl Fn() -> ToWorker) {
@@ -326,11 +342,14 @@ impl Forwarder {
         }
     }
 
-    /// One message from a worker; true for an answer to a revoke.
-    fn worker_message(&mut self, msg: FromWorker, now: UnixMillis, st: &mut LoopState) -> bool {
-        let Some(pool) = self.pool.as_mut() else {
-            return false;
-        };
+    /// One message from a worker; the request id of an answer.
+    fn worker_message(
+        &mut self,
+        msg: FromWorker,
+        now: UnixMillis,
+        st: &mut LoopState,
+    ) -> Option<u64> {
+        let pool = self.pool.as_mut()?;
         match msg {
             FromWorker::Slow { mut frames, bytes } => {
                 pool.to.budget.fetch_sub(bytes, Ordering::Relaxed);
@@ -350,12 +369,12 @@ impl Forwarder {
             FromWorker::Displaced { deltas } | FromWorker::Stopped { deltas, .. } => {
                 pool.apply(&mut self.engine, &deltas);
             }
-            FromWorker::Revoked { deltas } => {
+            FromWorker::Answer { id, deltas } => {
                 pool.apply(&mut self.engine, &deltas);
-                return true;
+                return Some(id);
             }
         }
-        false
+        None
     }
 
     /// Frames a worker left to the engine, handled as if read here (the
@@ -475,22 +494,61 @@ impl Forwarder {
         }
         let own: Vec<FastDelta> = ips.iter().filter_map(|&ip| pool.own.revoke(ip)).collect();
         pool.apply(&mut self.engine, &own);
-        pool.broadcast(|| ToWorker::Revoke(ips.clone()));
-        let mut awaiting = pool.links.len();
+        let id = pool.request_id();
+        pool.broadcast(|| ToWorker::Revoke {
+            id,
+            ips: ips.clone(),
+        });
+        if self.await_answers(id, now, st) {
+            if let Some(pool) = self.pool.as_mut() {
+                pool.revoking.clear();
+            }
+        } else {
+            tracing::error!("workers did not answer a revoke in time");
+        }
+    }
+
+    /// Add to the sessions everything the fast paths counted, so that a
+    /// read of the counters (status, the portal, `lassi sessions`) shows
+    /// what crossed up to now. A read within [`TALLY_MS`] of the last
+    /// tally uses that one.
+    pub(super) fn tally(&mut self, now: UnixMillis, st: &mut LoopState) {
+        let Some(pool) = self.pool.as_mut() else {
+            return;
+        };
+        if pool
+            .last_tally
+            .is_some_and(|t| now.saturating_sub(t) < TALLY_MS)
+        {
+            return;
+        }
+        pool.last_tally = Some(now);
+        let mut own = Vec::new();
+        pool.own.take_deltas(&mut own);
+        pool.apply(&mut self.engine, &own);
+        let id = pool.request_id();
+        pool.broadcast(|| ToWorker::Tally { id });
+        if !self.await_answers(id, now, st) {
+            tracing::warn!("workers did not answer a tally in time");
+        }
+    }
+
+    /// Handle the workers' messages until each has answered request `id`
+    /// (false: not all did within [`ANSWER_WAIT`]). A late answer to an
+    /// earlier request is applied, not counted.
+    fn await_answers(&mut self, id: u64, now: UnixMillis, st: &mut LoopState) -> bool {
+        let mut awaiting = self.pool.as_ref().map_or(0, |p| p.links.len());
         let deadline = Instant::now() + ANSWER_WAIT;
         while awaiting > 0 {
             let Some(msg) = (self.pool.as_ref()).and_then(|p| p.from_workers.pop_until(deadline))
             else {
-                tracing::error!(awaiting, "workers did not answer a revoke in time");
-                return;
+                return false;
             };
-            if self.worker_message(msg, now, st) {
+            if self.worker_message(msg, now, st) == Some(id) {
                 awaiting -= 1;
             }
         }
-        if let Some(pool) = self.pool.as_mut() {
-            pool.revoking.clear();
-        }
+        true
     }
 
     /// Stop the workers, adding their last counts to the sessions (still
@@ -516,7 +574,7 @@ impl Forwarder {
                     awaiting -= 1;
                 }
                 FromWorker::Report { deltas, .. }
-                | FromWorker::Revoked { deltas }
+                | FromWorker::Answer { deltas, .. }
                 | FromWorker::Displaced { deltas } => pool.apply(&mut self.engine, &deltas),
                 FromWorker::Slow { .. } => {} // stopping: nothing more is forwarded
             }

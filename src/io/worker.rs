@@ -47,7 +47,18 @@ pub enum ToWorker {
         bytes: usize,
     },
     /// Stop forwarding these addresses; answer with their final deltas.
-    Revoke(Vec<Ipv4Addr>),
+    Revoke {
+        /// Matched by the answer.
+        id: u64,
+        /// The sessions' addresses.
+        ips: Vec<Ipv4Addr>,
+    },
+    /// Answer now with everything counted since the last report (someone
+    /// is reading the sessions' counters).
+    Tally {
+        /// Matched by the answer.
+        id: u64,
+    },
     /// Report everything and end the thread.
     Stop,
 }
@@ -83,9 +94,12 @@ pub enum FromWorker {
         /// Thread CPU time since start.
         cpu_seconds: f64,
     },
-    /// The answer to a [`ToWorker::Revoke`].
-    Revoked {
-        /// Final counts of the revoked sessions.
+    /// The answer to a [`ToWorker::Revoke`] or [`ToWorker::Tally`].
+    Answer {
+        /// The request's.
+        id: u64,
+        /// Final counts of the revoked sessions; for a tally, every
+        /// session's counts since the last report.
         deltas: Vec<FastDelta>,
     },
     /// Counts of a session an admission replaced (not expected: the engine
@@ -309,9 +323,14 @@ impl Worker {
                     self.owned_frames(now, &mut frames, out);
                     self.links.budget.fetch_sub(bytes, Ordering::Relaxed);
                 }
-                Some(ToWorker::Revoke(ips)) => {
+                Some(ToWorker::Revoke { id, ips }) => {
                     let deltas = ips.iter().filter_map(|&ip| self.fast.revoke(ip)).collect();
-                    self.send(FromWorker::Revoked { deltas });
+                    self.send(FromWorker::Answer { id, deltas });
+                }
+                Some(ToWorker::Tally { id }) => {
+                    let mut deltas = Vec::new();
+                    self.fast.take_deltas(&mut deltas);
+                    self.send(FromWorker::Answer { id, deltas });
                 }
                 Some(ToWorker::Stop) => {
                     let mut deltas = Vec::new();
