@@ -18,9 +18,11 @@ const PACKET_AUXDATA: libc::c_int = 8;
 /// `PACKET_FANOUT` (linux/if_packet.h): share one interface's frames among
 /// several sockets.
 const PACKET_FANOUT: libc::c_int = 18;
-/// `PACKET_FANOUT_HASH`: by the kernel's flow hash, the same for both
-/// directions of a flow and for all fragments of a packet.
-const PACKET_FANOUT_HASH: libc::c_int = 0;
+/// `PACKET_FANOUT_CBPF` (Linux 4.2+): by a classic-BPF program's answer
+/// (see [`super::steer`]).
+const PACKET_FANOUT_CBPF: libc::c_int = 6;
+/// `PACKET_FANOUT_DATA`: sets the group's program.
+const PACKET_FANOUT_DATA: libc::c_int = 22;
 /// `TP_STATUS_VLAN_VALID` in `tpacket_auxdata.tp_status`.
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 /// Room for one `tpacket_auxdata` control message (20 bytes after a
@@ -142,8 +144,10 @@ impl LanPort {
     }
 
     /// Join fanout group `group` on this interface: from now on each frame
-    /// goes to one member socket, chosen by the flow's hash, so one flow
-    /// stays on one worker (no reordering) while flows spread over all.
+    /// goes to one member socket, chosen by [`super::steer::program`], so
+    /// one flow stays on one worker (no reordering) while flows spread over
+    /// all, and what only the engine handles goes to the first member (the
+    /// engine thread's socket, which must join first).
     ///
     /// A fanout group takes every frame on the device, lassi's own sends
     /// included: `PACKET_IGNORE_OUTGOING` belongs to the socket, not the
@@ -152,9 +156,38 @@ impl LanPort {
     /// without it a worker reads back every frame lassi sends.
     pub fn join_fanout(&self, group: u16) -> io::Result<()> {
         self.drop_outgoing()?;
-        let arg = libc::c_int::from(group) | (PACKET_FANOUT_HASH << 16);
+        let arg = libc::c_int::from(group) | (PACKET_FANOUT_CBPF << 16);
         setsockopt_int(self.fd.as_raw_fd(), libc::SOL_PACKET, PACKET_FANOUT, arg)
-            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT group {group}: {e}")))
+            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT group {group}: {e}")))?;
+        // The program belongs to the group; each member setting it again
+        // replaces it with the same.
+        let code = super::steer::program();
+        self.set_program(libc::SOL_PACKET, PACKET_FANOUT_DATA, &code)
+            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT_DATA: {e}")))
+    }
+
+    /// Give the socket (or its fanout group) a classic-BPF program.
+    fn set_program(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+        code: &[libc::sock_filter],
+    ) -> io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: code.len() as u16,
+            filter: code.as_ptr().cast_mut(),
+        };
+        // SAFETY: prog points at `code`, alive across the call.
+        cvt(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                level,
+                name,
+                (&prog as *const libc::sock_fprog).cast(),
+                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        })
+        .map(|_| ())
     }
 
     /// Attach a classic BPF filter that refuses outgoing frames (packet
@@ -168,22 +201,8 @@ impl LanPort {
             bpf(0x06, 0, 0, 0),
             bpf(0x06, 0, 0, u32::MAX),
         ];
-        let prog = libc::sock_fprog {
-            len: code.len() as u16,
-            filter: code.as_ptr().cast_mut(),
-        };
-        // SAFETY: prog points at `code`, alive across the call.
-        cvt(unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&prog as *const libc::sock_fprog).cast(),
-                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        })
-        .map(|_| ())
-        .map_err(|e| io::Error::new(e.kind(), format!("SO_ATTACH_FILTER: {e}")))
+        self.set_program(libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &code)
+            .map_err(|e| io::Error::new(e.kind(), format!("SO_ATTACH_FILTER: {e}")))
     }
 
     /// The interface index the socket is bound to.

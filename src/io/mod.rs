@@ -11,6 +11,7 @@ pub mod pool;
 pub mod ports;
 pub mod queue;
 pub mod resolver;
+pub mod steer;
 pub mod sys;
 pub mod tun;
 pub mod worker;
