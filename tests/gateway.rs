@@ -14,6 +14,7 @@ use lassi_lab::{Guest, Lab, LabOptions, LassiHandle};
 use serde_json::Value;
 
 const WEB: &str = "http://198.51.100.10";
+const WEB_IP: &str = "198.51.100.10";
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
 
@@ -136,15 +137,48 @@ fn forwarding(offloads: bool) {
 }
 
 /// TCP segments a namespace's stack refused for a bad checksum.
-fn tcp_in_csum_errors(ns: &lassi_lab::Netns) -> u64 {
+/// A counter of `proto`'s line in a namespace's /proc/net/snmp
+/// (`"Tcp"`, `"InCsumErrors"`).
+fn snmp(ns: &lassi_lab::Netns, proto: &str, name: &str) -> u64 {
     let snmp = ns.run(&["cat", "/proc/net/snmp"]).expect("snmp").stdout;
-    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
-    let i = names
-        .split_whitespace()
-        .position(|n| n == "InCsumErrors")
-        .unwrap();
+    let prefix = format!("{proto}:");
+    let mut lines = snmp.lines().filter(|l| l.starts_with(&prefix));
+    let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+    let i = names.split_whitespace().position(|n| n == name).unwrap();
     values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+fn tcp_in_csum_errors(ns: &lassi_lab::Netns) -> u64 {
+    snmp(ns, "Tcp", "InCsumErrors")
+}
+
+/// With LAN offloads on, a guest leaves its UDP checksums to the device;
+/// lassi completes them (so the datagrams can be coalesced into the TUN
+/// device): the upstream host, verifying in software, refuses none.
+fn udp_upload_checksums_verify(lab: &Lab) {
+    let up = lab.upstream();
+    let (ok0, bad0) = (
+        snmp(up, "Udp", "InDatagrams"),
+        snmp(up, "Udp", "InCsumErrors"),
+    );
+    let v = must(
+        lab,
+        "iperf3 -u",
+        lab.iperf(
+            lab.client(1),
+            WEB_IP,
+            &["-u", "-b", "20M", "-t", "1", "-l", "200"],
+        ),
+    );
+    let got = v["end"]["sum"]["packets"].as_u64().unwrap_or(0)
+        - v["end"]["sum"]["lost_packets"].as_u64().unwrap_or(0);
+    let (ok, bad) = (
+        snmp(up, "Udp", "InDatagrams") - ok0,
+        snmp(up, "Udp", "InCsumErrors") - bad0,
+    );
+    println!("UDP upload: iperf3 server got {got}; upstream kernel: {ok} ok, {bad} bad checksums");
+    assert!(got > 1000 && ok >= got, "{v}");
+    assert_eq!(bad, 0, "bad UDP checksums upstream");
 }
 
 fn forwarding_checks(offloads: bool) {
@@ -233,6 +267,7 @@ fn forwarding_checks(offloads: bool) {
         // Both offloads really crossed lassi (the point of this variant).
         assert!(status["io"]["lan_rx_partial_csum"].as_u64().unwrap() > 0);
         assert!(status["io"]["tun_rx_gso"].as_u64().unwrap() > 0);
+        udp_upload_checksums_verify(&lab);
     }
 
     must(&lab, "logout", lassi.logout(client.mac()));
