@@ -22,7 +22,8 @@
 //! figures taken minutes apart means anything.
 //!
 //! Environment: `LASSI_BENCH_SECONDS` (default 5) per iperf3 run,
-//! `LASSI_BENCH_OFFLOADS` = `on`, `off` or `both` (default both),
+//! `LASSI_BENCH_OFFLOADS` = `on`, `off`, `both` (default) or `none` (only
+//! the sessions part),
 //! `LASSI_BENCH_WORKERS` (default the number of cores, at least 2),
 //! `LASSI_BENCH_SESSIONS` (default 10000; 0 skips that part).
 
@@ -206,6 +207,7 @@ fn main() {
     let modes: Vec<bool> = match std::env::var("LASSI_BENCH_OFFLOADS").as_deref() {
         Ok("on") => vec![true],
         Ok("off") => vec![false],
+        Ok("none") => vec![],
         _ => vec![false, true],
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

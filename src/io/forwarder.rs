@@ -109,7 +109,8 @@ pub enum Command {
 
 impl Command {
     /// Whether its answer shows sessions' counters (the fast paths' counts
-    /// are tallied first, so it shows what crossed up to now).
+    /// are tallied first, so it shows what crossed up to now; a logout's
+    /// answer too, though its Stop also gets what crossed after that).
     fn reads_counters(&self) -> bool {
         matches!(
             self,
@@ -118,7 +119,11 @@ impl Command {
                 | Command::FindSessions { .. }
                 | Command::Status { .. }
                 | Command::Metrics { .. }
-                | Command::Operator(super::operator::OperatorCommand::Clients(..))
+                | Command::Logout { .. }
+                | Command::Operator(
+                    super::operator::OperatorCommand::Clients(..)
+                        | super::operator::OperatorCommand::Logout(..)
+                )
         )
     }
 

@@ -53,8 +53,7 @@ pub enum ToWorker {
         /// The sessions' addresses.
         ips: Vec<Ipv4Addr>,
     },
-    /// Answer now with everything counted since the last report (someone
-    /// is reading the sessions' counters).
+    /// Report now (someone is reading the counters), then answer.
     Tally {
         /// Matched by the answer.
         id: u64,
@@ -328,8 +327,10 @@ impl Worker {
                     self.send(FromWorker::Answer { id, deltas });
                 }
                 Some(ToWorker::Tally { id }) => {
-                    let mut deltas = Vec::new();
-                    self.fast.take_deltas(&mut deltas);
+                    // Counts, device counters and CPU time, then the answer:
+                    // the engine thread reads them in this order.
+                    self.report(&out.io);
+                    let deltas = Vec::new();
                     self.send(FromWorker::Answer { id, deltas });
                 }
                 Some(ToWorker::Stop) => {
