@@ -42,6 +42,9 @@ const ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// guest reloading its status page in a loop costs the workers at most
 /// one round trip per this many milliseconds.
 const TALLY_MS: u64 = 10;
+/// After workers failed to answer a tally, reads use the counts as they
+/// are for this long.
+const TALLY_BACKOFF_MS: u64 = 30_000;
 
 /// A session the workers were told they may forward.
 struct Admitted {
@@ -529,7 +532,12 @@ impl Forwarder {
         let id = pool.request_id();
         pool.broadcast(|| ToWorker::Tally { id });
         if !self.await_answers(id, now, st) {
+            // A worker that does not answer (stuck, or gone after a panic)
+            // must not hold this thread up at every read: back off.
             tracing::warn!("workers did not answer a tally in time");
+            if let Some(pool) = self.pool.as_mut() {
+                pool.last_tally = Some(now + TALLY_BACKOFF_MS);
+            }
         }
     }
 
