@@ -38,11 +38,6 @@ pub struct LanPort {
     ifindex: i32,
 }
 
-/// One classic BPF instruction.
-fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
-
 fn setsockopt_int(
     fd: RawFd,
     level: libc::c_int,
@@ -193,14 +188,7 @@ impl LanPort {
     /// Attach a classic BPF filter that refuses outgoing frames (packet
     /// type `PACKET_OUTGOING`, read from the kernel's ancillary data).
     fn drop_outgoing(&self) -> io::Result<()> {
-        const SKF_AD_PKTTYPE: u32 = 0xffff_f000 + 4;
-        let code = [
-            // ld [pkttype]; jeq #PACKET_OUTGOING, drop, keep
-            bpf(0x20, 0, 0, SKF_AD_PKTTYPE),
-            bpf(0x15, 0, 1, libc::PACKET_OUTGOING as u32),
-            bpf(0x06, 0, 0, 0),
-            bpf(0x06, 0, 0, u32::MAX),
-        ];
+        let code = super::steer::drop_outgoing();
         self.set_program(libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &code)
             .map_err(|e| io::Error::new(e.kind(), format!("SO_ATTACH_FILTER: {e}")))
     }

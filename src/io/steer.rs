@@ -1,5 +1,6 @@
-//! Which forwarding thread reads a LAN frame: the classic-BPF program of
-//! the `PACKET_FANOUT_CBPF` group all LAN sockets join.
+//! The LAN sockets' classic-BPF programs: which forwarding thread reads a
+//! frame (the program of the `PACKET_FANOUT_CBPF` group all LAN sockets
+//! join), and the filter that keeps lassi's own sends out of them.
 //!
 //! The kernel runs it on every frame and gives the frame to the member at
 //! the index it returns (modulo the group's size; members are numbered in
@@ -54,6 +55,18 @@ const RET_K: u16 = 0x06;
 
 fn insn(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
     Insn { code, jt, jf, k }
+}
+
+/// A socket filter that refuses outgoing frames (packet type
+/// `PACKET_OUTGOING`): in a fanout group `PACKET_IGNORE_OUTGOING` does not
+/// apply, and every member would read back what lassi sends.
+pub fn drop_outgoing() -> Vec<Insn> {
+    vec![
+        insn(LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),
+        insn(JEQ_K, 0, 1, u32::from(libc::PACKET_OUTGOING)),
+        insn(RET_K, 0, 0, 0),
+        insn(RET_K, 0, 0, u32::MAX),
+    ]
 }
 
 /// The steering program (see the module's documentation).
@@ -192,6 +205,21 @@ mod tests {
             }
         }
         assert!(prog.len() < 4096, "kernel limit BPF_MAXINSNS");
+    }
+
+    #[test]
+    fn lassis_own_sends_are_filtered_out_and_nothing_else() {
+        let prog = drop_outgoing();
+        let mut f = ipv4(6, CLIENT, SERVER, (40000, 443));
+        for (pkttype, kept) in [
+            (libc::PACKET_OUTGOING, 0),
+            (libc::PACKET_HOST, u32::MAX),
+            (libc::PACKET_BROADCAST, u32::MAX),
+            (libc::PACKET_MULTICAST, u32::MAX),
+        ] {
+            f.pkttype = pkttype;
+            assert_eq!(run(&prog, &f), kept, "packet type {pkttype}");
+        }
     }
 
     #[test]
