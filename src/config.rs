@@ -310,8 +310,22 @@ pub struct CoaConfig {
 pub struct DataplaneConfig {
     /// Frames read or written per system call at most.
     pub batch: usize,
-    /// Forwarding threads (`dataplane.workers`; default: one per core).
+    /// Forwarding threads (`dataplane.workers`; default: one per core,
+    /// one with the kernel fast path).
     pub workers: usize,
+    /// Which fast path forwards authorized sessions.
+    pub fast_path: FastPathKind,
+}
+
+/// `dataplane.fast_path`: who forwards an authorized session's packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FastPathKind {
+    /// lassi's own threads (portable: any kernel, any platform).
+    #[default]
+    User,
+    /// The kernel, through nftables sets, neighbours and host routes.
+    Kernel,
 }
 
 /// `[control]`
@@ -477,6 +491,8 @@ struct RawDataplane {
     #[serde(default = "default_batch")]
     batch: usize,
     workers: Option<usize>,
+    #[serde(default)]
+    fast_path: FastPathKind,
 }
 
 impl Default for RawDataplane {
@@ -485,6 +501,7 @@ impl Default for RawDataplane {
             offload: None,
             batch: default_batch(),
             workers: None,
+            fast_path: FastPathKind::User,
         }
     }
 }
@@ -1257,16 +1274,27 @@ fn validate_dataplane(dp: RawDataplane) -> Result<DataplaneConfig, ConfigError> 
             format!("{} is outside 1–1024", dp.batch),
         ));
     }
-    let workers = dp.workers.unwrap_or_else(default_workers);
+    let workers = match dp.fast_path {
+        FastPathKind::User => dp.workers.unwrap_or_else(default_workers),
+        FastPathKind::Kernel => dp.workers.unwrap_or(1),
+    };
     if !(1..=MAX_WORKERS).contains(&workers) {
         return Err(err(
             "dataplane.workers",
             format!("{workers} is outside 1–{MAX_WORKERS}"),
         ));
     }
+    if dp.fast_path == FastPathKind::Kernel && workers > 1 {
+        return Err(err(
+            "dataplane.workers",
+            "with fast_path = \"kernel\" the kernel forwards logged-in guests on every \
+             core and lassi's own path runs on one thread: leave workers out (or 1)",
+        ));
+    }
     Ok(DataplaneConfig {
         batch: dp.batch,
         workers,
+        fast_path: dp.fast_path,
     })
 }
 
@@ -1660,6 +1688,19 @@ dns = ["192.0.2.53"]
         assert!(e.reason.starts_with("removed"), "{e}");
         let c = Config::parse(&format!("{MINIMAL}[dataplane]\nbatch = 1024\n")).unwrap();
         assert_eq!(c.dataplane.batch, 1024);
+        let k = Config::parse(&format!("{MINIMAL}[dataplane]\nfast_path = \"kernel\"\n")).unwrap();
+        assert_eq!(k.dataplane.fast_path, FastPathKind::Kernel);
+        assert_eq!(k.dataplane.workers, 1);
+        let both = format!("{MINIMAL}[dataplane]\nfast_path = \"kernel\"\nworkers = 2\n");
+        assert!(Config::parse(&both)
+            .unwrap_err()
+            .to_string()
+            .contains("dataplane.workers"));
+        let bad = format!("{MINIMAL}[dataplane]\nfast_path = \"xdp\"\n");
+        assert!(Config::parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("fast_path"));
         let c = Config::parse(&format!("{MINIMAL}[dataplane]\nworkers = 3\n")).unwrap();
         assert_eq!(c.dataplane.workers, 3);
         let c = Config::parse(MINIMAL).unwrap();

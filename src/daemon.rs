@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::aaa::Aaa;
-use crate::config::{Config, WalledGarden};
+use crate::config::{Config, FastPathKind, WalledGarden};
 use crate::control::server::ControlServer;
 use crate::dataplane::{
     Engine, EngineSettings, Event, InterceptSettings, Ipv6Settings, LostCarrier,
@@ -20,6 +20,8 @@ use crate::hooks::{GatewayInfo, Hooks};
 use crate::io::clock::now_ms;
 use crate::io::firewall::{Firewall, FirewallSpec};
 use crate::io::forwarder::{Command, DataplaneHandle, Forwarder, Notice};
+use crate::io::kernel_path::KernelPath;
+use crate::io::kernel_tables::{KernelTables, FAST_MARK};
 use crate::io::lan::LanPort;
 use crate::io::operator::OperatorState;
 use crate::io::pool::WorkerPool;
@@ -86,6 +88,16 @@ fn prepare_lan(cfg: &Config) -> Result<(), String> {
         if let Err(e) = sys::write_sysctl(&path, value) {
             // IPv6 may be compiled out entirely; the firewall still drops it.
             tracing::warn!("{e}");
+        }
+    }
+    if kernel_fast_path(cfg) && !cfg.uplink.ip_forward {
+        let on = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward");
+        if !on.is_ok_and(|v| v.trim() == "1") {
+            return Err(
+                "dataplane.fast_path = \"kernel\": the kernel must forward IPv4 \
+                        (net.ipv4.ip_forward is 0 and uplink.ip_forward = false)"
+                    .into(),
+            );
         }
     }
     if cfg.uplink.ip_forward {
@@ -270,10 +282,17 @@ fn open_state(cfg: &Config) -> Result<State, String> {
 struct Devices {
     gateway_mac: MacAddr,
     firewall: Firewall,
+    /// The kernel fast path, when configured.
+    kernel: Option<KernelPath>,
     /// The engine thread's LAN socket and TUN queue.
     own: Ports,
     /// One LAN socket and TUN queue per further worker.
     workers: Vec<Ports>,
+}
+
+/// Whether the kernel forwards logged-in guests.
+fn kernel_fast_path(cfg: &Config) -> bool {
+    cfg.dataplane.fast_path == FastPathKind::Kernel
 }
 
 /// Prepares the LAN, installs the firewall and opens the devices.
@@ -293,6 +312,7 @@ fn install_devices(cfg: &Config) -> Result<Devices, String> {
             .flatten(),
         tun_interface: cfg.uplink.tun_name.clone(),
         portal_port: cfg.portal.port,
+        kernel_fast_path: kernel_fast_path(cfg),
     })?;
     let tun = Tun::create(
         &cfg.uplink.tun_name,
@@ -303,7 +323,19 @@ fn install_devices(cfg: &Config) -> Result<Devices, String> {
         cfg.dataplane.workers > 1,
     )
     .map_err(|e| format!("uplink.tun_name: {e}"))?;
-    let lan = LanPort::open(&cfg.lan.interface).map_err(|e| format!("lan.interface: {e}"))?;
+    let lan = if kernel_fast_path(cfg) {
+        LanPort::open_split(&cfg.lan.interface, FAST_MARK)
+    } else {
+        LanPort::open(&cfg.lan.interface)
+    }
+    .map_err(|e| format!("lan.interface: {e}"))?;
+    let kernel = if kernel_fast_path(cfg) {
+        let tables = KernelTables::open(&firewall.table(), lan.ifindex())
+            .map_err(|e| format!("dataplane.fast_path = \"kernel\": netlink: {e}"))?;
+        Some(KernelPath::new(tables))
+    } else {
+        None
+    };
     if cfg.lan.ipv6.is_some() {
         // Neighbour discovery and DHCPv6 go to multicast groups the kernel
         // (IPv6 off on this interface) has not joined for us.
@@ -314,6 +346,7 @@ fn install_devices(cfg: &Config) -> Result<Devices, String> {
     Ok(Devices {
         gateway_mac,
         firewall,
+        kernel,
         own: Ports::new(lan, tun, gateway_mac),
         workers,
     })
@@ -512,6 +545,7 @@ fn spawn(
         engine,
         ports: devices.own,
         pool,
+        kernel: devices.kernel,
         waker,
         commands,
         notices: notice_queue.clone(),

@@ -16,8 +16,9 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::kernel_tables::{FAST_MARK, SET_DIVERT, SET_DOWN, SET_FAST, SET_UP};
 use crate::wire::Ipv4Net;
 
 /// What the tables need to know.
@@ -33,10 +34,14 @@ pub struct FirewallSpec {
     pub tun_interface: String,
     /// lassi's portal port on the gateway address.
     pub portal_port: u16,
+    /// The kernel fast path: the kernel forwards the sessions lassi puts
+    /// in the sets ([`super::kernel_tables`]).
+    pub kernel_fast_path: bool,
 }
 
 impl FirewallSpec {
-    fn table(&self) -> String {
+    /// lassi's table name (in each family it uses).
+    pub fn table(&self) -> String {
         format!("lassi-{}", self.lan_interface)
     }
 
@@ -50,84 +55,163 @@ impl FirewallSpec {
 
     /// The nft JSON batch that (re)creates lassi's tables atomically.
     pub fn install_json(&self) -> Value {
-        let lan = &self.lan_interface;
         let name = self.table();
-        let mut cmds: Vec<Value> = Vec::new();
+        let mut cmds = Vec::new();
         // add + delete + add: replaces a table left by a crashed run, and
         // works whether or not one exists.
         for (family, table) in self.tables() {
-            let t = json!({"table": {"family": family, "name": table}});
-            cmds.push(json!({"add": t}));
-            cmds.push(json!({"delete": t}));
-            cmds.push(json!({"add": t}));
+            for verb in ["add", "delete", "add"] {
+                cmds.push(table_cmd(verb, family, &table));
+            }
         }
-        let iif =
-            json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": lan}});
-        let oif =
-            json!({"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": lan}});
-        let chain = |family: &str, table: &str, chain: &str, hook: &str, prio: i32| {
-            json!({"add": {"chain": {"family": family, "table": table, "name": chain,
-                "type": "filter", "hook": hook, "prio": prio, "policy": "accept"}}})
-        };
-        let rule = |family: &str, table: &str, chain: &str, m: &Value| {
-            json!({"add": {"rule": {"family": family, "table": table, "chain": chain,
-                "expr": [m, {"counter": null}, {"drop": null}]}}})
-        };
+        let iif = name_match("iifname", &self.lan_interface);
+        let oif = name_match("oifname", &self.lan_interface);
+        if self.kernel_fast_path {
+            cmds.extend(self.counting_sets());
+        }
         // IPv4 and IPv6: nothing from the LAN is delivered to or routed by
-        // the kernel, and the kernel sends nothing onto the LAN itself.
+        // the kernel, and the kernel sends nothing onto the LAN itself
+        // (with the kernel fast path: but for the sessions in its sets).
         for (c, hook, m) in [
             ("input", "input", &iif),
             ("forward", "forward", &iif),
             ("forward_out", "forward", &oif),
             ("output", "output", &oif),
         ] {
-            cmds.push(chain("inet", &name, c, hook, -300));
-            cmds.push(rule("inet", &name, c, m));
+            cmds.push(base_chain("inet", &name, c, hook, -300));
+            if self.kernel_fast_path && c != "input" {
+                cmds.push(self.fast_accept(c, m));
+            }
+            cmds.push(drop_rule("inet", &name, c, m));
         }
-        // Guests (logged in or not, IPv4 or IPv6) reach the router only for
-        // the portal, DNS and ping: ssh, a web UI or a proxy must not be one
-        // login away. Replies to its own connections pass; forwarding is untouched.
-        let tun = &self.tun_interface;
-        let iif_tun =
-            json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": tun}});
-        let port = |proto: &str, port: u16| json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": port}});
-        cmds.push(chain("inet", &name, "input_tun", "input", -300));
-        let accepts = [
-            json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}),
-            port("tcp", self.portal_port),
-            port("tcp", 53),
-            port("udp", 53),
-            json!({"match": {"op": "==", "left": {"payload": {"protocol": "icmp", "field": "type"}}, "right": "echo-request"}}),
-            json!({"match": {"op": "==", "left": {"payload": {"protocol": "icmpv6", "field": "type"}}, "right": "echo-request"}}),
-        ];
-        for m in accepts {
-            cmds.push(
-                json!({"add": {"rule": {"family": "inet", "table": name, "chain": "input_tun",
-                "expr": [iif_tun, m, {"accept": null}]}}}),
-            );
-        }
-        cmds.push(rule("inet", &name, "input_tun", &iif_tun));
+        cmds.extend(self.router_input());
         // ARP: lassi answers for the gateway itself; the kernel must not
         // (it would answer for every local address, the uplink's included).
         for (c, m) in [("input", &iif), ("output", &oif)] {
-            cmds.push(chain("arp", &name, c, c, 0));
-            cmds.push(rule("arp", &name, c, m));
+            cmds.push(base_chain("arp", &name, c, c, 0));
+            cmds.push(drop_rule("arp", &name, c, m));
         }
-        if let Some(wan) = &self.masquerade_out {
-            let nat = format!("{name}-nat");
-            cmds.push(
-                json!({"add": {"chain": {"family": "ip", "table": nat, "name": "postrouting",
-                "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}}),
-            );
-            cmds.push(json!({"add": {"rule": {"family": "ip", "table": nat, "chain": "postrouting", "expr": [
-                {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": wan}},
-                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
-                    "right": {"prefix": {"addr": self.lan_network.addr.to_string(), "len": self.lan_network.prefix}}}},
-                {"counter": null},
-                {"masquerade": null}
-            ]}}}));
+        cmds.extend(self.masquerade());
+        batch(&cmds)
+    }
+
+    /// Guests (logged in or not, IPv4 or IPv6) reach the router only for
+    /// the portal, DNS and ping: ssh, a web UI or a proxy must not be one
+    /// login away. Replies to its own connections pass; forwarding is
+    /// untouched.
+    fn router_input(&self) -> Vec<String> {
+        let name = self.table();
+        let iif_tun = name_match("iifname", &self.tun_interface);
+        let port = |proto: &str, port: u16| {
+            format!(
+                r#"{{"match":{{"op":"==","left":{{"payload":{{"protocol":"{proto}","field":"dport"}}}},"right":{port}}}}}"#
+            )
+        };
+        let icmp = |proto: &str| {
+            format!(
+                r#"{{"match":{{"op":"==","left":{{"payload":{{"protocol":"{proto}","field":"type"}}}},"right":"echo-request"}}}}"#
+            )
+        };
+        let accepts = [
+            r#"{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":["established","related"]}}"#.to_string(),
+            port("tcp", self.portal_port),
+            port("tcp", 53),
+            port("udp", 53),
+            icmp("icmp"),
+            icmp("icmpv6"),
+        ];
+        let mut cmds = vec![base_chain("inet", &name, "input_tun", "input", -300)];
+        for m in accepts {
+            let expr = format!(r#"{iif_tun},{m},{{"accept":null}}"#);
+            cmds.push(rule("inet", &name, "input_tun", &expr));
         }
-        json!({"nftables": cmds})
+        cmds.push(drop_rule("inet", &name, "input_tun", &iif_tun));
+        cmds
+    }
+
+    /// Masquerade of guest IPv4 toward the WAN, if asked for.
+    fn masquerade(&self) -> Vec<String> {
+        let Some(wan) = &self.masquerade_out else {
+            return Vec::new();
+        };
+        let nat = format!("{}-nat", self.table());
+        let chain = format!(
+            r#"{{"add":{{"chain":{{"family":"ip","table":{},"name":"postrouting","type":"nat","hook":"postrouting","prio":100,"policy":"accept"}}}}}}"#,
+            q(&nat)
+        );
+        let expr = format!(
+            r#"{},{{"match":{{"op":"==","left":{},"right":{}}}}},{{"counter":null}},{{"masquerade":null}}"#,
+            name_match("oifname", wan),
+            ip_field("saddr"),
+            prefix(&self.lan_network)
+        );
+        vec![chain, rule("ip", &nat, "postrouting", &expr)]
+    }
+
+    /// The kernel fast path's counting sets: one counter per element.
+    fn counting_sets(&self) -> Vec<String> {
+        [SET_UP, SET_DOWN]
+            .iter()
+            .map(|set| {
+                format!(
+                    r#"{{"add":{{"set":{{"family":"inet","table":{},"name":"{set}","type":"ipv4_addr","stmt":[{{"counter":null}}]}}}}}}"#,
+                    q(&self.table())
+                )
+            })
+            .collect()
+    }
+
+    /// The kernel fast path's accept in chain `c` (whose LAN match is `m`):
+    /// frames the ingress chain marked, from an address in the upload set;
+    /// packets to an address in the download set. The set lookup counts
+    /// the packet in that session's element: IP-layer bytes, after the
+    /// kernel trimmed any link-layer padding.
+    fn fast_accept(&self, c: &str, m: &str) -> String {
+        let in_set = |field: &str, set: &str| {
+            format!(
+                r#"{{"match":{{"op":"==","left":{},"right":"@{set}"}}}}"#,
+                ip_field(field)
+            )
+        };
+        let expr = if c == "forward" {
+            format!(
+                r#"{m},{{"match":{{"op":"==","left":{{"&":[{{"meta":{{"key":"mark"}}}},{FAST_MARK}]}},"right":{FAST_MARK}}}}},{},{{"accept":null}}"#,
+                in_set("saddr", SET_UP)
+            )
+        } else {
+            format!(r#"{m},{},{{"accept":null}}"#, in_set("daddr", SET_DOWN))
+        };
+        rule("inet", &self.table(), c, &expr)
+    }
+
+    /// The kernel fast path's marking at the LAN device's ingress: a frame
+    /// addressed to lassi's MAC alone, from an (address, MAC) pair in the
+    /// marking set, to somewhere off the guest network. Ingress runs before
+    /// lassi's IPv4 socket, which skips marked frames, and before the IP
+    /// stack, whose forward chain lets them through. Before it, a session
+    /// with a connection lassi still steers to the portal keeps its TCP to
+    /// port 80 with lassi.
+    fn fast_marking(&self) -> Vec<String> {
+        let t = q(&self.table());
+        let sets = format!(
+            r#"{{"add":{{"set":{{"family":"netdev","table":{t},"name":"{SET_FAST}","type":["ipv4_addr","ether_addr"]}}}}}},{{"add":{{"set":{{"family":"netdev","table":{t},"name":"{SET_DIVERT}","type":"ipv4_addr"}}}}}}"#
+        );
+        let divert = format!(
+            r#"{{"match":{{"op":"==","left":{},"right":"@{SET_DIVERT}"}}}},{{"match":{{"op":"==","left":{{"payload":{{"protocol":"tcp","field":"dport"}}}},"right":80}}}},{{"return":null}}"#,
+            ip_field("saddr")
+        );
+        let mark = format!(
+            r#"{{"match":{{"op":"==","left":{{"meta":{{"key":"pkttype"}}}},"right":"host"}}}},{{"match":{{"op":"!=","left":{},"right":{}}}}},{{"match":{{"op":"==","left":{{"concat":[{},{{"payload":{{"protocol":"ether","field":"saddr"}}}}]}},"right":"@{SET_FAST}"}}}},{{"mangle":{{"key":{{"meta":{{"key":"mark"}}}},"value":{{"|":[{{"meta":{{"key":"mark"}}}},{FAST_MARK}]}}}}}}"#,
+            ip_field("daddr"),
+            prefix(&self.lan_network),
+            ip_field("saddr")
+        );
+        let table = self.table();
+        vec![
+            sets,
+            rule("netdev", &table, "ingress", &divert),
+            rule("netdev", &table, "ingress", &mark),
+        ]
     }
 
     /// The nft JSON batch of the VLAN guard: a `netdev` table whose ingress
@@ -138,38 +222,114 @@ impl FirewallSpec {
     /// after packet sockets have their copy (lassi's raw socket still sees
     /// and counts it), before the stack. A batch of its own: a router
     /// without the netdev family (OpenWrt's `kmod-nft-netdev`) still runs.
+    /// With the kernel fast path the same chain marks its sessions.
     pub fn vlan_guard_json(&self) -> Value {
-        let t = json!({"table": {"family": "netdev", "name": self.table()}});
-        json!({"nftables": [
-            {"add": t}, {"delete": t}, {"add": t},
-            {"add": {"chain": {"family": "netdev", "table": self.table(), "name": "ingress",
-                "type": "filter", "hook": "ingress", "dev": self.lan_interface, "prio": -500,
-                "policy": "accept"}}},
-            {"add": {"rule": {"family": "netdev", "table": self.table(), "chain": "ingress",
-                "expr": [
-                    {"match": {"op": "==", "left": {"payload": {"protocol": "ether", "field": "type"}},
-                        "right": {"set": ["8021q", "8021ad"]}}},
-                    {"counter": null}, {"drop": null}
-                ]}}}
-        ]})
+        let table = self.table();
+        let mut cmds: Vec<String> = ["add", "delete", "add"]
+            .iter()
+            .map(|verb| table_cmd(verb, "netdev", &table))
+            .collect();
+        cmds.push(format!(
+            r#"{{"add":{{"chain":{{"family":"netdev","table":{},"name":"ingress","type":"filter","hook":"ingress","dev":{},"prio":-500,"policy":"accept"}}}}}}"#,
+            q(&table),
+            q(&self.lan_interface)
+        ));
+        let tagged = r#"{"match":{"op":"==","left":{"payload":{"protocol":"ether","field":"type"}},"right":{"set":["8021q","8021ad"]}}}"#;
+        cmds.push(drop_rule("netdev", &table, "ingress", tagged));
+        if self.kernel_fast_path {
+            cmds.extend(self.fast_marking());
+        }
+        batch(&cmds)
     }
 
     /// The nft JSON batch that removes the VLAN guard (tolerates absence).
     pub fn remove_vlan_guard_json(&self) -> Value {
-        let t = json!({"table": {"family": "netdev", "name": self.table()}});
-        json!({"nftables": [{"add": t}, {"delete": t}]})
+        let table = self.table();
+        batch(&[
+            table_cmd("add", "netdev", &table),
+            table_cmd("delete", "netdev", &table),
+        ])
     }
 
     /// The nft JSON batch that removes lassi's tables (tolerates absence).
     pub fn remove_json(&self) -> Value {
         let mut cmds = Vec::new();
         for (family, table) in self.tables() {
-            let t = json!({"table": {"family": family, "name": table}});
-            cmds.push(json!({"add": t}));
-            cmds.push(json!({"delete": t}));
+            cmds.push(table_cmd("add", family, &table));
+            cmds.push(table_cmd("delete", family, &table));
         }
-        json!({"nftables": cmds})
+        batch(&cmds)
     }
+}
+
+// The rules are written as JSON text and parsed once: `json!` literals
+// cost several times the code, and the router binary has little room.
+
+/// `s` as a JSON string (quoted and escaped: interface names are the
+/// operator's).
+fn q(s: &str) -> String {
+    Value::from(s).to_string()
+}
+
+/// The batch of `cmds` (each one nft JSON command).
+fn batch(cmds: &[String]) -> Value {
+    serde_json::from_str(&format!(r#"{{"nftables":[{}]}}"#, cmds.join(",")))
+        .expect("lassi's nft JSON is well-formed")
+}
+
+/// A table command (`add`, `delete`).
+fn table_cmd(verb: &str, family: &str, table: &str) -> String {
+    format!(
+        r#"{{"{verb}":{{"table":{{"family":"{family}","name":{}}}}}}}"#,
+        q(table)
+    )
+}
+
+/// A base chain with policy accept.
+fn base_chain(family: &str, table: &str, chain: &str, hook: &str, prio: i32) -> String {
+    format!(
+        r#"{{"add":{{"chain":{{"family":"{family}","table":{},"name":"{chain}","type":"filter","hook":"{hook}","prio":{prio},"policy":"accept"}}}}}}"#,
+        q(table)
+    )
+}
+
+/// A rule whose expressions are `expr` (the inside of the JSON array).
+fn rule(family: &str, table: &str, chain: &str, expr: &str) -> String {
+    format!(
+        r#"{{"add":{{"rule":{{"family":"{family}","table":{},"chain":"{chain}","expr":[{expr}]}}}}}}"#,
+        q(table)
+    )
+}
+
+/// A rule that counts and drops what matches `m`.
+fn drop_rule(family: &str, table: &str, chain: &str, m: &str) -> String {
+    rule(
+        family,
+        table,
+        chain,
+        &format!(r#"{m},{{"counter":null}},{{"drop":null}}"#),
+    )
+}
+
+/// A match of the interface name `key` (`iifname`, `oifname`) against `name`.
+fn name_match(key: &str, name: &str) -> String {
+    format!(
+        r#"{{"match":{{"op":"==","left":{{"meta":{{"key":"{key}"}}}},"right":{}}}}}"#,
+        q(name)
+    )
+}
+
+/// The IPv4 header's `field`.
+fn ip_field(field: &str) -> String {
+    format!(r#"{{"payload":{{"protocol":"ip","field":"{field}"}}}}"#)
+}
+
+/// A network as an nft prefix.
+fn prefix(net: &Ipv4Net) -> String {
+    format!(
+        r#"{{"prefix":{{"addr":"{}","len":{}}}}}"#,
+        net.addr, net.prefix
+    )
 }
 
 fn nft(batch: &Value) -> Result<(), String> {
@@ -204,12 +364,25 @@ pub struct Firewall {
 }
 
 impl Firewall {
+    /// lassi's table name.
+    pub fn table(&self) -> String {
+        self.spec.table()
+    }
+
     /// Install (or replace) lassi's tables, and the VLAN guard where the
     /// kernel has the netdev family (else a warning says what is missing).
     pub fn install(spec: FirewallSpec) -> Result<Firewall, String> {
         nft(&spec.install_json())?;
         let vlan_guard = match nft(&spec.vlan_guard_json()) {
             Ok(()) => true,
+            Err(e) if spec.kernel_fast_path => {
+                let _ = nft(&spec.remove_json());
+                return Err(format!(
+                    "dataplane.fast_path = \"kernel\" needs nftables' netdev family on {} \
+                     (OpenWrt: kmod-nft-netdev): {e}",
+                    spec.lan_interface
+                ));
+            }
             Err(e) => {
                 tracing::warn!(
                     "no netdev ingress chain on {} ({e}): VLAN-0 tagged frames reach the \
@@ -240,6 +413,7 @@ impl Drop for Firewall {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn spec(nat: bool) -> FirewallSpec {
         FirewallSpec {
@@ -248,6 +422,7 @@ mod tests {
             masquerade_out: nat.then(|| "wan0".to_string()),
             tun_interface: "lassi0".into(),
             portal_port: 3990,
+            kernel_fast_path: false,
         }
     }
 
@@ -305,6 +480,62 @@ mod tests {
             .map(|c| c.as_object().unwrap().keys().next().unwrap().as_str())
             .collect();
         assert_eq!(first, ["add", "delete", "add"]);
+    }
+
+    #[test]
+    fn the_kernel_fast_path_lets_through_only_marked_frames_of_counted_sessions() {
+        let mut k = spec(false);
+        k.kernel_fast_path = true;
+        let j = k.install_json();
+        let cmds = j["nftables"].as_array().unwrap();
+        let sets: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("set")).collect();
+        assert_eq!(sets.len(), 2);
+        assert!(sets
+            .iter()
+            .all(|s| s["stmt"][0] == json!({"counter": null})));
+        let rules: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("rule")).collect();
+        let in_chain = |c: &str| -> Vec<&&Value> {
+            rules
+                .iter()
+                .filter(|r| r["chain"] == c && r["family"] == "inet")
+                .collect()
+        };
+        // forward: marked AND in the upload set, then the drop; the input
+        // chain stays closed to the LAN.
+        let fwd = in_chain("forward");
+        assert_eq!(fwd.len(), 2);
+        let text = fwd[0]["expr"].to_string();
+        assert!(text.contains("\"mark\"") && text.contains("@up4"), "{text}");
+        assert_eq!(fwd[0]["expr"][3], json!({"accept": null}));
+        assert_eq!(fwd[1]["expr"][2], json!({"drop": null}));
+        assert_eq!(in_chain("input").len(), 1);
+        for c in ["forward_out", "output"] {
+            assert!(in_chain(c)[0]["expr"].to_string().contains("@down4"));
+        }
+        // Ingress: VLAN drop, the port-80 exception, then the marking,
+        // only for frames to lassi's MAC, off the guest network.
+        let guard = k.vlan_guard_json();
+        let g = guard["nftables"].as_array().unwrap();
+        let ingress: Vec<&Value> = g.iter().filter_map(|c| c["add"].get("rule")).collect();
+        assert_eq!(ingress.len(), 3);
+        assert_eq!(ingress[1]["expr"][2], json!({"return": null}));
+        let mark = ingress[2]["expr"].to_string();
+        assert!(mark.contains("\"host\"") && mark.contains("@fast4") && mark.contains("10.1.0.0"));
+        assert!(mark.contains(&FAST_MARK.to_string()));
+        // Without the kernel fast path none of it.
+        let plain = spec(false);
+        assert!(!plain.install_json().to_string().contains("@up4"));
+        assert!(!plain.vlan_guard_json().to_string().contains("fast4"));
+    }
+
+    #[test]
+    fn an_odd_interface_name_stays_one_json_string() {
+        let mut s = spec(true);
+        s.lan_interface = "lan\"0\\x".into();
+        let j = s.install_json();
+        let cmds = j["nftables"].as_array().unwrap();
+        assert_eq!(cmds[0]["add"]["table"]["name"], "lassi-lan\"0\\x");
+        assert!(s.vlan_guard_json()["nftables"][3]["add"]["chain"]["dev"] == "lan\"0\\x");
     }
 
     #[test]

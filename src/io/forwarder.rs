@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use super::kernel_path::KernelPath;
 use super::lan::{RecvBatch, SendBatch};
 use super::pool::{Fast, WorkerPool};
 pub use super::ports::IoStats;
@@ -305,7 +306,10 @@ pub struct Status {
 /// The forwarding threads in `lassi status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkersStatus {
-    /// Sessions admitted to the workers' fast paths.
+    /// Which fast path forwards authorized sessions: `user` (lassi's
+    /// workers) or `kernel` (nftables).
+    pub fast_path: &'static str,
+    /// Sessions admitted to the fast path (the workers' or the kernel's).
     pub fast_path_sessions: usize,
     /// Per thread.
     pub threads: Vec<WorkerLoad>,
@@ -338,6 +342,8 @@ pub struct Forwarder {
     pub ports: Ports,
     /// The other forwarding threads (`dataplane.workers` above 1).
     pub pool: Option<WorkerPool>,
+    /// The kernel fast path (`dataplane.fast_path = "kernel"`).
+    pub kernel: Option<KernelPath>,
     /// Wakes the poll when a command is queued.
     pub waker: Arc<Waker>,
     /// Control plane requests.
@@ -485,9 +491,13 @@ impl Forwarder {
                         if let Some(pool) = &mut self.pool {
                             pool.dirty = true;
                         }
+                        if let Some(k) = &mut self.kernel {
+                            k.dirty = true;
+                        }
                     }
                     if cmd.reads_counters() {
                         self.tally(now, st);
+                        self.tally_kernel(now);
                     }
                     self.command(cmd, now, &st.io);
                 }
@@ -587,6 +597,7 @@ impl Forwarder {
             }
         }
         self.sync_workers(now, st, &mut others);
+        self.sync_kernel(now, &mut others);
         if !others.is_empty() {
             self.notices.push(Notice::Events(others));
         }
@@ -620,6 +631,7 @@ impl Forwarder {
     fn shutdown(&mut self, now: UnixMillis) -> usize {
         // The workers' last counts first: the sessions are still open.
         self.stop_workers();
+        self.stop_kernel(now);
         let stop = self.stop_on_shutdown;
         let records = self.engine.session_records(now, stop);
         let kept = if stop { 0 } else { records.len() };
@@ -746,7 +758,13 @@ impl Forwarder {
                     snapshot: self.engine.snapshot(now),
                     io: self.io_total(io),
                     workers: WorkersStatus {
-                        fast_path_sessions: self.pool.as_ref().map_or(0, WorkerPool::admitted),
+                        fast_path: if self.kernel.is_some() {
+                            "kernel"
+                        } else {
+                            "user"
+                        },
+                        fast_path_sessions: (self.pool.as_ref().map_or(0, WorkerPool::admitted))
+                            + self.kernel.as_ref().map_or(0, KernelPath::admitted),
                         threads: self.loads(io),
                     },
                 });

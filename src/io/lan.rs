@@ -35,6 +35,8 @@ pub const MAX_FRAME: usize = VNET_HDR_LEN + 14 + 65535;
 /// The raw socket on the LAN interface.
 pub struct LanPort {
     fd: OwnedFd,
+    /// With the kernel fast path: the IPv4 socket ([`LanPort::open_split`]).
+    ipv4: Option<OwnedFd>,
     ifindex: i32,
 }
 
@@ -57,61 +59,153 @@ fn setsockopt_int(
     .map(|_| ())
 }
 
+/// recvmmsg into `msgs` without waiting; how many arrived.
+fn recv_into(fd: RawFd, msgs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    // SAFETY: msgs point at iovecs that point at the batch's own buffers;
+    // all live as long as the batch and are not moved.
+    let got = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            msgs.len() as _,
+            // `as _`: glibc declares the flags `int`, musl `unsigned int`.
+            libc::MSG_DONTWAIT as _,
+            std::ptr::null_mut(),
+        )
+    };
+    if got < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+            _ => Err(e),
+        };
+    }
+    Ok(got as usize)
+}
+
+/// Give a socket (or its fanout group) a classic-BPF program.
+fn set_program(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    code: &[libc::sock_filter],
+) -> io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: code.len() as u16,
+        filter: code.as_ptr().cast_mut(),
+    };
+    // SAFETY: prog points at `code`, alive across the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&prog as *const libc::sock_fprog).cast(),
+            mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// A raw socket on `interface` (index `ifindex`) bound to `protocol`,
+/// non-blocking, with virtio-net headers, VLAN ancillary data and, if
+/// given, a socket filter.
+fn open_socket(
+    interface: &str,
+    ifindex: i32,
+    protocol: libc::c_int,
+    filter: Option<&[libc::sock_filter]>,
+) -> io::Result<OwnedFd> {
+    // Protocol 0 first, so nothing is queued from other interfaces
+    // before bind() narrows the socket to ours.
+    // SAFETY: plain socket(2) call.
+    let raw = cvt(unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: raw is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    setsockopt_int(raw, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
+        .map_err(|e| io::Error::new(e.kind(), format!("PACKET_VNET_HDR on {interface}: {e}")))?;
+    // The kernel strips a VLAN tag before a packet socket sees the frame
+    // (hardware or skb_vlan_untag) and reports it only here: without it
+    // a tagged frame would look like an untagged guest's.
+    setsockopt_int(raw, libc::SOL_PACKET, PACKET_AUXDATA, 1)
+        .map_err(|e| io::Error::new(e.kind(), format!("PACKET_AUXDATA on {interface}: {e}")))?;
+    if let Err(e) = setsockopt_int(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) {
+        // Older kernels: we would see our own frames; the engine drops
+        // them as not addressed to the gateway, so this is only a cost.
+        tracing::warn!("PACKET_IGNORE_OUTGOING unavailable ({e}); own frames will be read back");
+    }
+    if let Some(code) = filter {
+        // Before bind(): no frame is queued unfiltered.
+        set_program(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, code).map_err(|e| {
+            io::Error::new(e.kind(), format!("SO_ATTACH_FILTER on {interface}: {e}"))
+        })?;
+    }
+    // Big buffers absorb bursts while the thread is busy elsewhere.
+    for (opt, force) in [
+        (libc::SO_RCVBUF, libc::SO_RCVBUFFORCE),
+        (libc::SO_SNDBUF, libc::SO_SNDBUFFORCE),
+    ] {
+        if setsockopt_int(raw, libc::SOL_SOCKET, force, 4 << 20).is_err() {
+            let _ = setsockopt_int(raw, libc::SOL_SOCKET, opt, 4 << 20);
+        }
+    }
+    // SAFETY: zeroed sockaddr_ll is valid; we fill the fields bind needs.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (protocol as u16).to_be();
+    sll.sll_ifindex = ifindex;
+    // SAFETY: sll is a valid sockaddr_ll of the size given.
+    cvt(unsafe {
+        libc::bind(
+            raw,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("bind raw socket to {interface}: {e}")))?;
+    Ok(fd)
+}
+
 impl LanPort {
     /// Open the raw socket on `interface`, non-blocking.
     pub fn open(interface: &str) -> io::Result<LanPort> {
         let ifindex = ifindex(interface)?;
-        // Protocol 0 first, so nothing is queued from other interfaces
-        // before bind() narrows the socket to ours.
-        // SAFETY: plain socket(2) call.
-        let raw = cvt(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        })?;
-        // SAFETY: raw is a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        setsockopt_int(raw, libc::SOL_PACKET, PACKET_VNET_HDR, 1).map_err(|e| {
-            io::Error::new(e.kind(), format!("PACKET_VNET_HDR on {interface}: {e}"))
-        })?;
-        // The kernel strips a VLAN tag before a packet socket sees the frame
-        // (hardware or skb_vlan_untag) and reports it only here: without it
-        // a tagged frame would look like an untagged guest's.
-        setsockopt_int(raw, libc::SOL_PACKET, PACKET_AUXDATA, 1)
-            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_AUXDATA on {interface}: {e}")))?;
-        if let Err(e) = setsockopt_int(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) {
-            // Older kernels: we would see our own frames; the engine drops
-            // them as not addressed to the gateway, so this is only a cost.
-            tracing::warn!(
-                "PACKET_IGNORE_OUTGOING unavailable ({e}); own frames will be read back"
-            );
-        }
-        // Big buffers absorb bursts while the thread is busy elsewhere.
-        for (opt, force) in [
-            (libc::SO_RCVBUF, libc::SO_RCVBUFFORCE),
-            (libc::SO_SNDBUF, libc::SO_SNDBUFFORCE),
-        ] {
-            if setsockopt_int(raw, libc::SOL_SOCKET, force, 4 << 20).is_err() {
-                let _ = setsockopt_int(raw, libc::SOL_SOCKET, opt, 4 << 20);
-            }
-        }
-        // SAFETY: zeroed sockaddr_ll is valid; we fill the fields bind needs.
-        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        sll.sll_ifindex = ifindex;
-        // SAFETY: sll is a valid sockaddr_ll of the size given.
-        cvt(unsafe {
-            libc::bind(
-                raw,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
+        let fd = open_socket(interface, ifindex, libc::ETH_P_ALL, None)?;
+        Ok(LanPort {
+            fd,
+            ipv4: None,
+            ifindex,
         })
-        .map_err(|e| io::Error::new(e.kind(), format!("bind raw socket to {interface}: {e}")))?;
-        Ok(LanPort { fd, ifindex })
+    }
+
+    /// The kernel fast path's pair of sockets on `interface`: one for every
+    /// protocol but untagged IPv4 ([`super::steer::all_but_ipv4`]), and one
+    /// for IPv4 that skips the frames the LAN ingress chain marked with
+    /// `mark` ([`super::steer::unmarked`]). A socket bound to one protocol
+    /// sees a frame after the device's ingress hook has run; one bound to
+    /// every protocol sees it before, when no mark is set yet.
+    pub fn open_split(interface: &str, mark: u32) -> io::Result<LanPort> {
+        let ifindex = ifindex(interface)?;
+        let all = super::steer::all_but_ipv4();
+        let fd = open_socket(interface, ifindex, libc::ETH_P_ALL, Some(&all))?;
+        let unmarked = super::steer::unmarked(mark);
+        let ipv4 = open_socket(interface, ifindex, libc::ETH_P_IP, Some(&unmarked))?;
+        Ok(LanPort {
+            fd,
+            ipv4: Some(ipv4),
+            ifindex,
+        })
+    }
+
+    /// The IPv4 socket's descriptor, with the kernel fast path.
+    pub fn ipv4_fd(&self) -> Option<RawFd> {
+        self.ipv4.as_ref().map(|f| f.as_raw_fd())
     }
 
     /// Receive every multicast frame on the interface (`PACKET_MR_ALLMULTI`,
@@ -157,39 +251,15 @@ impl LanPort {
         // The program belongs to the group; each member setting it again
         // replaces it with the same.
         let code = super::steer::program();
-        self.set_program(libc::SOL_PACKET, PACKET_FANOUT_DATA, &code)
+        set_program(&self.fd, libc::SOL_PACKET, PACKET_FANOUT_DATA, &code)
             .map_err(|e| io::Error::new(e.kind(), format!("PACKET_FANOUT_DATA: {e}")))
-    }
-
-    /// Give the socket (or its fanout group) a classic-BPF program.
-    fn set_program(
-        &self,
-        level: libc::c_int,
-        name: libc::c_int,
-        code: &[libc::sock_filter],
-    ) -> io::Result<()> {
-        let prog = libc::sock_fprog {
-            len: code.len() as u16,
-            filter: code.as_ptr().cast_mut(),
-        };
-        // SAFETY: prog points at `code`, alive across the call.
-        cvt(unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (&prog as *const libc::sock_fprog).cast(),
-                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        })
-        .map(|_| ())
     }
 
     /// Attach a classic BPF filter that refuses outgoing frames (packet
     /// type `PACKET_OUTGOING`, read from the kernel's ancillary data).
     fn drop_outgoing(&self) -> io::Result<()> {
         let code = super::steer::drop_outgoing();
-        self.set_program(libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &code)
+        set_program(&self.fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &code)
             .map_err(|e| io::Error::new(e.kind(), format!("SO_ATTACH_FILTER: {e}")))
     }
 
@@ -198,34 +268,22 @@ impl LanPort {
         self.ifindex
     }
 
-    /// Receive up to a batch of frames in one system call. Returns how many
-    /// arrived (0 when none are waiting); see [`RecvBatch::frame`].
+    /// Receive up to a batch of frames in one system call (two with the
+    /// kernel fast path's pair of sockets). Returns how many arrived (0
+    /// when none are waiting); see [`RecvBatch::frame`].
     pub fn recv(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         // The kernel shrinks msg_controllen to what it wrote: give every
         // message its whole control buffer again.
         for m in batch.msgs.iter_mut() {
             m.msg_hdr.msg_controllen = (CONTROL_WORDS * 8) as _;
         }
-        // SAFETY: msgs point at iovecs that point at the batch's own
-        // buffers; all live as long as `batch` and are not moved.
-        let got = unsafe {
-            libc::recvmmsg(
-                self.fd.as_raw_fd(),
-                batch.msgs.as_mut_ptr(),
-                batch.msgs.len() as _,
-                // `as _`: glibc declares the flags `int`, musl `unsigned int`.
-                libc::MSG_DONTWAIT as _,
-                std::ptr::null_mut(),
-            )
-        };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-                _ => Err(e),
-            };
+        let got = recv_into(self.fd.as_raw_fd(), &mut batch.msgs)?;
+        match &self.ipv4 {
+            Some(v4) if got < batch.msgs.len() => {
+                Ok(got + recv_into(v4.as_raw_fd(), &mut batch.msgs[got..])?)
+            }
+            _ => Ok(got),
         }
-        Ok(got as usize)
     }
 
     /// Send the frames queued in `batch` (each: vnet header + Ethernet

@@ -35,13 +35,13 @@ use crate::UnixMillis;
 
 /// The fast paths are checked against the sessions at least this often
 /// (besides at every login, logout and command that may change one).
-const SYNC_MS: u64 = 1_000;
+pub(super) const SYNC_MS: u64 = 1_000;
 /// How long the engine thread waits for the workers to answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// Reads of the counters within this long of the last tally use it: a
 /// guest reloading its status page in a loop costs the workers at most
 /// one round trip per this many milliseconds.
-const TALLY_MS: u64 = 10;
+pub(super) const TALLY_MS: u64 = 10;
 /// After workers failed to answer a tally, reads use the counts as they
 /// are for this long.
 const TALLY_BACKOFF_MS: u64 = 30_000;
@@ -258,32 +258,39 @@ impl WorkerPool {
 
     /// Add the counts that arrived after their session ended to its Stop.
     fn patch_ended(&mut self, events: &mut [Event]) {
-        if self.orphans.is_empty() {
-            return;
-        }
-        for e in events.iter_mut() {
-            let Event::SessionEnded(ended) = e else {
-                continue;
-            };
-            self.orphans.retain(|(sid, c)| {
-                if *sid != ended.session_id {
-                    return true;
-                }
-                let k = &mut ended.counters;
-                k.octets_in += c.octets_in;
-                k.octets_out += c.octets_out;
-                k.packets_in += c.packets_in;
-                k.packets_out += c.packets_out;
-                false
-            });
-        }
-        for (sid, c) in self.orphans.drain(..) {
-            tracing::warn!(
-                session = %sid,
-                octets = c.octets_in + c.octets_out,
-                "a worker's counts arrived after the session's Stop was sent"
-            );
-        }
+        add_late_counts(&mut self.orphans, events);
+    }
+}
+
+/// Add counts that arrived after their session ended (`orphans`, by
+/// Acct-Session-Id) to the Stop of that session in `events`; those with no
+/// Stop there are logged and dropped (their Stop went out earlier).
+pub(super) fn add_late_counts(orphans: &mut Vec<(String, Counters)>, events: &mut [Event]) {
+    if orphans.is_empty() {
+        return;
+    }
+    for e in events.iter_mut() {
+        let Event::SessionEnded(ended) = e else {
+            continue;
+        };
+        orphans.retain(|(sid, c)| {
+            if *sid != ended.session_id {
+                return true;
+            }
+            let k = &mut ended.counters;
+            k.octets_in += c.octets_in;
+            k.octets_out += c.octets_out;
+            k.packets_in += c.packets_in;
+            k.packets_out += c.packets_out;
+            false
+        });
+    }
+    for (sid, c) in orphans.drain(..) {
+        tracing::warn!(
+            session = %sid,
+            octets = c.octets_in + c.octets_out,
+            "fast-path counts arrived after the session's Stop was sent"
+        );
     }
 }
 
@@ -447,14 +454,13 @@ impl Forwarder {
     /// Revoke what the engine no longer allows on the fast path, then admit
     /// what it newly allows.
     fn reconcile(&mut self, now: UnixMillis, st: &mut LoopState) {
-        let mut wanted = self.engine.fast_path_sessions();
+        let wanted = self.engine.fast_path_sessions();
         let Some(pool) = self.pool.as_mut() else {
             return;
         };
         let sessions = self.engine.sessions();
         let limits_of = |ip| sessions.by_ip(ip).map(|c| &c.limits);
-        // Sorted by address, looked up by binary search.
-        wanted.sort_unstable_by_key(|w| w.ip);
+        // Sorted by address (the engine's order), looked up by binary search.
         let wants = |ip: &Ipv4Addr, a: &Admitted| match wanted.binary_search_by_key(ip, |w| w.ip) {
             Ok(i) => {
                 let w = &wanted[i];

@@ -125,9 +125,11 @@ impl Ports {
             pollfd(self.lan.as_raw_fd()),
             pollfd(self.tun.as_raw_fd()),
             pollfd(waker.as_raw_fd()),
+            // Negative: poll skips it (no kernel fast path).
+            pollfd(self.lan.ipv4_fd().unwrap_or(-1)),
         ];
-        // SAFETY: three valid pollfds.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout_ms) } < 0 {
+        // SAFETY: four pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 4, timeout_ms) } < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
                 tracing::error!("poll: {e}");
@@ -139,7 +141,7 @@ impl Ports {
             waker.drain();
         }
         let readable = |i: usize| fds[i].revents & libc::POLLIN != 0;
-        (readable(0), readable(1))
+        (readable(0) || readable(3), readable(1))
     }
 
     /// Send a LAN frame (`[vnet][eth][ip]`, `vnet` parsed from it) into

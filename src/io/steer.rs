@@ -33,6 +33,10 @@ const SKF_AD_OFF: u32 = 0xffff_f000;
 const SKF_AD_PROTOCOL: u32 = SKF_AD_OFF;
 /// `skb->pkt_type`.
 const SKF_AD_PKTTYPE: u32 = SKF_AD_OFF + 4;
+/// `skb->mark`.
+const SKF_AD_MARK: u32 = SKF_AD_OFF + 20;
+/// 1 when the frame carried a VLAN tag (the kernel stripped it).
+const SKF_AD_VLAN_TAG_PRESENT: u32 = SKF_AD_OFF + 48;
 /// Loads relative to the network header (`SKF_NET_OFF`): the same for a
 /// frame however much link-layer header is in front.
 const NET: u32 = 0xfff0_0000;
@@ -66,6 +70,36 @@ pub fn drop_outgoing() -> Vec<Insn> {
         insn(JEQ_K, 0, 1, u32::from(libc::PACKET_OUTGOING)),
         insn(RET_K, 0, 0, 0),
         insn(RET_K, 0, 0, u32::MAX),
+    ]
+}
+
+/// With the kernel fast path, the filter of the socket that reads every
+/// protocol: it refuses outgoing frames and untagged IPv4, which lassi
+/// reads on its IPv4 socket after the LAN ingress chain ran; it keeps ARP,
+/// IPv6, and every tagged frame (lassi counts and drops those; the ingress
+/// chain drops them before the IPv4 socket would see them).
+pub fn all_but_ipv4() -> Vec<Insn> {
+    vec![
+        insn(LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),
+        insn(JEQ_K, 5, 0, u32::from(libc::PACKET_OUTGOING)), // → refuse
+        insn(LD_W_ABS, 0, 0, SKF_AD_VLAN_TAG_PRESENT),
+        insn(JEQ_K, 0, 2, 0), // tagged → keep
+        insn(LD_W_ABS, 0, 0, SKF_AD_PROTOCOL),
+        insn(JEQ_K, 1, 0, libc::ETH_P_IP as u32), // → refuse
+        insn(RET_K, 0, 0, u32::MAX),
+        insn(RET_K, 0, 0, 0),
+    ]
+}
+
+/// With the kernel fast path, the filter of the IPv4 socket: it refuses
+/// frames the LAN ingress chain marked with `mark` (the kernel forwards
+/// those), before they are copied.
+pub fn unmarked(mark: u32) -> Vec<Insn> {
+    vec![
+        insn(LD_W_ABS, 0, 0, SKF_AD_MARK),
+        insn(JSET_K, 1, 0, mark),
+        insn(RET_K, 0, 0, u32::MAX),
+        insn(RET_K, 0, 0, 0),
     ]
 }
 
@@ -123,6 +157,8 @@ mod tests {
         protocol: u16,
         pkttype: u8,
         net: Vec<u8>,
+        mark: u32,
+        tagged: bool,
     }
 
     /// A classic-BPF interpreter for the instructions the program uses,
@@ -135,6 +171,8 @@ mod tests {
             match k {
                 SKF_AD_PROTOCOL => Some(u32::from(f.protocol)),
                 SKF_AD_PKTTYPE => Some(u32::from(f.pkttype)),
+                SKF_AD_MARK => Some(f.mark),
+                SKF_AD_VLAN_TAG_PRESENT => Some(u32::from(f.tagged)),
                 k if k >= NET => {
                     let at = (k - NET) as usize;
                     let b = f.net.get(at..at + size)?;
@@ -182,6 +220,8 @@ mod tests {
             protocol: libc::ETH_P_IP as u16,
             pkttype: libc::PACKET_HOST,
             net,
+            mark: 0,
+            tagged: false,
         }
     }
 
@@ -219,6 +259,31 @@ mod tests {
         ] {
             f.pkttype = pkttype;
             assert_eq!(run(&prog, &f), kept, "packet type {pkttype}");
+        }
+    }
+
+    #[test]
+    fn kernel_fast_path_sockets_split_the_traffic_between_them() {
+        let all = all_but_ipv4();
+        let v4 = unmarked(0x0100_0000);
+        let mut f = ipv4(6, CLIENT, SERVER, (40000, 443));
+        // Untagged IPv4: the IPv4 socket's, unless marked for the kernel.
+        assert_eq!(run(&all, &f), 0);
+        assert_eq!(run(&v4, &f), u32::MAX);
+        f.mark = 0x0100_0000 | 0x2a;
+        assert_eq!(run(&v4, &f), 0);
+        f.mark = 0x2a; // another mark bit of the operator's
+        assert_eq!(run(&v4, &f), u32::MAX);
+        // Tagged IPv4 (dropped at ingress before the IPv4 socket): kept here.
+        f.tagged = true;
+        assert_eq!(run(&all, &f), u32::MAX);
+        // ARP and IPv6 kept; lassi's own sends refused.
+        for protocol in [libc::ETH_P_ARP, libc::ETH_P_IPV6] {
+            let mut g = ipv4(6, CLIENT, SERVER, (1, 2));
+            g.protocol = protocol as u16;
+            assert_eq!(run(&all, &g), u32::MAX);
+            g.pkttype = libc::PACKET_OUTGOING;
+            assert_eq!(run(&all, &g), 0);
         }
     }
 

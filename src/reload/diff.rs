@@ -264,7 +264,9 @@ pub fn not_live_reason(key: &str) -> Option<&'static str> {
             _ => "the DHCP server's offers are fixed at start (clients hold leases made with it)",
         }),
         _ if section == "uplink" => Some("the TUN device and NAT rules are set up at start"),
-        _ if section == "dataplane" => Some("the forwarding loop's buffers are sized at start"),
+        _ if section == "dataplane" => Some(
+            "the forwarding loops' buffers and sockets, and the kernel fast path, are set up at start",
+        ),
         "control.socket" => Some("the control socket is bound at start"),
         "state.dir" => Some("the state files and the accounting spool are open"),
         "portal.port" => Some("the portal listener and the firewall redirect use the port"),

@@ -57,7 +57,8 @@ impl Lab {
     /// The lab's lassi config. `dataplane.workers` is 2 (whatever the
     /// machine's cores, so every run tests the multi-worker path) unless
     /// `LASSI_TEST_WORKERS` says otherwise (`tests/run-all` runs the
-    /// forwarding tests again with 1).
+    /// forwarding tests again with 1), or `LASSI_TEST_FAST_PATH=kernel`
+    /// selects the kernel fast path (`tests/run-all` runs them again so).
     pub fn default_lassi_config(dir: &Path) -> toml::Table {
         let text = format!(
             r#"[lan]
@@ -79,7 +80,7 @@ socket = "{sock}"
 dir = "{state}"
 
 [dataplane]
-workers = {workers}
+{dataplane}
 "#,
             net = addrs::LAN_NETWORK,
             prefix = addrs::LAN_PREFIX,
@@ -87,7 +88,7 @@ workers = {workers}
             dns = addrs::DNS,
             sock = toml_escape(&dir.join("control.sock").display().to_string()),
             state = toml_escape(&dir.join("state").display().to_string()),
-            workers = lab_workers(),
+            dataplane = lab_dataplane(),
         );
         text.parse().expect("built-in lassi config parses")
     }
@@ -561,6 +562,22 @@ fn toml_value(v: &toml::Value) -> String {
                 .join(", ")
         ),
     }
+}
+
+/// The `[dataplane]` lines for lassi in the lab: the kernel fast path if
+/// `LASSI_TEST_FAST_PATH` is `kernel`, else [`lab_workers`] workers.
+fn lab_dataplane() -> String {
+    if lab_fast_path_is_kernel() {
+        "fast_path = \"kernel\"".into()
+    } else {
+        format!("workers = {}", lab_workers())
+    }
+}
+
+/// Whether the lab runs lassi with the kernel fast path
+/// (`LASSI_TEST_FAST_PATH=kernel`).
+pub fn lab_fast_path_is_kernel() -> bool {
+    std::env::var("LASSI_TEST_FAST_PATH").is_ok_and(|v| v == "kernel")
 }
 
 /// `dataplane.workers` for lassi in the lab: `LASSI_TEST_WORKERS`, else 2.

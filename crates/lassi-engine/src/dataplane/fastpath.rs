@@ -62,9 +62,12 @@ impl Engine {
     /// still redirected to the portal (a browser's keep-alive after login)
     /// is in with `divert_http`: its segments to port 80 stay with the
     /// engine, which rewrites them.
+    ///
+    /// Sorted by address, for the callers' binary searches.
     pub fn fast_path_sessions(&self) -> Vec<FastSession> {
         let redirected = self.intercept.flow_clients();
-        self.sessions
+        let mut v: Vec<FastSession> = self
+            .sessions
             .iter()
             // A blocked MAC's frames are dropped before anything else
             // (block ends its session too; this keeps it so if it logs in).
@@ -76,7 +79,9 @@ impl Engine {
                 limits: FastLimits::of(c),
                 divert_http: redirected.contains(&c.ip),
             })
-            .collect()
+            .collect();
+        v.sort_unstable_by_key(|w| w.ip);
+        v
     }
 
     /// Add a worker's delta to the session it was counted for: the one with
