@@ -2,9 +2,10 @@
 //! same run on the identical namespace path (client ─ switch ─ gateway ─
 //! upstream), reported as ratios. Run as root: `cargo bench --bench throughput`.
 //!
-//! For every row (LAN offloads off/on × four iperf3 tests) three labs run
+//! For every row (LAN offloads off/on × four iperf3 tests) four labs run
 //! side by side and take turns: the kernel forwarding, lassi with
-//! `dataplane.workers = 1`, and lassi with `dataplane.workers = N`. For each
+//! `dataplane.workers = 1`, lassi with `dataplane.workers = N`, and lassi
+//! with the kernel fast path (`dataplane.fast_path = "kernel"`). For each
 //! lassi row it also prints lassi's CPU cost: the CPU time of the whole
 //! lassi process (utime + stime of `/proc/PID/stat`, every thread) over the
 //! iperf3 run, divided by the packets lassi forwarded in it (the change of
@@ -13,10 +14,12 @@
 //! these are GSO super-packets of up to 64 KB, so ns/packet is per
 //! super-packet there), and by the payload iperf3 received (CPU s per GB).
 //!
-//! Then, with workers = N and offloads on: TCP up and down with only the
-//! test client authorized, and again with `LASSI_BENCH_SESSIONS` (10,000)
-//! more synthetic clients leased (DHCP over a raw socket) and authorized
-//! (over the control socket), as a ratio.
+//! Then, for each fast path (workers = N, and the kernel's) with offloads
+//! on: TCP up and down with only the test client authorized, and again
+//! with `LASSI_BENCH_SESSIONS` (10,000) more synthetic clients leased (DHCP
+//! over a raw socket) and authorized (over the control socket), as a
+//! ratio; and lassi's idle CPU with them all (for the kernel fast path,
+//! mostly reading 10,000 sessions' counters every second).
 //!
 //! No thresholds: the machine is shared and noisy, so only the ratio of two
 //! figures taken minutes apart means anything.
@@ -191,6 +194,17 @@ fn workers_config(n: usize) -> String {
     format!("[dataplane]\nworkers = {n}\n")
 }
 
+/// The kernel fast path's config.
+const KERNEL_PATH: &str = "[dataplane]\nfast_path = \"kernel\"\nworkers = 1\n";
+
+/// How the CPU table names a lassi run's fast path (0: the kernel's).
+fn path_name(workers: usize) -> String {
+    match workers {
+        0 => "kernel".into(),
+        w => format!("w={w}"),
+    }
+}
+
 fn env_num(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
@@ -222,14 +236,16 @@ fn main() {
          {cores} cores; lassi with dataplane.workers = 1 and = {workers})"
     );
     println!(
-        "{:<10} {:<26} {:>12} {:>12} {:>12} {:>7} {:>7}",
+        "{:<10} {:<26} {:>12} {:>12} {:>12} {:>12} {:>7} {:>7} {:>7}",
         "LAN",
         "test",
         "kernel",
         "lassi w=1",
         wn,
+        "lassi kpath",
         "w=1/k",
-        format!("w={workers}/k")
+        format!("w={workers}/k"),
+        "kpath/k"
     );
     let mut cpu_rows: Vec<(String, Test, usize, LassiRun)> = Vec::new();
     for offloads in modes {
@@ -238,38 +254,45 @@ fn main() {
         let (lab1, mut lassi1) = lassi_lab(offloads, &workers_config(1)).expect("lassi lab, w=1");
         let (labn, mut lassin) =
             lassi_lab(offloads, &workers_config(workers)).expect("lassi lab, w=N");
+        let (labk, mut lassik) = lassi_lab(offloads, KERNEL_PATH).expect("lassi lab, kernel path");
         for test in Test::ALL {
             let k = iperf(&kernel, test, seconds);
             let l1 = lassi_iperf(&lab1, &mut lassi1, test, seconds);
             let ln = lassi_iperf(&labn, &mut lassin, test, seconds);
-            match (k, l1, ln) {
-                (Ok(k), Ok(l1), Ok(ln)) => {
+            let lk = lassi_iperf(&labk, &mut lassik, test, seconds);
+            match (k, l1, ln, lk) {
+                (Ok(k), Ok(l1), Ok(ln), Ok(lk)) => {
                     let u = test.unit();
                     println!(
-                        "{label:<10} {:<26} {:>6.2} {u:<5} {:>6.2} {u:<5} {:>6.2} {u:<5} {:>6.2}x {:>6.2}x",
+                        "{label:<10} {:<26} {:>6.2} {u:<5} {:>6.2} {u:<5} {:>6.2} {u:<5} {:>6.2} {u:<5} {:>6.2}x {:>6.2}x {:>6.2}x",
                         test.name(),
                         k.figure,
                         l1.run.figure,
                         ln.run.figure,
+                        lk.run.figure,
                         l1.run.figure / k.figure,
                         ln.run.figure / k.figure,
+                        lk.run.figure / k.figure,
                     );
                     cpu_rows.push((label.into(), test, 1, l1));
                     cpu_rows.push((label.into(), test, workers, ln));
+                    cpu_rows.push((label.into(), test, 0, lk));
                 }
-                (k, l1, ln) => println!(
-                    "{label:<10} {:<26} failed: kernel {:?}, lassi w=1 {:?}, w={workers} {:?}",
+                (k, l1, ln, lk) => println!(
+                    "{label:<10} {:<26} failed: kernel {:?}, lassi w=1 {:?}, w={workers} {:?}, kpath {:?}",
                     test.name(),
                     k.err(),
                     l1.err(),
-                    ln.err()
+                    ln.err(),
+                    lk.err()
                 ),
             }
         }
-        for (w, lassi) in [(1, &lassi1), (workers, &lassin)] {
+        for (w, lassi) in [(1, &lassi1), (workers, &lassin), (0, &lassik)] {
+            let w = path_name(w);
             if let Ok(v) = lassi.status() {
                 println!(
-                    "{label:<10} lassi w={w} io: {}; fast_path_sessions {}",
+                    "{label:<10} lassi {w} io: {}; fast_path_sessions {}",
                     v["io"], v["workers"]["fast_path_sessions"]
                 );
                 let threads = v["workers"]["threads"]
@@ -279,7 +302,7 @@ fn main() {
                 for (i, t) in threads.iter().enumerate() {
                     let io = &t["io"];
                     println!(
-                        "{label:<10} lassi w={w} thread {i}: lan rx/tx {}/{}, tun rx/tx {}/{}, \
+                        "{label:<10} lassi {w} thread {i}: lan rx/tx {}/{}, tun rx/tx {}/{}, \
                          handed over {}, cpu {} s",
                         io["lan_rx"],
                         io["lan_tx"],
@@ -304,8 +327,9 @@ fn main() {
     );
     for (label, test, w, r) in &cpu_rows {
         println!(
-            "{label:<10} {:<26} {w:>8} {:>12} {:>10.0} {:>9.2} {:>12.3}",
+            "{label:<10} {:<26} {:>8} {:>12} {:>10.0} {:>9.2} {:>12.3}",
             test.name(),
+            path_name(*w),
             r.packets,
             r.ns_per_packet(),
             r.cpu_seconds,
@@ -329,11 +353,33 @@ fn main() {
         }
     }
 
+    for (label, test, w, r) in &cpu_rows {
+        if *w == 0 {
+            if let Some((_, _, _, n)) = cpu_rows
+                .iter()
+                .find(|(l, t, w, _)| l == label && t == test && *w == workers)
+            {
+                println!(
+                    "CPU s per GB {label:<10} {:<26} kernel path {:>7.3} vs user path (w={workers}) {:>7.3} ({:.3}x)",
+                    test.name(),
+                    r.cpu_s_per_gb(),
+                    n.cpu_s_per_gb(),
+                    r.cpu_s_per_gb() / n.cpu_s_per_gb()
+                );
+            }
+        }
+    }
+
     if sessions > 0 {
-        println!();
-        if let Err(e) = many_sessions(workers, sessions, seconds, repeat) {
-            println!("{sessions} sessions: FAILED: {e}");
-            std::process::exit(1);
+        for (name, config) in [
+            (format!("w={workers}"), workers_config(workers)),
+            ("kernel path".to_string(), KERNEL_PATH.to_string()),
+        ] {
+            println!();
+            if let Err(e) = many_sessions(&name, &config, sessions, seconds, repeat) {
+                println!("{sessions} sessions ({name}): FAILED: {e}");
+                std::process::exit(1);
+            }
         }
     }
 }
@@ -355,16 +401,19 @@ fn median_run(
     Ok(runs.swap_remove(runs.len() / 2))
 }
 
-/// TCP up and down through lassi (workers = N, offloads on) with one
-/// session, then with `n` more authorized sessions (each figure the
-/// median of `repeat` runs).
-fn many_sessions(workers: usize, n: usize, seconds: u32, repeat: usize) -> Result<(), String> {
+/// TCP up and down through lassi (`dataplane` config `dp`, named `name`,
+/// offloads on) with one session, then with `n` more authorized sessions
+/// (each figure the median of `repeat` runs).
+fn many_sessions(
+    name: &str,
+    dp: &str,
+    n: usize,
+    seconds: u32,
+    repeat: usize,
+) -> Result<(), String> {
     // A /16 so the pool holds every synthetic client; day-long leases so
     // none expires during the run.
-    let config = format!(
-        "[lan]\nnetwork = \"10.1.0.0/16\"\nlease_time = 86400\n{}",
-        workers_config(workers)
-    );
+    let config = format!("[lan]\nnetwork = \"10.1.0.0/16\"\nlease_time = 86400\n{dp}");
     let (lab, mut lassi) = lassi_lab(true, &config)?;
     let tests = [Test::Tcp1, Test::TcpReverse];
     let mut before = Vec::new();
@@ -396,13 +445,24 @@ fn many_sessions(workers: usize, n: usize, seconds: u32, repeat: usize) -> Resul
          authorized sessions {authorized} (expected {})",
         n + 1
     );
+    // lassi's own CPU with them all and no traffic: housekeeping, saves,
+    // and (kernel fast path) reading every session's counters each second.
+    let c0 = lassi.cpu_seconds()?;
+    let idle = Duration::from_secs(10);
+    std::thread::sleep(idle);
+    let idle_cpu = (lassi.cpu_seconds()? - c0) / idle.as_secs_f64();
+    println!(
+        "lassi {name}, idle with {} sessions: {:.2} % of one core",
+        n + 1,
+        100.0 * idle_cpu
+    );
 
     let mut after = Vec::new();
     for t in tests {
         after.push(median_run(&lab, &mut lassi, t, seconds, repeat)?);
     }
     println!(
-        "lassi w={workers}, offloads on, median of {repeat} runs of {} s per test: \
+        "lassi {name}, offloads on, median of {repeat} runs of {} s per test: \
          1 session vs {} sessions",
         seconds,
         n + 1

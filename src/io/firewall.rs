@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use super::kernel_tables::{FAST_MARK, SET_DIVERT, SET_DOWN, SET_FAST, SET_UP};
+use super::kernel_tables::{CHAIN_DIVERT, CHAIN_MARK, FAST_MARK, SET_DOWN, SET_FAST, SET_UP};
 use crate::wire::Ipv4Net;
 
 /// What the tables need to know.
@@ -185,32 +185,39 @@ impl FirewallSpec {
     }
 
     /// The kernel fast path's marking at the LAN device's ingress: a frame
-    /// addressed to lassi's MAC alone, from an (address, MAC) pair in the
-    /// marking set, to somewhere off the guest network. Ingress runs before
+    /// addressed to lassi's MAC alone, to somewhere off the guest network,
+    /// is looked up once by its (address, MAC) pair in the verdict map,
+    /// whose element sends it to the chain that marks it (or, for a
+    /// session with a connection lassi still steers to the portal, to the
+    /// one that first leaves its TCP to port 80 alone). Ingress runs before
     /// lassi's IPv4 socket, which skips marked frames, and before the IP
-    /// stack, whose forward chain lets them through. Before it, a session
-    /// with a connection lassi still steers to the portal keeps its TCP to
-    /// port 80 with lassi.
+    /// stack, whose forward chain lets them through.
     fn fast_marking(&self) -> Vec<String> {
         let t = q(&self.table());
-        let sets = format!(
-            r#"{{"add":{{"set":{{"family":"netdev","table":{t},"name":"{SET_FAST}","type":["ipv4_addr","ether_addr"]}}}}}},{{"add":{{"set":{{"family":"netdev","table":{t},"name":"{SET_DIVERT}","type":"ipv4_addr"}}}}}}"#
-        );
-        let divert = format!(
-            r#"{{"match":{{"op":"==","left":{},"right":"@{SET_DIVERT}"}}}},{{"match":{{"op":"==","left":{{"payload":{{"protocol":"tcp","field":"dport"}}}},"right":80}}}},{{"return":null}}"#,
-            ip_field("saddr")
-        );
         let mark = format!(
-            r#"{{"match":{{"op":"==","left":{{"meta":{{"key":"pkttype"}}}},"right":"host"}}}},{{"match":{{"op":"!=","left":{},"right":{}}}}},{{"match":{{"op":"==","left":{{"concat":[{},{{"payload":{{"protocol":"ether","field":"saddr"}}}}]}},"right":"@{SET_FAST}"}}}},{{"mangle":{{"key":{{"meta":{{"key":"mark"}}}},"value":{{"|":[{{"meta":{{"key":"mark"}}}},{FAST_MARK}]}}}}}}"#,
+            r#"{{"mangle":{{"key":{{"meta":{{"key":"mark"}}}},"value":{{"|":[{{"meta":{{"key":"mark"}}}},{FAST_MARK}]}}}}}}"#
+        );
+        let chain = |name: &str| {
+            format!(r#"{{"add":{{"chain":{{"family":"netdev","table":{t},"name":"{name}"}}}}}}"#)
+        };
+        let port80 = r#"{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":80}},{"return":null}"#;
+        let lookup = format!(
+            r#"{{"match":{{"op":"==","left":{{"meta":{{"key":"pkttype"}}}},"right":"host"}}}},{{"match":{{"op":"!=","left":{},"right":{}}}}},{{"vmap":{{"key":{{"concat":[{},{{"payload":{{"protocol":"ether","field":"saddr"}}}}]}},"data":"@{SET_FAST}"}}}}"#,
             ip_field("daddr"),
             prefix(&self.lan_network),
             ip_field("saddr")
         );
         let table = self.table();
         vec![
-            sets,
-            rule("netdev", &table, "ingress", &divert),
-            rule("netdev", &table, "ingress", &mark),
+            chain(CHAIN_MARK),
+            rule("netdev", &table, CHAIN_MARK, &mark),
+            chain(CHAIN_DIVERT),
+            rule("netdev", &table, CHAIN_DIVERT, port80),
+            rule("netdev", &table, CHAIN_DIVERT, &mark),
+            format!(
+                r#"{{"add":{{"map":{{"family":"netdev","table":{t},"name":"{SET_FAST}","type":["ipv4_addr","ether_addr"],"map":"verdict"}}}}}}"#
+            ),
+            rule("netdev", &table, "ingress", &lookup),
         ]
     }
 
@@ -512,16 +519,28 @@ mod tests {
         for c in ["forward_out", "output"] {
             assert!(in_chain(c)[0]["expr"].to_string().contains("@down4"));
         }
-        // Ingress: VLAN drop, the port-80 exception, then the marking,
-        // only for frames to lassi's MAC, off the guest network.
+        // Ingress: VLAN drop, then one map lookup, only for frames to
+        // lassi's MAC, off the guest network; its chains mark (the divert
+        // one after leaving port 80 alone).
         let guard = k.vlan_guard_json();
         let g = guard["nftables"].as_array().unwrap();
-        let ingress: Vec<&Value> = g.iter().filter_map(|c| c["add"].get("rule")).collect();
-        assert_eq!(ingress.len(), 3);
-        assert_eq!(ingress[1]["expr"][2], json!({"return": null}));
-        let mark = ingress[2]["expr"].to_string();
-        assert!(mark.contains("\"host\"") && mark.contains("@fast4") && mark.contains("10.1.0.0"));
-        assert!(mark.contains(&FAST_MARK.to_string()));
+        let rules: Vec<&Value> = g.iter().filter_map(|c| c["add"].get("rule")).collect();
+        let of = |c: &str| -> Vec<&&Value> { rules.iter().filter(|r| r["chain"] == c).collect() };
+        let ingress = of("ingress");
+        assert_eq!(ingress.len(), 2);
+        let lookup = ingress[1]["expr"].to_string();
+        assert!(
+            lookup.contains("\"host\"") && lookup.contains("10.1.0.0"),
+            "{lookup}"
+        );
+        assert_eq!(ingress[1]["expr"][2]["vmap"]["data"], "@fast4");
+        let marks = json!({"|": [{"meta": {"key": "mark"}}, FAST_MARK]});
+        assert_eq!(of(CHAIN_MARK)[0]["expr"][0]["mangle"]["value"], marks);
+        let divert = of(CHAIN_DIVERT);
+        assert_eq!(divert[0]["expr"][1], json!({"return": null}));
+        assert_eq!(divert[1]["expr"][0]["mangle"]["value"], marks);
+        let map = g.iter().find_map(|c| c["add"].get("map")).unwrap();
+        assert_eq!(map["map"], "verdict");
         // Without the kernel fast path none of it.
         let plain = spec(false);
         assert!(!plain.install_json().to_string().contains("@up4"));

@@ -176,10 +176,18 @@ impl Forwarder {
         let changed = events
             .iter()
             .any(|e| matches!(e, Event::SessionStarted(_) | Event::SessionEnded(_)));
-        if changed || k.dirty || now >= k.next_sync {
-            k.dirty = false;
+        // Counters every SYNC_MS (a revoke reads its own, a tally too): a
+        // burst of logins must not dump 10,000 elements per login.
+        if now >= k.next_sync {
             k.next_sync = now + SYNC_MS;
+            k.dirty = true;
             self.read_kernel(now);
+        }
+        let Some(k) = self.kernel.as_mut() else {
+            return;
+        };
+        if changed || k.dirty {
+            k.dirty = false;
             self.reconcile_kernel(now);
         }
         if let Some(k) = self.kernel.as_mut() {

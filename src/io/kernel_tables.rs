@@ -12,9 +12,10 @@
 //! them those lassi rewrites for a connection it steered to the portal)
 //! still goes through lassi's TUN device, as with the user-space path.
 //!
-//! A session with a connection still steered to the portal (`divert_http`)
-//! is also in a fourth set: its TCP to port 80 is not marked, so lassi
-//! goes on rewriting it.
+//! The marking set is a verdict map, so the ingress chain does one lookup
+//! per frame: a session's element goes to the chain that marks; one with a
+//! connection still steered to the portal (`divert_http`) goes to a chain
+//! that leaves its TCP to port 80 unmarked, so lassi goes on rewriting it.
 //!
 //! Order matters for exact accounting and no lost packet. Admission adds
 //! the set elements in one nftables transaction, then the route: until the
@@ -36,14 +37,17 @@ pub const FAST_MARK: u32 = 0x0100_0000;
 /// `rtm_protocol` of lassi's host routes (`ip route` shows `proto 177`),
 /// so routes left by a crashed run are found and removed.
 pub const ROUTE_PROTO: u8 = 177;
-/// The set of marked (address, hardware address) pairs, in the netdev table.
+/// The verdict map of marked (address, hardware address) pairs, in the
+/// netdev table.
 pub const SET_FAST: &str = "fast4";
+/// The netdev chain that marks a frame.
+pub const CHAIN_MARK: &str = "fast_mark";
+/// The netdev chain that marks a frame unless it is TCP to port 80.
+pub const CHAIN_DIVERT: &str = "fast_divert";
 /// The upload counters (by source address), in the inet table.
 pub const SET_UP: &str = "up4";
 /// The download counters (by destination address), in the inet table.
 pub const SET_DOWN: &str = "down4";
-/// Sessions whose TCP to port 80 stays with lassi, in the netdev table.
-pub const SET_DIVERT: &str = "divert4";
 /// Preference of the policy rule that sends forwarded packets to
 /// [`route_table`] (before the main table's 32766).
 pub const RULE_PRIORITY: u32 = 32_000;
@@ -70,7 +74,13 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_EXPR: u16 = 7;
 const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
+const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_VERDICT_CHAIN: u16 = 2;
+/// `NFT_GOTO`.
+const NFT_GOTO: i32 = -4;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_COUNTER_BYTES: u16 = 1;
@@ -186,27 +196,30 @@ fn nfgen(family: u8, res_id: u16) -> [u8; 4] {
 /// The set keys of a batch of sessions.
 struct Keys {
     ips: Vec<[u8; 4]>,
-    diverted: Vec<[u8; 4]>,
     fast: Vec<[u8; 12]>,
+    /// The chain each marking element goes to.
+    chains: Vec<&'static str>,
 }
 
 impl Keys {
     fn of(sessions: &[Admission]) -> Keys {
         Keys {
             ips: sessions.iter().map(|a| a.ip.octets()).collect(),
-            diverted: (sessions.iter().filter(|a| a.divert_http))
-                .map(|a| a.ip.octets())
-                .collect(),
             fast: sessions.iter().map(|a| fast_key(a.ip, a.mac)).collect(),
+            chains: (sessions.iter())
+                .map(|a| {
+                    if a.divert_http {
+                        CHAIN_DIVERT
+                    } else {
+                        CHAIN_MARK
+                    }
+                })
+                .collect(),
         }
     }
 
     fn ips(&self) -> Vec<&[u8]> {
         self.ips.iter().map(|k| &k[..]).collect()
-    }
-
-    fn diverted(&self) -> Vec<&[u8]> {
-        self.diverted.iter().map(|k| &k[..]).collect()
     }
 
     fn fast(&self) -> Vec<&[u8]> {
@@ -230,9 +243,18 @@ impl<'a> NftTxn<'a> {
     }
 
     /// Add (`add`) or delete elements with `keys` in set `set` of table
-    /// `table` of `family`.
-    fn elements(&mut self, add: bool, family: u8, table: &str, set: &str, keys: &[&[u8]]) {
-        for chunk in keys.chunks(ELEMENTS_PER_MESSAGE) {
+    /// `table` of `family`; added to a verdict map, each goes to its chain
+    /// in `gotos`.
+    fn elements(
+        &mut self,
+        add: bool,
+        family: u8,
+        table: &str,
+        set: &str,
+        keys: &[&[u8]],
+        gotos: Option<&[&str]>,
+    ) {
+        for (n, chunk) in keys.chunks(ELEMENTS_PER_MESSAGE).enumerate() {
             let (ty, flags) = if add {
                 (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK)
             } else {
@@ -249,11 +271,17 @@ impl<'a> NftTxn<'a> {
             b.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
             b.attr_str(NFTA_SET_ELEM_LIST_SET, set);
             let list = b.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
-            for key in chunk {
+            for (i, key) in chunk.iter().enumerate() {
                 let elem = b.nest(NFTA_LIST_ELEM);
                 let k = b.nest(NFTA_SET_ELEM_KEY);
                 b.attr(NFTA_DATA_VALUE, key);
                 b.end_nest(k);
+                if let Some(chain) = gotos
+                    .filter(|_| add)
+                    .map(|g| g[n * ELEMENTS_PER_MESSAGE + i])
+                {
+                    goto_data(b, chain);
+                }
                 b.end_nest(elem);
             }
             b.end_nest(list);
@@ -267,6 +295,16 @@ impl<'a> NftTxn<'a> {
             .message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, &hdr);
         self.sock.execute(&mut self.batch)
     }
+}
+
+/// A verdict map element's data: go to `chain`.
+fn goto_data(b: &mut Batch, chain: &str) {
+    let data = b.nest(NFTA_SET_ELEM_DATA);
+    let verdict = b.nest(NFTA_DATA_VERDICT);
+    b.attr(NFTA_VERDICT_CODE, &NFT_GOTO.to_be_bytes());
+    b.attr_str(NFTA_VERDICT_CHAIN, chain);
+    b.end_nest(verdict);
+    b.end_nest(data);
 }
 
 /// The counter in one dumped set element, by its key.
@@ -381,10 +419,10 @@ impl KernelTables {
             let keys = Keys::of(chunk);
             let table = self.table.clone();
             let mut txn = NftTxn::new(&mut self.nft);
-            txn.elements(true, NFPROTO_INET, &table, SET_UP, &keys.ips());
-            txn.elements(true, NFPROTO_INET, &table, SET_DOWN, &keys.ips());
-            txn.elements(true, NFPROTO_NETDEV, &table, SET_DIVERT, &keys.diverted());
-            txn.elements(true, NFPROTO_NETDEV, &table, SET_FAST, &keys.fast());
+            txn.elements(true, NFPROTO_INET, &table, SET_UP, &keys.ips(), None);
+            txn.elements(true, NFPROTO_INET, &table, SET_DOWN, &keys.ips(), None);
+            let gotos = Some(&keys.chains[..]);
+            txn.elements(true, NFPROTO_NETDEV, &table, SET_FAST, &keys.fast(), gotos);
             txn.commit()?;
             self.routes(true, chunk)?;
         }
@@ -399,16 +437,15 @@ impl KernelTables {
             let keys = Keys::of(chunk);
             let table = self.table.clone();
             let mut txn = NftTxn::new(&mut self.nft);
-            txn.elements(false, NFPROTO_NETDEV, &table, SET_FAST, &keys.fast());
-            txn.elements(false, NFPROTO_NETDEV, &table, SET_DIVERT, &keys.diverted());
+            txn.elements(false, NFPROTO_NETDEV, &table, SET_FAST, &keys.fast(), None);
             txn.commit()?;
             let all = self.counters()?;
             for a in chunk {
                 last.push((a.ip, all.get(&a.ip).copied().unwrap_or_default()));
             }
             let mut txn = NftTxn::new(&mut self.nft);
-            txn.elements(false, NFPROTO_INET, &table, SET_UP, &keys.ips());
-            txn.elements(false, NFPROTO_INET, &table, SET_DOWN, &keys.ips());
+            txn.elements(false, NFPROTO_INET, &table, SET_UP, &keys.ips(), None);
+            txn.elements(false, NFPROTO_INET, &table, SET_DOWN, &keys.ips(), None);
             txn.commit()?;
         }
         Ok(last)
@@ -659,6 +696,40 @@ mod tests {
                         bytes: 7,
                         packets: 1
                     }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_marking_element_goes_to_its_chain_and_a_deletion_carries_only_keys() {
+        let key = fast_key(Ipv4Addr::new(10, 1, 0, 23), MacAddr([2, 0, 0, 0, 0, 0x17]));
+        // The socket only numbers the messages: nothing is sent.
+        let sock = &mut Socket::open(libc::NETLINK_ROUTE).expect("a netlink socket");
+        for add in [true, false] {
+            let mut txn = NftTxn::new(sock);
+            let gotos = [CHAIN_DIVERT];
+            txn.elements(add, NFPROTO_NETDEV, "t", SET_FAST, &[&key], Some(&gotos));
+            let bytes = txn.batch.bytes().to_vec();
+            let msg = netlink::replies(&bytes).nth(1).unwrap();
+            let list = netlink::attr(&msg.payload[4..], NFTA_SET_ELEM_LIST_ELEMENTS).unwrap();
+            let elem = netlink::attr(list, NFTA_LIST_ELEM).unwrap();
+            let k = netlink::attr(
+                netlink::attr(elem, NFTA_SET_ELEM_KEY).unwrap(),
+                NFTA_DATA_VALUE,
+            );
+            assert_eq!(k, Some(&key[..]));
+            let data = netlink::attr(elem, NFTA_SET_ELEM_DATA);
+            assert_eq!(data.is_some(), add);
+            if let Some(data) = data {
+                let v = netlink::attr(data, NFTA_DATA_VERDICT).unwrap();
+                assert_eq!(
+                    netlink::attr(v, NFTA_VERDICT_CODE),
+                    Some(&[0xff, 0xff, 0xff, 0xfc][..])
+                );
+                assert_eq!(
+                    netlink::attr(v, NFTA_VERDICT_CHAIN),
+                    Some(&b"fast_divert\0"[..])
                 );
             }
         }

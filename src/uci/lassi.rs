@@ -96,7 +96,7 @@ const TABLES: &[Table] = &[
         kind: "dataplane",
         path: "dataplane",
         repeated: false,
-        keys: &[("batch", Int), ("workers", Int)],
+        keys: &[("batch", Int), ("workers", Int), ("fast_path", Str)],
     },
     Table {
         kind: "portal",

@@ -240,6 +240,17 @@ fn the_last_option_wins_and_lists_accumulate() {
 /// written in /etc/config/lassi: a key added to lassi without a UCI
 /// mapping fails here.
 #[test]
+fn the_kernel_fast_path_is_chosen_in_uci_too() {
+    let uci = "config lan\n\toption interface 'br-guest'\n\toption network '10.1.0.0/24'\n\
+\toption gateway '10.1.0.1'\n\tlist dns '192.0.2.53'\n\
+config dataplane\n\toption fast_path 'kernel'\n";
+    let converted = to_toml("test", uci).unwrap();
+    let c = Config::parse(&converted).unwrap_or_else(|e| panic!("{e}\n{converted}"));
+    assert_eq!(c.dataplane.fast_path, crate::config::FastPathKind::Kernel);
+    assert_eq!(c.dataplane.workers, 1);
+}
+
+#[test]
 fn every_documented_key_has_a_uci_mapping() {
     let mapped = mapped_keys();
     let mut table = String::new();
