@@ -13,7 +13,22 @@ use lassi_lab::{must, Guest, Lab, LabOptions, LassiHandle, Netns};
 use serde_json::Value;
 
 const WEB: &str = "198.51.100.10";
-const KERNEL: &str = "[dataplane]\nfast_path = \"kernel\"\nworkers = 1\n";
+const KERNEL: &str = "[dataplane]\nfast_path = \"kernel\"\nworkers = 1\n\
+[metrics]\nlisten = \"127.0.0.1:9464\"\n";
+
+/// The metrics lassi exposes, scraped inside the gateway namespace.
+fn metrics(gw: &Netns) -> String {
+    run(
+        gw,
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "http://127.0.0.1:9464/metrics",
+        ],
+    )
+}
 
 fn lab() -> Lab {
     Lab::new(LabOptions::default()).unwrap_or_else(|e| panic!("building the lab: {e}"))
@@ -124,6 +139,12 @@ fn the_kernel_forwards_logged_in_guests_and_lassi_counts_what_it_moved() {
         lassi_routes(lab.gw())
     );
     assert_eq!(lassi_rules(lab.gw()), 1);
+    let m = metrics(lab.gw());
+    assert!(
+        m.contains("lassi_fast_path_sessions{path=\"kernel\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("lassi_kernel_fast_path_errors_total 0"), "{m}");
 
     let lan_rx0 = status(&lab, &lassi)["io"]["lan_rx"].as_u64().unwrap();
     let (tx0, txp0) = ip_counts(client, "tx");

@@ -322,6 +322,20 @@ pub struct DataplaneMetrics {
     pub engine: crate::dataplane::EngineMetrics,
     /// Each forwarding thread's load, worker 0 (the engine's) first.
     pub workers: Vec<WorkerLoad>,
+    /// Which fast path forwards logged-in guests, and how many.
+    pub fast_path: FastPathLoad,
+}
+
+/// The fast path in a metrics scrape.
+#[derive(Clone, Debug, Default)]
+pub struct FastPathLoad {
+    /// `user` or `kernel`.
+    pub kind: &'static str,
+    /// Sessions it forwards.
+    pub sessions: usize,
+    /// Changes or reads the kernel refused (kernel fast path): the
+    /// sessions concerned stayed on, or went back to, lassi's own path.
+    pub kernel_errors: u64,
 }
 
 /// One forwarding thread's counters.
@@ -437,6 +451,22 @@ impl Drop for Forwarder {
 }
 
 impl Forwarder {
+    /// Which fast path runs, how many sessions it forwards, its errors.
+    fn fast_path_load(&self) -> FastPathLoad {
+        match &self.kernel {
+            Some(k) => FastPathLoad {
+                kind: "kernel",
+                sessions: k.admitted(),
+                kernel_errors: k.errors(),
+            },
+            None => FastPathLoad {
+                kind: "user",
+                sessions: self.pool.as_ref().map_or(0, WorkerPool::admitted),
+                kernel_errors: 0,
+            },
+        }
+    }
+
     /// Run until a Shutdown command (or the command channel closes).
     /// Returns how many sessions were kept open for the next start.
     ///
@@ -758,13 +788,8 @@ impl Forwarder {
                     snapshot: self.engine.snapshot(now),
                     io: self.io_total(io),
                     workers: WorkersStatus {
-                        fast_path: if self.kernel.is_some() {
-                            "kernel"
-                        } else {
-                            "user"
-                        },
-                        fast_path_sessions: (self.pool.as_ref().map_or(0, WorkerPool::admitted))
-                            + self.kernel.as_ref().map_or(0, KernelPath::admitted),
+                        fast_path: self.fast_path_load().kind,
+                        fast_path_sessions: self.fast_path_load().sessions,
                         threads: self.loads(io),
                     },
                 });
@@ -773,6 +798,7 @@ impl Forwarder {
                 let _ = reply.send(DataplaneMetrics {
                     engine: self.engine.metrics(),
                     workers: self.loads(io),
+                    fast_path: self.fast_path_load(),
                 });
             }
             Command::Shutdown => unreachable!("handled by the loop"),

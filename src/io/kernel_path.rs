@@ -52,6 +52,8 @@ pub struct KernelPath {
     last_read: Option<UnixMillis>,
     /// The kernel refused a change: logged once until one succeeds.
     failing: bool,
+    /// Changes and reads the kernel refused.
+    errors: u64,
 }
 
 /// Whether the kernel can forward `s` with nothing left for lassi to do
@@ -93,6 +95,7 @@ impl KernelPath {
             next_sync: 0,
             last_read: None,
             failing: false,
+            errors: 0,
         }
     }
 
@@ -101,7 +104,13 @@ impl KernelPath {
         self.handed.len()
     }
 
+    /// Changes and reads the kernel refused so far.
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
     fn report(&mut self, what: &str, r: std::io::Result<()>) {
+        self.errors += u64::from(r.is_err());
         match r {
             Ok(()) => self.failing = false,
             Err(e) if !self.failing => {

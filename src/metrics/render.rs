@@ -4,7 +4,7 @@
 use super::text::{Exposition, Family, Kind};
 use crate::dataplane::{DropReason, EngineMetrics};
 use crate::dhcp::DhcpStats;
-use crate::io::forwarder::{DataplaneMetrics, IoStats};
+use crate::io::forwarder::{DataplaneMetrics, FastPathLoad, IoStats};
 use crate::portal::{LoginResult, PortalCounters};
 use crate::radius::metrics::{CoaPortKind, CoaResult, ServerMetrics};
 use crate::radius::server_stats::{RequestKind, RESPONSE_BUCKETS_MS, RESPONSE_CODES};
@@ -253,6 +253,24 @@ fn dataplane_load(e: &mut Exposition, d: &DataplaneMetrics) {
                 w.io.handoff_dropped,
             );
     }
+    fast_path(e, &d.fast_path);
+}
+
+fn fast_path(e: &mut Exposition, p: &FastPathLoad) {
+    e.family(
+        "lassi_fast_path_sessions",
+        Kind::Gauge,
+        "Logged-in sessions the fast path forwards, by path (user: lassi's \
+         workers; kernel: nftables and host routes).",
+    )
+    .sample(&[("path", p.kind)], p.sessions as u64);
+    e.family(
+        "lassi_kernel_fast_path_errors_total",
+        Kind::Counter,
+        "Changes and counter reads the kernel refused; the sessions concerned \
+         stay on lassi's own path.",
+    )
+    .sample(&[], p.kernel_errors);
 }
 
 fn portal(e: &mut Exposition, p: &PortalCounters) {
@@ -466,6 +484,11 @@ mod tests {
                     io,
                     cpu_seconds: 1.25,
                 }],
+                fast_path: FastPathLoad {
+                    kind: "kernel",
+                    sessions: 3,
+                    kernel_errors: 2,
+                },
             },
             portal,
             radius: None,
@@ -570,6 +593,8 @@ mod tests {
             &text,
             "lassi_dataplane_packets_total{worker=\"0\",device=\"tun\",direction=\"sent\"} 12",
         );
+        has(&text, "lassi_fast_path_sessions{path=\"kernel\"} 3");
+        has(&text, "lassi_kernel_fast_path_errors_total 2");
         has(&text, "process_start_time_seconds 1700000000.5");
         has(&text, "lassi_build_info{version=\"1.2.3\"} 1");
     }

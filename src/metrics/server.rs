@@ -240,6 +240,7 @@ mod tests {
                             io: Default::default(),
                             cpu_seconds: 0.5,
                         }],
+                        fast_path: Default::default(),
                     });
                 });
             }
