@@ -812,6 +812,14 @@ impl Config {
             ));
         }
         let dataplane = validate_dataplane(raw.dataplane)?;
+        if dataplane.fast_path == FastPathKind::Kernel && lan.network.prefix < 16 {
+            // Each session's kernel shaping class is named by the host part
+            // of its address, which must fit in 16 bits.
+            return Err(err(
+                "dataplane.fast_path",
+                "\"kernel\" takes a guest network (lan.network) of /16 or smaller",
+            ));
+        }
         // Option 114 points at lassi's own portal API unless set.
         let api = format!("http://{}:{}/api", lan.gateway, portal.port);
         lan.captive_portal_uri.get_or_insert(api);
@@ -1696,6 +1704,12 @@ dns = ["192.0.2.53"]
             .unwrap_err()
             .to_string()
             .contains("dataplane.workers"));
+        // The kernel shaper names classes by the host part: /16 at most.
+        let kernel = "[dataplane]\nfast_path = \"kernel\"\n";
+        let wide = MINIMAL.replace("10.1.0.0/24", "10.0.0.0/15") + kernel;
+        assert_eq!(Config::parse(&wide).unwrap_err().key, "dataplane.fast_path");
+        let sixteen = MINIMAL.replace("10.1.0.0/24", "10.0.0.0/16") + kernel;
+        assert!(Config::parse(&sixteen).is_ok());
         let bad = format!("{MINIMAL}[dataplane]\nfast_path = \"xdp\"\n");
         assert!(Config::parse(&bad)
             .unwrap_err()

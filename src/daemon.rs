@@ -330,8 +330,8 @@ fn install_devices(cfg: &Config) -> Result<Devices, String> {
     }
     .map_err(|e| format!("lan.interface: {e}"))?;
     let kernel = if kernel_fast_path(cfg) {
-        let tables = KernelTables::open(&firewall.table(), lan.ifindex())
-            .map_err(|e| format!("dataplane.fast_path = \"kernel\": netlink: {e}"))?;
+        let tables = KernelTables::open(&firewall.table(), lan.ifindex(), cfg.lan.network)
+            .map_err(|e| format!("dataplane.fast_path = \"kernel\": {e}"))?;
         Some(KernelPath::new(tables))
     } else {
         None

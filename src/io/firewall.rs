@@ -148,13 +148,15 @@ impl FirewallSpec {
         vec![chain, rule("ip", &nat, "postrouting", &expr)]
     }
 
-    /// The kernel fast path's counting sets: one counter per element.
+    /// The kernel fast path's address sets: the upload one with a counter
+    /// per element; the download one without (downloads are counted per
+    /// segment at the LAN egress, see `download_counter`).
     fn counting_sets(&self) -> Vec<String> {
-        [SET_UP, SET_DOWN]
+        [(SET_UP, r#","stmt":[{"counter":null}]"#), (SET_DOWN, "")]
             .iter()
-            .map(|set| {
+            .map(|(set, stmt)| {
                 format!(
-                    r#"{{"add":{{"set":{{"family":"inet","table":{},"name":"{set}","type":"ipv4_addr","stmt":[{{"counter":null}}]}}}}}}"#,
+                    r#"{{"add":{{"set":{{"family":"inet","table":{},"name":"{set}","type":"ipv4_addr"{stmt}}}}}}}"#,
                     q(&self.table())
                 )
             })
@@ -497,9 +499,10 @@ mod tests {
         let cmds = j["nftables"].as_array().unwrap();
         let sets: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("set")).collect();
         assert_eq!(sets.len(), 2);
-        assert!(sets
-            .iter()
-            .all(|s| s["stmt"][0] == json!({"counter": null})));
+        assert_eq!(sets[0]["name"], SET_UP);
+        assert_eq!(sets[0]["stmt"][0], json!({"counter": null}));
+        assert_eq!(sets[1]["name"], SET_DOWN);
+        assert!(sets[1].get("stmt").is_none());
         let rules: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("rule")).collect();
         let in_chain = |c: &str| -> Vec<&&Value> {
             rules

@@ -1,15 +1,16 @@
 //! The kernel fast path (`dataplane.fast_path = "kernel"`), from the engine
 //! thread: the sessions the engine lets onto a fast path
 //! ([`Engine::fast_path_sessions`]) that need nothing from lassi per packet
-//! (no shaper, no quota) are handed to the kernel ([`KernelTables`]),
-//! which forwards them; lassi reads the kernel's per-session counters into
-//! the sessions. A session with a connection still steered to the portal
+//! (no quota; rates the kernel shapes itself) are handed to the kernel
+//! ([`KernelTables`]), which forwards them; lassi reads the kernel's
+//! per-session counters into the sessions. A rate changed by CoA takes
+//! the session back and hands it over again with the new one. A session with a connection still steered to the portal
 //! is handed over with its TCP to port 80 left to lassi.
 //!
 //! Everything else takes the user-space path exactly as with the other
 //! backend: guests not logged in (DHCP, DNS, the portal, the walled garden,
-//! refusals and drops), shaped and metered sessions, IPv6, traffic to the
-//! gateway or between guests.
+//! refusals and drops), metered sessions, IPv6, traffic to the gateway or
+//! between guests.
 //!
 //! Exactness: the kernel counts each element from zero; lassi keeps what
 //! it last read and adds the difference. A session leaves the kernel
@@ -35,6 +36,9 @@ use crate::UnixMillis;
 struct Handed {
     mac: MacAddr,
     divert_http: bool,
+    /// Its rates as the kernel shapes them (bit/s).
+    up_bps: Option<u64>,
+    down_bps: Option<u64>,
     session_id: String,
     /// What its elements had counted at the last read.
     seen: Totals,
@@ -57,9 +61,32 @@ pub struct KernelPath {
 }
 
 /// Whether the kernel can forward `s` with nothing left for lassi to do
-/// per packet.
+/// per packet: anything but a quota (rates the kernel shapes), except a
+/// shaped session with a connection still steered to the portal (the
+/// upload shaper marks frames itself and cannot leave port 80 to lassi),
+/// until that connection ends.
 pub fn kernel_eligible(s: &FastSession) -> bool {
-    s.limits == FastLimits::default()
+    let FastLimits {
+        up_bps,
+        in_left,
+        out_left,
+        total_left,
+        ..
+    } = s.limits;
+    let metered = in_left.is_some() || out_left.is_some() || total_left.is_some();
+    let upload_shaped_with_port_80_to_lassi = s.divert_http && up_bps.is_some();
+    !(metered || upload_shaped_with_port_80_to_lassi)
+}
+
+/// How the kernel should take `s`.
+fn admission_of(s: &FastSession) -> Admission {
+    Admission {
+        ip: s.ip,
+        mac: s.mac,
+        divert_http: s.divert_http,
+        up_bps: s.limits.up_bps,
+        down_bps: s.limits.down_bps,
+    }
 }
 
 /// The counts between two reads of one session's elements. A counter that
@@ -80,6 +107,8 @@ impl Handed {
             ip,
             mac: self.mac,
             divert_http: self.divert_http,
+            up_bps: self.up_bps,
+            down_bps: self.down_bps,
         }
     }
 }
@@ -131,6 +160,10 @@ impl KernelPath {
             counters,
             last_active: heard,
             last_seen: heard,
+            shaped_drops: now
+                .shaped_drops
+                .checked_sub(h.seen.shaped_drops)
+                .unwrap_or(now.shaped_drops),
             ..FastDelta::default()
         }
     }
@@ -216,9 +249,11 @@ impl Forwarder {
         };
         let stale: Vec<Admission> = (k.handed.iter())
             .filter(|(ip, h)| match wanted.binary_search_by_key(*ip, |w| w.ip) {
+                // A changed rate (CoA) is taken back and handed over again,
+                // counts kept.
                 Ok(i) => {
                     let w = &wanted[i];
-                    w.mac != h.mac || w.session_id != h.session_id || w.divert_http != h.divert_http
+                    w.session_id != h.session_id || admission_of(w) != h.admission(w.ip)
                 }
                 Err(_) => true,
             })
@@ -236,13 +271,7 @@ impl Forwarder {
         if new.is_empty() {
             return;
         }
-        let pairs: Vec<Admission> = (new.iter())
-            .map(|s| Admission {
-                ip: s.ip,
-                mac: s.mac,
-                divert_http: s.divert_http,
-            })
-            .collect();
+        let pairs: Vec<Admission> = new.iter().map(admission_of).collect();
         let r = k.tables.admit(&pairs);
         let ok = r.is_ok();
         k.report("handing sessions to the kernel", r);
@@ -258,6 +287,8 @@ impl Forwarder {
             let h = Handed {
                 mac: s.mac,
                 divert_http: s.divert_http,
+                up_bps: s.limits.up_bps,
+                down_bps: s.limits.down_bps,
                 session_id: s.session_id,
                 seen: Totals::default(),
             };
@@ -318,7 +349,31 @@ mod tests {
                 bytes: down.0,
                 packets: down.1,
             },
+            shaped_drops: 0,
         }
+    }
+
+    #[test]
+    fn shaper_drops_are_reported_once_and_from_zero_after_a_new_class() {
+        let h = Handed {
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            divert_http: false,
+            up_bps: Some(1_000_000),
+            down_bps: None,
+            session_id: "s".into(),
+            seen: Totals {
+                shaped_drops: 40,
+                ..Totals::default()
+            },
+        };
+        let ip = Ipv4Addr::new(10, 1, 0, 2);
+        let read = |drops| Totals {
+            shaped_drops: drops,
+            ..Totals::default()
+        };
+        assert_eq!(KernelPath::delta(ip, &h, &read(55), 1).shaped_drops, 15);
+        // A class made anew (a changed rate) counts from zero.
+        assert_eq!(KernelPath::delta(ip, &h, &read(7), 1).shaped_drops, 7);
     }
 
     #[test]
@@ -332,6 +387,8 @@ mod tests {
         let mut h = Handed {
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             divert_http: false,
+            up_bps: None,
+            down_bps: None,
             session_id: "s".into(),
             seen: Totals::default(),
         };
@@ -371,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn only_sessions_with_no_shaper_or_quota_go_to_the_kernel() {
+    fn only_sessions_without_a_quota_go_to_the_kernel_shaped_or_not() {
         let s = |limits, divert_http| FastSession {
             ip: Ipv4Addr::new(10, 1, 0, 2),
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
@@ -386,7 +443,16 @@ mod tests {
             down_bps: Some(1_000_000),
             ..FastLimits::default()
         };
-        assert!(!kernel_eligible(&s(shaped, false)));
+        assert!(kernel_eligible(&s(shaped, false)));
+        assert_eq!(admission_of(&s(shaped, false)).down_bps, Some(1_000_000));
+        // Download shaping leaves port 80 alone; upload shaping cannot.
+        assert!(kernel_eligible(&s(shaped, true)));
+        let up_shaped = FastLimits {
+            up_bps: Some(1_000_000),
+            ..FastLimits::default()
+        };
+        assert!(kernel_eligible(&s(up_shaped, false)));
+        assert!(!kernel_eligible(&s(up_shaped, true)));
         let metered = FastLimits {
             total_left: Some(10),
             ..FastLimits::default()

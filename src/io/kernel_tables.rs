@@ -1,10 +1,13 @@
 //! The kernel fast path's state in the kernel, programmed over netlink: for
 //! each admitted session an element in three nftables sets (the LAN
-//! ingress set that marks its frames for the kernel to forward, and the
-//! per-element counters of its upload and download in the forward hook),
-//! a permanent neighbour entry and a host route toward the LAN. The rules
-//! that use the sets are installed with the rest of lassi's tables
-//! ([`super::firewall`]).
+//! ingress set that marks its frames for the kernel to forward, the
+//! per-element counter of its upload and the set of its download in the
+//! forward hook), an element in the map of the eBPF programs on the LAN
+//! device's tc hooks ([`TcHooks`]: exact download counts, and shaping's
+//! redirects), for a shaped session an HTB class per direction
+//! ([`KernelShaper`]), a permanent neighbour entry and a host route toward
+//! the LAN. The rules that use the sets are installed with the rest
+//! of lassi's tables ([`super::firewall`]).
 //!
 //! The host routes live in a routing table of their own ([`route_table`]),
 //! which one policy rule consults for forwarded packets only (`not iif
@@ -27,9 +30,11 @@
 use std::io;
 use std::net::Ipv4Addr;
 
+use super::kernel_shaper::KernelShaper;
 use super::netlink::NLM_F_REQUEST;
 use super::netlink::{self, Batch, Socket, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE};
-use crate::wire::MacAddr;
+use super::tc_hooks::TcHooks;
+use crate::wire::{Ipv4Net, MacAddr};
 
 /// The mark bit the LAN ingress chain sets on an admitted session's frames:
 /// lassi's IPv4 socket skips them and the forward chain lets them through.
@@ -46,7 +51,8 @@ pub const CHAIN_MARK: &str = "fast_mark";
 pub const CHAIN_DIVERT: &str = "fast_divert";
 /// The upload counters (by source address), in the inet table.
 pub const SET_UP: &str = "up4";
-/// The download counters (by destination address), in the inet table.
+/// The admitted destinations of downloads, in the inet table (counted at
+/// the LAN egress by [`TcHooks`] or [`KernelShaper`]).
 pub const SET_DOWN: &str = "down4";
 /// Preference of the policy rule that sends forwarded packets to
 /// [`route_table`] (before the main table's 32766).
@@ -99,6 +105,10 @@ pub struct Admission {
     pub mac: MacAddr,
     /// Its TCP to port 80 stays with lassi.
     pub divert_http: bool,
+    /// Upload rate, bit/s (shaped in the kernel).
+    pub up_bps: Option<u64>,
+    /// Download rate, bit/s.
+    pub down_bps: Option<u64>,
 }
 
 /// Bytes and packets one counter saw.
@@ -106,7 +116,8 @@ pub struct Admission {
 pub struct Count {
     /// IP-layer bytes.
     pub bytes: u64,
-    /// Packets (a GSO super-packet counts once, as the kernel passes it).
+    /// Packets: for downloads one per segment on the wire; for uploads a
+    /// GRO super-packet counts once, as the kernel passes it.
     pub packets: u64,
 }
 
@@ -121,6 +132,16 @@ impl Counts {
         Some(&self.0[i].1)
     }
 
+    /// Add what one of `ip`'s download counters counted (the map's, or a
+    /// shaping class's, which replaces it) and what it dropped.
+    fn add_shaped(&mut self, ip: Ipv4Addr, down: Option<Count>, drops: u64) {
+        if let Ok(i) = self.0.binary_search_by_key(&ip, |(a, _)| *a) {
+            let t = &mut self.0[i].1;
+            t.down = down.unwrap_or(t.down);
+            t.shaped_drops += drops;
+        }
+    }
+
     /// Sessions counted.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -131,42 +152,25 @@ impl Counts {
         self.0.is_empty()
     }
 
-    /// Both sets' dumps, merged by address.
-    fn merge(mut up: Vec<(Ipv4Addr, Count)>, mut down: Vec<(Ipv4Addr, Count)>) -> Counts {
-        by_address(&mut up);
-        by_address(&mut down);
-        let mut out: Vec<(Ipv4Addr, Totals)> = Vec::with_capacity(up.len().max(down.len()));
-        for (ip, c) in up {
-            out.push((
+    /// Both directions' reads, merged by address. Every admitted session
+    /// has an upload element, so the uploads give the list.
+    fn merge(mut up: Vec<(Ipv4Addr, Count)>, down: Vec<(Ipv4Addr, Count)>) -> Counts {
+        up.sort_unstable_by_key(|(a, _)| *a);
+        let all = up.into_iter().map(|(ip, up)| {
+            (
                 ip,
                 Totals {
-                    up: c,
-                    down: Count::default(),
+                    up,
+                    ..Totals::default()
                 },
-            ));
+            )
+        });
+        let mut counts = Counts(all.collect());
+        for (ip, d) in down {
+            counts.add_shaped(ip, Some(d), 0);
         }
-        for (ip, c) in down {
-            match out.binary_search_by_key(&ip, |(a, _)| *a) {
-                Ok(i) => out[i].1.down = c,
-                Err(i) => out.insert(
-                    i,
-                    (
-                        ip,
-                        Totals {
-                            up: Count::default(),
-                            down: c,
-                        },
-                    ),
-                ),
-            }
-        }
-        Counts(out)
+        counts
     }
-}
-
-/// Sort a set's dump by address (one sort routine for both sets).
-fn by_address(v: &mut [(Ipv4Addr, Count)]) {
-    v.sort_unstable_by_key(|(a, _)| *a);
 }
 
 /// Both directions of one session, as its elements counted them.
@@ -176,6 +180,8 @@ pub struct Totals {
     pub up: Count,
     /// To the client.
     pub down: Count,
+    /// Packets its kernel shaper dropped, both ways.
+    pub shaped_drops: u64,
 }
 
 /// The key of the marking set: address, then the hardware address padded
@@ -359,17 +365,31 @@ pub struct KernelTables {
     table: String,
     /// The LAN device.
     ifindex: i32,
+    /// The eBPF programs on the LAN device (declared before the shaper:
+    /// dropped first, they stop redirecting before its devices go).
+    hooks: TcHooks,
+    /// The shaped sessions' classes.
+    shaper: KernelShaper,
 }
 
 impl KernelTables {
     /// Connect to the kernel for table `table` and the LAN device
     /// `ifindex`, and remove host routes a previous run left there.
-    pub fn open(table: &str, ifindex: i32) -> io::Result<KernelTables> {
+    pub fn open(table: &str, ifindex: i32, guests: Ipv4Net) -> io::Result<KernelTables> {
+        let shaper = KernelShaper::open(ifindex, guests)?;
         let mut t = KernelTables {
             nft: Socket::open(libc::NETLINK_NETFILTER)?,
             route: Socket::open(libc::NETLINK_ROUTE)?,
             table: table.to_owned(),
             ifindex,
+            hooks: TcHooks::open(
+                ifindex,
+                guests,
+                FAST_MARK,
+                shaper.up.ifindex,
+                shaper.down.ifindex,
+            )?,
+            shaper,
         };
         t.remove_stale_routes()?;
         t.policy_rule(false)?;
@@ -424,6 +444,10 @@ impl KernelTables {
             let gotos = Some(&keys.chains[..]);
             txn.elements(true, NFPROTO_NETDEV, &table, SET_FAST, &keys.fast(), gotos);
             txn.commit()?;
+            for a in chunk {
+                let (up, down) = self.shaper.add(a.ip, a.up_bps, a.down_bps)?;
+                self.hooks.admit(a.ip, a.mac, up, down)?;
+            }
             self.routes(true, chunk)?;
         }
         Ok(())
@@ -447,6 +471,10 @@ impl KernelTables {
             txn.elements(false, NFPROTO_INET, &table, SET_UP, &keys.ips(), None);
             txn.elements(false, NFPROTO_INET, &table, SET_DOWN, &keys.ips(), None);
             txn.commit()?;
+            for a in chunk {
+                self.hooks.forget(a.ip)?;
+                self.shaper.remove(a.ip)?;
+            }
         }
         Ok(last)
     }
@@ -454,8 +482,13 @@ impl KernelTables {
     /// Every admitted session's counters now.
     pub fn counters(&mut self) -> io::Result<Counts> {
         let up = self.dump_set(SET_UP)?;
-        let down = self.dump_set(SET_DOWN)?;
-        Ok(Counts::merge(up, down))
+        // Every session has a map element; a shaped one's download is its
+        // class's instead (the element counts none of it).
+        let mut counts = Counts::merge(up, self.hooks.counts()?);
+        for s in self.shaper.counts()? {
+            counts.add_shaped(s.ip, s.down, s.drops);
+        }
+        Ok(counts)
     }
 
     fn dump_set(&mut self, set: &str) -> io::Result<Vec<(Ipv4Addr, Count)>> {
@@ -550,6 +583,8 @@ impl KernelTables {
                     ip: Ipv4Addr::from(dst),
                     mac: MacAddr([0; 6]),
                     divert_http: false,
+                    up_bps: None,
+                    down_bps: None,
                 });
             }
         })?;
@@ -561,9 +596,15 @@ impl Drop for KernelTables {
     /// The policy rule goes with lassi (routes go as sessions are revoked).
     fn drop(&mut self) {
         if let Err(e) = self.policy_rule(false) {
-            tracing::error!("removing the kernel fast path's policy rule: {e}");
+            cleanup_failed("the kernel fast path's policy rule", &e);
         }
     }
+}
+
+/// Log what could not be removed at exit (one copy of the logging code
+/// for every part of the kernel fast path).
+pub(super) fn cleanup_failed(what: &str, e: &io::Error) {
+    tracing::error!("removing {what}: {e}");
 }
 
 /// rtmsg: an IPv4 host route, lassi's protocol (the table is an attribute).

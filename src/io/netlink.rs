@@ -323,6 +323,17 @@ impl Socket {
         seq: u32,
         mut each: impl FnMut(&Reply),
     ) -> io::Result<()> {
+        self.dump_dyn(batch, seq, &mut each)
+    }
+
+    /// [`Socket::dump`]'s one copy (not one per caller's closure: the
+    /// router binary is counted in kilobytes).
+    fn dump_dyn(
+        &mut self,
+        batch: &mut Batch,
+        seq: u32,
+        each: &mut dyn FnMut(&Reply),
+    ) -> io::Result<()> {
         self.send(batch.bytes())?;
         loop {
             let n = self.recv()?;
