@@ -177,7 +177,7 @@ pub fn egress_program(map: &SessionMap, shaper: i32) -> Vec<u64> {
     bpf::assemble(
         &[EGRESS_START, &LOOKUP, EGRESS_COUNT, CLASSIFY_OR_NOT],
         &[shaper],
-        map,
+        map.fd(),
     )
 }
 
@@ -237,7 +237,7 @@ pub fn ingress_program(map: &SessionMap, guests: Ipv4Net, mark: u32) -> Vec<u64>
     bpf::assemble(
         &[INGRESS_START, &LOOKUP, INGRESS_CHECK, CLASSIFY_OR_NOT],
         &params,
-        map,
+        map.fd(),
     )
 }
 
@@ -504,6 +504,21 @@ mod tests {
         f
     }
 
+    /// A map in the running kernel (these tests need root, as CI has).
+    /// None only where there is no `bpf(2)` at all: qemu's user-mode
+    /// emulation, which runs the unit tests for router CPUs
+    /// (`tests/cross-test`); the native run covers these.
+    fn kernel_map(max_entries: u32) -> Option<SessionMap> {
+        match SessionMap::create(max_entries) {
+            Ok(m) => Some(m),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                eprintln!("no bpf(2) here (qemu user mode?): not run");
+                None
+            }
+            Err(e) => panic!("bpf map (run as root): {e}"),
+        }
+    }
+
     const GUEST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 7];
     const WEB: [u8; 4] = [198, 51, 100, 10];
     const SHAPER: i32 = 99;
@@ -527,7 +542,9 @@ mod tests {
     /// Needs CAP_BPF (root), as CI has; the kernel verifies and runs it.
     #[test]
     fn the_egress_program_counts_every_segment_with_its_headers_and_nothing_else() {
-        let map = SessionMap::create(16).expect("bpf map (run as root)");
+        let Some(map) = kernel_map(16) else {
+            return;
+        };
         let prog = Program::load(bpf::PROG_TYPE_SCHED_CLS, &egress_program(&map, SHAPER))
             .expect("verifier");
         let guest = Ipv4Addr::new(10, 1, 0, 7);
@@ -572,7 +589,9 @@ mod tests {
 
     #[test]
     fn a_shaped_sessions_packets_get_its_class_and_match_uncounted() {
-        let map = SessionMap::create(16).expect("bpf map (run as root)");
+        let Some(map) = kernel_map(16) else {
+            return;
+        };
         let egress = Program::load(bpf::PROG_TYPE_SCHED_CLS, &egress_program(&map, SHAPER))
             .expect("verifier");
         let code = ingress_program(&map, GUESTS.parse().unwrap(), MARK);
@@ -607,7 +626,9 @@ mod tests {
 
     #[test]
     fn a_batch_read_returns_every_element_across_batches() {
-        let map = SessionMap::create(2048).expect("bpf map (run as root)");
+        let Some(map) = kernel_map(2048) else {
+            return;
+        };
         let v = session_value(MacAddr([0; 6]), 0, 0);
         for i in 0..1300u32 {
             map.put(Ipv4Addr::from(0x0a00_0000 + i), &v).unwrap();
